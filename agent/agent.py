@@ -1,0 +1,293 @@
+"""The agent process: the I/O shell around :class:`agent.state.AgentState`.
+
+It registers with the control plane, keeps its lease alive, receives its
+desired state as a server stream, and carries out the state machine's
+instructions: fetch artifacts, start and stop instances (in worker threads),
+update forwarding routes and report status. It also serves the data plane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from typing import Any, Callable
+
+import grpc
+
+from agent.artifacts import ArtifactCache
+from agent.codec import Signature
+from agent.config import AgentConfig
+from agent.dataplane import DataPlaneServicer
+from agent.forwarder import Router
+from agent.runtime import ComponentInstance, FunctionRef, HostFunc, Runtime
+from agent.state import (
+    AgentState, ArtifactFailed, ArtifactFetched, DesiredChanged, Event, Fetch, Instruction, InstanceFailed,
+    InstanceStarted, InstanceStopped, Key, Report, Route, Start, Stop,
+)
+from neon import __version__, log
+from neon._proto import control_pb2, control_pb2_grpc, dataplane_pb2_grpc
+from neon.errors import ComponentError, NeonGridError, NotRunning
+from neon.model import ComponentAssignment, InstanceReport
+from neon.rpc import CHANNEL_OPTIONS, create_server, mark_serving
+from neon.wire import assignment_from_proto, report_to_proto
+
+_log = log.get("neon.agent")
+
+
+class _Slot:
+    """A running instance and how to rebuild it after a trap."""
+
+    def __init__(self, instance: ComponentInstance, spec: ComponentAssignment,
+                 build: Callable[[], ComponentInstance]) -> None:
+        self.instance = instance
+        self.spec = spec
+        self.build = build
+        self.lock = threading.Lock()
+
+
+class Agent:
+    """One agent; ``await start()``, then ``await stop()``."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.state = AgentState()
+        self.runtime = Runtime(config.cache_dir or config.data_dir / "compiled")
+        self.artifacts = ArtifactCache(config.data_dir / "artifacts")
+        self.router = Router(config.name, config.call_timeout)
+        self._slots: dict[Key, _Slot] = {}
+        self._slots_lock = threading.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._report: tuple[InstanceReport, ...] = ()
+        self._report_dirty = asyncio.Event()
+        self._registered = asyncio.Event()
+        self.server: grpc.aio.Server | None = None
+        self.channel: grpc.aio.Channel | None = None
+        self.address = ""
+
+    # ---------------------------------------------------------- lifecycle --
+
+    async def start(self) -> None:
+        def register(server: grpc.aio.Server) -> None:
+            dataplane_pb2_grpc.add_DataPlaneServicer_to_server(DataPlaneServicer(self), server)
+
+        self.server, port = create_server(self.config.listen, register, ["neon.v1.DataPlane"])
+        await self.server.start()
+        await mark_serving(self.server)
+        host = self.config.listen.rsplit(":", 1)[0]
+        self.address = self.config.advertise or f"{host}:{port}"
+        self.channel = grpc.aio.insecure_channel(self.config.control, options=CHANNEL_OPTIONS)
+        self.control = control_pb2_grpc.AgentControlStub(self.channel)
+        self._spawn(self._session(), "session")
+        self._spawn(self._reporter(), "reporter")
+        _log.info("agent started", dataplane=self.address, control=self.config.control, labels=self.config.labels)
+
+    async def wait_registered(self, timeout: float) -> None:
+        await asyncio.wait_for(self._registered.wait(), timeout)
+
+    async def stop(self, grace: float = 2.0) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.server is not None:
+            await self.server.stop(grace)
+        if self.channel is not None:
+            await self.channel.close()
+        self.router.close()
+        with self._slots_lock:
+            self._slots.clear()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------ control plane --
+
+    async def _session(self) -> None:
+        """Register, heartbeat and watch; start over whenever the connection or the lease is lost."""
+        backoff = 0.2
+        while True:
+            heartbeat: asyncio.Task[Any] | None = None
+            try:
+                reply = await self.control.Register(control_pb2.RegisterRequest(
+                    name=self.config.name, labels=self.config.labels, dataplane_address=self.address,
+                    memory_bytes=self.config.memory_bytes, instance_slots=self.config.instance_slots,
+                    version=__version__,
+                ), timeout=10)
+                backoff = 0.2
+                _log.info("registered", lease=f"{reply.lease_id:x}", ttl=reply.lease_ttl_seconds)
+                watch = self.control.WatchAssignments(control_pb2.WatchAssignmentsRequest(name=self.config.name))
+                heartbeat = asyncio.create_task(self._heartbeat(reply.lease_id, reply.lease_ttl_seconds, watch))
+                self._registered.set()
+                self._report_dirty.set()  # the new lease starts without our status
+                async for snapshot in watch:
+                    assignments = tuple(assignment_from_proto(a) for a in snapshot.assignments)
+                    _log.info("desired state", revision=snapshot.revision,
+                              apps=[a.app for a in assignments])
+                    self._feed(DesiredChanged(assignments))
+                _log.warning("assignment stream ended; reconnecting")
+            except asyncio.CancelledError:
+                if heartbeat is not None and heartbeat.done() and not heartbeat.cancelled():
+                    _log.warning("lease lost; registering again")
+                else:
+                    raise
+            except grpc.aio.AioRpcError as err:
+                if err.code() != grpc.StatusCode.CANCELLED:
+                    _log.warning("control plane unreachable; retrying", error=err.details(),
+                                 code=err.code().name, backoff=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                if heartbeat is not None:
+                    heartbeat.cancel()
+
+    async def _heartbeat(self, lease_id: int, ttl: int, watch: Any) -> None:
+        interval = max(ttl / 3.0, 0.5)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.control.Heartbeat(control_pb2.HeartbeatRequest(name=self.config.name, lease_id=lease_id),
+                                             timeout=interval)
+            except grpc.aio.AioRpcError as err:
+                _log.warning("heartbeat failed", code=err.code().name, error=err.details())
+                if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE):
+                    watch.cancel()  # ends the session loop's stream; it registers again
+                    return
+
+    async def _reporter(self) -> None:
+        while True:
+            await self._report_dirty.wait()
+            self._report_dirty.clear()
+            report = control_pb2.StatusReport(node=self.config.name,
+                                              instances=[report_to_proto(r) for r in self._report])
+            try:
+                await self.control.ReportStatus(report, timeout=10)
+            except grpc.aio.AioRpcError as err:
+                _log.warning("status report failed; will resend", code=err.code().name, error=err.details())
+                await asyncio.sleep(1.0)
+                self._report_dirty.set()
+
+    # ---------------------------------------------------- state machine --
+
+    def _feed(self, event: Event) -> None:
+        for instruction in self.state.handle(event):
+            self._execute(instruction)
+
+    def _feed_soon(self, event: Event) -> None:
+        asyncio.get_running_loop().call_soon(self._feed, event)
+
+    def _execute(self, ins: Instruction) -> None:
+        if isinstance(ins, Fetch):
+            self._spawn(self._fetch(ins.digest), f"fetch {ins.digest[:19]}")
+        elif isinstance(ins, Start):
+            self._spawn(self._start(ins.key, ins.spec), f"start {ins.key}")
+        elif isinstance(ins, Stop):
+            with self._slots_lock:
+                slot = self._slots.pop(ins.key, None)
+            if slot is not None:
+                _log.info("instance stopped", app=ins.key[0], component=ins.key[1])
+            self._feed_soon(InstanceStopped(ins.key))
+        elif isinstance(ins, Route):
+            self.router.set_routes(ins.app, ins.component, ins.endpoints)
+        elif isinstance(ins, Report):
+            if ins.instances != self._report:
+                self._report = ins.instances
+                self._report_dirty.set()
+
+    async def _fetch(self, digest: str) -> None:
+        try:
+            if not await asyncio.to_thread(self.artifacts.verified, digest):
+                stream = self.control.FetchArtifact(control_pb2.FetchArtifactRequest(digest=digest), timeout=300)
+
+                async def chunks() -> Any:
+                    async for chunk in stream:
+                        yield chunk.data
+
+                await self.artifacts.store(digest, chunks())
+                _log.info("artifact fetched", artifact=digest)
+        except grpc.aio.AioRpcError as err:
+            self._feed(ArtifactFailed(digest, f"fetch failed: {err.details()}"))
+        except NeonGridError as err:
+            self._feed(ArtifactFailed(digest, err.message))
+        else:
+            self._feed(ArtifactFetched(digest))
+
+    async def _start(self, key: Key, spec: ComponentAssignment) -> None:
+        app, name = key
+
+        def build() -> ComponentInstance:
+            component = self.runtime.load(spec.artifact, self.artifacts.path(spec.artifact))
+            imports = self._link(app, name, spec, component)
+            return ComponentInstance(self.runtime, component, f"{app}/{name}", imports)
+
+        try:
+            instance = await asyncio.to_thread(build)
+        except NeonGridError as err:
+            _log.warning("instance failed to start", app=app, component=name, error=err.message)
+            self._feed(InstanceFailed(key, spec, err.message))
+            return
+        except Exception as err:  # noqa: BLE001 - any failure is reported, never crashes the agent
+            _log.exception("instance failed to start", app=app, component=name)
+            self._feed(InstanceFailed(key, spec, f"{type(err).__name__}: {err}"))
+            return
+        with self._slots_lock:
+            self._slots[key] = _Slot(instance, spec, build)
+        _log.info("instance running", app=app, component=name, artifact=spec.artifact)
+        self._feed(InstanceStarted(key, spec))
+
+    def _link(self, app: str, name: str, spec: ComponentAssignment, component: Any) -> dict[str, dict[str, HostFunc]]:
+        """Host functions for every non-WASI import: local calls or gRPC forwarders."""
+        needed = self.runtime.imports(component)
+        bindings = {b.import_name: b for b in spec.imports}
+        for import_name in bindings:
+            if import_name not in needed:
+                have = ", ".join(sorted(needed)) or "none besides WASI"
+                raise ComponentError(f"{app}/{name} is linked on {import_name}, which it does not import "
+                                     f"(its imports: {have})", component=name, import_name=import_name)
+        linked: dict[str, dict[str, HostFunc]] = {}
+        for iface, funcs in sorted(needed.items()):
+            binding = bindings.get(iface)
+            if binding is None:
+                raise ComponentError(
+                    f"{app}/{name} imports {iface or 'root functions'}, but no link satisfies it; add to spec.links: "
+                    f"{{importer: {name}, import: {iface}, exporter: <component>}}", component=name, import_name=iface)
+            table: dict[str, HostFunc] = {}
+            for fname, fty in funcs.items():
+                if binding.local:
+                    table[fname] = self._local_call(app, binding.component, FunctionRef(iface, fname))
+                else:
+                    sig = Signature.of(fty, f"{iface}#{fname}")
+                    table[fname] = self.router.forwarder(app, binding.component, iface, fname, sig)
+            linked[iface] = table
+        return linked
+
+    def _local_call(self, app: str, exporter: str, ref: FunctionRef) -> HostFunc:
+        def call(*args: Any) -> Any:
+            return self.call(app, exporter, ref, list(args))
+        return call
+
+    # ---------------------------------------------------------- serving --
+
+    def _slot(self, app: str, component: str) -> _Slot:
+        with self._slots_lock:
+            slot = self._slots.get((app, component))
+        if slot is None:
+            raise NotRunning(f"{app}/{component} is not running on node {self.config.name}", app=app,
+                             component=component, node=self.config.name)
+        return slot
+
+    def instance(self, app: str, component: str) -> ComponentInstance:
+        return self._slot(app, component).instance
+
+    def call(self, app: str, component: str, ref: FunctionRef, args: list[Any]) -> Any:
+        """Call into a running instance (from a worker thread); a trapped instance is rebuilt first."""
+        slot = self._slot(app, component)
+        if slot.instance.poisoned:
+            with slot.lock:
+                if slot.instance.poisoned:
+                    _log.warning("replacing trapped instance", app=app, component=component)
+                    slot.instance = slot.build()
+        return slot.instance.call(ref, args)

@@ -1,0 +1,45 @@
+"""Agent configuration: a frozen dataclass with documented defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Settings of one agent process.
+
+    Attributes:
+        name: Node name, a lowercase DNS label unique in the cluster.
+        control: The control plane's gRPC address.
+        labels: Node labels that placement selects on, e.g. ``{"tier": "edge"}``.
+        listen: Data-plane listen address; port 0 picks a free port.
+        advertise: Address other agents dial for this node's data plane
+            (default: the listen host and the bound port).
+        data_dir: Artifacts (and by default the compiled-artifact cache) live here.
+        cache_dir: Compiled-artifact cache; several agents on one machine may share it
+            (default ``<data_dir>/compiled``).
+        memory_bytes: Memory offered to components (default: the machine's).
+        instance_slots: How many instances this node accepts.
+        call_timeout: Default deadline, in seconds, of a forwarded call.
+    """
+
+    name: str
+    control: str = "127.0.0.1:7400"
+    labels: dict[str, str] = field(default_factory=dict)
+    listen: str = "127.0.0.1:0"
+    advertise: str = ""
+    data_dir: Path = Path(".neon/agent")
+    cache_dir: Path | None = None
+    memory_bytes: int = field(default_factory=_memory_bytes)
+    instance_slots: int = 64
+    call_timeout: float = 10.0

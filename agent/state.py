@@ -1,0 +1,226 @@
+"""The agent's decisions, with no I/O: events in, instructions out.
+
+The shell (:mod:`agent.agent`) feeds events (a new desired state from the
+control plane, an artifact fetched, an instance started or failed) to
+:meth:`AgentState.handle` and carries out the instructions it returns.
+Tests assert exact instruction lists.
+
+Order on a node: an instance starts once its artifact is on disk and every
+exporter it is linked to *locally* is running here; remote links only need a
+route, which is updated in place whenever the exporter moves.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Union
+
+from neon.model import Assignment, ComponentAssignment, InstanceReport
+
+Key = tuple[str, str]  # (app, component)
+
+_ids = itertools.count(1)
+
+
+# ------------------------------------------------------------------ events --
+
+@dataclass(frozen=True)
+class DesiredChanged:
+    assignments: tuple[Assignment, ...]
+    id: int = field(default_factory=lambda: next(_ids))
+
+
+@dataclass(frozen=True)
+class ArtifactFetched:
+    digest: str
+    id: int = field(default_factory=lambda: next(_ids))
+
+
+@dataclass(frozen=True)
+class ArtifactFailed:
+    digest: str
+    reason: str
+    id: int = field(default_factory=lambda: next(_ids))
+
+
+@dataclass(frozen=True)
+class InstanceStarted:
+    key: Key
+    spec: ComponentAssignment
+    id: int = field(default_factory=lambda: next(_ids))
+
+
+@dataclass(frozen=True)
+class InstanceFailed:
+    key: Key
+    spec: ComponentAssignment
+    reason: str
+    id: int = field(default_factory=lambda: next(_ids))
+
+
+@dataclass(frozen=True)
+class InstanceStopped:
+    key: Key
+    id: int = field(default_factory=lambda: next(_ids))
+
+
+Event = Union[DesiredChanged, ArtifactFetched, ArtifactFailed, InstanceStarted, InstanceFailed, InstanceStopped]
+
+
+# ------------------------------------------------------------ instructions --
+
+@dataclass(frozen=True)
+class Fetch:
+    digest: str
+
+
+@dataclass(frozen=True)
+class Start:
+    key: Key
+    spec: ComponentAssignment
+
+
+@dataclass(frozen=True)
+class Stop:
+    key: Key
+
+
+@dataclass(frozen=True)
+class Route:
+    """Send calls for (app, component) to these data-plane endpoints."""
+
+    app: str
+    component: str
+    endpoints: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Report:
+    instances: tuple[InstanceReport, ...]
+
+
+Instruction = Union[Fetch, Start, Stop, Route, Report]
+
+
+# ------------------------------------------------------------------- state --
+
+@dataclass
+class _Instance:
+    spec: ComponentAssignment
+    phase: str  # Fetching, Waiting, Starting, Running, Failed, Stopping
+    reason: str = ""
+
+
+class AgentState:
+    """What the agent wants and what it has."""
+
+    def __init__(self, log_size: int = 1000) -> None:
+        self.desired: dict[Key, ComponentAssignment] = {}
+        self.generations: dict[str, int] = {}
+        self.instances: dict[Key, _Instance] = {}
+        self.artifacts: dict[str, str] = {}  # digest -> fetching | ready | failed
+        self.artifact_errors: dict[str, str] = {}
+        self.routes: dict[tuple[str, str], tuple[str, ...]] = {}
+        self.log: deque[tuple[int, str, list[str]]] = deque(maxlen=log_size)
+
+    def handle(self, event: Event) -> list[Instruction]:
+        """Apply one event; return what the shell must do, in order."""
+        out: list[Instruction] = []
+        if isinstance(event, DesiredChanged):
+            self._desired_changed(event, out)
+        elif isinstance(event, ArtifactFetched):
+            self.artifacts[event.digest] = "ready"
+        elif isinstance(event, ArtifactFailed):
+            self.artifacts[event.digest] = "failed"
+            self.artifact_errors[event.digest] = event.reason
+        elif isinstance(event, InstanceStarted):
+            inst = self.instances.get(event.key)
+            if inst is not None and inst.spec == event.spec and inst.phase == "Starting":
+                inst.phase, inst.reason = "Running", ""
+            elif inst is None or inst.spec != event.spec:
+                out.append(Stop(event.key))  # started after it stopped being wanted
+        elif isinstance(event, InstanceFailed):
+            inst = self.instances.get(event.key)
+            if inst is not None and inst.spec == event.spec:
+                inst.phase, inst.reason = "Failed", event.reason
+        elif isinstance(event, InstanceStopped):
+            inst = self.instances.get(event.key)
+            if inst is not None and inst.phase == "Stopping":
+                del self.instances[event.key]
+        self._converge(out)
+        out.append(Report(self.report()))
+        self.log.append((event.id, type(event).__name__, [type(i).__name__ for i in out]))
+        return out
+
+    def _desired_changed(self, event: DesiredChanged, out: list[Instruction]) -> None:
+        for digest in [d for d, status in self.artifacts.items() if status == "failed"]:
+            del self.artifacts[digest]  # a new desired state retries failed fetches
+        self.desired = {}
+        self.generations = {}
+        for assignment in event.assignments:
+            self.generations[assignment.app] = assignment.generation
+            for comp in assignment.components:
+                self.desired[(assignment.app, comp.name)] = comp
+        wanted_routes: dict[tuple[str, str], tuple[str, ...]] = {}
+        for (app, _), comp in sorted(self.desired.items()):
+            for binding in comp.imports:
+                if not binding.local:
+                    wanted_routes[(app, binding.component)] = binding.endpoints
+        for (app, exporter), endpoints in sorted(wanted_routes.items()):
+            if self.routes.get((app, exporter)) != endpoints:
+                out.append(Route(app, exporter, endpoints))
+        for app, exporter in sorted(set(self.routes) - set(wanted_routes)):
+            out.append(Route(app, exporter, ()))
+        self.routes = wanted_routes
+        for key, inst in sorted(self.instances.items()):
+            want = self.desired.get(key)
+            if inst.phase == "Stopping":
+                continue
+            if want is None or want.shape() != inst.spec.shape() or inst.phase == "Failed":
+                if inst.phase in ("Starting", "Running", "Failed"):
+                    inst.phase = "Stopping"
+                    out.append(Stop(key))
+                else:  # Fetching / Waiting: nothing runs yet
+                    del self.instances[key]
+            else:
+                inst.spec = want  # same shape: endpoints may differ, routes handle that
+
+    def _converge(self, out: list[Instruction]) -> None:
+        for key, want in sorted(self.desired.items()):
+            inst = self.instances.get(key)
+            if inst is not None and inst.phase in ("Starting", "Running", "Failed", "Stopping"):
+                continue
+            status = self.artifacts.get(want.artifact)
+            if status is None:
+                self.artifacts[want.artifact] = "fetching"
+                out.append(Fetch(want.artifact))
+                status = "fetching"
+            if status == "fetching":
+                self.instances[key] = _Instance(want, "Fetching", f"fetching {want.artifact[:19]}")
+                continue
+            if status == "failed":
+                self.instances[key] = _Instance(want, "Failed", self.artifact_errors.get(want.artifact, "fetch failed"))
+                continue
+            blocked = [b.component for b in want.imports if b.local and not self._running((key[0], b.component))]
+            if blocked:
+                self.instances[key] = _Instance(want, "Waiting", f"waiting for local {', '.join(blocked)}")
+                continue
+            self.instances[key] = _Instance(want, "Starting")
+            out.append(Start(key, want))
+
+    def _running(self, key: Key) -> bool:
+        inst = self.instances.get(key)
+        return inst is not None and inst.phase == "Running"
+
+    def report(self) -> tuple[InstanceReport, ...]:
+        """The instances as the control plane should see them."""
+        reports = []
+        for (app, comp), inst in sorted(self.instances.items()):
+            if inst.phase == "Stopping" and (app, comp) not in self.desired:
+                continue
+            state = {"Running": "Running", "Failed": "Failed"}.get(inst.phase, "Starting")
+            reports.append(InstanceReport(app=app, component=comp, artifact=inst.spec.artifact, state=state,
+                                          reason=inst.reason, generation=self.generations.get(app, 0)))
+        return tuple(reports)

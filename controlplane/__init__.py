@@ -1,0 +1,2 @@
+"""The Neon Grid control plane: stores applications in etcd, places their
+components on agents, and pushes each agent its slice of the graph."""

@@ -1,0 +1,27 @@
+"""Control-plane configuration: a frozen dataclass with documented defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ControlPlaneConfig:
+    """Settings of one control-plane process.
+
+    Attributes:
+        etcd: etcd client URL, e.g. ``http://127.0.0.1:2379``.
+        listen: gRPC listen address; port 0 picks a free port.
+        data_dir: Where artifact blobs are kept.
+        node_ttl: Seconds an agent's lease lives without a heartbeat.
+        resync_interval: Seconds between full reconciles even when nothing changed.
+        invoke_timeout: Default deadline, in seconds, of a user's invoke.
+    """
+
+    etcd: str = "http://127.0.0.1:2379"
+    listen: str = "127.0.0.1:7400"
+    data_dir: Path = Path(".neon/controlplane")
+    node_ttl: int = 10
+    resync_interval: float = 10.0
+    invoke_timeout: float = 30.0

@@ -1,0 +1,200 @@
+"""The control-plane process: gRPC servers, the reconcile loop, and etcd."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from typing import Any
+
+import grpc
+
+from neon import log
+from neon._proto import control_pb2_grpc, dataplane_pb2, dataplane_pb2_grpc
+from neon.errors import NotFound, NotRunning, from_rpc_error
+from neon.model import Event, InstanceReport, NodeInfo
+from neon.rpc import CHANNEL_OPTIONS, create_server, mark_serving
+
+from controlplane.artifacts import BlobStore
+from controlplane.config import ControlPlaneConfig
+from controlplane.events import new_event
+from controlplane.reconciler import plan
+from controlplane.store import APPS, NODES, Store
+
+_log = log.get("neon.controlplane")
+
+
+class ControlPlane:
+    """Owns the store, the blob store and the reconcile loop."""
+
+    def __init__(self, config: ControlPlaneConfig) -> None:
+        self.config = config
+        self.store = Store(config.etcd)
+        self.blobs = BlobStore(config.data_dir / "blobs")
+        self.server: grpc.aio.Server | None = None
+        self.port = 0
+        self._dirty = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._known_nodes: set[str] | None = None
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._rr = itertools.count()
+        self._last_reports: dict[str, dict[tuple[str, str], InstanceReport]] = {}
+
+    @property
+    def address(self) -> str:
+        host = self.config.listen.rsplit(":", 1)[0]
+        return f"{host}:{self.port}"
+
+    async def start(self) -> None:
+        from controlplane.agent_service import AgentServicer
+        from controlplane.service import ControlServicer
+
+        await self.store.connect()
+
+        def register(server: grpc.aio.Server) -> None:
+            control_pb2_grpc.add_ControlServicer_to_server(ControlServicer(self), server)
+            control_pb2_grpc.add_AgentControlServicer_to_server(AgentServicer(self), server)
+
+        self.server, self.port = create_server(
+            self.config.listen, register, ["neon.v1.Control", "neon.v1.AgentControl"]
+        )
+        await self.server.start()
+        await mark_serving(self.server)
+        self._tasks = [
+            asyncio.create_task(self._reconcile_loop(), name="reconcile"),
+            asyncio.create_task(self._watch(APPS), name="watch-apps"),
+            asyncio.create_task(self._watch(NODES), name="watch-nodes"),
+        ]
+        self.mark_dirty()
+        _log.info("control plane serving", address=self.address, etcd=self.config.etcd)
+
+    async def stop(self, grace: float = 2.0) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.server is not None:
+            await self.server.stop(grace)
+        for channel in self._channels.values():
+            await channel.close()
+        await self.store.close()
+
+    # ------------------------------------------------------- reconcile --
+
+    def mark_dirty(self) -> None:
+        self._dirty.set()
+
+    async def _watch(self, prefix: bytes) -> None:
+        while True:
+            try:
+                watch = await self.store.watch_prefix(prefix)
+                async for _ in watch:
+                    self.mark_dirty()
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # noqa: BLE001 - etcd hiccups: log, back off, watch again
+                _log.warning("watch failed; retrying", prefix=prefix.decode(), error=str(err))
+                self.mark_dirty()
+                await asyncio.sleep(1.0)
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._dirty.wait(), timeout=self.config.resync_interval)
+            self._dirty.clear()
+            await asyncio.sleep(0.02)  # coalesce bursts of changes
+            try:
+                await self.reconcile_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # noqa: BLE001 - keep reconciling; the next pass retries
+                _log.exception("reconcile failed", error=str(err))
+                await asyncio.sleep(0.5)
+                self.mark_dirty()
+
+    async def reconcile_once(self) -> None:
+        """Reflect etcd into the model, plan, and write each changed application back."""
+        world = await self.store.read_world()
+        await self._note_node_changes(set(world.nodes))
+        plans, orphans = plan(world)
+        for app_plan in plans:
+            if not app_plan.changed:
+                continue
+            record = world.apps[app_plan.app]
+            if not await self.store.write_plan(app_plan, record):
+                self.mark_dirty()  # the app changed under us; the next pass sees it
+                continue
+            for name, decision in app_plan.placement.components.items():
+                before = world.placements.get(app_plan.app, {}).get(name, ())
+                if tuple(decision.nodes) != tuple(before):
+                    where = ", ".join(decision.nodes) or "nowhere"
+                    msg = f"{name} placed on {where}" + (f" ({decision.reason})" if decision.reason else "")
+                    kind = "Placed" if decision.nodes else "Unschedulable"
+                    await self.store.record(new_event(kind, msg, app=app_plan.app, component=name))
+        for app, nodes in orphans:
+            await self.store.remove_orphan(app, nodes)
+
+    async def _note_node_changes(self, names: set[str]) -> None:
+        if self._known_nodes is not None:
+            for gone in sorted(self._known_nodes - names):
+                await self.store.record(new_event("NodeLost", f"node {gone} lost its lease", node=gone))
+        self._known_nodes = names
+
+    # ---------------------------------------------------------- status --
+
+    async def note_reports(self, node: NodeInfo, reports: list[InstanceReport]) -> None:
+        """Store an agent's report and turn its state changes into events."""
+        await self.store.put_status(node, reports)
+        before = self._last_reports.get(node.name, {})
+        now = {(r.app, r.component): r for r in reports}
+        for key, rep in sorted(now.items()):
+            old = before.get(key)
+            if old is None or (old.state, old.artifact) != (rep.state, rep.artifact):
+                msg = f"{rep.component} is {rep.state} on {node.name}" + (f": {rep.reason}" if rep.reason else "")
+                await self.store.record(new_event(f"Instance{rep.state}", msg, app=rep.app,
+                                                  component=rep.component, node=node.name))
+        for app, comp in sorted(set(before) - set(now)):
+            await self.store.record(new_event("InstanceStopped", f"{comp} stopped on {node.name}", app=app,
+                                              component=comp, node=node.name))
+        self._last_reports[node.name] = now
+
+    async def record(self, event: Event) -> None:
+        await self.store.record(event)
+
+    # ---------------------------------------------------------- invoke --
+
+    async def invoke(self, request: dataplane_pb2.InvokeRequest, timeout: float | None) -> dataplane_pb2.InvokeResponse:
+        """Relay a user's call to an agent running the component."""
+        record = await self.store.get_app(request.app)
+        if record is None:
+            raise NotFound(f"application {request.app!r} does not exist", kind="application", name=request.app)
+        try:
+            comp = record.spec.component(request.component)
+        except KeyError:
+            names = ", ".join(c.name for c in record.spec.components)
+            raise NotFound(f"application {request.app!r} has no component {request.component!r} (it has: {names})",
+                           kind="component", name=request.component) from None
+        nodes = {n.name: n for n in await self.store.list_nodes()}
+        statuses = await self.store.all_status()
+        running = sorted(
+            node for node, reps in statuses.items() if node in nodes and any(
+                r.app == request.app and r.component == comp.name and r.state == "Running"
+                and r.artifact == comp.artifact for r in reps)
+        )
+        if not running:
+            raise NotRunning(f"{request.app}/{comp.name} has no running replica yet; see `neon get app {request.app}`",
+                             app=request.app, component=comp.name)
+        node = nodes[running[next(self._rr) % len(running)]]
+        stub = dataplane_pb2_grpc.DataPlaneStub(self._channel(node.dataplane_address))
+        try:
+            return await stub.Invoke(request, timeout=timeout or self.config.invoke_timeout)
+        except grpc.aio.AioRpcError as err:
+            raise from_rpc_error(err) from None
+
+    def _channel(self, address: str) -> grpc.aio.Channel:
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            self._channels[address] = channel
+        return channel

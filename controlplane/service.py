@@ -1,0 +1,129 @@
+"""The user-facing Control service: protobuf in, domain calls, protobuf out."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, AsyncIterator
+
+import grpc
+
+from neon import log, manifest
+from neon._proto import control_pb2, control_pb2_grpc, dataplane_pb2
+from neon.errors import InvalidArgument, InvalidManifest, NotFound
+from neon.rpc import edge
+from neon.wire import application_to_proto, event_to_proto, node_to_proto
+
+from controlplane.events import new_event
+from controlplane.status import app_status
+
+if TYPE_CHECKING:
+    from controlplane.server import ControlPlane
+
+_log = log.get("neon.controlplane.api")
+
+
+class ControlServicer(control_pb2_grpc.ControlServicer):
+    def __init__(self, cp: ControlPlane) -> None:
+        self.cp = cp
+
+    @edge
+    async def ApplyApplication(self, request: control_pb2.ApplyApplicationRequest,
+                               context: grpc.aio.ServicerContext) -> control_pb2.Application:
+        spec = manifest.load(request.manifest_yaml)
+        for i, comp in enumerate(spec.components):
+            if not await self.cp.store.has_artifact(comp.artifact) or not self.cp.blobs.exists(comp.artifact):
+                raise InvalidManifest(
+                    f"spec.components[{i}].artifact {comp.artifact} ({comp.name}) has not been uploaded; "
+                    "`neon apply` uploads files named by path",
+                    field=f"spec.components[{i}].artifact",
+                )
+        record = await self.cp.store.put_app(spec)
+        await self.cp.record(new_event("Applied", f"{spec.name} generation {record.generation} applied", app=spec.name))
+        _log.info("application applied", app=spec.name, generation=record.generation)
+        self.cp.mark_dirty()
+        return await self._status(spec.name)
+
+    @edge
+    async def GetApplication(self, request: control_pb2.GetApplicationRequest,
+                             context: grpc.aio.ServicerContext) -> control_pb2.Application:
+        return await self._status(request.name)
+
+    @edge
+    async def ListApplications(self, request: control_pb2.ListApplicationsRequest,
+                               context: grpc.aio.ServicerContext) -> control_pb2.ListApplicationsResponse:
+        records = await self.cp.store.list_apps()
+        nodes = {n.name: n for n in await self.cp.store.list_nodes()}
+        reports = await self.cp.store.all_status()
+        apps = []
+        for record in sorted(records, key=lambda r: r.spec.name):
+            placement = await self.cp.store.get_placement(record.spec.name)
+            apps.append(application_to_proto(app_status(record, placement, reports, nodes)))
+        return control_pb2.ListApplicationsResponse(applications=apps)
+
+    @edge
+    async def DeleteApplication(self, request: control_pb2.DeleteApplicationRequest,
+                                context: grpc.aio.ServicerContext) -> control_pb2.DeleteApplicationResponse:
+        if not await self.cp.store.delete_app(request.name):
+            raise NotFound(f"application {request.name!r} does not exist", kind="application", name=request.name)
+        await self.cp.record(new_event("Deleted", f"{request.name} deleted", app=request.name))
+        self.cp.mark_dirty()
+        return control_pb2.DeleteApplicationResponse()
+
+    @edge
+    async def ListNodes(self, request: control_pb2.ListNodesRequest,
+                        context: grpc.aio.ServicerContext) -> control_pb2.ListNodesResponse:
+        reports = await self.cp.store.all_status()
+        nodes = sorted(await self.cp.store.list_nodes(), key=lambda n: n.name)
+        return control_pb2.ListNodesResponse(
+            nodes=[node_to_proto(n, "Ready", len(reports.get(n.name, []))) for n in nodes]
+        )
+
+    @edge
+    async def WatchEvents(self, request: control_pb2.WatchEventsRequest,
+                          context: grpc.aio.ServicerContext) -> AsyncIterator[control_pb2.Event]:
+        if request.history < 0:
+            raise InvalidArgument("history must be >= 0", field="history")
+        revision, past = await self.cp.store.recent_events(10_000 if request.app else (request.history or 50))
+        if request.app:
+            past = [e for e in past if e.app == request.app][-(request.history or 50):]
+        for event in past:
+            yield event_to_proto(event)
+        if request.no_follow:
+            return
+        async for event in self.cp.store.watch_events(revision + 1):
+            if not request.app or event.app == request.app:
+                yield event_to_proto(event)
+
+    @edge
+    async def Invoke(self, request: dataplane_pb2.InvokeRequest,
+                     context: grpc.aio.ServicerContext) -> dataplane_pb2.InvokeResponse:
+        remaining = context.time_remaining()
+        return await self.cp.invoke(request, remaining)
+
+    @edge
+    async def UploadArtifact(self, request_iterator: AsyncIterator[control_pb2.ArtifactChunk],
+                             context: grpc.aio.ServicerContext) -> control_pb2.ArtifactRef:
+        first: dict[str, str] = {}
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async for chunk in request_iterator:
+                if not first:
+                    first.update(name=chunk.name or "artifact", digest=chunk.digest)
+                yield chunk.data
+
+        # The expected digest is only known after the first chunk; check it after writing.
+        digest, size = await self.cp.blobs.write(chunks())
+        name = first.get("name", "artifact")
+        if first.get("digest") and first["digest"] != digest:
+            raise InvalidArgument(f"upload of {name} does not match its announced digest {first['digest']}",
+                                  field="digest")
+        await self.cp.store.put_artifact(digest, name, size)
+        _log.info("artifact stored", digest=digest, size=size, artifact_name=name)
+        return control_pb2.ArtifactRef(digest=digest, size=size, name=name)
+
+    async def _status(self, name: str) -> control_pb2.Application:
+        record = await self.cp.store.get_app(name)
+        if record is None:
+            raise NotFound(f"application {name!r} does not exist", kind="application", name=name)
+        placement = await self.cp.store.get_placement(name)
+        nodes = {n.name: n for n in await self.cp.store.list_nodes()}
+        return application_to_proto(app_status(record, placement, await self.cp.store.all_status(), nodes))

@@ -1,0 +1,116 @@
+"""Application status, computed from stored state with no I/O.
+
+Status is derived on every read from the desired state (spec, placement) and
+the actual state the agents report, so it is true from the first second: a
+component nobody placed is Pending or Unschedulable, a placed one is Starting
+until its agent says Running, and a node that vanished takes its replicas with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from neon.model import InstanceReport, NodeInfo
+
+from controlplane.reconciler import AppRecord
+
+
+def app_status(
+    record: AppRecord,
+    placement: Mapping[str, Any] | None,
+    reports: Mapping[str, list[InstanceReport]],
+    nodes: Mapping[str, NodeInfo],
+) -> dict[str, Any]:
+    """The ``neon.v1.Application`` message for one application, as a dict."""
+    spec = record.spec
+    placed = (placement or {}).get("components", {})
+    current_placement = placement is not None and placement.get("generation") == record.generation
+    by_instance: dict[tuple[str, str], InstanceReport] = {}
+    for node, node_reports in reports.items():
+        for rep in node_reports:
+            if rep.app == spec.name:
+                by_instance[(node, rep.component)] = rep
+
+    components = []
+    phases: list[str] = []
+    reasons: list[str] = []
+    for comp in spec.components:
+        decision = placed.get(comp.name, {})
+        replicas = []
+        ready = 0
+        for node in decision.get("nodes", []):
+            rep = by_instance.get((node, comp.name))
+            if node not in nodes:
+                state, why = "Lost", f"node {node} is gone"
+            elif rep is None or rep.artifact != comp.artifact:
+                state, why = "Starting", "waiting for the agent"
+            else:
+                state, why = rep.state, rep.reason
+            if state == "Running":
+                ready += 1
+            replicas.append({"node": node, "state": state, "reason": why})
+        reason = decision.get("reason", "")
+        failed = [r for r in replicas if r["state"] == "Failed"]
+        if not decision:
+            phase = "Pending"
+            reason = "not placed yet"
+        elif not decision.get("nodes"):
+            phase = "Unschedulable"
+        elif failed:
+            phase = "Failed"
+            reason = reason or f"{failed[0]['node']}: {failed[0]['reason']}"
+        elif ready >= comp.replicas:
+            phase = "Running"
+        elif ready > 0:
+            phase = "Degraded"
+        else:
+            phase = "Pending"
+            reason = reason or "starting"
+        phases.append(phase)
+        if reason:
+            reasons.append(f"{comp.name}: {reason}")
+        components.append({
+            "name": comp.name,
+            "artifact": comp.artifact,
+            "desired_replicas": comp.replicas,
+            "ready_replicas": ready,
+            "replicas": replicas,
+            "reason": reason,
+        })
+
+    links = []
+    for link in spec.links:
+        exporter_nodes = placed.get(link.exporter, {}).get("nodes", [])
+        routes = []
+        for node in placed.get(link.importer, {}).get("nodes", []):
+            local = node in exporter_nodes
+            routes.append({
+                "node": node,
+                "mode": "local" if local else "remote",
+                "targets": [node] if local else list(exporter_nodes),
+            })
+        links.append({"importer": link.importer, "import": link.import_name, "exporter": link.exporter,
+                      "routes": routes})
+
+    for candidate in ("Failed", "Unschedulable", "Pending", "Degraded"):
+        if candidate in phases:
+            phase = candidate
+            break
+    else:
+        phase = "Running"
+    if phase == "Running" and not current_placement:
+        phase = "Pending"
+        reasons.insert(0, f"generation {record.generation} not placed yet")
+    if phase == "Running" and phases.count("Running") == len(phases):
+        reasons = []
+    return {
+        "name": spec.name,
+        "generation": record.generation,
+        "phase": phase,
+        "reason": "; ".join(reasons),
+        "components": components,
+        "links": links,
+        "manifest_yaml": spec.to_yaml(),
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+    }

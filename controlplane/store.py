@@ -1,0 +1,277 @@
+"""Everything the control plane keeps, in etcd (through aetcd).
+
+Key layout (all values JSON):
+
+    /neon/apps/<app>                 {"spec": manifest, "generation", "created_at", "updated_at"}
+    /neon/nodes/<node>               NodeInfo, attached to the node's lease
+    /neon/placements/<app>           {"generation", "components": {c: {"nodes": [...], "reason": ""}}}
+    /neon/assign/<node>/<app>        Assignment: the node's slice of the app's graph
+    /neon/status/<node>              [InstanceReport, ...], attached to the node's lease
+    /neon/artifacts/<digest>         {"name", "size", "uploaded_at"}
+    /neon/events/<seq>               Event
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any, AsyncIterator
+
+import aetcd
+
+from neon import manifest
+from neon.errors import Conflict, NotFound, Unavailable
+from neon.manifest import AppSpec
+from neon.model import Event, InstanceReport, NodeInfo
+
+from controlplane.reconciler import AppPlan, AppRecord, World
+
+PREFIX = b"/neon/"
+APPS = PREFIX + b"apps/"
+NODES = PREFIX + b"nodes/"
+PLACEMENTS = PREFIX + b"placements/"
+ASSIGN = PREFIX + b"assign/"
+STATUS = PREFIX + b"status/"
+ARTIFACTS = PREFIX + b"artifacts/"
+EVENTS = PREFIX + b"events/"
+EVENT_HISTORY = 1000
+
+
+def _dump(doc: Any) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _key(prefix: bytes, *parts: str) -> bytes:
+    return prefix + "/".join(parts).encode()
+
+
+def parse_etcd_url(url: str) -> tuple[str, int]:
+    """``http://127.0.0.1:2379`` or ``127.0.0.1:2379`` -> (host, port)."""
+    rest = url.split("://", 1)[-1].rstrip("/")
+    host, _, port = rest.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"etcd endpoint must look like http://HOST:PORT, got {url!r}")
+    return host, int(port)
+
+
+class Store:
+    """Typed access to the control plane's keys."""
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        host, port = parse_etcd_url(url)
+        self.url = url
+        self.client = aetcd.Client(host=host, port=port, timeout=timeout)
+        self._event_seq = 0
+
+    async def connect(self, wait: float = 30.0) -> None:
+        """Connect, waiting up to ``wait`` seconds for etcd to answer."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                await self.client.status()
+                return
+            except Exception as err:  # noqa: BLE001 - aetcd raises several types while etcd starts
+                if time.monotonic() > deadline:
+                    raise Unavailable(f"etcd at {self.url} did not answer within {wait:.0f}s: {err}") from None
+                await asyncio.sleep(0.1)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    # -------------------------------------------------------------- apps --
+
+    async def get_app(self, name: str) -> AppRecord | None:
+        got = await self.client.get(_key(APPS, name))
+        return _app_record(got.value, got.mod_revision) if got else None
+
+    async def list_apps(self) -> list[AppRecord]:
+        return [_app_record(kv.value, kv.mod_revision) for kv in await self.client.get_prefix(APPS)]
+
+    async def put_app(self, spec: AppSpec) -> AppRecord:
+        """Create or update an application atomically; the generation grows on every change."""
+        key = _key(APPS, spec.name)
+        for _ in range(10):
+            got = await self.client.get(key)
+            now = time.time()
+            if got is None:
+                record = AppRecord(spec=spec, generation=1, created_at=now, updated_at=now)
+                compare = [self.client.transactions.version(key) == 0]
+            else:
+                old = _app_record(got.value, got.mod_revision)
+                if old.spec == spec:
+                    return old
+                record = AppRecord(spec=spec, generation=old.generation + 1, created_at=old.created_at, updated_at=now)
+                compare = [self.client.transactions.mod(key) == got.mod_revision]
+            ok, _ = await self.client.transaction(
+                compare=compare, success=[self.client.transactions.put(key, _app_doc(record))], failure=[]
+            )
+            if ok:
+                return record
+        raise Conflict(f"application {spec.name!r} kept changing while it was applied; retry", app=spec.name)
+
+    async def delete_app(self, name: str) -> bool:
+        result = await self.client.delete(_key(APPS, name))
+        return result.deleted > 0
+
+    # ------------------------------------------------------------- nodes --
+
+    async def register_node(self, node: NodeInfo, ttl: int) -> int:
+        """Store the node under a fresh lease; returns the lease id."""
+        lease = await self.client.lease(ttl)
+        info = NodeInfo(**{**node.to_dict(), "lease_id": lease.id})
+        await self.client.put(_key(NODES, node.name), _dump(info.to_dict()), lease=lease.id)
+        return int(lease.id)
+
+    async def refresh_lease(self, lease_id: int) -> int:
+        """Keep a node's lease alive; returns the TTL left, or raises NotFound if it expired."""
+        reply = await self.client.refresh_lease(lease_id)
+        if reply is None or reply.TTL <= 0:
+            raise NotFound(f"lease {lease_id:x} has expired; register again", kind="lease", name=str(lease_id))
+        return int(reply.TTL)
+
+    async def revoke_lease(self, lease_id: int) -> None:
+        """Revoke a lease, deleting what is still attached to it; an expired lease is fine."""
+        with contextlib.suppress(Exception):
+            await self.client.revoke_lease(lease_id)
+
+    async def list_nodes(self) -> list[NodeInfo]:
+        return [NodeInfo.from_dict(json.loads(kv.value)) for kv in await self.client.get_prefix(NODES)]
+
+    async def get_node(self, name: str) -> NodeInfo | None:
+        got = await self.client.get(_key(NODES, name))
+        return NodeInfo.from_dict(json.loads(got.value)) if got else None
+
+    # ------------------------------------------------ reconciler support --
+
+    async def read_world(self) -> World:
+        """Reflect the stored state into the reconciler's model."""
+        apps = {r.spec.name: r for r in await self.list_apps()}
+        nodes = {n.name: n for n in await self.list_nodes()}
+        placements: dict[str, dict[str, tuple[str, ...]]] = {}
+        for kv in await self.client.get_prefix(PLACEMENTS):
+            doc = json.loads(kv.value)
+            app = kv.key[len(PLACEMENTS):].decode()
+            placements[app] = {c: tuple(d["nodes"]) for c, d in doc["components"].items()}
+        assigned: dict[str, dict[str, dict]] = {}
+        for kv in await self.client.get_prefix(ASSIGN):
+            node, app = kv.key[len(ASSIGN):].decode().split("/", 1)
+            assigned.setdefault(app, {})[node] = json.loads(kv.value)
+        return World(apps=apps, nodes=nodes, placements=placements, assigned=assigned)
+
+    async def write_plan(self, plan: AppPlan, record: AppRecord) -> bool:
+        """Write one application's plan if the app is unchanged since it was read."""
+        tx = self.client.transactions
+        placement_doc = {
+            "generation": record.generation,
+            "components": {
+                name: {"nodes": list(d.nodes), "reason": d.reason, "desired": d.desired,
+                       "filtered": dict(d.filtered)}
+                for name, d in plan.placement.components.items()
+            },
+        }
+        ops = [tx.put(_key(PLACEMENTS, plan.app), _dump(placement_doc))]
+        ops += [tx.put(_key(ASSIGN, node, plan.app), _dump(a.to_dict())) for node, a in plan.writes.items()]
+        ops += [tx.delete(_key(ASSIGN, node, plan.app)) for node in plan.remove_from]
+        ok, _ = await self.client.transaction(
+            compare=[tx.mod(_key(APPS, plan.app)) == record.revision], success=ops, failure=[]
+        )
+        return bool(ok)
+
+    async def remove_orphan(self, app: str, nodes: frozenset[str]) -> bool:
+        """Delete what is left of a deleted application, if it was not re-created meanwhile."""
+        tx = self.client.transactions
+        ops = [tx.delete(_key(ASSIGN, node, app)) for node in sorted(nodes)]
+        ops.append(tx.delete(_key(PLACEMENTS, app)))
+        ok, _ = await self.client.transaction(compare=[tx.version(_key(APPS, app)) == 0], success=ops, failure=[])
+        return bool(ok)
+
+    async def get_placement(self, app: str) -> dict[str, Any] | None:
+        got = await self.client.get(_key(PLACEMENTS, app))
+        return json.loads(got.value) if got else None
+
+    # ------------------------------------------------------- assignments --
+
+    async def node_assignments(self, node: str) -> tuple[int, list[dict[str, Any]]]:
+        """The node's assignments and the revision they were read at."""
+        got = await self.client.get_prefix(_key(ASSIGN, node) + b"/")
+        return int(got.header.revision), [json.loads(kv.value) for kv in got]
+
+    async def watch_prefix(self, prefix: bytes, start_revision: int | None = None) -> Any:
+        return await self.client.watch_prefix(prefix, start_revision=start_revision)
+
+    # ------------------------------------------------------------ status --
+
+    async def put_status(self, node: NodeInfo, reports: list[InstanceReport]) -> None:
+        await self.client.put(
+            _key(STATUS, node.name), _dump([r.to_dict() for r in reports]), lease=node.lease_id or None
+        )
+
+    async def all_status(self) -> dict[str, list[InstanceReport]]:
+        out: dict[str, list[InstanceReport]] = {}
+        for kv in await self.client.get_prefix(STATUS):
+            out[kv.key[len(STATUS):].decode()] = [InstanceReport.from_dict(d) for d in json.loads(kv.value)]
+        return out
+
+    async def get_status(self, node: str) -> list[InstanceReport]:
+        got = await self.client.get(_key(STATUS, node))
+        return [InstanceReport.from_dict(d) for d in json.loads(got.value)] if got else []
+
+    # --------------------------------------------------------- artifacts --
+
+    async def put_artifact(self, digest: str, name: str, size: int) -> None:
+        await self.client.put(_key(ARTIFACTS, digest), _dump({"name": name, "size": size, "uploaded_at": time.time()}))
+
+    async def has_artifact(self, digest: str) -> bool:
+        return await self.client.get(_key(ARTIFACTS, digest)) is not None
+
+    # ------------------------------------------------------------ events --
+
+    async def record(self, event: Event) -> None:
+        await self.client.put(_key(EVENTS, event.id), _dump(event.to_dict()))
+        self._event_seq += 1
+        if self._event_seq % 100 == 0:
+            await self._trim_events()
+
+    async def _trim_events(self) -> None:
+        got = await self.client.get_prefix(EVENTS, keys_only=True)
+        keys = sorted(kv.key for kv in got)
+        if len(keys) > EVENT_HISTORY:
+            await self.client.delete_range(keys[0], keys[len(keys) - EVENT_HISTORY])
+
+    async def recent_events(self, limit: int) -> tuple[int, list[Event]]:
+        got = await self.client.get_prefix(EVENTS)
+        events = sorted((Event.from_dict(json.loads(kv.value)) for kv in got), key=lambda e: e.id)
+        return int(got.header.revision), events[-limit:] if limit > 0 else []
+
+    async def watch_events(self, start_revision: int) -> AsyncIterator[Event]:
+        watch = await self.client.watch_prefix(EVENTS, start_revision=start_revision)
+        try:
+            async for ev in watch:
+                if ev.kind == aetcd.rtypes.EventKind.PUT:
+                    yield Event.from_dict(json.loads(ev.kv.value))
+        finally:
+            await watch.cancel()
+
+
+def _app_doc(record: AppRecord) -> bytes:
+    return _dump({
+        "spec": record.spec.to_dict(),
+        "generation": record.generation,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+    })
+
+
+def _app_record(value: bytes, revision: int) -> AppRecord:
+    doc = json.loads(value)
+    return AppRecord(
+        spec=manifest.parse(doc["spec"]),
+        generation=int(doc["generation"]),
+        created_at=float(doc["created_at"]),
+        updated_at=float(doc["updated_at"]),
+        revision=int(revision),
+    )
+
+

@@ -1,0 +1,3 @@
+from neon.cli import main
+
+raise SystemExit(main())

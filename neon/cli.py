@@ -1,0 +1,249 @@
+"""The ``neon`` command line, in kubectl's habits.
+
+    neon dev                                  # etcd + control plane + 2 agents + the log analyzer
+    neon controlplane --etcd URL --listen ADDR
+    neon agent --control ADDR --name N --label tier=edge
+    neon apply -f app.yaml [--wait]
+    neon get apps | app NAME | nodes   [-o table|wide|json|yaml]
+    neon delete app NAME
+    neon invoke APP COMPONENT FUNCTION [JSON_ARG ...] [--lines-from FILE]
+    neon events [-w] [--app APP]
+
+Every failure prints one line saying what is wrong and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from neon import log
+from neon.errors import NeonGridError
+
+DEFAULT_CONTROL = "127.0.0.1:7400"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="neon", description="Neon Grid: WebAssembly components from cloud to edge.")
+    parser.add_argument("--control", default=os.environ.get("NEON_CONTROL", DEFAULT_CONTROL),
+                        help=f"control plane address (env NEON_CONTROL, default {DEFAULT_CONTROL})")
+    parser.add_argument("--log-level", default=os.environ.get("NEON_LOG_LEVEL", "info"))
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("controlplane", help="run a control plane")
+    p.add_argument("--etcd", default=os.environ.get("NEON_ETCD", "http://127.0.0.1:2379"), help="etcd client URL")
+    p.add_argument("--listen", default=DEFAULT_CONTROL, help="gRPC listen address (port 0: any free port)")
+    p.add_argument("--data-dir", default=".neon/controlplane", help="where artifact blobs are kept")
+    p.add_argument("--node-ttl", type=int, default=10, help="seconds an agent lease lives without heartbeats")
+    p.add_argument("--ready-file", default="", help=argparse.SUPPRESS)
+
+    p = sub.add_parser("agent", help="run an agent on this node")
+    p.add_argument("--name", required=True, help="node name (lowercase DNS label)")
+    p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="node label, repeatable")
+    p.add_argument("--listen", default="127.0.0.1:0", help="data-plane listen address")
+    p.add_argument("--advertise", default="", help="data-plane address other agents dial")
+    p.add_argument("--data-dir", default="", help="artifacts and compiled cache (default .neon/agent-NAME)")
+    p.add_argument("--cache-dir", default=os.environ.get("NEON_COMPILED_CACHE", ""),
+                   help="compiled-artifact cache, shareable between agents (default DATA_DIR/compiled)")
+    p.add_argument("--instance-slots", type=int, default=64)
+    p.add_argument("--call-timeout", type=float, default=10.0, help="deadline of forwarded calls, seconds")
+    p.add_argument("--ready-file", default="", help=argparse.SUPPRESS)
+
+    p = sub.add_parser("apply", help="apply an application manifest")
+    p.add_argument("-f", "--file", required=True, type=Path)
+    p.add_argument("--wait", action="store_true", help="wait until the application is Running")
+    p.add_argument("--timeout", type=float, default=120.0)
+
+    p = sub.add_parser("get", help="show applications or nodes")
+    p.add_argument("kind", choices=["apps", "app", "nodes"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("-o", "--output", choices=["table", "wide", "json", "yaml"], default="table")
+
+    p = sub.add_parser("delete", help="delete an application")
+    p.add_argument("kind", choices=["app"])
+    p.add_argument("name")
+
+    p = sub.add_parser("invoke", help="call an exported function of a deployed component")
+    p.add_argument("app")
+    p.add_argument("component")
+    p.add_argument("function", help="e.g. process-batch or parser.parse")
+    p.add_argument("args", nargs="*", help="one JSON value per parameter")
+    p.add_argument("--lines-from", type=Path, help="pass the file's lines as one list<string> argument")
+    p.add_argument("--timeout", type=float, default=30.0)
+
+    p = sub.add_parser("events", help="show recent events")
+    p.add_argument("-w", "--watch", action="store_true", help="keep streaming new events")
+    p.add_argument("--app", default="")
+    p.add_argument("--history", type=int, default=50)
+
+    p = sub.add_parser("dev", help="run etcd, a control plane, two agents and the log analyzer locally")
+    p.add_argument("--dir", type=Path, default=Path(".neon-dev"), help="state directory")
+    p.add_argument("--once", action="store_true", help="stop after the demo instead of waiting for Ctrl-C")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except NeonGridError as err:
+        print(f"error: {err.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "controlplane":
+        from controlplane.config import ControlPlaneConfig
+        from controlplane.main import run as run_cp
+
+        log.configure(args.log_level, service="controlplane")
+        run_cp(ControlPlaneConfig(etcd=args.etcd, listen=args.listen, data_dir=Path(args.data_dir),
+                                  node_ttl=args.node_ttl), args.ready_file)
+        return 0
+    if args.command == "agent":
+        from agent.config import AgentConfig
+        from agent.main import run as run_agent
+
+        labels = {}
+        for item in args.label:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                print(f"error: --label must be KEY=VALUE, got {item!r}", file=sys.stderr)
+                return 2
+            labels[key] = value
+        log.configure(args.log_level, service="agent", node=args.name)
+        run_agent(AgentConfig(name=args.name, control=args.control, labels=labels, listen=args.listen,
+                              advertise=args.advertise, data_dir=Path(args.data_dir or f".neon/agent-{args.name}"),
+                              cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+                              instance_slots=args.instance_slots, call_timeout=args.call_timeout),
+                  args.ready_file)
+        return 0
+    if args.command == "dev":
+        from neon.dev import run_dev
+
+        return run_dev(args.dir, once=args.once)
+
+    from neon.client import ControlClient
+
+    with ControlClient(args.control) as client:
+        if args.command == "apply":
+            app = client.apply_file(args.file)
+            print(f"application/{app.name} applied (generation {app.generation})")
+            if args.wait:
+                return _wait_running(client, app.name, args.timeout)
+            return 0
+        if args.command == "get":
+            return _get(client, args)
+        if args.command == "delete":
+            client.delete_app(args.name)
+            print(f"application/{args.name} deleted")
+            return 0
+        if args.command == "invoke":
+            values: list[Any] = []
+            for i, text in enumerate(args.args):
+                try:
+                    values.append(json.loads(text))
+                except ValueError as err:
+                    print(f"error: argument {i + 1} is not JSON ({err}); quote strings: '\"text\"'", file=sys.stderr)
+                    return 2
+            if args.lines_from:
+                values.append(args.lines_from.read_text().splitlines())
+            result, node = client.invoke(args.app, args.component, args.function, values, timeout=args.timeout)
+            print(json.dumps(result, indent=2 if isinstance(result, (dict, list)) else None))
+            print(f"(served by {node})", file=sys.stderr)
+            return 0
+        if args.command == "events":
+            for event in client.events(history=args.history, app=args.app, follow=args.watch):
+                print(_event_line(event), flush=True)
+            return 0
+    raise AssertionError(args.command)
+
+
+def _wait_running(client: Any, name: str, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        app = client.get_app(name)
+        line = f"{app.phase}" + (f": {app.reason}" if app.reason else "")
+        if line != last:
+            print(f"  {line}", flush=True)
+            last = line
+        if app.phase == "Running":
+            return 0
+        if app.phase in ("Failed", "Unschedulable"):
+            return 1
+        if time.monotonic() > deadline:
+            print(f"error: {name} is not Running after {timeout:.0f}s ({line})", file=sys.stderr)
+            return 1
+        time.sleep(0.25)
+
+
+def _get(client: Any, args: argparse.Namespace) -> int:
+    from neon.wire import to_dict
+
+    if args.kind == "nodes":
+        items = client.list_nodes()
+        rows = [[n.name, n.state, ",".join(f"{k}={v}" for k, v in sorted(n.labels.items())), str(n.instances),
+                 n.dataplane_address] for n in items]
+        header = ["NAME", "STATE", "LABELS", "INSTANCES", "DATAPLANE"]
+    else:
+        if args.kind == "app" and not args.name:
+            print("error: neon get app NAME", file=sys.stderr)
+            return 2
+        items = [client.get_app(args.name)] if args.kind == "app" else client.list_apps()
+        if args.kind == "app" and args.output in ("table", "wide"):
+            print(describe_app(items[0], wide=args.output == "wide"))
+            return 0
+        rows = [[a.name, str(a.generation), a.phase,
+                 " ".join(f"{c.name}:{c.ready_replicas}/{c.desired_replicas}" for c in a.components),
+                 a.reason] for a in items]
+        header = ["NAME", "GEN", "PHASE", "READY", "REASON"]
+    if args.output == "json":
+        print(json.dumps([to_dict(i) for i in items], indent=2))
+    elif args.output == "yaml":
+        print(yaml.safe_dump([to_dict(i) for i in items], sort_keys=False), end="")
+    else:
+        print(_table(header, rows))
+    return 0
+
+
+def describe_app(app: Any, wide: bool = False) -> str:
+    """A human view of one application: components, replicas, links."""
+    lines = [f"Application: {app.name}  (generation {app.generation})",
+             f"Phase:       {app.phase}" + (f" — {app.reason}" if app.reason else ""), "Components:"]
+    for comp in app.components:
+        lines.append(f"  {comp.name}  {comp.ready_replicas}/{comp.desired_replicas} ready"
+                     + (f"  ({comp.reason})" if comp.reason else ""))
+        if wide:
+            lines.append(f"    artifact {comp.artifact}")
+        for rep in comp.replicas:
+            lines.append(f"    on {rep.node}: {rep.state}" + (f" — {rep.reason}" if rep.reason else ""))
+    if app.links:
+        lines.append("Links:")
+        for link in app.links:
+            for route in link.routes:
+                target = ", ".join(route.targets) or "nowhere"
+                lines.append(f"  {link.importer} --[{getattr(link, 'import')}]--> {link.exporter}: "
+                             f"{route.mode} ({route.node} -> {target})")
+    return "\n".join(lines)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("   ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows])
+
+
+def _event_line(event: Any) -> str:
+    stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
+    scope = "/".join(x for x in (event.app, event.component) if x)
+    where = f" @{event.node}" if event.node else ""
+    return f"{stamp}  {event.kind:<18} {scope}{where}  {event.message}"

@@ -1,0 +1,136 @@
+"""A synchronous client of the control API, used by the CLI and the tests.
+
+Every gRPC failure comes back as the NeonGridError the server raised.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+import grpc
+
+from neon import manifest
+from neon._proto import control_pb2, control_pb2_grpc, dataplane_pb2
+from neon.errors import InvalidManifest, from_rpc_error
+from neon.manifest import AppSpec, ComponentSpec
+from neon.rpc import CHANNEL_OPTIONS
+
+T = TypeVar("T")
+CHUNK = 1 << 20
+
+
+def _translate(fn: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+    return wrapper
+
+
+class ControlClient:
+    """Talks to one control plane.
+
+    Args:
+        address: ``host:port`` of the control plane.
+        timeout: Default deadline of unary calls, in seconds.
+    """
+
+    def __init__(self, address: str, timeout: float = 30.0) -> None:
+        self.address = address
+        self.timeout = timeout
+        self.channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self.stub = control_pb2_grpc.ControlStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> ControlClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @_translate
+    def upload(self, path: Path, name: str = "") -> control_pb2.ArtifactRef:
+        """Stream a file to the control plane; returns its content address."""
+        path = Path(path)
+        hasher = hashlib.sha256()
+        with path.open("rb") as handle:
+            while data := handle.read(CHUNK):
+                hasher.update(data)
+        digest = f"sha256:{hasher.hexdigest()}"
+
+        def chunks() -> Iterator[control_pb2.ArtifactChunk]:
+            with path.open("rb") as handle:
+                first = True
+                while data := handle.read(CHUNK):
+                    if first:
+                        yield control_pb2.ArtifactChunk(name=name or path.name, digest=digest, data=data)
+                        first = False
+                    else:
+                        yield control_pb2.ArtifactChunk(data=data)
+
+        return self.stub.UploadArtifact(chunks(), timeout=max(self.timeout, 300))
+
+    def resolve_artifacts(self, spec: AppSpec, base: Path) -> AppSpec:
+        """Upload every artifact named by path (relative to ``base``) and use its digest."""
+        def resolve(comp: ComponentSpec) -> str:
+            if manifest.is_digest(comp.artifact):
+                return comp.artifact
+            path = (base / comp.artifact).resolve()
+            if not path.is_file():
+                index = [c.name for c in spec.components].index(comp.name)
+                raise InvalidManifest(f"spec.components[{index}].artifact: no file {path} ({comp.name})",
+                                      field=f"spec.components[{index}].artifact")
+            return str(self.upload(path, name=f"{spec.name}/{comp.name}").digest)
+        return spec.with_artifacts(resolve)
+
+    def apply_file(self, path: Path) -> control_pb2.Application:
+        """Validate a manifest file, upload its artifacts and apply it."""
+        path = Path(path)
+        spec = manifest.load(path.read_text(), require_digests=False)
+        return self.apply(self.resolve_artifacts(spec, path.parent))
+
+    @_translate
+    def apply(self, spec: AppSpec) -> control_pb2.Application:
+        return self.stub.ApplyApplication(control_pb2.ApplyApplicationRequest(manifest_yaml=spec.to_yaml()),
+                                          timeout=self.timeout)
+
+    @_translate
+    def get_app(self, name: str) -> control_pb2.Application:
+        return self.stub.GetApplication(control_pb2.GetApplicationRequest(name=name), timeout=self.timeout)
+
+    @_translate
+    def list_apps(self) -> list[control_pb2.Application]:
+        return list(self.stub.ListApplications(control_pb2.ListApplicationsRequest(), timeout=self.timeout)
+                    .applications)
+
+    @_translate
+    def delete_app(self, name: str) -> None:
+        self.stub.DeleteApplication(control_pb2.DeleteApplicationRequest(name=name), timeout=self.timeout)
+
+    @_translate
+    def list_nodes(self) -> list[control_pb2.Node]:
+        return list(self.stub.ListNodes(control_pb2.ListNodesRequest(), timeout=self.timeout).nodes)
+
+    @_translate
+    def events(self, history: int = 50, app: str = "", follow: bool = False,
+               timeout: float | None = None) -> Iterator[control_pb2.Event]:
+        request = control_pb2.WatchEventsRequest(history=history, app=app, no_follow=not follow)
+        yield from self.stub.WatchEvents(request, timeout=timeout)
+
+    @_translate
+    def invoke(self, app: str, component: str, function: str, args: list[Any],
+               timeout: float | None = None) -> tuple[Any, str]:
+        """Call an exported function; returns ``(result, node that served it)``."""
+        reply = self.stub.Invoke(
+            dataplane_pb2.InvokeRequest(app=app, component=component, function=function, args_json=json.dumps(args)),
+            timeout=timeout or self.timeout,
+        )
+        return json.loads(reply.result_json), reply.node

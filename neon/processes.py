@@ -1,0 +1,82 @@
+"""Start Neon Grid servers as child processes (``neon dev`` and the tests)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from neon.errors import Unavailable
+
+
+class Child:
+    """A ``python -m neon ...`` child that writes its address to a ready file."""
+
+    def __init__(self, name: str, argv: list[str], workdir: Path, env: dict[str, str] | None = None) -> None:
+        self.name = name
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.log_path = workdir / f"{name}.log"
+        self.ready_file = workdir / f"{name}.ready"
+        self.ready_file.unlink(missing_ok=True)
+        self.argv = argv
+        with self.log_path.open("ab") as log_file:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "neon", *argv, "--ready-file", str(self.ready_file)],
+                stdout=log_file, stderr=log_file, stdin=subprocess.DEVNULL, start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            )
+        self.address = ""
+
+    def wait_ready(self, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.ready_file.exists() and self.ready_file.read_text().strip():
+                self.address = self.ready_file.read_text().strip()
+                return self.address
+            if self.process.poll() is not None:
+                raise Unavailable(f"{self.name} exited with {self.process.returncode}:\n{self.tail()}")
+            time.sleep(0.05)
+        raise Unavailable(f"{self.name} was not ready within {timeout:.0f}s:\n{self.tail()}")
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM, then SIGKILL after ``timeout``; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def spawn_controlplane(etcd: str, workdir: Path, name: str = "controlplane", listen: str = "127.0.0.1:0",
+                       node_ttl: int = 10) -> Child:
+    return Child(name, ["controlplane", "--etcd", etcd, "--listen", listen, "--data-dir", str(workdir / name),
+                        "--node-ttl", str(node_ttl)], workdir)
+
+
+def spawn_agent(control: str, name: str, labels: dict[str, str], workdir: Path, cache_dir: Path | None = None) -> Child:
+    argv = ["--control", control, "agent", "--name", name, "--data-dir", str(workdir / name)]
+    if cache_dir is not None:
+        argv += ["--cache-dir", str(cache_dir)]
+    for key, value in sorted(labels.items()):
+        argv += ["--label", f"{key}={value}"]
+    return Child(name, argv, workdir)

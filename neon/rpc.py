@@ -1,0 +1,86 @@
+"""gRPC helpers shared by the servers and clients: error mapping at the edge,
+server construction, channel options."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, Awaitable, Callable, TypeVar
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from neon import log
+from neon.errors import ERROR_METADATA_KEY, NeonGridError
+
+_log = log.get("neon.rpc")
+
+MAX_MESSAGE = 64 * 1024 * 1024
+CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", MAX_MESSAGE),
+    ("grpc.max_receive_message_length", MAX_MESSAGE),
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+async def abort_with(context: grpc.aio.ServicerContext, err: NeonGridError) -> None:
+    await context.abort(err.code, err.message, trailing_metadata=((ERROR_METADATA_KEY, err.to_json()),))
+
+
+def edge(method: F) -> F:
+    """Wrap a servicer method: NeonGridError becomes its gRPC status with details.
+
+    Works for unary methods and server-streaming (async generator) methods.
+    """
+    if inspect.isasyncgenfunction(method):
+        @functools.wraps(method)
+        async def stream_wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                async for item in method(self, request, context):
+                    yield item
+            except NeonGridError as err:
+                await abort_with(context, err)
+        return stream_wrapper  # type: ignore[return-value]
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await method(self, request, context)
+        except NeonGridError as err:
+            await abort_with(context, err)
+    return wrapper  # type: ignore[return-value]
+
+
+def create_server(address: str, register: Callable[[grpc.aio.Server], None], service_names: list[str]) -> tuple[grpc.aio.Server, int]:
+    """Build an asyncio gRPC server with the standard health service.
+
+    Args:
+        address: ``host:port``; port 0 picks a free one.
+        register: Adds the servicers to the server.
+        service_names: Full service names reported as SERVING by the health service.
+
+    Returns:
+        ``(server, bound_port)``; call ``await server.start()``.
+    """
+    server = grpc.aio.server(options=CHANNEL_OPTIONS)
+    register(server)
+    checker = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(checker, server)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    server._neon_health = checker  # type: ignore[attr-defined]
+    server._neon_services = ["", *service_names]  # type: ignore[attr-defined]
+    return server, port
+
+
+async def mark_serving(server: grpc.aio.Server) -> None:
+    """Report every registered service as SERVING on the health service."""
+    checker = server._neon_health  # type: ignore[attr-defined]
+    for name in server._neon_services:  # type: ignore[attr-defined]
+        result = checker.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if isinstance(result, Awaitable):
+            await result

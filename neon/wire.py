@@ -1,0 +1,81 @@
+"""Protobuf <-> domain conversion, used only by servicers and clients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import json_format
+
+from neon._proto import control_pb2
+from neon.model import Assignment, ComponentAssignment, Event, ImportBinding, InstanceReport, NodeInfo
+
+
+def assignment_to_proto(a: Assignment) -> control_pb2.Assignment:
+    return control_pb2.Assignment(
+        app=a.app,
+        generation=a.generation,
+        components=[
+            control_pb2.ComponentAssignment(
+                name=c.name,
+                artifact=c.artifact,
+                imports=[
+                    control_pb2.ImportBinding(
+                        **{"import": b.import_name}, component=b.component, local=b.local, endpoints=list(b.endpoints)
+                    )
+                    for b in c.imports
+                ],
+            )
+            for c in a.components
+        ],
+    )
+
+
+def assignment_from_proto(msg: control_pb2.Assignment) -> Assignment:
+    return Assignment(
+        app=msg.app,
+        generation=msg.generation,
+        components=tuple(
+            ComponentAssignment(
+                name=c.name,
+                artifact=c.artifact,
+                imports=tuple(
+                    ImportBinding(import_name=getattr(b, "import"), component=b.component, local=b.local,
+                                  endpoints=tuple(b.endpoints))
+                    for b in c.imports
+                ),
+            )
+            for c in msg.components
+        ),
+    )
+
+
+def node_to_proto(node: NodeInfo, state: str, instances: int) -> control_pb2.Node:
+    return control_pb2.Node(
+        name=node.name, labels=node.labels, dataplane_address=node.dataplane_address, state=state,
+        memory_bytes=node.memory_bytes, instance_slots=node.instance_slots, instances=instances,
+        registered_at=node.registered_at, version=node.version,
+    )
+
+
+def report_to_proto(r: InstanceReport) -> control_pb2.InstanceStatus:
+    return control_pb2.InstanceStatus(app=r.app, component=r.component, artifact=r.artifact, state=r.state,
+                                      reason=r.reason, generation=r.generation)
+
+
+def report_from_proto(msg: control_pb2.InstanceStatus) -> InstanceReport:
+    return InstanceReport(app=msg.app, component=msg.component, artifact=msg.artifact, state=msg.state,
+                          reason=msg.reason, generation=msg.generation)
+
+
+def event_to_proto(e: Event) -> control_pb2.Event:
+    return control_pb2.Event(id=e.id, time=e.time, kind=e.kind, app=e.app, component=e.component, node=e.node,
+                             message=e.message)
+
+
+def application_to_proto(doc: dict[str, Any]) -> control_pb2.Application:
+    return json_format.ParseDict(doc, control_pb2.Application(), ignore_unknown_fields=False)
+
+
+def to_dict(msg: Any) -> dict[str, Any]:
+    """A message as a JSON-ready dict with the proto field names."""
+    return json_format.MessageToDict(msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)

@@ -1,0 +1,40 @@
+"""Fixtures: built example components (cached), a shared compiled cache, real clusters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from neon.guests import build_log_analyzer
+from tests.helpers import Cluster
+
+
+@pytest.fixture(scope="session")
+def log_analyzer() -> dict[str, Path]:
+    """The example's parser and processor, built with componentize-py (cached by content)."""
+    return build_log_analyzer()
+
+
+@pytest.fixture(scope="session")
+def compiled_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One compiled-artifact cache for every agent in the run (compiling takes seconds)."""
+    return tmp_path_factory.mktemp("compiled")
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, compiled_cache: Path, log_analyzer: dict[str, Path]) -> Iterator[Cluster]:
+    """etcd + an in-process control plane + an edge and a cloud agent (separate processes)."""
+    c = Cluster(tmp_path, compiled_cache)
+    try:
+        c.start()
+        yield c
+        c.check_invariants()
+    except BaseException:
+        print(c.logs())
+        raise
+    finally:
+        codes = c.stop()
+    bad = {name: code for name, code in codes.items() if code != 0}
+    assert not bad, f"agents did not shut down cleanly: {bad}"

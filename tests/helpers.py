@@ -1,0 +1,131 @@
+"""Test helpers: assert_eventually and the cluster with real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Coroutine, TypeVar
+
+from controlplane.config import ControlPlaneConfig
+from controlplane.server import ControlPlane
+from neon.client import ControlClient
+from neon.etcd_server import EtcdServer
+from neon.processes import Child, spawn_agent
+
+T = TypeVar("T")
+
+
+def assert_eventually(check: Callable[[], T], timeout: float = 30.0, interval: float = 0.05) -> T:
+    """Call ``check`` until it returns without an AssertionError; return its value.
+
+    ``check`` asserts; the last AssertionError is raised if time runs out.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(interval)
+
+
+class LoopThread:
+    """An asyncio loop in a daemon thread, for in-process servers."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="test-loop")
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+DEFAULT_AGENTS = {"edge-1": {"tier": "edge"}, "cloud-1": {"tier": "cloud"}}
+
+
+class Cluster:
+    """Real etcd, an in-process control plane on 127.0.0.1:0, agents as separate processes."""
+
+    def __init__(self, workdir: Path, compiled_cache: Path, agents: dict[str, dict[str, str]] | None = None,
+                 node_ttl: int = 5) -> None:
+        self.workdir = workdir
+        self.compiled_cache = compiled_cache
+        self.agent_specs = dict(DEFAULT_AGENTS if agents is None else agents)
+        self.node_ttl = node_ttl
+        self.etcd = EtcdServer(workdir / "etcd")
+        self.loop = LoopThread()
+        self.cp: ControlPlane | None = None
+        self.agents: dict[str, Child] = {}
+        self.client: ControlClient | None = None
+
+    @property
+    def control(self) -> str:
+        assert self.cp is not None
+        return self.cp.address
+
+    def start(self) -> Cluster:
+        self.etcd.start()
+        config = ControlPlaneConfig(etcd=self.etcd.url, listen="127.0.0.1:0", data_dir=self.workdir / "cp",
+                                    node_ttl=self.node_ttl)
+        self.cp = ControlPlane(config)
+        self.loop.run(self.cp.start())
+        self.client = ControlClient(self.control)
+        for name, labels in self.agent_specs.items():
+            self.add_agent(name, labels, wait=False)
+        for child in self.agents.values():
+            child.wait_ready()
+        expected = set(self.agent_specs)
+        assert_eventually(lambda: self._assert_nodes(expected), timeout=30)
+        return self
+
+    def _assert_nodes(self, expected: set[str]) -> None:
+        assert self.client is not None
+        names = {n.name for n in self.client.list_nodes()}
+        assert expected <= names, f"registered: {sorted(names)}, expected {sorted(expected)}"
+
+    def add_agent(self, name: str, labels: dict[str, str], wait: bool = True) -> Child:
+        child = spawn_agent(self.control, name, labels, self.workdir / "agents", cache_dir=self.compiled_cache)
+        self.agents[name] = child
+        if wait:
+            child.wait_ready()
+            assert_eventually(lambda: self._assert_nodes({name}), timeout=30)
+        return child
+
+    def store(self, coro_fn: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
+        """Run ``coro_fn(store)`` on the control plane's loop (to read etcd directly)."""
+        assert self.cp is not None
+        return self.loop.run(coro_fn(self.cp.store))
+
+    def check_invariants(self) -> None:
+        """No assignment or placement outlives its application (nothing half-deployed)."""
+        def check() -> None:
+            world = self.store(lambda s: s.read_world())
+            orphans = sorted(set(world.assigned) - set(world.apps))
+            assert not orphans, f"assignments left for deleted applications: {orphans}"
+            stale = sorted(set(world.placements) - set(world.apps))
+            assert not stale, f"placements left for deleted applications: {stale}"
+        assert_eventually(check, timeout=15)
+
+    def stop(self) -> dict[str, int]:
+        """Stop everything; returns the agents' exit codes."""
+        codes = {}
+        for name, child in self.agents.items():
+            codes[name] = child.stop(timeout=15)
+        if self.client is not None:
+            self.client.close()
+        if self.cp is not None:
+            self.loop.run(self.cp.stop())
+        self.loop.close()
+        self.etcd.stop()
+        return codes
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {name}\n{child.tail(40)}" for name, child in self.agents.items())

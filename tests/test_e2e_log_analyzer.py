@@ -1,0 +1,129 @@
+"""End to end: the log analyzer split across an edge and a cloud agent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import pytest
+
+from neon._proto import dataplane_pb2, dataplane_pb2_grpc
+from neon.errors import InvalidManifest, NotFound, NotRunning
+from neon.guests import EXAMPLES
+from tests.helpers import Cluster, assert_eventually
+
+pytestmark = pytest.mark.e2e
+
+APP = EXAMPLES / "log-analyzer" / "app.yaml"
+SAMPLE = (EXAMPLES / "log-analyzer" / "sample.log").read_text().splitlines()
+
+
+def _running(cluster: Cluster, name: str = "log-analyzer") -> None:
+    assert cluster.client is not None
+    app = cluster.client.get_app(name)
+    assert app.phase == "Running", f"{app.phase}: {app.reason}"
+
+
+def test_apply_place_run_invoke_across_nodes(cluster: Cluster) -> None:
+    client = cluster.client
+    assert client is not None
+    applied = client.apply_file(APP)
+    assert applied.generation == 1
+    assert_eventually(lambda: _running(cluster), timeout=90)
+
+    app = client.get_app("log-analyzer")
+    where = {c.name: [r.node for r in c.replicas] for c in app.components}
+    assert where == {"parser": ["edge-1"], "processor": ["cloud-1"]}
+    (link,) = app.links
+    assert (link.importer, getattr(link, "import"), link.exporter) == (
+        "processor", "cyber-systems:logs/parser@0.1.0", "parser")
+    assert [(r.node, r.mode, list(r.targets)) for r in link.routes] == [("cloud-1", "remote", ["edge-1"])]
+
+    # The processor runs in the cloud; each parse crosses to the edge over gRPC.
+    count, node = client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE])
+    assert (count, node) == (5, "cloud-1")
+    assert client.invoke("log-analyzer", "processor", "process-batch", [[]])[0] == 0
+
+    # Malformed lines are errors from the parser, typed as result<log-entry, string>.
+    result, node = client.invoke("log-analyzer", "parser", "parse", ["this line is not a log entry"])
+    assert node == "edge-1"
+    assert result == {"err": "bad timestamp 'this'"}
+    result, _ = client.invoke("log-analyzer", "parser", "parser.parse", [SAMPLE[2]])
+    assert result == {"ok": {"timestamp": "2026-11-24T08:00:02Z", "level": "error", "source": "auth",
+                             "message": "login failed for user bob"}}
+
+    nodes = {n.name: n for n in client.list_nodes()}
+    assert nodes["edge-1"].labels["tier"] == "edge" and nodes["edge-1"].instances == 1
+    assert nodes["cloud-1"].labels["tier"] == "cloud" and nodes["cloud-1"].instances == 1
+
+    kinds = [(e.kind, e.component, e.node) for e in client.events(history=100, app="log-analyzer")]
+    assert ("Placed", "parser", "") in kinds
+    assert ("InstanceRunning", "parser", "edge-1") in kinds
+    assert ("InstanceRunning", "processor", "cloud-1") in kinds
+
+
+def test_delete_stops_instances_on_both_agents(cluster: Cluster) -> None:
+    client = cluster.client
+    assert client is not None
+    client.apply_file(APP)
+    assert_eventually(lambda: _running(cluster), timeout=90)
+    addresses = {n.name: n.dataplane_address for n in client.list_nodes()}
+
+    client.delete_app("log-analyzer")
+    with pytest.raises(NotFound):
+        client.get_app("log-analyzer")
+
+    def stopped_everywhere() -> None:
+        for node, component in (("edge-1", "parser"), ("cloud-1", "processor")):
+            reports = cluster.store(lambda s, n=node: s.get_status(n))
+            assert not [r for r in reports if r.app == "log-analyzer"], f"{node} still reports {reports}"
+            with grpc.insecure_channel(addresses[node]) as channel:
+                stub = dataplane_pb2_grpc.DataPlaneStub(channel)
+                with pytest.raises(grpc.RpcError) as err:
+                    stub.Invoke(dataplane_pb2.InvokeRequest(app="log-analyzer", component=component,
+                                                            function="parse", args_json='["x"]'), timeout=5)
+                assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+                assert "not running" in err.value.details()
+
+    assert_eventually(stopped_everywhere, timeout=30)
+    with pytest.raises(NotFound):
+        client.invoke("log-analyzer", "processor", "process-batch", [[]])
+    kinds = [e.kind for e in client.events(history=100, app="log-analyzer")]
+    assert "Deleted" in kinds and kinds.count("InstanceStopped") == 2
+
+
+def test_invalid_manifest_is_refused_and_nothing_is_stored(cluster: Cluster, tmp_path: Path) -> None:
+    client = cluster.client
+    assert client is not None
+    bad = APP.read_text().replace("exporter: parser", "exporter: parsr")
+    path = tmp_path / "app.yaml"
+    path.write_text(bad)
+    (tmp_path / "build").symlink_to(APP.parent / "build")
+    with pytest.raises(InvalidManifest) as err:
+        client.apply_file(path)
+    assert err.value.field == "spec.links[0].exporter"
+    assert "parsr" in err.value.message
+    assert client.list_apps() == []
+    world = cluster.store(lambda s: s.read_world())
+    assert not world.apps and not world.placements and not world.assigned
+
+
+def test_unschedulable_component_says_why(cluster: Cluster, tmp_path: Path) -> None:
+    client = cluster.client
+    assert client is not None
+    text = APP.read_text().replace("tier: cloud", "tier: space")
+    path = tmp_path / "app.yaml"
+    path.write_text(text)
+    (tmp_path / "build").symlink_to(APP.parent / "build")
+    client.apply_file(path)
+
+    def unschedulable() -> None:
+        app = client.get_app("log-analyzer")
+        assert app.phase == "Unschedulable", app.phase
+        proc = {c.name: c for c in app.components}["processor"]
+        assert proc.reason == "0/2 nodes eligible: 2 tier!=space"
+        assert app.reason == "processor: 0/2 nodes eligible: 2 tier!=space"
+
+    assert_eventually(unschedulable, timeout=30)
+    with pytest.raises(NotRunning):
+        client.invoke("log-analyzer", "processor", "process-batch", [[]])
