@@ -34,6 +34,10 @@ class Unsupported(InvalidArgument):
     """A WIT type that cannot cross nodes (resources, streams, futures)."""
 
 
+def _sub(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
 def _fail(path: str, message: str) -> CodecError:
     return CodecError(f"{path or 'value'}: {message}", path=path)
 
@@ -305,7 +309,7 @@ class RecordCodec(Codec):
         for name, codec in self.fields:
             if not hasattr(value, name):
                 raise _fail(path, f"record has no field {name!r}")
-            out.append(codec.to_proto(getattr(value, name), f"{path}.{name}"))
+            out.append(codec.to_proto(getattr(value, name), _sub(path, name)))
         return Value(list=values_pb2.ValueList(values=out))
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
@@ -314,7 +318,7 @@ class RecordCodec(Codec):
             raise _fail(path, f"expected {len(self.fields)} record fields, got {len(msg.list.values)}")
         record = wc.Record()
         for (name, codec), item in zip(self.fields, msg.list.values):
-            setattr(record, name, codec.from_proto(item, f"{path}.{name}"))
+            setattr(record, name, codec.from_proto(item, _sub(path, name)))
         return record
 
     def to_json(self, value: Any) -> Any:
@@ -326,12 +330,12 @@ class RecordCodec(Codec):
         names = {n for n, _ in self.fields}
         for key in doc:
             if key not in names:
-                raise _fail(f"{path}.{key}", f"unknown record field (fields: {', '.join(sorted(names))})")
+                raise _fail(_sub(path, key), f"unknown record field (fields: {', '.join(sorted(names))})")
         record = wc.Record()
         for name, codec in self.fields:
             if name not in doc:
-                raise _fail(f"{path}.{name}", "missing record field")
-            setattr(record, name, codec.from_json(doc[name], f"{path}.{name}"))
+                raise _fail(_sub(path, name), "missing record field")
+            setattr(record, name, codec.from_json(doc[name], _sub(path, name)))
         return record
 
 
@@ -419,7 +423,7 @@ class CasesCodec(Codec):
         codec = self.cases[index][1]
         case = values_pb2.Case(index=index)
         if codec is not None:
-            case.payload.CopyFrom(codec.to_proto(payload, f"{path}.{self.cases[index][0]}"))
+            case.payload.CopyFrom(codec.to_proto(payload, _sub(path, self.cases[index][0])))
         return Value(case=case)
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
@@ -434,7 +438,7 @@ class CasesCodec(Codec):
             return self.make(index, None)
         if not msg.case.HasField("payload"):
             raise _fail(path, f"case {name} needs a payload")
-        return self.make(index, codec.from_proto(msg.case.payload, f"{path}.{name}"))
+        return self.make(index, codec.from_proto(msg.case.payload, _sub(path, name)))
 
     def to_json(self, value: Any) -> Any:
         index, payload = self.case_of(value)
@@ -451,9 +455,9 @@ class CasesCodec(Codec):
                 codec = self.cases[index][1]
                 if codec is None:
                     if payload is not None:
-                        raise _fail(f"{path}.{name}", "this case carries no payload; use null")
+                        raise _fail(_sub(path, name), "this case carries no payload; use null")
                     return self.make(index, None)
-                return self.make(index, codec.from_json(payload, f"{path}.{name}"))
+                return self.make(index, codec.from_json(payload, _sub(path, name)))
         cases = ", ".join(n if c is None else f'{{"{n}": ...}}' for n, c in self.cases)
         raise _fail(path, f"expected one of {cases} for {self.wit}, got {doc!r}")
 
@@ -481,7 +485,7 @@ class OptionCodec(CasesCodec):
             if type(doc) is not dict or set(doc) != {"some"}:
                 raise _fail(path, f'expected null or {{"some": ...}} for {self.wit}')
             doc = doc["some"]
-        return self.make(1, self.payload.from_json(doc, f"{path}.some"))
+        return self.make(1, self.payload.from_json(doc, _sub(path, "some")))
 
 
 class EnumCodec(Codec):

@@ -111,6 +111,7 @@ class _Instance:
     spec: ComponentAssignment
     phase: str  # Fetching, Waiting, Starting, Running, Failed, Stopping
     reason: str = ""
+    cancel: bool = False  # Starting, but no longer wanted: stop it once it has started
 
 
 class AgentState:
@@ -137,14 +138,21 @@ class AgentState:
             self.artifact_errors[event.digest] = event.reason
         elif isinstance(event, InstanceStarted):
             inst = self.instances.get(event.key)
-            if inst is not None and inst.spec == event.spec and inst.phase == "Starting":
-                inst.phase, inst.reason = "Running", ""
-            elif inst is None or inst.spec != event.spec:
-                out.append(Stop(event.key))  # started after it stopped being wanted
+            if inst is not None and inst.phase == "Starting" and inst.spec.shape() == event.spec.shape():
+                if inst.cancel:  # stopped being wanted while it started
+                    inst.phase = "Stopping"
+                    out.append(Stop(event.key))
+                else:
+                    inst.phase, inst.reason = "Running", ""
+            elif inst is None or inst.phase != "Stopping":
+                out.append(Stop(event.key))  # nobody expects this instance
         elif isinstance(event, InstanceFailed):
             inst = self.instances.get(event.key)
-            if inst is not None and inst.spec == event.spec:
-                inst.phase, inst.reason = "Failed", event.reason
+            if inst is not None and inst.phase == "Starting" and inst.spec.shape() == event.spec.shape():
+                if inst.cancel:
+                    del self.instances[event.key]
+                else:
+                    inst.phase, inst.reason = "Failed", event.reason
         elif isinstance(event, InstanceStopped):
             inst = self.instances.get(event.key)
             if inst is not None and inst.phase == "Stopping":
@@ -176,16 +184,22 @@ class AgentState:
         self.routes = wanted_routes
         for key, inst in sorted(self.instances.items()):
             want = self.desired.get(key)
+            same = want is not None and want.shape() == inst.spec.shape()
             if inst.phase == "Stopping":
                 continue
-            if want is None or want.shape() != inst.spec.shape() or inst.phase == "Failed":
-                if inst.phase in ("Starting", "Running", "Failed"):
-                    inst.phase = "Stopping"
-                    out.append(Stop(key))
-                else:  # Fetching / Waiting: nothing runs yet
-                    del self.instances[key]
-            else:
-                inst.spec = want  # same shape: endpoints may differ, routes handle that
+            if inst.phase == "Starting":  # decided when the start finishes
+                inst.cancel = not same
+                if same and want is not None:
+                    inst.spec = want
+                continue
+            if same and want is not None and inst.phase != "Failed":
+                inst.spec = want  # endpoints may differ; routes handle that
+                continue
+            if inst.phase == "Running":
+                inst.phase = "Stopping"
+                out.append(Stop(key))
+            else:  # Fetching, Waiting or Failed: nothing runs
+                del self.instances[key]
 
     def _converge(self, out: list[Instruction]) -> None:
         for key, want in sorted(self.desired.items()):
@@ -218,7 +232,7 @@ class AgentState:
         """The instances as the control plane should see them."""
         reports = []
         for (app, comp), inst in sorted(self.instances.items()):
-            if inst.phase == "Stopping" and (app, comp) not in self.desired:
+            if (inst.phase == "Stopping" or inst.cancel) and (app, comp) not in self.desired:
                 continue
             state = {"Running": "Running", "Failed": "Failed"}.get(inst.phase, "Starting")
             reports.append(InstanceReport(app=app, component=comp, artifact=inst.spec.artifact, state=state,

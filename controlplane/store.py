@@ -113,7 +113,7 @@ class Store:
 
     async def delete_app(self, name: str) -> bool:
         result = await self.client.delete(_key(APPS, name))
-        return result.deleted > 0
+        return result is not None and result.deleted > 0  # aetcd returns None when nothing matched
 
     # ------------------------------------------------------------- nodes --
 

@@ -127,3 +127,29 @@ def test_unschedulable_component_says_why(cluster: Cluster, tmp_path: Path) -> N
     assert_eventually(unschedulable, timeout=30)
     with pytest.raises(NotRunning):
         client.invoke("log-analyzer", "processor", "process-batch", [[]])
+
+
+def test_colocated_link_runs_locally_with_identical_results(cluster: Cluster, tmp_path: Path) -> None:
+    client = cluster.client
+    assert client is not None
+    path = tmp_path / "app.yaml"
+    path.write_text(APP.read_text().replace("tier: cloud", "tier: edge"))
+    (tmp_path / "build").symlink_to(APP.parent / "build")
+    client.apply_file(path)
+    assert_eventually(lambda: _running(cluster), timeout=90)
+    app = client.get_app("log-analyzer")
+    assert {c.name: [r.node for r in c.replicas] for c in app.components} == {
+        "parser": ["edge-1"], "processor": ["edge-1"]}
+    assert [(r.node, r.mode) for r in app.links[0].routes] == [("edge-1", "local")]
+    assert client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE]) == (5, "edge-1")
+
+    # Moving the processor to the cloud splits the link; results stay the same.
+    client.apply_file(APP.parent / "app.yaml")
+
+    def split() -> None:
+        now = client.get_app("log-analyzer")
+        assert now.generation == 2 and now.phase == "Running", f"{now.phase}: {now.reason}"
+        assert [(r.node, r.mode) for r in now.links[0].routes] == [("cloud-1", "remote")]
+
+    assert_eventually(split, timeout=60)
+    assert client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE]) == (5, "cloud-1")

@@ -85,7 +85,7 @@ class Placer:
                 node.instances += 1
             reason = ""
             if len(chosen) < comp.replicas:
-                detail = ", ".join(f"{count} {why}" for why, count in sorted(reasons.items(), key=lambda kv: -kv[1]))
+                detail = ", ".join(f"{count} {why}" for why, count in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
                 reason = f"{len(eligible)}/{len(ordered)} nodes eligible"
                 if detail:
                     reason += f": {detail}"

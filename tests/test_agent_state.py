@@ -1,0 +1,127 @@
+"""The agent's state machine: exact instruction lists for each event."""
+
+from __future__ import annotations
+
+from agent.state import (
+    AgentState, ArtifactFailed, ArtifactFetched, DesiredChanged, Fetch, InstanceFailed, InstanceStarted,
+    InstanceStopped, Report, Route, Start, Stop,
+)
+from neon.model import Assignment, ComponentAssignment, ImportBinding, InstanceReport
+
+P = "sha256:" + "11" * 32
+Q = "sha256:" + "22" * 32
+PARSE = "cyber-systems:logs/parser@0.1.0"
+
+parser = ComponentAssignment("parser", P)
+processor_remote = ComponentAssignment("processor", Q, (ImportBinding(PARSE, "parser", False, ("10.0.0.1:1",)),))
+processor_local = ComponentAssignment("processor", Q, (ImportBinding(PARSE, "parser", True),))
+
+
+def _desired(*comps: ComponentAssignment, generation: int = 1) -> DesiredChanged:
+    return DesiredChanged((Assignment("app", generation, comps),))
+
+
+def _strip(out: list) -> list:  # type: ignore[type-arg]
+    return [i for i in out if not isinstance(i, Report)]
+
+
+def _report(state: AgentState) -> list[tuple[str, str]]:
+    return [(r.component, r.state) for r in state.report()]
+
+
+def test_remote_import_fetches_routes_and_starts() -> None:
+    s = AgentState()
+    out = s.handle(_desired(processor_remote))
+    assert _strip(out) == [Route("app", "parser", ("10.0.0.1:1",)), Fetch(Q)]
+    assert out[-1] == Report((InstanceReport("app", "processor", Q, "Starting", f"fetching {Q[:19]}", 1),))
+    assert _strip(s.handle(ArtifactFetched(Q))) == [Start(("app", "processor"), processor_remote)]
+    out = s.handle(InstanceStarted(("app", "processor"), processor_remote))
+    assert _strip(out) == []
+    assert out[-1] == Report((InstanceReport("app", "processor", Q, "Running", "", 1),))
+
+
+def test_endpoint_change_only_reroutes() -> None:
+    s = AgentState()
+    s.handle(_desired(processor_remote))
+    s.handle(ArtifactFetched(Q))
+    s.handle(InstanceStarted(("app", "processor"), processor_remote))
+    moved = ComponentAssignment("processor", Q, (ImportBinding(PARSE, "parser", False, ("10.0.0.2:1",)),))
+    assert _strip(s.handle(_desired(moved, generation=2))) == [Route("app", "parser", ("10.0.0.2:1",))]
+    assert _report(s) == [("processor", "Running")]
+
+
+def test_local_import_waits_for_the_exporter() -> None:
+    s = AgentState()
+    out = _strip(s.handle(_desired(parser, processor_local)))
+    assert out == [Fetch(P), Fetch(Q)]
+    assert _strip(s.handle(ArtifactFetched(Q))) == []
+    assert s.instances[("app", "processor")].reason == "waiting for local parser"
+    assert _strip(s.handle(ArtifactFetched(P))) == [Start(("app", "parser"), parser)]
+    assert _strip(s.handle(InstanceStarted(("app", "parser"), parser))) == [
+        Start(("app", "processor"), processor_local)]
+
+
+def test_removal_stops_and_drops_routes() -> None:
+    s = AgentState()
+    s.handle(_desired(processor_remote))
+    s.handle(ArtifactFetched(Q))
+    s.handle(InstanceStarted(("app", "processor"), processor_remote))
+    out = s.handle(DesiredChanged(()))
+    assert _strip(out) == [Route("app", "parser", ()), Stop(("app", "processor"))]
+    assert out[-1] == Report(())
+    assert _strip(s.handle(InstanceStopped(("app", "processor")))) == []
+    assert s.instances == {}
+
+
+def test_new_artifact_replaces_the_instance() -> None:
+    s = AgentState()
+    s.handle(_desired(parser))
+    s.handle(ArtifactFetched(P))
+    s.handle(InstanceStarted(("app", "parser"), parser))
+    v2 = ComponentAssignment("parser", Q)
+    assert _strip(s.handle(_desired(v2, generation=2))) == [Stop(("app", "parser"))]
+    assert _strip(s.handle(InstanceStopped(("app", "parser")))) == [Fetch(Q)]
+    assert _strip(s.handle(ArtifactFetched(Q))) == [Start(("app", "parser"), v2)]
+
+
+def test_failures_are_reported_and_retried_on_the_next_desired_state() -> None:
+    s = AgentState()
+    s.handle(_desired(parser))
+    out = s.handle(ArtifactFailed(P, "fetch failed: gone"))
+    assert out[-1] == Report((InstanceReport("app", "parser", P, "Failed", "fetch failed: gone", 1),))
+    assert _strip(s.handle(_desired(parser))) == [Fetch(P)]
+    s.handle(ArtifactFetched(P))
+    out = s.handle(InstanceFailed(("app", "parser"), parser, "trap"))
+    assert out[-1] == Report((InstanceReport("app", "parser", P, "Failed", "trap", 1),))
+    # Nothing runs after a failed start: the retry starts it directly.
+    assert _strip(s.handle(_desired(parser))) == [Start(("app", "parser"), parser)]
+
+
+def test_late_start_of_an_unwanted_instance_is_stopped() -> None:
+    s = AgentState()
+    s.handle(_desired(parser))
+    s.handle(ArtifactFetched(P))
+    assert _strip(s.handle(DesiredChanged(()))) == []  # removed while starting: wait for the start
+    assert s.report() == ()
+    assert _strip(s.handle(InstanceStarted(("app", "parser"), parser))) == [Stop(("app", "parser"))]
+    assert _strip(s.handle(InstanceStopped(("app", "parser")))) == []
+    assert s.instances == {}
+
+
+def test_replacement_requested_while_starting_waits_then_replaces() -> None:
+    s = AgentState()
+    s.handle(_desired(parser))
+    s.handle(ArtifactFetched(P))
+    s.handle(ArtifactFetched(Q))
+    v2 = ComponentAssignment("parser", Q)
+    assert _strip(s.handle(_desired(v2, generation=2))) == []
+    assert _strip(s.handle(InstanceStarted(("app", "parser"), parser))) == [Stop(("app", "parser"))]
+    assert _strip(s.handle(InstanceStopped(("app", "parser")))) == [Start(("app", "parser"), v2)]
+
+
+def test_event_log_is_bounded() -> None:
+    s = AgentState(log_size=3)
+    for _ in range(5):
+        s.handle(DesiredChanged(()))
+    assert len(s.log) == 3
+    assert s.log[-1][1:] == ("DesiredChanged", ["Report"])

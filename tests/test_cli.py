@@ -1,0 +1,84 @@
+"""The neon CLI against a real cluster, and `neon dev` end to end."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from neon.guests import EXAMPLES
+from tests.helpers import Cluster
+
+pytestmark = pytest.mark.e2e
+
+APP = EXAMPLES / "log-analyzer" / "app.yaml"
+
+
+def neon(cluster: Cluster, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "neon", "--control", cluster.control, *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_apply_get_invoke_delete_through_the_cli(cluster: Cluster) -> None:
+    applied = neon(cluster, "apply", "-f", str(APP), "--wait")
+    assert applied.returncode == 0, applied.stderr
+    assert "application/log-analyzer applied (generation 1)" in applied.stdout
+    assert applied.stdout.rstrip().endswith("Running")
+
+    shown = neon(cluster, "get", "app", "log-analyzer", "-o", "wide")
+    assert shown.returncode == 0
+    assert "on edge-1: Running" in shown.stdout and "on cloud-1: Running" in shown.stdout
+    assert "processor --[cyber-systems:logs/parser@0.1.0]--> parser: remote (cloud-1 -> edge-1)" in shown.stdout
+
+    listed = neon(cluster, "get", "apps")
+    assert listed.stdout.splitlines()[1].split()[:4] == ["log-analyzer", "1", "Running", "parser:1/1"]
+    nodes = json.loads(neon(cluster, "get", "nodes", "-o", "json").stdout)
+    assert sorted((n["name"], n["labels"]["tier"]) for n in nodes) == [("cloud-1", "cloud"), ("edge-1", "edge")]
+
+    counted = neon(cluster, "invoke", "log-analyzer", "processor", "process-batch", "--lines-from",
+                   str(APP.parent / "sample.log"))
+    assert (counted.returncode, counted.stdout.strip()) == (0, "5")
+    assert "served by cloud-1" in counted.stderr
+    parsed = neon(cluster, "invoke", "log-analyzer", "parser", "parse", '"2026-11-24T08:00:00Z INFO a: b"')
+    assert json.loads(parsed.stdout)["ok"]["level"] == "info"
+
+    events = neon(cluster, "events", "--app", "log-analyzer")
+    assert "InstanceRunning" in events.stdout and "processor placed on cloud-1" in events.stdout
+
+    assert neon(cluster, "delete", "app", "log-analyzer").returncode == 0
+
+
+def test_cli_errors_are_one_line_and_non_zero(cluster: Cluster, tmp_path: Path) -> None:
+    missing = neon(cluster, "get", "app", "nope")
+    assert (missing.returncode, missing.stderr.strip()) == (1, "error: application 'nope' does not exist")
+    gone = neon(cluster, "delete", "app", "nope")
+    assert gone.returncode == 1 and "does not exist" in gone.stderr
+    bad_arg = neon(cluster, "invoke", "log-analyzer", "parser", "parse", "not-json")
+    assert bad_arg.returncode == 2 and "is not JSON" in bad_arg.stderr
+    broken = tmp_path / "app.yaml"
+    broken.write_text(APP.read_text().replace("replicas", "replica").replace("nodeSelector", "nodeSelectr"))
+    refused = neon(cluster, "apply", "-f", str(broken))
+    assert refused.returncode == 1
+    assert refused.stderr.strip().startswith("error: unknown field 'spec.components[0].placement.nodeSelectr'")
+    unreachable = subprocess.run([sys.executable, "-m", "neon", "--control", "127.0.0.1:1", "get", "apps"],
+                                 capture_output=True, text=True, timeout=60)
+    assert unreachable.returncode == 1 and unreachable.stderr.startswith("error:")
+
+
+def test_neon_dev_runs_the_example_and_cleans_up(tmp_path: Path, log_analyzer: dict[str, Path]) -> None:
+    proc = subprocess.run([sys.executable, "-m", "neon", "dev", "--dir", str(tmp_path / "dev"), "--once"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "parser  1/1 ready" in out and "on edge-1: Running" in out and "on cloud-1: Running" in out
+    assert "remote (cloud-1 -> edge-1)" in out
+    assert "process-batch on cloud-1: 5 of 7 lines well formed" in out
+    assert "parser.parse on edge-1 of 'this line is not a log entry': {'err': \"bad timestamp 'this'\"}" in out
+    control = next(line.split()[-1] for line in out.splitlines() if line.startswith("• control plane"))
+    host, port = control.rsplit(":", 1)
+    with pytest.raises(OSError):
+        socket.create_connection((host, int(port)), timeout=1).close()
