@@ -1,0 +1,168 @@
+"""Cost of a split link: a forwarded call vs a raw grpcio echo, measured in one run.
+
+Starts etcd, a control plane and two agents (separate processes), deploys the
+log analyzer twice - once split (processor in the cloud, parser on the edge)
+and once co-located (both on the edge) - and times `process-batch` on N lines
+through each agent's data plane directly. The difference divided by N is what
+one forwarded `parse` call costs on top of a local (host-linked) one. The
+baseline is a plain grpcio unary echo of a payload of the same size between
+two processes on loopback.
+
+    python bench/forwarding.py [--lines 110] [--rounds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from neon import manifest  # noqa: E402
+from neon._proto import dataplane_pb2, dataplane_pb2_grpc, values_pb2  # noqa: E402
+from neon.client import ControlClient  # noqa: E402
+from neon.etcd_server import EtcdServer, free_port  # noqa: E402
+from neon.guests import EXAMPLES, build_log_analyzer  # noqa: E402
+from neon.processes import spawn_agent, spawn_controlplane  # noqa: E402
+
+ECHO_SERVER = textwrap.dedent("""
+    import sys, grpc
+    from concurrent import futures
+    def echo(request, context):
+        return request
+    handler = grpc.method_handlers_generic_handler("bench.Echo", {
+        "Echo": grpc.unary_unary_rpc_method_handler(echo)})
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    server.add_generic_rpc_handlers((handler,))
+    server.add_insecure_port("127.0.0.1:" + sys.argv[1])
+    server.start()
+    print("ready", flush=True)
+    server.wait_for_termination()
+""")
+
+
+def _percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def raw_echo(payload: bytes, calls: int) -> list[float]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(port)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            echo = channel.unary_unary("/bench.Echo/Echo")
+            for _ in range(200):
+                echo(payload, timeout=5)
+            samples = []
+            for _ in range(calls):
+                start = time.perf_counter()
+                echo(payload, timeout=5)
+                samples.append(time.perf_counter() - start)
+        return samples
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def timed_batches(address: str, app: str, lines: list[str], rounds: int) -> list[float]:
+    request = dataplane_pb2.InvokeRequest(app=app, component="processor", function="process-batch",
+                                          args_json=json.dumps([lines]))
+    with grpc.insecure_channel(address) as channel:
+        stub = dataplane_pb2_grpc.DataPlaneStub(channel)
+        for _ in range(3):
+            stub.Invoke(request, timeout=60)
+        samples = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            reply = stub.Invoke(request, timeout=60)
+            samples.append(time.perf_counter() - start)
+        expected = sum(1 for ln in lines if not ln.startswith("this") and " FATAL " not in ln)
+        assert json.loads(reply.result_json) == expected, reply.result_json
+    return samples
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=110)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "forwarding.json")
+    args = parser.parse_args()
+
+    sample = (EXAMPLES / "log-analyzer" / "sample.log").read_text().splitlines()
+    lines = [sample[i % len(sample)] for i in range(args.lines)]
+    built = build_log_analyzer()
+    base = manifest.load((EXAMPLES / "log-analyzer" / "app.yaml").read_text(), require_digests=False)
+
+    with tempfile.TemporaryDirectory() as tmp, EtcdServer(Path(tmp) / "etcd") as etcd:
+        work = Path(tmp)
+        cp = spawn_controlplane(etcd.url, work)
+        agents = []
+        try:
+            control = cp.wait_ready()
+            agents = [spawn_agent(control, "edge-1", {"tier": "edge"}, work),
+                      spawn_agent(control, "cloud-1", {"tier": "cloud"}, work)]
+            address = {a.name: a.wait_ready() for a in agents}
+            with ControlClient(control) as client:
+                while len(client.list_nodes()) < 2:
+                    time.sleep(0.05)
+                digests = {name: client.upload(path).digest for name, path in built.items()}
+                split = base.with_artifacts(lambda c: digests[c.name])
+                local = manifest.parse({**split.to_dict(), "metadata": {"name": "log-analyzer-local"}})
+                local_doc = local.to_dict()
+                local_doc["spec"]["components"][1]["placement"]["nodeSelector"] = {"tier": "edge"}
+                client.apply(split)
+                client.apply(manifest.parse(local_doc))
+                for name in ("log-analyzer", "log-analyzer-local"):
+                    deadline = time.monotonic() + 120
+                    while client.get_app(name).phase != "Running":
+                        if time.monotonic() > deadline:
+                            raise SystemExit(f"{name} did not run: {client.get_app(name).reason}")
+                        time.sleep(0.1)
+            split_s = timed_batches(address["cloud-1"], "log-analyzer", lines, args.rounds)
+            local_s = timed_batches(address["edge-1"], "log-analyzer-local", lines, args.rounds)
+        finally:
+            for child in [*agents, cp]:
+                child.stop()
+
+    payload = dataplane_pb2.CallRequest(
+        app="log-analyzer", component="parser", interface="cyber-systems:logs/parser@0.1.0", function="parse",
+        args=[values_pb2.Value(string=lines[0])], caller="cloud-1").SerializeToString()
+    echo_s = raw_echo(payload, 2000)
+
+    p50 = statistics.median
+    per_call = (p50(split_s) - p50(local_s)) / args.lines
+    result = {
+        "lines": args.lines,
+        "rounds": args.rounds,
+        "raw_echo_ms": {"p50": p50(echo_s) * 1e3, "p99": _percentile(echo_s, 0.99) * 1e3, "payload_bytes": len(payload)},
+        "batch_local_ms": {"p50": p50(local_s) * 1e3, "p99": _percentile(local_s, 0.99) * 1e3},
+        "batch_split_ms": {"p50": p50(split_s) * 1e3, "p99": _percentile(split_s, 0.99) * 1e3},
+        "forwarding_cost_per_call_ms": per_call * 1e3,
+        "ratio_vs_raw_echo": per_call / p50(echo_s),
+    }
+    print(f"raw grpcio unary echo ({len(payload)} B, loopback, 2 processes)   p50 {result['raw_echo_ms']['p50']:.3f} ms"
+          f"   p99 {result['raw_echo_ms']['p99']:.3f} ms")
+    print(f"process-batch, {args.lines} lines, local link (edge-1)          p50 {result['batch_local_ms']['p50']:.2f} ms")
+    print(f"process-batch, {args.lines} lines, split link (cloud-1 -> edge-1) p50 {result['batch_split_ms']['p50']:.2f} ms")
+    print(f"forwarding cost per call = (split - local) / {args.lines}          {per_call * 1e3:.3f} ms"
+          f"   = {result['ratio_vs_raw_echo']:.2f}x the raw echo")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.json.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
