@@ -22,8 +22,21 @@ from agent.dataplane import DataPlaneServicer
 from agent.forwarder import Router
 from agent.runtime import ComponentInstance, FunctionRef, HostFunc, Runtime
 from agent.state import (
-    AgentState, ArtifactFailed, ArtifactFetched, DesiredChanged, Event, Fetch, Instruction, InstanceFailed,
-    InstanceStarted, InstanceStopped, Key, Report, Route, Start, Stop,
+    AgentState,
+    ArtifactFailed,
+    ArtifactFetched,
+    DesiredChanged,
+    Event,
+    Fetch,
+    InstanceFailed,
+    InstanceStarted,
+    InstanceStopped,
+    Instruction,
+    Key,
+    Report,
+    Route,
+    Start,
+    Stop,
 )
 from neon import __version__, log
 from neon._proto import control_pb2, control_pb2_grpc, dataplane_pb2_grpc
@@ -38,8 +51,9 @@ _log = log.get("neon.agent")
 class _Slot:
     """A running instance and how to rebuild it after a trap."""
 
-    def __init__(self, instance: ComponentInstance, spec: ComponentAssignment,
-                 build: Callable[[], ComponentInstance]) -> None:
+    def __init__(
+        self, instance: ComponentInstance, spec: ComponentAssignment, build: Callable[[], ComponentInstance]
+    ) -> None:
         self.instance = instance
         self.spec = spec
         self.build = build
@@ -94,7 +108,7 @@ class Agent:
         if self.server is not None:
             await self.server.stop(grace)
         if self.channel is not None:
-            await self.channel.close()
+            await self.channel.close(None)
         self.router.close()
         with self._slots_lock:
             self._slots.clear()
@@ -112,11 +126,17 @@ class Agent:
         while True:
             heartbeat: asyncio.Task[Any] | None = None
             try:
-                reply = await self.control.Register(control_pb2.RegisterRequest(
-                    name=self.config.name, labels=self.config.labels, dataplane_address=self.address,
-                    memory_bytes=self.config.memory_bytes, instance_slots=self.config.instance_slots,
-                    version=__version__,
-                ), timeout=10)
+                reply = await self.control.Register(
+                    control_pb2.RegisterRequest(
+                        name=self.config.name,
+                        labels=self.config.labels,
+                        dataplane_address=self.address,
+                        memory_bytes=self.config.memory_bytes,
+                        instance_slots=self.config.instance_slots,
+                        version=__version__,
+                    ),
+                    timeout=10,
+                )
                 backoff = 0.2
                 _log.info("registered", lease=f"{reply.lease_id:x}", ttl=reply.lease_ttl_seconds)
                 watch = self.control.WatchAssignments(control_pb2.WatchAssignmentsRequest(name=self.config.name))
@@ -125,8 +145,7 @@ class Agent:
                 self._report_dirty.set()  # the new lease starts without our status
                 async for snapshot in watch:
                     assignments = tuple(assignment_from_proto(a) for a in snapshot.assignments)
-                    _log.info("desired state", revision=snapshot.revision,
-                              apps=[a.app for a in assignments])
+                    _log.info("desired state", revision=snapshot.revision, apps=[a.app for a in assignments])
                     self._feed(DesiredChanged(assignments))
                 _log.warning("assignment stream ended; reconnecting")
             except asyncio.CancelledError:
@@ -136,8 +155,12 @@ class Agent:
                     raise
             except grpc.aio.AioRpcError as err:
                 if err.code() != grpc.StatusCode.CANCELLED:
-                    _log.warning("control plane unreachable; retrying", error=err.details(),
-                                 code=err.code().name, backoff=backoff)
+                    _log.warning(
+                        "control plane unreachable; retrying",
+                        error=err.details(),
+                        code=err.code().name,
+                        backoff=backoff,
+                    )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             finally:
@@ -149,8 +172,9 @@ class Agent:
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.control.Heartbeat(control_pb2.HeartbeatRequest(name=self.config.name, lease_id=lease_id),
-                                             timeout=interval)
+                await self.control.Heartbeat(
+                    control_pb2.HeartbeatRequest(name=self.config.name, lease_id=lease_id), timeout=interval
+                )
             except grpc.aio.AioRpcError as err:
                 _log.warning("heartbeat failed", code=err.code().name, error=err.details())
                 if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE):
@@ -161,8 +185,9 @@ class Agent:
         while True:
             await self._report_dirty.wait()
             self._report_dirty.clear()
-            report = control_pb2.StatusReport(node=self.config.name,
-                                              instances=[report_to_proto(r) for r in self._report])
+            report = control_pb2.StatusReport(
+                node=self.config.name, instances=[report_to_proto(r) for r in self._report]
+            )
             try:
                 await self.control.ReportStatus(report, timeout=10)
             except grpc.aio.AioRpcError as err:
@@ -245,15 +270,21 @@ class Agent:
         for import_name in bindings:
             if import_name not in needed:
                 have = ", ".join(sorted(needed)) or "none besides WASI"
-                raise ComponentError(f"{app}/{name} is linked on {import_name}, which it does not import "
-                                     f"(its imports: {have})", component=name, import_name=import_name)
+                raise ComponentError(
+                    f"{app}/{name} is linked on {import_name}, which it does not import (its imports: {have})",
+                    component=name,
+                    import_name=import_name,
+                )
         linked: dict[str, dict[str, HostFunc]] = {}
         for iface, funcs in sorted(needed.items()):
             binding = bindings.get(iface)
             if binding is None:
                 raise ComponentError(
                     f"{app}/{name} imports {iface or 'root functions'}, but no link satisfies it; add to spec.links: "
-                    f"{{importer: {name}, import: {iface}, exporter: <component>}}", component=name, import_name=iface)
+                    f"{{importer: {name}, import: {iface}, exporter: <component>}}",
+                    component=name,
+                    import_name=iface,
+                )
             table: dict[str, HostFunc] = {}
             for fname, fty in funcs.items():
                 if binding.local:
@@ -267,6 +298,7 @@ class Agent:
     def _local_call(self, app: str, exporter: str, ref: FunctionRef) -> HostFunc:
         def call(*args: Any) -> Any:
             return self.call(app, exporter, ref, list(args))
+
         return call
 
     # ---------------------------------------------------------- serving --
@@ -275,8 +307,12 @@ class Agent:
         with self._slots_lock:
             slot = self._slots.get((app, component))
         if slot is None:
-            raise NotRunning(f"{app}/{component} is not running on node {self.config.name}", app=app,
-                             component=component, node=self.config.name)
+            raise NotRunning(
+                f"{app}/{component} is not running on node {self.config.name}",
+                app=app,
+                component=component,
+                node=self.config.name,
+            )
         return slot
 
     def instance(self, app: str, component: str) -> ComponentInstance:

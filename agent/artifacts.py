@@ -50,8 +50,9 @@ class ArtifactCache:
                     out.write(data)
             actual = f"sha256:{hasher.hexdigest()}"
             if actual != digest:
-                raise IntegrityError(f"artifact {digest} arrived as {actual}; refusing it", expected=digest,
-                                     actual=actual)
+                raise IntegrityError(
+                    f"artifact {digest} arrived as {actual}; refusing it", expected=digest, actual=actual
+                )
             os.replace(tmp, target)
             return target
         finally:

@@ -120,7 +120,8 @@ class IntCodec(Codec):
         return value
 
     def to_proto(self, value: Any, path: str = "") -> Value:
-        return Value(**{self.field: self._check(value, path)})
+        checked = self._check(value, path)
+        return Value(s64=checked) if self.signed else Value(u64=checked)
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, self.field, path)
@@ -147,7 +148,7 @@ class FloatCodec(Codec):
     def to_proto(self, value: Any, path: str = "") -> Value:
         if type(value) not in (float, int) or type(value) is bool:
             raise _fail(path, f"expected {self.wit}, got {type(value).__name__}")
-        return Value(**{self.field: float(value)})
+        return Value(f32=float(value)) if self.field == "f32" else Value(f64=float(value))
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, self.field, path)
@@ -317,7 +318,7 @@ class RecordCodec(Codec):
         if len(msg.list.values) != len(self.fields):
             raise _fail(path, f"expected {len(self.fields)} record fields, got {len(msg.list.values)}")
         record = wc.Record()
-        for (name, codec), item in zip(self.fields, msg.list.values):
+        for (name, codec), item in zip(self.fields, msg.list.values, strict=False):
             setattr(record, name, codec.from_proto(item, _sub(path, name)))
         return record
 
@@ -358,22 +359,30 @@ class TupleCodec(Codec):
         if not isinstance(value, (tuple, list)):
             raise _fail(path, f"expected a tuple, got {type(value).__name__}")
         self._arity(len(value), path)
-        return Value(list=values_pb2.ValueList(
-            values=[c.to_proto(v, f"{path}[{i}]") for i, (c, v) in enumerate(zip(self.elements, value))]))
+        return Value(
+            list=values_pb2.ValueList(
+                values=[
+                    c.to_proto(v, f"{path}[{i}]") for i, (c, v) in enumerate(zip(self.elements, value, strict=False))
+                ]
+            )
+        )
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "list", path)
         self._arity(len(msg.list.values), path)
-        return tuple(c.from_proto(v, f"{path}[{i}]") for i, (c, v) in enumerate(zip(self.elements, msg.list.values)))
+        return tuple(
+            c.from_proto(v, f"{path}[{i}]")
+            for i, (c, v) in enumerate(zip(self.elements, msg.list.values, strict=False))
+        )
 
     def to_json(self, value: Any) -> Any:
-        return [c.to_json(v) for c, v in zip(self.elements, value)]
+        return [c.to_json(v) for c, v in zip(self.elements, value, strict=False)]
 
     def from_json(self, doc: Any, path: str = "") -> Any:
         if type(doc) is not list:
             raise _fail(path, f"expected a JSON array for {self.wit}")
         self._arity(len(doc), path)
-        return tuple(c.from_json(v, f"{path}[{i}]") for i, (c, v) in enumerate(zip(self.elements, doc)))
+        return tuple(c.from_json(v, f"{path}[{i}]") for i, (c, v) in enumerate(zip(self.elements, doc, strict=False)))
 
 
 class CasesCodec(Codec):
@@ -449,7 +458,7 @@ class CasesCodec(Codec):
         if isinstance(doc, str) and doc in self.index and self.cases[self.index[doc]][1] is None:
             return self.make(self.index[doc], None)
         if type(doc) is dict and len(doc) == 1:
-            (name, payload), = doc.items()
+            ((name, payload),) = doc.items()
             if name in self.index:
                 index = self.index[name]
                 codec = self.cases[index][1]
@@ -468,8 +477,9 @@ class OptionCodec(CasesCodec):
     def __init__(self, payload: Codec) -> None:
         super().__init__(f"option<{payload.wit}>", [("none", None), ("some", payload)])
         self.payload = payload
-        self.boxed = isinstance(payload, OptionCodec) or (isinstance(payload, CasesCodec) and not payload.tagged
-                                                          and any(p is None for _, p in payload.cases))
+        self.boxed = isinstance(payload, OptionCodec) or (
+            isinstance(payload, CasesCodec) and not payload.tagged and any(p is None for _, p in payload.cases)
+        )
 
     def to_json(self, value: Any) -> Any:
         index, payload = self.case_of(value)
@@ -615,8 +625,13 @@ def compile_type(ty: Any, where: str = "") -> Codec:
         return CasesCodec(wit, [("ok", ok), ("err", err)])
     if isinstance(ty, wc.FlagsType):
         return FlagsCodec(ty.names)
-    kind = {wc.OwnType: "resource (own)", wc.BorrowType: "resource (borrow)", wc.FutureType: "future",
-            wc.StreamType: "stream", wc.ErrorContext: "error-context"}.get(type(ty), type(ty).__name__)
+    kind = {
+        wc.OwnType: "resource (own)",
+        wc.BorrowType: "resource (borrow)",
+        wc.FutureType: "future",
+        wc.StreamType: "stream",
+        wc.ErrorContext: "error-context",
+    }.get(type(ty), type(ty).__name__)
     raise Unsupported(f"{where or 'a function'} uses a {kind}, which cannot cross nodes", where=where, type=kind)
 
 
@@ -642,17 +657,17 @@ class Signature:
 
     def args_to_proto(self, args: Sequence[Any]) -> list[Value]:
         self._arity(len(args))
-        return [c.to_proto(v, p) for (p, c), v in zip(self.params, args)]
+        return [c.to_proto(v, p) for (p, c), v in zip(self.params, args, strict=False)]
 
     def args_from_proto(self, msgs: Sequence[Value]) -> list[Any]:
         self._arity(len(msgs))
-        return [c.from_proto(m, p) for (p, c), m in zip(self.params, msgs)]
+        return [c.from_proto(m, p) for (p, c), m in zip(self.params, msgs, strict=False)]
 
     def args_from_json(self, docs: Any) -> list[Any]:
         if type(docs) is not list:
             raise CodecError(f"{self.name}: arguments must be a JSON array, one element per parameter", path="args")
         self._arity(len(docs))
-        return [c.from_json(d, p) for (p, c), d in zip(self.params, docs)]
+        return [c.from_json(d, p) for (p, c), d in zip(self.params, docs, strict=False)]
 
     def result_to_proto(self, value: Any) -> Value | None:
         return None if self.result is None else self.result.to_proto(value, "result")

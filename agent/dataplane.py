@@ -7,14 +7,12 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-import grpc
-
 from agent.forwarder import set_call_deadline
 from agent.runtime import FunctionRef
 from neon import log
 from neon._proto import dataplane_pb2, dataplane_pb2_grpc
 from neon.errors import InvalidArgument
-from neon.rpc import edge
+from neon.rpc import Context, edge
 
 if TYPE_CHECKING:
     from agent.agent import Agent
@@ -27,8 +25,7 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
         self.agent = agent
 
     @edge
-    async def Call(self, request: dataplane_pb2.CallRequest,
-                   context: grpc.aio.ServicerContext) -> dataplane_pb2.CallResponse:
+    async def Call(self, request: dataplane_pb2.CallRequest, context: Context) -> dataplane_pb2.CallResponse:
         instance = self.agent.instance(request.app, request.component)
         ref = FunctionRef(request.interface, request.function)
         signature = instance.signature(ref)
@@ -38,8 +35,7 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
         return dataplane_pb2.CallResponse(result=encoded) if encoded is not None else dataplane_pb2.CallResponse()
 
     @edge
-    async def Invoke(self, request: dataplane_pb2.InvokeRequest,
-                     context: grpc.aio.ServicerContext) -> dataplane_pb2.InvokeResponse:
+    async def Invoke(self, request: dataplane_pb2.InvokeRequest, context: Context) -> dataplane_pb2.InvokeResponse:
         instance = self.agent.instance(request.app, request.component)
         ref = instance.resolve(request.function)
         signature = instance.signature(ref)
@@ -49,11 +45,11 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
             raise InvalidArgument(f"arguments are not valid JSON: {err}", field="args_json") from None
         args = signature.args_from_json(docs)
         result = await self._run(request.app, request.component, ref, args, context)
-        return dataplane_pb2.InvokeResponse(result_json=json.dumps(signature.result_to_json(result)),
-                                            node=self.agent.config.name)
+        return dataplane_pb2.InvokeResponse(
+            result_json=json.dumps(signature.result_to_json(result)), node=self.agent.config.name
+        )
 
-    async def _run(self, app: str, component: str, ref: FunctionRef, args: list[Any],
-                   context: grpc.aio.ServicerContext) -> Any:
+    async def _run(self, app: str, component: str, ref: FunctionRef, args: list[Any], context: Context) -> Any:
         remaining = context.time_remaining()
         deadline = time.monotonic() + remaining if remaining is not None else None
 

@@ -73,20 +73,26 @@ class Router:
                 self._channels[address] = channel
         return dataplane_pb2_grpc.DataPlaneStub(channel)
 
-    def forwarder(self, app: str, exporter: str, interface: str, function: str,
-                  signature: Signature) -> Callable[..., Any]:
+    def forwarder(
+        self, app: str, exporter: str, interface: str, function: str, signature: Signature
+    ) -> Callable[..., Any]:
         """A host function forwarding ``interface#function`` to ``exporter``."""
         label = f"{exporter} {interface}#{function}"
 
         def forward(*args: Any) -> Any:
             endpoints = self.endpoints(app, exporter)
             if not endpoints:
-                raise Unavailable(f"no node serves {app}/{exporter} for {label}; is it placed?",
-                                  app=app, component=exporter)
+                raise Unavailable(
+                    f"no node serves {app}/{exporter} for {label}; is it placed?", app=app, component=exporter
+                )
             address = endpoints[next(self._rr) % len(endpoints)]
             request = dataplane_pb2.CallRequest(
-                app=app, component=exporter, interface=interface, function=function,
-                args=signature.args_to_proto(args), caller=self.node,
+                app=app,
+                component=exporter,
+                interface=interface,
+                function=function,
+                args=signature.args_to_proto(args),
+                caller=self.node,
             )
             deadline = getattr(_deadline, "value", None)
             timeout = self.default_timeout

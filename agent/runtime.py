@@ -80,8 +80,9 @@ class Runtime:
             try:
                 component = wc.Component(self.engine, wasm_path.read_bytes())
             except wasmtime.WasmtimeError as err:
-                raise ComponentError(f"artifact {digest} is not a valid component: {_first_line(err)}",
-                                     artifact=digest) from None
+                raise ComponentError(
+                    f"artifact {digest} is not a valid component: {_first_line(err)}", artifact=digest
+                ) from None
             fd, tmp = tempfile.mkstemp(dir=self.cache_dir, prefix=".cwasm-")
             with os.fdopen(fd, "wb") as out:
                 out.write(component.serialize())
@@ -134,8 +135,9 @@ class ComponentInstance:
             non-WASI import (local links and remote forwarders).
     """
 
-    def __init__(self, runtime: Runtime, component: wc.Component, label: str,
-                 imports: dict[str, dict[str, HostFunc]]) -> None:
+    def __init__(
+        self, runtime: Runtime, component: wc.Component, label: str, imports: dict[str, dict[str, HostFunc]]
+    ) -> None:
         self.label = label
         self.runtime = runtime
         self.lock = threading.Lock()
@@ -183,9 +185,12 @@ class ComponentInstance:
             return candidates[0]
         listing = ", ".join(str(f) for f in self.functions)
         if not candidates:
-            raise NotFound(f"{self.label} exports no function {name!r} (exports: {listing})", kind="function", name=name)
-        raise NotFound(f"{name!r} is ambiguous in {self.label}: {', '.join(map(str, candidates))}",
-                       kind="function", name=name)
+            raise NotFound(
+                f"{self.label} exports no function {name!r} (exports: {listing})", kind="function", name=name
+            )
+        raise NotFound(
+            f"{name!r} is ambiguous in {self.label}: {', '.join(map(str, candidates))}", kind="function", name=name
+        )
 
     def signature(self, ref: FunctionRef) -> Signature:
         sig = self._signatures.get(ref)
@@ -207,12 +212,14 @@ class ComponentInstance:
                 self.poisoned = True
                 cause = _take_pending()
                 if isinstance(cause, NeonGridError):
-                    raise cause
-                raise CallFailed(f"{self.label} {ref} trapped: {_trap_message(err, cause)}", component=self.label,
-                                 function=str(ref)) from None
+                    raise cause from None
+                raise CallFailed(
+                    f"{self.label} {ref} trapped: {_trap_message(err, cause)}", component=self.label, function=str(ref)
+                ) from None
             except (TypeError, ValueError) as err:
-                raise CallFailed(f"{self.label} {ref}: bad value: {err}", component=self.label,
-                                 function=str(ref)) from None
+                raise CallFailed(
+                    f"{self.label} {ref}: bad value: {err}", component=self.label, function=str(ref)
+                ) from None
             return result
 
     def _func(self, ref: FunctionRef) -> wc.Func:
@@ -243,12 +250,14 @@ def _host(fn: HostFunc) -> HostFunc:
     slot, which races between threads; instead the exception is kept in a
     thread-local and the guest sees a trap carrying its message.
     """
+
     def call(_store: Any, *args: Any) -> Any:
         try:
             return fn(*args)
         except Exception as err:  # noqa: BLE001 - every failure must become a trap
             _pending.error = err
             raise wasmtime.WasmtimeError(str(err)) from None
+
     return call
 
 
@@ -274,7 +283,7 @@ class _GuestOutput:
         while b"\n" in self.pending or len(self.pending) > self.MAX_LINE:
             line, sep, rest = self.pending.partition(b"\n")
             if not sep:
-                line, rest = self.pending[: self.MAX_LINE], self.pending[self.MAX_LINE:]
+                line, rest = self.pending[: self.MAX_LINE], self.pending[self.MAX_LINE :]
             self.pending = rest
             emit = self.log.warning if self.stream == "stderr" else self.log.info
             emit(f"guest {self.stream}", guest=self.label, text=line.decode("utf-8", "replace"))
@@ -287,7 +296,7 @@ def _trap_message(err: Exception, cause: Exception | None) -> str:
     # wasmtime puts the backtrace first and the reason last ("Caused by: ...").
     for i, line in enumerate(lines):
         if line.startswith("Caused by"):
-            return "; ".join(lines[i + 1:i + 3])
+            return "; ".join(lines[i + 1 : i + 3])
     return lines[0] if lines else type(err).__name__
 
 

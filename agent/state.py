@@ -15,7 +15,6 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Union
 
 from neon.model import Assignment, ComponentAssignment, InstanceReport
 
@@ -25,6 +24,7 @@ _ids = itertools.count(1)
 
 
 # ------------------------------------------------------------------ events --
+
 
 @dataclass(frozen=True)
 class DesiredChanged:
@@ -66,10 +66,11 @@ class InstanceStopped:
     id: int = field(default_factory=lambda: next(_ids))
 
 
-Event = Union[DesiredChanged, ArtifactFetched, ArtifactFailed, InstanceStarted, InstanceFailed, InstanceStopped]
+Event = DesiredChanged | ArtifactFetched | ArtifactFailed | InstanceStarted | InstanceFailed | InstanceStopped
 
 
 # ------------------------------------------------------------ instructions --
+
 
 @dataclass(frozen=True)
 class Fetch:
@@ -101,10 +102,11 @@ class Report:
     instances: tuple[InstanceReport, ...]
 
 
-Instruction = Union[Fetch, Start, Stop, Route, Report]
+Instruction = Fetch | Start | Stop | Route | Report
 
 
 # ------------------------------------------------------------------- state --
+
 
 @dataclass
 class _Instance:
@@ -235,6 +237,14 @@ class AgentState:
             if (inst.phase == "Stopping" or inst.cancel) and (app, comp) not in self.desired:
                 continue
             state = {"Running": "Running", "Failed": "Failed"}.get(inst.phase, "Starting")
-            reports.append(InstanceReport(app=app, component=comp, artifact=inst.spec.artifact, state=state,
-                                          reason=inst.reason, generation=self.generations.get(app, 0)))
+            reports.append(
+                InstanceReport(
+                    app=app,
+                    component=comp,
+                    artifact=inst.spec.artifact,
+                    state=state,
+                    reason=inst.reason,
+                    generation=self.generations.get(app, 0),
+                )
+            )
         return tuple(reports)

@@ -77,8 +77,9 @@ def raw_echo(payload: bytes, calls: int) -> list[float]:
 
 
 def timed_batches(address: str, app: str, lines: list[str], rounds: int) -> list[float]:
-    request = dataplane_pb2.InvokeRequest(app=app, component="processor", function="process-batch",
-                                          args_json=json.dumps([lines]))
+    request = dataplane_pb2.InvokeRequest(
+        app=app, component="processor", function="process-batch", args_json=json.dumps([lines])
+    )
     with grpc.insecure_channel(address) as channel:
         stub = dataplane_pb2_grpc.DataPlaneStub(channel)
         for _ in range(3):
@@ -111,8 +112,10 @@ def main() -> int:
         agents = []
         try:
             control = cp.wait_ready()
-            agents = [spawn_agent(control, "edge-1", {"tier": "edge"}, work),
-                      spawn_agent(control, "cloud-1", {"tier": "cloud"}, work)]
+            agents = [
+                spawn_agent(control, "edge-1", {"tier": "edge"}, work),
+                spawn_agent(control, "cloud-1", {"tier": "cloud"}, work),
+            ]
             address = {a.name: a.wait_ready() for a in agents}
             with ControlClient(control) as client:
                 while len(client.list_nodes()) < 2:
@@ -137,8 +140,13 @@ def main() -> int:
                 child.stop()
 
     payload = dataplane_pb2.CallRequest(
-        app="log-analyzer", component="parser", interface="cyber-systems:logs/parser@0.1.0", function="parse",
-        args=[values_pb2.Value(string=lines[0])], caller="cloud-1").SerializeToString()
+        app="log-analyzer",
+        component="parser",
+        interface="cyber-systems:logs/parser@0.1.0",
+        function="parse",
+        args=[values_pb2.Value(string=lines[0])],
+        caller="cloud-1",
+    ).SerializeToString()
     echo_s = raw_echo(payload, 2000)
 
     p50 = statistics.median
@@ -146,18 +154,31 @@ def main() -> int:
     result = {
         "lines": args.lines,
         "rounds": args.rounds,
-        "raw_echo_ms": {"p50": p50(echo_s) * 1e3, "p99": _percentile(echo_s, 0.99) * 1e3, "payload_bytes": len(payload)},
+        "raw_echo_ms": {
+            "p50": p50(echo_s) * 1e3,
+            "p99": _percentile(echo_s, 0.99) * 1e3,
+            "payload_bytes": len(payload),
+        },
         "batch_local_ms": {"p50": p50(local_s) * 1e3, "p99": _percentile(local_s, 0.99) * 1e3},
         "batch_split_ms": {"p50": p50(split_s) * 1e3, "p99": _percentile(split_s, 0.99) * 1e3},
         "forwarding_cost_per_call_ms": per_call * 1e3,
         "ratio_vs_raw_echo": per_call / p50(echo_s),
     }
-    print(f"raw grpcio unary echo ({len(payload)} B, loopback, 2 processes)   p50 {result['raw_echo_ms']['p50']:.3f} ms"
-          f"   p99 {result['raw_echo_ms']['p99']:.3f} ms")
-    print(f"process-batch, {args.lines} lines, local link (edge-1)          p50 {result['batch_local_ms']['p50']:.2f} ms")
-    print(f"process-batch, {args.lines} lines, split link (cloud-1 -> edge-1) p50 {result['batch_split_ms']['p50']:.2f} ms")
-    print(f"forwarding cost per call = (split - local) / {args.lines}          {per_call * 1e3:.3f} ms"
-          f"   = {result['ratio_vs_raw_echo']:.2f}x the raw echo")
+    print(
+        f"raw grpcio unary echo ({len(payload)} B, loopback, 2 processes)   p50 {result['raw_echo_ms']['p50']:.3f} ms"
+        f"   p99 {result['raw_echo_ms']['p99']:.3f} ms"
+    )
+    print(
+        f"process-batch, {args.lines} lines, local link (edge-1)          p50 {result['batch_local_ms']['p50']:.2f} ms"
+    )
+    print(
+        f"process-batch, {args.lines} lines, split link (cloud-1 -> edge-1) "
+        f"p50 {result['batch_split_ms']['p50']:.2f} ms"
+    )
+    print(
+        f"forwarding cost per call = (split - local) / {args.lines}          {per_call * 1e3:.3f} ms"
+        f"   = {result['ratio_vs_raw_echo']:.2f}x the raw echo"
+    )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.json.relative_to(ROOT)}")

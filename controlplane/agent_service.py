@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
-import grpc
-
+from controlplane.events import new_event
+from controlplane.store import ASSIGN
 from neon import log
 from neon._proto import control_pb2, control_pb2_grpc
 from neon.errors import InvalidArgument, NotFound
 from neon.manifest import _NAME as NAME_PATTERN
 from neon.model import Assignment, NodeInfo
-from neon.rpc import edge
+from neon.rpc import Context, edge
 from neon.wire import assignment_to_proto, report_from_proto
-
-from controlplane.events import new_event
-from controlplane.store import ASSIGN
 
 if TYPE_CHECKING:
     from controlplane.server import ControlPlane
@@ -30,15 +27,18 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
         self.cp = cp
 
     @edge
-    async def Register(self, request: control_pb2.RegisterRequest,
-                       context: grpc.aio.ServicerContext) -> control_pb2.RegisterResponse:
+    async def Register(self, request: control_pb2.RegisterRequest, context: Context) -> control_pb2.RegisterResponse:
         if not NAME_PATTERN.match(request.name):
             raise InvalidArgument(f"node name must be a lowercase DNS label, got {request.name!r}", field="name")
         if not request.dataplane_address:
             raise InvalidArgument("dataplane_address is required", field="dataplane_address")
         info = NodeInfo(
-            name=request.name, labels=dict(request.labels), dataplane_address=request.dataplane_address,
-            memory_bytes=request.memory_bytes, instance_slots=request.instance_slots, registered_at=time.time(),
+            name=request.name,
+            labels=dict(request.labels),
+            dataplane_address=request.dataplane_address,
+            memory_bytes=request.memory_bytes,
+            instance_slots=request.instance_slots,
+            registered_at=time.time(),
             version=request.version,
         )
         old = await self.cp.store.get_node(request.name)
@@ -48,24 +48,28 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
             # The node key moved to the new lease; revoking the old one drops the old status report.
             await self.cp.store.revoke_lease(old.lease_id)
         labels = ",".join(f"{k}={v}" for k, v in sorted(info.labels.items()))
-        await self.cp.record(new_event("NodeJoined", f"node {info.name} joined ({labels or 'no labels'})",
-                                       node=info.name))
+        await self.cp.record(
+            new_event("NodeJoined", f"node {info.name} joined ({labels or 'no labels'})", node=info.name)
+        )
         _log.info("node registered", node=info.name, labels=info.labels, dataplane=info.dataplane_address)
         return control_pb2.RegisterResponse(lease_id=lease_id, lease_ttl_seconds=ttl)
 
     @edge
-    async def Heartbeat(self, request: control_pb2.HeartbeatRequest,
-                        context: grpc.aio.ServicerContext) -> control_pb2.HeartbeatResponse:
+    async def Heartbeat(self, request: control_pb2.HeartbeatRequest, context: Context) -> control_pb2.HeartbeatResponse:
         node = await self.cp.store.get_node(request.name)
         if node is None or node.lease_id != request.lease_id:
-            raise NotFound(f"node {request.name!r} is not registered with lease {request.lease_id}; register again",
-                           kind="node", name=request.name)
+            raise NotFound(
+                f"node {request.name!r} is not registered with lease {request.lease_id}; register again",
+                kind="node",
+                name=request.name,
+            )
         ttl = await self.cp.store.refresh_lease(request.lease_id)
         return control_pb2.HeartbeatResponse(ttl_seconds=ttl)
 
     @edge
-    async def WatchAssignments(self, request: control_pb2.WatchAssignmentsRequest,
-                               context: grpc.aio.ServicerContext) -> AsyncIterator[control_pb2.NodeAssignments]:
+    async def WatchAssignments(
+        self, request: control_pb2.WatchAssignmentsRequest, context: Context
+    ) -> AsyncIterator[control_pb2.NodeAssignments]:
         if not NAME_PATTERN.match(request.name):
             raise InvalidArgument(f"node name must be a lowercase DNS label, got {request.name!r}", field="name")
         prefix = ASSIGN + request.name.encode() + b"/"
@@ -86,8 +90,7 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
             await watch.cancel()
 
     @edge
-    async def ReportStatus(self, request: control_pb2.StatusReport,
-                           context: grpc.aio.ServicerContext) -> control_pb2.StatusAck:
+    async def ReportStatus(self, request: control_pb2.StatusReport, context: Context) -> control_pb2.StatusAck:
         node = await self.cp.store.get_node(request.node)
         if node is None:
             raise NotFound(f"node {request.node!r} is not registered; register again", kind="node", name=request.node)
@@ -95,13 +98,14 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
         return control_pb2.StatusAck()
 
     @edge
-    async def FetchArtifact(self, request: control_pb2.FetchArtifactRequest,
-                            context: grpc.aio.ServicerContext) -> AsyncIterator[control_pb2.ArtifactChunk]:
+    async def FetchArtifact(
+        self, request: control_pb2.FetchArtifactRequest, context: Context
+    ) -> AsyncIterator[control_pb2.ArtifactChunk]:
         for data in self.cp.blobs.read(request.digest):
             yield control_pb2.ArtifactChunk(data=data, digest=request.digest)
 
 
-def _snapshot(revision: int, docs: list[dict]) -> control_pb2.NodeAssignments:
+def _snapshot(revision: int, docs: list[dict[str, Any]]) -> control_pb2.NodeAssignments:
     return control_pb2.NodeAssignments(
         revision=revision, assignments=[assignment_to_proto(Assignment.from_dict(d)) for d in docs]
     )

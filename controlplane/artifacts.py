@@ -26,8 +26,9 @@ def parse_digest(digest: str) -> str:
     """Return the hex part of ``sha256:<hex>`` or raise InvalidArgument."""
     match = _DIGEST.match(digest)
     if not match:
-        raise InvalidArgument(f"artifact digest must be 'sha256:<64 lowercase hex digits>', got {digest!r}",
-                              field="digest")
+        raise InvalidArgument(
+            f"artifact digest must be 'sha256:<64 lowercase hex digits>', got {digest!r}", field="digest"
+        )
     return match.group(1)
 
 
@@ -66,8 +67,11 @@ class BlobStore:
                 os.fsync(out.fileno())
             digest = f"sha256:{hasher.hexdigest()}"
             if expected and expected != digest:
-                raise IntegrityError(f"upload does not match its announced digest {expected} (got {digest})",
-                                     expected=expected, actual=digest)
+                raise IntegrityError(
+                    f"upload does not match its announced digest {expected} (got {digest})",
+                    expected=expected,
+                    actual=digest,
+                )
             if size == 0:
                 raise InvalidArgument("artifact is empty", field="data")
             os.replace(tmp, self.path(digest))
@@ -82,8 +86,9 @@ class BlobStore:
         try:
             handle = path.open("rb")
         except FileNotFoundError:
-            raise ArtifactNotFound(f"artifact {digest} is not stored on this control plane; upload it again",
-                                   kind="artifact", name=digest) from None
+            raise ArtifactNotFound(
+                f"artifact {digest} is not stored on this control plane; upload it again", kind="artifact", name=digest
+            ) from None
         with handle:
             while data := handle.read(CHUNK):
                 yield data

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import signal
 
-from neon import log
-
 from controlplane.config import ControlPlaneConfig
 from controlplane.server import ControlPlane
+from neon import log
 
 
 async def serve(config: ControlPlaneConfig, ready_file: str = "") -> None:

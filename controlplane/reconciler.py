@@ -9,12 +9,11 @@ transaction guarded by the mod revisions it read.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
-
-from neon.manifest import AppSpec
-from neon.model import Assignment, ComponentAssignment, ImportBinding, NodeInfo
+from typing import Any, Mapping
 
 from controlplane.placement import NodeView, Placement, Placer
+from neon.manifest import AppSpec
+from neon.model import Assignment, ComponentAssignment, ImportBinding, NodeInfo
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,7 @@ class World:
     nodes: Mapping[str, NodeInfo]
     placements: Mapping[str, Mapping[str, tuple[str, ...]]]  # app -> component -> nodes
     # app -> node -> the assignment stored for it now (as its JSON document)
-    assigned: Mapping[str, Mapping[str, dict]] = field(default_factory=dict)
+    assigned: Mapping[str, Mapping[str, dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,9 @@ class AppPlan:
         return self.placement_changed or bool(self.writes) or bool(self.remove_from)
 
 
-def slice_graph(spec: AppSpec, generation: int, placement: Placement, nodes: Mapping[str, NodeInfo]) -> dict[str, Assignment]:
+def slice_graph(
+    spec: AppSpec, generation: int, placement: Placement, nodes: Mapping[str, NodeInfo]
+) -> dict[str, Assignment]:
     """Cut the application's graph into per-node assignments.
 
     An import is ``local`` when the exporter has a replica on the importer's
@@ -70,7 +71,9 @@ def slice_graph(spec: AppSpec, generation: int, placement: Placement, nodes: Map
                 local = node in targets
                 endpoints = tuple(nodes[t].dataplane_address for t in targets if t in nodes and t != node)
                 bindings.append(
-                    ImportBinding(import_name=link.import_name, component=link.exporter, local=local, endpoints=endpoints)
+                    ImportBinding(
+                        import_name=link.import_name, component=link.exporter, local=local, endpoints=endpoints
+                    )
                 )
             per_node.setdefault(node, []).append(
                 ComponentAssignment(name=comp.name, artifact=comp.artifact, imports=tuple(bindings))
@@ -101,7 +104,9 @@ def plan(world: World, placer: Placer | None = None) -> tuple[list[AppPlan], lis
     plans: list[AppPlan] = []
     for name in sorted(world.apps):
         record = world.apps[name]
-        current = {c: tuple(n for n in nodes if n in world.nodes) for c, nodes in world.placements.get(name, {}).items()}
+        current = {
+            c: tuple(n for n in nodes if n in world.nodes) for c, nodes in world.placements.get(name, {}).items()
+        }
         for nodes in world.placements.get(name, {}).values():
             for node in nodes:
                 if node in instances:
@@ -116,8 +121,18 @@ def plan(world: World, placer: Placer | None = None) -> tuple[list[AppPlan], lis
         writes = {node: a for node, a in assignments.items() if stored.get(node) != a.to_dict()}
         stale = frozenset(stored) - set(assignments)
         placement_changed = placement.to_dict() != {c: list(n) for c, n in world.placements.get(name, {}).items()}
-        plans.append(AppPlan(app=name, placement=placement, assignments=assignments, writes=writes,
-                             remove_from=stale, placement_changed=placement_changed))
+        plans.append(
+            AppPlan(
+                app=name,
+                placement=placement,
+                assignments=assignments,
+                writes=writes,
+                remove_from=stale,
+                placement_changed=placement_changed,
+            )
+        )
     orphans = [(app, frozenset(nodes)) for app, nodes in sorted(world.assigned.items()) if app not in world.apps]
-    orphans += [(app, frozenset()) for app in sorted(world.placements) if app not in world.apps and app not in world.assigned]
+    orphans += [
+        (app, frozenset()) for app in sorted(world.placements) if app not in world.apps and app not in world.assigned
+    ]
     return plans, orphans

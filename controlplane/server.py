@@ -9,17 +9,16 @@ from typing import Any
 
 import grpc
 
-from neon import log
-from neon._proto import control_pb2_grpc, dataplane_pb2, dataplane_pb2_grpc
-from neon.errors import NotFound, NotRunning, from_rpc_error
-from neon.model import Event, InstanceReport, NodeInfo
-from neon.rpc import CHANNEL_OPTIONS, create_server, mark_serving
-
 from controlplane.artifacts import BlobStore
 from controlplane.config import ControlPlaneConfig
 from controlplane.events import new_event
 from controlplane.reconciler import plan
 from controlplane.store import APPS, NODES, Store
+from neon import log
+from neon._proto import control_pb2_grpc, dataplane_pb2, dataplane_pb2_grpc
+from neon.errors import NotFound, NotRunning, from_rpc_error
+from neon.model import Event, InstanceReport, NodeInfo
+from neon.rpc import CHANNEL_OPTIONS, create_server, mark_serving
 
 _log = log.get("neon.controlplane")
 
@@ -77,7 +76,7 @@ class ControlPlane:
         if self.server is not None:
             await self.server.stop(grace)
         for channel in self._channels.values():
-            await channel.close()
+            await channel.close(None)
         await self.store.close()
 
     # ------------------------------------------------------- reconcile --
@@ -152,11 +151,13 @@ class ControlPlane:
             old = before.get(key)
             if old is None or (old.state, old.artifact) != (rep.state, rep.artifact):
                 msg = f"{rep.component} is {rep.state} on {node.name}" + (f": {rep.reason}" if rep.reason else "")
-                await self.store.record(new_event(f"Instance{rep.state}", msg, app=rep.app,
-                                                  component=rep.component, node=node.name))
+                await self.store.record(
+                    new_event(f"Instance{rep.state}", msg, app=rep.app, component=rep.component, node=node.name)
+                )
         for app, comp in sorted(set(before) - set(now)):
-            await self.store.record(new_event("InstanceStopped", f"{comp} stopped on {node.name}", app=app,
-                                              component=comp, node=node.name))
+            await self.store.record(
+                new_event("InstanceStopped", f"{comp} stopped on {node.name}", app=app, component=comp, node=node.name)
+            )
         self._last_reports[node.name] = now
 
     async def record(self, event: Event) -> None:
@@ -173,18 +174,31 @@ class ControlPlane:
             comp = record.spec.component(request.component)
         except KeyError:
             names = ", ".join(c.name for c in record.spec.components)
-            raise NotFound(f"application {request.app!r} has no component {request.component!r} (it has: {names})",
-                           kind="component", name=request.component) from None
+            raise NotFound(
+                f"application {request.app!r} has no component {request.component!r} (it has: {names})",
+                kind="component",
+                name=request.component,
+            ) from None
         nodes = {n.name: n for n in await self.store.list_nodes()}
         statuses = await self.store.all_status()
         running = sorted(
-            node for node, reps in statuses.items() if node in nodes and any(
-                r.app == request.app and r.component == comp.name and r.state == "Running"
-                and r.artifact == comp.artifact for r in reps)
+            node
+            for node, reps in statuses.items()
+            if node in nodes
+            and any(
+                r.app == request.app
+                and r.component == comp.name
+                and r.state == "Running"
+                and r.artifact == comp.artifact
+                for r in reps
+            )
         )
         if not running:
-            raise NotRunning(f"{request.app}/{comp.name} has no running replica yet; see `neon get app {request.app}`",
-                             app=request.app, component=comp.name)
+            raise NotRunning(
+                f"{request.app}/{comp.name} has no running replica yet; see `neon get app {request.app}`",
+                app=request.app,
+                component=comp.name,
+            )
         node = nodes[running[next(self._rr) % len(running)]]
         stub = dataplane_pb2_grpc.DataPlaneStub(self._channel(node.dataplane_address))
         try:

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, AsyncIterator
 
-import grpc
-
+from controlplane.events import new_event
+from controlplane.status import app_status
 from neon import log, manifest
 from neon._proto import control_pb2, control_pb2_grpc, dataplane_pb2
 from neon.errors import InvalidArgument, InvalidManifest, NotFound
-from neon.rpc import edge
+from neon.rpc import Context, edge
 from neon.wire import application_to_proto, event_to_proto, node_to_proto
-
-from controlplane.events import new_event
-from controlplane.status import app_status
 
 if TYPE_CHECKING:
     from controlplane.server import ControlPlane
@@ -26,8 +23,9 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         self.cp = cp
 
     @edge
-    async def ApplyApplication(self, request: control_pb2.ApplyApplicationRequest,
-                               context: grpc.aio.ServicerContext) -> control_pb2.Application:
+    async def ApplyApplication(
+        self, request: control_pb2.ApplyApplicationRequest, context: Context
+    ) -> control_pb2.Application:
         spec = manifest.load(request.manifest_yaml)
         for i, comp in enumerate(spec.components):
             if not await self.cp.store.has_artifact(comp.artifact) or not self.cp.blobs.exists(comp.artifact):
@@ -43,13 +41,15 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         return await self._status(spec.name)
 
     @edge
-    async def GetApplication(self, request: control_pb2.GetApplicationRequest,
-                             context: grpc.aio.ServicerContext) -> control_pb2.Application:
+    async def GetApplication(
+        self, request: control_pb2.GetApplicationRequest, context: Context
+    ) -> control_pb2.Application:
         return await self._status(request.name)
 
     @edge
-    async def ListApplications(self, request: control_pb2.ListApplicationsRequest,
-                               context: grpc.aio.ServicerContext) -> control_pb2.ListApplicationsResponse:
+    async def ListApplications(
+        self, request: control_pb2.ListApplicationsRequest, context: Context
+    ) -> control_pb2.ListApplicationsResponse:
         records = await self.cp.store.list_apps()
         nodes = {n.name: n for n in await self.cp.store.list_nodes()}
         reports = await self.cp.store.all_status()
@@ -60,8 +60,9 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         return control_pb2.ListApplicationsResponse(applications=apps)
 
     @edge
-    async def DeleteApplication(self, request: control_pb2.DeleteApplicationRequest,
-                                context: grpc.aio.ServicerContext) -> control_pb2.DeleteApplicationResponse:
+    async def DeleteApplication(
+        self, request: control_pb2.DeleteApplicationRequest, context: Context
+    ) -> control_pb2.DeleteApplicationResponse:
         if not await self.cp.store.delete_app(request.name):
             raise NotFound(f"application {request.name!r} does not exist", kind="application", name=request.name)
         await self.cp.record(new_event("Deleted", f"{request.name} deleted", app=request.name))
@@ -69,8 +70,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         return control_pb2.DeleteApplicationResponse()
 
     @edge
-    async def ListNodes(self, request: control_pb2.ListNodesRequest,
-                        context: grpc.aio.ServicerContext) -> control_pb2.ListNodesResponse:
+    async def ListNodes(self, request: control_pb2.ListNodesRequest, context: Context) -> control_pb2.ListNodesResponse:
         reports = await self.cp.store.all_status()
         nodes = sorted(await self.cp.store.list_nodes(), key=lambda n: n.name)
         return control_pb2.ListNodesResponse(
@@ -78,13 +78,14 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         )
 
     @edge
-    async def WatchEvents(self, request: control_pb2.WatchEventsRequest,
-                          context: grpc.aio.ServicerContext) -> AsyncIterator[control_pb2.Event]:
+    async def WatchEvents(
+        self, request: control_pb2.WatchEventsRequest, context: Context
+    ) -> AsyncIterator[control_pb2.Event]:
         if request.history < 0:
             raise InvalidArgument("history must be >= 0", field="history")
         revision, past = await self.cp.store.recent_events(10_000 if request.app else (request.history or 50))
         if request.app:
-            past = [e for e in past if e.app == request.app][-(request.history or 50):]
+            past = [e for e in past if e.app == request.app][-(request.history or 50) :]
         for event in past:
             yield event_to_proto(event)
         if request.no_follow:
@@ -94,14 +95,14 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
                 yield event_to_proto(event)
 
     @edge
-    async def Invoke(self, request: dataplane_pb2.InvokeRequest,
-                     context: grpc.aio.ServicerContext) -> dataplane_pb2.InvokeResponse:
+    async def Invoke(self, request: dataplane_pb2.InvokeRequest, context: Context) -> dataplane_pb2.InvokeResponse:
         remaining = context.time_remaining()
         return await self.cp.invoke(request, remaining)
 
     @edge
-    async def UploadArtifact(self, request_iterator: AsyncIterator[control_pb2.ArtifactChunk],
-                             context: grpc.aio.ServicerContext) -> control_pb2.ArtifactRef:
+    async def UploadArtifact(
+        self, request_iterator: AsyncIterator[control_pb2.ArtifactChunk], context: Context
+    ) -> control_pb2.ArtifactRef:
         first: dict[str, str] = {}
 
         async def chunks() -> AsyncIterator[bytes]:
@@ -114,8 +115,9 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         digest, size = await self.cp.blobs.write(chunks())
         name = first.get("name", "artifact")
         if first.get("digest") and first["digest"] != digest:
-            raise InvalidArgument(f"upload of {name} does not match its announced digest {first['digest']}",
-                                  field="digest")
+            raise InvalidArgument(
+                f"upload of {name} does not match its announced digest {first['digest']}", field="digest"
+            )
         await self.cp.store.put_artifact(digest, name, size)
         _log.info("artifact stored", digest=digest, size=size, artifact_name=name)
         return control_pb2.ArtifactRef(digest=digest, size=size, name=name)

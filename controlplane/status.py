@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from neon.model import InstanceReport, NodeInfo
-
 from controlplane.reconciler import AppRecord
+from neon.model import InstanceReport, NodeInfo
 
 
 def app_status(
@@ -27,9 +26,9 @@ def app_status(
     current_placement = placement is not None and placement.get("generation") == record.generation
     by_instance: dict[tuple[str, str], InstanceReport] = {}
     for node, node_reports in reports.items():
-        for rep in node_reports:
-            if rep.app == spec.name:
-                by_instance[(node, rep.component)] = rep
+        for report in node_reports:
+            if report.app == spec.name:
+                by_instance[(node, report.component)] = report
 
     components = []
     phases: list[str] = []
@@ -69,14 +68,16 @@ def app_status(
         phases.append(phase)
         if reason:
             reasons.append(f"{comp.name}: {reason}")
-        components.append({
-            "name": comp.name,
-            "artifact": comp.artifact,
-            "desired_replicas": comp.replicas,
-            "ready_replicas": ready,
-            "replicas": replicas,
-            "reason": reason,
-        })
+        components.append(
+            {
+                "name": comp.name,
+                "artifact": comp.artifact,
+                "desired_replicas": comp.replicas,
+                "ready_replicas": ready,
+                "replicas": replicas,
+                "reason": reason,
+            }
+        )
 
     links = []
     for link in spec.links:
@@ -84,13 +85,16 @@ def app_status(
         routes = []
         for node in placed.get(link.importer, {}).get("nodes", []):
             local = node in exporter_nodes
-            routes.append({
-                "node": node,
-                "mode": "local" if local else "remote",
-                "targets": [node] if local else list(exporter_nodes),
-            })
-        links.append({"importer": link.importer, "import": link.import_name, "exporter": link.exporter,
-                      "routes": routes})
+            routes.append(
+                {
+                    "node": node,
+                    "mode": "local" if local else "remote",
+                    "targets": [node] if local else list(exporter_nodes),
+                }
+            )
+        links.append(
+            {"importer": link.importer, "import": link.import_name, "exporter": link.exporter, "routes": routes}
+        )
 
     for candidate in ("Failed", "Unschedulable", "Pending", "Degraded"):
         if candidate in phases:

@@ -21,12 +21,11 @@ from typing import Any, AsyncIterator
 
 import aetcd
 
+from controlplane.reconciler import AppPlan, AppRecord, World
 from neon import manifest
 from neon.errors import Conflict, NotFound, Unavailable
 from neon.manifest import AppSpec
 from neon.model import Event, InstanceReport, NodeInfo
-
-from controlplane.reconciler import AppPlan, AppRecord, World
 
 PREFIX = b"/neon/"
 APPS = PREFIX + b"apps/"
@@ -152,11 +151,11 @@ class Store:
         placements: dict[str, dict[str, tuple[str, ...]]] = {}
         for kv in await self.client.get_prefix(PLACEMENTS):
             doc = json.loads(kv.value)
-            app = kv.key[len(PLACEMENTS):].decode()
+            app = kv.key[len(PLACEMENTS) :].decode()
             placements[app] = {c: tuple(d["nodes"]) for c, d in doc["components"].items()}
-        assigned: dict[str, dict[str, dict]] = {}
+        assigned: dict[str, dict[str, dict[str, Any]]] = {}
         for kv in await self.client.get_prefix(ASSIGN):
-            node, app = kv.key[len(ASSIGN):].decode().split("/", 1)
+            node, app = kv.key[len(ASSIGN) :].decode().split("/", 1)
             assigned.setdefault(app, {})[node] = json.loads(kv.value)
         return World(apps=apps, nodes=nodes, placements=placements, assigned=assigned)
 
@@ -166,8 +165,7 @@ class Store:
         placement_doc = {
             "generation": record.generation,
             "components": {
-                name: {"nodes": list(d.nodes), "reason": d.reason, "desired": d.desired,
-                       "filtered": dict(d.filtered)}
+                name: {"nodes": list(d.nodes), "reason": d.reason, "desired": d.desired, "filtered": dict(d.filtered)}
                 for name, d in plan.placement.components.items()
             },
         }
@@ -211,7 +209,7 @@ class Store:
     async def all_status(self) -> dict[str, list[InstanceReport]]:
         out: dict[str, list[InstanceReport]] = {}
         for kv in await self.client.get_prefix(STATUS):
-            out[kv.key[len(STATUS):].decode()] = [InstanceReport.from_dict(d) for d in json.loads(kv.value)]
+            out[kv.key[len(STATUS) :].decode()] = [InstanceReport.from_dict(d) for d in json.loads(kv.value)]
         return out
 
     async def get_status(self, node: str) -> list[InstanceReport]:
@@ -256,12 +254,14 @@ class Store:
 
 
 def _app_doc(record: AppRecord) -> bytes:
-    return _dump({
-        "spec": record.spec.to_dict(),
-        "generation": record.generation,
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-    })
+    return _dump(
+        {
+            "spec": record.spec.to_dict(),
+            "generation": record.generation,
+            "created_at": record.created_at,
+            "updated_at": record.updated_at,
+        }
+    )
 
 
 def _app_record(value: bytes, revision: int) -> AppRecord:
@@ -273,5 +273,3 @@ def _app_record(value: bytes, revision: int) -> AppRecord:
         updated_at=float(doc["updated_at"]),
         revision=int(revision),
     )
-
-

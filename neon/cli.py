@@ -32,8 +32,11 @@ DEFAULT_CONTROL = "127.0.0.1:7400"
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neon", description="Neon Grid: WebAssembly components from cloud to edge.")
-    parser.add_argument("--control", default=os.environ.get("NEON_CONTROL", DEFAULT_CONTROL),
-                        help=f"control plane address (env NEON_CONTROL, default {DEFAULT_CONTROL})")
+    parser.add_argument(
+        "--control",
+        default=os.environ.get("NEON_CONTROL", DEFAULT_CONTROL),
+        help=f"control plane address (env NEON_CONTROL, default {DEFAULT_CONTROL})",
+    )
     parser.add_argument("--log-level", default=os.environ.get("NEON_LOG_LEVEL", "info"))
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -50,8 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--listen", default="127.0.0.1:0", help="data-plane listen address")
     p.add_argument("--advertise", default="", help="data-plane address other agents dial")
     p.add_argument("--data-dir", default="", help="artifacts and compiled cache (default .neon/agent-NAME)")
-    p.add_argument("--cache-dir", default=os.environ.get("NEON_COMPILED_CACHE", ""),
-                   help="compiled-artifact cache, shareable between agents (default DATA_DIR/compiled)")
+    p.add_argument(
+        "--cache-dir",
+        default=os.environ.get("NEON_COMPILED_CACHE", ""),
+        help="compiled-artifact cache, shareable between agents (default DATA_DIR/compiled)",
+    )
     p.add_argument("--instance-slots", type=int, default=64)
     p.add_argument("--call-timeout", type=float, default=10.0, help="deadline of forwarded calls, seconds")
     p.add_argument("--ready-file", default="", help=argparse.SUPPRESS)
@@ -106,8 +112,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         from controlplane.main import run as run_cp
 
         log.configure(args.log_level, service="controlplane")
-        run_cp(ControlPlaneConfig(etcd=args.etcd, listen=args.listen, data_dir=Path(args.data_dir),
-                                  node_ttl=args.node_ttl), args.ready_file)
+        run_cp(
+            ControlPlaneConfig(
+                etcd=args.etcd, listen=args.listen, data_dir=Path(args.data_dir), node_ttl=args.node_ttl
+            ),
+            args.ready_file,
+        )
         return 0
     if args.command == "agent":
         from agent.config import AgentConfig
@@ -121,11 +131,20 @@ def _dispatch(args: argparse.Namespace) -> int:
                 return 2
             labels[key] = value
         log.configure(args.log_level, service="agent", node=args.name)
-        run_agent(AgentConfig(name=args.name, control=args.control, labels=labels, listen=args.listen,
-                              advertise=args.advertise, data_dir=Path(args.data_dir or f".neon/agent-{args.name}"),
-                              cache_dir=Path(args.cache_dir) if args.cache_dir else None,
-                              instance_slots=args.instance_slots, call_timeout=args.call_timeout),
-                  args.ready_file)
+        run_agent(
+            AgentConfig(
+                name=args.name,
+                control=args.control,
+                labels=labels,
+                listen=args.listen,
+                advertise=args.advertise,
+                data_dir=Path(args.data_dir or f".neon/agent-{args.name}"),
+                cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+                instance_slots=args.instance_slots,
+                call_timeout=args.call_timeout,
+            ),
+            args.ready_file,
+        )
         return 0
     if args.command == "dev":
         from neon.dev import run_dev
@@ -192,8 +211,16 @@ def _get(client: Any, args: argparse.Namespace) -> int:
 
     if args.kind == "nodes":
         items = client.list_nodes()
-        rows = [[n.name, n.state, ",".join(f"{k}={v}" for k, v in sorted(n.labels.items())), str(n.instances),
-                 n.dataplane_address] for n in items]
+        rows = [
+            [
+                n.name,
+                n.state,
+                ",".join(f"{k}={v}" for k, v in sorted(n.labels.items())),
+                str(n.instances),
+                n.dataplane_address,
+            ]
+            for n in items
+        ]
         header = ["NAME", "STATE", "LABELS", "INSTANCES", "DATAPLANE"]
     else:
         if args.kind == "app" and not args.name:
@@ -203,9 +230,16 @@ def _get(client: Any, args: argparse.Namespace) -> int:
         if args.kind == "app" and args.output in ("table", "wide"):
             print(describe_app(items[0], wide=args.output == "wide"))
             return 0
-        rows = [[a.name, str(a.generation), a.phase,
-                 " ".join(f"{c.name}:{c.ready_replicas}/{c.desired_replicas}" for c in a.components),
-                 a.reason] for a in items]
+        rows = [
+            [
+                a.name,
+                str(a.generation),
+                a.phase,
+                " ".join(f"{c.name}:{c.ready_replicas}/{c.desired_replicas}" for c in a.components),
+                a.reason,
+            ]
+            for a in items
+        ]
         header = ["NAME", "GEN", "PHASE", "READY", "REASON"]
     if args.output == "json":
         print(json.dumps([to_dict(i) for i in items], indent=2))
@@ -218,11 +252,16 @@ def _get(client: Any, args: argparse.Namespace) -> int:
 
 def describe_app(app: Any, wide: bool = False) -> str:
     """A human view of one application: components, replicas, links."""
-    lines = [f"Application: {app.name}  (generation {app.generation})",
-             f"Phase:       {app.phase}" + (f" — {app.reason}" if app.reason else ""), "Components:"]
+    lines = [
+        f"Application: {app.name}  (generation {app.generation})",
+        f"Phase:       {app.phase}" + (f" — {app.reason}" if app.reason else ""),
+        "Components:",
+    ]
     for comp in app.components:
-        lines.append(f"  {comp.name}  {comp.ready_replicas}/{comp.desired_replicas} ready"
-                     + (f"  ({comp.reason})" if comp.reason else ""))
+        lines.append(
+            f"  {comp.name}  {comp.ready_replicas}/{comp.desired_replicas} ready"
+            + (f"  ({comp.reason})" if comp.reason else "")
+        )
         if wide:
             lines.append(f"    artifact {comp.artifact}")
         for rep in comp.replicas:
@@ -232,14 +271,18 @@ def describe_app(app: Any, wide: bool = False) -> str:
         for link in app.links:
             for route in link.routes:
                 target = ", ".join(route.targets) or "nowhere"
-                lines.append(f"  {link.importer} --[{getattr(link, 'import')}]--> {link.exporter}: "
-                             f"{route.mode} ({route.node} -> {target})")
+                lines.append(
+                    f"  {link.importer} --[{getattr(link, 'import')}]--> {link.exporter}: "
+                    f"{route.mode} ({route.node} -> {target})"
+                )
     return "\n".join(lines)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    return "\n".join("   ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows])
+    return "\n".join(
+        "   ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in [header, *rows]
+    )
 
 
 def _event_line(event: Any) -> str:

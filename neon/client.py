@@ -30,6 +30,7 @@ def _translate(fn: Callable[..., T]) -> Callable[..., T]:
             return fn(*args, **kwargs)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
+
     return wrapper
 
 
@@ -80,15 +81,19 @@ class ControlClient:
 
     def resolve_artifacts(self, spec: AppSpec, base: Path) -> AppSpec:
         """Upload every artifact named by path (relative to ``base``) and use its digest."""
+
         def resolve(comp: ComponentSpec) -> str:
             if manifest.is_digest(comp.artifact):
                 return comp.artifact
             path = (base / comp.artifact).resolve()
             if not path.is_file():
                 index = [c.name for c in spec.components].index(comp.name)
-                raise InvalidManifest(f"spec.components[{index}].artifact: no file {path} ({comp.name})",
-                                      field=f"spec.components[{index}].artifact")
+                raise InvalidManifest(
+                    f"spec.components[{index}].artifact: no file {path} ({comp.name})",
+                    field=f"spec.components[{index}].artifact",
+                )
             return str(self.upload(path, name=f"{spec.name}/{comp.name}").digest)
+
         return spec.with_artifacts(resolve)
 
     def apply_file(self, path: Path) -> control_pb2.Application:
@@ -99,8 +104,9 @@ class ControlClient:
 
     @_translate
     def apply(self, spec: AppSpec) -> control_pb2.Application:
-        return self.stub.ApplyApplication(control_pb2.ApplyApplicationRequest(manifest_yaml=spec.to_yaml()),
-                                          timeout=self.timeout)
+        return self.stub.ApplyApplication(
+            control_pb2.ApplyApplicationRequest(manifest_yaml=spec.to_yaml()), timeout=self.timeout
+        )
 
     @_translate
     def get_app(self, name: str) -> control_pb2.Application:
@@ -108,8 +114,9 @@ class ControlClient:
 
     @_translate
     def list_apps(self) -> list[control_pb2.Application]:
-        return list(self.stub.ListApplications(control_pb2.ListApplicationsRequest(), timeout=self.timeout)
-                    .applications)
+        return list(
+            self.stub.ListApplications(control_pb2.ListApplicationsRequest(), timeout=self.timeout).applications
+        )
 
     @_translate
     def delete_app(self, name: str) -> None:
@@ -120,14 +127,16 @@ class ControlClient:
         return list(self.stub.ListNodes(control_pb2.ListNodesRequest(), timeout=self.timeout).nodes)
 
     @_translate
-    def events(self, history: int = 50, app: str = "", follow: bool = False,
-               timeout: float | None = None) -> Iterator[control_pb2.Event]:
+    def events(
+        self, history: int = 50, app: str = "", follow: bool = False, timeout: float | None = None
+    ) -> Iterator[control_pb2.Event]:
         request = control_pb2.WatchEventsRequest(history=history, app=app, no_follow=not follow)
         yield from self.stub.WatchEvents(request, timeout=timeout)
 
     @_translate
-    def invoke(self, app: str, component: str, function: str, args: list[Any],
-               timeout: float | None = None) -> tuple[Any, str]:
+    def invoke(
+        self, app: str, component: str, function: str, args: list[Any], timeout: float | None = None
+    ) -> tuple[Any, str]:
         """Call an exported function; returns ``(result, node that served it)``."""
         reply = self.stub.Invoke(
             dataplane_pb2.InvokeRequest(app=app, component=component, function=function, args_json=json.dumps(args)),

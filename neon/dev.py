@@ -12,9 +12,10 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
-from neon.client import ControlClient
 from neon.cli import describe_app
+from neon.client import ControlClient
 from neon.errors import NeonGridError, Unavailable
 from neon.etcd_server import EtcdServer
 from neon.guests import EXAMPLES, build_log_analyzer
@@ -46,13 +47,19 @@ def run_dev(state_dir: Path, once: bool = False) -> int:
             children.append(agent)
         for agent in children[1:]:
             address = agent.wait_ready()
-            _say(f"• agent {agent.name:<12} {address}   ({', '.join(f'{k}={v}' for k, v in AGENTS[agent.name].items())})")
+            _say(
+                f"• agent {agent.name:<12} {address}   ({', '.join(f'{k}={v}' for k, v in AGENTS[agent.name].items())})"
+            )
         with ControlClient(control) as client:
             _wait(lambda: len(client.list_nodes()) == len(AGENTS), 30, "agents to register")
             app = client.apply_file(EXAMPLES / "log-analyzer" / "app.yaml")
             _say(f"• applied {app.name} (generation {app.generation}); waiting for it to run")
-            _wait(lambda: client.get_app("log-analyzer").phase == "Running", 120, "log-analyzer to run",
-                  lambda: client.get_app("log-analyzer").reason)
+            _wait(
+                lambda: client.get_app("log-analyzer").phase == "Running",
+                120,
+                "log-analyzer to run",
+                lambda: client.get_app("log-analyzer").reason,
+            )
             _say("")
             _say(describe_app(client.get_app("log-analyzer")))
             lines = (EXAMPLES / "log-analyzer" / "sample.log").read_text().splitlines()
@@ -60,8 +67,10 @@ def run_dev(state_dir: Path, once: bool = False) -> int:
             count, node = client.invoke("log-analyzer", "processor", "process-batch", [lines])
             took = (time.perf_counter() - started) * 1000
             _say("")
-            _say(f"• process-batch on {node}: {count} of {len(lines)} lines well formed ({took:.1f} ms, "
-                 f"{len(lines)} parse calls forwarded to the edge)")
+            _say(
+                f"• process-batch on {node}: {count} of {len(lines)} lines well formed ({took:.1f} ms, "
+                f"{len(lines)} parse calls forwarded to the edge)"
+            )
             bad = lines[3]
             result, node = client.invoke("log-analyzer", "parser", "parse", [bad])
             _say(f"• parser.parse on {node} of {bad!r}: {result}")
@@ -92,7 +101,7 @@ def run_dev(state_dir: Path, once: bool = False) -> int:
         etcd.stop()
 
 
-def _wait(check: "callable[[], bool]", timeout: float, what: str, why: "callable[[], str] | None" = None) -> None:
+def _wait(check: Callable[[], bool], timeout: float, what: str, why: Callable[[], str] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():

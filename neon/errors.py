@@ -115,9 +115,11 @@ def _all_subclasses(cls: type[NeonGridError]) -> dict[str, type[NeonGridError]]:
 
 def from_rpc_error(err: grpc.RpcError) -> NeonGridError:
     """Turn a gRPC error back into the NeonGridError the server raised."""
-    code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
-    details = err.details() if hasattr(err, "details") else str(err)
-    metadata = err.trailing_metadata() if hasattr(err, "trailing_metadata") else None
+    # grpc.RpcError itself declares nothing; the concrete errors are also grpc.Call objects.
+    call: Any = err
+    code = call.code() if hasattr(call, "code") else grpc.StatusCode.UNKNOWN
+    details = call.details() if hasattr(call, "details") else str(err)
+    metadata: Any = call.trailing_metadata() if hasattr(call, "trailing_metadata") else None
     for key, value in metadata or ():
         if key == ERROR_METADATA_KEY:
             try:

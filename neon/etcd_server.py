@@ -63,11 +63,28 @@ class EtcdServer:
         log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
         with log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
-                [str(etcd_binary()), "--name", self.name, "--data-dir", str(self.data_dir),
-                 "--listen-client-urls", client, "--advertise-client-urls", client,
-                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                 "--initial-cluster", f"{self.name}={peer}", "--log-level", "warn"],
-                stdout=log_file, stderr=log_file, start_new_session=True,
+                [
+                    str(etcd_binary()),
+                    "--name",
+                    self.name,
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--listen-client-urls",
+                    client,
+                    "--advertise-client-urls",
+                    client,
+                    "--listen-peer-urls",
+                    peer,
+                    "--initial-advertise-peer-urls",
+                    peer,
+                    "--initial-cluster",
+                    f"{self.name}={peer}",
+                    "--log-level",
+                    "warn",
+                ],
+                stdout=log_file,
+                stderr=log_file,
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -27,7 +27,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("NEON_CACHE_DIR") or Path.home() / ".cache" / "neon-grid")
 
 
-def _tree_hash(hasher: "hashlib._Hash", root: Path) -> None:
+def _tree_hash(hasher: hashlib._Hash, root: Path) -> None:
     for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
         hasher.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
 
@@ -53,9 +53,22 @@ def build_python_guest(wit: Path, world: str, source: Path, module: str = "app")
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / "out.wasm"
         proc = subprocess.run(
-            [_componentize_py(), "-d", str(wit), "-w", world, "componentize", "-p", str(source), module,
-             "-o", str(target)],
-            cwd=tmp, capture_output=True, text=True,
+            [
+                _componentize_py(),
+                "-d",
+                str(wit),
+                "-w",
+                world,
+                "componentize",
+                "-p",
+                str(source),
+                module,
+                "-o",
+                str(target),
+            ],
+            cwd=tmp,
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[:12])
@@ -76,8 +89,11 @@ def build_log_analyzer() -> dict[str, Path]:
     for name, world in (("parser", "log-parser"), ("processor", "log-processor")):
         cached = build_python_guest(base / "wit", world, base / name)
         target = build / f"{name}.wasm"
-        if not target.exists() or target.stat().st_size != cached.stat().st_size or \
-                target.read_bytes() != cached.read_bytes():
+        if (
+            not target.exists()
+            or target.stat().st_size != cached.stat().st_size
+            or target.read_bytes() != cached.read_bytes()
+        ):
             shutil.copyfile(cached, target)
         built[name] = target
     return built

@@ -246,7 +246,7 @@ def _refuse_cycles(links: list[LinkSpec]) -> None:
         state[node] = 1
         for nxt in graph.get(node, []):
             if state.get(nxt) == 1:
-                cycle = " -> ".join([*trail[trail.index(nxt):], nxt]) if nxt in trail else f"{node} -> {nxt}"
+                cycle = " -> ".join([*trail[trail.index(nxt) :], nxt]) if nxt in trail else f"{node} -> {nxt}"
                 raise InvalidManifest(f"spec.links form a cycle: {cycle}", field="spec.links")
             if not state.get(nxt):
                 visit(nxt, [*trail, nxt])
@@ -257,7 +257,13 @@ def _refuse_cycles(links: list[LinkSpec]) -> None:
             visit(start, [start])
 
 
-def _mapping(doc: Any, path: str, *, required: set[str] = frozenset(), optional: set[str] = frozenset()) -> dict:  # type: ignore[assignment]
+def _mapping(
+    doc: Any,
+    path: str,
+    *,
+    required: frozenset[str] | set[str] = frozenset(),
+    optional: frozenset[str] | set[str] = frozenset(),
+) -> dict[str, Any]:
     where = path or "the manifest"
     if not isinstance(doc, dict):
         raise InvalidManifest(f"{where} must be a mapping, got {type(doc).__name__}", field=path)

@@ -71,8 +71,12 @@ class Assignment:
                     "name": c.name,
                     "artifact": c.artifact,
                     "imports": [
-                        {"import": b.import_name, "component": b.component, "local": b.local,
-                         "endpoints": list(b.endpoints)}
+                        {
+                            "import": b.import_name,
+                            "component": b.component,
+                            "local": b.local,
+                            "endpoints": list(b.endpoints),
+                        }
                         for b in c.imports
                     ],
                 }
@@ -91,7 +95,9 @@ class Assignment:
                     artifact=c["artifact"],
                     imports=tuple(
                         ImportBinding(
-                            import_name=b["import"], component=b["component"], local=bool(b["local"]),
+                            import_name=b["import"],
+                            component=b["component"],
+                            local=bool(b["local"]),
                             endpoints=tuple(b.get("endpoints", ())),
                         )
                         for b in c.get("imports", ())

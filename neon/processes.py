@@ -25,7 +25,10 @@ class Child:
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "neon", *argv, "--ready-file", str(self.ready_file)],
-                stdout=log_file, stderr=log_file, stdin=subprocess.DEVNULL, start_new_session=True,
+                stdout=log_file,
+                stderr=log_file,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
             )
         self.address = ""
@@ -67,10 +70,24 @@ class Child:
             self.process.wait()
 
 
-def spawn_controlplane(etcd: str, workdir: Path, name: str = "controlplane", listen: str = "127.0.0.1:0",
-                       node_ttl: int = 10) -> Child:
-    return Child(name, ["controlplane", "--etcd", etcd, "--listen", listen, "--data-dir", str(workdir / name),
-                        "--node-ttl", str(node_ttl)], workdir)
+def spawn_controlplane(
+    etcd: str, workdir: Path, name: str = "controlplane", listen: str = "127.0.0.1:0", node_ttl: int = 10
+) -> Child:
+    return Child(
+        name,
+        [
+            "controlplane",
+            "--etcd",
+            etcd,
+            "--listen",
+            listen,
+            "--data-dir",
+            str(workdir / name),
+            "--node-ttl",
+            str(node_ttl),
+        ],
+        workdir,
+    )
 
 
 def spawn_agent(control: str, name: str, labels: dict[str, str], workdir: Path, cache_dir: Path | None = None) -> Child:

@@ -24,9 +24,11 @@ CHANNEL_OPTIONS = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+# A servicer context with any request/response types (servicers are typed by their stubs).
+Context = grpc.aio.ServicerContext[Any, Any]
 
 
-async def abort_with(context: grpc.aio.ServicerContext, err: NeonGridError) -> None:
+async def abort_with(context: Context, err: NeonGridError) -> None:
     await context.abort(err.code, err.message, trailing_metadata=((ERROR_METADATA_KEY, err.to_json()),))
 
 
@@ -36,25 +38,30 @@ def edge(method: F) -> F:
     Works for unary methods and server-streaming (async generator) methods.
     """
     if inspect.isasyncgenfunction(method):
+
         @functools.wraps(method)
-        async def stream_wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def stream_wrapper(self: Any, request: Any, context: Context) -> Any:
             try:
                 async for item in method(self, request, context):
                     yield item
             except NeonGridError as err:
                 await abort_with(context, err)
+
         return stream_wrapper  # type: ignore[return-value]
 
     @functools.wraps(method)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def wrapper(self: Any, request: Any, context: Context) -> Any:
         try:
             return await method(self, request, context)
         except NeonGridError as err:
             await abort_with(context, err)
+
     return wrapper  # type: ignore[return-value]
 
 
-def create_server(address: str, register: Callable[[grpc.aio.Server], None], service_names: list[str]) -> tuple[grpc.aio.Server, int]:
+def create_server(
+    address: str, register: Callable[[grpc.aio.Server], None], service_names: list[str]
+) -> tuple[grpc.aio.Server, int]:
     """Build an asyncio gRPC server with the standard health service.
 
     Args:

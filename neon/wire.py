@@ -39,8 +39,12 @@ def assignment_from_proto(msg: control_pb2.Assignment) -> Assignment:
                 name=c.name,
                 artifact=c.artifact,
                 imports=tuple(
-                    ImportBinding(import_name=getattr(b, "import"), component=b.component, local=b.local,
-                                  endpoints=tuple(b.endpoints))
+                    ImportBinding(
+                        import_name=getattr(b, "import"),
+                        component=b.component,
+                        local=b.local,
+                        endpoints=tuple(b.endpoints),
+                    )
                     for b in c.imports
                 ),
             )
@@ -51,25 +55,39 @@ def assignment_from_proto(msg: control_pb2.Assignment) -> Assignment:
 
 def node_to_proto(node: NodeInfo, state: str, instances: int) -> control_pb2.Node:
     return control_pb2.Node(
-        name=node.name, labels=node.labels, dataplane_address=node.dataplane_address, state=state,
-        memory_bytes=node.memory_bytes, instance_slots=node.instance_slots, instances=instances,
-        registered_at=node.registered_at, version=node.version,
+        name=node.name,
+        labels=node.labels,
+        dataplane_address=node.dataplane_address,
+        state=state,
+        memory_bytes=node.memory_bytes,
+        instance_slots=node.instance_slots,
+        instances=instances,
+        registered_at=node.registered_at,
+        version=node.version,
     )
 
 
 def report_to_proto(r: InstanceReport) -> control_pb2.InstanceStatus:
-    return control_pb2.InstanceStatus(app=r.app, component=r.component, artifact=r.artifact, state=r.state,
-                                      reason=r.reason, generation=r.generation)
+    return control_pb2.InstanceStatus(
+        app=r.app, component=r.component, artifact=r.artifact, state=r.state, reason=r.reason, generation=r.generation
+    )
 
 
 def report_from_proto(msg: control_pb2.InstanceStatus) -> InstanceReport:
-    return InstanceReport(app=msg.app, component=msg.component, artifact=msg.artifact, state=msg.state,
-                          reason=msg.reason, generation=msg.generation)
+    return InstanceReport(
+        app=msg.app,
+        component=msg.component,
+        artifact=msg.artifact,
+        state=msg.state,
+        reason=msg.reason,
+        generation=msg.generation,
+    )
 
 
 def event_to_proto(e: Event) -> control_pb2.Event:
-    return control_pb2.Event(id=e.id, time=e.time, kind=e.kind, app=e.app, component=e.component, node=e.node,
-                             message=e.message)
+    return control_pb2.Event(
+        id=e.id, time=e.time, kind=e.kind, app=e.app, component=e.component, node=e.node, message=e.message
+    )
 
 
 def application_to_proto(doc: dict[str, Any]) -> control_pb2.Application:

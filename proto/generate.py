@@ -28,13 +28,18 @@ def _generate(out: Path) -> None:
 
     protos = sorted(str(p.relative_to(PROTO_DIR)) for p in PROTO_DIR.rglob("*.proto"))
     include = Path(protoc.__file__).parent / "_proto"
+    bindir = Path(sys.executable).parent
     args = [
         "grpc_tools.protoc",
         f"-I{PROTO_DIR}",
         f"-I{include}",
+        # mypy-protobuf's plugins write typed .pyi for the messages and the gRPC stubs.
+        f"--plugin=protoc-gen-mypy={bindir / 'protoc-gen-mypy'}",
+        f"--plugin=protoc-gen-mypy_grpc={bindir / 'protoc-gen-mypy_grpc'}",
         f"--python_out={out}",
-        f"--pyi_out={out}",
+        f"--mypy_out={out}",
         f"--grpc_python_out={out}",
+        f"--mypy_grpc_out={out}",
         *protos,
     ]
     if protoc.main(args) != 0:
@@ -43,7 +48,9 @@ def _generate(out: Path) -> None:
     for path in sorted(generated.iterdir()):
         if path.suffix not in (".py", ".pyi"):
             continue
-        text = re.sub(r"^from neon\.v1 import (\w+)", r"from . import \1", path.read_text(), flags=re.M)
+        text = re.sub(r"^(\s*)from neon\.v1 import (\w+)", r"\1from . import \2", path.read_text(), flags=re.M)
+        text = re.sub(r"^import neon\.v1\.(\w+)$", r"from . import \1", text, flags=re.M)
+        text = re.sub(r"\bneon\.v1\.(\w+_pb2)\b", r"\1", text)
         (out / path.name).write_text(HEADER + text)
     shutil.rmtree(out / "neon")
     (out / "__init__.py").write_text(HEADER + '"""Generated protobuf and gRPC stubs."""\n')
@@ -61,8 +68,11 @@ def main() -> int:
             current = sorted(p.name for p in OUT_DIR.glob("*.py*")) if OUT_DIR.exists() else []
             _, mismatch, errors = filecmp.cmpfiles(out, OUT_DIR, names, shallow=False)
             if names != current or mismatch or errors:
-                print(f"stale stubs in neon/_proto ({', '.join(mismatch + errors) or 'file set differs'}); "
-                      "run: python proto/generate.py", file=sys.stderr)
+                print(
+                    f"stale stubs in neon/_proto ({', '.join(mismatch + errors) or 'file set differs'}); "
+                    "run: python proto/generate.py",
+                    file=sys.stderr,
+                )
                 return 1
             print("neon/_proto is up to date")
             return 0

@@ -54,8 +54,9 @@ DEFAULT_AGENTS = {"edge-1": {"tier": "edge"}, "cloud-1": {"tier": "cloud"}}
 class Cluster:
     """Real etcd, an in-process control plane on 127.0.0.1:0, agents as separate processes."""
 
-    def __init__(self, workdir: Path, compiled_cache: Path, agents: dict[str, dict[str, str]] | None = None,
-                 node_ttl: int = 5) -> None:
+    def __init__(
+        self, workdir: Path, compiled_cache: Path, agents: dict[str, dict[str, str]] | None = None, node_ttl: int = 5
+    ) -> None:
         self.workdir = workdir
         self.compiled_cache = compiled_cache
         self.agent_specs = dict(DEFAULT_AGENTS if agents is None else agents)
@@ -73,8 +74,9 @@ class Cluster:
 
     def start(self) -> Cluster:
         self.etcd.start()
-        config = ControlPlaneConfig(etcd=self.etcd.url, listen="127.0.0.1:0", data_dir=self.workdir / "cp",
-                                    node_ttl=self.node_ttl)
+        config = ControlPlaneConfig(
+            etcd=self.etcd.url, listen="127.0.0.1:0", data_dir=self.workdir / "cp", node_ttl=self.node_ttl
+        )
         self.cp = ControlPlane(config)
         self.loop.run(self.cp.start())
         self.client = ControlClient(self.control)
@@ -106,12 +108,14 @@ class Cluster:
 
     def check_invariants(self) -> None:
         """No assignment or placement outlives its application (nothing half-deployed)."""
+
         def check() -> None:
             world = self.store(lambda s: s.read_world())
             orphans = sorted(set(world.assigned) - set(world.apps))
             assert not orphans, f"assignments left for deleted applications: {orphans}"
             stale = sorted(set(world.placements) - set(world.apps))
             assert not stale, f"placements left for deleted applications: {stale}"
+
         assert_eventually(check, timeout=15)
 
     def stop(self) -> dict[str, int]:

@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 from agent.state import (
-    AgentState, ArtifactFailed, ArtifactFetched, DesiredChanged, Fetch, InstanceFailed, InstanceStarted,
-    InstanceStopped, Report, Route, Start, Stop,
+    AgentState,
+    ArtifactFailed,
+    ArtifactFetched,
+    DesiredChanged,
+    Fetch,
+    InstanceFailed,
+    InstanceStarted,
+    InstanceStopped,
+    Report,
+    Route,
+    Start,
+    Stop,
 )
 from neon.model import Assignment, ComponentAssignment, ImportBinding, InstanceReport
 
@@ -58,7 +68,8 @@ def test_local_import_waits_for_the_exporter() -> None:
     assert s.instances[("app", "processor")].reason == "waiting for local parser"
     assert _strip(s.handle(ArtifactFetched(P))) == [Start(("app", "parser"), parser)]
     assert _strip(s.handle(InstanceStarted(("app", "parser"), parser))) == [
-        Start(("app", "processor"), processor_local)]
+        Start(("app", "processor"), processor_local)
+    ]
 
 
 def test_removal_stops_and_drops_routes() -> None:

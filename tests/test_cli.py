@@ -19,8 +19,12 @@ APP = EXAMPLES / "log-analyzer" / "app.yaml"
 
 
 def neon(cluster: Cluster, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "neon", "--control", cluster.control, *args],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "neon", "--control", cluster.control, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_apply_get_invoke_delete_through_the_cli(cluster: Cluster) -> None:
@@ -39,8 +43,9 @@ def test_apply_get_invoke_delete_through_the_cli(cluster: Cluster) -> None:
     nodes = json.loads(neon(cluster, "get", "nodes", "-o", "json").stdout)
     assert sorted((n["name"], n["labels"]["tier"]) for n in nodes) == [("cloud-1", "cloud"), ("edge-1", "edge")]
 
-    counted = neon(cluster, "invoke", "log-analyzer", "processor", "process-batch", "--lines-from",
-                   str(APP.parent / "sample.log"))
+    counted = neon(
+        cluster, "invoke", "log-analyzer", "processor", "process-batch", "--lines-from", str(APP.parent / "sample.log")
+    )
     assert (counted.returncode, counted.stdout.strip()) == (0, "5")
     assert "served by cloud-1" in counted.stderr
     parsed = neon(cluster, "invoke", "log-analyzer", "parser", "parse", '"2026-11-24T08:00:00Z INFO a: b"')
@@ -64,14 +69,22 @@ def test_cli_errors_are_one_line_and_non_zero(cluster: Cluster, tmp_path: Path) 
     refused = neon(cluster, "apply", "-f", str(broken))
     assert refused.returncode == 1
     assert refused.stderr.strip().startswith("error: unknown field 'spec.components[0].placement.nodeSelectr'")
-    unreachable = subprocess.run([sys.executable, "-m", "neon", "--control", "127.0.0.1:1", "get", "apps"],
-                                 capture_output=True, text=True, timeout=60)
+    unreachable = subprocess.run(
+        [sys.executable, "-m", "neon", "--control", "127.0.0.1:1", "get", "apps"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert unreachable.returncode == 1 and unreachable.stderr.startswith("error:")
 
 
 def test_neon_dev_runs_the_example_and_cleans_up(tmp_path: Path, log_analyzer: dict[str, Path]) -> None:
-    proc = subprocess.run([sys.executable, "-m", "neon", "dev", "--dir", str(tmp_path / "dev"), "--once"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "neon", "dev", "--dir", str(tmp_path / "dev"), "--once"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert "parser  1/1 ready" in out and "on edge-1: Running" in out and "on cloud-1: Running" in out

@@ -110,7 +110,11 @@ def test_variant_enum_flags_option_tuple_bytes(funcs: dict[str, Any]) -> None:
     opt = flags.result
     assert opt is not None
     # option<option<u32>>: both cases can be "nothing", so wasmtime tags them.
-    cases = ((wc.Variant("none"), None), (wc.Variant("some", None), {"some": None}), (wc.Variant("some", 5), {"some": 5}))
+    cases = (
+        (wc.Variant("none"), None),
+        (wc.Variant("some", None), {"some": None}),
+        (wc.Variant("some", 5), {"some": 5}),
+    )
     for value, as_json in cases:
         assert opt.from_proto(opt.to_proto(value)) == value
         assert opt.to_json(value) == as_json and opt.from_json(as_json) == value
@@ -153,13 +157,16 @@ def test_function_without_result(funcs: dict[str, Any]) -> None:
 
 
 def test_resources_are_refused_with_the_function_name() -> None:
-    comp = wc.Component(ENGINE, """
+    comp = wc.Component(
+        ENGINE,
+        """
     (component
       (import "test:res/api" (instance
         (export "handle" (type $h (sub resource)))
         (export "open" (func (result (own $h))))
       ))
-    )""")
+    )""",
+    )
     (inst,) = (e.ty for e in comp.type.imports(ENGINE).values())
     func = inst.exports(ENGINE)["open"].ty
     with pytest.raises(Unsupported, match=r"open result uses a resource \(own\), which cannot cross nodes"):

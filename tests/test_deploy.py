@@ -44,9 +44,11 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
     if analyze is None:
         pytest.skip("systemd-analyze is not installed on this machine")
     neon = Path(sys.executable).parent / "neon"
-    env = {line.split("=", 1)[0]: line.split("=", 1)[1]
-           for line in (DEPLOY / "systemd" / "agent.env.example").read_text().splitlines()
-           if line and not line.startswith("#")}
+    env = {
+        line.split("=", 1)[0]: line.split("=", 1)[1]
+        for line in (DEPLOY / "systemd" / "agent.env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
     _neon_args(["agent", "--data-dir", "/var/lib/neon-grid/agent", *shlex.split(env["NEON_AGENT_ARGS"])])
     for unit in ("neon-agent.service", "neon-controlplane.service"):
         text = (DEPLOY / "systemd" / unit).read_text().replace("/opt/neon-grid/bin/neon", str(neon))

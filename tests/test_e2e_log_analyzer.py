@@ -36,7 +36,10 @@ def test_apply_place_run_invoke_across_nodes(cluster: Cluster) -> None:
     assert where == {"parser": ["edge-1"], "processor": ["cloud-1"]}
     (link,) = app.links
     assert (link.importer, getattr(link, "import"), link.exporter) == (
-        "processor", "cyber-systems:logs/parser@0.1.0", "parser")
+        "processor",
+        "cyber-systems:logs/parser@0.1.0",
+        "parser",
+    )
     assert [(r.node, r.mode, list(r.targets)) for r in link.routes] == [("cloud-1", "remote", ["edge-1"])]
 
     # The processor runs in the cloud; each parse crosses to the edge over gRPC.
@@ -49,8 +52,14 @@ def test_apply_place_run_invoke_across_nodes(cluster: Cluster) -> None:
     assert node == "edge-1"
     assert result == {"err": "bad timestamp 'this'"}
     result, _ = client.invoke("log-analyzer", "parser", "parser.parse", [SAMPLE[2]])
-    assert result == {"ok": {"timestamp": "2026-11-24T08:00:02Z", "level": "error", "source": "auth",
-                             "message": "login failed for user bob"}}
+    assert result == {
+        "ok": {
+            "timestamp": "2026-11-24T08:00:02Z",
+            "level": "error",
+            "source": "auth",
+            "message": "login failed for user bob",
+        }
+    }
 
     nodes = {n.name: n for n in client.list_nodes()}
     assert nodes["edge-1"].labels["tier"] == "edge" and nodes["edge-1"].instances == 1
@@ -80,8 +89,12 @@ def test_delete_stops_instances_on_both_agents(cluster: Cluster) -> None:
             with grpc.insecure_channel(addresses[node]) as channel:
                 stub = dataplane_pb2_grpc.DataPlaneStub(channel)
                 with pytest.raises(grpc.RpcError) as err:
-                    stub.Invoke(dataplane_pb2.InvokeRequest(app="log-analyzer", component=component,
-                                                            function="parse", args_json='["x"]'), timeout=5)
+                    stub.Invoke(
+                        dataplane_pb2.InvokeRequest(
+                            app="log-analyzer", component=component, function="parse", args_json='["x"]'
+                        ),
+                        timeout=5,
+                    )
                 assert err.value.code() == grpc.StatusCode.UNAVAILABLE
                 assert "not running" in err.value.details()
 
@@ -139,7 +152,9 @@ def test_colocated_link_runs_locally_with_identical_results(cluster: Cluster, tm
     assert_eventually(lambda: _running(cluster), timeout=90)
     app = client.get_app("log-analyzer")
     assert {c.name: [r.node for r in c.replicas] for c in app.components} == {
-        "parser": ["edge-1"], "processor": ["edge-1"]}
+        "parser": ["edge-1"],
+        "processor": ["edge-1"],
+    }
     assert [(r.node, r.mode) for r in app.links[0].routes] == [("edge-1", "local")]
     assert client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE]) == (5, "edge-1")
 

@@ -37,24 +37,30 @@ def test_paths_are_allowed_only_client_side() -> None:
     assert err.value.field == "spec.components[0].artifact"
 
 
-@pytest.mark.parametrize(("mutate", "field", "words"), [
-    (lambda d: d.update(apiVersion="v2"), "apiVersion", "neon-grid.dev/v1"),
-    (lambda d: d.update(kind="Pod"), "kind", "Application"),
-    (lambda d: d["metadata"].update(name="Log_Analyzer"), "metadata.name", "DNS label"),
-    (lambda d: d["metadata"].pop("name"), "metadata.name", "missing"),
-    (lambda d: d["spec"].update(extra=1), "spec.extra", "unknown field"),
-    (lambda d: d["spec"]["components"][1].update(replica=2), "spec.components[1].replica", "unknown field"),
-    (lambda d: d["spec"]["components"][0].update(replicas=0), "spec.components[0].replicas", "1 to"),
-    (lambda d: d["spec"]["components"][0].update(replicas=True), "spec.components[0].replicas", "integer"),
-    (lambda d: d["spec"]["components"][1].update(name="parser"), "spec.components[1].name", "used twice"),
-    (lambda d: d["spec"]["components"][0]["placement"]["nodeSelector"].update(gpu=True),
-     "spec.components[0].placement.nodeSelector.gpu", "quote"),
-    (lambda d: d["spec"]["links"][0].update(exporter="nope"), "spec.links[0].exporter", "not a component"),
-    (lambda d: d["spec"]["links"][0].update(exporter="processor"), "spec.links[0].exporter", "its own import"),
-    (lambda d: d["spec"]["links"][0].update(**{"import": "parser"}), "spec.links[0].import", "WIT interface"),
-    (lambda d: d["spec"]["links"].append(dict(d["spec"]["links"][0])), "spec.links[1].import", "already linked"),
-    (lambda d: d["spec"].update(components=[]), "spec.components", "non-empty"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "field", "words"),
+    [
+        (lambda d: d.update(apiVersion="v2"), "apiVersion", "neon-grid.dev/v1"),
+        (lambda d: d.update(kind="Pod"), "kind", "Application"),
+        (lambda d: d["metadata"].update(name="Log_Analyzer"), "metadata.name", "DNS label"),
+        (lambda d: d["metadata"].pop("name"), "metadata.name", "missing"),
+        (lambda d: d["spec"].update(extra=1), "spec.extra", "unknown field"),
+        (lambda d: d["spec"]["components"][1].update(replica=2), "spec.components[1].replica", "unknown field"),
+        (lambda d: d["spec"]["components"][0].update(replicas=0), "spec.components[0].replicas", "1 to"),
+        (lambda d: d["spec"]["components"][0].update(replicas=True), "spec.components[0].replicas", "integer"),
+        (lambda d: d["spec"]["components"][1].update(name="parser"), "spec.components[1].name", "used twice"),
+        (
+            lambda d: d["spec"]["components"][0]["placement"]["nodeSelector"].update(gpu=True),
+            "spec.components[0].placement.nodeSelector.gpu",
+            "quote",
+        ),
+        (lambda d: d["spec"]["links"][0].update(exporter="nope"), "spec.links[0].exporter", "not a component"),
+        (lambda d: d["spec"]["links"][0].update(exporter="processor"), "spec.links[0].exporter", "its own import"),
+        (lambda d: d["spec"]["links"][0].update(**{"import": "parser"}), "spec.links[0].import", "WIT interface"),
+        (lambda d: d["spec"]["links"].append(dict(d["spec"]["links"][0])), "spec.links[1].import", "already linked"),
+        (lambda d: d["spec"].update(components=[]), "spec.components", "non-empty"),
+    ],
+)
 def test_errors_name_the_field(mutate, field: str, words: str) -> None:  # type: ignore[no-untyped-def]
     doc = _doc()
     mutate(doc)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from neon.manifest import AppSpec, ComponentSpec, PlacementSpec
-
 from controlplane.placement import NodeView, place
+from neon.manifest import AppSpec, ComponentSpec, PlacementSpec
 
 DIGEST = "sha256:" + "00" * 32
 
@@ -37,7 +36,9 @@ def test_node_selector_and_reasons() -> None:
 def test_replicas_spread_over_distinct_nodes_and_report_shortfall() -> None:
     result = place(_app(_comp("parser", replicas=3, tier="edge")), NODES)
     assert result.nodes_of("parser") == ("edge-1", "edge-2")
-    assert result.components["parser"].reason == "2/3 replicas placed; 2/4 nodes eligible: 1 no label tier, 1 tier!=edge"
+    assert (
+        result.components["parser"].reason == "2/3 replicas placed; 2/4 nodes eligible: 1 no label tier, 1 tier!=edge"
+    )
 
 
 def test_spread_prefers_less_loaded_nodes() -> None:

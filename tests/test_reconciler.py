@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from controlplane.placement import NodeView, place
+from controlplane.reconciler import AppRecord, World, plan, slice_graph
+from controlplane.status import app_status
 from neon import manifest
 from neon.model import InstanceReport, NodeInfo
-
-from controlplane.reconciler import AppRecord, World, plan, slice_graph
-from controlplane.placement import place, NodeView
-from controlplane.status import app_status
 
 P = "sha256:" + "11" * 32
 Q = "sha256:" + "22" * 32
@@ -15,16 +14,20 @@ PARSE = "cyber-systems:logs/parser@0.1.0"
 
 
 def _spec(processor_tier: str = "cloud") -> manifest.AppSpec:
-    return manifest.parse({
-        "apiVersion": manifest.API_VERSION, "kind": "Application", "metadata": {"name": "logs"},
-        "spec": {
-            "components": [
-                {"name": "parser", "artifact": P, "placement": {"nodeSelector": {"tier": "edge"}}},
-                {"name": "processor", "artifact": Q, "placement": {"nodeSelector": {"tier": processor_tier}}},
-            ],
-            "links": [{"importer": "processor", "import": PARSE, "exporter": "parser"}],
-        },
-    })
+    return manifest.parse(
+        {
+            "apiVersion": manifest.API_VERSION,
+            "kind": "Application",
+            "metadata": {"name": "logs"},
+            "spec": {
+                "components": [
+                    {"name": "parser", "artifact": P, "placement": {"nodeSelector": {"tier": "edge"}}},
+                    {"name": "processor", "artifact": Q, "placement": {"nodeSelector": {"tier": processor_tier}}},
+                ],
+                "links": [{"importer": "processor", "import": PARSE, "exporter": "parser"}],
+            },
+        }
+    )
 
 
 NODES = {
@@ -46,7 +49,11 @@ def test_split_link_carries_the_exporters_endpoints() -> None:
     assert proc.name == "processor" and proc.artifact == Q
     (binding,) = proc.imports
     assert (binding.import_name, binding.component, binding.local, binding.endpoints) == (
-        PARSE, "parser", False, ("10.0.0.1:7500",))
+        PARSE,
+        "parser",
+        False,
+        ("10.0.0.1:7500",),
+    )
     assert slices["edge-1"].components[0].imports == ()
     assert slices["edge-1"].generation == 3
 
@@ -67,7 +74,8 @@ def test_plan_writes_only_what_changed_and_cleans_up_orphans() -> None:
     assert first.changed and set(first.writes) == {"edge-1", "cloud-1"} and orphans == []
 
     stored = World(
-        apps={"logs": _record(spec)}, nodes=NODES,
+        apps={"logs": _record(spec)},
+        nodes=NODES,
         placements={"logs": {"parser": ("edge-1",), "processor": ("cloud-1",)}},
         assigned={"logs": {n: a.to_dict() for n, a in first.assignments.items()}, "gone": {"edge-1": {}}},
     )
@@ -76,8 +84,12 @@ def test_plan_writes_only_what_changed_and_cleans_up_orphans() -> None:
     assert orphans == [("gone", frozenset({"edge-1"}))]
 
     # The edge node dies: parser is unschedulable, the processor's route empties.
-    lost = World(apps=stored.apps, nodes={"cloud-1": NODES["cloud-1"]}, placements=stored.placements,
-                 assigned={"logs": stored.assigned["logs"]})
+    lost = World(
+        apps=stored.apps,
+        nodes={"cloud-1": NODES["cloud-1"]},
+        placements=stored.placements,
+        assigned={"logs": stored.assigned["logs"]},
+    )
     (after,), _ = plan(lost)
     assert after.placement.nodes_of("parser") == ()
     assert after.remove_from == frozenset({"edge-1"})
@@ -87,8 +99,13 @@ def test_plan_writes_only_what_changed_and_cleans_up_orphans() -> None:
 def test_status_follows_reports() -> None:
     spec = _spec()
     record = _record(spec)
-    placement = {"generation": 1, "components": {
-        "parser": {"nodes": ["edge-1"], "reason": ""}, "processor": {"nodes": ["cloud-1"], "reason": ""}}}
+    placement = {
+        "generation": 1,
+        "components": {
+            "parser": {"nodes": ["edge-1"], "reason": ""},
+            "processor": {"nodes": ["cloud-1"], "reason": ""},
+        },
+    }
     status = app_status(record, placement, {}, NODES)
     assert status["phase"] == "Pending"
     assert [r["state"] for c in status["components"] for r in c["replicas"]] == ["Starting", "Starting"]
@@ -99,8 +116,14 @@ def test_status_follows_reports() -> None:
     }
     status = app_status(record, placement, reports, NODES)
     assert (status["phase"], status["reason"]) == ("Running", "")
-    assert status["links"] == [{"importer": "processor", "import": PARSE, "exporter": "parser",
-                                "routes": [{"node": "cloud-1", "mode": "remote", "targets": ["edge-1"]}]}]
+    assert status["links"] == [
+        {
+            "importer": "processor",
+            "import": PARSE,
+            "exporter": "parser",
+            "routes": [{"node": "cloud-1", "mode": "remote", "targets": ["edge-1"]}],
+        }
+    ]
 
     reports["cloud-1"] = [InstanceReport("logs", "processor", Q, "Failed", "trap: unreachable")]
     status = app_status(record, placement, reports, NODES)
@@ -111,7 +134,13 @@ def test_status_follows_reports() -> None:
     parser = status["components"][0]
     assert parser["replicas"] == [{"node": "edge-1", "state": "Lost", "reason": "node edge-1 is gone"}]
 
-    stale = app_status(_record(spec, generation=2), placement, {
-        "edge-1": [InstanceReport("logs", "parser", P, "Running")],
-        "cloud-1": [InstanceReport("logs", "processor", Q, "Running")]}, NODES)
+    stale = app_status(
+        _record(spec, generation=2),
+        placement,
+        {
+            "edge-1": [InstanceReport("logs", "parser", P, "Running")],
+            "cloud-1": [InstanceReport("logs", "processor", Q, "Running")],
+        },
+        NODES,
+    )
     assert stale["phase"] == "Pending" and stale["reason"] == "generation 2 not placed yet"

@@ -8,13 +8,12 @@ from typing import Any, Awaitable, Callable, Iterator
 
 import pytest
 
+from controlplane.reconciler import plan
+from controlplane.store import Store
 from neon import manifest
 from neon.errors import NotFound
 from neon.etcd_server import EtcdServer
 from neon.model import NodeInfo
-
-from controlplane.reconciler import plan
-from controlplane.store import Store
 
 P = "sha256:" + "11" * 32
 
@@ -34,14 +33,19 @@ def _run(etcd: EtcdServer, body: Callable[[Store], Awaitable[Any]]) -> Any:
             return await body(store)
         finally:
             await store.close()
+
     return asyncio.run(main())
 
 
 def _spec(replicas: int = 1) -> manifest.AppSpec:
-    return manifest.parse({
-        "apiVersion": manifest.API_VERSION, "kind": "Application", "metadata": {"name": "demo"},
-        "spec": {"components": [{"name": "one", "artifact": P, "replicas": replicas}]},
-    })
+    return manifest.parse(
+        {
+            "apiVersion": manifest.API_VERSION,
+            "kind": "Application",
+            "metadata": {"name": "demo"},
+            "spec": {"components": [{"name": "one", "artifact": P, "replicas": replicas}]},
+        }
+    )
 
 
 def test_generation_grows_only_on_change(etcd: EtcdServer) -> None:
@@ -53,6 +57,7 @@ def test_generation_grows_only_on_change(etcd: EtcdServer) -> None:
         assert changed.created_at == first.created_at
         assert (await store.get_app("demo")).spec.component("one").replicas == 2  # type: ignore[union-attr]
         assert await store.delete_app("demo") and not await store.delete_app("demo")
+
     _run(etcd, body)
 
 
@@ -71,6 +76,7 @@ def test_plan_write_is_refused_when_the_app_changed_meanwhile(etcd: EtcdServer) 
         assert (await store.get_placement("demo"))["components"]["one"]["nodes"] == ["n1"]  # type: ignore[index]
         _, docs = await store.node_assignments("n1")
         assert [d["app"] for d in docs] == ["demo"]
+
     _run(etcd, body)
 
 
@@ -88,6 +94,7 @@ def test_orphans_are_removed_only_while_the_app_is_absent(etcd: EtcdServer) -> N
         assert await store.remove_orphan("demo", frozenset({"n1"}))
         world = await store.read_world()
         assert not world.assigned and not world.placements
+
     _run(etcd, body)
 
 
@@ -101,6 +108,7 @@ def test_node_lease_expires_and_refresh_says_so(etcd: EtcdServer) -> None:
         assert await store.get_node("n1") is None
         with pytest.raises(NotFound):
             await store.refresh_lease(lease)
+
     _run(etcd, body)
 
 
@@ -115,4 +123,5 @@ def test_artifacts_and_events(etcd: EtcdServer, tmp_path: Path) -> None:
             await store.record(new_event("Test", f"event {i}", app="demo"))
         _, events = await store.recent_events(2)
         assert [e.message for e in events] == ["event 1", "event 2"]
+
     _run(etcd, body)

@@ -6,12 +6,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from neon.manifest import AppSpec
-
 from controlplane.placement._types import Filter, NodeView, Scorer
 from controlplane.placement.node_selector import NodeSelectorFilter
 from controlplane.placement.spread import SpreadScorer
 from controlplane.placement.sticky import StickyScorer
+from neon.manifest import AppSpec
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,9 @@ class Placer:
                 node.instances += 1
             reason = ""
             if len(chosen) < comp.replicas:
-                detail = ", ".join(f"{count} {why}" for why, count in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+                detail = ", ".join(
+                    f"{count} {why}" for why, count in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+                )
                 reason = f"{len(eligible)}/{len(ordered)} nodes eligible"
                 if detail:
                     reason += f": {detail}"

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from neon.manifest import ComponentSpec
-
 from controlplane.placement._types import NodeView
+from neon.manifest import ComponentSpec
 
 
 class StickyScorer:

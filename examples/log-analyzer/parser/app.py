@@ -1,8 +1,8 @@
 """The log parser guest: one line in, one structured entry (or a reason) out."""
 
+from componentize_py_types import Err
 from wit_world import exports
 from wit_world.exports.parser import Level, LogEntry
-from componentize_py_types import Err
 
 _LEVELS = {
     "DEBUG": Level.DEBUG,

@@ -3,8 +3,8 @@
 import sys
 
 import wit_world
-from wit_world.imports import parser
 from componentize_py_types import Err
+from wit_world.imports import parser
 
 
 class WitWorld(wit_world.WitWorld):
