@@ -37,7 +37,11 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("NEON_CONTROL", DEFAULT_CONTROL),
         help=f"control plane address (env NEON_CONTROL, default {DEFAULT_CONTROL})",
     )
-    parser.add_argument("--log-level", default=os.environ.get("NEON_LOG_LEVEL", "info"))
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("NEON_LOG_LEVEL", "info"),
+        help="debug, info, warning or error (env NEON_LOG_LEVEL)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("controlplane", help="run a control plane")
@@ -58,19 +62,19 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("NEON_COMPILED_CACHE", ""),
         help="compiled-artifact cache, shareable between agents (default DATA_DIR/compiled)",
     )
-    p.add_argument("--instance-slots", type=int, default=64)
+    p.add_argument("--instance-slots", type=int, default=64, help="how many instances this node accepts")
     p.add_argument("--call-timeout", type=float, default=10.0, help="deadline of forwarded calls, seconds")
     p.add_argument("--ready-file", default="", help=argparse.SUPPRESS)
 
     p = sub.add_parser("apply", help="apply an application manifest")
-    p.add_argument("-f", "--file", required=True, type=Path)
+    p.add_argument("-f", "--file", required=True, type=Path, help="the manifest (YAML)")
     p.add_argument("--wait", action="store_true", help="wait until the application is Running")
-    p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds --wait waits")
 
     p = sub.add_parser("get", help="show applications or nodes")
     p.add_argument("kind", choices=["apps", "app", "nodes"])
     p.add_argument("name", nargs="?")
-    p.add_argument("-o", "--output", choices=["table", "wide", "json", "yaml"], default="table")
+    p.add_argument("-o", "--output", choices=["table", "wide", "json", "yaml"], default="table", help="output format")
 
     p = sub.add_parser("delete", help="delete an application")
     p.add_argument("kind", choices=["app"])
@@ -82,12 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("function", help="e.g. process-batch or parser.parse")
     p.add_argument("args", nargs="*", help="one JSON value per parameter")
     p.add_argument("--lines-from", type=Path, help="pass the file's lines as one list<string> argument")
-    p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--timeout", type=float, default=30.0, help="deadline of the call, seconds")
 
     p = sub.add_parser("events", help="show recent events")
     p.add_argument("-w", "--watch", action="store_true", help="keep streaming new events")
-    p.add_argument("--app", default="")
-    p.add_argument("--history", type=int, default=50)
+    p.add_argument("--app", default="", help="only events about this application")
+    p.add_argument("--history", type=int, default=50, help="how many past events to show first")
 
     p = sub.add_parser("dev", help="run etcd, a control plane, two agents and the log analyzer locally")
     p.add_argument("--dir", type=Path, default=Path(".neon-dev"), help="state directory")

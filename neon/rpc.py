@@ -8,6 +8,7 @@ import inspect
 from typing import Any, Awaitable, Callable, TypeVar
 
 import grpc
+import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from neon import log
@@ -32,29 +33,47 @@ async def abort_with(context: Context, err: NeonGridError) -> None:
     await context.abort(err.code, err.message, trailing_metadata=((ERROR_METADATA_KEY, err.to_json()),))
 
 
-def edge(method: F) -> F:
-    """Wrap a servicer method: NeonGridError becomes its gRPC status with details.
+_ID_FIELDS = (("app", "app"), ("component", "component"), ("node", "node"), ("caller", "caller"))
 
-    Works for unary methods and server-streaming (async generator) methods.
+
+def _ids(request: Any) -> dict[str, str]:
+    """The ids a request carries, bound into every log line written while it is served."""
+    ids = {}
+    for field, key in _ID_FIELDS:
+        value = getattr(request, field, None)
+        if isinstance(value, str) and value:
+            ids[key] = value
+    return ids
+
+
+def edge(method: F) -> F:
+    """Wrap a servicer method at the gRPC edge.
+
+    Binds the request's ids (app, component, node, caller) and the RPC name into
+    structlog's context for the call, and turns a NeonGridError into its gRPC
+    status with details. Works for unary and server-streaming methods.
     """
+    name = method.__name__
     if inspect.isasyncgenfunction(method):
 
         @functools.wraps(method)
         async def stream_wrapper(self: Any, request: Any, context: Context) -> Any:
-            try:
-                async for item in method(self, request, context):
-                    yield item
-            except NeonGridError as err:
-                await abort_with(context, err)
+            with structlog.contextvars.bound_contextvars(rpc=name, **_ids(request)):
+                try:
+                    async for item in method(self, request, context):
+                        yield item
+                except NeonGridError as err:
+                    await abort_with(context, err)
 
         return stream_wrapper  # type: ignore[return-value]
 
     @functools.wraps(method)
     async def wrapper(self: Any, request: Any, context: Context) -> Any:
-        try:
-            return await method(self, request, context)
-        except NeonGridError as err:
-            await abort_with(context, err)
+        with structlog.contextvars.bound_contextvars(rpc=name, **_ids(request)):
+            try:
+                return await method(self, request, context)
+            except NeonGridError as err:
+                await abort_with(context, err)
 
     return wrapper  # type: ignore[return-value]
 

@@ -168,3 +168,64 @@ def test_colocated_link_runs_locally_with_identical_results(cluster: Cluster, tm
 
     assert_eventually(split, timeout=60)
     assert client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE]) == (5, "cloud-1")
+
+
+def test_control_plane_validates_on_its_own_and_serves_health(cluster: Cluster) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from neon import manifest
+    from neon._proto import control_pb2
+    from neon.errors import InvalidArgument, from_rpc_error
+
+    client = cluster.client
+    assert client is not None
+    spec = manifest.load(APP.read_text(), require_digests=False)
+    never_uploaded = spec.with_artifacts(lambda c: "sha256:" + "0" * 64)
+    with pytest.raises(InvalidManifest) as err:
+        client.apply(never_uploaded)
+    assert err.value.field == "spec.components[0].artifact" and "has not been uploaded" in err.value.message
+    try:
+        client.stub.ApplyApplication(control_pb2.ApplyApplicationRequest(manifest_yaml="spec: [1"), timeout=10)
+    except grpc.RpcError as rpc_err:
+        assert rpc_err.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+        assert isinstance(from_rpc_error(rpc_err), InvalidArgument)
+    else:
+        raise AssertionError("malformed YAML was accepted")
+    assert client.list_apps() == []
+
+    with grpc.insecure_channel(cluster.control) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "neon.v1.Control", "neon.v1.AgentControl"):
+            reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_heartbeats_keep_the_lease_and_a_killed_agent_loses_it(cluster: Cluster) -> None:
+    import time
+
+    client = cluster.client
+    assert client is not None
+    client.apply_file(APP)
+    assert_eventually(lambda: _running(cluster), timeout=90)
+    time.sleep(cluster.node_ttl + 1)  # longer than the lease: only heartbeats keep the nodes listed
+    assert {n.name for n in client.list_nodes()} == {"edge-1", "cloud-1"}
+
+    cluster.agents["edge-1"].kill()
+
+    def edge_gone() -> None:
+        assert {n.name for n in client.list_nodes()} == {"cloud-1"}
+        app = client.get_app("log-analyzer")
+        assert app.phase == "Unschedulable", app.phase
+        assert {c.name: c.reason for c in app.components}["parser"] == "0/1 nodes eligible: 1 tier!=edge"
+
+    assert_eventually(edge_gone, timeout=cluster.node_ttl + 10)
+    kinds = [(e.kind, e.node) for e in client.events(history=200)]
+    assert ("NodeLost", "edge-1") in kinds
+    with pytest.raises(NotRunning):
+        client.invoke("log-analyzer", "parser", "parse", ["x"])
+    # The processor stays up on the cloud node; its forwarded calls fail with a clear error.
+    from neon.errors import Unavailable
+
+    with pytest.raises(Unavailable, match="no node serves log-analyzer/parser"):
+        client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE[:1]])
+    del cluster.agents["edge-1"]  # killed on purpose: no clean exit code to check
