@@ -18,6 +18,14 @@ APP = EXAMPLES / "log-analyzer" / "app.yaml"
 SAMPLE = (EXAMPLES / "log-analyzer" / "sample.log").read_text().splitlines()
 
 
+def _variant(tmp_path: Path, old: str, new: str) -> Path:
+    """The example manifest with one text replaced, next to the example's built artifacts."""
+    path = tmp_path / "app.yaml"
+    path.write_text(APP.read_text().replace(old, new))
+    (tmp_path / "build").symlink_to(APP.parent / "build")
+    return path
+
+
 def _running(cluster: Cluster, name: str = "log-analyzer") -> None:
     assert cluster.client is not None
     app = cluster.client.get_app(name)
@@ -108,12 +116,8 @@ def test_delete_stops_instances_on_both_agents(cluster: Cluster) -> None:
 def test_invalid_manifest_is_refused_and_nothing_is_stored(cluster: Cluster, tmp_path: Path) -> None:
     client = cluster.client
     assert client is not None
-    bad = APP.read_text().replace("exporter: parser", "exporter: parsr")
-    path = tmp_path / "app.yaml"
-    path.write_text(bad)
-    (tmp_path / "build").symlink_to(APP.parent / "build")
     with pytest.raises(InvalidManifest) as err:
-        client.apply_file(path)
+        client.apply_file(_variant(tmp_path, "exporter: parser", "exporter: parsr"))
     assert err.value.field == "spec.links[0].exporter"
     assert "parsr" in err.value.message
     assert client.list_apps() == []
@@ -124,11 +128,7 @@ def test_invalid_manifest_is_refused_and_nothing_is_stored(cluster: Cluster, tmp
 def test_unschedulable_component_says_why(cluster: Cluster, tmp_path: Path) -> None:
     client = cluster.client
     assert client is not None
-    text = APP.read_text().replace("tier: cloud", "tier: space")
-    path = tmp_path / "app.yaml"
-    path.write_text(text)
-    (tmp_path / "build").symlink_to(APP.parent / "build")
-    client.apply_file(path)
+    client.apply_file(_variant(tmp_path, "tier: cloud", "tier: space"))
 
     def unschedulable() -> None:
         app = client.get_app("log-analyzer")
@@ -145,10 +145,7 @@ def test_unschedulable_component_says_why(cluster: Cluster, tmp_path: Path) -> N
 def test_colocated_link_runs_locally_with_identical_results(cluster: Cluster, tmp_path: Path) -> None:
     client = cluster.client
     assert client is not None
-    path = tmp_path / "app.yaml"
-    path.write_text(APP.read_text().replace("tier: cloud", "tier: edge"))
-    (tmp_path / "build").symlink_to(APP.parent / "build")
-    client.apply_file(path)
+    client.apply_file(_variant(tmp_path, "tier: cloud", "tier: edge"))
     assert_eventually(lambda: _running(cluster), timeout=90)
     app = client.get_app("log-analyzer")
     assert {c.name: [r.node for r in c.replicas] for c in app.components} == {
