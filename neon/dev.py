@@ -37,6 +37,9 @@ def run_dev(state_dir: Path, once: bool = False) -> int:
         _say("• building the log analyzer's components (componentize-py; cached after the first run)")
         build_log_analyzer()
         etcd.start()
+        if etcd.process is not None:
+            logs.mkdir(parents=True, exist_ok=True)
+            (logs / "etcd.pid").write_text(str(etcd.process.pid))
         _say(f"• etcd               {etcd.url}   (data in {etcd.data_dir})")
         cp = spawn_controlplane(etcd.url, logs)
         children.append(cp)

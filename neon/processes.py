@@ -32,6 +32,7 @@ class Child:
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
             )
         self.address = ""
+        (workdir / f"{name}.pid").write_text(str(self.process.pid))
 
     def wait_ready(self, timeout: float = 60.0) -> str:
         deadline = time.monotonic() + timeout

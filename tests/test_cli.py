@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -78,20 +80,37 @@ def test_cli_errors_are_one_line_and_non_zero(cluster: Cluster, tmp_path: Path) 
     assert unreachable.returncode == 1 and unreachable.stderr.startswith("error:")
 
 
-def test_neon_dev_runs_the_example_and_cleans_up(tmp_path: Path, log_analyzer: dict[str, Path]) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "neon", "dev", "--dir", str(tmp_path / "dev"), "--once"],
-        capture_output=True,
+def test_neon_dev_runs_the_example_and_ctrl_c_stops_everything(tmp_path: Path, log_analyzer: dict[str, Path]) -> None:
+    state = tmp_path / "dev"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "neon", "dev", "--dir", str(state)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = proc.stdout
-    assert "parser  1/1 ready" in out and "on edge-1: Running" in out and "on cloud-1: Running" in out
-    assert "remote (cloud-1 -> edge-1)" in out
-    assert "process-batch on cloud-1: 5 of 7 lines well formed" in out
-    assert "parser.parse on edge-1 of 'this line is not a log entry': {'err': \"bad timestamp 'this'\"}" in out
-    control = next(line.split()[-1] for line in out.splitlines() if line.startswith("• control plane"))
+    assert proc.stdout is not None
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("Press Ctrl-C"):
+                break
+        out = "\n".join(lines)
+        assert "parser  1/1 ready" in out and "on edge-1: Running" in out and "on cloud-1: Running" in out, out
+        assert "remote (cloud-1 -> edge-1)" in out
+        assert "process-batch on cloud-1: 5 of 7 lines well formed" in out
+        assert "parser.parse on edge-1 of 'this line is not a log entry': {'err': \"bad timestamp 'this'\"}" in out
+        pids = {p.name: int(p.read_text()) for p in state.glob("logs/*.pid")}
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert sorted(pids) == ["cloud-1.pid", "controlplane.pid", "edge-1.pid", "etcd.pid"]
+    for pid in pids.values():
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # every child is gone
+    control = next(line.split()[-1] for line in lines if line.startswith("• control plane"))
     host, port = control.rsplit(":", 1)
     with pytest.raises(OSError):
         socket.create_connection((host, int(port)), timeout=1).close()
