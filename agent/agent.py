@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from typing import Any, Callable
+from typing import Any
 
 import grpc
 
@@ -19,8 +19,9 @@ from agent.artifacts import ArtifactCache
 from agent.codec import Signature
 from agent.config import AgentConfig
 from agent.dataplane import DataPlaneServicer
-from agent.forwarder import Router
-from agent.runtime import ComponentInstance, FunctionRef, HostFunc, Runtime
+from agent.forwarder import Router, get_call_deadline
+from agent.pool import InstancePool
+from agent.runtime import ComponentTemplate, FunctionRef, HostFunc, Runtime
 from agent.state import (
     AgentState,
     ArtifactFailed,
@@ -48,18 +49,6 @@ from neon.wire import assignment_from_proto, report_to_proto
 _log = log.get("neon.agent")
 
 
-class _Slot:
-    """A running instance and how to rebuild it after a trap."""
-
-    def __init__(
-        self, instance: ComponentInstance, spec: ComponentAssignment, build: Callable[[], ComponentInstance]
-    ) -> None:
-        self.instance = instance
-        self.spec = spec
-        self.build = build
-        self.lock = threading.Lock()
-
-
 class Agent:
     """One agent; ``await start()``, then ``await stop()``."""
 
@@ -69,8 +58,8 @@ class Agent:
         self.runtime = Runtime(config.cache_dir or config.data_dir / "compiled")
         self.artifacts = ArtifactCache(config.data_dir / "artifacts")
         self.router = Router(config.name, config.call_timeout)
-        self._slots: dict[Key, _Slot] = {}
-        self._slots_lock = threading.Lock()
+        self._pools: dict[Key, InstancePool] = {}
+        self._pools_lock = threading.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._report: tuple[InstanceReport, ...] = ()
         self._report_dirty = asyncio.Event()
@@ -110,8 +99,11 @@ class Agent:
         if self.channel is not None:
             await self.channel.close(None)
         self.router.close()
-        with self._slots_lock:
-            self._slots.clear()
+        with self._pools_lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
+        self.runtime.close()
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)
@@ -210,9 +202,10 @@ class Agent:
         elif isinstance(ins, Start):
             self._spawn(self._start(ins.key, ins.spec), f"start {ins.key}")
         elif isinstance(ins, Stop):
-            with self._slots_lock:
-                slot = self._slots.pop(ins.key, None)
-            if slot is not None:
+            with self._pools_lock:
+                pool = self._pools.pop(ins.key, None)
+            if pool is not None:
+                pool.close()
                 _log.info("instance stopped", app=ins.key[0], component=ins.key[1])
             self._feed_soon(InstanceStopped(ins.key))
         elif isinstance(ins, Route):
@@ -243,13 +236,24 @@ class Agent:
     async def _start(self, key: Key, spec: ComponentAssignment) -> None:
         app, name = key
 
-        def build() -> ComponentInstance:
+        def build() -> InstancePool:
             component = self.runtime.load(spec.artifact, self.artifacts.path(spec.artifact))
             imports = self._link(app, name, spec, component)
-            return ComponentInstance(self.runtime, component, f"{app}/{name}", imports)
+            template = ComponentTemplate(
+                self.runtime,
+                component,
+                f"{app}/{name}",
+                imports,
+                settings=spec.runtime,
+                grants=spec.grants,
+                volume_root=self.config.data_dir / "volumes" / app,
+            )
+            pool = InstancePool(template)
+            pool.warm()
+            return pool
 
         try:
-            instance = await asyncio.to_thread(build)
+            pool = await asyncio.to_thread(build)
         except NeonGridError as err:
             _log.warning("instance failed to start", app=app, component=name, error=err.message)
             self._feed(InstanceFailed(key, spec, err.message))
@@ -258,9 +262,19 @@ class Agent:
             _log.exception("instance failed to start", app=app, component=name)
             self._feed(InstanceFailed(key, spec, f"{type(err).__name__}: {err}"))
             return
-        with self._slots_lock:
-            self._slots[key] = _Slot(instance, spec, build)
-        _log.info("instance running", app=app, component=name, artifact=spec.artifact)
+        with self._pools_lock:
+            old = self._pools.get(key)
+            self._pools[key] = pool
+        if old is not None:
+            old.close()
+        _log.info(
+            "instance running",
+            app=app,
+            component=name,
+            artifact=spec.artifact,
+            mode=spec.runtime.mode,
+            instances=spec.runtime.instances,
+        )
         self._feed(InstanceStarted(key, spec))
 
     def _link(self, app: str, name: str, spec: ComponentAssignment, component: Any) -> dict[str, dict[str, HostFunc]]:
@@ -303,27 +317,18 @@ class Agent:
 
     # ---------------------------------------------------------- serving --
 
-    def _slot(self, app: str, component: str) -> _Slot:
-        with self._slots_lock:
-            slot = self._slots.get((app, component))
-        if slot is None:
+    def pool(self, app: str, component: str) -> InstancePool:
+        with self._pools_lock:
+            pool = self._pools.get((app, component))
+        if pool is None:
             raise NotRunning(
                 f"{app}/{component} is not running on node {self.config.name}",
                 app=app,
                 component=component,
                 node=self.config.name,
             )
-        return slot
-
-    def instance(self, app: str, component: str) -> ComponentInstance:
-        return self._slot(app, component).instance
+        return pool
 
     def call(self, app: str, component: str, ref: FunctionRef, args: list[Any]) -> Any:
-        """Call into a running instance (from a worker thread); a trapped instance is rebuilt first."""
-        slot = self._slot(app, component)
-        if slot.instance.poisoned:
-            with slot.lock:
-                if slot.instance.poisoned:
-                    _log.warning("replacing trapped instance", app=app, component=component)
-                    slot.instance = slot.build()
-        return slot.instance.call(ref, args)
+        """Call into a component on this node from a worker thread, within the current call's deadline."""
+        return self.pool(app, component).call(ref, args, get_call_deadline())

@@ -26,9 +26,9 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
 
     @edge
     async def Call(self, request: dataplane_pb2.CallRequest, context: Context) -> dataplane_pb2.CallResponse:
-        instance = self.agent.instance(request.app, request.component)
+        template = self.agent.pool(request.app, request.component).template
         ref = FunctionRef(request.interface, request.function)
-        signature = instance.signature(ref)
+        signature = template.signature(ref)
         args = signature.args_from_proto(list(request.args))
         result = await self._run(request.app, request.component, ref, args, context)
         encoded = signature.result_to_proto(result)
@@ -36,9 +36,9 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
 
     @edge
     async def Invoke(self, request: dataplane_pb2.InvokeRequest, context: Context) -> dataplane_pb2.InvokeResponse:
-        instance = self.agent.instance(request.app, request.component)
-        ref = instance.resolve(request.function)
-        signature = instance.signature(ref)
+        template = self.agent.pool(request.app, request.component).template
+        ref = template.resolve(request.function)
+        signature = template.signature(ref)
         try:
             docs = json.loads(request.args_json or "[]")
         except ValueError as err:

@@ -35,6 +35,12 @@ def set_call_deadline(deadline: float | None) -> None:
     _deadline.value = deadline
 
 
+def get_call_deadline() -> float | None:
+    """When the call this worker thread serves must finish, if anyone said."""
+    value: float | None = getattr(_deadline, "value", None)
+    return value
+
+
 class Router:
     """Where each (app, component) is served from, and the channels to get there."""
 
@@ -94,7 +100,7 @@ class Router:
                 args=signature.args_to_proto(args),
                 caller=self.node,
             )
-            deadline = getattr(_deadline, "value", None)
+            deadline = get_call_deadline()
             timeout = self.default_timeout
             if deadline is not None:
                 timeout = min(timeout, deadline - time.monotonic())

@@ -6,17 +6,31 @@ a restarted agent deserializes it in about 0.1 s. Cache files are written
 atomically and named by artifact digest, and one that fails to deserialize is
 rebuilt.
 
-A :class:`ComponentInstance` owns one store and instance. A store is not
-thread-safe, so calls into one instance are serialized by its lock; different
-instances run in parallel worker threads.
+A :class:`ComponentTemplate` is a compiled component with its linker (WASI
+and the host functions of its imports) built once; it stamps out
+:class:`ComponentInstance` objects, each with its own store. A store is not
+thread-safe, so each instance is used by one thread at a time (the pool in
+:mod:`agent.pool` hands them out); different instances run in parallel.
+
+Limits: every store gets a linear-memory cap, and every call an epoch
+deadline. A ticker thread advances the engine's epoch every
+:data:`EPOCH_TICK` seconds, so an infinite loop traps within one tick of its
+deadline, and the instance it ran in is discarded.
+
+Least privilege: a guest sees no host file, environment variable, socket or
+stdio beyond what its grants name: granted env vars, and granted volumes,
+which are per-application directories under the agent's data directory.
+Stdout and stderr go to the agent's log, line by line, with the component's id.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import math
 import os
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -26,11 +40,13 @@ from wasmtime import component as wc
 
 from agent.codec import Signature
 from neon import log
-from neon.errors import CallFailed, ComponentError, NeonGridError, NotFound
+from neon.errors import CallFailed, ComponentError, DeadlineExceeded, NeonGridError, NotFound
+from neon.manifest import GrantSpec, RuntimeSpec
 
 _log = log.get("neon.agent.runtime")
 
 WASMTIME_VERSION = importlib.metadata.version("wasmtime")
+EPOCH_TICK = 0.01  # seconds per epoch tick
 # Interfaces the agent's WASI implementation provides; everything else must be linked.
 WASI_PREFIXES = ("wasi:",)
 
@@ -57,11 +73,24 @@ class Runtime:
     """The agent's wasmtime engine and compiled-artifact cache."""
 
     def __init__(self, cache_dir: Path) -> None:
-        self.engine = wasmtime.Engine(wasmtime.Config())
+        config = wasmtime.Config()
+        config.epoch_interruption = True
+        self.engine = wasmtime.Engine(config)
         self.cache_dir = Path(cache_dir) / f"wasmtime-{WASMTIME_VERSION}"
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._loaded: dict[str, wc.Component] = {}
+        self.compiled = 0  # how many artifacts this process compiled (not loaded from the cache)
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="epoch-ticker", daemon=True)
+        self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(EPOCH_TICK):
+            self.engine.increment_epoch()
+
+    def close(self) -> None:
+        self._stop.set()
 
     def load(self, digest: str, wasm_path: Path) -> wc.Component:
         """Return the compiled component for an artifact, compiling at most once."""
@@ -87,6 +116,7 @@ class Runtime:
             with os.fdopen(fd, "wb") as out:
                 out.write(component.serialize())
             os.replace(tmp, cached)
+            self.compiled += 1
             _log.info("compiled artifact", artifact=digest, cache=str(cached))
         with self._lock:
             self._loaded[digest] = component
@@ -124,8 +154,8 @@ class Runtime:
         return found
 
 
-class ComponentInstance:
-    """One instantiated component with its own store.
+class ComponentTemplate:
+    """A compiled component, linked once, that stamps out instances.
 
     Args:
         runtime: The engine owner.
@@ -133,22 +163,33 @@ class ComponentInstance:
         label: ``app/component`` for logs and errors.
         imports: Interface name -> function name -> host function, for every
             non-WASI import (local links and remote forwarders).
+        settings: Memory limit and per-call deadline.
+        grants: Env vars and volumes the guest may see.
+        volume_root: Directory holding this application's volumes.
     """
 
     def __init__(
-        self, runtime: Runtime, component: wc.Component, label: str, imports: dict[str, dict[str, HostFunc]]
+        self,
+        runtime: Runtime,
+        component: wc.Component,
+        label: str,
+        imports: dict[str, dict[str, HostFunc]],
+        settings: RuntimeSpec | None = None,
+        grants: GrantSpec | None = None,
+        volume_root: Path | None = None,
     ) -> None:
-        self.label = label
         self.runtime = runtime
-        self.lock = threading.Lock()
-        self.poisoned = False  # set after a trap: the instance must be replaced
-        self._exports = runtime.exports(component)
-        self._funcs: dict[FunctionRef, tuple[wc.Func, Signature]] = {}
+        self.component = component
+        self.label = label
+        self.settings = settings or RuntimeSpec()
+        self.grants = grants or GrantSpec()
+        self.volume_root = volume_root
+        self.exports = runtime.exports(component)
         self._signatures: dict[FunctionRef, Signature] = {}
-        engine = runtime.engine
-        linker = wc.Linker(engine)
-        linker.add_wasip2()
-        with linker.root() as root:
+        self._sig_lock = threading.Lock()
+        self.linker = wc.Linker(runtime.engine)
+        self.linker.add_wasip2()
+        with self.linker.root() as root:
             for iface, funcs in sorted(imports.items()):
                 if iface == "":
                     for fname, fn in funcs.items():
@@ -157,25 +198,18 @@ class ComponentInstance:
                 with root.add_instance(iface) as inst:
                     for fname, fn in funcs.items():
                         inst.add_func(fname, _host(fn))
-        self.store = wasmtime.Store(engine)
-        wasi = wasmtime.WasiConfig()
-        wasi.stdout_custom = _GuestOutput(label, "stdout")
-        wasi.stderr_custom = _GuestOutput(label, "stderr")
-        self.store.set_wasi(wasi)
-        try:
-            self.instance = linker.instantiate(self.store, component)
-        except wasmtime.WasmtimeError as err:
-            raise ComponentError(f"{label} failed to instantiate: {_first_line(err)}", component=label) from None
+        if self.grants.volumes and volume_root is None:
+            raise ComponentError(f"{label} is granted volumes but the agent has no volume directory")
 
     @property
     def functions(self) -> list[FunctionRef]:
-        return sorted(self._exports, key=str)
+        return sorted(self.exports, key=str)
 
     def resolve(self, name: str) -> FunctionRef:
         """Find an export by ``func``, ``iface.func``, ``iface#func`` or ``full/iface@v#func``."""
         candidates = []
         iface_part, sep, func = name.rpartition("#") if "#" in name else name.rpartition(".")
-        for ref in self._exports:
+        for ref in self.exports:
             if not sep:
                 if ref.name == name:
                     candidates.append(ref)
@@ -193,51 +227,104 @@ class ComponentInstance:
         )
 
     def signature(self, ref: FunctionRef) -> Signature:
-        sig = self._signatures.get(ref)
-        if sig is None:
-            if ref not in self._exports:
-                raise NotFound(f"{self.label} exports no function {ref}", kind="function", name=str(ref))
-            sig = Signature.of(self._exports[ref], str(ref))
-            self._signatures[ref] = sig
-        return sig
+        """The compiled codec of an export (compiled once, shared by all instances)."""
+        with self._sig_lock:
+            sig = self._signatures.get(ref)
+            if sig is None:
+                if ref not in self.exports:
+                    raise NotFound(f"{self.label} exports no function {ref}", kind="function", name=str(ref))
+                sig = Signature.of(self.exports[ref], str(ref))
+                self._signatures[ref] = sig
+            return sig
 
-    def call(self, ref: FunctionRef, args: list[Any]) -> Any:
-        """Call an export with wasmtime values; thread-safe."""
-        with self.lock:
-            func = self._func(ref)
-            try:
-                result = func(self.store, *args)
-                func.post_return(self.store)
-            except wasmtime.WasmtimeError as err:
-                self.poisoned = True
-                cause = _take_pending()
-                if isinstance(cause, NeonGridError):
-                    raise cause from None
-                raise CallFailed(
-                    f"{self.label} {ref} trapped: {_trap_message(err, cause)}", component=self.label, function=str(ref)
+    def instantiate(self) -> ComponentInstance:
+        """A fresh instance in its own store, with this template's limits and grants."""
+        store = wasmtime.Store(self.runtime.engine)
+        wasi = wasmtime.WasiConfig()
+        wasi.stdout_custom = _GuestOutput(self.label, "stdout")
+        wasi.stderr_custom = _GuestOutput(self.label, "stderr")
+        if self.grants.env:
+            wasi.env = sorted(self.grants.env.items())
+        for volume in self.grants.volumes:
+            assert self.volume_root is not None
+            host = self.volume_root / volume.name
+            host.mkdir(parents=True, exist_ok=True)
+            wasi.preopen_dir(str(host), volume.path, fs_mutable=not volume.read_only)
+        store.set_wasi(wasi)
+        store.set_limits(memory_size=self.settings.memory_bytes)
+        store.set_epoch_deadline(_ticks(self.settings.timeout_seconds))  # instantiation runs guest code too
+        try:
+            instance = self.linker.instantiate(store, self.component)
+        except wasmtime.WasmtimeError as err:
+            raise ComponentError(
+                f"{self.label} failed to instantiate: {_trap_message(err, _take_pending())}", component=self.label
+            ) from None
+        return ComponentInstance(self, store, instance)
+
+
+class ComponentInstance:
+    """One instance with its own store; used by one thread at a time."""
+
+    def __init__(self, template: ComponentTemplate, store: wasmtime.Store, instance: wc.Instance) -> None:
+        self.template = template
+        self.label = template.label
+        self.store = store
+        self.instance = instance
+        self.poisoned = False  # set after a trap: the instance must be discarded
+        self.calls = 0
+        self._funcs: dict[FunctionRef, wc.Func] = {}
+
+    def call(self, ref: FunctionRef, args: list[Any], timeout: float | None = None) -> Any:
+        """Call an export with wasmtime values, trapping after ``timeout`` seconds (default: the template's)."""
+        func = self._func(ref)
+        limit = self.template.settings.timeout_seconds if timeout is None else timeout
+        self.store.set_epoch_deadline(_ticks(limit))
+        self.calls += 1
+        started = time.monotonic()
+        try:
+            result = func(self.store, *args)
+            func.post_return(self.store)
+        except wasmtime.WasmtimeError as err:
+            self.poisoned = True
+            cause = _take_pending()
+            if isinstance(cause, NeonGridError):
+                raise cause from None
+            message = _trap_message(err, cause)
+            if message == "wasm trap: interrupt":
+                took = time.monotonic() - started
+                raise DeadlineExceeded(
+                    f"{self.label} {ref} ran past its {limit:g}s deadline (stopped after {took:.2f}s); "
+                    "the instance was discarded",
+                    component=self.label,
+                    function=str(ref),
                 ) from None
-            except (TypeError, ValueError) as err:
-                raise CallFailed(
-                    f"{self.label} {ref}: bad value: {err}", component=self.label, function=str(ref)
-                ) from None
-            return result
+            raise CallFailed(
+                f"{self.label} {ref} trapped: {message}", component=self.label, function=str(ref)
+            ) from None
+        except (TypeError, ValueError) as err:
+            raise CallFailed(f"{self.label} {ref}: bad value: {err}", component=self.label, function=str(ref)) from None
+        return result
 
     def _func(self, ref: FunctionRef) -> wc.Func:
-        cached = self._funcs.get(ref)
-        if cached is not None:
-            return cached[0]
-        if ref not in self._exports:
+        func = self._funcs.get(ref)
+        if func is not None:
+            return func
+        if ref not in self.template.exports:
             raise NotFound(f"{self.label} exports no function {ref}", kind="function", name=str(ref))
         if ref.interface:
             parent = self.instance.get_export_index(self.store, ref.interface)
             index = self.instance.get_export_index(self.store, ref.name, parent)
         else:
             index = self.instance.get_export_index(self.store, ref.name)
-        func = self.instance.get_func(self.store, index) if index is not None else None
-        if func is None:
+        found = self.instance.get_func(self.store, index) if index is not None else None
+        if found is None:
             raise NotFound(f"{self.label} exports no function {ref}", kind="function", name=str(ref))
-        self._funcs[ref] = (func, self.signature(ref))
-        return func
+        self._funcs[ref] = found
+        return found
+
+
+def _ticks(seconds: float) -> int:
+    return max(1, math.ceil(seconds / EPOCH_TICK))
 
 
 _pending = threading.local()

@@ -76,7 +76,13 @@ def slice_graph(
                     )
                 )
             per_node.setdefault(node, []).append(
-                ComponentAssignment(name=comp.name, artifact=comp.artifact, imports=tuple(bindings))
+                ComponentAssignment(
+                    name=comp.name,
+                    artifact=comp.artifact,
+                    imports=tuple(bindings),
+                    runtime=comp.runtime,
+                    grants=comp.grants,
+                )
             )
     return {
         node: Assignment(app=spec.name, generation=generation, components=tuple(comps))

@@ -82,6 +82,12 @@ class NotRunning(NeonGridError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class ResourceExhausted(NeonGridError):
+    """Every instance is busy and the queue is full; retry later."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 class Unavailable(NeonGridError):
     """A peer could not be reached."""
 

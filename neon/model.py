@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from neon.manifest import GrantSpec, RuntimeSpec, VolumeGrant
+
 
 @dataclass(frozen=True)
 class NodeInfo:
@@ -48,10 +50,14 @@ class ComponentAssignment:
     name: str
     artifact: str
     imports: tuple[ImportBinding, ...] = ()
+    runtime: RuntimeSpec = field(default_factory=RuntimeSpec)
+    grants: GrantSpec = field(default_factory=GrantSpec)
 
     def shape(self) -> tuple[Any, ...]:
         """What requires a restart when it changes (not the remote endpoints)."""
-        return (self.artifact, tuple(sorted((b.import_name, b.component, b.local) for b in self.imports)))
+        links = tuple(sorted((b.import_name, b.component, b.local) for b in self.imports))
+        grants = (tuple(sorted(self.grants.env.items())), self.grants.volumes)
+        return (self.artifact, links, self.runtime, grants)
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,8 @@ class Assignment:
                         }
                         for b in c.imports
                     ],
+                    "runtime": asdict(c.runtime),
+                    "grants": {"env": dict(c.grants.env), "volumes": [asdict(v) for v in c.grants.volumes]},
                 }
                 for c in self.components
             ],
@@ -101,6 +109,11 @@ class Assignment:
                             endpoints=tuple(b.get("endpoints", ())),
                         )
                         for b in c.get("imports", ())
+                    ),
+                    runtime=RuntimeSpec(**c["runtime"]) if "runtime" in c else RuntimeSpec(),
+                    grants=GrantSpec(
+                        env=dict(c.get("grants", {}).get("env", {})),
+                        volumes=tuple(VolumeGrant(**v) for v in c.get("grants", {}).get("volumes", ())),
                     ),
                 )
                 for c in doc.get("components", ())

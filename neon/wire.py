@@ -7,6 +7,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from neon._proto import control_pb2
+from neon.manifest import GrantSpec, RuntimeSpec, VolumeGrant
 from neon.model import Assignment, ComponentAssignment, Event, ImportBinding, InstanceReport, NodeInfo
 
 
@@ -24,6 +25,20 @@ def assignment_to_proto(a: Assignment) -> control_pb2.Assignment:
                     )
                     for b in c.imports
                 ],
+                runtime=control_pb2.RuntimeSettings(
+                    mode=c.runtime.mode,
+                    instances=c.runtime.instances,
+                    max_queue=c.runtime.max_queue,
+                    memory_bytes=c.runtime.memory_bytes,
+                    timeout_seconds=c.runtime.timeout_seconds,
+                ),
+                grants=control_pb2.Grants(
+                    env=c.grants.env,
+                    volumes=[
+                        control_pb2.VolumeGrant(name=v.name, path=v.path, read_only=v.read_only)
+                        for v in c.grants.volumes
+                    ],
+                ),
             )
             for c in a.components
         ],
@@ -46,6 +61,19 @@ def assignment_from_proto(msg: control_pb2.Assignment) -> Assignment:
                         endpoints=tuple(b.endpoints),
                     )
                     for b in c.imports
+                ),
+                runtime=RuntimeSpec(
+                    mode=c.runtime.mode,
+                    instances=c.runtime.instances,
+                    max_queue=c.runtime.max_queue,
+                    memory_bytes=c.runtime.memory_bytes,
+                    timeout_seconds=c.runtime.timeout_seconds,
+                ),
+                grants=GrantSpec(
+                    env=dict(c.grants.env),
+                    volumes=tuple(
+                        VolumeGrant(name=v.name, path=v.path, read_only=v.read_only) for v in c.grants.volumes
+                    ),
                 ),
             )
             for c in msg.components

@@ -38,3 +38,12 @@ def cluster(tmp_path: Path, compiled_cache: Path, log_analyzer: dict[str, Path])
         codes = c.stop()
     bad = {name: code for name, code in codes.items() if code != 0}
     assert not bad, f"agents did not shut down cleanly: {bad}"
+
+
+@pytest.fixture(scope="session")
+def probe_wasm() -> Path:
+    """tests/guests/probe built with componentize-py (cached by content)."""
+    from neon.guests import build_python_guest
+
+    root = Path(__file__).parent / "guests" / "probe"
+    return build_python_guest(root / "wit", "probe", root / "app")

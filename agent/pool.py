@@ -1,0 +1,120 @@
+"""Instance modes: hand out a component's instances to concurrent calls.
+
+``pooled``: up to ``instances`` warm instances, reused across calls (state in
+the guest survives between calls). ``per-call``: a fresh instance for every
+call and thrown away after it (the Spin model), at most ``instances`` at once.
+In both modes a call that finds every instance busy waits, but only
+``max_queue`` calls may wait; the next is refused with ResourceExhausted
+rather than piling up. An instance that trapped is never reused.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from agent.runtime import ComponentInstance, ComponentTemplate, FunctionRef
+from neon.errors import DeadlineExceeded, NotRunning, ResourceExhausted
+
+
+class InstancePool:
+    """The instances of one component on this node."""
+
+    def __init__(self, template: ComponentTemplate) -> None:
+        self.template = template
+        self.settings = template.settings
+        self.pooled = self.settings.mode == "pooled"
+        self._cond = threading.Condition()
+        self._idle: list[ComponentInstance] = []
+        self._busy = 0
+        self._waiting = 0
+        self._closed = False
+        self.created = 0
+        self.discarded = 0
+
+    def warm(self) -> None:
+        """Create the pooled instances now, so the first calls find them ready (and start failures show)."""
+        if not self.pooled:
+            return
+        made = [self._create() for _ in range(self.settings.instances)]
+        with self._cond:
+            self._idle.extend(made)
+
+    def stats(self) -> dict[str, int]:
+        with self._cond:
+            return {
+                "busy": self._busy,
+                "idle": len(self._idle),
+                "waiting": self._waiting,
+                "created": self.created,
+                "discarded": self.discarded,
+            }
+
+    def call(self, ref: FunctionRef, args: list[Any], deadline: float | None = None) -> Any:
+        """Run one call on a free instance; ``deadline`` is a ``time.monotonic()`` instant."""
+        instance = self._acquire(deadline)
+        try:
+            timeout = self.settings.timeout_seconds
+            if deadline is not None:
+                timeout = min(timeout, deadline - time.monotonic())
+                if timeout <= 0:
+                    raise DeadlineExceeded(f"{self.template.label}: the caller's deadline passed before {ref} ran")
+            return instance.call(ref, args, timeout)
+        finally:
+            self._release(instance)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._idle.clear()
+            self._cond.notify_all()
+
+    def _create(self) -> ComponentInstance:
+        instance = self.template.instantiate()
+        self.created += 1
+        return instance
+
+    def _acquire(self, deadline: float | None) -> ComponentInstance:
+        label = self.template.label
+        limit = self.settings.instances
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise NotRunning(f"{label} is stopping", component=label)
+                if self._busy < limit:
+                    break
+                if self._waiting >= self.settings.max_queue:
+                    raise ResourceExhausted(
+                        f"{label}: all {limit} instance(s) are busy and {self._waiting} call(s) are queued "
+                        f"(maxQueue {self.settings.max_queue}); retry later or raise runtime.instances",
+                        component=label,
+                    )
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise DeadlineExceeded(f"{label}: no instance became free before the deadline", component=label)
+                self._waiting += 1
+                try:
+                    self._cond.wait(remaining)
+                finally:
+                    self._waiting -= 1
+            self._busy += 1
+            instance = self._idle.pop() if self._idle else None
+        if instance is None:
+            try:
+                instance = self._create()
+            except BaseException:
+                with self._cond:
+                    self._busy -= 1
+                    self._cond.notify()
+                raise
+        return instance
+
+    def _release(self, instance: ComponentInstance) -> None:
+        with self._cond:
+            self._busy -= 1
+            if instance.poisoned or not self.pooled:
+                self.discarded += instance.poisoned
+            elif not self._closed:
+                self._idle.append(instance)
+            self._cond.notify()

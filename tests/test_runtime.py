@@ -1,0 +1,198 @@
+"""The agent runtime against a real guest: least privilege, limits, instance modes, the compiled cache."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import wasmtime
+from structlog.testing import capture_logs
+
+from agent.pool import InstancePool
+from agent.runtime import ComponentTemplate, FunctionRef, Runtime
+from neon.errors import CallFailed, DeadlineExceeded, ResourceExhausted
+from neon.manifest import GrantSpec, RuntimeSpec, VolumeGrant
+from tests.helpers import assert_eventually
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    rt = Runtime(tmp_path_factory.mktemp("compiled"))
+    yield rt
+    rt.close()
+
+
+@pytest.fixture(scope="module")
+def component(runtime: Runtime, probe_wasm: Path) -> wasmtime.component.Component:
+    digest = "sha256:" + hashlib.sha256(probe_wasm.read_bytes()).hexdigest()
+    return runtime.load(digest, probe_wasm)
+
+
+def _pool(runtime: Runtime, component: Any, tmp_path: Path | None = None, **settings: Any) -> InstancePool:
+    grants = settings.pop("grants", GrantSpec())
+    template = ComponentTemplate(
+        runtime,
+        component,
+        "test/probe",
+        {},
+        settings=RuntimeSpec(**settings),
+        grants=grants,
+        volume_root=tmp_path,
+    )
+    pool = InstancePool(template)
+    pool.warm()
+    return pool
+
+
+def _call(pool: InstancePool, name: str, *args: Any) -> Any:
+    return pool.call(FunctionRef("", name), list(args))
+
+
+def test_nothing_is_visible_without_a_grant(runtime: Runtime, component: Any, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("host data")
+    pool = _pool(runtime, component)
+    for path in (str(secret), "/etc/hostname", "/"):
+        result = _call(pool, "read-file", path)
+        assert result.tag == "err" and "No such file or directory" in result.payload, result
+    assert _call(pool, "get-env", "HOME") is None and _call(pool, "get-env", "PATH") is None
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        refused = _call(pool, "connect", "127.0.0.1", server.getsockname()[1])
+        # result<_, string>: wasmtime gives None for ok and the bare string for err.
+        assert isinstance(refused, str) and "Permission denied" in refused, refused
+        server.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            server.accept()  # nothing reached the host socket
+
+
+def test_granted_env_and_volumes_are_visible(runtime: Runtime, component: Any, tmp_path: Path) -> None:
+    grants = GrantSpec(
+        env={"LOG_FORMAT": "rfc3339"},
+        volumes=(VolumeGrant("spool", "/spool"), VolumeGrant("config", "/config", read_only=True)),
+    )
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "app.conf").write_text("level=debug")
+    pool = _pool(runtime, component, tmp_path, grants=grants)
+    assert _call(pool, "get-env", "LOG_FORMAT") == "rfc3339"
+    assert _call(pool, "get-env", "HOME") is None
+    assert _call(pool, "write-file", "/spool/out.txt", "hello") is None
+    assert (tmp_path / "spool" / "out.txt").read_text() == "hello"
+    assert _call(pool, "read-file", "/config/app.conf").payload == "level=debug"
+    denied = _call(pool, "write-file", "/config/app.conf", "level=none")
+    assert isinstance(denied, str) and (tmp_path / "config" / "app.conf").read_text() == "level=debug"
+    for escape in ("/spool/../config/app.conf", "/spool/../../../etc/passwd"):
+        result = _call(pool, "read-file", escape)  # '..' never leaves a preopened directory
+        assert result.tag == "err" and "Operation not permitted" in result.payload, result
+
+
+def test_an_infinite_loop_is_stopped_and_the_instance_replaced(runtime: Runtime, component: Any) -> None:
+    pool = _pool(runtime, component, timeout_seconds=0.3)
+    assert _call(pool, "count") == 1
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded, match=r"test/probe spin ran past its 0.3s deadline"):
+        _call(pool, "spin", 10**15)
+    assert time.monotonic() - started < 5
+    assert pool.stats()["discarded"] == 1
+    assert _call(pool, "count") == 1  # a fresh instance: the trapped one was not reused
+    assert _call(pool, "spin", 1000) == sum(range(1000)) % 1000003
+
+
+def test_memory_limit_traps_and_the_instance_is_replaced(runtime: Runtime, component: Any) -> None:
+    pool = _pool(runtime, component, memory_bytes=64 << 20)
+    assert _call(pool, "allocate", 8) == 8
+    with pytest.raises(CallFailed, match=r"test/probe allocate trapped"):
+        _call(pool, "allocate", 200)
+    assert _call(pool, "allocate", 1) == 1  # fresh instance, nothing held
+
+
+def test_pooled_keeps_state_and_per_call_does_not(runtime: Runtime, component: Any) -> None:
+    pooled = _pool(runtime, component, mode="pooled", instances=1)
+    assert [_call(pooled, "count") for _ in range(3)] == [1, 2, 3]
+    per_call = _pool(runtime, component, mode="per-call", instances=1)
+    assert [_call(per_call, "count") for _ in range(3)] == [1, 1, 1]
+    assert per_call.created == 3 and pooled.created == 1
+
+
+def _busy_call(pool: InstancePool, errors: list[BaseException], seconds: float = 0.6) -> threading.Thread:
+    def run() -> None:
+        try:
+            pool.call(FunctionRef("", "spin"), [10**15], time.monotonic() + seconds)
+        except DeadlineExceeded:
+            pass
+        except BaseException as err:  # noqa: BLE001 - collected for the test to see
+            errors.append(err)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_queue_is_bounded(runtime: Runtime, component: Any) -> None:
+    pool = _pool(runtime, component, instances=1, max_queue=1)
+    errors: list[BaseException] = []
+    first = _busy_call(pool, errors)
+    assert_eventually(lambda: _assert_stat(pool, "busy", 1), timeout=5, interval=0.005)
+    second = _busy_call(pool, errors, seconds=5)
+    assert_eventually(lambda: _assert_stat(pool, "waiting", 1), timeout=5, interval=0.005)
+    with pytest.raises(ResourceExhausted, match=r"all 1 instance\(s\) are busy and 1 call\(s\) are queued"):
+        _call(pool, "count")
+    first.join()
+    second.join()
+    assert errors == []
+    assert _call(pool, "count") >= 1
+
+
+def test_instances_serve_calls_in_parallel(runtime: Runtime, component: Any) -> None:
+    pool = _pool(runtime, component, instances=2, max_queue=0)
+    errors: list[BaseException] = []
+    threads = [_busy_call(pool, errors), _busy_call(pool, errors)]
+    assert_eventually(lambda: _assert_stat(pool, "busy", 2), timeout=5, interval=0.005)
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+
+def _assert_stat(pool: InstancePool, key: str, value: int) -> None:
+    assert pool.stats()[key] == value, pool.stats()
+
+
+def test_guest_output_goes_to_the_log_with_the_component(runtime: Runtime, component: Any) -> None:
+    pool = _pool(runtime, component)
+    with capture_logs() as logs:
+        _call(pool, "say", "hello")
+    lines = [(e["event"], e["guest"], e["text"]) for e in logs if e.get("guest")]
+    assert ("guest stdout", "test/probe", "out: hello") in lines
+    assert ("guest stderr", "test/probe", "err: hello") in lines
+
+
+def test_compiled_cache_survives_restarts_and_heals(tmp_path: Path, probe_wasm: Path) -> None:
+    digest = "sha256:" + hashlib.sha256(probe_wasm.read_bytes()).hexdigest()
+    first = Runtime(tmp_path)
+    first.load(digest, probe_wasm)
+    assert first.compiled == 1
+    first.load(digest, probe_wasm)
+    assert first.compiled == 1
+    first.close()
+
+    restarted = Runtime(tmp_path)  # a restarted agent: loads without compiling
+    restarted.load(digest, probe_wasm)
+    assert restarted.compiled == 0
+    restarted.close()
+
+    (cached,) = tmp_path.rglob("*.cwasm")
+    cached.write_bytes(cached.read_bytes()[:1000])
+    healed = Runtime(tmp_path)
+    with capture_logs() as logs:
+        comp = healed.load(digest, probe_wasm)
+    assert healed.compiled == 1
+    assert any(e["event"] == "compiled cache entry is corrupt; recompiling" for e in logs)
+    assert comp is not None and cached.stat().st_size > 1000
+    healed.close()
