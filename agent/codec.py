@@ -388,11 +388,19 @@ class TupleCodec(Codec):
 class CasesCodec(Codec):
     """variant, option and result: a case index with an optional payload."""
 
-    def __init__(self, wit: str, cases: Sequence[tuple[str, Codec | None]]) -> None:
+    def __init__(self, wit: str, cases: Sequence[tuple[str, Codec | None]], where: str = "") -> None:
         self.wit = wit
         self.cases = list(cases)
         self.index = {name: i for i, (name, _) in enumerate(self.cases)}
         self.tagged = _is_tagged(self.cases)
+        shadowed = None if self.tagged else _shadowed_case(self.cases)
+        if shadowed is not None:
+            raise Unsupported(
+                f"{where or 'a function'} uses {wit}, whose case {shadowed[1]} wasmtime-py cannot tell from case "
+                f"{shadowed[0]} (a bool is an int to it); put the bool case first or wrap it in a record",
+                where=where,
+                type=wit,
+            )
 
     def classes(self) -> frozenset[type]:
         if self.tagged:
@@ -474,8 +482,8 @@ class CasesCodec(Codec):
 class OptionCodec(CasesCodec):
     """option<T>: JSON null or the value ({"some": v} when T itself may be null)."""
 
-    def __init__(self, payload: Codec) -> None:
-        super().__init__(f"option<{payload.wit}>", [("none", None), ("some", payload)])
+    def __init__(self, payload: Codec, where: str = "") -> None:
+        super().__init__(f"option<{payload.wit}>", [("none", None), ("some", payload)], where)
         self.payload = payload
         self.boxed = isinstance(payload, OptionCodec) or (
             isinstance(payload, CasesCodec) and not payload.tagged and any(p is None for _, p in payload.cases)
@@ -571,6 +579,24 @@ class FlagsCodec(Codec):
         return self._check(doc, path)
 
 
+def _shadowed_case(cases: Sequence[tuple[str, Codec | None]]) -> tuple[str, str] | None:
+    """A case whose bare payload wasmtime-py would mistake for an earlier case's, if any.
+
+    Untagged, wasmtime-py lowers a value into the first case whose classes it
+    is an instance of; ``True`` is an ``int``, so a bool case after an integer
+    case can never be chosen.
+    """
+    for j, (later, later_codec) in enumerate(cases):
+        if later_codec is None:
+            continue
+        for earlier, earlier_codec in cases[:j]:
+            if earlier_codec is None:
+                continue
+            if any(issubclass(b, a) for a in earlier_codec.classes() for b in later_codec.classes() if a is not object):
+                return earlier, later
+    return None
+
+
 def _is_tagged(cases: Sequence[tuple[str, Codec | None]]) -> bool:
     """wasmtime-py's rule: payload class sets that overlap force Variant(tag, payload)."""
     seen: set[type] = set()
@@ -613,16 +639,16 @@ def compile_type(ty: Any, where: str = "") -> Codec:
         return TupleCodec([compile_type(t, where) for t in ty.elements])
     if isinstance(ty, wc.VariantType):
         cases = [(name, None if t is None else compile_type(t, where)) for name, t in ty.cases]
-        return CasesCodec("variant {" + ", ".join(n for n, _ in cases) + "}", cases)
+        return CasesCodec("variant {" + ", ".join(n for n, _ in cases) + "}", cases, where)
     if isinstance(ty, wc.EnumType):
         return EnumCodec(ty.names)
     if isinstance(ty, wc.OptionType):
-        return OptionCodec(compile_type(ty.payload, where))
+        return OptionCodec(compile_type(ty.payload, where), where)
     if isinstance(ty, wc.ResultType):
         ok = None if ty.ok is None else compile_type(ty.ok, where)
         err = None if ty.err is None else compile_type(ty.err, where)
         wit = f"result<{ok.wit if ok else '_'}, {err.wit if err else '_'}>"
-        return CasesCodec(wit, [("ok", ok), ("err", err)])
+        return CasesCodec(wit, [("ok", ok), ("err", err)], where)
     if isinstance(ty, wc.FlagsType):
         return FlagsCodec(ty.names)
     kind = {

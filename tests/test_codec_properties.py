@@ -1,0 +1,215 @@
+"""Property tests: random WIT types, random values, every path round-trips.
+
+A random type tree is rendered as the parameter of a function in a WAT
+component type and compiled by wasmtime, so the codec sees wasmtime's real type
+objects. Values drawn for the type must survive protobuf (through bytes),
+JSON (through text), and wasmtime's own lowering and lifting.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import math
+from typing import Any
+
+import wasmtime
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from wasmtime import _ffi as ffi
+from wasmtime import component as wc
+
+from agent.codec import (
+    BoolCodec,
+    BytesCodec,
+    CasesCodec,
+    CharCodec,
+    Codec,
+    EnumCodec,
+    FlagsCodec,
+    FloatCodec,
+    IntCodec,
+    ListCodec,
+    OptionCodec,
+    RecordCodec,
+    StringCodec,
+    TupleCodec,
+    Unsupported,
+    compile_type,
+)
+from neon._proto import values_pb2
+
+ENGINE = wasmtime.Engine()
+PRIMS = ["bool", "s8", "s16", "s32", "s64", "u8", "u16", "u32", "u64", "f32", "f64", "char", "string"]
+NAMES = st.sampled_from(["a", "b", "c", "d", "e", "f"])
+
+
+def _distinct(n: int) -> st.SearchStrategy[list[str]]:
+    return st.lists(NAMES, min_size=1, max_size=n, unique=True)
+
+
+types: st.SearchStrategy[Any] = st.recursive(
+    st.sampled_from(PRIMS)
+    | st.builds(lambda n: ("enum", n), _distinct(4))
+    | st.builds(lambda n: ("flags", n), _distinct(5)),
+    lambda inner: st.one_of(
+        st.builds(lambda t: ("list", t), inner),
+        st.builds(lambda t: ("option", t), inner),
+        st.builds(lambda ok, err: ("result", ok, err), st.none() | inner, st.none() | inner),
+        st.builds(lambda ts: ("tuple", ts), st.lists(inner, min_size=1, max_size=3)),
+        st.builds(
+            lambda ns, ts: ("record", list(zip(ns, ts, strict=False))),
+            _distinct(3),
+            st.lists(inner, min_size=3, max_size=3),
+        ),
+        st.builds(
+            lambda ns, ts: ("variant", list(zip(ns, ts, strict=False))),
+            _distinct(3),
+            st.lists(st.none() | inner, min_size=3, max_size=3),
+        ),
+    ),
+    max_leaves=6,
+)
+
+
+class _Wat:
+    """Render a type tree as WAT type declarations inside an instance type."""
+
+    def __init__(self) -> None:
+        self.decls: list[str] = []
+        self.n = 0
+
+    def ref(self, ty: Any) -> str:
+        if isinstance(ty, str):
+            return ty
+        kind = ty[0]
+        if kind == "list":
+            body = f"(list {self.ref(ty[1])})"
+        elif kind == "option":
+            body = f"(option {self.ref(ty[1])})"
+        elif kind == "result":
+            ok = "" if ty[1] is None else f" {self.ref(ty[1])}"
+            err = "" if ty[2] is None else f" (error {self.ref(ty[2])})"
+            body = f"(result{ok}{err})"
+        elif kind == "tuple":
+            body = "(tuple " + " ".join(self.ref(t) for t in ty[1]) + ")"
+        elif kind == "record":
+            body = "(record " + " ".join(f'(field "{n}" {self.ref(t)})' for n, t in ty[1]) + ")"
+        elif kind == "variant":
+            cases = " ".join(f'(case "{n}")' if t is None else f'(case "{n}" {self.ref(t)})' for n, t in ty[1])
+            body = f"(variant {cases})"
+        elif kind == "enum":
+            body = "(enum " + " ".join(f'"{n}"' for n in ty[1]) + ")"
+        else:
+            body = "(flags " + " ".join(f'"{n}"' for n in ty[1]) + ")"
+        self.n += 1
+        name = f"$t{self.n}"
+        if kind in ("record", "variant", "enum", "flags"):  # nominal types must be exported to be used
+            self.decls.append(f"(type {name}' {body})")
+            self.decls.append(f'(export "t{self.n}" (type {name} (eq {name}\')))')
+        else:
+            self.decls.append(f"(type {name} {body})")
+        return name
+
+
+def wasmtime_type(ty: Any) -> Any:
+    wat = _Wat()
+    top = wat.ref(ty)
+    text = (
+        '(component (import "test:prop/api" (instance '
+        + " ".join(wat.decls)
+        + f' (export "f" (func (param "x" {top})))'
+        + ")))"
+    )
+    comp = wc.Component(ENGINE, text)
+    (inst,) = (e.ty for e in comp.type.imports(ENGINE).values())
+    return inst.exports(ENGINE)["f"].ty.params[0][1]
+
+
+def values(codec: Codec) -> st.SearchStrategy[Any]:
+    if isinstance(codec, BoolCodec):
+        return st.booleans()
+    if isinstance(codec, IntCodec):
+        return st.integers(codec.lo, codec.hi)
+    if isinstance(codec, FloatCodec):
+        return st.floats(width=32 if codec.wit == "f32" else 64)
+    if isinstance(codec, CharCodec):
+        return st.characters(blacklist_categories=("Cs",))
+    if isinstance(codec, StringCodec):
+        return st.text(max_size=8)
+    if isinstance(codec, BytesCodec):
+        return st.binary(max_size=8)
+    if isinstance(codec, ListCodec):
+        return st.lists(values(codec.element), max_size=3)
+    if isinstance(codec, RecordCodec):
+
+        def record(vals: list[Any]) -> wc.Record:
+            rec = wc.Record()
+            for (name, _), val in zip(codec.fields, vals, strict=True):
+                setattr(rec, name, val)
+            return rec
+
+        return st.tuples(*(values(c) for _, c in codec.fields)).map(lambda t: record(list(t)))
+    if isinstance(codec, TupleCodec):
+        return st.tuples(*(values(c) for c in codec.elements))
+    if isinstance(codec, CasesCodec):
+        options = [
+            st.just(codec.make(i, None)) if c is None else values(c).map(lambda v, i=i: codec.make(i, v))
+            for i, (_, c) in enumerate(codec.cases)
+        ]
+        return st.one_of(options)
+    if isinstance(codec, EnumCodec):
+        return st.sampled_from(codec.names)
+    assert isinstance(codec, FlagsCodec)
+    return st.sets(st.sampled_from(codec.names))
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equality that treats NaN as equal to NaN and compares records by fields."""
+    if isinstance(a, float) and isinstance(b, float):
+        return (math.isnan(a) and math.isnan(b)) or a == b
+    if isinstance(a, wc.Record) and isinstance(b, wc.Record):
+        return vars(a).keys() == vars(b).keys() and all(same(v, getattr(b, k)) for k, v in vars(a).items())
+    if isinstance(a, wc.Variant) and isinstance(b, wc.Variant):
+        return a.tag == b.tag and same(a.payload, b.payload)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+def through_wasmtime(ty: Any, value: Any) -> Any:
+    store = wasmtime.Store(ENGINE)
+    raw = ffi.wasmtime_component_val_t()
+    ty.convert_to_c(store, value, ctypes.pointer(raw))
+    return ty.convert_from_c(raw)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.data(), types)
+def test_random_types_round_trip(data: st.DataObject, tree: Any) -> None:
+    ty = wasmtime_type(tree)
+    try:
+        codec = compile_type(ty, "f(x)")
+    except Unsupported as err:
+        assert "bool" in err.message  # the only type the codec refuses here; see test_bool_int_ambiguity
+        assume(False)
+        return
+    value = data.draw(values(codec))
+    wire = values_pb2.Value.FromString(codec.to_proto(value).SerializeToString())
+    assert same(codec.from_proto(wire), value)
+    text = json.dumps(codec.to_json(value))
+    assert same(codec.from_json(json.loads(text)), value)
+    assert same(through_wasmtime(ty, value), value)
+
+
+def test_bool_int_ambiguity_is_refused_not_corrupted() -> None:
+    """wasmtime-py picks a result/variant case by isinstance, and True is an int: refuse such types."""
+    ty = wasmtime_type(("result", "u32", "bool"))
+    try:
+        compile_type(ty, "f(x)")
+    except Unsupported as err:
+        assert "cannot tell" in err.message and "f(x)" in err.message
+    else:
+        raise AssertionError("result<u32, bool> was accepted although wasmtime-py would lower err(true) as ok(1)")
+    assert compile_type(wasmtime_type(("result", "bool", "u32")), "ok")  # bool first: wasmtime gets it right
+    assert isinstance(compile_type(wasmtime_type(("option", "bool")), "ok"), OptionCodec)
