@@ -73,11 +73,87 @@ def build_python_guest(wit: Path, world: str, source: Path, module: str = "app")
         if proc.returncode != 0:
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[:12])
             raise ComponentError(f"componentize-py failed for world {world} ({source}):\n{tail}", world=world)
-        fd, tmp_out = tempfile.mkstemp(dir=out.parent, prefix=".build-")
-        os.close(fd)
-        shutil.copyfile(target, tmp_out)
-        os.replace(tmp_out, out)
+        _install(target, out)
     return out
+
+
+COMPONENTIZE_JS = "0.23.0"
+
+
+def _componentize_js() -> str:
+    """The componentize-js CLI, installed from npm into the cache on first use."""
+    prefix = cache_dir() / f"componentize-js-{COMPONENTIZE_JS}"
+    binary = prefix / "node_modules" / ".bin" / "componentize-js"
+    if binary.exists():
+        return str(binary)
+    npm = shutil.which("npm")
+    if npm is None:
+        raise ComponentError("building JavaScript guests needs node and npm (apt-get install nodejs npm)")
+    prefix.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        [
+            npm,
+            "install",
+            "--prefix",
+            str(prefix),
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+            f"@bytecodealliance/componentize-js@{COMPONENTIZE_JS}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0 or not binary.exists():
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-12:])
+        raise ComponentError(f"npm could not install componentize-js {COMPONENTIZE_JS}:\n{tail}")
+    return str(binary)
+
+
+def build_js_guest(wit: Path, world: str, source: Path) -> Path:
+    """Build a JavaScript guest (one ES module) with componentize-js; returns the cached .wasm path.
+
+    The HTTP and fetch-event WASI features are disabled: these guests are called, not served.
+    """
+    hasher = hashlib.sha256(f"componentize-js {COMPONENTIZE_JS}\0{world}\0".encode())
+    _tree_hash(hasher, wit)
+    hasher.update(source.read_bytes())
+    out = cache_dir() / "guests" / f"{world}-js-{hasher.hexdigest()[:20]}.wasm"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / "out.wasm"
+        proc = subprocess.run(
+            [
+                _componentize_js(),
+                str(source),
+                "-w",
+                str(wit),
+                "-n",
+                world,
+                "-d",
+                "http",
+                "fetch-event",
+                "-o",
+                str(target),
+            ],
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0 or not target.exists():
+            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-12:])
+            raise ComponentError(f"componentize-js failed for world {world} ({source}):\n{tail}", world=world)
+        _install(target, out)
+    return out
+
+
+def _install(built: Path, out: Path) -> None:
+    fd, tmp_out = tempfile.mkstemp(dir=out.parent, prefix=".build-")
+    os.close(fd)
+    shutil.copyfile(built, tmp_out)
+    os.replace(tmp_out, out)
 
 
 def build_log_analyzer() -> dict[str, Path]:

@@ -47,3 +47,15 @@ def probe_wasm() -> Path:
 
     root = Path(__file__).parent / "guests" / "probe"
     return build_python_guest(root / "wit", "probe", root / "app")
+
+
+@pytest.fixture(scope="session")
+def sink_guests() -> dict[str, Path]:
+    """The kitchen-sink exporter (JavaScript, componentize-js) and importer (Python, componentize-py)."""
+    from neon.guests import build_js_guest, build_python_guest
+
+    root = Path(__file__).parent / "guests" / "sink"
+    return {
+        "server": build_js_guest(root / "wit", "sink-server", root / "server-js" / "sink.js"),
+        "client": build_python_guest(root / "wit", "sink-client", root / "client-py"),
+    }

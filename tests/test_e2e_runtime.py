@@ -51,3 +51,48 @@ def test_limits_grants_and_modes_apply_on_the_agent(cluster: Cluster, probe_wasm
         client.invoke("probe", "probe", "spin", [10**15])
     assert err.value.message.startswith("probe/probe spin ran past its 0.3s deadline")
     assert client.invoke("probe", "probe", "spin", [10])[0] == 45  # the agent keeps serving
+
+
+RESOURCE_IMPORTER = """
+(component
+  (import "test:res/files" (instance
+    (export "handle" (type $h (sub resource)))
+    (export "open" (func (param "path" string) (result (own $h))))
+  ))
+)
+"""
+
+SPLIT_RESOURCE = """
+apiVersion: neon-grid.dev/v1
+kind: Application
+metadata: {{name: res}}
+spec:
+  components:
+    - {{name: files, artifact: {exporter}, placement: {{nodeSelector: {{tier: edge}}}}}}
+    - {{name: user, artifact: {importer}, placement: {{nodeSelector: {{tier: cloud}}}}}}
+  links:
+    - {{importer: user, import: "test:res/files", exporter: files}}
+"""
+
+
+def test_a_resource_link_across_nodes_is_refused_with_the_function_named(
+    cluster: Cluster, probe_wasm: Path, tmp_path: Path
+) -> None:
+    import wasmtime
+
+    client = cluster.client
+    assert client is not None
+    importer = tmp_path / "importer.wasm"
+    importer.write_bytes(wasmtime.wat2wasm(RESOURCE_IMPORTER))
+    path = tmp_path / "res.yaml"
+    path.write_text(SPLIT_RESOURCE.format(exporter=probe_wasm, importer=importer))
+    client.apply_file(path)
+
+    def failed() -> None:
+        app = client.get_app("res")
+        assert app.phase == "Failed", f"{app.phase}: {app.reason}"
+        user = {c.name: c for c in app.components}["user"]
+        assert user.replicas[0].state == "Failed"
+        assert "test:res/files#open result uses a resource (own), which cannot cross nodes" in user.reason
+
+    assert_eventually(failed, timeout=60)
