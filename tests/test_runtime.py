@@ -196,3 +196,46 @@ def test_compiled_cache_survives_restarts_and_heals(tmp_path: Path, probe_wasm: 
     assert any(e["event"] == "compiled cache entry is corrupt; recompiling" for e in logs)
     assert comp is not None and cached.stat().st_size > 1000
     healed.close()
+
+
+def test_a_blocked_import_call_does_not_block_other_calls(runtime: Runtime, tmp_path: Path) -> None:
+    """A guest waiting in an import (as in a forwarded call) holds one instance; the others keep serving."""
+    from neon.guests import build_python_guest
+
+    root = Path(__file__).parent / "guests" / "sink"
+    wasm = build_python_guest(root / "wit", "sink-client", root / "client-py")
+    client = (
+        runtime.load("sink-client", wasm)
+        if False
+        else runtime.load("sha256:" + hashlib.sha256(wasm.read_bytes()).hexdigest(), wasm)
+    )
+    release = threading.Event()
+    blocked = threading.Event()
+    calls = {"echo-bool": 0}
+
+    def echo_bool(value: bool) -> bool:
+        calls["echo-bool"] += 1
+        if calls["echo-bool"] == 1:
+            blocked.set()
+            assert release.wait(10)
+        return value
+
+    iface = "neon-test:sink/sink@0.1.0"
+    funcs = {
+        name: (lambda *args: args[0] if len(args) == 1 else tuple(args)) for name in runtime.imports(client)[iface]
+    }
+    funcs["echo-bool"] = echo_bool
+    funcs["no-result"] = lambda value: None
+    template = ComponentTemplate(runtime, client, "test/client", {iface: funcs}, settings=RuntimeSpec(instances=2))
+    pool = InstancePool(template)
+    pool.warm()
+    results: list[Any] = []
+    first = threading.Thread(target=lambda: results.append(pool.call(FunctionRef("", "check-all"), [])))
+    first.start()
+    assert blocked.wait(10)
+    # The first call is parked inside its import; a second call runs to the end meanwhile.
+    assert pool.call(FunctionRef("", "check-all"), []) == []
+    assert first.is_alive()
+    release.set()
+    first.join(10)
+    assert results == [[]]

@@ -1,0 +1,158 @@
+"""Agent runtime costs, each against a baseline measured in the same run.
+
+1. dispatch: a call through the agent's instance pool (acquire, deadline, call,
+   release) vs calling the same wasmtime function directly;
+2. instantiation: a per-call instance (fresh store) vs taking a warm pooled one,
+   and loading from the compiled cache vs compiling;
+3. codec: encoding + decoding a parser result (record in a result) with the
+   WIT-typed codec vs protobuf serializing + parsing the same Value message.
+
+    python bench/runtime.py
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from agent.codec import Signature  # noqa: E402
+from agent.pool import InstancePool  # noqa: E402
+from agent.runtime import ComponentTemplate, FunctionRef, Runtime  # noqa: E402
+from neon._proto import values_pb2  # noqa: E402
+from neon.guests import build_log_analyzer  # noqa: E402
+from neon.manifest import RuntimeSpec  # noqa: E402
+
+PARSE = FunctionRef("cyber-systems:logs/parser@0.1.0", "parse")
+LINE = "2026-11-24T08:00:02Z ERROR auth: login failed for user bob"
+
+
+def per_call_us(fn: Callable[[], Any], rounds: int, repeat: int = 7) -> float:
+    """Median over `repeat` runs of the mean time per call, in microseconds."""
+    for _ in range(min(rounds, 200)):
+        fn()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(rounds):
+            fn()
+        samples.append((time.perf_counter() - start) / rounds * 1e6)
+    return statistics.median(samples)
+
+
+def main() -> int:
+    parser_wasm = build_log_analyzer()["parser"]
+    digest = "sha256:" + hashlib.sha256(parser_wasm.read_bytes()).hexdigest()
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        runtime = Runtime(Path(tmp))
+        start = time.perf_counter()
+        component = runtime.load(digest, parser_wasm)
+        compile_s = time.perf_counter() - start
+        reloaded = Runtime(Path(tmp))
+        start = time.perf_counter()
+        reloaded.load(digest, parser_wasm)
+        cached_s = time.perf_counter() - start
+        reloaded.close()
+        results["load_ms"] = {
+            "compile": compile_s * 1e3,
+            "from_compiled_cache": cached_s * 1e3,
+            "ratio": compile_s / cached_s,
+        }
+
+        template = ComponentTemplate(runtime, component, "bench/parser", {}, settings=RuntimeSpec(instances=1))
+        pool = InstancePool(template)
+        pool.warm()
+
+        # 1. dispatch
+        direct = template.instantiate()
+        func = direct._func(PARSE)
+        store = direct.store
+
+        def call_direct() -> Any:
+            result = func(store, LINE)
+            func.post_return(store)
+            return result
+
+        def call_pool() -> Any:
+            return pool.call(PARSE, [LINE])
+
+        direct_us = per_call_us(call_direct, 2000)
+        pool_us = per_call_us(call_pool, 2000)
+        results["dispatch_us"] = {"direct_wasmtime": direct_us, "agent_pool": pool_us, "ratio": pool_us / direct_us}
+
+        # 2. instantiation
+        per_call = InstancePool(
+            ComponentTemplate(runtime, component, "bench/parser", {}, settings=RuntimeSpec(mode="per-call"))
+        )
+        inst_us = per_call_us(template.instantiate, 50, repeat=5)
+        per_call_us_ = per_call_us(lambda: per_call.call(PARSE, [LINE]), 50, repeat=5)
+        results["instantiate_us"] = {
+            "pooled_call": pool_us,
+            "per_call_call": per_call_us_,
+            "instantiate_only": inst_us,
+            "ratio_per_call_vs_pooled": per_call_us_ / pool_us,
+        }
+
+        # 3. codec
+        sig = Signature.of(template.exports[PARSE], str(PARSE))
+        assert sig.result is not None
+        value = call_direct()
+        codec = sig.result
+        encoded = codec.to_proto(value)
+        wire = encoded.SerializeToString()
+
+        def codec_roundtrip() -> Any:
+            return codec.from_proto(values_pb2.Value.FromString(codec.to_proto(value).SerializeToString()))
+
+        def protobuf_roundtrip() -> Any:
+            return values_pb2.Value.FromString(encoded.SerializeToString())
+
+        codec_us = per_call_us(codec_roundtrip, 5000)
+        proto_us = per_call_us(protobuf_roundtrip, 5000)
+        results["codec_us"] = {
+            "wit_codec_encode_decode": codec_us,
+            "protobuf_serialize_parse": proto_us,
+            "ratio": codec_us / proto_us,
+            "wire_bytes": len(wire),
+        }
+        runtime.close()
+
+    print(
+        f"load parser artifact      compile {results['load_ms']['compile']:.0f} ms   "
+        f"from compiled cache {results['load_ms']['from_compiled_cache']:.0f} ms   "
+        f"({results['load_ms']['ratio']:.0f}x faster)"
+    )
+    d = results["dispatch_us"]
+    print(
+        f"call parse                direct wasmtime {d['direct_wasmtime']:.1f} us   "
+        f"through the agent's pool {d['agent_pool']:.1f} us   = {d['ratio']:.2f}x  (target <= 1.2x)"
+    )
+    i = results["instantiate_us"]
+    print(
+        f"instance modes            pooled call {i['pooled_call']:.1f} us   per-call call {i['per_call_call']:.0f} us"
+        f"   (instantiate {i['instantiate_only']:.0f} us)   = {i['ratio_per_call_vs_pooled']:.1f}x"
+    )
+    c = results["codec_us"]
+    print(
+        f"codec, result<log-entry>  WIT codec encode+decode {c['wit_codec_encode_decode']:.1f} us   "
+        f"protobuf serialize+parse {c['protobuf_serialize_parse']:.1f} us   = {c['ratio']:.1f}x "
+        f"({c['wire_bytes']} B)"
+    )
+    out = ROOT / "bench" / "results" / "runtime.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"wrote {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
