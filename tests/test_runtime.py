@@ -204,11 +204,7 @@ def test_a_blocked_import_call_does_not_block_other_calls(runtime: Runtime, tmp_
 
     root = Path(__file__).parent / "guests" / "sink"
     wasm = build_python_guest(root / "wit", "sink-client", root / "client-py")
-    client = (
-        runtime.load("sink-client", wasm)
-        if False
-        else runtime.load("sha256:" + hashlib.sha256(wasm.read_bytes()).hexdigest(), wasm)
-    )
+    client = runtime.load("sha256:" + hashlib.sha256(wasm.read_bytes()).hexdigest(), wasm)
     release = threading.Event()
     blocked = threading.Event()
     calls = {"echo-bool": 0}
