@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,47 @@ def test_limits_grants_and_modes_apply_on_the_agent(cluster: Cluster, probe_wasm
         client.invoke("probe", "probe", "spin", [10**15])
     assert err.value.message.startswith("probe/probe spin ran past its 0.3s deadline")
     assert client.invoke("probe", "probe", "spin", [10])[0] == 45  # the agent keeps serving
+
+    # While one instance computes until its deadline, the other serves and the agent answers.
+    errors: list[BaseException] = []
+
+    def burn() -> None:
+        try:
+            client.invoke("probe", "probe", "spin", [10**15])
+        except DeadlineExceeded:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    burner = threading.Thread(target=burn)
+    burner.start()
+    time.sleep(0.05)
+    assert client.invoke("probe", "probe", "get-env", ["GREETING"]) == ("hello", "edge-1")
+    assert {n.name for n in client.list_nodes()} == {"edge-1", "cloud-1"}
+    burner.join()
+    assert errors == []
+
+
+def test_a_restarted_agent_starts_from_the_compiled_cache(cluster: Cluster, probe_wasm: Path, tmp_path: Path) -> None:
+    client = cluster.client
+    assert client is not None
+    path = tmp_path / "probe.yaml"
+    path.write_text(MANIFEST.format(artifact=probe_wasm))
+    client.apply_file(path)
+
+    def running() -> None:
+        app = client.get_app("probe")
+        assert app.phase == "Running", f"{app.phase}: {app.reason}"
+
+    assert_eventually(running, timeout=90)
+    old = cluster.agents["edge-1"]
+    assert old.stop() == 0
+    restarted = cluster.add_agent("edge-1", {"tier": "edge"})
+    assert_eventually(running, timeout=60)
+    assert client.invoke("probe", "probe", "get-env", ["GREETING"]) == ("hello", "edge-1")
+    log = restarted.log_path.read_text()
+    started = log.rindex("agent started")  # the log file is shared with the first run
+    assert '"compiled artifact"' not in log[started:]
 
 
 RESOURCE_IMPORTER = """
