@@ -301,10 +301,11 @@ class Agent:
                 )
             table: dict[str, HostFunc] = {}
             for fname, fty in funcs.items():
+                # Compiled for local links too: it refuses types wasmtime-py cannot pass faithfully.
+                sig = Signature.of(fty, f"{iface}#{fname}")
                 if binding.local:
                     table[fname] = self._local_call(app, binding.component, FunctionRef(iface, fname))
                 else:
-                    sig = Signature.of(fty, f"{iface}#{fname}")
                     table[fname] = self.router.forwarder(app, binding.component, iface, fname, sig)
             linked[iface] = table
         return linked

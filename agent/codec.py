@@ -397,7 +397,8 @@ class CasesCodec(Codec):
         if shadowed is not None:
             raise Unsupported(
                 f"{where or 'a function'} uses {wit}, whose case {shadowed[1]} wasmtime-py cannot tell from case "
-                f"{shadowed[0]} (a bool is an int to it); put the bool case first or wrap it in a record",
+                f"{shadowed[0]} (it picks cases by isinstance: a bool is an int, and an option payload matches "
+                "anything); reorder the cases or wrap the payload in a record",
                 where=where,
                 type=wit,
             )
@@ -583,16 +584,18 @@ def _shadowed_case(cases: Sequence[tuple[str, Codec | None]]) -> tuple[str, str]
     """A case whose bare payload wasmtime-py would mistake for an earlier case's, if any.
 
     Untagged, wasmtime-py lowers a value into the first case whose classes it
-    is an instance of; ``True`` is an ``int``, so a bool case after an integer
-    case can never be chosen.
+    is an instance of. ``True`` is an ``int``, so a bool case after an integer
+    case is never chosen; and a payload that can itself be "nothing" (an
+    option, say) brings ``object`` into its case's classes, which every later
+    case's values are instances of.
     """
     for j, (later, later_codec) in enumerate(cases):
         if later_codec is None:
             continue
         for earlier, earlier_codec in cases[:j]:
             if earlier_codec is None:
-                continue
-            if any(issubclass(b, a) for a in earlier_codec.classes() for b in later_codec.classes() if a is not object):
+                continue  # a case without payload is matched by `value is None`, not isinstance
+            if any(issubclass(b, a) for a in earlier_codec.classes() for b in later_codec.classes()):
                 return earlier, later
     return None
 
