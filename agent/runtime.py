@@ -80,6 +80,7 @@ class Runtime:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._loaded: dict[str, wc.Component] = {}
+        self._loading: dict[str, threading.Lock] = {}
         self.compiled = 0  # how many artifacts this process compiled (not loaded from the cache)
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="epoch-ticker", daemon=True)
@@ -93,33 +94,40 @@ class Runtime:
         self._stop.set()
 
     def load(self, digest: str, wasm_path: Path) -> wc.Component:
-        """Return the compiled component for an artifact, compiling at most once."""
+        """Return the compiled component for an artifact, compiling at most once per digest."""
         with self._lock:
             if digest in self._loaded:
                 return self._loaded[digest]
+            digest_lock = self._loading.setdefault(digest, threading.Lock())
+        with digest_lock:  # concurrent starts of one artifact wait for a single compile
+            with self._lock:
+                if digest in self._loaded:
+                    return self._loaded[digest]
+            component = self._load_uncached(digest, wasm_path)
+            with self._lock:
+                self._loaded[digest] = component
+            return component
+
+    def _load_uncached(self, digest: str, wasm_path: Path) -> wc.Component:
         cached = self.cache_dir / f"{digest.replace(':', '-')}.cwasm"
-        component = None
         if cached.exists():
             try:
-                component = wc.Component.deserialize(self.engine, cached.read_bytes())
+                return wc.Component.deserialize(self.engine, cached.read_bytes())
             except wasmtime.WasmtimeError as err:
                 _log.warning("compiled cache entry is corrupt; recompiling", artifact=digest, error=str(err))
                 cached.unlink(missing_ok=True)
-        if component is None:
-            try:
-                component = wc.Component(self.engine, wasm_path.read_bytes())
-            except wasmtime.WasmtimeError as err:
-                raise ComponentError(
-                    f"artifact {digest} is not a valid component: {_first_line(err)}", artifact=digest
-                ) from None
-            fd, tmp = tempfile.mkstemp(dir=self.cache_dir, prefix=".cwasm-")
-            with os.fdopen(fd, "wb") as out:
-                out.write(component.serialize())
-            os.replace(tmp, cached)
-            self.compiled += 1
-            _log.info("compiled artifact", artifact=digest, cache=str(cached))
-        with self._lock:
-            self._loaded[digest] = component
+        try:
+            component = wc.Component(self.engine, wasm_path.read_bytes())
+        except wasmtime.WasmtimeError as err:
+            raise ComponentError(
+                f"artifact {digest} is not a valid component: {_first_line(err)}", artifact=digest
+            ) from None
+        fd, tmp = tempfile.mkstemp(dir=self.cache_dir, prefix=".cwasm-")
+        with os.fdopen(fd, "wb") as out:
+            out.write(component.serialize())
+        os.replace(tmp, cached)
+        self.compiled += 1
+        _log.info("compiled artifact", artifact=digest, cache=str(cached))
         return component
 
     def forget(self, digest: str) -> None:

@@ -235,3 +235,16 @@ def test_a_blocked_import_call_does_not_block_other_calls(runtime: Runtime, tmp_
     release.set()
     first.join(10)
     assert results == [[]]
+
+
+def test_concurrent_loads_compile_once(tmp_path: Path, probe_wasm: Path) -> None:
+    digest = "sha256:" + hashlib.sha256(probe_wasm.read_bytes()).hexdigest()
+    rt = Runtime(tmp_path)
+    loaded: list[Any] = []
+    threads = [threading.Thread(target=lambda: loaded.append(rt.load(digest, probe_wasm))) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert rt.compiled == 1 and len(loaded) == 3 and loaded[0] is loaded[1] is loaded[2]
+    rt.close()
