@@ -126,6 +126,8 @@ class Agent:
                         memory_bytes=self.config.memory_bytes,
                         instance_slots=self.config.instance_slots,
                         version=__version__,
+                        taints=list(self.config.taints),
+                        capabilities=list(self.config.capabilities),
                     ),
                     timeout=10,
                 )

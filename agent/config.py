@@ -31,6 +31,8 @@ class AgentConfig:
         memory_bytes: Memory offered to components (default: the machine's).
         instance_slots: How many instances this node accepts.
         call_timeout: Default deadline, in seconds, of a forwarded call.
+        taints: ``key=value:Effect`` strings; components must tolerate them.
+        capabilities: What this node offers components (``volumes``: granted directories).
     """
 
     name: str
@@ -43,3 +45,5 @@ class AgentConfig:
     memory_bytes: int = field(default_factory=_memory_bytes)
     instance_slots: int = 64
     call_timeout: float = 10.0
+    taints: tuple[str, ...] = ()
+    capabilities: tuple[str, ...] = ("volumes",)

@@ -10,9 +10,10 @@ from controlplane.events import new_event
 from controlplane.store import ASSIGN
 from neon import log
 from neon._proto import control_pb2, control_pb2_grpc
+from neon._validate import NAME as NAME_PATTERN
 from neon.errors import InvalidArgument, NotFound
-from neon.manifest import _NAME as NAME_PATTERN
 from neon.model import Assignment, NodeInfo
+from neon.policy import parse_taint
 from neon.rpc import Context, edge
 from neon.wire import assignment_to_proto, report_from_proto
 
@@ -32,6 +33,11 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
             raise InvalidArgument(f"node name must be a lowercase DNS label, got {request.name!r}", field="name")
         if not request.dataplane_address:
             raise InvalidArgument("dataplane_address is required", field="dataplane_address")
+        for taint in request.taints:
+            try:
+                parse_taint(taint)
+            except ValueError as err:
+                raise InvalidArgument(str(err), field="taints") from None
         info = NodeInfo(
             name=request.name,
             labels=dict(request.labels),
@@ -40,6 +46,8 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
             instance_slots=request.instance_slots,
             registered_at=time.time(),
             version=request.version,
+            taints=tuple(request.taints),
+            capabilities=tuple(sorted(set(request.capabilities))),
         )
         old = await self.cp.store.get_node(request.name)
         ttl = self.cp.config.node_ttl

@@ -11,9 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from controlplane.placement import NodeView, Placement, Placer
+from controlplane.placement import NodeTable, NodeView, Placement, Placer
+from controlplane.placement.capacity import demand
 from neon.manifest import AppSpec
 from neon.model import Assignment, ComponentAssignment, ImportBinding, NodeInfo
+from neon.policy import parse_taint
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,10 @@ class World:
     placements: Mapping[str, Mapping[str, tuple[str, ...]]]  # app -> component -> nodes
     # app -> node -> the assignment stored for it now (as its JSON document)
     assigned: Mapping[str, Mapping[str, dict[str, Any]]] = field(default_factory=dict)
+    # node -> peer -> measured round trip in ms
+    rtt: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    # app -> (importer, exporter) -> observed calls per second
+    call_rates: Mapping[str, Mapping[tuple[str, str], float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,40 @@ def slice_graph(
     }
 
 
+def node_view(info: NodeInfo, rtt: Mapping[str, float] | None = None) -> NodeView:
+    """The placement view of a registered node."""
+    return NodeView(
+        name=info.name,
+        labels=dict(info.labels),
+        taints=tuple(parse_taint(t) for t in info.taints),
+        capabilities=frozenset(info.capabilities),
+        memory_bytes=info.memory_bytes,
+        instance_slots=info.instance_slots,
+        rtt_ms=dict(rtt or {}),
+    )
+
+
+def _usage(world: World, app: str) -> list[tuple[str, float, float]]:
+    """(node, memory, slots) for every replica the application holds now."""
+    spec = world.apps[app].spec
+    out = []
+    for comp_name, nodes in world.placements.get(app, {}).items():
+        try:
+            memory, slots = demand(spec.component(comp_name))
+        except KeyError:
+            continue  # the component was removed from the manifest
+        out += [(node, memory, slots) for node in nodes if node in world.nodes]
+    return out
+
+
+def _apply(table: NodeTable, usage: list[tuple[str, float, float]], sign: int) -> None:
+    for node, memory, slots in usage:
+        i = table.index[node]
+        table.instances[i] += sign
+        table.mem_used[i] += sign * memory
+        table.slot_used[i] += sign * slots
+
+
 def plan(world: World, placer: Placer | None = None) -> tuple[list[AppPlan], list[tuple[str, frozenset[str]]]]:
     """Compute the plans for every application, and the orphans to delete.
 
@@ -99,29 +139,18 @@ def plan(world: World, placer: Placer | None = None) -> tuple[list[AppPlan], lis
         assignments must be removed.
     """
     placer = placer or Placer()
-    instances: dict[str, int] = {name: 0 for name in world.nodes}
-    # Count what other applications already place, so spread sees real load.
-    for app_name, comps in world.placements.items():
-        if app_name in world.apps:
-            for nodes in comps.values():
-                for node in nodes:
-                    if node in instances:
-                        instances[node] += 1
+    table = NodeTable([node_view(info, world.rtt.get(n, {})) for n, info in world.nodes.items()])
+    usage = {app: _usage(world, app) for app in world.placements if app in world.apps}
+    for app_usage in usage.values():  # what every application holds now
+        _apply(table, app_usage, +1)
     plans: list[AppPlan] = []
     for name in sorted(world.apps):
         record = world.apps[name]
         current = {
             c: tuple(n for n in nodes if n in world.nodes) for c, nodes in world.placements.get(name, {}).items()
         }
-        for nodes in world.placements.get(name, {}).values():
-            for node in nodes:
-                if node in instances:
-                    instances[node] -= 1
-        views = [NodeView(name=n, labels=dict(info.labels), instances=instances[n]) for n, info in world.nodes.items()]
-        placement = placer.place(record.spec, views, current)
-        for decision in placement.components.values():
-            for node in decision.nodes:
-                instances[node] += 1
+        _apply(table, usage.get(name, []), -1)  # re-placing: its own current share is free again
+        placement = placer.place(record.spec, table, current, world.call_rates.get(name, {}))
         assignments = slice_graph(record.spec, record.generation, placement, world.nodes)
         stored = world.assigned.get(name, {})
         writes = {node: a for node, a in assignments.items() if stored.get(node) != a.to_dict()}

@@ -26,6 +26,7 @@ import yaml
 
 from neon import log
 from neon.errors import NeonGridError
+from neon.policy import parse_taint
 
 DEFAULT_CONTROL = "127.0.0.1:7400"
 
@@ -56,6 +57,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="node label, repeatable")
     p.add_argument("--listen", default="127.0.0.1:0", help="data-plane listen address")
     p.add_argument("--advertise", default="", help="data-plane address other agents dial")
+    p.add_argument(
+        "--taint",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE:EFFECT",
+        help="repel components that do not tolerate it (NoSchedule or PreferNoSchedule), repeatable",
+    )
+    p.add_argument(
+        "--capability",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="what this node offers components, repeatable (default: volumes)",
+    )
     p.add_argument("--data-dir", default="", help="artifacts and compiled cache (default .neon/agent-NAME)")
     p.add_argument(
         "--cache-dir",
@@ -134,6 +149,12 @@ def _dispatch(args: argparse.Namespace) -> int:
                 print(f"error: --label must be KEY=VALUE, got {item!r}", file=sys.stderr)
                 return 2
             labels[key] = value
+        for taint in args.taint:
+            try:
+                parse_taint(taint)
+            except ValueError as err:
+                print(f"error: --taint: {err}", file=sys.stderr)
+                return 2
         log.configure(args.log_level, service="agent", node=args.name)
         run_agent(
             AgentConfig(
@@ -146,6 +167,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                 cache_dir=Path(args.cache_dir) if args.cache_dir else None,
                 instance_slots=args.instance_slots,
                 call_timeout=args.call_timeout,
+                taints=tuple(args.taint),
+                capabilities=tuple(args.capability if args.capability is not None else ("volumes",)),
             ),
             args.ready_file,
         )

@@ -40,25 +40,17 @@ from typing import Any, Callable
 
 import yaml
 
+from neon._validate import dns_name, mapping
 from neon.errors import InvalidManifest
+from neon.policy import COLOCATE, PlacementSpec, parse_placement
 
 API_VERSION = "neon-grid.dev/v1"
 KIND = "Application"
 MAX_REPLICAS = 1000
 
-_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 # namespace:package/interface[@semver]
 _INTERFACE = re.compile(r"^[a-z][a-z0-9-]*:[a-z][a-z0-9-]*(/[a-z][a-z0-9-]*)+(@[0-9A-Za-z.+-]+)?$")
-_LABEL_KEY = re.compile(r"^([a-z0-9.-]+/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$")
-
-
-@dataclass(frozen=True)
-class PlacementSpec:
-    """Where a component may run."""
-
-    node_selector: dict[str, str] = field(default_factory=dict)
 
 
 MODES = ("pooled", "per-call")
@@ -106,11 +98,18 @@ class ComponentSpec:
 
 @dataclass(frozen=True)
 class LinkSpec:
-    """The importer's WIT import is satisfied by the exporter component."""
+    """The importer's WIT import is satisfied by the exporter component.
+
+    ``colocate``: ``required`` (same node, so the pair is fused), ``preferred``,
+    ``never`` (always split), or None (placement decides by cost).
+    ``latency_budget_ms``: the round trip a split call may cost at most.
+    """
 
     importer: str
     import_name: str
     exporter: str
+    colocate: str | None = None
+    latency_budget_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -146,20 +145,27 @@ class AppSpec:
                         "name": c.name,
                         "artifact": c.artifact,
                         "replicas": c.replicas,
-                        "placement": {"nodeSelector": dict(c.placement.node_selector)},
+                        "placement": c.placement.to_dict(),
                         "runtime": runtime_to_dict(c.runtime),
                         "grants": grants_to_dict(c.grants),
                     }
                     for c in self.components
                 ],
-                "links": [
-                    {"importer": ln.importer, "import": ln.import_name, "exporter": ln.exporter} for ln in self.links
-                ],
+                "links": [_link_doc(ln) for ln in self.links],
             },
         }
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _link_doc(link: LinkSpec) -> dict[str, Any]:
+    doc: dict[str, Any] = {"importer": link.importer, "import": link.import_name, "exporter": link.exporter}
+    if link.colocate:
+        doc["colocate"] = link.colocate
+    if link.latency_budget_ms is not None:
+        doc["latencyBudget"] = f"{link.latency_budget_ms:g}ms"
+    return doc
 
 
 def is_digest(text: str) -> bool:
@@ -186,22 +192,23 @@ def load(text: str, *, require_digests: bool = True) -> AppSpec:
 
 def parse(doc: Any, *, require_digests: bool = True) -> AppSpec:
     """Validate a manifest document already decoded from YAML or JSON."""
-    top = _mapping(doc, "", required={"apiVersion", "kind", "metadata", "spec"})
+    top = mapping(doc, "", required={"apiVersion", "kind", "metadata", "spec"})
     if top["apiVersion"] != API_VERSION:
         raise InvalidManifest(f"apiVersion must be {API_VERSION!r}, got {top['apiVersion']!r}", field="apiVersion")
     if top["kind"] != KIND:
         raise InvalidManifest(f"kind must be {KIND!r}, got {top['kind']!r}", field="kind")
-    meta = _mapping(top["metadata"], "metadata", required={"name"}, optional={"labels"})
-    name = _name(meta["name"], "metadata.name")
-    spec = _mapping(top["spec"], "spec", required={"components"}, optional={"links"})
+    meta = mapping(top["metadata"], "metadata", required={"name"}, optional={"labels"})
+    name = dns_name(meta["name"], "metadata.name")
+    spec = mapping(top["spec"], "spec", required={"components"}, optional={"links"})
 
     comps_doc = spec["components"]
     if not isinstance(comps_doc, list) or not comps_doc:
         raise InvalidManifest("spec.components must be a non-empty list", field="spec.components")
     components: list[ComponentSpec] = []
     seen: dict[str, int] = {}
+    names = {c["name"] for c in comps_doc if isinstance(c, dict) and isinstance(c.get("name"), str)}
     for i, item in enumerate(comps_doc):
-        comp = _component(item, f"spec.components[{i}]", require_digests)
+        comp = _component(item, f"spec.components[{i}]", require_digests, names)
         if comp.name in seen:
             raise InvalidManifest(
                 f"component name {comp.name!r} is used twice (spec.components[{seen[comp.name]}] and [{i}])",
@@ -217,9 +224,11 @@ def parse(doc: Any, *, require_digests: bool = True) -> AppSpec:
     bound: set[tuple[str, str]] = set()
     for i, item in enumerate(links_doc):
         path = f"spec.links[{i}]"
-        link_doc = _mapping(item, path, required={"importer", "import", "exporter"})
-        importer = _name(link_doc["importer"], f"{path}.importer")
-        exporter = _name(link_doc["exporter"], f"{path}.exporter")
+        link_doc = mapping(
+            item, path, required={"importer", "import", "exporter"}, optional={"colocate", "latencyBudget"}
+        )
+        importer = dns_name(link_doc["importer"], f"{path}.importer")
+        exporter = dns_name(link_doc["exporter"], f"{path}.exporter")
         for role, comp_name in (("importer", importer), ("exporter", exporter)):
             if comp_name not in seen:
                 raise InvalidManifest(
@@ -240,9 +249,27 @@ def parse(doc: Any, *, require_digests: bool = True) -> AppSpec:
                 f"{path}: {importer}'s import {import_name} is already linked", field=f"{path}.import"
             )
         bound.add((importer, import_name))
-        links.append(LinkSpec(importer=importer, import_name=import_name, exporter=exporter))
+        colocate = link_doc.get("colocate")
+        if colocate is not None and colocate not in COLOCATE:
+            raise InvalidManifest(
+                f"{path}.colocate must be one of {', '.join(COLOCATE)}, got {colocate!r}", field=f"{path}.colocate"
+            )
+        budget = None
+        if link_doc.get("latencyBudget") is not None:
+            budget = parse_duration(link_doc["latencyBudget"], f"{path}.latencyBudget") * 1000.0
+        links.append(
+            LinkSpec(
+                importer=importer,
+                import_name=import_name,
+                exporter=exporter,
+                colocate=colocate,
+                latency_budget_ms=budget,
+            )
+        )
     _refuse_cycles(links)
-    return AppSpec(name=name, components=tuple(components), links=tuple(links))
+    app = AppSpec(name=name, components=tuple(components), links=tuple(links))
+    _refuse_impossible_links(app)
+    return app
 
 
 def runtime_to_dict(rt: RuntimeSpec) -> dict[str, Any]:
@@ -290,7 +317,7 @@ def _int_in(value: Any, low: int, high: int, path: str) -> int:
 
 
 def _runtime(doc: Any, path: str) -> RuntimeSpec:
-    rt = _mapping(doc, path, optional={"mode", "instances", "maxQueue", "memory", "timeout"})
+    rt = mapping(doc, path, optional={"mode", "instances", "maxQueue", "memory", "timeout"})
     default = RuntimeSpec()
     mode = rt.get("mode", default.mode)
     if mode not in MODES:
@@ -315,7 +342,7 @@ _GUEST_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
 
 
 def _grants(doc: Any, path: str) -> GrantSpec:
-    gr = _mapping(doc, path, optional={"env", "volumes"})
+    gr = mapping(doc, path, optional={"env", "volumes"})
     env = gr.get("env") or {}
     if not isinstance(env, dict):
         raise InvalidManifest(f"{path}.env must be a mapping of name to value", field=f"{path}.env")
@@ -328,8 +355,8 @@ def _grants(doc: Any, path: str) -> GrantSpec:
     seen: set[str] = set()
     for i, item in enumerate(gr.get("volumes") or []):
         vpath = f"{path}.volumes[{i}]"
-        vol = _mapping(item, vpath, required={"name", "path"}, optional={"readOnly"})
-        name = _name(vol["name"], f"{vpath}.name")
+        vol = mapping(item, vpath, required={"name", "path"}, optional={"readOnly"})
+        name = dns_name(vol["name"], f"{vpath}.name")
         guest = vol["path"]
         if not isinstance(guest, str) or not _GUEST_PATH.match(guest) or ".." in guest.split("/"):
             raise InvalidManifest(
@@ -345,9 +372,9 @@ def _grants(doc: Any, path: str) -> GrantSpec:
     return GrantSpec(env=dict(env), volumes=tuple(volumes))
 
 
-def _component(item: Any, path: str, require_digests: bool) -> ComponentSpec:
-    doc = _mapping(item, path, required={"name", "artifact"}, optional={"replicas", "placement", "runtime", "grants"})
-    name = _name(doc["name"], f"{path}.name")
+def _component(item: Any, path: str, require_digests: bool, names: set[str]) -> ComponentSpec:
+    doc = mapping(item, path, required={"name", "artifact"}, optional={"replicas", "placement", "runtime", "grants"})
+    name = dns_name(doc["name"], f"{path}.name")
     artifact = doc["artifact"]
     if not isinstance(artifact, str) or not artifact:
         raise InvalidManifest(f"{path}.artifact must be a sha256 digest or a file path", field=f"{path}.artifact")
@@ -364,25 +391,40 @@ def _component(item: Any, path: str, require_digests: bool) -> ComponentSpec:
         )
     placement = PlacementSpec()
     if doc.get("placement") is not None:
-        pdoc = _mapping(doc["placement"], f"{path}.placement", optional={"nodeSelector"})
-        selector = pdoc.get("nodeSelector") or {}
-        sel_path = f"{path}.placement.nodeSelector"
-        if not isinstance(selector, dict):
-            raise InvalidManifest(f"{sel_path} must be a mapping of label to value", field=sel_path)
-        for key, value in selector.items():
-            if not isinstance(key, str) or not _LABEL_KEY.match(key):
-                raise InvalidManifest(f"{sel_path}: {key!r} is not a valid label key", field=f"{sel_path}.{key}")
-            if not isinstance(value, str) or not _LABEL_VALUE.match(value):
-                raise InvalidManifest(
-                    f"{sel_path}.{key} must be a label value string (quote numbers and booleans), got {value!r}",
-                    field=f"{sel_path}.{key}",
-                )
-        placement = PlacementSpec(node_selector=dict(selector))
+        placement = parse_placement(doc["placement"], f"{path}.placement", names)
+        if any(t.component == name for t in (*placement.affinity, *placement.anti_affinity)):
+            raise InvalidManifest(
+                f"{path}.placement: a component cannot have affinity to itself", field=f"{path}.placement"
+            )
     runtime = _runtime(doc["runtime"], f"{path}.runtime") if doc.get("runtime") is not None else RuntimeSpec()
     grants = _grants(doc["grants"], f"{path}.grants") if doc.get("grants") is not None else GrantSpec()
     return ComponentSpec(
         name=name, artifact=artifact, replicas=replicas, placement=placement, runtime=runtime, grants=grants
     )
+
+
+def _refuse_impossible_links(app: AppSpec) -> None:
+    index = {c.name: i for i, c in enumerate(app.components)}
+    for i, link in enumerate(app.links):
+        path = f"spec.links[{i}].colocate"
+        importer, exporter = app.component(link.importer), app.component(link.exporter)
+        apart = {t.component for t in importer.placement.anti_affinity if t.required} | {
+            t.component for t in exporter.placement.anti_affinity if t.required
+        }
+        together = {t.component for t in importer.placement.affinity if t.required} | {
+            t.component for t in exporter.placement.affinity if t.required
+        }
+        if link.colocate == "required" and {link.importer, link.exporter} & apart:
+            raise InvalidManifest(
+                f"{path} is required, but spec.components[{index[link.importer]}] and "
+                f"[{index[link.exporter]}] have a required anti-affinity between them",
+                field=path,
+            )
+        if link.colocate == "never" and {link.importer, link.exporter} & together:
+            raise InvalidManifest(
+                f"{path} is never, but a required affinity puts {link.importer} and {link.exporter} together",
+                field=path,
+            )
 
 
 def _refuse_cycles(links: list[LinkSpec]) -> None:
@@ -404,37 +446,3 @@ def _refuse_cycles(links: list[LinkSpec]) -> None:
     for start in sorted(graph):
         if not state.get(start):
             visit(start, [start])
-
-
-def _mapping(
-    doc: Any,
-    path: str,
-    *,
-    required: frozenset[str] | set[str] = frozenset(),
-    optional: frozenset[str] | set[str] = frozenset(),
-) -> dict[str, Any]:
-    where = path or "the manifest"
-    if not isinstance(doc, dict):
-        raise InvalidManifest(f"{where} must be a mapping, got {type(doc).__name__}", field=path)
-    for key in doc:
-        if key not in required and key not in optional:
-            allowed = ", ".join(sorted(required | optional))
-            raise InvalidManifest(
-                f"unknown field {_join(path, str(key))!r} (allowed here: {allowed})", field=_join(path, str(key))
-            )
-    for key in sorted(required):
-        if key not in doc or doc[key] is None:
-            raise InvalidManifest(f"missing required field {_join(path, key)!r}", field=_join(path, key))
-    return doc
-
-
-def _name(value: Any, path: str) -> str:
-    if not isinstance(value, str) or not _NAME.match(value):
-        raise InvalidManifest(
-            f"{path} must be a lowercase DNS label (a-z, 0-9, '-', at most 63 characters), got {value!r}", field=path
-        )
-    return value
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key

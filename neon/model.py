@@ -24,13 +24,20 @@ class NodeInfo:
     registered_at: float = 0.0
     version: str = ""
     lease_id: int = 0
+    taints: tuple[str, ...] = ()  # "key=value:Effect"
+    capabilities: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        doc = asdict(self)
+        doc["taints"] = list(self.taints)
+        doc["capabilities"] = list(self.capabilities)
+        return doc
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> NodeInfo:
-        return cls(**doc)
+        return cls(
+            **{**doc, "taints": tuple(doc.get("taints", ())), "capabilities": tuple(doc.get("capabilities", ()))}
+        )
 
 
 @dataclass(frozen=True)

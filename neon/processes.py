@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from neon.errors import Unavailable
@@ -91,10 +92,18 @@ def spawn_controlplane(
     )
 
 
-def spawn_agent(control: str, name: str, labels: dict[str, str], workdir: Path, cache_dir: Path | None = None) -> Child:
+def spawn_agent(
+    control: str,
+    name: str,
+    labels: dict[str, str],
+    workdir: Path,
+    cache_dir: Path | None = None,
+    extra: Sequence[str] = (),
+) -> Child:
     argv = ["--control", control, "agent", "--name", name, "--data-dir", str(workdir / name)]
     if cache_dir is not None:
         argv += ["--cache-dir", str(cache_dir)]
     for key, value in sorted(labels.items()):
         argv += ["--label", f"{key}={value}"]
+    argv += list(extra)
     return Child(name, argv, workdir)

@@ -81,7 +81,9 @@ def assignment_from_proto(msg: control_pb2.Assignment) -> Assignment:
     )
 
 
-def node_to_proto(node: NodeInfo, state: str, instances: int) -> control_pb2.Node:
+def node_to_proto(
+    node: NodeInfo, state: str, instances: int, memory_used: int = 0, slots_used: int = 0
+) -> control_pb2.Node:
     return control_pb2.Node(
         name=node.name,
         labels=node.labels,
@@ -92,6 +94,10 @@ def node_to_proto(node: NodeInfo, state: str, instances: int) -> control_pb2.Nod
         instances=instances,
         registered_at=node.registered_at,
         version=node.version,
+        taints=list(node.taints),
+        capabilities=list(node.capabilities),
+        memory_used=memory_used,
+        slots_used=slots_used,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable, Coroutine, TypeVar
 
@@ -93,8 +94,10 @@ class Cluster:
         names = {n.name for n in self.client.list_nodes()}
         assert expected <= names, f"registered: {sorted(names)}, expected {sorted(expected)}"
 
-    def add_agent(self, name: str, labels: dict[str, str], wait: bool = True) -> Child:
-        child = spawn_agent(self.control, name, labels, self.workdir / "agents", cache_dir=self.compiled_cache)
+    def add_agent(self, name: str, labels: dict[str, str], wait: bool = True, extra: Sequence[str] = ()) -> Child:
+        child = spawn_agent(
+            self.control, name, labels, self.workdir / "agents", cache_dir=self.compiled_cache, extra=extra
+        )
         self.agents[name] = child
         if wait:
             child.wait_ready()

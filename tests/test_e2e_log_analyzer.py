@@ -134,8 +134,8 @@ def test_unschedulable_component_says_why(cluster: Cluster, tmp_path: Path) -> N
         app = client.get_app("log-analyzer")
         assert app.phase == "Unschedulable", app.phase
         proc = {c.name: c for c in app.components}["processor"]
-        assert proc.reason == "0/2 nodes eligible: 2 tier!=space"
-        assert app.reason == "processor: 0/2 nodes eligible: 2 tier!=space"
+        assert proc.reason == "0/2 nodes: 2 tier!=space"
+        assert app.reason == "processor: 0/2 nodes: 2 tier!=space"
 
     assert_eventually(unschedulable, timeout=30)
     with pytest.raises(NotRunning):
@@ -213,7 +213,7 @@ def test_heartbeats_keep_the_lease_and_a_killed_agent_loses_it(cluster: Cluster)
         assert {n.name for n in client.list_nodes()} == {"cloud-1"}
         app = client.get_app("log-analyzer")
         assert app.phase == "Unschedulable", app.phase
-        assert {c.name: c.reason for c in app.components}["parser"] == "0/1 nodes eligible: 1 tier!=edge"
+        assert {c.name: c.reason for c in app.components}["parser"] == "0/1 nodes: 1 tier!=edge"
 
     assert_eventually(edge_gone, timeout=cluster.node_ttl + 10)
     kinds = [(e.kind, e.node) for e in client.events(history=200)]
@@ -234,3 +234,35 @@ def test_heartbeats_keep_the_lease_and_a_killed_agent_loses_it(cluster: Cluster)
 
     assert_eventually(route_dropped, timeout=15)
     del cluster.agents["edge-1"]  # killed on purpose: no clean exit code to check
+
+
+def test_taints_keep_components_away_until_tolerated(cluster: Cluster, tmp_path: Path) -> None:
+    client = cluster.client
+    assert client is not None
+    cluster.agents["edge-1"].stop()
+    del cluster.agents["edge-1"]
+    cluster.add_agent("edge-2", {"tier": "edge"}, extra=["--taint", "dedicated=sensors:NoSchedule"])
+    assert_eventually(lambda: _assert_node_names(cluster, {"edge-2", "cloud-1"}), timeout=cluster.node_ttl + 10)
+    (edge2,) = [n for n in client.list_nodes() if n.name == "edge-2"]
+    assert list(edge2.taints) == ["dedicated=sensors:NoSchedule"] and "volumes" in edge2.capabilities
+
+    client.apply_file(APP)
+
+    def refused() -> None:
+        parser = {c.name: c for c in client.get_app("log-analyzer").components}["parser"]
+        assert parser.reason == "0/2 nodes: 1 taint dedicated=sensors:NoSchedule, 1 tier!=edge", parser.reason
+
+    assert_eventually(refused, timeout=30)
+    tolerant = _variant(
+        tmp_path,
+        "          tier: edge\n",
+        "          tier: edge\n        tolerations:\n          - {key: dedicated, operator: Exists}\n",
+    )
+    client.apply_file(tolerant)
+    assert_eventually(lambda: _running(cluster), timeout=90)
+    assert client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE]) == (5, "cloud-1")
+
+
+def _assert_node_names(cluster: Cluster, names: set[str]) -> None:
+    assert cluster.client is not None
+    assert {n.name for n in cluster.client.list_nodes()} == names

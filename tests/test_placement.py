@@ -29,16 +29,15 @@ def test_node_selector_and_reasons() -> None:
     assert result.nodes_of("parser") == ("edge-1",)
     gpu = result.components["gpu"]
     assert gpu.nodes == ()
-    assert gpu.reason == "0/4 nodes eligible: 3 tier!=gpu, 1 no label tier"
+    assert gpu.reason == "0/4 nodes: 3 tier!=gpu, 1 no label tier"
     assert gpu.filtered == {"node-selector": 4}
 
 
 def test_replicas_spread_over_distinct_nodes_and_report_shortfall() -> None:
     result = place(_app(_comp("parser", replicas=3, tier="edge")), NODES)
     assert result.nodes_of("parser") == ("edge-1", "edge-2")
-    assert (
-        result.components["parser"].reason == "2/3 replicas placed; 2/4 nodes eligible: 1 no label tier, 1 tier!=edge"
-    )
+    reason = result.components["parser"].reason
+    assert reason == "2/3 replicas placed; 0/4 nodes: 2 runs another replica, 1 no label tier, 1 tier!=edge"
 
 
 def test_spread_prefers_less_loaded_nodes() -> None:

@@ -1,19 +1,26 @@
-"""Filter: the node carries every label of the component's nodeSelector."""
+"""Filter: the node's labels satisfy nodeSelector and every required expression."""
 
 from __future__ import annotations
 
-from controlplane.placement._types import NodeView
+from controlplane.placement._types import Mask, PlacementContext
 from neon.manifest import ComponentSpec
 
 
 class NodeSelectorFilter:
     name = "node-selector"
+    class_based = True
 
-    def check(self, component: ComponentSpec, node: NodeView) -> str | None:
-        for key, want in sorted(component.placement.node_selector.items()):
-            have = node.labels.get(key)
-            if have is None:
-                return f"no label {key}"
-            if have != want:
-                return f"{key}!={want}"
+    def mask(self, comp: ComponentSpec, ctx: PlacementContext) -> Mask:
+        exprs = comp.placement.expressions()
+        if not exprs:
+            return ctx.table.by_class([True] * len(ctx.table.classes)).astype(bool)
+        ok = [all(e.why_not(c.labels) is None for e in exprs) for c in ctx.table.classes]
+        return ctx.table.by_class(ok).astype(bool)
+
+    def why(self, comp: ComponentSpec, ctx: PlacementContext, i: int) -> str | None:
+        labels = ctx.table.classes[int(ctx.table.class_of[i])].labels
+        for expr in comp.placement.expressions():
+            reason = expr.why_not(labels)
+            if reason:
+                return reason
         return None

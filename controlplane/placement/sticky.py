@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from controlplane.placement._types import NodeView
+import numpy as np
+
+from controlplane.placement._types import PlacementContext, Vector
 from neon.manifest import ComponentSpec
 
 
@@ -12,5 +14,10 @@ class StickyScorer:
     def __init__(self, weight: float = 10.0) -> None:
         self.weight = weight
 
-    def score(self, component: ComponentSpec, node: NodeView, current: frozenset[str]) -> float:
-        return 1.0 if node.name in current else 0.0
+    def scores(self, comp: ComponentSpec, ctx: PlacementContext) -> Vector:
+        out = np.zeros(ctx.table.size)
+        for name in ctx.current.get(comp.name, frozenset()):
+            i = ctx.table.index.get(name)
+            if i is not None:
+                out[i] = 1.0
+        return out

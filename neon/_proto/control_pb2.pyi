@@ -359,6 +359,10 @@ class Node(_message.Message):
     INSTANCES_FIELD_NUMBER: _builtins.int
     REGISTERED_AT_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    TAINTS_FIELD_NUMBER: _builtins.int
+    CAPABILITIES_FIELD_NUMBER: _builtins.int
+    MEMORY_USED_FIELD_NUMBER: _builtins.int
+    SLOTS_USED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     dataplane_address: _builtins.str
     state: _builtins.str
@@ -368,8 +372,16 @@ class Node(_message.Message):
     instances: _builtins.int
     registered_at: _builtins.float
     version: _builtins.str
+    memory_used: _builtins.int
+    slots_used: _builtins.int
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def taints(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """"key=value:Effect" """
+
+    @_builtins.property
+    def capabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -382,10 +394,14 @@ class Node(_message.Message):
         instances: _builtins.int = ...,
         registered_at: _builtins.float = ...,
         version: _builtins.str = ...,
+        taints: _abc.Iterable[_builtins.str] | None = ...,
+        capabilities: _abc.Iterable[_builtins.str] | None = ...,
+        memory_used: _builtins.int = ...,
+        slots_used: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataplane_address", b"dataplane_address", "instance_slots", b"instance_slots", "instances", b"instances", "labels", b"labels", "memory_bytes", b"memory_bytes", "name", b"name", "registered_at", b"registered_at", "state", b"state", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "dataplane_address", b"dataplane_address", "instance_slots", b"instance_slots", "instances", b"instances", "labels", b"labels", "memory_bytes", b"memory_bytes", "memory_used", b"memory_used", "name", b"name", "registered_at", b"registered_at", "slots_used", b"slots_used", "state", b"state", "taints", b"taints", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -538,6 +554,8 @@ class RegisterRequest(_message.Message):
     MEMORY_BYTES_FIELD_NUMBER: _builtins.int
     INSTANCE_SLOTS_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    TAINTS_FIELD_NUMBER: _builtins.int
+    CAPABILITIES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     dataplane_address: _builtins.str
     memory_bytes: _builtins.int
@@ -545,6 +563,14 @@ class RegisterRequest(_message.Message):
     version: _builtins.str
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def taints(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """"key=value:Effect", e.g. "dedicated=edge:NoSchedule" """
+
+    @_builtins.property
+    def capabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What the node offers components, e.g. "volumes"."""
+
     def __init__(
         self,
         *,
@@ -554,10 +580,12 @@ class RegisterRequest(_message.Message):
         memory_bytes: _builtins.int = ...,
         instance_slots: _builtins.int = ...,
         version: _builtins.str = ...,
+        taints: _abc.Iterable[_builtins.str] | None = ...,
+        capabilities: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataplane_address", b"dataplane_address", "instance_slots", b"instance_slots", "labels", b"labels", "memory_bytes", b"memory_bytes", "name", b"name", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "dataplane_address", b"dataplane_address", "instance_slots", b"instance_slots", "labels", b"labels", "memory_bytes", b"memory_bytes", "name", b"name", "taints", b"taints", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

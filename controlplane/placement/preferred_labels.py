@@ -1,0 +1,25 @@
+"""Scorer: the share of the component's preferred label terms (by weight) a node satisfies."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from controlplane.placement._types import PlacementContext, Vector
+from neon.manifest import ComponentSpec
+
+
+class PreferredLabelsScorer:
+    name = "preferred-labels"
+
+    def __init__(self, weight: float = 2.0) -> None:
+        self.weight = weight
+
+    def scores(self, comp: ComponentSpec, ctx: PlacementContext) -> Vector:
+        terms = comp.placement.preferred
+        if not terms:
+            return np.zeros(ctx.table.size)
+        total = sum(t.weight for t in terms)
+        per_class = [
+            sum(t.weight for t in terms if t.expr.why_not(c.labels) is None) / total for c in ctx.table.classes
+        ]
+        return ctx.table.by_class(per_class).astype(np.float64)

@@ -1,0 +1,44 @@
+"""Small validators shared by the manifest and policy parsers; each error names its field."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from neon.errors import InvalidManifest
+
+NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def mapping(
+    doc: Any,
+    path: str,
+    *,
+    required: frozenset[str] | set[str] = frozenset(),
+    optional: frozenset[str] | set[str] = frozenset(),
+) -> dict[str, Any]:
+    where = path or "the manifest"
+    if not isinstance(doc, dict):
+        raise InvalidManifest(f"{where} must be a mapping, got {type(doc).__name__}", field=path)
+    for key in doc:
+        if key not in required and key not in optional:
+            allowed = ", ".join(sorted(required | optional))
+            raise InvalidManifest(
+                f"unknown field {join(path, str(key))!r} (allowed here: {allowed})", field=join(path, str(key))
+            )
+    for key in sorted(required):
+        if key not in doc or doc[key] is None:
+            raise InvalidManifest(f"missing required field {join(path, key)!r}", field=join(path, key))
+    return doc
+
+
+def dns_name(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not NAME.match(value):
+        raise InvalidManifest(
+            f"{path} must be a lowercase DNS label (a-z, 0-9, '-', at most 63 characters), got {value!r}", field=path
+        )
+    return value
+
+
+def join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
