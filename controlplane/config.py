@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -17,6 +17,10 @@ class ControlPlaneConfig:
         node_ttl: Seconds an agent's lease lives without a heartbeat.
         resync_interval: Seconds between full reconciles even when nothing changed.
         invoke_timeout: Default deadline, in seconds, of a user's invoke.
+        placement_weights: Scorer name -> weight, overriding the defaults
+            (``controlplane.placement.DEFAULT_WEIGHTS``: balance 1, sticky 10,
+            preferred-labels 2, preferred-affinity 2, prefer-no-schedule 1,
+            topology-balance 2, link-cost 3).
     """
 
     etcd: str = "http://127.0.0.1:2379"
@@ -25,3 +29,4 @@ class ControlPlaneConfig:
     node_ttl: int = 10
     resync_interval: float = 10.0
     invoke_timeout: float = 30.0
+    placement_weights: dict[str, float] = field(default_factory=dict)

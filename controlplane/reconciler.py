@@ -130,6 +130,24 @@ def _apply(table: NodeTable, usage: list[tuple[str, float, float]], sign: int) -
         table.slot_used[i] += sign * slots
 
 
+def _table_without(world: World, app: str | None) -> NodeTable:
+    """The nodes with every application's current usage except ``app``'s."""
+    table = NodeTable([node_view(info, world.rtt.get(n, {})) for n, info in world.nodes.items()])
+    for name in world.placements:
+        if name in world.apps and name != app:
+            _apply(table, _usage(world, name), +1)
+    return table
+
+
+def explain(world: World, app: str, placer: Placer | None = None) -> Placement:
+    """Place one application as the reconciler would now, with per-node explanations."""
+    record = world.apps[app]
+    current = {c: tuple(n for n in nodes if n in world.nodes) for c, nodes in world.placements.get(app, {}).items()}
+    return (placer or Placer()).place(
+        record.spec, _table_without(world, app), current, world.call_rates.get(app, {}), explain=True
+    )
+
+
 def plan(world: World, placer: Placer | None = None) -> tuple[list[AppPlan], list[tuple[str, frozenset[str]]]]:
     """Compute the plans for every application, and the orphans to delete.
 

@@ -12,6 +12,7 @@ import grpc
 from controlplane.artifacts import BlobStore
 from controlplane.config import ControlPlaneConfig
 from controlplane.events import new_event
+from controlplane.placement import Placer
 from controlplane.reconciler import plan
 from controlplane.store import APPS, NODES, Store
 from neon import log
@@ -30,6 +31,7 @@ class ControlPlane:
         self.config = config
         self.store = Store(config.etcd)
         self.blobs = BlobStore(config.data_dir / "blobs")
+        self.placer = Placer(weights=config.placement_weights)
         self.server: grpc.aio.Server | None = None
         self.port = 0
         self._dirty = asyncio.Event()
@@ -116,7 +118,7 @@ class ControlPlane:
         """Reflect etcd into the model, plan, and write each changed application back."""
         world = await self.store.read_world()
         await self._note_node_changes(set(world.nodes))
-        plans, orphans = plan(world)
+        plans, orphans = plan(world, self.placer)
         for app_plan in plans:
             if not app_plan.changed:
                 continue

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, AsyncIterator
 
 from controlplane.events import new_event
+from controlplane.reconciler import explain
 from controlplane.status import app_status
 from neon import log, manifest
 from neon._proto import control_pb2, control_pb2_grpc, dataplane_pb2
 from neon.errors import InvalidArgument, InvalidManifest, NotFound
 from neon.rpc import Context, edge
-from neon.wire import application_to_proto, event_to_proto, node_to_proto
+from neon.wire import application_to_proto, event_to_proto, explanation_to_proto, node_to_proto
 
 if TYPE_CHECKING:
     from controlplane.server import ControlPlane
@@ -121,6 +122,30 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         await self.cp.store.put_artifact(digest, name, size)
         _log.info("artifact stored", digest=digest, size=size, artifact_name=name)
         return control_pb2.ArtifactRef(digest=digest, size=size, name=name)
+
+    @edge
+    async def ExplainPlacement(
+        self, request: control_pb2.ExplainPlacementRequest, context: Context
+    ) -> control_pb2.ExplainPlacementResponse:
+        world = await self.cp.store.read_world()
+        if request.app not in world.apps:
+            raise NotFound(f"application {request.app!r} does not exist", kind="application", name=request.app)
+        spec = world.apps[request.app].spec
+        names = [c.name for c in spec.components]
+        if request.component and request.component not in names:
+            raise NotFound(
+                f"application {request.app!r} has no component {request.component!r} (it has: {', '.join(names)})",
+                kind="component",
+                name=request.component,
+            )
+        placement = explain(world, request.app, self.cp.placer)
+        return control_pb2.ExplainPlacementResponse(
+            components=[
+                explanation_to_proto(name, decision)
+                for name, decision in placement.components.items()
+                if not request.component or name == request.component
+            ]
+        )
 
     async def _status(self, name: str) -> control_pb2.Application:
         record = await self.cp.store.get_app(name)

@@ -7,6 +7,7 @@
     neon get apps | app NAME | nodes   [-o table|wide|json|yaml]
     neon delete app NAME
     neon invoke APP COMPONENT FUNCTION [JSON_ARG ...] [--lines-from FILE]
+    neon explain APP [COMPONENT]              # why each component runs where it does
     neon events [-w] [--app APP]
 
 Every failure prints one line saying what is wrong and exits non-zero.
@@ -50,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--listen", default=DEFAULT_CONTROL, help="gRPC listen address (port 0: any free port)")
     p.add_argument("--data-dir", default=".neon/controlplane", help="where artifact blobs are kept")
     p.add_argument("--node-ttl", type=int, default=10, help="seconds an agent lease lives without heartbeats")
+    p.add_argument(
+        "--placement-weight",
+        action="append",
+        default=[],
+        metavar="SCORER=WEIGHT",
+        help="override a placement scorer's weight, repeatable (see neon explain)",
+    )
     p.add_argument("--ready-file", default="", help=argparse.SUPPRESS)
 
     p = sub.add_parser("agent", help="run an agent on this node")
@@ -103,6 +111,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lines-from", type=Path, help="pass the file's lines as one list<string> argument")
     p.add_argument("--timeout", type=float, default=30.0, help="deadline of the call, seconds")
 
+    p = sub.add_parser("explain", help="why each component of an application is placed where it is")
+    p.add_argument("app")
+    p.add_argument("component", nargs="?", default="")
+    p.add_argument("--limit", type=int, default=10, help="candidate nodes to list per component")
+    p.add_argument("-o", "--output", choices=["table", "json"], default="table", help="output format")
+
     p = sub.add_parser("events", help="show recent events")
     p.add_argument("-w", "--watch", action="store_true", help="keep streaming new events")
     p.add_argument("--app", default="", help="only events about this application")
@@ -129,11 +143,30 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "controlplane":
         from controlplane.config import ControlPlaneConfig
         from controlplane.main import run as run_cp
+        from controlplane.placement import DEFAULT_WEIGHTS
 
+        weights = {}
+        for item in args.placement_weight:
+            name, sep, value = item.partition("=")
+            try:
+                weights[name] = float(value)
+            except ValueError:
+                sep = ""
+            if not sep or name not in DEFAULT_WEIGHTS:
+                print(
+                    f"error: --placement-weight must be SCORER=NUMBER with a scorer among "
+                    f"{', '.join(DEFAULT_WEIGHTS)}; got {item!r}",
+                    file=sys.stderr,
+                )
+                return 2
         log.configure(args.log_level, service="controlplane")
         run_cp(
             ControlPlaneConfig(
-                etcd=args.etcd, listen=args.listen, data_dir=Path(args.data_dir), node_ttl=args.node_ttl
+                etcd=args.etcd,
+                listen=args.listen,
+                data_dir=Path(args.data_dir),
+                node_ttl=args.node_ttl,
+                placement_weights=weights,
             ),
             args.ready_file,
         )
@@ -206,6 +239,15 @@ def _dispatch(args: argparse.Namespace) -> int:
             result, node = client.invoke(args.app, args.component, args.function, values, timeout=args.timeout)
             print(json.dumps(result, indent=2 if isinstance(result, (dict, list)) else None))
             print(f"(served by {node})", file=sys.stderr)
+            return 0
+        if args.command == "explain":
+            explained = client.explain(args.app, args.component)
+            if args.output == "json":
+                from neon.wire import to_dict
+
+                print(json.dumps([to_dict(c) for c in explained], indent=2))
+            else:
+                print("\n\n".join(describe_explanation(c, args.limit) for c in explained))
             return 0
         if args.command == "events":
             for event in client.events(history=args.history, app=args.app, follow=args.watch):
@@ -302,6 +344,31 @@ def describe_app(app: Any, wide: bool = False) -> str:
                     f"  {link.importer} --[{getattr(link, 'import')}]--> {link.exporter}: "
                     f"{route.mode} ({route.node} -> {target})"
                 )
+    return "\n".join(lines)
+
+
+def describe_explanation(comp: Any, limit: int = 10) -> str:
+    """One component's placement: where, why not elsewhere, and the score of each candidate."""
+    where = ", ".join(comp.nodes) or "nowhere"
+    lines = [f"{comp.component} -> {where}  ({len(comp.nodes)}/{comp.desired_replicas} replicas)"]
+    if comp.reason:
+        lines.append(f"  why not more: {comp.reason}")
+    passed = sorted((c for c in comp.candidates if not c.rejected_by), key=lambda c: (-c.total, c.node))
+    if passed:
+        scorers = sorted({s for c in passed for s in c.scores})
+        rows = [
+            [("* " if c.chosen else "  ") + c.node, f"{c.total:.2f}", *[f"{c.scores.get(s, 0.0):.2f}" for s in scorers]]
+            for c in passed[:limit]
+        ]
+        lines += ["  " + line for line in _table(["  NODE", "TOTAL", *scorers], rows).splitlines()]
+        if len(passed) > limit:
+            lines.append(f"  ... {len(passed) - limit} more eligible nodes")
+    rejected: dict[tuple[str, str], int] = {}
+    for c in comp.candidates:
+        if c.rejected_by:
+            rejected[(c.rejected_by, c.reason)] = rejected.get((c.rejected_by, c.reason), 0) + 1
+    for (filt, reason), count in sorted(rejected.items(), key=lambda kv: (-kv[1], kv[0])):
+        lines.append(f"  rejected {count} node(s) by {filt}: {reason}")
     return "\n".join(lines)
 
 

@@ -134,6 +134,13 @@ class ControlClient:
         yield from self.stub.WatchEvents(request, timeout=timeout)
 
     @_translate
+    def explain(self, app: str, component: str = "") -> list[control_pb2.ComponentExplanation]:
+        reply = self.stub.ExplainPlacement(
+            control_pb2.ExplainPlacementRequest(app=app, component=component), timeout=self.timeout
+        )
+        return list(reply.components)
+
+    @_translate
     def invoke(
         self, app: str, component: str, function: str, args: list[Any], timeout: float | None = None
     ) -> tuple[Any, str]:

@@ -128,6 +128,28 @@ def application_to_proto(doc: dict[str, Any]) -> control_pb2.Application:
     return json_format.ParseDict(doc, control_pb2.Application(), ignore_unknown_fields=False)
 
 
+def explanation_to_proto(component: str, decision: Any) -> control_pb2.ComponentExplanation:
+    """A placement ComponentDecision (with explanation) as its message."""
+    return control_pb2.ComponentExplanation(
+        component=component,
+        nodes=list(decision.nodes),
+        desired_replicas=decision.desired,
+        reason=decision.reason,
+        filtered=dict(decision.filtered),
+        candidates=[
+            control_pb2.NodeExplanation(
+                node=e.node,
+                rejected_by=e.rejected_by,
+                reason=e.reason,
+                scores=dict(e.scores),
+                total=e.total,
+                chosen=e.chosen,
+            )
+            for e in decision.explanation
+        ],
+    )
+
+
 def to_dict(msg: Any) -> dict[str, Any]:
     """A message as a JSON-ready dict with the proto field names."""
     return json_format.MessageToDict(msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)

@@ -114,3 +114,22 @@ def test_neon_dev_runs_the_example_and_ctrl_c_stops_everything(tmp_path: Path, l
     host, port = control.rsplit(":", 1)
     with pytest.raises(OSError):
         socket.create_connection((host, int(port)), timeout=1).close()
+
+
+def test_explain_shows_rejections_and_scores(cluster: Cluster) -> None:
+    assert neon(cluster, "apply", "-f", str(APP), "--wait").returncode == 0
+    shown = neon(cluster, "explain", "log-analyzer", "parser")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == "parser -> edge-1  (1/1 replicas)"
+    header = lines[1].split()
+    assert header[:2] == ["NODE", "TOTAL"] and "sticky" in header and "link-cost" in header
+    assert lines[2].split()[:2] == ["*", "edge-1"]
+    assert lines[-1] == "  rejected 1 node(s) by node-selector: tier!=edge"
+    everything = json.loads(neon(cluster, "explain", "log-analyzer", "-o", "json").stdout)
+    assert [c["component"] for c in everything] == ["parser", "processor"]
+    processor = everything[1]
+    chosen = [c for c in processor["candidates"] if c["chosen"]]
+    assert [c["node"] for c in chosen] == ["cloud-1"] and chosen[0]["scores"]["sticky"] == 10.0
+    missing = neon(cluster, "explain", "log-analyzer", "nope")
+    assert missing.returncode == 1 and "has no component 'nope'" in missing.stderr

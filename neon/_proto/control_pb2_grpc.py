@@ -78,6 +78,11 @@ class ControlStub:
                 request_serializer=neon_dot_v1_dot_control__pb2.ArtifactChunk.SerializeToString,
                 response_deserializer=neon_dot_v1_dot_control__pb2.ArtifactRef.FromString,
                 _registered_method=True)
+        self.ExplainPlacement = channel.unary_unary(
+                '/neon.v1.Control/ExplainPlacement',
+                request_serializer=neon_dot_v1_dot_control__pb2.ExplainPlacementRequest.SerializeToString,
+                response_deserializer=neon_dot_v1_dot_control__pb2.ExplainPlacementResponse.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -138,6 +143,14 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExplainPlacement(self, request, context):
+        """Why each component is placed where it is: per node, the filter that
+        rejected it or each scorer's contribution.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -180,6 +193,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.UploadArtifact,
                     request_deserializer=neon_dot_v1_dot_control__pb2.ArtifactChunk.FromString,
                     response_serializer=neon_dot_v1_dot_control__pb2.ArtifactRef.SerializeToString,
+            ),
+            'ExplainPlacement': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainPlacement,
+                    request_deserializer=neon_dot_v1_dot_control__pb2.ExplainPlacementRequest.FromString,
+                    response_serializer=neon_dot_v1_dot_control__pb2.ExplainPlacementResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -400,6 +418,33 @@ class Control:
             '/neon.v1.Control/UploadArtifact',
             neon_dot_v1_dot_control__pb2.ArtifactChunk.SerializeToString,
             neon_dot_v1_dot_control__pb2.ArtifactRef.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainPlacement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neon.v1.Control/ExplainPlacement',
+            neon_dot_v1_dot_control__pb2.ExplainPlacementRequest.SerializeToString,
+            neon_dot_v1_dot_control__pb2.ExplainPlacementResponse.FromString,
             options,
             channel_credentials,
             insecure,

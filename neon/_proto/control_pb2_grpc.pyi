@@ -50,6 +50,10 @@ class ControlStub:
     """Calls an exported function of a deployed component, on a node running it."""
     UploadArtifact: _grpc.StreamUnaryMultiCallable[_control_pb2.ArtifactChunk, _control_pb2.ArtifactRef]
     """Streams an artifact in; it is stored under its sha256 digest."""
+    ExplainPlacement: _grpc.UnaryUnaryMultiCallable[_control_pb2.ExplainPlacementRequest, _control_pb2.ExplainPlacementResponse]
+    """Why each component is placed where it is: per node, the filter that
+    rejected it or each scorer's contribution.
+    """
 
 @_typing.type_check_only
 class ControlAsyncStub(ControlStub):
@@ -69,6 +73,10 @@ class ControlAsyncStub(ControlStub):
     """Calls an exported function of a deployed component, on a node running it."""
     UploadArtifact: _aio.StreamUnaryMultiCallable[_control_pb2.ArtifactChunk, _control_pb2.ArtifactRef]  # type: ignore[assignment]
     """Streams an artifact in; it is stored under its sha256 digest."""
+    ExplainPlacement: _aio.UnaryUnaryMultiCallable[_control_pb2.ExplainPlacementRequest, _control_pb2.ExplainPlacementResponse]  # type: ignore[assignment]
+    """Why each component is placed where it is: per node, the filter that
+    rejected it or each scorer's contribution.
+    """
 
 class ControlServicer(metaclass=_abc_1.ABCMeta):
     """---------------------------------------------------------------- users --"""
@@ -133,6 +141,16 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_control_pb2.ArtifactRef, _abc.Awaitable[_control_pb2.ArtifactRef]]:
         """Streams an artifact in; it is stored under its sha256 digest."""
+
+    @_abc_1.abstractmethod
+    def ExplainPlacement(
+        self,
+        request: _control_pb2.ExplainPlacementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.ExplainPlacementResponse, _abc.Awaitable[_control_pb2.ExplainPlacementResponse]]:
+        """Why each component is placed where it is: per node, the filter that
+        rejected it or each scorer's contribution.
+        """
 
 def add_ControlServicer_to_server(servicer: ControlServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
