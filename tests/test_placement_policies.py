@@ -319,3 +319,81 @@ def test_policies_round_trip_through_yaml() -> None:
         links=[{**LINK, "colocate": "preferred", "latencyBudget": "5ms"}],
     )
     assert manifest.load(spec.to_yaml()) == spec
+
+
+def test_masks_and_reasons_agree_on_every_node() -> None:
+    """The vectorised masks (placement) and the scalar reasons (explanations) never disagree."""
+    import random
+
+    from controlplane.placement import NodeTable, default_filters
+    from controlplane.placement._types import PlacementContext
+
+    rng = random.Random(3)
+    nodes = [
+        NodeView(
+            f"n{i:03d}",
+            {
+                k: v
+                for k, v in (
+                    ("tier", rng.choice(["edge", "cloud"])),
+                    ("zone", rng.choice(["a", "b", "c"])),
+                    ("ssd", "yes"),
+                )
+                if rng.random() < 0.8
+            },
+            taints=(parse_taint("dedicated=x:NoSchedule"),) if rng.random() < 0.2 else (),
+            capabilities=frozenset({"volumes"}) if rng.random() < 0.7 else frozenset(),
+            memory_bytes=rng.choice([0, 300 << 20, 1 << 30]),
+            instance_slots=rng.choice([0, 1, 3]),
+            rtt_ms={f"n{rng.randrange(60):03d}": rng.uniform(0.1, 30.0)},
+        )
+        for i in range(60)
+    ]
+    spec = app(
+        {
+            "name": "a",
+            "replicas": 3,
+            "placement": {"nodeSelector": {"tier": "edge"}, "spread": {"topologyKey": "zone", "maxSkew": 1}},
+        },
+        {
+            "name": "b",
+            "placement": {
+                "required": [{"key": "zone", "operator": "NotIn", "values": ["c"]}],
+                "antiAffinity": [{"component": "a"}],
+                "tolerations": [{"key": "dedicated", "operator": "Exists"}],
+            },
+        },
+        {
+            "name": "c",
+            "replicas": 2,
+            "grants": {"volumes": [{"name": "v", "path": "/v"}]},
+            "runtime": {"memory": "200Mi"},
+            "placement": {"affinity": [{"component": "b", "type": "preferred"}]},
+        },
+        {"name": "d", "placement": {"required": [{"key": "ssd", "operator": "Exists"}]}},
+        links=[
+            {"importer": "b", "import": "x:y/z", "exporter": "a", "latencyBudget": "10ms"},
+            {"importer": "c", "import": "x:y/w", "exporter": "d", "colocate": "never"},
+        ],
+    )
+    table = NodeTable(nodes)
+    ctx = PlacementContext(app=spec, table=table, current={}, call_rates={})
+    filters = default_filters()
+    checked = 0
+    for comp in spec.components:  # walk a placement, checking every filter on every node at every step
+        chosen: list[int] = []
+        ctx.placed[comp.name] = chosen
+        for _ in range(comp.replicas):
+            eligible = [True] * table.size
+            for filt in filters:
+                mask = filt.mask(comp, ctx)
+                for i in range(table.size):
+                    assert bool(mask[i]) == (filt.why(comp, ctx, i) is None), (filt.name, comp.name, table.names[i])
+                    eligible[i] = eligible[i] and bool(mask[i])
+                    checked += 1
+            if not any(eligible):
+                break
+            best = eligible.index(True)
+            chosen.append(best)
+            table.take(best, float(comp.runtime.memory_bytes), float(comp.runtime.instances))
+    assert checked > 2000

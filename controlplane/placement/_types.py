@@ -73,6 +73,11 @@ class NodeTable:
         self.slot_cap = np.array([n.instance_slots or np.inf for n in ordered], dtype=np.float64)
         self.slot_used = np.array([n.slots_used for n in ordered], dtype=np.float64)
         self._rtt_rows: dict[int, Vector] = {}
+        self._measured_by: dict[str, list[tuple[int, float]]] = {}  # node -> [(who measured it, ms)]
+        for j, node in enumerate(ordered):
+            for peer, ms in node.rtt_ms.items():
+                self._measured_by.setdefault(peer, []).append((j, ms))
+        self._domains: dict[str, tuple[npt.NDArray[np.int64], list[str]]] = {}
 
     def by_class(self, values: Sequence[bool] | Sequence[float]) -> npt.NDArray[np.generic]:
         """Broadcast one value per node class to every node."""
@@ -88,13 +93,23 @@ class NodeTable:
                 j = self.index.get(name)
                 if j is not None:
                     row[j] = ms
-            for j, view in enumerate(self.views):  # a measurement in either direction counts
-                back = view.rtt_ms.get(self.names[i])
-                if back is not None and self.names[j] not in measured:
-                    row[j] = back
+            for j, ms in self._measured_by.get(self.names[i], ()):  # a measurement either way counts
+                if self.names[j] not in measured:
+                    row[j] = ms
             row[i] = 0.0
             self._rtt_rows[i] = row
         return row
+
+    def domains(self, key: str) -> tuple[npt.NDArray[np.int64], list[str]]:
+        """Each node's topology domain for label ``key`` as an index into the returned names (-1: none)."""
+        cached = self._domains.get(key)
+        if cached is None:
+            names = sorted({c.labels[key] for c in self.classes if key in c.labels})
+            ids = {name: i for i, name in enumerate(names)}
+            per_class = np.array([ids.get(c.labels.get(key, ""), -1) for c in self.classes], dtype=np.int64)
+            cached = (per_class[self.class_of], names)
+            self._domains[key] = cached
+        return cached
 
     def take(self, i: int, memory: float, slots: float) -> None:
         self.instances[i] += 1

@@ -18,5 +18,7 @@ class TopologyBalanceScorer:
     def scores(self, comp: ComponentSpec, ctx: PlacementContext) -> Vector:
         if comp.placement.spread is None:
             return np.zeros(ctx.table.size)
-        of_node, counts = domains(comp, ctx)
-        return np.array([0.0 if d is None else 1.0 / (1.0 + counts.get(d, 0)) for d in of_node])
+        of_node, counts, _ = domains(comp, ctx)
+        per_domain = 1.0 / (1.0 + counts.astype(np.float64))
+        result: Vector = np.where(of_node >= 0, per_domain[np.maximum(of_node, 0)] if counts.size else 0.0, 0.0)
+        return result
