@@ -32,7 +32,9 @@ class AgentConfig:
         instance_slots: How many instances this node accepts.
         call_timeout: Default deadline, in seconds, of a forwarded call.
         taints: ``key=value:Effect`` strings; components must tolerate them.
-        capabilities: What this node offers components (``volumes``: granted directories).
+        capabilities: What this node offers components: ``volumes`` (granted directories),
+            ``wasi-filesystem`` and ``wasi-sockets`` (the WASI interfaces; access is still only
+            what a component is granted).
     """
 
     name: str
@@ -46,4 +48,4 @@ class AgentConfig:
     instance_slots: int = 64
     call_timeout: float = 10.0
     taints: tuple[str, ...] = ()
-    capabilities: tuple[str, ...] = ("volumes",)
+    capabilities: tuple[str, ...] = ("volumes", "wasi-filesystem", "wasi-sockets")

@@ -46,6 +46,9 @@ class BlobStore:
     def exists(self, digest: str) -> bool:
         return self.path(digest).is_file()
 
+    def remove(self, digest: str) -> None:
+        self.path(digest).unlink(missing_ok=True)
+
     async def write(self, chunks: AsyncIterator[bytes], expected: str = "") -> tuple[str, int]:
         """Store a stream; returns ``(digest, size)``."""
         if expected:

@@ -8,7 +8,7 @@ transaction guarded by the mod revisions it read.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from controlplane.placement import NodeTable, NodeView, Placement, Placer
@@ -27,6 +27,26 @@ class AppRecord:
     created_at: float
     updated_at: float
     revision: int = 0  # etcd mod_revision of the app key
+    # component -> node capabilities its WASI imports need (read from the artifact at apply)
+    capabilities: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def placement_spec(self) -> AppSpec:
+        """The spec placement sees: explicit capabilities plus those the artifacts' imports need."""
+        if not self.capabilities:
+            return self.spec
+        return replace(
+            self.spec,
+            components=tuple(
+                replace(
+                    c,
+                    placement=replace(
+                        c.placement,
+                        capabilities=tuple(sorted({*c.placement.capabilities, *self.capabilities.get(c.name, ())})),
+                    ),
+                )
+                for c in self.spec.components
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -144,7 +164,7 @@ def explain(world: World, app: str, placer: Placer | None = None) -> Placement:
     record = world.apps[app]
     current = {c: tuple(n for n in nodes if n in world.nodes) for c, nodes in world.placements.get(app, {}).items()}
     return (placer or Placer()).place(
-        record.spec, _table_without(world, app), current, world.call_rates.get(app, {}), explain=True
+        record.placement_spec(), _table_without(world, app), current, world.call_rates.get(app, {}), explain=True
     )
 
 
@@ -168,7 +188,7 @@ def plan(world: World, placer: Placer | None = None) -> tuple[list[AppPlan], lis
             c: tuple(n for n in nodes if n in world.nodes) for c, nodes in world.placements.get(name, {}).items()
         }
         _apply(table, usage.get(name, []), -1)  # re-placing: its own current share is free again
-        placement = placer.place(record.spec, table, current, world.call_rates.get(name, {}))
+        placement = placer.place(record.placement_spec(), table, current, world.call_rates.get(name, {}))
         assignments = slice_graph(record.spec, record.generation, placement, world.nodes)
         stored = world.assigned.get(name, {})
         writes = {node: a for node, a in assignments.items() if stored.get(node) != a.to_dict()}

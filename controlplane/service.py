@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, AsyncIterator
 
 from controlplane.events import new_event
+from controlplane.interfaces import describe
 from controlplane.reconciler import explain
 from controlplane.status import app_status
+from controlplane.validate import check_links
 from neon import log, manifest
 from neon._proto import control_pb2, control_pb2_grpc, dataplane_pb2
 from neon.errors import InvalidArgument, InvalidManifest, NotFound
@@ -28,14 +31,18 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         self, request: control_pb2.ApplyApplicationRequest, context: Context
     ) -> control_pb2.Application:
         spec = manifest.load(request.manifest_yaml)
+        summaries = {}
         for i, comp in enumerate(spec.components):
-            if not await self.cp.store.has_artifact(comp.artifact) or not self.cp.blobs.exists(comp.artifact):
+            meta = await self.cp.store.get_artifact(comp.artifact)
+            if meta is None or not self.cp.blobs.exists(comp.artifact):
                 raise InvalidManifest(
                     f"spec.components[{i}].artifact {comp.artifact} ({comp.name}) has not been uploaded; "
                     "`neon apply` uploads files named by path",
                     field=f"spec.components[{i}].artifact",
                 )
-        record = await self.cp.store.put_app(spec)
+            summaries[comp.artifact] = meta["interfaces"]
+        capabilities = check_links(spec, summaries)
+        record = await self.cp.store.put_app(spec, capabilities)
         await self.cp.record(new_event("Applied", f"{spec.name} generation {record.generation} applied", app=spec.name))
         _log.info("application applied", app=spec.name, generation=record.generation)
         self.cp.mark_dirty()
@@ -119,7 +126,12 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
             raise InvalidArgument(
                 f"upload of {name} does not match its announced digest {first['digest']}", field="digest"
             )
-        await self.cp.store.put_artifact(digest, name, size)
+        try:
+            interfaces = await asyncio.to_thread(describe, self.cp.blobs.path(digest))
+        except InvalidArgument as err:
+            self.cp.blobs.remove(digest)
+            raise InvalidArgument(f"{name}: {err.message}", field="data") from None
+        await self.cp.store.put_artifact(digest, name, size, interfaces)
         _log.info("artifact stored", digest=digest, size=size, artifact_name=name)
         return control_pb2.ArtifactRef(digest=digest, size=size, name=name)
 

@@ -88,20 +88,27 @@ class Store:
     async def list_apps(self) -> list[AppRecord]:
         return [_app_record(kv.value, kv.mod_revision) for kv in await self.client.get_prefix(APPS)]
 
-    async def put_app(self, spec: AppSpec) -> AppRecord:
+    async def put_app(self, spec: AppSpec, capabilities: dict[str, tuple[str, ...]] | None = None) -> AppRecord:
         """Create or update an application atomically; the generation grows on every change."""
         key = _key(APPS, spec.name)
         for _ in range(10):
             got = await self.client.get(key)
             now = time.time()
+            caps = dict(capabilities or {})
             if got is None:
-                record = AppRecord(spec=spec, generation=1, created_at=now, updated_at=now)
+                record = AppRecord(spec=spec, generation=1, created_at=now, updated_at=now, capabilities=caps)
                 compare = [self.client.transactions.version(key) == 0]
             else:
                 old = _app_record(got.value, got.mod_revision)
-                if old.spec == spec:
+                if old.spec == spec and old.capabilities == caps:
                     return old
-                record = AppRecord(spec=spec, generation=old.generation + 1, created_at=old.created_at, updated_at=now)
+                record = AppRecord(
+                    spec=spec,
+                    generation=old.generation + 1,
+                    created_at=old.created_at,
+                    updated_at=now,
+                    capabilities=caps,
+                )
                 compare = [self.client.transactions.mod(key) == got.mod_revision]
             ok, _ = await self.client.transaction(
                 compare=compare, success=[self.client.transactions.put(key, _app_doc(record))], failure=[]
@@ -218,11 +225,13 @@ class Store:
 
     # --------------------------------------------------------- artifacts --
 
-    async def put_artifact(self, digest: str, name: str, size: int) -> None:
-        await self.client.put(_key(ARTIFACTS, digest), _dump({"name": name, "size": size, "uploaded_at": time.time()}))
+    async def put_artifact(self, digest: str, name: str, size: int, interfaces: dict[str, Any]) -> None:
+        doc = {"name": name, "size": size, "uploaded_at": time.time(), "interfaces": interfaces}
+        await self.client.put(_key(ARTIFACTS, digest), _dump(doc))
 
-    async def has_artifact(self, digest: str) -> bool:
-        return await self.client.get(_key(ARTIFACTS, digest)) is not None
+    async def get_artifact(self, digest: str) -> dict[str, Any] | None:
+        got = await self.client.get(_key(ARTIFACTS, digest))
+        return json.loads(got.value) if got else None
 
     # ------------------------------------------------------------ events --
 
@@ -260,6 +269,7 @@ def _app_doc(record: AppRecord) -> bytes:
             "generation": record.generation,
             "created_at": record.created_at,
             "updated_at": record.updated_at,
+            "capabilities": {k: list(v) for k, v in record.capabilities.items()},
         }
     )
 
@@ -272,4 +282,5 @@ def _app_record(value: bytes, revision: int) -> AppRecord:
         created_at=float(doc["created_at"]),
         updated_at=float(doc["updated_at"]),
         revision=int(revision),
+        capabilities={k: tuple(v) for k, v in doc.get("capabilities", {}).items()},
     )

@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=None,
         metavar="NAME",
-        help="what this node offers components, repeatable (default: volumes)",
+        help="what this node offers components, repeatable (default: volumes, wasi-filesystem, wasi-sockets)",
     )
     p.add_argument("--data-dir", default="", help="artifacts and compiled cache (default .neon/agent-NAME)")
     p.add_argument(
@@ -201,7 +201,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 instance_slots=args.instance_slots,
                 call_timeout=args.call_timeout,
                 taints=tuple(args.taint),
-                capabilities=tuple(args.capability if args.capability is not None else ("volumes",)),
+                capabilities=tuple(args.capability) if args.capability is not None else AgentConfig.capabilities,
             ),
             args.ready_file,
         )

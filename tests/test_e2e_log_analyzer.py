@@ -190,6 +190,20 @@ def test_control_plane_validates_on_its_own_and_serves_health(cluster: Cluster) 
         raise AssertionError("malformed YAML was accepted")
     assert client.list_apps() == []
 
+    junk = cluster.workdir / "junk.wasm"
+    junk.write_bytes(b"\x00asm\x01\x00\x00\x00 not a component")
+    with pytest.raises(InvalidArgument, match=r"^junk.wasm: not a valid WebAssembly component"):
+        client.upload(junk)
+    bad_link = manifest.load(
+        APP.read_text()
+        .replace("exporter: parser", "exporter: processor")
+        .replace("importer: processor", "importer: parser"),
+        require_digests=False,
+    )
+    with pytest.raises(InvalidManifest, match="parser does not import cyber-systems:logs/parser@0.1.0"):
+        client.apply(client.resolve_artifacts(bad_link, APP.parent))
+    assert client.list_apps() == []
+
     with grpc.insecure_channel(cluster.control) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         for service in ("", "neon.v1.Control", "neon.v1.AgentControl"):

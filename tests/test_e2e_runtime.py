@@ -118,10 +118,12 @@ spec:
 """
 
 
-def test_a_resource_link_across_nodes_is_refused_with_the_function_named(
+def test_a_resource_link_is_refused_at_apply_with_the_function_named(
     cluster: Cluster, probe_wasm: Path, tmp_path: Path
 ) -> None:
     import wasmtime
+
+    from neon.errors import InvalidManifest
 
     client = cluster.client
     assert client is not None
@@ -129,13 +131,10 @@ def test_a_resource_link_across_nodes_is_refused_with_the_function_named(
     importer.write_bytes(wasmtime.wat2wasm(RESOURCE_IMPORTER))
     path = tmp_path / "res.yaml"
     path.write_text(SPLIT_RESOURCE.format(exporter=probe_wasm, importer=importer))
-    client.apply_file(path)
-
-    def failed() -> None:
-        app = client.get_app("res")
-        assert app.phase == "Failed", f"{app.phase}: {app.reason}"
-        user = {c.name: c for c in app.components}["user"]
-        assert user.replicas[0].state == "Failed"
-        assert "test:res/files#open result uses a resource (own), which cannot cross nodes" in user.reason
-
-    assert_eventually(failed, timeout=60)
+    with pytest.raises(InvalidManifest) as err:
+        client.apply_file(path)
+    assert err.value.field == "spec.links[0].import"
+    assert err.value.message.startswith(
+        "spec.links[0]: test:res/files#open uses a resource (func(path: string) -> own<"
+    )
+    assert client.list_apps() == []

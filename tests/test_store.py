@@ -116,9 +116,10 @@ def test_artifacts_and_events(etcd: EtcdServer, tmp_path: Path) -> None:
     from controlplane.events import new_event
 
     async def body(store: Store) -> None:
-        assert not await store.has_artifact(P)
-        await store.put_artifact(P, "demo/one", 10)
-        assert await store.has_artifact(P)
+        assert await store.get_artifact(P) is None
+        await store.put_artifact(P, "demo/one", 10, {"imports": {}, "exports": {}, "wasi": []})
+        meta = await store.get_artifact(P)
+        assert meta is not None and meta["name"] == "demo/one" and meta["interfaces"]["imports"] == {}
         for i in range(3):
             await store.record(new_event("Test", f"event {i}", app="demo"))
         _, events = await store.recent_events(2)
