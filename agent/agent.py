@@ -20,6 +20,7 @@ from agent.codec import Signature
 from agent.config import AgentConfig
 from agent.dataplane import DataPlaneServicer
 from agent.forwarder import Router, get_call_deadline
+from agent.metrics import LinkCounter, RttProber
 from agent.pool import InstancePool
 from agent.runtime import ComponentTemplate, FunctionRef, HostFunc, Runtime
 from agent.state import (
@@ -57,7 +58,10 @@ class Agent:
         self.state = AgentState()
         self.runtime = Runtime(config.cache_dir or config.data_dir / "compiled")
         self.artifacts = ArtifactCache(config.data_dir / "artifacts")
-        self.router = Router(config.name, config.call_timeout)
+        self.links = LinkCounter()
+        self.router = Router(config.name, config.call_timeout, self.links)
+        self.prober = RttProber()
+        self.peers: list[tuple[str, str]] = []  # (name, data-plane address), from heartbeats
         self._pools: dict[Key, InstancePool] = {}
         self._pools_lock = threading.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -83,6 +87,7 @@ class Agent:
         self.control = control_pb2_grpc.AgentControlStub(self.channel)
         self._spawn(self._session(), "session")
         self._spawn(self._reporter(), "reporter")
+        self._spawn(self._metrics(), "metrics")
         _log.info("agent started", dataplane=self.address, control=self.config.control, labels=self.config.labels)
 
     async def wait_registered(self, timeout: float) -> None:
@@ -99,6 +104,7 @@ class Agent:
         if self.channel is not None:
             await self.channel.close(None)
         self.router.close()
+        await self.prober.close()
         with self._pools_lock:
             pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
@@ -166,9 +172,10 @@ class Agent:
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.control.Heartbeat(
+                reply = await self.control.Heartbeat(
                     control_pb2.HeartbeatRequest(name=self.config.name, lease_id=lease_id), timeout=interval
                 )
+                self.peers = [(p.name, p.dataplane_address) for p in reply.peers]
             except grpc.aio.AioRpcError as err:
                 _log.warning("heartbeat failed", code=err.code().name, error=err.details())
                 if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE):
@@ -188,6 +195,26 @@ class Agent:
                 _log.warning("status report failed; will resend", code=err.code().name, error=err.details())
                 await asyncio.sleep(1.0)
                 self._report_dirty.set()
+
+    async def _metrics(self) -> None:
+        """Every metrics_interval: measure RTTs to peers, report them with the calls per link."""
+        while True:
+            await asyncio.sleep(self.config.metrics_interval)
+            rtt = await self.prober.measure(self.peers)
+            report = control_pb2.MetricsReport(
+                node=self.config.name,
+                rtt_ms=rtt,
+                links=[
+                    control_pb2.LinkRate(
+                        app=app, importer=importer, exporter=exporter, calls_per_second=rate, calls_total=total
+                    )
+                    for (app, importer, exporter), (rate, total) in sorted(self.links.rates().items())
+                ],
+            )
+            try:
+                await self.control.ReportMetrics(report, timeout=10)
+            except grpc.aio.AioRpcError as err:
+                _log.warning("metrics report failed", code=err.code().name, error=err.details())
 
     # ---------------------------------------------------- state machine --
 
@@ -306,14 +333,17 @@ class Agent:
                 # Compiled for local links too: it refuses types wasmtime-py cannot pass faithfully.
                 sig = Signature.of(fty, f"{iface}#{fname}")
                 if binding.local:
-                    table[fname] = self._local_call(app, binding.component, FunctionRef(iface, fname))
+                    table[fname] = self._local_call(app, name, binding.component, FunctionRef(iface, fname))
                 else:
-                    table[fname] = self.router.forwarder(app, binding.component, iface, fname, sig)
+                    table[fname] = self.router.forwarder(app, name, binding.component, iface, fname, sig)
             linked[iface] = table
         return linked
 
-    def _local_call(self, app: str, exporter: str, ref: FunctionRef) -> HostFunc:
+    def _local_call(self, app: str, importer: str, exporter: str, ref: FunctionRef) -> HostFunc:
+        link = (app, importer, exporter)
+
         def call(*args: Any) -> Any:
+            self.links.add(link)
             return self.call(app, exporter, ref, list(args))
 
         return call

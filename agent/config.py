@@ -32,6 +32,7 @@ class AgentConfig:
         instance_slots: How many instances this node accepts.
         call_timeout: Default deadline, in seconds, of a forwarded call.
         taints: ``key=value:Effect`` strings; components must tolerate them.
+        metrics_interval: Seconds between reports of peer RTTs and link call rates.
         capabilities: What this node offers components: ``volumes`` (granted directories),
             ``wasi-filesystem`` and ``wasi-sockets`` (the WASI interfaces; access is still only
             what a component is granted).
@@ -48,4 +49,5 @@ class AgentConfig:
     instance_slots: int = 64
     call_timeout: float = 10.0
     taints: tuple[str, ...] = ()
+    metrics_interval: float = 10.0
     capabilities: tuple[str, ...] = ("volumes", "wasi-filesystem", "wasi-sockets")

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import grpc
 
 from agent.codec import Signature
+from agent.metrics import LinkCounter
 from neon import log
 from neon._proto import dataplane_pb2, dataplane_pb2_grpc
 from neon.errors import DeadlineExceeded, Unavailable, from_rpc_error
@@ -44,8 +45,9 @@ def get_call_deadline() -> float | None:
 class Router:
     """Where each (app, component) is served from, and the channels to get there."""
 
-    def __init__(self, node: str, default_timeout: float = 10.0) -> None:
+    def __init__(self, node: str, default_timeout: float = 10.0, counter: LinkCounter | None = None) -> None:
         self.node = node
+        self.counter = counter or LinkCounter()
         self.default_timeout = default_timeout
         self._routes: dict[tuple[str, str], tuple[str, ...]] = {}
         self._channels: dict[str, grpc.Channel] = {}
@@ -80,12 +82,15 @@ class Router:
         return dataplane_pb2_grpc.DataPlaneStub(channel)
 
     def forwarder(
-        self, app: str, exporter: str, interface: str, function: str, signature: Signature
+        self, app: str, importer: str, exporter: str, interface: str, function: str, signature: Signature
     ) -> Callable[..., Any]:
         """A host function forwarding ``interface#function`` to ``exporter``."""
         label = f"{exporter} {interface}#{function}"
 
+        link = (app, importer, exporter)
+
         def forward(*args: Any) -> Any:
+            self.counter.add(link)
             endpoints = self.endpoints(app, exporter)
             if not endpoints:
                 raise Unavailable(

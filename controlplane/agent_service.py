@@ -72,7 +72,10 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
                 name=request.name,
             )
         ttl = await self.cp.store.refresh_lease(request.lease_id)
-        return control_pb2.HeartbeatResponse(ttl_seconds=ttl)
+        peers = [
+            control_pb2.Peer(name=n.name, dataplane_address=n.dataplane_address) for n in self.cp.peers_of(node.name)
+        ]
+        return control_pb2.HeartbeatResponse(ttl_seconds=ttl, peers=peers)
 
     @edge
     async def WatchAssignments(
@@ -103,6 +106,24 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
         if node is None:
             raise NotFound(f"node {request.node!r} is not registered; register again", kind="node", name=request.node)
         await self.cp.note_reports(node, [report_from_proto(r) for r in request.instances])
+        return control_pb2.StatusAck()
+
+    @edge
+    async def ReportMetrics(self, request: control_pb2.MetricsReport, context: Context) -> control_pb2.StatusAck:
+        node = await self.cp.store.get_node(request.node)
+        if node is None:
+            raise NotFound(f"node {request.node!r} is not registered; register again", kind="node", name=request.node)
+        links = [
+            {
+                "app": r.app,
+                "importer": r.importer,
+                "exporter": r.exporter,
+                "rate": r.calls_per_second,
+                "total": r.calls_total,
+            }
+            for r in request.links
+        ]
+        await self.cp.store.put_metrics(node, {"rtt_ms": dict(request.rtt_ms), "links": links})
         return control_pb2.StatusAck()
 
     @edge

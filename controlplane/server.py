@@ -37,6 +37,8 @@ class ControlPlane:
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._known_nodes: set[str] | None = None
+        self._nodes: dict[str, NodeInfo] = {}
+        self._endpoints_of: dict[str, set[str]] = {}  # node -> nodes its assignments forward to
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._rr = itertools.count()
         self._last_reports: dict[str, dict[tuple[str, str], InstanceReport]] = {}
@@ -118,6 +120,17 @@ class ControlPlane:
         """Reflect etcd into the model, plan, and write each changed application back."""
         world = await self.store.read_world()
         await self._note_node_changes(set(world.nodes))
+        self._nodes = dict(world.nodes)
+        by_address = {n.dataplane_address: n.name for n in world.nodes.values()}
+        endpoints: dict[str, set[str]] = {}
+        for slices in world.assigned.values():
+            for node, doc in slices.items():
+                for comp in doc.get("components", []):
+                    for binding in comp.get("imports", []):
+                        endpoints.setdefault(node, set()).update(
+                            by_address[a] for a in binding.get("endpoints", []) if a in by_address
+                        )
+        self._endpoints_of = endpoints
         plans, orphans = plan(world, self.placer)
         for app_plan in plans:
             if not app_plan.changed:
@@ -141,6 +154,15 @@ class ControlPlane:
             for gone in sorted(self._known_nodes - names):
                 await self.store.record(new_event("NodeLost", f"node {gone} lost its lease", node=gone))
         self._known_nodes = names
+
+    def peers_of(self, node: str, limit: int = 64) -> list[NodeInfo]:
+        """The nodes ``node`` should measure round trips to: all of them in a small cluster,
+        else those its split links forward to."""
+        others = [n for name, n in sorted(self._nodes.items()) if name != node]
+        if len(others) <= limit:
+            return others
+        wanted = self._endpoints_of.get(node, set())
+        return [n for n in others if n.name in wanted][:limit]
 
     # ---------------------------------------------------------- status --
 

@@ -9,6 +9,7 @@ Key layout (all values JSON):
     /neon/status/<node>              [InstanceReport, ...], attached to the node's lease
     /neon/artifacts/<digest>         {"name", "size", "uploaded_at"}
     /neon/events/<seq>               Event
+    /neon/metrics/<node>             {"rtt_ms": {peer: ms}, "links": [...]}, attached to the node's lease
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ ASSIGN = PREFIX + b"assign/"
 STATUS = PREFIX + b"status/"
 ARTIFACTS = PREFIX + b"artifacts/"
 EVENTS = PREFIX + b"events/"
+METRICS = PREFIX + b"metrics/"
 EVENT_HISTORY = 1000
 
 
@@ -164,7 +166,17 @@ class Store:
         for kv in await self.client.get_prefix(ASSIGN):
             node, app = kv.key[len(ASSIGN) :].decode().split("/", 1)
             assigned.setdefault(app, {})[node] = json.loads(kv.value)
-        return World(apps=apps, nodes=nodes, placements=placements, assigned=assigned)
+        rtt: dict[str, dict[str, float]] = {}
+        rates: dict[str, dict[tuple[str, str], float]] = {}
+        for node, doc in (await self.all_metrics()).items():
+            if node not in nodes:
+                continue
+            rtt[node] = {peer: float(ms) for peer, ms in doc.get("rtt_ms", {}).items()}
+            for link in doc.get("links", []):
+                per_app = rates.setdefault(link["app"], {})
+                key = (link["importer"], link["exporter"])
+                per_app[key] = per_app.get(key, 0.0) + float(link["rate"])
+        return World(apps=apps, nodes=nodes, placements=placements, assigned=assigned, rtt=rtt, call_rates=rates)
 
     async def write_plan(self, plan: AppPlan, record: AppRecord) -> bool:
         """Write one application's plan if the app is unchanged since it was read."""
@@ -212,6 +224,12 @@ class Store:
         await self.client.put(
             _key(STATUS, node.name), _dump([r.to_dict() for r in reports]), lease=node.lease_id or None
         )
+
+    async def put_metrics(self, node: NodeInfo, doc: dict[str, Any]) -> None:
+        await self.client.put(_key(METRICS, node.name), _dump(doc), lease=node.lease_id or None)
+
+    async def all_metrics(self) -> dict[str, dict[str, Any]]:
+        return {kv.key[len(METRICS) :].decode(): json.loads(kv.value) for kv in await self.client.get_prefix(METRICS)}
 
     async def all_status(self) -> dict[str, list[InstanceReport]]:
         out: dict[str, list[InstanceReport]] = {}

@@ -87,6 +87,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--instance-slots", type=int, default=64, help="how many instances this node accepts")
     p.add_argument("--call-timeout", type=float, default=10.0, help="deadline of forwarded calls, seconds")
+    p.add_argument(
+        "--metrics-interval",
+        type=float,
+        default=10.0,
+        help="seconds between reports of peer round trips and link call rates",
+    )
     p.add_argument("--ready-file", default="", help=argparse.SUPPRESS)
 
     p = sub.add_parser("apply", help="apply an application manifest")
@@ -201,6 +207,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 instance_slots=args.instance_slots,
                 call_timeout=args.call_timeout,
                 taints=tuple(args.taint),
+                metrics_interval=args.metrics_interval,
                 capabilities=tuple(args.capability) if args.capability is not None else AgentConfig.capabilities,
             ),
             args.ready_file,

@@ -56,12 +56,18 @@ class Cluster:
     """Real etcd, an in-process control plane on 127.0.0.1:0, agents as separate processes."""
 
     def __init__(
-        self, workdir: Path, compiled_cache: Path, agents: dict[str, dict[str, str]] | None = None, node_ttl: int = 5
+        self,
+        workdir: Path,
+        compiled_cache: Path,
+        agents: dict[str, dict[str, str]] | None = None,
+        node_ttl: int = 5,
+        metrics_interval: float = 0.5,
     ) -> None:
         self.workdir = workdir
         self.compiled_cache = compiled_cache
         self.agent_specs = dict(DEFAULT_AGENTS if agents is None else agents)
         self.node_ttl = node_ttl
+        self.metrics_interval = metrics_interval
         self.etcd = EtcdServer(workdir / "etcd")
         self.loop = LoopThread()
         self.cp: ControlPlane | None = None
@@ -95,6 +101,7 @@ class Cluster:
         assert expected <= names, f"registered: {sorted(names)}, expected {sorted(expected)}"
 
     def add_agent(self, name: str, labels: dict[str, str], wait: bool = True, extra: Sequence[str] = ()) -> Child:
+        extra = ["--metrics-interval", str(self.metrics_interval), *extra]
         child = spawn_agent(
             self.control, name, labels, self.workdir / "agents", cache_dir=self.compiled_cache, extra=extra
         )

@@ -280,3 +280,24 @@ def test_taints_keep_components_away_until_tolerated(cluster: Cluster, tmp_path:
 def _assert_node_names(cluster: Cluster, names: set[str]) -> None:
     assert cluster.client is not None
     assert {n.name for n in cluster.client.list_nodes()} == names
+
+
+def test_agents_report_round_trips_and_link_call_rates(cluster: Cluster) -> None:
+    client = cluster.client
+    assert client is not None
+    client.apply_file(APP)
+    assert_eventually(lambda: _running(cluster), timeout=90)
+
+    def measured() -> None:
+        client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE])
+        world = cluster.store(lambda s: s.read_world())
+        assert world.rtt.get("edge-1", {}).get("cloud-1", 0.0) > 0.0, world.rtt
+        assert world.rtt.get("cloud-1", {}).get("edge-1", 0.0) > 0.0, world.rtt
+        assert world.call_rates.get("log-analyzer", {}).get(("processor", "parser"), 0.0) > 0.0, world.call_rates
+
+    assert_eventually(measured, timeout=30, interval=0.2)
+    metrics = cluster.store(lambda s: s.all_metrics())
+    (link,) = metrics["cloud-1"]["links"]
+    assert (link["app"], link["importer"], link["exporter"]) == ("log-analyzer", "processor", "parser")
+    assert link["total"] >= len(SAMPLE)  # every parse call was counted on the importer's node
+    assert metrics["edge-1"]["links"] == []

@@ -492,6 +492,11 @@ class AgentControlStub:
                 request_serializer=neon_dot_v1_dot_control__pb2.FetchArtifactRequest.SerializeToString,
                 response_deserializer=neon_dot_v1_dot_control__pb2.ArtifactChunk.FromString,
                 _registered_method=True)
+        self.ReportMetrics = channel.unary_unary(
+                '/neon.v1.AgentControl/ReportMetrics',
+                request_serializer=neon_dot_v1_dot_control__pb2.MetricsReport.SerializeToString,
+                response_deserializer=neon_dot_v1_dot_control__pb2.StatusAck.FromString,
+                _registered_method=True)
 
 
 class AgentControlServicer:
@@ -531,6 +536,13 @@ class AgentControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportMetrics(self, request, context):
+        """Measured round trips to peers and observed call rates per link.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -558,6 +570,11 @@ def add_AgentControlServicer_to_server(servicer, server):
                     servicer.FetchArtifact,
                     request_deserializer=neon_dot_v1_dot_control__pb2.FetchArtifactRequest.FromString,
                     response_serializer=neon_dot_v1_dot_control__pb2.ArtifactChunk.SerializeToString,
+            ),
+            'ReportMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportMetrics,
+                    request_deserializer=neon_dot_v1_dot_control__pb2.MetricsReport.FromString,
+                    response_serializer=neon_dot_v1_dot_control__pb2.StatusAck.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -697,6 +714,33 @@ class AgentControl:
             '/neon.v1.AgentControl/FetchArtifact',
             neon_dot_v1_dot_control__pb2.FetchArtifactRequest.SerializeToString,
             neon_dot_v1_dot_control__pb2.ArtifactChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neon.v1.AgentControl/ReportMetrics',
+            neon_dot_v1_dot_control__pb2.MetricsReport.SerializeToString,
+            neon_dot_v1_dot_control__pb2.StatusAck.FromString,
             options,
             channel_credentials,
             insecure,

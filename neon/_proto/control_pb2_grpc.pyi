@@ -168,6 +168,8 @@ class AgentControlStub:
     """The node's whole desired state now, then again after every change."""
     ReportStatus: _grpc.UnaryUnaryMultiCallable[_control_pb2.StatusReport, _control_pb2.StatusAck]
     FetchArtifact: _grpc.UnaryStreamMultiCallable[_control_pb2.FetchArtifactRequest, _control_pb2.ArtifactChunk]
+    ReportMetrics: _grpc.UnaryUnaryMultiCallable[_control_pb2.MetricsReport, _control_pb2.StatusAck]
+    """Measured round trips to peers and observed call rates per link."""
 
 @_typing.type_check_only
 class AgentControlAsyncStub(AgentControlStub):
@@ -181,6 +183,8 @@ class AgentControlAsyncStub(AgentControlStub):
     """The node's whole desired state now, then again after every change."""
     ReportStatus: _aio.UnaryUnaryMultiCallable[_control_pb2.StatusReport, _control_pb2.StatusAck]  # type: ignore[assignment]
     FetchArtifact: _aio.UnaryStreamMultiCallable[_control_pb2.FetchArtifactRequest, _control_pb2.ArtifactChunk]  # type: ignore[assignment]
+    ReportMetrics: _aio.UnaryUnaryMultiCallable[_control_pb2.MetricsReport, _control_pb2.StatusAck]  # type: ignore[assignment]
+    """Measured round trips to peers and observed call rates per link."""
 
 class AgentControlServicer(metaclass=_abc_1.ABCMeta):
     """--------------------------------------------------------------- agents --"""
@@ -221,5 +225,13 @@ class AgentControlServicer(metaclass=_abc_1.ABCMeta):
         request: _control_pb2.FetchArtifactRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_control_pb2.ArtifactChunk], _abc.AsyncIterator[_control_pb2.ArtifactChunk]]: ...
+
+    @_abc_1.abstractmethod
+    def ReportMetrics(
+        self,
+        request: _control_pb2.MetricsReport,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.StatusAck, _abc.Awaitable[_control_pb2.StatusAck]]:
+        """Measured round trips to peers and observed call rates per link."""
 
 def add_AgentControlServicer_to_server(servicer: AgentControlServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

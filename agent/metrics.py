@@ -1,0 +1,76 @@
+"""What the agent measures for network-aware placement: RTTs to peers and calls per link."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import threading
+import time
+from collections.abc import Iterable
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from neon.rpc import CHANNEL_OPTIONS
+
+LinkKey = tuple[str, str, str]  # (app, importer, exporter)
+
+
+class LinkCounter:
+    """Calls made over each link from this node (local or forwarded); thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._totals: dict[LinkKey, int] = {}
+        self._last: dict[LinkKey, int] = {}
+        self._last_time = time.monotonic()
+
+    def add(self, key: LinkKey) -> None:
+        with self._lock:
+            self._totals[key] = self._totals.get(key, 0) + 1
+
+    def rates(self) -> dict[LinkKey, tuple[float, int]]:
+        """Per link: (calls per second since the previous call of this method, total calls)."""
+        now = time.monotonic()
+        with self._lock:
+            elapsed = max(now - self._last_time, 1e-6)
+            out = {key: ((total - self._last.get(key, 0)) / elapsed, total) for key, total in self._totals.items()}
+            self._last = dict(self._totals)
+            self._last_time = now
+        return out
+
+
+class RttProber:
+    """Round trips to peers' data planes, over the standard gRPC health check."""
+
+    def __init__(self, samples: int = 3, timeout: float = 2.0) -> None:
+        self.samples = samples
+        self.timeout = timeout
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    async def measure(self, peers: Iterable[tuple[str, str]]) -> dict[str, float]:
+        """Peer name -> median round trip in ms; unreachable peers are left out."""
+        pairs = list(peers)
+        results = await asyncio.gather(*(self._one(address) for _, address in pairs))
+        return {name: ms for (name, _), ms in zip(pairs, results, strict=True) if ms is not None}
+
+    async def _one(self, address: str) -> float | None:
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            self._channels[address] = channel
+        stub = health_pb2_grpc.HealthStub(channel)
+        times = []
+        try:
+            for _ in range(self.samples):
+                start = time.perf_counter()
+                await stub.Check(health_pb2.HealthCheckRequest(), timeout=self.timeout)
+                times.append((time.perf_counter() - start) * 1000.0)
+        except grpc.aio.AioRpcError:
+            return None
+        return round(statistics.median(times), 3)
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close(None)
+        self._channels.clear()
