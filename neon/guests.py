@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from neon.errors import ComponentError
@@ -47,34 +48,23 @@ def build_python_guest(wit: Path, world: str, source: Path, module: str = "app")
     _tree_hash(hasher, wit)
     _tree_hash(hasher, source)
     out = cache_dir() / "guests" / f"{world}-{hasher.hexdigest()[:20]}.wasm"
-    if out.exists():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        target = Path(tmp) / "out.wasm"
-        proc = subprocess.run(
-            [
-                _componentize_py(),
-                "-d",
-                str(wit),
-                "-w",
-                world,
-                "componentize",
-                "-p",
-                str(source),
-                module,
-                "-o",
-                str(target),
-            ],
-            cwd=tmp,
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode != 0:
-            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[:12])
-            raise ComponentError(f"componentize-py failed for world {world} ({source}):\n{tail}", world=world)
-        _install(target, out)
-    return out
+    return _cached_build(
+        out,
+        lambda target: [
+            _componentize_py(),
+            "-d",
+            str(wit),
+            "-w",
+            world,
+            "componentize",
+            "-p",
+            str(source),
+            module,
+            "-o",
+            str(target),
+        ],
+        f"componentize-py failed for world {world} ({source})",
+    )
 
 
 COMPONENTIZE_JS = "0.23.0"
@@ -90,23 +80,14 @@ def _componentize_js() -> str:
     if npm is None:
         raise ComponentError("building JavaScript guests needs node and npm (apt-get install nodejs npm)")
     prefix.mkdir(parents=True, exist_ok=True)
+    package = f"@bytecodealliance/componentize-js@{COMPONENTIZE_JS}"
     proc = subprocess.run(
-        [
-            npm,
-            "install",
-            "--prefix",
-            str(prefix),
-            "--no-audit",
-            "--no-fund",
-            "--loglevel=error",
-            f"@bytecodealliance/componentize-js@{COMPONENTIZE_JS}",
-        ],
+        [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--loglevel=error", package],
         capture_output=True,
         text=True,
     )
     if proc.returncode != 0 or not binary.exists():
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-12:])
-        raise ComponentError(f"npm could not install componentize-js {COMPONENTIZE_JS}:\n{tail}")
+        raise ComponentError(f"npm could not install componentize-js {COMPONENTIZE_JS}:\n{_tail(proc)}")
     return str(binary)
 
 
@@ -119,41 +100,44 @@ def build_js_guest(wit: Path, world: str, source: Path) -> Path:
     _tree_hash(hasher, wit)
     hasher.update(source.read_bytes())
     out = cache_dir() / "guests" / f"{world}-js-{hasher.hexdigest()[:20]}.wasm"
+    return _cached_build(
+        out,
+        lambda target: [
+            _componentize_js(),
+            str(source),
+            "-w",
+            str(wit),
+            "-n",
+            world,
+            "-d",
+            "http",
+            "fetch-event",
+            "-o",
+            str(target),
+        ],
+        f"componentize-js failed for world {world} ({source})",
+    )
+
+
+def _cached_build(out: Path, argv: Callable[[Path], list[str]], failure: str) -> Path:
+    """Run a toolchain once per content key: build into a temp dir, then rename into the cache."""
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / "out.wasm"
-        proc = subprocess.run(
-            [
-                _componentize_js(),
-                str(source),
-                "-w",
-                str(wit),
-                "-n",
-                world,
-                "-d",
-                "http",
-                "fetch-event",
-                "-o",
-                str(target),
-            ],
-            cwd=tmp,
-            capture_output=True,
-            text=True,
-        )
+        proc = subprocess.run(argv(target), cwd=tmp, capture_output=True, text=True)
         if proc.returncode != 0 or not target.exists():
-            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-12:])
-            raise ComponentError(f"componentize-js failed for world {world} ({source}):\n{tail}", world=world)
-        _install(target, out)
+            raise ComponentError(f"{failure}:\n{_tail(proc)}")
+        fd, tmp_out = tempfile.mkstemp(dir=out.parent, prefix=".build-")
+        os.close(fd)
+        shutil.copyfile(target, tmp_out)
+        os.replace(tmp_out, out)
     return out
 
 
-def _install(built: Path, out: Path) -> None:
-    fd, tmp_out = tempfile.mkstemp(dir=out.parent, prefix=".build-")
-    os.close(fd)
-    shutil.copyfile(built, tmp_out)
-    os.replace(tmp_out, out)
+def _tail(proc: subprocess.CompletedProcess[str], lines: int = 12) -> str:
+    return "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-lines:])
 
 
 def build_log_analyzer() -> dict[str, Path]:

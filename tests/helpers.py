@@ -49,6 +49,16 @@ class LoopThread:
         self.thread.join(10)
 
 
+def wait_running(client: ControlClient, app: str, timeout: float = 90.0) -> None:
+    """Wait until the application's phase is Running."""
+
+    def running() -> None:
+        got = client.get_app(app)
+        assert got.phase == "Running", f"{got.phase}: {got.reason}"
+
+    assert_eventually(running, timeout=timeout)
+
+
 DEFAULT_AGENTS = {"edge-1": {"tier": "edge"}, "cloud-1": {"tier": "cloud"}}
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Cluster, assert_eventually
+from tests.helpers import Cluster, wait_running
 
 pytestmark = pytest.mark.e2e
 
@@ -34,12 +34,8 @@ def _deploy(cluster: Cluster, sink_guests: dict[str, Path], tmp_path: Path) -> N
     path.write_text(MANIFEST.format(**{k: str(v) for k, v in sink_guests.items()}))
     client.apply_file(path)
 
-    def running() -> None:
-        app = client.get_app("sink")
-        assert app.phase == "Running", f"{app.phase}: {app.reason}"
-        assert [(r.node, r.mode) for r in app.links[0].routes] == [("cloud-1", "remote")]
-
-    assert_eventually(running, timeout=120)
+    wait_running(client, "sink", timeout=120)
+    assert [(r.node, r.mode) for r in client.get_app("sink").links[0].routes] == [("cloud-1", "remote")]
 
 
 JSON_CASES: list[tuple[str, list[object], object]] = [

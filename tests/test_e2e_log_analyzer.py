@@ -10,7 +10,7 @@ import pytest
 from neon._proto import dataplane_pb2, dataplane_pb2_grpc
 from neon.errors import InvalidManifest, NotFound, NotRunning
 from neon.guests import EXAMPLES
-from tests.helpers import Cluster, assert_eventually
+from tests.helpers import Cluster, assert_eventually, wait_running
 
 pytestmark = pytest.mark.e2e
 
@@ -26,18 +26,12 @@ def _variant(tmp_path: Path, old: str, new: str) -> Path:
     return path
 
 
-def _running(cluster: Cluster, name: str = "log-analyzer") -> None:
-    assert cluster.client is not None
-    app = cluster.client.get_app(name)
-    assert app.phase == "Running", f"{app.phase}: {app.reason}"
-
-
 def test_apply_place_run_invoke_across_nodes(cluster: Cluster) -> None:
     client = cluster.client
     assert client is not None
     applied = client.apply_file(APP)
     assert applied.generation == 1
-    assert_eventually(lambda: _running(cluster), timeout=90)
+    wait_running(client, "log-analyzer")
 
     app = client.get_app("log-analyzer")
     where = {c.name: [r.node for r in c.replicas] for c in app.components}
@@ -83,7 +77,7 @@ def test_delete_stops_instances_on_both_agents(cluster: Cluster) -> None:
     client = cluster.client
     assert client is not None
     client.apply_file(APP)
-    assert_eventually(lambda: _running(cluster), timeout=90)
+    wait_running(client, "log-analyzer")
     addresses = {n.name: n.dataplane_address for n in client.list_nodes()}
 
     client.delete_app("log-analyzer")
@@ -146,7 +140,7 @@ def test_colocated_link_runs_locally_with_identical_results(cluster: Cluster, tm
     client = cluster.client
     assert client is not None
     client.apply_file(_variant(tmp_path, "tier: cloud", "tier: edge"))
-    assert_eventually(lambda: _running(cluster), timeout=90)
+    wait_running(client, "log-analyzer")
     app = client.get_app("log-analyzer")
     assert {c.name: [r.node for r in c.replicas] for c in app.components} == {
         "parser": ["edge-1"],
@@ -217,7 +211,7 @@ def test_heartbeats_keep_the_lease_and_a_killed_agent_loses_it(cluster: Cluster)
     client = cluster.client
     assert client is not None
     client.apply_file(APP)
-    assert_eventually(lambda: _running(cluster), timeout=90)
+    wait_running(client, "log-analyzer")
     time.sleep(cluster.node_ttl + 1)  # longer than the lease: only heartbeats keep the nodes listed
     assert {n.name for n in client.list_nodes()} == {"edge-1", "cloud-1"}
 
@@ -273,7 +267,7 @@ def test_taints_keep_components_away_until_tolerated(cluster: Cluster, tmp_path:
         "          tier: edge\n        tolerations:\n          - {key: dedicated, operator: Exists}\n",
     )
     client.apply_file(tolerant)
-    assert_eventually(lambda: _running(cluster), timeout=90)
+    wait_running(client, "log-analyzer")
     assert client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE]) == (5, "cloud-1")
 
 
@@ -286,7 +280,7 @@ def test_agents_report_round_trips_and_link_call_rates(cluster: Cluster) -> None
     client = cluster.client
     assert client is not None
     client.apply_file(APP)
-    assert_eventually(lambda: _running(cluster), timeout=90)
+    wait_running(client, "log-analyzer")
 
     def measured() -> None:
         client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE])

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from neon.client import ControlClient
 from neon.errors import DeadlineExceeded
-from tests.helpers import Cluster, assert_eventually
+from tests.helpers import Cluster, wait_running
 
 pytestmark = pytest.mark.e2e
 
@@ -29,18 +30,18 @@ spec:
 """
 
 
-def test_limits_grants_and_modes_apply_on_the_agent(cluster: Cluster, probe_wasm: Path, tmp_path: Path) -> None:
+def _deploy_probe(cluster: Cluster, probe_wasm: Path, tmp_path: Path) -> ControlClient:
     client = cluster.client
     assert client is not None
     path = tmp_path / "probe.yaml"
     path.write_text(MANIFEST.format(artifact=probe_wasm))
     client.apply_file(path)
+    wait_running(client, "probe")
+    return client
 
-    def running() -> None:
-        app = client.get_app("probe")
-        assert app.phase == "Running", f"{app.phase}: {app.reason}"
 
-    assert_eventually(running, timeout=90)
+def test_limits_grants_and_modes_apply_on_the_agent(cluster: Cluster, probe_wasm: Path, tmp_path: Path) -> None:
+    client = _deploy_probe(cluster, probe_wasm, tmp_path)
     assert client.invoke("probe", "probe", "get-env", ["GREETING"]) == ("hello", "edge-1")
     assert client.invoke("probe", "probe", "get-env", ["HOME"])[0] is None
     assert client.invoke("probe", "probe", "write-file", ["/spool/x", "data"])[0] == "ok"
@@ -75,21 +76,11 @@ def test_limits_grants_and_modes_apply_on_the_agent(cluster: Cluster, probe_wasm
 
 
 def test_a_restarted_agent_starts_from_the_compiled_cache(cluster: Cluster, probe_wasm: Path, tmp_path: Path) -> None:
-    client = cluster.client
-    assert client is not None
-    path = tmp_path / "probe.yaml"
-    path.write_text(MANIFEST.format(artifact=probe_wasm))
-    client.apply_file(path)
-
-    def running() -> None:
-        app = client.get_app("probe")
-        assert app.phase == "Running", f"{app.phase}: {app.reason}"
-
-    assert_eventually(running, timeout=90)
+    client = _deploy_probe(cluster, probe_wasm, tmp_path)
     old = cluster.agents["edge-1"]
     assert old.stop() == 0
     restarted = cluster.add_agent("edge-1", {"tier": "edge"})
-    assert_eventually(running, timeout=60)
+    wait_running(client, "probe", timeout=60)
     assert client.invoke("probe", "probe", "get-env", ["GREETING"]) == ("hello", "edge-1")
     log = restarted.log_path.read_text()
     started = log.rindex("agent started")  # the log file is shared with the first run
