@@ -21,7 +21,7 @@ from agent.config import AgentConfig
 from agent.dataplane import DataPlaneServicer
 from agent.forwarder import Router, get_call_deadline
 from agent.metrics import LinkCounter, RttProber
-from agent.pool import InstancePool
+from agent.pool import InstancePool, PoolClosed
 from agent.runtime import ComponentTemplate, FunctionRef, HostFunc, Runtime
 from agent.state import (
     AgentState,
@@ -363,5 +363,15 @@ class Agent:
         return pool
 
     def call(self, app: str, component: str, ref: FunctionRef, args: list[Any]) -> Any:
-        """Call into a component on this node from a worker thread, within the current call's deadline."""
-        return self.pool(app, component).call(ref, args, get_call_deadline())
+        """Call into a component on this node from a worker thread, within the current call's deadline.
+
+        A call that waited on a pool that was swapped out (hot swap) moves to the new pool.
+        """
+        pool = self.pool(app, component)
+        try:
+            return pool.call(ref, args, get_call_deadline())
+        except PoolClosed:
+            replacement = self.pool(app, component)
+            if replacement is pool:
+                raise
+            return replacement.call(ref, args, get_call_deadline())

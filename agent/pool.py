@@ -18,6 +18,10 @@ from agent.runtime import ComponentInstance, ComponentTemplate, FunctionRef
 from neon.errors import DeadlineExceeded, NotRunning, ResourceExhausted
 
 
+class PoolClosed(NotRunning):
+    """The pool was replaced or stopped while the call waited; the caller may retry on the new one."""
+
+
 class InstancePool:
     """The instances of one component on this node."""
 
@@ -81,7 +85,7 @@ class InstancePool:
         with self._cond:
             while True:
                 if self._closed:
-                    raise NotRunning(f"{label} is stopping", component=label)
+                    raise PoolClosed(f"{label} is stopping", component=label)
                 if self._busy < limit:
                     break
                 if self._waiting >= self.settings.max_queue:

@@ -8,6 +8,11 @@ Tests assert exact instruction lists.
 Order on a node: an instance starts once its artifact is on disk and every
 exporter it is linked to *locally* is running here; remote links only need a
 route, which is updated in place whenever the exporter moves.
+
+Updates are make-before-break: when a running component's artifact (or
+settings, or link shape) changes, the replacement is started beside it and the
+shell swaps it in when it is ready; the old one finishes its in-flight calls.
+A replacement that fails to start leaves the old version serving.
 """
 
 from __future__ import annotations
@@ -114,6 +119,9 @@ class _Instance:
     phase: str  # Fetching, Waiting, Starting, Running, Failed, Stopping
     reason: str = ""
     cancel: bool = False  # Starting, but no longer wanted: stop it once it has started
+    next: ComponentAssignment | None = None  # Running: the replacement being prepared
+    next_phase: str = ""  # "", Fetching, Waiting or Starting
+    update_error: str = ""  # the replacement failed; the current version keeps serving
 
 
 class AgentState:
@@ -140,7 +148,11 @@ class AgentState:
             self.artifact_errors[event.digest] = event.reason
         elif isinstance(event, InstanceStarted):
             inst = self.instances.get(event.key)
-            if inst is not None and inst.phase == "Starting" and inst.spec.shape() == event.spec.shape():
+            if inst is not None and inst.phase == "Running":  # a replacement was swapped in by the shell
+                inst.spec, inst.next_phase = event.spec, ""
+                if inst.next is not None and inst.next.shape() == event.spec.shape():
+                    inst.next = None
+            elif inst is not None and inst.phase == "Starting" and inst.spec.shape() == event.spec.shape():
                 if inst.cancel:  # stopped being wanted while it started
                     inst.phase = "Stopping"
                     out.append(Stop(event.key))
@@ -150,7 +162,10 @@ class AgentState:
                 out.append(Stop(event.key))  # nobody expects this instance
         elif isinstance(event, InstanceFailed):
             inst = self.instances.get(event.key)
-            if inst is not None and inst.phase == "Starting" and inst.spec.shape() == event.spec.shape():
+            if inst is not None and inst.phase == "Running":
+                if inst.next is not None and inst.next.shape() == event.spec.shape():
+                    inst.next_phase, inst.update_error = "", event.reason
+            elif inst is not None and inst.phase == "Starting" and inst.spec.shape() == event.spec.shape():
                 if inst.cancel:
                     del self.instances[event.key]
                 else:
@@ -196,7 +211,11 @@ class AgentState:
                 continue
             if same and want is not None and inst.phase != "Failed":
                 inst.spec = want  # endpoints may differ; routes handle that
+                inst.next, inst.update_error = None, ""
                 continue
+            if inst.phase == "Running" and want is not None:
+                inst.update_error = ""  # a new desired state retries a failed update
+                continue  # replaced make-before-break by _converge
             if inst.phase == "Running":
                 inst.phase = "Stopping"
                 out.append(Stop(key))
@@ -206,6 +225,9 @@ class AgentState:
     def _converge(self, out: list[Instruction]) -> None:
         for key, want in sorted(self.desired.items()):
             inst = self.instances.get(key)
+            if inst is not None and inst.phase == "Running" and want.shape() != inst.spec.shape():
+                self._replace(key, inst, want, out)
+                continue
             if inst is not None and inst.phase in ("Starting", "Running", "Failed", "Stopping"):
                 continue
             status = self.artifacts.get(want.artifact)
@@ -226,6 +248,31 @@ class AgentState:
             self.instances[key] = _Instance(want, "Starting")
             out.append(Start(key, want))
 
+    def _replace(self, key: Key, inst: _Instance, want: ComponentAssignment, out: list[Instruction]) -> None:
+        """Prepare ``want`` beside the running instance; the shell swaps it in once started."""
+        if inst.next is None or inst.next.shape() != want.shape():
+            if inst.next_phase == "Starting":
+                return  # one replacement at a time; the newest is started after this one lands
+            inst.next, inst.next_phase, inst.update_error = want, "", ""
+        if inst.next_phase == "Starting" or inst.update_error:
+            return
+        status = self.artifacts.get(want.artifact)
+        if status is None:
+            self.artifacts[want.artifact] = "fetching"
+            out.append(Fetch(want.artifact))
+            status = "fetching"
+        if status == "fetching":
+            inst.next_phase = "Fetching"
+            return
+        if status == "failed":
+            inst.next_phase, inst.update_error = "", self.artifact_errors.get(want.artifact, "fetch failed")
+            return
+        if any(b.local and not self._running((key[0], b.component)) for b in want.imports):
+            inst.next_phase = "Waiting"
+            return
+        inst.next_phase = "Starting"
+        out.append(Start(key, want))
+
     def _running(self, key: Key) -> bool:
         inst = self.instances.get(key)
         return inst is not None and inst.phase == "Running"
@@ -237,13 +284,17 @@ class AgentState:
             if (inst.phase == "Stopping" or inst.cancel) and (app, comp) not in self.desired:
                 continue
             state = {"Running": "Running", "Failed": "Failed"}.get(inst.phase, "Starting")
+            artifact, reason = inst.spec.artifact, inst.reason
+            if inst.update_error and inst.next is not None:
+                state, artifact = "Failed", inst.next.artifact
+                reason = f"update failed: {inst.update_error}; still serving {inst.spec.artifact[:19]}"
             reports.append(
                 InstanceReport(
                     app=app,
                     component=comp,
-                    artifact=inst.spec.artifact,
+                    artifact=artifact,
                     state=state,
-                    reason=inst.reason,
+                    reason=reason,
                     generation=self.generations.get(app, 0),
                 )
             )

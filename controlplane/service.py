@@ -30,7 +30,32 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     async def ApplyApplication(
         self, request: control_pb2.ApplyApplicationRequest, context: Context
     ) -> control_pb2.Application:
-        spec = manifest.load(request.manifest_yaml)
+        return await self._apply(manifest.load(request.manifest_yaml))
+
+    @edge
+    async def RollbackApplication(
+        self, request: control_pb2.RollbackApplicationRequest, context: Context
+    ) -> control_pb2.Application:
+        current = await self.cp.store.get_app(request.name)
+        if current is None:
+            raise NotFound(f"application {request.name!r} does not exist", kind="application", name=request.name)
+        history = await self.cp.store.history(request.name)
+        target = request.generation or max((g for g in history if g < current.generation), default=0)
+        if target not in history:
+            kept = ", ".join(str(g) for g in sorted(history)) or "none"
+            raise NotFound(
+                f"{request.name} has no generation {target or 'before ' + str(current.generation)} to roll back to "
+                f"(kept: {kept})",
+                kind="generation",
+                name=str(target),
+            )
+        await self.cp.record(
+            new_event("RolledBack", f"{request.name} rolled back to generation {target}", app=request.name)
+        )
+        return await self._apply(history[target])
+
+    async def _apply(self, spec: manifest.AppSpec) -> control_pb2.Application:
+        """Validate against the artifacts' interfaces, then store; nothing is written for a refused spec."""
         summaries = {}
         for i, comp in enumerate(spec.components):
             meta = await self.cp.store.get_artifact(comp.artifact)

@@ -9,6 +9,7 @@ Key layout (all values JSON):
     /neon/status/<node>              [InstanceReport, ...], attached to the node's lease
     /neon/artifacts/<digest>         {"name", "size", "uploaded_at"}
     /neon/events/<seq>               Event
+    /neon/history/<app>/<generation>  the manifest of each generation (the last HISTORY kept)
     /neon/metrics/<node>             {"rtt_ms": {peer: ms}, "links": [...]}, attached to the node's lease
 """
 
@@ -37,6 +38,8 @@ STATUS = PREFIX + b"status/"
 ARTIFACTS = PREFIX + b"artifacts/"
 EVENTS = PREFIX + b"events/"
 METRICS = PREFIX + b"metrics/"
+HISTORY = PREFIX + b"history/"
+HISTORY_KEEP = 10
 EVENT_HISTORY = 1000
 
 
@@ -112,16 +115,27 @@ class Store:
                     capabilities=caps,
                 )
                 compare = [self.client.transactions.mod(key) == got.mod_revision]
-            ok, _ = await self.client.transaction(
-                compare=compare, success=[self.client.transactions.put(key, _app_doc(record))], failure=[]
-            )
+            tx = self.client.transactions
+            ops = [
+                tx.put(key, _app_doc(record)),
+                tx.put(_history_key(spec.name, record.generation), _dump(spec.to_dict())),
+            ]
+            if record.generation > HISTORY_KEEP:
+                ops.append(tx.delete(_history_key(spec.name, record.generation - HISTORY_KEEP)))
+            ok, _ = await self.client.transaction(compare=compare, success=ops, failure=[])
             if ok:
                 return record
         raise Conflict(f"application {spec.name!r} kept changing while it was applied; retry", app=spec.name)
 
     async def delete_app(self, name: str) -> bool:
         result = await self.client.delete(_key(APPS, name))
+        await self.client.delete_prefix(_key(HISTORY, name) + b"/")
         return result is not None and result.deleted > 0  # aetcd returns None when nothing matched
+
+    async def history(self, name: str) -> dict[int, AppSpec]:
+        """The kept manifests of an application, by generation."""
+        got = await self.client.get_prefix(_key(HISTORY, name) + b"/")
+        return {int(kv.key.rsplit(b"/", 1)[1]): manifest.parse(json.loads(kv.value)) for kv in got}
 
     # ------------------------------------------------------------- nodes --
 
@@ -278,6 +292,10 @@ class Store:
                     yield Event.from_dict(json.loads(ev.kv.value))
         finally:
             await watch.cancel()
+
+
+def _history_key(app: str, generation: int) -> bytes:
+    return _key(HISTORY, app, f"{generation:010d}")
 
 
 def _app_doc(record: AppRecord) -> bytes:

@@ -6,6 +6,7 @@
     neon apply -f app.yaml [--wait]
     neon get apps | app NAME | nodes   [-o table|wide|json|yaml]
     neon delete app NAME
+    neon rollback app NAME [--to GENERATION]
     neon invoke APP COMPONENT FUNCTION [JSON_ARG ...] [--lines-from FILE]
     neon explain APP [COMPONENT]              # why each component runs where it does
     neon events [-w] [--app APP]
@@ -108,6 +109,13 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("delete", help="delete an application")
     p.add_argument("kind", choices=["app"])
     p.add_argument("name")
+
+    p = sub.add_parser("rollback", help="apply an application's previous (or a given) generation again")
+    p.add_argument("kind", choices=["app"])
+    p.add_argument("name")
+    p.add_argument("--to", type=int, default=0, metavar="GENERATION", help="the generation to return to")
+    p.add_argument("--wait", action="store_true", help="wait until the application is Running")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds --wait waits")
 
     p = sub.add_parser("invoke", help="call an exported function of a deployed component")
     p.add_argument("app")
@@ -227,6 +235,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             if args.wait:
                 return _wait_running(client, app.name, args.timeout)
             return 0
+        if args.command == "rollback":
+            app = client.rollback(args.name, args.to)
+            print(f"application/{app.name} rolled back (now generation {app.generation})")
+            return _wait_running(client, app.name, args.timeout) if args.wait else 0
         if args.command == "get":
             return _get(client, args)
         if args.command == "delete":

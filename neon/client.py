@@ -109,6 +109,11 @@ class ControlClient:
         )
 
     @_translate
+    def rollback(self, name: str, generation: int = 0) -> control_pb2.Application:
+        request = control_pb2.RollbackApplicationRequest(name=name, generation=generation)
+        return self.stub.RollbackApplication(request, timeout=self.timeout)
+
+    @_translate
     def get_app(self, name: str) -> control_pb2.Application:
         return self.stub.GetApplication(control_pb2.GetApplicationRequest(name=name), timeout=self.timeout)
 

@@ -59,3 +59,13 @@ def sink_guests() -> dict[str, Path]:
         "server": build_js_guest(root / "wit", "sink-server", root / "server-js" / "sink.js"),
         "client": build_python_guest(root / "wit", "sink-client", root / "client-py"),
     }
+
+
+@pytest.fixture(scope="session")
+def parser_v2() -> Path:
+    """A second version of the example's parser (accepts FATAL), for hot swaps."""
+    from neon.guests import EXAMPLES, build_python_guest
+
+    return build_python_guest(
+        EXAMPLES / "log-analyzer" / "wit", "log-parser", Path(__file__).parent / "guests" / "parser-v2"
+    )

@@ -84,15 +84,52 @@ def test_removal_stops_and_drops_routes() -> None:
     assert s.instances == {}
 
 
-def test_new_artifact_replaces_the_instance() -> None:
-    s = AgentState()
+def _running_parser(s: AgentState) -> None:
     s.handle(_desired(parser))
     s.handle(ArtifactFetched(P))
     s.handle(InstanceStarted(("app", "parser"), parser))
+
+
+def test_new_artifact_is_swapped_in_make_before_break() -> None:
+    s = AgentState()
+    _running_parser(s)
     v2 = ComponentAssignment("parser", Q)
-    assert _strip(s.handle(_desired(v2, generation=2))) == [Stop(("app", "parser"))]
-    assert _strip(s.handle(InstanceStopped(("app", "parser")))) == [Fetch(Q)]
+    assert _strip(s.handle(_desired(v2, generation=2))) == [Fetch(Q)]  # no Stop: v1 keeps serving
+    assert _report(s) == [("parser", "Running")] and s.report()[0].artifact == P
     assert _strip(s.handle(ArtifactFetched(Q))) == [Start(("app", "parser"), v2)]
+    out = s.handle(InstanceStarted(("app", "parser"), v2))  # the shell swapped the pools
+    assert _strip(out) == []
+    assert out[-1] == Report((InstanceReport("app", "parser", Q, "Running", "", 2),))
+
+
+def test_a_failed_update_keeps_the_old_version_serving() -> None:
+    s = AgentState()
+    _running_parser(s)
+    v2 = ComponentAssignment("parser", Q)
+    s.handle(_desired(v2, generation=2))
+    s.handle(ArtifactFetched(Q))
+    out = s.handle(InstanceFailed(("app", "parser"), v2, "trap at start"))
+    assert _strip(out) == []
+    (report,) = out[-1].instances  # type: ignore[union-attr]
+    assert (report.state, report.artifact) == ("Failed", Q)
+    assert report.reason == f"update failed: trap at start; still serving {P[:19]}"
+    assert s.instances[("app", "parser")].phase == "Running"
+    assert _strip(s.handle(_desired(v2, generation=2))) == [Start(("app", "parser"), v2)]  # retried
+    rollback = s.handle(_desired(parser, generation=3))  # back to what runs: nothing to do
+    assert _strip(rollback) == [] and _report(s) == [("parser", "Running")]
+
+
+def test_updates_overlapping_a_start_end_on_the_newest() -> None:
+    s = AgentState()
+    _running_parser(s)
+    v2, v3 = ComponentAssignment("parser", Q), ComponentAssignment("parser", "sha256:" + "33" * 32)
+    s.handle(ArtifactFetched(Q))
+    assert _strip(s.handle(_desired(v2, generation=2))) == [Start(("app", "parser"), v2)]
+    assert _strip(s.handle(_desired(v3, generation=3))) == []  # one replacement at a time
+    assert _strip(s.handle(InstanceStarted(("app", "parser"), v2))) == [Fetch(v3.artifact)]
+    assert _strip(s.handle(ArtifactFetched(v3.artifact))) == [Start(("app", "parser"), v3)]
+    s.handle(InstanceStarted(("app", "parser"), v3))
+    assert s.instances[("app", "parser")].spec == v3 and s.instances[("app", "parser")].next is None
 
 
 def test_failures_are_reported_and_retried_on_the_next_desired_state() -> None:

@@ -83,6 +83,11 @@ class ControlStub:
                 request_serializer=neon_dot_v1_dot_control__pb2.ExplainPlacementRequest.SerializeToString,
                 response_deserializer=neon_dot_v1_dot_control__pb2.ExplainPlacementResponse.FromString,
                 _registered_method=True)
+        self.RollbackApplication = channel.unary_unary(
+                '/neon.v1.Control/RollbackApplication',
+                request_serializer=neon_dot_v1_dot_control__pb2.RollbackApplicationRequest.SerializeToString,
+                response_deserializer=neon_dot_v1_dot_control__pb2.Application.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -151,6 +156,13 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RollbackApplication(self, request, context):
+        """Applies an earlier generation's manifest again (as a new generation).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -198,6 +210,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.ExplainPlacement,
                     request_deserializer=neon_dot_v1_dot_control__pb2.ExplainPlacementRequest.FromString,
                     response_serializer=neon_dot_v1_dot_control__pb2.ExplainPlacementResponse.SerializeToString,
+            ),
+            'RollbackApplication': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackApplication,
+                    request_deserializer=neon_dot_v1_dot_control__pb2.RollbackApplicationRequest.FromString,
+                    response_serializer=neon_dot_v1_dot_control__pb2.Application.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -445,6 +462,33 @@ class Control:
             '/neon.v1.Control/ExplainPlacement',
             neon_dot_v1_dot_control__pb2.ExplainPlacementRequest.SerializeToString,
             neon_dot_v1_dot_control__pb2.ExplainPlacementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackApplication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neon.v1.Control/RollbackApplication',
+            neon_dot_v1_dot_control__pb2.RollbackApplicationRequest.SerializeToString,
+            neon_dot_v1_dot_control__pb2.Application.FromString,
             options,
             channel_credentials,
             insecure,

@@ -54,6 +54,8 @@ class ControlStub:
     """Why each component is placed where it is: per node, the filter that
     rejected it or each scorer's contribution.
     """
+    RollbackApplication: _grpc.UnaryUnaryMultiCallable[_control_pb2.RollbackApplicationRequest, _control_pb2.Application]
+    """Applies an earlier generation's manifest again (as a new generation)."""
 
 @_typing.type_check_only
 class ControlAsyncStub(ControlStub):
@@ -77,6 +79,8 @@ class ControlAsyncStub(ControlStub):
     """Why each component is placed where it is: per node, the filter that
     rejected it or each scorer's contribution.
     """
+    RollbackApplication: _aio.UnaryUnaryMultiCallable[_control_pb2.RollbackApplicationRequest, _control_pb2.Application]  # type: ignore[assignment]
+    """Applies an earlier generation's manifest again (as a new generation)."""
 
 class ControlServicer(metaclass=_abc_1.ABCMeta):
     """---------------------------------------------------------------- users --"""
@@ -151,6 +155,14 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
         """Why each component is placed where it is: per node, the filter that
         rejected it or each scorer's contribution.
         """
+
+    @_abc_1.abstractmethod
+    def RollbackApplication(
+        self,
+        request: _control_pb2.RollbackApplicationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.Application, _abc.Awaitable[_control_pb2.Application]]:
+        """Applies an earlier generation's manifest again (as a new generation)."""
 
 def add_ControlServicer_to_server(servicer: ControlServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

@@ -1,0 +1,88 @@
+"""Hot swap: replace one component while calls flow through it, then roll back; zero failed calls."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from neon.guests import EXAMPLES
+from tests.helpers import Cluster, assert_eventually, wait_running
+
+pytestmark = pytest.mark.e2e
+
+APP = EXAMPLES / "log-analyzer" / "app.yaml"
+SAMPLE = (EXAMPLES / "log-analyzer" / "sample.log").read_text().splitlines()
+
+
+def _starts(cluster: Cluster, node: str, component: str) -> int:
+    lines = cluster.agents[node].log_path.read_text().splitlines()
+    return sum(1 for line in lines if '"instance running"' in line and json.loads(line).get("component") == component)
+
+
+def test_swap_and_roll_back_one_component_under_load(cluster: Cluster, parser_v2: Path, tmp_path: Path) -> None:
+    client = cluster.client
+    assert client is not None
+    client.apply_file(APP)
+    wait_running(client, "log-analyzer")
+    assert client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE])[0] == 5
+
+    results: list[int] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            try:
+                results.append(client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE])[0])
+            except BaseException as err:  # noqa: BLE001 - every failure is a test failure
+                errors.append(err)
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        v2 = tmp_path / "app.yaml"
+        (tmp_path / "build").symlink_to(APP.parent / "build")
+        v2.write_text(APP.read_text().replace("build/parser.wasm", str(parser_v2)))
+        assert client.apply_file(v2).generation == 2
+
+        def latest(value: int) -> None:
+            assert results and results[-1] == value, results[-3:]
+            assert not errors, errors
+
+        assert_eventually(lambda: latest(6), timeout=90)  # v2 counts the FATAL line
+        wait_running(client, "log-analyzer")
+        rolled = client.rollback("log-analyzer")
+        assert rolled.generation == 3
+        assert_eventually(lambda: latest(5), timeout=90)
+        served = len(results)
+        assert_eventually(lambda: _assert_more(results, served + 5), timeout=30)
+    finally:
+        stop.set()
+        worker.join(30)
+
+    assert errors == []
+    assert set(results) == {5, 6} and len(results) > 20
+    # Only the parser was replaced (v1, v2, v1 again); the processor on the other node was never touched.
+    assert _starts(cluster, "edge-1", "parser") == 3
+    assert _starts(cluster, "cloud-1", "processor") == 1
+    kinds = [e.kind for e in client.events(history=200, app="log-analyzer")]
+    assert "RolledBack" in kinds
+
+
+def _assert_more(results: list[int], count: int) -> None:
+    assert len(results) >= count
+
+
+def test_rollback_says_what_it_cannot_do(cluster: Cluster) -> None:
+    from neon.errors import NotFound
+
+    client = cluster.client
+    assert client is not None
+    client.apply_file(APP)
+    with pytest.raises(NotFound, match=r"has no generation before 1 to roll back to \(kept: 1\)"):
+        client.rollback("log-analyzer")
+    with pytest.raises(NotFound, match="does not exist"):
+        client.rollback("nope")
