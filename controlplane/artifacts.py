@@ -46,6 +46,24 @@ class BlobStore:
     def exists(self, digest: str) -> bool:
         return self.path(digest).is_file()
 
+    def store_file(self, path: Path) -> tuple[str, int]:
+        """Copy a local file in (for artifacts the control plane makes itself); returns (digest, size)."""
+        hasher = hashlib.sha256()
+        size = 0
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".local-")
+        try:
+            with os.fdopen(fd, "wb") as out, path.open("rb") as src:
+                while data := src.read(CHUNK):
+                    hasher.update(data)
+                    out.write(data)
+                    size += len(data)
+            digest = f"sha256:{hasher.hexdigest()}"
+            os.replace(tmp, self.path(digest))
+            return digest, size
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
     def remove(self, digest: str) -> None:
         self.path(digest).unlink(missing_ok=True)
 

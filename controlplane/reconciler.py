@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
+from controlplane import fusion
+from controlplane.fusion import Group
 from controlplane.placement import NodeTable, NodeView, Placement, Placer
 from controlplane.placement.capacity import demand
 from neon.manifest import AppSpec
@@ -58,6 +60,8 @@ class World:
     placements: Mapping[str, Mapping[str, tuple[str, ...]]]  # app -> component -> nodes
     # app -> node -> the assignment stored for it now (as its JSON document)
     assigned: Mapping[str, Mapping[str, dict[str, Any]]] = field(default_factory=dict)
+    # app -> the fusion groups recorded with its placement
+    fusion: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict)
     # node -> peer -> measured round trip in ms
     rtt: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     # app -> (importer, exporter) -> observed calls per second
@@ -74,46 +78,112 @@ class AppPlan:
     writes: Mapping[str, Assignment]  # the slices that differ from what is stored
     remove_from: frozenset[str]  # nodes whose assignment for this app must go
     placement_changed: bool
+    groups: tuple[Group, ...] = ()  # co-located linked components, fused or not (and why)
+    fusion: tuple[dict[str, Any], ...] = ()  # the groups as recorded in the placement document
+    fusion_changed: bool = False
 
     @property
     def changed(self) -> bool:
-        return self.placement_changed or bool(self.writes) or bool(self.remove_from)
+        return self.placement_changed or self.fusion_changed or bool(self.writes) or bool(self.remove_from)
+
+
+Compositions = Mapping[tuple[str, tuple[str, ...]], tuple[str, str]]  # group key -> (fused digest, error)
+NOT_COMPOSED = "not composed yet"  # a fusable group the shell has not composed in this pass
+
+
+def resolve_groups(spec: AppSpec, placement: Placement, compositions: Compositions) -> list[Group]:
+    """Every co-located group; a fusable one without a composition result gets its error as the reason."""
+    out = []
+    for group in fusion.groups(spec, placement):
+        if not group.reason:
+            digest, error = compositions.get(group.key, ("", NOT_COMPOSED))
+            if not digest:
+                group = replace(group, reason=error)
+        out.append(group)
+    return out
 
 
 def slice_graph(
-    spec: AppSpec, generation: int, placement: Placement, nodes: Mapping[str, NodeInfo]
+    spec: AppSpec,
+    generation: int,
+    placement: Placement,
+    nodes: Mapping[str, NodeInfo],
+    groups: list[Group] | None = None,
+    compositions: Compositions | None = None,
 ) -> dict[str, Assignment]:
     """Cut the application's graph into per-node assignments.
 
     An import is ``local`` when the exporter has a replica on the importer's
     node; otherwise it carries the data-plane endpoints of the exporter's nodes.
+    A fused group becomes one component named after its root, whose imports are
+    the members' links to components outside the group (all remote).
     """
+    fused = [g for g in groups or [] if not g.reason]
+    inside: set[tuple[str, str]] = set()  # (node, member) served only inside a fused component
     per_node: dict[str, list[ComponentAssignment]] = {}
+
+    def bindings(node: str, importers: tuple[str, ...], skip: set[str]) -> tuple[ImportBinding, ...]:
+        out = []
+        for link in spec.links:
+            if link.importer not in importers or link.exporter in skip:
+                continue
+            targets = placement.nodes_of(link.exporter)
+            endpoints = tuple(nodes[t].dataplane_address for t in targets if t in nodes and t != node)
+            out.append(ImportBinding(link.import_name, link.exporter, node in targets, endpoints))
+        return tuple(out)
+
+    for group in fused:
+        assert compositions is not None
+        root = spec.component(group.root)
+        members = [spec.component(m) for m in group.members]
+        env: dict[str, str] = {}
+        volumes = {}
+        for member in reversed(members):  # the root's grants win
+            env.update(member.grants.env)
+            volumes.update({v.path: v for v in member.grants.volumes})
+        per_node.setdefault(group.node, []).append(
+            ComponentAssignment(
+                name=root.name,
+                artifact=compositions[group.key][0],
+                imports=bindings(group.node, group.members, set(group.members)),
+                runtime=root.runtime,
+                grants=replace(root.grants, env=env, volumes=tuple(volumes[p] for p in sorted(volumes))),
+                fused_members=group.members,
+            )
+        )
+        inside |= {(group.node, m) for m in group.members if m not in group.standalone}
     for comp in spec.components:
         for node in placement.nodes_of(comp.name):
-            bindings = []
-            for link in spec.links_from(comp.name):
-                targets = placement.nodes_of(link.exporter)
-                local = node in targets
-                endpoints = tuple(nodes[t].dataplane_address for t in targets if t in nodes and t != node)
-                bindings.append(
-                    ImportBinding(
-                        import_name=link.import_name, component=link.exporter, local=local, endpoints=endpoints
-                    )
-                )
+            if (node, comp.name) in inside:
+                continue
             per_node.setdefault(node, []).append(
                 ComponentAssignment(
                     name=comp.name,
                     artifact=comp.artifact,
-                    imports=tuple(bindings),
+                    imports=bindings(node, (comp.name,), set()),
                     runtime=comp.runtime,
                     grants=comp.grants,
                 )
             )
     return {
-        node: Assignment(app=spec.name, generation=generation, components=tuple(comps))
+        node: Assignment(app=spec.name, generation=generation, components=tuple(sorted(comps, key=lambda c: c.name)))
         for node, comps in sorted(per_node.items())
     }
+
+
+def fusion_doc(groups: list[Group], compositions: Compositions) -> list[dict[str, Any]]:
+    """How the placement document records the groups (for status and `neon get app -o wide`)."""
+    return [
+        {
+            "node": g.node,
+            "members": list(g.members),
+            "root": g.root,
+            "artifact": "" if g.reason else compositions[g.key][0],
+            "reason": g.reason,
+            "standalone": list(g.standalone),
+        }
+        for g in groups
+    ]
 
 
 def node_view(info: NodeInfo, rtt: Mapping[str, float] | None = None) -> NodeView:
@@ -168,7 +238,9 @@ def explain(world: World, app: str, placer: Placer | None = None) -> Placement:
     )
 
 
-def plan(world: World, placer: Placer | None = None) -> tuple[list[AppPlan], list[tuple[str, frozenset[str]]]]:
+def plan(
+    world: World, placer: Placer | None = None, compositions: Mapping[str, Compositions] | None = None
+) -> tuple[list[AppPlan], list[tuple[str, frozenset[str]]]]:
     """Compute the plans for every application, and the orphans to delete.
 
     Returns:
@@ -189,7 +261,10 @@ def plan(world: World, placer: Placer | None = None) -> tuple[list[AppPlan], lis
         }
         _apply(table, usage.get(name, []), -1)  # re-placing: its own current share is free again
         placement = placer.place(record.placement_spec(), table, current, world.call_rates.get(name, {}))
-        assignments = slice_graph(record.spec, record.generation, placement, world.nodes)
+        composed = (compositions or {}).get(name, {})
+        groups = resolve_groups(record.spec, placement, composed)
+        assignments = slice_graph(record.spec, record.generation, placement, world.nodes, groups, composed)
+        fusion_record = fusion_doc(groups, composed)
         stored = world.assigned.get(name, {})
         writes = {node: a for node, a in assignments.items() if stored.get(node) != a.to_dict()}
         stale = frozenset(stored) - set(assignments)
@@ -202,6 +277,9 @@ def plan(world: World, placer: Placer | None = None) -> tuple[list[AppPlan], lis
                 writes=writes,
                 remove_from=stale,
                 placement_changed=placement_changed,
+                groups=tuple(groups),
+                fusion=tuple(fusion_record),
+                fusion_changed=fusion_record != list(world.fusion.get(name, [])),
             )
         )
     orphans = [(app, frozenset(nodes)) for app, nodes in sorted(world.assigned.items()) if app not in world.apps]

@@ -10,10 +10,12 @@ from typing import Any
 import grpc
 
 from controlplane.artifacts import BlobStore
+from controlplane.composer import Composer
 from controlplane.config import ControlPlaneConfig
 from controlplane.events import new_event
 from controlplane.placement import Placer
-from controlplane.reconciler import plan
+from controlplane.reconciler import NOT_COMPOSED, plan
+from controlplane.status import served
 from controlplane.store import APPS, NODES, Store
 from neon import log
 from neon._proto import control_pb2_grpc, dataplane_pb2, dataplane_pb2_grpc
@@ -32,6 +34,7 @@ class ControlPlane:
         self.store = Store(config.etcd)
         self.blobs = BlobStore(config.data_dir / "blobs")
         self.placer = Placer(weights=config.placement_weights)
+        self.composer = Composer(self.store, self.blobs)
         self.server: grpc.aio.Server | None = None
         self.port = 0
         self._dirty = asyncio.Event()
@@ -131,7 +134,14 @@ class ControlPlane:
                             by_address[a] for a in binding.get("endpoints", []) if a in by_address
                         )
         self._endpoints_of = endpoints
-        plans, orphans = plan(world, self.placer)
+        first, _ = plan(world, self.placer)
+        compositions = {}
+        for draft in first:  # fuse what placement co-locates (cached by inputs), then plan with the results
+            spec = world.apps[draft.app].spec
+            compositions[draft.app] = {
+                g.key: await self.composer.compose(spec, g) for g in draft.groups if g.reason == NOT_COMPOSED
+            }
+        plans, orphans = plan(world, self.placer, compositions)
         for app_plan in plans:
             if not app_plan.changed:
                 continue
@@ -139,6 +149,14 @@ class ControlPlane:
             if not await self.store.write_plan(app_plan, record):
                 self.mark_dirty()  # the app changed under us; the next pass sees it
                 continue
+            was_fused = {(f["node"], tuple(f["members"])) for f in world.fusion.get(app_plan.app, []) if f["artifact"]}
+            for group in app_plan.groups:
+                if not group.reason and group.key not in was_fused:
+                    msg = f"{' + '.join(group.members)} fused on {group.node} (root {group.root})"
+                    await self.store.record(new_event("Fused", msg, app=app_plan.app, node=group.node))
+                elif group.reason and group.root:
+                    msg = f"{' + '.join(group.members)} not fused on {group.node}: {group.reason}"
+                    await self.store.record(new_event("NotFused", msg, app=app_plan.app, node=group.node))
             for name, decision in app_plan.placement.components.items():
                 before = world.placements.get(app_plan.app, {}).get(name, ())
                 if tuple(decision.nodes) != tuple(before):
@@ -205,19 +223,30 @@ class ControlPlane:
             ) from None
         nodes = {n.name: n for n in await self.store.list_nodes()}
         statuses = await self.store.all_status()
+        serving = served(record.spec, await self.store.get_placement(request.app))
         running = sorted(
             node
             for node, reps in statuses.items()
             if node in nodes
+            and serving.get((node, comp.name), ("", ""))[0] == comp.name
             and any(
                 r.app == request.app
                 and r.component == comp.name
                 and r.state == "Running"
-                and r.artifact == comp.artifact
+                and r.artifact == serving[(node, comp.name)][1]
                 for r in reps
             )
         )
         if not running:
+            inside = sorted({(n, inst) for (n, c), (inst, _) in serving.items() if c == comp.name and inst != c})
+            if inside:
+                where = ", ".join(f"{inst} on {n}" for n, inst in inside)
+                raise NotRunning(
+                    f"{request.app}/{comp.name} runs only fused into {where}; its exports are not served on their "
+                    f"own there (call the root, or set colocate: never on its links)",
+                    app=request.app,
+                    component=comp.name,
+                )
             raise NotRunning(
                 f"{request.app}/{comp.name} has no running replica yet; see `neon get app {request.app}`",
                 app=request.app,

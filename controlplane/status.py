@@ -11,7 +11,29 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from controlplane.reconciler import AppRecord
+from neon.manifest import AppSpec
 from neon.model import InstanceReport, NodeInfo
+
+
+def served(spec: AppSpec, placement: Mapping[str, Any] | None) -> dict[tuple[str, str], tuple[str, str]]:
+    """(node, component) -> (the instance serving it there, the artifact that instance runs).
+
+    A component runs as itself, as the root of a fused component (the fused
+    artifact), or inside a fused component only (served by its root).
+    """
+    out: dict[tuple[str, str], tuple[str, str]] = {}
+    for comp in spec.components:
+        for node in (placement or {}).get("components", {}).get(comp.name, {}).get("nodes", []):
+            out[(node, comp.name)] = (comp.name, comp.artifact)
+    for group in (placement or {}).get("fusion", []):
+        if not group.get("artifact"):
+            continue
+        node, root = group["node"], group["root"]
+        out[(node, root)] = (root, group["artifact"])
+        for member in group["members"]:
+            if member != root and member not in group.get("standalone", []):
+                out[(node, member)] = (root, group["artifact"])
+    return out
 
 
 def app_status(
@@ -24,6 +46,7 @@ def app_status(
     spec = record.spec
     placed = (placement or {}).get("components", {})
     current_placement = placement is not None and placement.get("generation") == record.generation
+    serving = served(spec, placement)
     by_instance: dict[tuple[str, str], InstanceReport] = {}
     for node, node_reports in reports.items():
         for report in node_reports:
@@ -38,13 +61,16 @@ def app_status(
         replicas = []
         ready = 0
         for node in decision.get("nodes", []):
-            rep = by_instance.get((node, comp.name))
+            instance, artifact = serving.get((node, comp.name), (comp.name, comp.artifact))
+            rep = by_instance.get((node, instance))
             if node not in nodes:
                 state, why = "Lost", f"node {node} is gone"
-            elif rep is None or rep.artifact != comp.artifact:
+            elif rep is None or rep.artifact != artifact:
                 state, why = "Starting", "waiting for the agent"
             else:
                 state, why = rep.state, rep.reason
+                if instance != comp.name and state == "Running":
+                    why = f"fused into {instance}"
             if state == "Running":
                 ready += 1
             replicas.append({"node": node, "state": state, "reason": why})
@@ -88,7 +114,9 @@ def app_status(
             routes.append(
                 {
                     "node": node,
-                    "mode": "local" if local else "remote",
+                    "mode": "fused"
+                    if _fused(serving, node, link.importer, link.exporter)
+                    else ("local" if local else "remote"),
                     "targets": [node] if local else list(exporter_nodes),
                 }
             )
@@ -117,4 +145,11 @@ def app_status(
         "manifest_yaml": spec.to_yaml(),
         "created_at": record.created_at,
         "updated_at": record.updated_at,
+        "fusion": list((placement or {}).get("fusion", [])),
     }
+
+
+def _fused(serving: Mapping[tuple[str, str], tuple[str, str]], node: str, importer: str, exporter: str) -> bool:
+    """Both ends run inside one fused component on the node."""
+    a, b = serving.get((node, importer)), serving.get((node, exporter))
+    return a is not None and b is not None and a == b

@@ -10,6 +10,7 @@ Key layout (all values JSON):
     /neon/artifacts/<digest>         {"name", "size", "uploaded_at"}
     /neon/events/<seq>               Event
     /neon/history/<app>/<generation>  the manifest of each generation (the last HISTORY kept)
+    /neon/compositions/<key>         {"digest": fused artifact} or {"error": why it cannot be fused}
     /neon/metrics/<node>             {"rtt_ms": {peer: ms}, "links": [...]}, attached to the node's lease
 """
 
@@ -39,6 +40,7 @@ ARTIFACTS = PREFIX + b"artifacts/"
 EVENTS = PREFIX + b"events/"
 METRICS = PREFIX + b"metrics/"
 HISTORY = PREFIX + b"history/"
+COMPOSITIONS = PREFIX + b"compositions/"
 HISTORY_KEEP = 10
 EVENT_HISTORY = 1000
 
@@ -172,10 +174,12 @@ class Store:
         apps = {r.spec.name: r for r in await self.list_apps()}
         nodes = {n.name: n for n in await self.list_nodes()}
         placements: dict[str, dict[str, tuple[str, ...]]] = {}
+        fusion: dict[str, list[dict[str, Any]]] = {}
         for kv in await self.client.get_prefix(PLACEMENTS):
             doc = json.loads(kv.value)
             app = kv.key[len(PLACEMENTS) :].decode()
             placements[app] = {c: tuple(d["nodes"]) for c, d in doc["components"].items()}
+            fusion[app] = doc.get("fusion", [])
         assigned: dict[str, dict[str, dict[str, Any]]] = {}
         for kv in await self.client.get_prefix(ASSIGN):
             node, app = kv.key[len(ASSIGN) :].decode().split("/", 1)
@@ -190,7 +194,9 @@ class Store:
                 per_app = rates.setdefault(link["app"], {})
                 key = (link["importer"], link["exporter"])
                 per_app[key] = per_app.get(key, 0.0) + float(link["rate"])
-        return World(apps=apps, nodes=nodes, placements=placements, assigned=assigned, rtt=rtt, call_rates=rates)
+        return World(
+            apps=apps, nodes=nodes, placements=placements, assigned=assigned, rtt=rtt, call_rates=rates, fusion=fusion
+        )
 
     async def write_plan(self, plan: AppPlan, record: AppRecord) -> bool:
         """Write one application's plan if the app is unchanged since it was read."""
@@ -201,6 +207,7 @@ class Store:
                 name: {"nodes": list(d.nodes), "reason": d.reason, "desired": d.desired, "filtered": dict(d.filtered)}
                 for name, d in plan.placement.components.items()
             },
+            "fusion": list(plan.fusion),
         }
         ops = [tx.put(_key(PLACEMENTS, plan.app), _dump(placement_doc))]
         ops += [tx.put(_key(ASSIGN, node, plan.app), _dump(a.to_dict())) for node, a in plan.writes.items()]
@@ -260,6 +267,13 @@ class Store:
     async def put_artifact(self, digest: str, name: str, size: int, interfaces: dict[str, Any]) -> None:
         doc = {"name": name, "size": size, "uploaded_at": time.time(), "interfaces": interfaces}
         await self.client.put(_key(ARTIFACTS, digest), _dump(doc))
+
+    async def get_composition(self, key: str) -> dict[str, Any] | None:
+        got = await self.client.get(_key(COMPOSITIONS, key))
+        return json.loads(got.value) if got else None
+
+    async def put_composition(self, key: str, doc: dict[str, Any]) -> None:
+        await self.client.put(_key(COMPOSITIONS, key), _dump(doc))
 
     async def get_artifact(self, digest: str) -> dict[str, Any] | None:
         got = await self.client.get(_key(ARTIFACTS, digest))

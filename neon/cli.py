@@ -354,6 +354,17 @@ def describe_app(app: Any, wide: bool = False) -> str:
             lines.append(f"    artifact {comp.artifact}")
         for rep in comp.replicas:
             lines.append(f"    on {rep.node}: {rep.state}" + (f" — {rep.reason}" if rep.reason else ""))
+    if app.fusion:
+        lines.append("Fusion:")
+        for group in app.fusion:
+            members = " + ".join(group.members)
+            if group.artifact:
+                also = f"; also alone: {', '.join(group.standalone)}" if group.standalone else ""
+                lines.append(f"  {group.node}: {members} fused (root {group.root}{also})")
+                if wide:
+                    lines.append(f"    artifact {group.artifact}")
+            else:
+                lines.append(f"  {group.node}: {members} not fused: {group.reason}")
     if app.links:
         lines.append("Links:")
         for link in app.links:

@@ -59,6 +59,7 @@ class ComponentAssignment:
     imports: tuple[ImportBinding, ...] = ()
     runtime: RuntimeSpec = field(default_factory=RuntimeSpec)
     grants: GrantSpec = field(default_factory=GrantSpec)
+    fused_members: tuple[str, ...] = ()  # set on a fused component: what was composed into it
 
     def shape(self) -> tuple[Any, ...]:
         """What requires a restart when it changes (not the remote endpoints)."""
@@ -94,6 +95,7 @@ class Assignment:
                     ],
                     "runtime": asdict(c.runtime),
                     "grants": {"env": dict(c.grants.env), "volumes": [asdict(v) for v in c.grants.volumes]},
+                    "fused_members": list(c.fused_members),
                 }
                 for c in self.components
             ],
@@ -122,6 +124,7 @@ class Assignment:
                         env=dict(c.get("grants", {}).get("env", {})),
                         volumes=tuple(VolumeGrant(**v) for v in c.get("grants", {}).get("volumes", ())),
                     ),
+                    fused_members=tuple(c.get("fused_members", ())),
                 )
                 for c in doc.get("components", ())
             ),

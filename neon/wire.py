@@ -39,6 +39,7 @@ def assignment_to_proto(a: Assignment) -> control_pb2.Assignment:
                         for v in c.grants.volumes
                     ],
                 ),
+                fused_members=list(c.fused_members),
             )
             for c in a.components
         ],
@@ -75,6 +76,7 @@ def assignment_from_proto(msg: control_pb2.Assignment) -> Assignment:
                         VolumeGrant(name=v.name, path=v.path, read_only=v.read_only) for v in c.grants.volumes
                     ),
                 ),
+                fused_members=tuple(c.fused_members),
             )
             for c in msg.components
         ),

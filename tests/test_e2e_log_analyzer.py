@@ -146,8 +146,15 @@ def test_colocated_link_runs_locally_with_identical_results(cluster: Cluster, tm
         "parser": ["edge-1"],
         "processor": ["edge-1"],
     }
-    assert [(r.node, r.mode) for r in app.links[0].routes] == [("edge-1", "local")]
+    # Co-located and linked: the pair is fused into one component on edge-1.
+    assert [(r.node, r.mode) for r in app.links[0].routes] == [("edge-1", "fused")]
+    (group,) = app.fusion
+    assert (group.node, list(group.members), group.root) == ("edge-1", ["parser", "processor"], "processor")
+    assert group.artifact.startswith("sha256:") and group.reason == ""
+    assert {c.name: c.replicas[0].reason for c in app.components}["parser"] == "fused into processor"
     assert client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE]) == (5, "edge-1")
+    with pytest.raises(NotRunning, match="runs only fused into processor on edge-1"):
+        client.invoke("log-analyzer", "parser", "parse", ["x"])
 
     # Moving the processor to the cloud splits the link; results stay the same.
     client.apply_file(APP.parent / "app.yaml")

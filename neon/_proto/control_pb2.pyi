@@ -324,6 +324,7 @@ class Application(_message.Message):
     MANIFEST_YAML_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    FUSION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     generation: _builtins.int
     phase: _builtins.str
@@ -336,6 +337,10 @@ class Application(_message.Message):
     def components(self) -> _containers.RepeatedCompositeFieldContainer[Global___ComponentStatus]: ...
     @_builtins.property
     def links(self) -> _containers.RepeatedCompositeFieldContainer[Global___LinkStatus]: ...
+    @_builtins.property
+    def fusion(self) -> _containers.RepeatedCompositeFieldContainer[Global___FusionGroup]:
+        """Per node, the groups of co-located linked components and whether they were fused."""
+
     def __init__(
         self,
         *,
@@ -348,14 +353,55 @@ class Application(_message.Message):
         manifest_yaml: _builtins.str = ...,
         created_at: _builtins.float = ...,
         updated_at: _builtins.float = ...,
+        fusion: _abc.Iterable[Global___FusionGroup] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["components", b"components", "created_at", b"created_at", "generation", b"generation", "links", b"links", "manifest_yaml", b"manifest_yaml", "name", b"name", "phase", b"phase", "reason", b"reason", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["components", b"components", "created_at", b"created_at", "fusion", b"fusion", "generation", b"generation", "links", b"links", "manifest_yaml", b"manifest_yaml", "name", b"name", "phase", b"phase", "reason", b"reason", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Application: _TypeAlias = Application  # noqa: Y015
+
+@_typing.final
+class FusionGroup(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_FIELD_NUMBER: _builtins.int
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    ROOT_FIELD_NUMBER: _builtins.int
+    ARTIFACT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    STANDALONE_FIELD_NUMBER: _builtins.int
+    node: _builtins.str
+    root: _builtins.str
+    artifact: _builtins.str
+    """The fused artifact; empty when the group is not fused."""
+    reason: _builtins.str
+    """Why the group is not fused (its links are then host-linked on the node)."""
+    @_builtins.property
+    def members(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def standalone(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Members that also run on their own because other nodes call them."""
+
+    def __init__(
+        self,
+        *,
+        node: _builtins.str = ...,
+        members: _abc.Iterable[_builtins.str] | None = ...,
+        root: _builtins.str = ...,
+        artifact: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        standalone: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "members", b"members", "node", b"node", "reason", b"reason", "root", b"root", "standalone", b"standalone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FusionGroup: _TypeAlias = FusionGroup  # noqa: Y015
 
 @_typing.final
 class ComponentStatus(_message.Message):
@@ -1025,6 +1071,7 @@ class ComponentAssignment(_message.Message):
     IMPORTS_FIELD_NUMBER: _builtins.int
     RUNTIME_FIELD_NUMBER: _builtins.int
     GRANTS_FIELD_NUMBER: _builtins.int
+    FUSED_MEMBERS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     artifact: _builtins.str
     @_builtins.property
@@ -1033,6 +1080,10 @@ class ComponentAssignment(_message.Message):
     def runtime(self) -> Global___RuntimeSettings: ...
     @_builtins.property
     def grants(self) -> Global___Grants: ...
+    @_builtins.property
+    def fused_members(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """For a fused component: every component composed into it (name is the root)."""
+
     def __init__(
         self,
         *,
@@ -1041,10 +1092,11 @@ class ComponentAssignment(_message.Message):
         imports: _abc.Iterable[Global___ImportBinding] | None = ...,
         runtime: Global___RuntimeSettings | None = ...,
         grants: Global___Grants | None = ...,
+        fused_members: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["grants", b"grants", "runtime", b"runtime"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "grants", b"grants", "imports", b"imports", "name", b"name", "runtime", b"runtime"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "fused_members", b"fused_members", "grants", b"grants", "imports", b"imports", "name", b"name", "runtime", b"runtime"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
