@@ -133,3 +133,24 @@ def test_explain_shows_rejections_and_scores(cluster: Cluster) -> None:
     assert [c["node"] for c in chosen] == ["cloud-1"] and chosen[0]["scores"]["sticky"] == 10.0
     missing = neon(cluster, "explain", "log-analyzer", "nope")
     assert missing.returncode == 1 and "has no component 'nope'" in missing.stderr
+
+
+def test_describe_app_shows_fusion_per_node() -> None:
+    from neon._proto import control_pb2
+    from neon.cli import describe_app
+
+    app = control_pb2.Application(
+        name="log-analyzer",
+        generation=2,
+        phase="Running",
+        fusion=[
+            control_pb2.FusionGroup(
+                node="edge-1", members=["parser", "processor"], root="processor", artifact="sha256:" + "f" * 64
+            ),
+            control_pb2.FusionGroup(node="edge-2", members=["a", "b", "c"], reason="2 roots (a, b)"),
+        ],
+    )
+    text = describe_app(app, wide=True)
+    assert "  edge-1: parser + processor fused (root processor)" in text
+    assert "    artifact sha256:" + "f" * 64 in text
+    assert "  edge-2: a + b + c not fused: 2 roots (a, b)" in text
