@@ -41,12 +41,19 @@ def _componentize_py() -> str:
     return found
 
 
-def build_python_guest(wit: Path, world: str, source: Path, module: str = "app") -> Path:
-    """Build a Python guest with componentize-py; returns the cached .wasm path."""
+def build_python_guest(
+    wit: Path, world: str, source: Path, module: str = "app", extra_paths: tuple[Path, ...] = ()
+) -> Path:
+    """Build a Python guest with componentize-py; returns the cached .wasm path.
+
+    ``extra_paths`` are further directories of Python modules the guest imports.
+    """
     version = importlib.metadata.version("componentize-py")
     hasher = hashlib.sha256(f"componentize-py {version}\0{world}\0{module}\0".encode())
     _tree_hash(hasher, wit)
-    _tree_hash(hasher, source)
+    for path in (source, *extra_paths):
+        _tree_hash(hasher, path)
+    more = [arg for path in extra_paths for arg in ("-p", str(path))]
     out = cache_dir() / "guests" / f"{world}-{hasher.hexdigest()[:20]}.wasm"
     return _cached_build(
         out,
@@ -59,6 +66,7 @@ def build_python_guest(wit: Path, world: str, source: Path, module: str = "app")
             "componentize",
             "-p",
             str(source),
+            *more,
             module,
             "-o",
             str(target),
@@ -146,8 +154,8 @@ def build_log_analyzer() -> dict[str, Path]:
     build = base / "build"
     build.mkdir(exist_ok=True)
     built = {}
-    for name, world in (("parser", "log-parser"), ("processor", "log-processor")):
-        cached = build_python_guest(base / "wit", world, base / name)
+    for name, world in (("parser", "log-parser"), ("processor", "log-processor"), ("monolith", "log-monolith")):
+        cached = build_python_guest(base / "wit", world, base / name, extra_paths=(base / "shared",))
         target = build / f"{name}.wasm"
         if (
             not target.exists()

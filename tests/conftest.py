@@ -66,6 +66,7 @@ def parser_v2() -> Path:
     """A second version of the example's parser (accepts FATAL), for hot swaps."""
     from neon.guests import EXAMPLES, build_python_guest
 
+    base = EXAMPLES / "log-analyzer"
     return build_python_guest(
-        EXAMPLES / "log-analyzer" / "wit", "log-parser", Path(__file__).parent / "guests" / "parser-v2"
+        base / "wit", "log-parser", Path(__file__).parent / "guests" / "parser-v2", extra_paths=(base / "shared",)
     )
