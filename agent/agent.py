@@ -321,6 +321,9 @@ class Agent:
         linked: dict[str, dict[str, HostFunc]] = {}
         for iface, funcs in sorted(needed.items()):
             binding = bindings.get(iface)
+            if binding is None and not funcs:
+                linked[iface] = {}  # an interface of types only: an empty instance satisfies it
+                continue
             if binding is None:
                 raise ComponentError(
                     f"{app}/{name} imports {iface or 'root functions'}, but no link satisfies it; add to spec.links: "

@@ -2,7 +2,7 @@
 
 Starts etcd, a control plane and two agents (separate processes), deploys the
 log analyzer twice - once split (processor in the cloud, parser on the edge)
-and once co-located (both on the edge) - and times `process-batch` on N lines
+and once co-located (both on the edge, host-linked: `fuse: false`) - and times `process-batch` on N lines
 through each agent's data plane directly. The difference divided by N is what
 one forwarded `parse` call costs on top of a local (host-linked) one. The
 baseline is a plain grpcio unary echo of a payload of the same size between
@@ -125,6 +125,7 @@ def main() -> int:
                 local = manifest.parse({**split.to_dict(), "metadata": {"name": "log-analyzer-local"}})
                 local_doc = local.to_dict()
                 local_doc["spec"]["components"][1]["placement"]["nodeSelector"] = {"tier": "edge"}
+                local_doc["spec"]["links"][0]["fuse"] = False  # host-linked: the same call, minus the network
                 client.apply(split)
                 client.apply(manifest.parse(local_doc))
                 for name in ("log-analyzer", "log-analyzer-local"):

@@ -1,7 +1,7 @@
 """Which co-located linked components are fused into one component, decided with no I/O.
 
 On each node, the components joined by links whose two ends both run there
-form groups. A group with exactly one root (the member nobody in the group
+form groups (unless the link says `fuse: false`). A group with exactly one root (the member nobody in the group
 imports from) is statically composed: the root with every other member as a
 definition (``wasm-tools compose``), so its calls never leave wasmtime. The
 fused component exports what the root exports; a member that other nodes
@@ -36,13 +36,22 @@ class Group:
         return tuple(m for m in self.members if m != self.root)
 
 
+@dataclass(frozen=True)
+class Composition:
+    """What composing a group gave: the fused artifact, or why there is none."""
+
+    digest: str = ""
+    error: str = ""
+    note: str = ""  # what fusing needed beyond plain composition, e.g. re-exported interfaces
+
+
 def groups(spec: AppSpec, placement: Placement) -> list[Group]:
     """Every group of two or more co-located linked components, per node."""
     out: list[Group] = []
     nodes = sorted({n for d in placement.components.values() for n in d.nodes})
     for node in nodes:
         here = {c.name for c in spec.components if node in placement.nodes_of(c.name)}
-        local = [ln for ln in spec.links if ln.importer in here and ln.exporter in here]
+        local = [ln for ln in spec.links if ln.importer in here and ln.exporter in here and ln.fuse]
         neighbours: dict[str, set[str]] = {name: set() for name in here}
         for link in local:
             neighbours[link.importer].add(link.exporter)
@@ -58,11 +67,11 @@ def groups(spec: AppSpec, placement: Placement) -> list[Group]:
                     members.add(name)
                     stack.extend(neighbours[name] - members)
             seen |= members
-            out.append(_group(spec, placement, node, members, local))
+            out.append(_group(spec, node, members, local))
     return out
 
 
-def _group(spec: AppSpec, placement: Placement, node: str, members: set[str], local: list) -> Group:  # type: ignore[type-arg]
+def _group(spec: AppSpec, node: str, members: set[str], local: list) -> Group:  # type: ignore[type-arg]
     inside = [ln for ln in local if ln.importer in members]
     exporters = {ln.exporter for ln in inside}
     roots = sorted(members - exporters)
@@ -73,11 +82,12 @@ def _group(spec: AppSpec, placement: Placement, node: str, members: set[str], lo
             ordered,
             reason=f"{len(roots)} roots ({', '.join(roots) or 'a cycle'}); only a group with one root is fused",
         )
-    # Members called from other nodes also run on their own, with their local exporters.
+    # Members called from outside the group (other nodes, or an unfused link here) also run on
+    # their own, with their local exporters.
     called_remotely = {
         ln.exporter
         for ln in spec.links
-        if ln.exporter in members and ln.exporter != roots[0] and node not in placement.nodes_of(ln.importer)
+        if ln.exporter in members and ln.exporter != roots[0] and ln.importer not in members
     }
     standalone = set(called_remotely)
     frontier = list(called_remotely)

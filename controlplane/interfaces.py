@@ -23,7 +23,9 @@ from neon.errors import InvalidArgument
 # WASI packages whose import makes a component need a node capability of the same meaning.
 WASI_CAPABILITIES = {"wasi:filesystem": "wasi-filesystem", "wasi:sockets": "wasi-sockets", "wasi:http": "wasi-http"}
 
-Summary = dict[str, Any]  # {"imports": {iface: {fn: sig}}, "exports": {...}, "wasi": [iface, ...]}
+# {"imports": {iface: {fn: sig}}, "exports": {...}, "wasi": [iface, ...],
+#  "uses": {exported iface: [ifaces whose types it uses, directly or not]}}
+Summary = dict[str, Any]
 
 
 def describe(path: Path, timeout: float = 60.0) -> Summary:
@@ -44,7 +46,7 @@ def summarize(resolve: dict[str, Any]) -> Summary:
     """The summary of the component's world from wasm-tools' JSON."""
     world = resolve["worlds"][-1]
     render = _Renderer(resolve)
-    out: Summary = {"imports": {}, "exports": {}, "wasi": []}
+    out: Summary = {"imports": {}, "exports": {}, "wasi": [], "uses": {}}
     for direction in ("imports", "exports"):
         for key, item in world[direction].items():
             if "interface" in item:
@@ -56,6 +58,10 @@ def summarize(resolve: dict[str, Any]) -> Summary:
                     continue
                 functions = resolve["interfaces"][iface_id].get("functions", {})
                 out[direction][name] = {fn: render.signature(f) for fn, f in sorted(functions.items())}
+                if direction == "exports":
+                    used = render.uses(iface_id)
+                    if used:
+                        out["uses"][name] = used
             elif "function" in item:
                 out[direction].setdefault("", {})[key] = render.signature(item["function"])
     out["wasi"].sort()
@@ -83,6 +89,22 @@ class _Renderer:
         package = self.resolve["packages"][iface["package"]]["name"]  # ns:pkg@version
         base, _, version = package.partition("@")
         return f"{base}/{iface['name']}" + (f"@{version}" if version else "")
+
+    def uses(self, iface_id: int) -> list[str]:
+        """Names of the interfaces whose types ``iface_id`` uses, transitively (``use x.{t}``)."""
+        seen: set[int] = set()
+        todo = [iface_id]
+        while todo:
+            current = todo.pop()
+            for type_id in self.resolve["interfaces"][current].get("types", {}).values():
+                target = self.resolve["types"][type_id]["kind"].get("type")
+                if not isinstance(target, int):
+                    continue
+                owner = (self.resolve["types"][target].get("owner") or {}).get("interface")
+                if isinstance(owner, int) and owner != current and owner not in seen and owner != iface_id:
+                    seen.add(owner)
+                    todo.append(owner)
+        return sorted(n for n in (self.interface_name(i) for i in seen) if n)
 
     def signature(self, func: dict[str, Any]) -> str:
         params = ", ".join(f"{p['name']}: {self.type(p['type'])}" for p in func.get("params", []))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from controlplane import fusion
-from controlplane.fusion import Group
+from controlplane.fusion import Composition, Group
 from controlplane.placement import NodeTable, NodeView, Placement, Placer
 from controlplane.placement.capacity import demand
 from neon.manifest import AppSpec
@@ -87,7 +87,7 @@ class AppPlan:
         return self.placement_changed or self.fusion_changed or bool(self.writes) or bool(self.remove_from)
 
 
-Compositions = Mapping[tuple[str, tuple[str, ...]], tuple[str, str]]  # group key -> (fused digest, error)
+Compositions = Mapping[tuple[str, tuple[str, ...]], Composition]  # group key -> what composing it gave
 NOT_COMPOSED = "not composed yet"  # a fusable group the shell has not composed in this pass
 
 
@@ -96,9 +96,9 @@ def resolve_groups(spec: AppSpec, placement: Placement, compositions: Compositio
     out = []
     for group in fusion.groups(spec, placement):
         if not group.reason:
-            digest, error = compositions.get(group.key, ("", NOT_COMPOSED))
-            if not digest:
-                group = replace(group, reason=error)
+            done = compositions.get(group.key, Composition(error=NOT_COMPOSED))
+            if not done.digest:
+                group = replace(group, reason=done.error)
         out.append(group)
     return out
 
@@ -144,7 +144,7 @@ def slice_graph(
         per_node.setdefault(group.node, []).append(
             ComponentAssignment(
                 name=root.name,
-                artifact=compositions[group.key][0],
+                artifact=compositions[group.key].digest,
                 imports=bindings(group.node, group.members, set(group.members)),
                 runtime=root.runtime,
                 grants=replace(root.grants, env=env, volumes=tuple(volumes[p] for p in sorted(volumes))),
@@ -178,8 +178,9 @@ def fusion_doc(groups: list[Group], compositions: Compositions) -> list[dict[str
             "node": g.node,
             "members": list(g.members),
             "root": g.root,
-            "artifact": "" if g.reason else compositions[g.key][0],
+            "artifact": "" if g.reason else compositions[g.key].digest,
             "reason": g.reason,
+            "note": "" if g.reason else compositions[g.key].note,
             "standalone": list(g.standalone),
         }
         for g in groups

@@ -13,6 +13,7 @@ from controlplane.artifacts import BlobStore
 from controlplane.composer import Composer
 from controlplane.config import ControlPlaneConfig
 from controlplane.events import new_event
+from controlplane.fusion import Composition
 from controlplane.placement import Placer
 from controlplane.reconciler import NOT_COMPOSED, plan
 from controlplane.status import served
@@ -152,7 +153,9 @@ class ControlPlane:
             was_fused = {(f["node"], tuple(f["members"])) for f in world.fusion.get(app_plan.app, []) if f["artifact"]}
             for group in app_plan.groups:
                 if not group.reason and group.key not in was_fused:
+                    note = compositions.get(app_plan.app, {}).get(group.key, Composition()).note
                     msg = f"{' + '.join(group.members)} fused on {group.node} (root {group.root})"
+                    msg += f"; {note}" if note else ""
                     await self.store.record(new_event("Fused", msg, app=app_plan.app, node=group.node))
                 elif group.reason and group.root:
                     msg = f"{' + '.join(group.members)} not fused on {group.node}: {group.reason}"

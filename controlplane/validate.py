@@ -61,7 +61,9 @@ def check_links(spec: AppSpec, summaries: Mapping[str, Summary]) -> dict[str, tu
                 )
     linked = {(link.importer, link.import_name) for link in spec.links}
     for comp in spec.components:
-        for iface in sorted(of[comp.name]["imports"]):
+        for iface, functions in sorted(of[comp.name]["imports"].items()):
+            if not functions:
+                continue  # only types (`use`d by other interfaces): the agent provides it as it is
             if (comp.name, iface) not in linked:
                 what = iface or "functions at its root"
                 raise InvalidManifest(

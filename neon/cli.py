@@ -361,6 +361,8 @@ def describe_app(app: Any, wide: bool = False) -> str:
             if group.artifact:
                 also = f"; also alone: {', '.join(group.standalone)}" if group.standalone else ""
                 lines.append(f"  {group.node}: {members} fused (root {group.root}{also})")
+                if group.note:
+                    lines.append(f"    {group.note}")
                 if wide:
                     lines.append(f"    artifact {group.artifact}")
             else:

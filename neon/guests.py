@@ -48,6 +48,8 @@ def build_python_guest(
 
     ``extra_paths`` are further directories of Python modules the guest imports.
     """
+    wit, source = wit.resolve(), source.resolve()
+    extra_paths = tuple(p.resolve() for p in extra_paths)
     version = importlib.metadata.version("componentize-py")
     hasher = hashlib.sha256(f"componentize-py {version}\0{world}\0{module}\0".encode())
     _tree_hash(hasher, wit)

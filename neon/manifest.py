@@ -27,6 +27,8 @@ A manifest is one YAML document per application::
         - importer: processor
           import: cyber-systems:logs/parser@0.1.0
           exporter: parser
+          # colocate: required | preferred | never; latencyBudget: 20ms
+          # fuse: false  keeps a co-located pair as two instances (a host call)
 
 Every error is an :class:`~neon.errors.InvalidManifest` whose ``field`` is the
 dotted path of the offending field (``spec.components[1].replicas``).
@@ -103,6 +105,9 @@ class LinkSpec:
     ``colocate``: ``required`` (same node, so the pair is fused), ``preferred``,
     ``never`` (always split), or None (placement decides by cost).
     ``latency_budget_ms``: the round trip a split call may cost at most.
+    ``fuse``: whether the pair is composed into one component when co-located;
+    ``False`` keeps two instances (own memory, limits and grants) joined by a
+    host function.
     """
 
     importer: str
@@ -110,6 +115,7 @@ class LinkSpec:
     exporter: str
     colocate: str | None = None
     latency_budget_ms: float | None = None
+    fuse: bool = True
 
 
 @dataclass(frozen=True)
@@ -165,6 +171,8 @@ def _link_doc(link: LinkSpec) -> dict[str, Any]:
         doc["colocate"] = link.colocate
     if link.latency_budget_ms is not None:
         doc["latencyBudget"] = f"{link.latency_budget_ms:g}ms"
+    if not link.fuse:
+        doc["fuse"] = False
     return doc
 
 
@@ -225,7 +233,7 @@ def parse(doc: Any, *, require_digests: bool = True) -> AppSpec:
     for i, item in enumerate(links_doc):
         path = f"spec.links[{i}]"
         link_doc = mapping(
-            item, path, required={"importer", "import", "exporter"}, optional={"colocate", "latencyBudget"}
+            item, path, required={"importer", "import", "exporter"}, optional={"colocate", "latencyBudget", "fuse"}
         )
         importer = dns_name(link_doc["importer"], f"{path}.importer")
         exporter = dns_name(link_doc["exporter"], f"{path}.exporter")
@@ -254,6 +262,9 @@ def parse(doc: Any, *, require_digests: bool = True) -> AppSpec:
             raise InvalidManifest(
                 f"{path}.colocate must be one of {', '.join(COLOCATE)}, got {colocate!r}", field=f"{path}.colocate"
             )
+        fuse = link_doc.get("fuse", True)
+        if not isinstance(fuse, bool):
+            raise InvalidManifest(f"{path}.fuse must be true or false, got {fuse!r}", field=f"{path}.fuse")
         budget = None
         if link_doc.get("latencyBudget") is not None:
             budget = parse_duration(link_doc["latencyBudget"], f"{path}.latencyBudget") * 1000.0
@@ -264,6 +275,7 @@ def parse(doc: Any, *, require_digests: bool = True) -> AppSpec:
                 exporter=exporter,
                 colocate=colocate,
                 latency_budget_ms=budget,
+                fuse=fuse,
             )
         )
     _refuse_cycles(links)

@@ -70,3 +70,15 @@ def parser_v2() -> Path:
     return build_python_guest(
         base / "wit", "log-parser", Path(__file__).parent / "guests" / "parser-v2", extra_paths=(base / "shared",)
     )
+
+
+@pytest.fixture(scope="session")
+def wallet_guests() -> dict[str, Path]:
+    """tests/guests/wallet: a ledger and a teller whose exported interface uses the ledger's types."""
+    from neon.guests import build_python_guest
+
+    root = Path(__file__).parent / "guests" / "wallet"
+    return {
+        "ledger": build_python_guest(root / "wit", "ledger-world", root / "ledger"),
+        "teller": build_python_guest(root / "wit", "teller-world", root / "teller"),
+    }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controlplane.fusion import groups
+from controlplane.fusion import Composition, groups
 from controlplane.placement import ComponentDecision, Placement
 from controlplane.reconciler import resolve_groups, slice_graph
 from neon import manifest
@@ -13,7 +13,9 @@ from neon.model import NodeInfo
 D = {name: "sha256:" + str(i) * 64 for i, name in enumerate("abcdefg", start=1)}
 
 
-def app(links: list[tuple[str, str]], names: str = "abcd") -> manifest.AppSpec:
+def app(
+    links: list[tuple[str, str]], names: str = "abcd", unfused: tuple[tuple[str, str], ...] = ()
+) -> manifest.AppSpec:
     return manifest.parse(
         {
             "apiVersion": manifest.API_VERSION,
@@ -21,7 +23,11 @@ def app(links: list[tuple[str, str]], names: str = "abcd") -> manifest.AppSpec:
             "metadata": {"name": "demo"},
             "spec": {
                 "components": [{"name": n, "artifact": D[n]} for n in names],
-                "links": [{"importer": i, "import": f"x:y/{e}", "exporter": e} for i, e in links],
+                "links": [
+                    {"importer": i, "import": f"x:y/{e}", "exporter": e}
+                    | ({"fuse": False} if (i, e) in unfused else {})
+                    for i, e in links
+                ],
             },
         }
     )
@@ -61,6 +67,19 @@ def test_members_called_from_elsewhere_also_run_alone_with_what_they_need() -> N
     assert group.root == "a" and group.standalone == ("b", "c")
 
 
+def test_an_unfused_link_keeps_a_colocated_pair_apart() -> None:
+    spec = app([("a", "b")], unfused=(("a", "b"),))
+    assert spec.links[0].fuse is False
+    assert manifest.parse(spec.to_dict()).links[0].fuse is False  # survives the round trip through etcd
+    assert groups(spec, placed(a="n1", b="n1", c="n2", d="n2")) == []
+
+
+def test_a_member_called_over_an_unfused_link_on_its_node_also_runs_alone() -> None:
+    spec = app([("a", "b"), ("c", "b")], unfused=(("c", "b"),))
+    (group,) = groups(spec, placed(a="n1", b="n1", c="n1", d="n2"))
+    assert (group.members, group.root, group.standalone) == (("a", "b"), "a", ("b",))
+
+
 def test_split_links_make_no_group() -> None:
     assert groups(app([("a", "b")]), placed(a="n1", b="n2", c="n1", d="n2")) == []
 
@@ -68,7 +87,7 @@ def test_split_links_make_no_group() -> None:
 def test_fused_assignments() -> None:
     spec = app([("a", "b"), ("b", "c"), ("c", "d")])
     where = placed(a="n1", b="n1", c="n1", d="n2")
-    compositions: dict[Any, tuple[str, str]] = {("n1", ("a", "b", "c")): ("sha256:" + "f" * 64, "")}
+    compositions: dict[Any, Composition] = {("n1", ("a", "b", "c")): Composition("sha256:" + "f" * 64)}
     grouped = resolve_groups(spec, where, compositions)
     slices = slice_graph(spec, 1, where, NODES, grouped, compositions)
     (fused,) = slices["n1"].components
@@ -82,7 +101,7 @@ def test_fused_assignments() -> None:
     )
     assert [c.name for c in slices["n2"].components] == ["d"]
     # Without a composition (refused, or not yet composed), the same group runs host-linked and says why.
-    refused = {("n1", ("a", "b", "c")): ("", "wasm-tools compose refused it: ...")}
+    refused = {("n1", ("a", "b", "c")): Composition(error="wasm-tools compose refused it: ...")}
     plain = resolve_groups(spec, where, refused)
     assert plain[0].reason == "wasm-tools compose refused it: ..."
     names = [c.name for c in slice_graph(spec, 1, where, NODES, plain, refused)["n1"].components]

@@ -373,12 +373,15 @@ class FusionGroup(_message.Message):
     ARTIFACT_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     STANDALONE_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
     node: _builtins.str
     root: _builtins.str
     artifact: _builtins.str
     """The fused artifact; empty when the group is not fused."""
     reason: _builtins.str
     """Why the group is not fused (its links are then host-linked on the node)."""
+    note: _builtins.str
+    """What fusing needed beyond plain composition (e.g. interfaces it also exports)."""
     @_builtins.property
     def members(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -394,10 +397,11 @@ class FusionGroup(_message.Message):
         artifact: _builtins.str = ...,
         reason: _builtins.str = ...,
         standalone: _abc.Iterable[_builtins.str] | None = ...,
+        note: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "members", b"members", "node", b"node", "reason", b"reason", "root", b"root", "standalone", b"standalone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "members", b"members", "node", b"node", "note", b"note", "reason", b"reason", "root", b"root", "standalone", b"standalone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,277 @@
+"""Fused vs host-linked vs split vs monolithic: the same batch, four shapes, one run.
+
+The work: ``process-batch`` over N log lines, where the processor calls the
+parser once per line. Four shapes of the same guests:
+
+- **monolithic**: one component that parses and counts (examples/log-analyzer/monolith,
+  the same line parser compiled into the same kind of guest);
+- **fused**: processor + parser composed into one component (what the control
+  plane does for a co-located pair), so each `parse` stays inside wasmtime;
+- **host-linked**: two instances, the processor's `parser` import satisfied by a
+  host function that calls the parser instance (a link with ``fuse: false``);
+- **split**: processor and parser on two agents, each `parse` forwarded over gRPC.
+
+Part 1 measures in one process through the agent's runtime (no RPC around the
+batch): the cost of the shapes themselves. Part 2 deploys the four shapes on a
+real cluster (etcd, control plane, two agent processes) and invokes each
+through the agents' data plane, as a user would.
+
+    python bench/fusion.py [--lines 110] [--rounds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from agent.runtime import ComponentTemplate, FunctionRef, Runtime  # noqa: E402
+from controlplane.composer import fuse  # noqa: E402
+from neon import log, manifest  # noqa: E402
+from neon._proto import dataplane_pb2, dataplane_pb2_grpc  # noqa: E402
+from neon.client import ControlClient  # noqa: E402
+from neon.etcd_server import EtcdServer  # noqa: E402
+from neon.guests import EXAMPLES, build_log_analyzer  # noqa: E402
+from neon.processes import spawn_agent, spawn_controlplane  # noqa: E402
+
+PARSER = "cyber-systems:logs/parser@0.1.0"
+BATCH = FunctionRef("", "process-batch")
+SHAPES = ("monolithic", "fused", "host-linked", "split")
+
+
+def _digest(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def median_ms(fn: Callable[[], Any], rounds: int) -> float:
+    for _ in range(3):
+        fn()
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples) * 1e3
+
+
+def in_process(built: dict[str, Path], lines: list[str], expected: int, rounds: int, work: Path) -> dict[str, float]:
+    """Per-batch milliseconds of each shape but split, called straight through the agent runtime."""
+    work.mkdir(parents=True, exist_ok=True)
+    runtime = Runtime(work.parent / "compiled")
+    fused_wasm = work / "fused.wasm"
+    fuse(("processor", built["processor"]), [("parser", built["parser"])], fused_wasm)
+
+    def template(path: Path, imports: dict[str, dict[str, Any]] | None = None) -> ComponentTemplate:
+        component = runtime.load(_digest(path), path)
+        return ComponentTemplate(runtime, component, path.stem, imports or {})
+
+    mono = template(built["monolith"]).instantiate()
+    fused = template(fused_wasm).instantiate()
+    parser = template(built["parser"]).instantiate()
+    parse = FunctionRef(PARSER, "parse")
+    host_linked = template(built["processor"], {PARSER: {"parse": lambda raw: parser.call(parse, [raw])}}).instantiate()
+
+    out = {}
+    for name, instance in (("monolithic", mono), ("fused", fused), ("host-linked", host_linked)):
+        got = instance.call(BATCH, [lines])
+        assert got == expected, f"{name} counted {got}, expected {expected}"
+        out[name] = median_ms(lambda instance=instance: instance.call(BATCH, [lines]), rounds)
+    runtime.close()
+    return out
+
+
+def _apps(built: dict[str, str]) -> dict[str, manifest.AppSpec]:
+    """The four shapes as applications; ``built`` maps a guest to its uploaded digest."""
+
+    def app(name: str, processor_tier: str, fused: bool) -> manifest.AppSpec:
+        link = {"importer": "processor", "import": PARSER, "exporter": "parser"} | ({} if fused else {"fuse": False})
+        return manifest.parse(
+            {
+                "apiVersion": manifest.API_VERSION,
+                "kind": "Application",
+                "metadata": {"name": name},
+                "spec": {
+                    "components": [
+                        {
+                            "name": "parser",
+                            "artifact": built["parser"],
+                            "placement": {"nodeSelector": {"tier": "edge"}},
+                        },
+                        {
+                            "name": "processor",
+                            "artifact": built["processor"],
+                            "placement": {"nodeSelector": {"tier": processor_tier}},
+                        },
+                    ],
+                    "links": [link],
+                },
+            }
+        )
+
+    mono = manifest.parse(
+        {
+            "apiVersion": manifest.API_VERSION,
+            "kind": "Application",
+            "metadata": {"name": "monolithic"},
+            "spec": {
+                "components": [
+                    {
+                        "name": "processor",
+                        "artifact": built["monolith"],
+                        "placement": {"nodeSelector": {"tier": "edge"}},
+                    }
+                ]
+            },
+        }
+    )
+    return {
+        "monolithic": mono,
+        "fused": app("fused", "edge", True),
+        "host-linked": app("host-linked", "edge", False),
+        "split": app("split", "cloud", True),
+    }
+
+
+def on_cluster(
+    built: dict[str, Path], workloads: dict[str, tuple[list[str], int]], rounds: int, work: Path
+) -> dict[str, dict[str, float]]:
+    """Per workload, per-batch milliseconds of each shape, invoked through the serving agent's data plane."""
+    with EtcdServer(work / "etcd") as etcd:
+        cp = spawn_controlplane(etcd.url, work)
+        agents = []
+        try:
+            control = cp.wait_ready()
+            agents = [
+                spawn_agent(control, "edge-1", {"tier": "edge"}, work),
+                spawn_agent(control, "cloud-1", {"tier": "cloud"}, work),
+            ]
+            address = {a.name: a.wait_ready() for a in agents}
+            with ControlClient(control) as client:
+                while len(client.list_nodes()) < 2:
+                    time.sleep(0.05)
+                digests = {name: client.upload(path).digest for name, path in built.items()}
+                apps = _apps(digests)
+                for spec in apps.values():
+                    client.apply(spec)
+                for name in apps:
+                    deadline = time.monotonic() + 180
+                    while (app := client.get_app(name)).phase != "Running":
+                        if time.monotonic() > deadline:
+                            raise SystemExit(f"{name} did not run: {app.reason}")
+                        time.sleep(0.1)
+                modes = {
+                    name: sorted({r.mode for ln in client.get_app(name).links for r in ln.routes}) for name in apps
+                }
+            assert modes == {"monolithic": [], "fused": ["fused"], "host-linked": ["local"], "split": ["remote"]}, modes
+            channels = {n: grpc.insecure_channel(a) for n, a in address.items()}
+            try:
+                out = {w: _time_shapes(channels, lines, expected, rounds) for w, (lines, expected) in workloads.items()}
+            finally:
+                for channel in channels.values():
+                    channel.close()
+        finally:
+            for child in [*agents, cp]:
+                child.stop()
+    return out
+
+
+def _time_shapes(channels: dict[str, grpc.Channel], lines: list[str], expected: int, rounds: int) -> dict[str, float]:
+    request = json.dumps([lines])
+    calls = {}
+    for name in SHAPES:
+        node = "cloud-1" if name == "split" else "edge-1"
+        stub = dataplane_pb2_grpc.DataPlaneStub(channels[node])
+        msg = dataplane_pb2.InvokeRequest(app=name, component="processor", function="process-batch", args_json=request)
+        reply = stub.Invoke(msg, timeout=60)
+        assert json.loads(reply.result_json) == expected, (name, reply.result_json)
+        for _ in range(3):
+            stub.Invoke(msg, timeout=60)
+        calls[name] = lambda stub=stub, msg=msg: stub.Invoke(msg, timeout=60)
+    samples: dict[str, list[float]] = {n: [] for n in SHAPES}
+    for _ in range(rounds):  # interleaved, so drift hits every shape alike
+        for name in SHAPES:
+            start = time.perf_counter()
+            calls[name]()
+            samples[name].append(time.perf_counter() - start)
+    return {n: statistics.median(s) * 1e3 for n, s in samples.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=110)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "fusion.json")
+    args = parser.parse_args()
+    log.configure(level="error")  # the guests report malformed lines on stderr: not the point here
+
+    sample = (EXAMPLES / "log-analyzer" / "sample.log").read_text().splitlines()
+    valid = [ln for ln in sample if not ln.startswith("this") and " FATAL " not in ln]
+    built = build_log_analyzer()
+    result: dict[str, Any] = {"lines": args.lines, "rounds": args.rounds, "workloads": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        runtime = Runtime(work / "compiled")
+        mono = ComponentTemplate(runtime, runtime.load(_digest(built["monolith"]), built["monolith"]), "mono", {})
+        workloads = {}
+        for name, source in (("sample.log mix", sample), ("well-formed only", valid)):
+            lines = [source[i % len(source)] for i in range(args.lines)]
+            # The monolith is the reference answer: every shape must count the same lines.
+            workloads[name] = (lines, mono.instantiate().call(BATCH, [lines]))
+        runtime.close()
+        local = {
+            w: in_process(built, lines, n, args.rounds, work / w.split()[0].replace(".", "-"))
+            for w, (lines, n) in workloads.items()
+        }
+        cluster = on_cluster(built, workloads, args.rounds, work)
+
+    for name, (_, counted) in workloads.items():
+        inner, outer = local[name], cluster[name]
+        ratios = {
+            "fused_vs_monolithic": {
+                "in_process": inner["fused"] / inner["monolithic"],
+                "cluster": outer["fused"] / outer["monolithic"],
+            },
+            "host_linked_vs_fused": {
+                "in_process": inner["host-linked"] / inner["fused"],
+                "cluster": outer["host-linked"] / outer["fused"],
+            },
+            "split_vs_fused": {"cluster": outer["split"] / outer["fused"]},
+        }
+        result["workloads"][name] = {"counted": counted, "in_process_ms": inner, "cluster_ms": outer, "ratios": ratios}
+        print(f"\nprocess-batch of {args.lines} lines, {name} ({counted} well formed), median of {args.rounds} rounds")
+        print(f"  {'shape':<13}{'in process':>14}{'via data plane':>18}")
+        for shape in SHAPES:
+            cell = f"{inner[shape]:.2f} ms" if shape in inner else "-"
+            print(f"  {shape:<13}{cell:>14}{outer[shape]:>15.2f} ms")
+        f, h = ratios["fused_vs_monolithic"], ratios["host_linked_vs_fused"]
+        print(
+            f"  fused / monolithic   {f['in_process']:.2f}x in process, {f['cluster']:.2f}x via data plane"
+            " (target <= 1.2x)"
+        )
+        print(
+            f"  host-linked / fused  {h['in_process']:.1f}x in process, {h['cluster']:.1f}x via data plane"
+            " (target >= 10x)"
+        )
+        print(f"  split / fused        {ratios['split_vs_fused']['cluster']:.1f}x via data plane")
+        per_call = (inner["fused"] - inner["monolithic"]) / args.lines * 1e3
+        host = (inner["host-linked"] - inner["fused"]) / args.lines * 1e3
+        print(f"  per parse call: the fused boundary adds {per_call:.1f} us, a host hop {host:.1f} us more")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.json.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
