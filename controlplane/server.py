@@ -227,19 +227,16 @@ class ControlPlane:
         nodes = {n.name: n for n in await self.store.list_nodes()}
         statuses = await self.store.all_status()
         serving = served(record.spec, await self.store.get_placement(request.app))
-        running = sorted(
-            node
+        # Nodes placed to serve the component whose instance runs; during a swap the old
+        # artifact keeps serving until the new one is ready, so it counts when nothing newer does.
+        up = {
+            node: r.artifact == serving[(node, comp.name)][1]
             for node, reps in statuses.items()
-            if node in nodes
-            and serving.get((node, comp.name), ("", ""))[0] == comp.name
-            and any(
-                r.app == request.app
-                and r.component == comp.name
-                and r.state == "Running"
-                and r.artifact == serving[(node, comp.name)][1]
-                for r in reps
-            )
-        )
+            if node in nodes and serving.get((node, comp.name), ("", ""))[0] == comp.name
+            for r in reps
+            if r.app == request.app and r.component == comp.name and r.state == "Running"
+        }
+        running = sorted(n for n, current in up.items() if current) or sorted(up)
         if not running:
             inside = sorted({(n, inst) for (n, c), (inst, _) in serving.items() if c == comp.name and inst != c})
             if inside:

@@ -76,6 +76,58 @@ def _assert_more(results: list[int], count: int) -> None:
     assert len(results) >= count
 
 
+def test_swap_inside_a_fused_group_recomposes_it_under_load(cluster: Cluster, parser_v2: Path, tmp_path: Path) -> None:
+    client = cluster.client
+    assert client is not None
+    (tmp_path / "build").symlink_to(APP.parent / "build")
+    fused_v1 = tmp_path / "fused-v1.yaml"
+    fused_v1.write_text(APP.read_text().replace("tier: cloud", "tier: edge"))
+    client.apply_file(fused_v1)
+    wait_running(client, "log-analyzer")
+    (before,) = client.get_app("log-analyzer").fusion
+    assert before.artifact and before.members == ["parser", "processor"]
+
+    results: list[int] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            try:
+                results.append(client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE])[0])
+            except BaseException as err:  # noqa: BLE001 - every failure is a test failure
+                errors.append(err)
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        assert_eventually(lambda: _assert_more(results, 3), timeout=30)
+        fused_v2 = tmp_path / "fused-v2.yaml"
+        fused_v2.write_text(fused_v1.read_text().replace("build/parser.wasm", str(parser_v2)))
+        assert client.apply_file(fused_v2).generation == 2
+
+        def latest(value: int) -> None:
+            assert results and results[-1] == value, results[-3:]
+            assert not errors, errors
+
+        assert_eventually(lambda: latest(6), timeout=90)
+        served = len(results)
+        assert_eventually(lambda: _assert_more(results, served + 5), timeout=30)
+    finally:
+        stop.set()
+        worker.join(30)
+
+    assert errors == []
+    assert set(results) == {5, 6}
+    (after,) = client.get_app("log-analyzer").fusion
+    # The group was composed again with the new parser, and still serves fused.
+    assert after.artifact.startswith("sha256:") and after.artifact != before.artifact and after.reason == ""
+    assert [(r.node, r.mode) for r in client.get_app("log-analyzer").links[0].routes] == [("edge-1", "fused")]
+    # The fused component (named after its root) was replaced once; nothing else started.
+    assert _starts(cluster, "edge-1", "processor") == 2
+    assert _starts(cluster, "edge-1", "parser") == 0
+
+
 def test_rollback_says_what_it_cannot_do(cluster: Cluster) -> None:
     from neon.errors import NotFound
 
