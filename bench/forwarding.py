@@ -28,7 +28,8 @@ import grpc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from neon import manifest  # noqa: E402
+from _pair import pair  # noqa: E402
+
 from neon._proto import dataplane_pb2, dataplane_pb2_grpc, values_pb2  # noqa: E402
 from neon.client import ControlClient  # noqa: E402
 from neon.etcd_server import EtcdServer, free_port  # noqa: E402
@@ -104,7 +105,6 @@ def main() -> int:
     sample = (EXAMPLES / "log-analyzer" / "sample.log").read_text().splitlines()
     lines = [sample[i % len(sample)] for i in range(args.lines)]
     built = build_log_analyzer()
-    base = manifest.load((EXAMPLES / "log-analyzer" / "app.yaml").read_text(), require_digests=False)
 
     with tempfile.TemporaryDirectory() as tmp, EtcdServer(Path(tmp) / "etcd") as etcd:
         work = Path(tmp)
@@ -121,13 +121,9 @@ def main() -> int:
                 while len(client.list_nodes()) < 2:
                     time.sleep(0.05)
                 digests = {name: client.upload(path).digest for name, path in built.items()}
-                split = base.with_artifacts(lambda c: digests[c.name])
-                local = manifest.parse({**split.to_dict(), "metadata": {"name": "log-analyzer-local"}})
-                local_doc = local.to_dict()
-                local_doc["spec"]["components"][1]["placement"]["nodeSelector"] = {"tier": "edge"}
-                local_doc["spec"]["links"][0]["fuse"] = False  # host-linked: the same call, minus the network
-                client.apply(split)
-                client.apply(manifest.parse(local_doc))
+                client.apply(pair("log-analyzer", digests, "cloud"))
+                # host-linked: the same call, minus the network
+                client.apply(pair("log-analyzer-local", digests, "edge", fused=False))
                 for name in ("log-analyzer", "log-analyzer-local"):
                     deadline = time.monotonic() + 120
                     while client.get_app(name).phase != "Running":

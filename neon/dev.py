@@ -65,18 +65,17 @@ def run_dev(state_dir: Path, once: bool = False) -> int:
             )
             _say("")
             _say(describe_app(client.get_app("log-analyzer")))
-            lines = (EXAMPLES / "log-analyzer" / "sample.log").read_text().splitlines()
+            text = (EXAMPLES / "log-analyzer" / "sample.log").read_text()
             started = time.perf_counter()
-            count, node = client.invoke("log-analyzer", "processor", "process-batch", [lines])
+            count, node = client.invoke("log-analyzer", "ingestor", "ingest", [text])
             took = (time.perf_counter() - started) * 1000
             _say("")
             _say(
-                f"• process-batch on {node}: {count} of {len(lines)} lines well formed ({took:.1f} ms, "
-                f"{len(lines)} parse calls forwarded to the edge)"
+                f"• ingestor.ingest on {node}: {count} of {len(text.splitlines())} lines well formed and archived "
+                f"({took:.1f} ms; parsed inside the fused component, archived over gRPC)"
             )
-            bad = lines[3]
-            result, node = client.invoke("log-analyzer", "parser", "parse", [bad])
-            _say(f"• parser.parse on {node} of {bad!r}: {result}")
+            counts, node = client.invoke("log-analyzer", "archiver", "counts", [])
+            _say(f"• archiver.counts on {node}: {counts}")
         _say("")
         _say(f"Logs: {logs}.  Try:  neon --control {control} get app log-analyzer -o wide")
         if once:

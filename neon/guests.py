@@ -8,6 +8,7 @@ when an input changes.
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import importlib.metadata
 import os
@@ -155,9 +156,9 @@ def build_log_analyzer() -> dict[str, Path]:
     base = EXAMPLES / "log-analyzer"
     build = base / "build"
     build.mkdir(exist_ok=True)
-    built = {}
-    for name, world in (("parser", "log-parser"), ("processor", "log-processor"), ("monolith", "log-monolith")):
-        cached = build_python_guest(base / "wit", world, base / name, extra_paths=(base / "shared",))
+
+    def build_one(name: str) -> Path:
+        cached = build_python_guest(base / "wit", f"log-{name}", base / name, extra_paths=(base / "shared",))
         target = build / f"{name}.wasm"
         if (
             not target.exists()
@@ -165,5 +166,8 @@ def build_log_analyzer() -> dict[str, Path]:
             or target.read_bytes() != cached.read_bytes()
         ):
             shutil.copyfile(cached, target)
-        built[name] = target
-    return built
+        return target
+
+    names = ("parser", "processor", "archiver", "ingestor", "monolith")
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        return dict(zip(names, pool.map(build_one, names), strict=True))

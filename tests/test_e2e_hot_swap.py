@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from neon.guests import EXAMPLES
-from tests.helpers import Cluster, assert_eventually, wait_running
+from tests.helpers import Cluster, assert_eventually, pair_manifest, wait_running
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +25,7 @@ def _starts(cluster: Cluster, node: str, component: str) -> int:
 def test_swap_and_roll_back_one_component_under_load(cluster: Cluster, parser_v2: Path, tmp_path: Path) -> None:
     client = cluster.client
     assert client is not None
-    client.apply_file(APP)
+    client.apply_file(pair_manifest(tmp_path))
     wait_running(client, "log-analyzer")
     assert client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE])[0] == 5
 
@@ -43,9 +43,7 @@ def test_swap_and_roll_back_one_component_under_load(cluster: Cluster, parser_v2
     worker = threading.Thread(target=load)
     worker.start()
     try:
-        v2 = tmp_path / "app.yaml"
-        (tmp_path / "build").symlink_to(APP.parent / "build")
-        v2.write_text(APP.read_text().replace("build/parser.wasm", str(parser_v2)))
+        v2 = pair_manifest(tmp_path, ("build/parser.wasm", str(parser_v2)), name="v2.yaml")
         assert client.apply_file(v2).generation == 2
 
         def latest(value: int) -> None:
@@ -76,16 +74,16 @@ def _assert_more(results: list[int], count: int) -> None:
     assert len(results) >= count
 
 
-def test_swap_inside_a_fused_group_recomposes_it_under_load(cluster: Cluster, parser_v2: Path, tmp_path: Path) -> None:
+def test_swap_inside_a_fused_group_recomposes_only_it_under_load(
+    cluster: Cluster, parser_v2: Path, tmp_path: Path
+) -> None:
     client = cluster.client
     assert client is not None
-    (tmp_path / "build").symlink_to(APP.parent / "build")
-    fused_v1 = tmp_path / "fused-v1.yaml"
-    fused_v1.write_text(APP.read_text().replace("tier: cloud", "tier: edge"))
-    client.apply_file(fused_v1)
+    client.apply_file(APP)  # the full example: ingestor + processor + parser fused on the edge, archiver in the cloud
     wait_running(client, "log-analyzer")
     (before,) = client.get_app("log-analyzer").fusion
-    assert before.artifact and before.members == ["parser", "processor"]
+    assert before.artifact and before.members == ["ingestor", "parser", "processor"]
+    text = "\n".join(SAMPLE)
 
     results: list[int] = []
     errors: list[BaseException] = []
@@ -94,7 +92,7 @@ def test_swap_inside_a_fused_group_recomposes_it_under_load(cluster: Cluster, pa
     def load() -> None:
         while not stop.is_set():
             try:
-                results.append(client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE])[0])
+                results.append(client.invoke("log-analyzer", "ingestor", "ingest", [text])[0])
             except BaseException as err:  # noqa: BLE001 - every failure is a test failure
                 errors.append(err)
 
@@ -102,15 +100,16 @@ def test_swap_inside_a_fused_group_recomposes_it_under_load(cluster: Cluster, pa
     worker.start()
     try:
         assert_eventually(lambda: _assert_more(results, 3), timeout=30)
-        fused_v2 = tmp_path / "fused-v2.yaml"
-        fused_v2.write_text(fused_v1.read_text().replace("build/parser.wasm", str(parser_v2)))
-        assert client.apply_file(fused_v2).generation == 2
+        (tmp_path / "build").symlink_to(APP.parent / "build")
+        v2 = tmp_path / "v2.yaml"
+        v2.write_text(APP.read_text().replace("build/parser.wasm", str(parser_v2)))
+        assert client.apply_file(v2).generation == 2
 
         def latest(value: int) -> None:
             assert results and results[-1] == value, results[-3:]
             assert not errors, errors
 
-        assert_eventually(lambda: latest(6), timeout=90)
+        assert_eventually(lambda: latest(6), timeout=90)  # v2 counts the FATAL line
         served = len(results)
         assert_eventually(lambda: _assert_more(results, served + 5), timeout=30)
     finally:
@@ -119,13 +118,19 @@ def test_swap_inside_a_fused_group_recomposes_it_under_load(cluster: Cluster, pa
 
     assert errors == []
     assert set(results) == {5, 6}
-    (after,) = client.get_app("log-analyzer").fusion
+    app = client.get_app("log-analyzer")
+    (after,) = app.fusion
     # The group was composed again with the new parser, and still serves fused.
     assert after.artifact.startswith("sha256:") and after.artifact != before.artifact and after.reason == ""
-    assert [(r.node, r.mode) for r in client.get_app("log-analyzer").links[0].routes] == [("edge-1", "fused")]
-    # The fused component (named after its root) was replaced once; nothing else started.
-    assert _starts(cluster, "edge-1", "processor") == 2
-    assert _starts(cluster, "edge-1", "parser") == 0
+    assert {(ln.importer, r.mode) for ln in app.links for r in ln.routes} == {
+        ("ingestor", "fused"),
+        ("processor", "fused"),
+        ("ingestor", "remote"),
+    }
+    # The fused component (named after its root) was replaced once; the archiver was never touched.
+    assert _starts(cluster, "edge-1", "ingestor") == 2
+    assert _starts(cluster, "cloud-1", "archiver") == 1
+    assert _starts(cluster, "edge-1", "parser") == 0 and _starts(cluster, "edge-1", "processor") == 0
 
 
 def test_rollback_says_what_it_cannot_do(cluster: Cluster) -> None:

@@ -1,4 +1,4 @@
-"""End to end: the log analyzer split across an edge and a cloud agent."""
+"""End to end: the log analyzer on an edge and a cloud agent, and its processor-parser pair split across them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from neon._proto import dataplane_pb2, dataplane_pb2_grpc
 from neon.errors import InvalidManifest, NotFound, NotRunning
 from neon.guests import EXAMPLES
-from tests.helpers import Cluster, assert_eventually, wait_running
+from tests.helpers import Cluster, assert_eventually, pair_manifest, wait_running
 
 pytestmark = pytest.mark.e2e
 
@@ -21,15 +21,56 @@ SAMPLE = (EXAMPLES / "log-analyzer" / "sample.log").read_text().splitlines()
 def _variant(tmp_path: Path, old: str, new: str) -> Path:
     """The example manifest with one text replaced, next to the example's built artifacts."""
     path = tmp_path / "app.yaml"
+    assert old in APP.read_text()
     path.write_text(APP.read_text().replace(old, new))
     (tmp_path / "build").symlink_to(APP.parent / "build")
     return path
 
 
-def test_apply_place_run_invoke_across_nodes(cluster: Cluster) -> None:
+def test_the_example_fuses_on_the_edge_and_archives_in_the_cloud(cluster: Cluster) -> None:
     client = cluster.client
     assert client is not None
     applied = client.apply_file(APP)
+    assert applied.generation == 1
+    wait_running(client, "log-analyzer")
+
+    app = client.get_app("log-analyzer")
+    where = {c.name: [r.node for r in c.replicas] for c in app.components}
+    assert where == {"ingestor": ["edge-1"], "processor": ["edge-1"], "parser": ["edge-1"], "archiver": ["cloud-1"]}
+    (group,) = app.fusion
+    assert (group.node, list(group.members), group.root) == ("edge-1", ["ingestor", "parser", "processor"], "ingestor")
+    modes = {(ln.importer, ln.exporter): [(r.node, r.mode, list(r.targets)) for r in ln.routes] for ln in app.links}
+    assert modes == {
+        ("ingestor", "processor"): [("edge-1", "fused", ["edge-1"])],
+        ("processor", "parser"): [("edge-1", "fused", ["edge-1"])],
+        ("ingestor", "archiver"): [("edge-1", "remote", ["cloud-1"])],
+    }
+
+    # Lines are parsed inside the fused component on the edge; the entries cross to the cloud once per batch.
+    text = "\n".join(SAMPLE) + "\n"
+    assert client.invoke("log-analyzer", "ingestor", "ingest", [text]) == (5, "edge-1")
+    counts = {"debug": 1, "info": 2, "warn": 1, "error": 1}
+    assert client.invoke("log-analyzer", "archiver", "counts", []) == (counts, "cloud-1")
+    many = "\n".join(SAMPLE * 30)  # 210 lines: three batches, three archive calls
+    assert client.invoke("log-analyzer", "ingestor", "ingest", [many]) == (150, "edge-1")
+    assert client.invoke("log-analyzer", "archiver", "counts", [])[0] == {k: v * 31 for k, v in counts.items()}
+    assert client.invoke("log-analyzer", "ingestor", "ingest", [""]) == (0, "edge-1")
+    # The archive is on the archiver's granted volume on the cloud node, nowhere else.
+    archive = cluster.workdir / "agents" / "cloud-1" / "volumes" / "log-analyzer" / "archive" / "entries.jsonl"
+    assert len(archive.read_text().splitlines()) == 155
+    assert not list((cluster.workdir / "agents" / "edge-1").glob("volumes/log-analyzer/*"))
+
+    with pytest.raises(NotRunning, match="runs only fused into ingestor on edge-1"):
+        client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE])
+    kinds = [(e.kind, e.component, e.node) for e in client.events(history=100, app="log-analyzer")]
+    assert ("InstanceRunning", "ingestor", "edge-1") in kinds
+    assert ("InstanceRunning", "archiver", "cloud-1") in kinds
+
+
+def test_split_pair_forwards_each_parse_across_nodes(cluster: Cluster, tmp_path: Path) -> None:
+    client = cluster.client
+    assert client is not None
+    applied = client.apply_file(pair_manifest(tmp_path))
     assert applied.generation == 1
     wait_running(client, "log-analyzer")
 
@@ -73,7 +114,7 @@ def test_apply_place_run_invoke_across_nodes(cluster: Cluster) -> None:
     assert ("InstanceRunning", "processor", "cloud-1") in kinds
 
 
-def test_delete_stops_instances_on_both_agents(cluster: Cluster) -> None:
+def test_delete_stops_instances_on_both_agents(cluster: Cluster) -> None:  # the full example
     client = cluster.client
     assert client is not None
     client.apply_file(APP)
@@ -85,7 +126,7 @@ def test_delete_stops_instances_on_both_agents(cluster: Cluster) -> None:
         client.get_app("log-analyzer")
 
     def stopped_everywhere() -> None:
-        for node, component in (("edge-1", "parser"), ("cloud-1", "processor")):
+        for node, component in (("edge-1", "ingestor"), ("cloud-1", "archiver")):
             reports = cluster.store(lambda s, n=node: s.get_status(n))
             assert not [r for r in reports if r.app == "log-analyzer"], f"{node} still reports {reports}"
             with grpc.insecure_channel(addresses[node]) as channel:
@@ -102,7 +143,7 @@ def test_delete_stops_instances_on_both_agents(cluster: Cluster) -> None:
 
     assert_eventually(stopped_everywhere, timeout=30)
     with pytest.raises(NotFound):
-        client.invoke("log-analyzer", "processor", "process-batch", [[]])
+        client.invoke("log-analyzer", "ingestor", "ingest", [""])
     kinds = [e.kind for e in client.events(history=100, app="log-analyzer")]
     assert "Deleted" in kinds and kinds.count("InstanceStopped") == 2
 
@@ -112,7 +153,7 @@ def test_invalid_manifest_is_refused_and_nothing_is_stored(cluster: Cluster, tmp
     assert client is not None
     with pytest.raises(InvalidManifest) as err:
         client.apply_file(_variant(tmp_path, "exporter: parser", "exporter: parsr"))
-    assert err.value.field == "spec.links[0].exporter"
+    assert err.value.field == "spec.links[2].exporter"
     assert "parsr" in err.value.message
     assert client.list_apps() == []
     world = cluster.store(lambda s: s.read_world())
@@ -127,19 +168,19 @@ def test_unschedulable_component_says_why(cluster: Cluster, tmp_path: Path) -> N
     def unschedulable() -> None:
         app = client.get_app("log-analyzer")
         assert app.phase == "Unschedulable", app.phase
-        proc = {c.name: c for c in app.components}["processor"]
-        assert proc.reason == "0/2 nodes: 2 tier!=space"
-        assert app.reason == "processor: 0/2 nodes: 2 tier!=space"
+        archiver = {c.name: c for c in app.components}["archiver"]
+        assert archiver.reason == "0/2 nodes: 2 tier!=space"
+        assert app.reason == "archiver: 0/2 nodes: 2 tier!=space"
 
     assert_eventually(unschedulable, timeout=30)
     with pytest.raises(NotRunning):
-        client.invoke("log-analyzer", "processor", "process-batch", [[]])
+        client.invoke("log-analyzer", "archiver", "counts", [])
 
 
 def test_colocated_link_runs_locally_with_identical_results(cluster: Cluster, tmp_path: Path) -> None:
     client = cluster.client
     assert client is not None
-    client.apply_file(_variant(tmp_path, "tier: cloud", "tier: edge"))
+    client.apply_file(pair_manifest(tmp_path, ("tier: cloud", "tier: edge"), name="together.yaml"))
     wait_running(client, "log-analyzer")
     app = client.get_app("log-analyzer")
     assert {c.name: [r.node for r in c.replicas] for c in app.components} == {
@@ -157,7 +198,7 @@ def test_colocated_link_runs_locally_with_identical_results(cluster: Cluster, tm
         client.invoke("log-analyzer", "parser", "parse", ["x"])
 
     # Moving the processor to the cloud splits the link; results stay the same.
-    client.apply_file(APP.parent / "app.yaml")
+    client.apply_file(pair_manifest(tmp_path))
 
     def split() -> None:
         now = client.get_app("log-analyzer")
@@ -212,12 +253,12 @@ def test_control_plane_validates_on_its_own_and_serves_health(cluster: Cluster) 
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
-def test_heartbeats_keep_the_lease_and_a_killed_agent_loses_it(cluster: Cluster) -> None:
+def test_heartbeats_keep_the_lease_and_a_killed_agent_loses_it(cluster: Cluster, tmp_path: Path) -> None:
     import time
 
     client = cluster.client
     assert client is not None
-    client.apply_file(APP)
+    client.apply_file(pair_manifest(tmp_path))
     wait_running(client, "log-analyzer")
     time.sleep(cluster.node_ttl + 1)  # longer than the lease: only heartbeats keep the nodes listed
     assert {n.name for n in client.list_nodes()} == {"edge-1", "cloud-1"}
@@ -261,17 +302,20 @@ def test_taints_keep_components_away_until_tolerated(cluster: Cluster, tmp_path:
     (edge2,) = [n for n in client.list_nodes() if n.name == "edge-2"]
     assert list(edge2.taints) == ["dedicated=sensors:NoSchedule"] and "volumes" in edge2.capabilities
 
-    client.apply_file(APP)
+    client.apply_file(pair_manifest(tmp_path))
 
     def refused() -> None:
         parser = {c.name: c for c in client.get_app("log-analyzer").components}["parser"]
         assert parser.reason == "0/2 nodes: 1 taint dedicated=sensors:NoSchedule, 1 tier!=edge", parser.reason
 
     assert_eventually(refused, timeout=30)
-    tolerant = _variant(
+    tolerant = pair_manifest(
         tmp_path,
-        "          tier: edge\n",
-        "          tier: edge\n        tolerations:\n          - {key: dedicated, operator: Exists}\n",
+        (
+            "          tier: edge\n",
+            "          tier: edge\n        tolerations:\n          - {key: dedicated, operator: Exists}\n",
+        ),
+        name="tolerant.yaml",
     )
     client.apply_file(tolerant)
     wait_running(client, "log-analyzer")
@@ -283,10 +327,10 @@ def _assert_node_names(cluster: Cluster, names: set[str]) -> None:
     assert {n.name for n in cluster.client.list_nodes()} == names
 
 
-def test_agents_report_round_trips_and_link_call_rates(cluster: Cluster) -> None:
+def test_agents_report_round_trips_and_link_call_rates(cluster: Cluster, tmp_path: Path) -> None:
     client = cluster.client
     assert client is not None
-    client.apply_file(APP)
+    client.apply_file(pair_manifest(tmp_path))
     wait_running(client, "log-analyzer")
 
     def measured() -> None:

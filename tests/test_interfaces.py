@@ -13,6 +13,7 @@ from neon import manifest
 from neon.errors import InvalidArgument, InvalidManifest
 from neon.guests import EXAMPLES
 from neon.model import NodeInfo
+from tests.helpers import PAIR_TEXT
 
 PARSE = "cyber-systems:logs/parser@0.1.0"
 SIG = (
@@ -27,7 +28,8 @@ def summaries(log_analyzer: dict[str, Path]) -> dict[str, dict]:  # type: ignore
 
 
 def _spec(links: list[dict[str, str]] | None = None) -> manifest.AppSpec:
-    doc = manifest.load((EXAMPLES / "log-analyzer" / "app.yaml").read_text(), require_digests=False).to_dict()
+    """The processor-parser pair, with digests ``a...`` (parser) and ``b...`` (processor)."""
+    doc = manifest.load(PAIR_TEXT, require_digests=False).to_dict()
     doc["spec"]["components"][0]["artifact"] = "sha256:" + "a" * 64
     doc["spec"]["components"][1]["artifact"] = "sha256:" + "b" * 64
     if links is not None:
@@ -40,9 +42,19 @@ def _by_digest(summaries: dict[str, dict]) -> dict[str, dict]:  # type: ignore[t
 
 
 def test_the_example_describes_itself(summaries: dict[str, dict]) -> None:  # type: ignore[type-arg]
-    assert summaries["processor"]["imports"] == {PARSE: {"parse": SIG}}
+    types = "cyber-systems:logs/types@0.1.0"
+    # `types` only holds types: it is imported (implicitly, through `use`) and needs no link.
+    assert summaries["processor"]["imports"] == {PARSE: {"parse": SIG}, types: {}}
     assert summaries["parser"]["exports"][PARSE] == {"parse": SIG}
-    assert summaries["processor"]["exports"][""] == {"process-batch": "func(raw-logs: list<string>) -> u32"}
+    assert summaries["processor"]["exports"]["cyber-systems:logs/processor@0.1.0"]["process-batch"] == (
+        "func(raw-logs: list<string>) -> u32"
+    )
+    assert summaries["archiver"]["imports"] == {types: {}}
+    assert sorted(summaries["ingestor"]["imports"]) == [
+        "cyber-systems:logs/archiver@0.1.0",
+        "cyber-systems:logs/processor@0.1.0",
+        types,
+    ]
     assert "wasi:filesystem/preopens@0.2.9" in summaries["parser"]["wasi"]
     assert capabilities(summaries["parser"]) == ("wasi-filesystem", "wasi-sockets")
 
@@ -61,6 +73,19 @@ def test_links_are_checked_against_the_binaries(summaries: dict[str, dict]) -> N
         check_links(_spec([]), _by_digest(summaries))
     assert err.value.field == "spec.components[1]"
     assert f"processor imports {PARSE}, but no link satisfies it" in err.value.message
+
+
+def test_the_whole_example_validates(summaries: dict[str, dict]) -> None:  # type: ignore[type-arg]
+    spec = manifest.load((EXAMPLES / "log-analyzer" / "app.yaml").read_text(), require_digests=False)
+    digests = {c.name: "sha256:" + str(i) * 64 for i, c in enumerate(spec.components, 1)}
+    spec = spec.with_artifacts(lambda c: digests[c.name])
+    by_digest = {digests[name]: summaries[name] for name in digests}
+    assert set(check_links(spec, by_digest)) == {"ingestor", "processor", "parser", "archiver"}
+    unlinked = manifest.parse(
+        {**spec.to_dict(), "spec": {**spec.to_dict()["spec"], "links": spec.to_dict()["spec"]["links"][:2]}}
+    )
+    with pytest.raises(InvalidManifest, match=f"processor imports {PARSE}, but no link satisfies it"):
+        check_links(unlinked, by_digest)
 
 
 def test_mismatched_signatures_name_both_sides(summaries: dict[str, dict]) -> None:  # type: ignore[type-arg]

@@ -23,8 +23,9 @@ def _doc(**spec_overrides: object) -> dict:
 def test_example_parses_and_round_trips() -> None:
     spec = manifest.parse(_doc())
     assert spec.name == "log-analyzer"
-    assert [c.name for c in spec.components] == ["parser", "processor"]
+    assert [c.name for c in spec.components] == ["ingestor", "processor", "parser", "archiver"]
     assert spec.component("parser").placement.node_selector == {"tier": "edge"}
+    assert spec.component("archiver").grants.volumes[0].path == "/archive"
     assert spec.links_from("processor")[0].import_name == "cyber-systems:logs/parser@0.1.0"
     assert manifest.load(spec.to_yaml()) == spec
 
@@ -48,16 +49,16 @@ def test_paths_are_allowed_only_client_side() -> None:
         (lambda d: d["spec"]["components"][1].update(replica=2), "spec.components[1].replica", "unknown field"),
         (lambda d: d["spec"]["components"][0].update(replicas=0), "spec.components[0].replicas", "1 to"),
         (lambda d: d["spec"]["components"][0].update(replicas=True), "spec.components[0].replicas", "integer"),
-        (lambda d: d["spec"]["components"][1].update(name="parser"), "spec.components[1].name", "used twice"),
+        (lambda d: d["spec"]["components"][3].update(name="parser"), "spec.components[3].name", "used twice"),
         (
             lambda d: d["spec"]["components"][0]["placement"]["nodeSelector"].update(gpu=True),
             "spec.components[0].placement.nodeSelector.gpu",
             "quote",
         ),
         (lambda d: d["spec"]["links"][0].update(exporter="nope"), "spec.links[0].exporter", "not a component"),
-        (lambda d: d["spec"]["links"][0].update(exporter="processor"), "spec.links[0].exporter", "its own import"),
+        (lambda d: d["spec"]["links"][0].update(exporter="ingestor"), "spec.links[0].exporter", "its own import"),
         (lambda d: d["spec"]["links"][0].update(**{"import": "parser"}), "spec.links[0].import", "WIT interface"),
-        (lambda d: d["spec"]["links"].append(dict(d["spec"]["links"][0])), "spec.links[1].import", "already linked"),
+        (lambda d: d["spec"]["links"].append(dict(d["spec"]["links"][0])), "spec.links[3].import", "already linked"),
         (lambda d: d["spec"].update(components=[]), "spec.components", "non-empty"),
     ],
 )

@@ -2,12 +2,22 @@
 
 import sys
 
-import wit_world
 from componentize_py_types import Err
+from wit_world import exports
+from wit_world.exports.processor import ParsedBatch
 from wit_world.imports import parser
 
 
-class WitWorld(wit_world.WitWorld):
+class Processor(exports.Processor):
+    def parse_batch(self, raw_logs: list[str]) -> ParsedBatch:
+        entries, errors = [], []
+        for number, line in enumerate(raw_logs, 1):
+            try:
+                entries.append(parser.parse(line))
+            except Err as err:
+                errors.append(f"line {number}: {err.value}")
+        return ParsedBatch(entries=entries, errors=errors)
+
     def process_batch(self, raw_logs: list[str]) -> int:
         ok = 0
         for number, line in enumerate(raw_logs, 1):

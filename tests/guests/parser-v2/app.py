@@ -3,7 +3,7 @@
 from componentize_py_types import Err
 from logline import parse_line
 from wit_world import exports
-from wit_world.exports.parser import Level, LogEntry
+from wit_world.imports.types import Level, LogEntry
 
 
 class Parser(exports.Parser):
