@@ -1,0 +1,74 @@
+"""Faults, for real: an agent killed with SIGKILL loses its lease and its components move."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from neon.guests import EXAMPLES
+from tests.helpers import Cluster, assert_eventually, pair_manifest, wait_running
+
+pytestmark = pytest.mark.e2e
+
+SAMPLE = (EXAMPLES / "log-analyzer" / "sample.log").read_text().splitlines()
+
+
+def test_a_killed_edge_node_is_replaced_and_calls_follow(cluster: Cluster, tmp_path: Path) -> None:
+    client = cluster.client
+    assert client is not None
+    cluster.add_agent("edge-2", {"tier": "edge"})
+    client.apply_file(pair_manifest(tmp_path))
+    wait_running(client, "log-analyzer")
+    (victim,) = [r.node for c in client.get_app("log-analyzer").components if c.name == "parser" for r in c.replicas]
+    (survivor,) = {"edge-1", "edge-2"} - {victim}
+    assert client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE]) == (5, "cloud-1")
+
+    # Calls keep coming from the cloud while the parser's node dies; note when they work again.
+    outcomes: list[tuple[float, bool]] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            try:
+                ok = client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE], timeout=10)[0] == 5
+            except Exception:  # noqa: BLE001 - failures while the node is dead are expected, and counted
+                ok = False
+            outcomes.append((time.monotonic(), ok))
+            time.sleep(0.05)
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        killed_at = time.monotonic()
+        cluster.agents[victim].kill()  # SIGKILL: no goodbye, only the lease expiring tells
+
+        def moved() -> None:
+            app = client.get_app("log-analyzer")
+            parser = {c.name: c for c in app.components}["parser"]
+            assert [(r.node, r.state) for r in parser.replicas] == [(survivor, "Running")], parser.replicas
+            assert outcomes and outcomes[-1][0] > killed_at and outcomes[-1][1], outcomes[-3:]
+
+        assert_eventually(moved, timeout=cluster.node_ttl + 60, interval=0.2)
+    finally:
+        stop.set()
+        worker.join(30)
+    del cluster.agents[victim]  # killed on purpose: no clean exit code to check
+
+    events = list(client.events(history=200))
+    lost = [e for e in events if e.kind == "NodeLost" and e.node == victim]
+    assert lost, [(e.kind, e.node) for e in events]
+    served_again = next(t for t, ok in outcomes if t > killed_at and ok)
+    failures = sum(1 for t, ok in outcomes if t > killed_at and not ok)
+    print(
+        f"\nnode loss: lease TTL {cluster.node_ttl}s; serving again {served_again - killed_at:.1f}s after SIGKILL "
+        f"({failures} failed calls in between)"
+    )
+    # The processor in the cloud was never restarted: only its route to the parser changed.
+    assert client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE]) == (5, "cloud-1")
+    assert {c.name: [r.node for r in c.replicas] for c in client.get_app("log-analyzer").components} == {
+        "parser": [survivor],
+        "processor": ["cloud-1"],
+    }
