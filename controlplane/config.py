@@ -17,6 +17,11 @@ class ControlPlaneConfig:
         node_ttl: Seconds an agent's lease lives without a heartbeat.
         resync_interval: Seconds between full reconciles even when nothing changed.
         invoke_timeout: Default deadline, in seconds, of a user's invoke.
+        identity: This replica's name among control planes; default ``<host>-<port>``.
+        advertise: The address other replicas reach this one at; default the
+            listen address (with the bound port).
+        leader_ttl: Seconds of the replica lease; the leader (the one replica that
+            reconciles) is replaced within about 4/3 of it after it dies.
         placement_weights: Scorer name -> weight, overriding the defaults
             (``controlplane.placement.DEFAULT_WEIGHTS``: balance 1, sticky 10,
             preferred-labels 2, preferred-affinity 2, prefer-no-schedule 1,
@@ -29,4 +34,7 @@ class ControlPlaneConfig:
     node_ttl: int = 10
     resync_interval: float = 10.0
     invoke_timeout: float = 30.0
+    identity: str = ""
+    advertise: str = ""
+    leader_ttl: int = 5
     placement_weights: dict[str, float] = field(default_factory=dict)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import socket
 from typing import Any
 
 import grpc
@@ -14,8 +15,10 @@ from controlplane.composer import Composer
 from controlplane.config import ControlPlaneConfig
 from controlplane.events import new_event
 from controlplane.fusion import Composition
+from controlplane.leader import Election
 from controlplane.placement import Placer
 from controlplane.reconciler import NOT_COMPOSED, plan
+from controlplane.replication import BlobReplicator
 from controlplane.status import served
 from controlplane.store import APPS, NODES, Store
 from neon import log
@@ -35,7 +38,10 @@ class ControlPlane:
         self.store = Store(config.etcd)
         self.blobs = BlobStore(config.data_dir / "blobs")
         self.placer = Placer(weights=config.placement_weights)
-        self.composer = Composer(self.store, self.blobs)
+        self.replicator = BlobReplicator(self.store, self.blobs, config.identity)
+        self.composer = Composer(self.store, self.blobs, fetch=self.replicator.ensure)
+        self.election: Election | None = None
+        self._leader_tasks: list[asyncio.Task[Any]] = []
         self.server: grpc.aio.Server | None = None
         self.port = 0
         self._dirty = asyncio.Event()
@@ -49,8 +55,18 @@ class ControlPlane:
 
     @property
     def address(self) -> str:
+        if self.config.advertise:
+            return self.config.advertise
         host = self.config.listen.rsplit(":", 1)[0]
         return f"{host}:{self.port}"
+
+    @property
+    def identity(self) -> str:
+        return self.config.identity or f"{socket.gethostname()}-{self.port}"
+
+    @property
+    def is_leader(self) -> bool:
+        return self.election is not None and self.election.leading
 
     async def start(self) -> None:
         from controlplane.agent_service import AgentServicer
@@ -67,13 +83,35 @@ class ControlPlane:
         )
         await self.server.start()
         await mark_serving(self.server)
+        self.replicator.identity = self.identity
+        self.election = Election(
+            self.store, self.identity, self.address, self.config.leader_ttl, self._lead, self._follow
+        )
         self._tasks = [
+            asyncio.create_task(self.election.run(), name="election"),
+            asyncio.create_task(self.replicator.run(), name="blob-sync"),
+        ]
+        _log.info("control plane serving", address=self.address, etcd=self.config.etcd, identity=self.identity)
+
+    async def _lead(self) -> None:
+        """This replica was elected: reconcile from etcd's state, as if freshly started."""
+        self._known_nodes = None
+        self._last_reports = {}
+        self._leader_tasks = [
             asyncio.create_task(self._reconcile_loop(), name="reconcile"),
             asyncio.create_task(self._watch(APPS), name="watch-apps"),
             asyncio.create_task(self._watch(NODES), name="watch-nodes"),
         ]
         self.mark_dirty()
-        _log.info("control plane serving", address=self.address, etcd=self.config.etcd)
+        await self.store.record(new_event("LeaderElected", f"control plane {self.identity} ({self.address}) leads"))
+
+    async def _follow(self) -> None:
+        tasks, self._leader_tasks = self._leader_tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     async def stop(self, grace: float = 2.0) -> None:
         for task in self._tasks:
@@ -81,6 +119,9 @@ class ControlPlane:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.election is not None:
+            with contextlib.suppress(Exception):
+                await self.election.resign()
         if self.server is not None:
             await self.server.stop(grace)
         for channel in self._channels.values():

@@ -111,6 +111,26 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         )
 
     @edge
+    async def ListControlPlanes(
+        self, request: control_pb2.ListControlPlanesRequest, context: Context
+    ) -> control_pb2.ListControlPlanesResponse:
+        leader = await self.cp.store.leader() or {}
+        replicas = await self.cp.store.replicas()
+        return control_pb2.ListControlPlanesResponse(
+            replicas=[
+                control_pb2.ControlPlaneReplica(
+                    identity=identity,
+                    address=doc.get("address", ""),
+                    leader=identity == leader.get("identity"),
+                    started_at=doc.get("started", 0.0),
+                    self=identity == self.cp.identity,
+                )
+                for identity, doc in sorted(replicas.items())
+            ],
+            leader_since=leader.get("since", 0.0),
+        )
+
+    @edge
     async def WatchEvents(
         self, request: control_pb2.WatchEventsRequest, context: Context
     ) -> AsyncIterator[control_pb2.Event]:

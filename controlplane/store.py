@@ -12,6 +12,8 @@ Key layout (all values JSON):
     /neon/history/<app>/<generation>  the manifest of each generation (the last HISTORY kept)
     /neon/compositions/<key>         {"digest": fused artifact} or {"error": why it cannot be fused}
     /neon/metrics/<node>             {"rtt_ms": {peer: ms}, "links": [...]}, attached to the node's lease
+    /neon/leader                     {"identity", "address", "since"}: the replica that reconciles, on its lease
+    /neon/controlplanes/<identity>   {"address", "started"}: every live replica, on its own lease
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ EVENTS = PREFIX + b"events/"
 METRICS = PREFIX + b"metrics/"
 HISTORY = PREFIX + b"history/"
 COMPOSITIONS = PREFIX + b"compositions/"
+LEADER = PREFIX + b"leader"
+REPLICAS = PREFIX + b"controlplanes/"
 HISTORY_KEEP = 10
 EVENT_HISTORY = 1000
 
@@ -85,6 +89,30 @@ class Store:
 
     async def close(self) -> None:
         await self.client.close()
+
+    # ---------------------------------------------------- control planes --
+
+    async def new_lease(self, ttl: int) -> int:
+        return int((await self.client.lease(ttl)).id)
+
+    async def put_replica(self, identity: str, doc: dict[str, Any], lease_id: int) -> None:
+        """Announce a live control-plane replica (gone when its lease is)."""
+        await self.client.put(_key(REPLICAS, identity), _dump(doc), lease=lease_id)
+
+    async def replicas(self) -> dict[str, dict[str, Any]]:
+        return {kv.key[len(REPLICAS) :].decode(): json.loads(kv.value) for kv in await self.client.get_prefix(REPLICAS)}
+
+    async def campaign(self, doc: dict[str, Any], lease_id: int) -> bool:
+        """Become the leader if nobody is: the key is created on ``lease_id`` only when absent."""
+        tx = self.client.transactions
+        ok, _ = await self.client.transaction(
+            compare=[tx.version(LEADER) == 0], success=[tx.put(LEADER, _dump(doc), lease_id)], failure=[]
+        )
+        return bool(ok)
+
+    async def leader(self) -> dict[str, Any] | None:
+        got = await self.client.get(LEADER)
+        return json.loads(got.value) if got else None
 
     # -------------------------------------------------------------- apps --
 
@@ -267,6 +295,11 @@ class Store:
     async def put_artifact(self, digest: str, name: str, size: int, interfaces: dict[str, Any]) -> None:
         doc = {"name": name, "size": size, "uploaded_at": time.time(), "interfaces": interfaces}
         await self.client.put(_key(ARTIFACTS, digest), _dump(doc))
+
+    async def artifact_digests(self) -> list[str]:
+        return sorted(
+            kv.key[len(ARTIFACTS) :].decode() for kv in await self.client.get_prefix(ARTIFACTS, keys_only=True)
+        )
 
     async def get_composition(self, key: str) -> dict[str, Any] | None:
         got = await self.client.get(_key(COMPOSITIONS, key))

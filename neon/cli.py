@@ -4,7 +4,7 @@
     neon controlplane --etcd URL --listen ADDR
     neon agent --control ADDR --name N --label tier=edge
     neon apply -f app.yaml [--wait]
-    neon get apps | app NAME | nodes   [-o table|wide|json|yaml]
+    neon get apps | app NAME | nodes | controlplanes   [-o table|wide|json|yaml]
     neon delete app NAME
     neon rollback app NAME [--to GENERATION]
     neon invoke APP COMPONENT FUNCTION [JSON_ARG ...] [--lines-from FILE]
@@ -52,6 +52,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--listen", default=DEFAULT_CONTROL, help="gRPC listen address (port 0: any free port)")
     p.add_argument("--data-dir", default=".neon/controlplane", help="where artifact blobs are kept")
     p.add_argument("--node-ttl", type=int, default=10, help="seconds an agent lease lives without heartbeats")
+    p.add_argument("--identity", default="", help="this replica's name among control planes (default host-port)")
+    p.add_argument("--advertise", default="", help="the address other replicas and agents reach this one at")
+    p.add_argument(
+        "--leader-ttl",
+        type=int,
+        default=5,
+        help="seconds of the replica lease; a dead leader is replaced within ~4/3 of it",
+    )
     p.add_argument(
         "--placement-weight",
         action="append",
@@ -101,8 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="wait until the application is Running")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds --wait waits")
 
-    p = sub.add_parser("get", help="show applications or nodes")
-    p.add_argument("kind", choices=["apps", "app", "nodes"])
+    p = sub.add_parser("get", help="show applications, nodes or control-plane replicas")
+    p.add_argument("kind", choices=["apps", "app", "nodes", "controlplanes"])
     p.add_argument("name", nargs="?")
     p.add_argument("-o", "--output", choices=["table", "wide", "json", "yaml"], default="table", help="output format")
 
@@ -180,6 +188,9 @@ def _dispatch(args: argparse.Namespace) -> int:
                 listen=args.listen,
                 data_dir=Path(args.data_dir),
                 node_ttl=args.node_ttl,
+                identity=args.identity,
+                advertise=args.advertise,
+                leader_ttl=args.leader_ttl,
                 placement_weights=weights,
             ),
             args.ready_file,
@@ -297,7 +308,12 @@ def _wait_running(client: Any, name: str, timeout: float) -> int:
 def _get(client: Any, args: argparse.Namespace) -> int:
     from neon.wire import to_dict
 
-    if args.kind == "nodes":
+    if args.kind == "controlplanes":
+        reply = client.control_planes()
+        items = list(reply.replicas)
+        rows = [[r.identity, r.address, "leader" if r.leader else "follower", "*" if r.self else ""] for r in items]
+        header = ["IDENTITY", "ADDRESS", "ROLE", "ANSWERED"]
+    elif args.kind == "nodes":
         items = client.list_nodes()
         rows = [
             [

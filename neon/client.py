@@ -17,7 +17,7 @@ from neon import manifest
 from neon._proto import control_pb2, control_pb2_grpc, dataplane_pb2
 from neon.errors import InvalidManifest, from_rpc_error
 from neon.manifest import AppSpec, ComponentSpec
-from neon.rpc import CHANNEL_OPTIONS
+from neon.rpc import CHANNEL_OPTIONS, channel_target
 
 T = TypeVar("T")
 CHUNK = 1 << 20
@@ -38,14 +38,15 @@ class ControlClient:
     """Talks to one control plane.
 
     Args:
-        address: ``host:port`` of the control plane.
+        address: ``host:port`` of the control plane, or several replicas' as
+            ``ip:port,ip:port`` (gRPC moves to another when one fails).
         timeout: Default deadline of unary calls, in seconds.
     """
 
     def __init__(self, address: str, timeout: float = 30.0) -> None:
         self.address = address
         self.timeout = timeout
-        self.channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self.channel = grpc.insecure_channel(channel_target(address), options=CHANNEL_OPTIONS)
         self.stub = control_pb2_grpc.ControlStub(self.channel)
 
     def close(self) -> None:
@@ -126,6 +127,10 @@ class ControlClient:
     @_translate
     def delete_app(self, name: str) -> None:
         self.stub.DeleteApplication(control_pb2.DeleteApplicationRequest(name=name), timeout=self.timeout)
+
+    @_translate
+    def control_planes(self) -> control_pb2.ListControlPlanesResponse:
+        return self.stub.ListControlPlanes(control_pb2.ListControlPlanesRequest(), timeout=self.timeout)
 
     @_translate
     def list_nodes(self) -> list[control_pb2.Node]:

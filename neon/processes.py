@@ -73,7 +73,12 @@ class Child:
 
 
 def spawn_controlplane(
-    etcd: str, workdir: Path, name: str = "controlplane", listen: str = "127.0.0.1:0", node_ttl: int = 10
+    etcd: str,
+    workdir: Path,
+    name: str = "controlplane",
+    listen: str = "127.0.0.1:0",
+    node_ttl: int = 10,
+    extra: Sequence[str] = (),
 ) -> Child:
     return Child(
         name,
@@ -87,6 +92,7 @@ def spawn_controlplane(
             str(workdir / name),
             "--node-ttl",
             str(node_ttl),
+            *extra,
         ],
         workdir,
     )

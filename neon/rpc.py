@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 from typing import Any, Awaitable, Callable, TypeVar
 
 import grpc
@@ -12,7 +13,7 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from neon import log
-from neon.errors import ERROR_METADATA_KEY, NeonGridError
+from neon.errors import ERROR_METADATA_KEY, InvalidArgument, NeonGridError
 
 _log = log.get("neon.rpc")
 
@@ -23,6 +24,29 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 20_000),
     ("grpc.keepalive_timeout_ms", 10_000),
 ]
+
+_IPV4_PORT = re.compile(r"^\d{1,3}(\.\d{1,3}){3}:\d{1,5}$")
+
+
+def channel_target(addresses: str) -> str:
+    """A gRPC target for ``host:port`` or several replicas' ``ip:port,ip:port``.
+
+    Several addresses become one ``ipv4:`` target: the channel connects to the
+    first that answers and moves on when it fails. Names that resolve to every
+    replica (a DNS name, a Kubernetes Service) need no list at all.
+    """
+    parts = [a.strip() for a in addresses.split(",") if a.strip()]
+    if len(parts) <= 1:
+        return parts[0] if parts else addresses
+    bad = [p for p in parts if not (_IPV4_PORT.match(p) or p.startswith("localhost:"))]
+    if bad:
+        raise InvalidArgument(
+            f"several control planes must be given as ip:port (got {', '.join(bad)}); "
+            "or use one DNS name that resolves to all of them",
+            field="control",
+        )
+    return "ipv4:" + ",".join(p.replace("localhost:", "127.0.0.1:") for p in parts)
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 # A servicer context with any request/response types (servicers are typed by their stubs).

@@ -1332,3 +1332,75 @@ class FetchArtifactRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FetchArtifactRequest: _TypeAlias = FetchArtifactRequest  # noqa: Y015
+
+@_typing.final
+class ListControlPlanesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListControlPlanesRequest: _TypeAlias = ListControlPlanesRequest  # noqa: Y015
+
+@_typing.final
+class ControlPlaneReplica(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    LEADER_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    SELF_FIELD_NUMBER: _builtins.int
+    identity: _builtins.str
+    address: _builtins.str
+    leader: _builtins.bool
+    """The replica that reconciles; every replica serves the API and agents."""
+    started_at: _builtins.float
+    self: _builtins.bool
+    """Set on the replica that answered."""
+    def __init__(
+        self_,  # pyright: ignore[reportSelfClsParameterName]
+        *,
+        identity: _builtins.str = ...,
+        address: _builtins.str = ...,
+        leader: _builtins.bool = ...,
+        started_at: _builtins.float = ...,
+        self: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "identity", b"identity", "leader", b"leader", "self", b"self", "started_at", b"started_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ControlPlaneReplica: _TypeAlias = ControlPlaneReplica  # noqa: Y015
+
+@_typing.final
+class ListControlPlanesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPLICAS_FIELD_NUMBER: _builtins.int
+    LEADER_SINCE_FIELD_NUMBER: _builtins.int
+    leader_since: _builtins.float
+    """When the current leader was elected (unix seconds); 0 when there is none."""
+    @_builtins.property
+    def replicas(self) -> _containers.RepeatedCompositeFieldContainer[Global___ControlPlaneReplica]: ...
+    def __init__(
+        self,
+        *,
+        replicas: _abc.Iterable[Global___ControlPlaneReplica] | None = ...,
+        leader_since: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leader_since", b"leader_since", "replicas", b"replicas"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListControlPlanesResponse: _TypeAlias = ListControlPlanesResponse  # noqa: Y015

@@ -63,6 +63,11 @@ class ControlStub:
                 request_serializer=neon_dot_v1_dot_control__pb2.ListNodesRequest.SerializeToString,
                 response_deserializer=neon_dot_v1_dot_control__pb2.ListNodesResponse.FromString,
                 _registered_method=True)
+        self.ListControlPlanes = channel.unary_unary(
+                '/neon.v1.Control/ListControlPlanes',
+                request_serializer=neon_dot_v1_dot_control__pb2.ListControlPlanesRequest.SerializeToString,
+                response_deserializer=neon_dot_v1_dot_control__pb2.ListControlPlanesResponse.FromString,
+                _registered_method=True)
         self.WatchEvents = channel.unary_stream(
                 '/neon.v1.Control/WatchEvents',
                 request_serializer=neon_dot_v1_dot_control__pb2.WatchEventsRequest.SerializeToString,
@@ -123,6 +128,13 @@ class ControlServicer:
 
     def ListNodes(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListControlPlanes(self, request, context):
+        """The live control-plane replicas and which one leads (reconciles).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -190,6 +202,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.ListNodes,
                     request_deserializer=neon_dot_v1_dot_control__pb2.ListNodesRequest.FromString,
                     response_serializer=neon_dot_v1_dot_control__pb2.ListNodesResponse.SerializeToString,
+            ),
+            'ListControlPlanes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListControlPlanes,
+                    request_deserializer=neon_dot_v1_dot_control__pb2.ListControlPlanesRequest.FromString,
+                    response_serializer=neon_dot_v1_dot_control__pb2.ListControlPlanesResponse.SerializeToString,
             ),
             'WatchEvents': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchEvents,
@@ -354,6 +371,33 @@ class Control:
             '/neon.v1.Control/ListNodes',
             neon_dot_v1_dot_control__pb2.ListNodesRequest.SerializeToString,
             neon_dot_v1_dot_control__pb2.ListNodesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListControlPlanes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neon.v1.Control/ListControlPlanes',
+            neon_dot_v1_dot_control__pb2.ListControlPlanesRequest.SerializeToString,
+            neon_dot_v1_dot_control__pb2.ListControlPlanesResponse.FromString,
             options,
             channel_credentials,
             insecure,

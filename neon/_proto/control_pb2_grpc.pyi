@@ -44,6 +44,8 @@ class ControlStub:
     DeleteApplication: _grpc.UnaryUnaryMultiCallable[_control_pb2.DeleteApplicationRequest, _control_pb2.DeleteApplicationResponse]
     """Removes the application; agents stop its instances."""
     ListNodes: _grpc.UnaryUnaryMultiCallable[_control_pb2.ListNodesRequest, _control_pb2.ListNodesResponse]
+    ListControlPlanes: _grpc.UnaryUnaryMultiCallable[_control_pb2.ListControlPlanesRequest, _control_pb2.ListControlPlanesResponse]
+    """The live control-plane replicas and which one leads (reconciles)."""
     WatchEvents: _grpc.UnaryStreamMultiCallable[_control_pb2.WatchEventsRequest, _control_pb2.Event]
     """Recent events, then live ones while the stream is open."""
     Invoke: _grpc.UnaryUnaryMultiCallable[_dataplane_pb2.InvokeRequest, _dataplane_pb2.InvokeResponse]
@@ -69,6 +71,8 @@ class ControlAsyncStub(ControlStub):
     DeleteApplication: _aio.UnaryUnaryMultiCallable[_control_pb2.DeleteApplicationRequest, _control_pb2.DeleteApplicationResponse]  # type: ignore[assignment]
     """Removes the application; agents stop its instances."""
     ListNodes: _aio.UnaryUnaryMultiCallable[_control_pb2.ListNodesRequest, _control_pb2.ListNodesResponse]  # type: ignore[assignment]
+    ListControlPlanes: _aio.UnaryUnaryMultiCallable[_control_pb2.ListControlPlanesRequest, _control_pb2.ListControlPlanesResponse]  # type: ignore[assignment]
+    """The live control-plane replicas and which one leads (reconciles)."""
     WatchEvents: _aio.UnaryStreamMultiCallable[_control_pb2.WatchEventsRequest, _control_pb2.Event]  # type: ignore[assignment]
     """Recent events, then live ones while the stream is open."""
     Invoke: _aio.UnaryUnaryMultiCallable[_dataplane_pb2.InvokeRequest, _dataplane_pb2.InvokeResponse]  # type: ignore[assignment]
@@ -121,6 +125,14 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
         request: _control_pb2.ListNodesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_control_pb2.ListNodesResponse, _abc.Awaitable[_control_pb2.ListNodesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListControlPlanes(
+        self,
+        request: _control_pb2.ListControlPlanesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.ListControlPlanesResponse, _abc.Awaitable[_control_pb2.ListControlPlanesResponse]]:
+        """The live control-plane replicas and which one leads (reconciles)."""
 
     @_abc_1.abstractmethod
     def WatchEvents(
