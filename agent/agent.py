@@ -19,6 +19,7 @@ from agent.artifacts import ArtifactCache
 from agent.codec import Signature
 from agent.config import AgentConfig
 from agent.dataplane import DataPlaneServicer
+from agent.desired import DesiredStateFile
 from agent.forwarder import Router, get_call_deadline
 from agent.metrics import LinkCounter, RttProber
 from agent.pool import InstancePool, PoolClosed
@@ -58,6 +59,7 @@ class Agent:
         self.state = AgentState()
         self.runtime = Runtime(config.cache_dir or config.data_dir / "compiled")
         self.artifacts = ArtifactCache(config.data_dir / "artifacts")
+        self.desired = DesiredStateFile(config.data_dir / "desired.json")
         self.links = LinkCounter()
         self.router = Router(config.name, config.call_timeout, self.links)
         self.prober = RttProber()
@@ -86,6 +88,15 @@ class Agent:
         host = self.config.listen.rsplit(":", 1)[0]
         self.address = self.config.advertise or f"{host}:{port}"
         self._connect_control()
+        saved = self.desired.load()
+        if saved is not None:
+            revision, assignments = saved
+            _log.info(
+                "resuming the last desired state until the control plane answers",
+                revision=revision,
+                apps=[a.app for a in assignments],
+            )
+            self._feed(DesiredChanged(assignments))
         self._spawn(self._session(), "session")
         self._spawn(self._reporter(), "reporter")
         self._spawn(self._metrics(), "metrics")
@@ -164,6 +175,7 @@ class Agent:
                 async for snapshot in watch:
                     assignments = tuple(assignment_from_proto(a) for a in snapshot.assignments)
                     _log.info("desired state", revision=snapshot.revision, apps=[a.app for a in assignments])
+                    await asyncio.to_thread(self.desired.save, snapshot.revision, assignments)
                     self._feed(DesiredChanged(assignments))
                 _log.warning("assignment stream ended; reconnecting")
                 await self._next_control()  # the replica is going away

@@ -81,13 +81,16 @@ class Cluster:
         self.etcd = EtcdServer(workdir / "etcd")
         self.loop = LoopThread()
         self.cp: ControlPlane | None = None
+        self._control = ""
         self.agents: dict[str, Child] = {}
         self.client: ControlClient | None = None
 
     @property
     def control(self) -> str:
-        assert self.cp is not None
-        return self.cp.address
+        """The control plane's address (kept while it is stopped, to start it again there)."""
+        if self.cp is not None:
+            self._control = self.cp.address
+        return self._control
 
     def start(self) -> Cluster:
         self.etcd.start()
@@ -104,6 +107,22 @@ class Cluster:
         expected = set(self.agent_specs)
         assert_eventually(lambda: self._assert_nodes(expected), timeout=30)
         return self
+
+    def stop_controlplane(self) -> int:
+        """Stop the control plane (agents lose it); returns its port, to start it again there."""
+        assert self.cp is not None
+        port = self.cp.port
+        self.loop.run(self.cp.stop())
+        self.cp = None
+        return port
+
+    def start_controlplane(self, port: int) -> None:
+        """Start a control plane on ``port`` again, on the same etcd and blob directory."""
+        config = ControlPlaneConfig(
+            etcd=self.etcd.url, listen=f"127.0.0.1:{port}", data_dir=self.workdir / "cp", node_ttl=self.node_ttl
+        )
+        self.cp = ControlPlane(config)
+        self.loop.run(self.cp.start())
 
     def _assert_nodes(self, expected: set[str]) -> None:
         assert self.client is not None

@@ -72,3 +72,56 @@ def test_a_killed_edge_node_is_replaced_and_calls_follow(cluster: Cluster, tmp_p
         "parser": [survivor],
         "processor": ["cloud-1"],
     }
+
+
+def test_an_edge_agent_restarted_offline_runs_its_last_desired_state(cluster: Cluster, tmp_path: Path) -> None:
+    import grpc
+
+    from neon._proto import dataplane_pb2, dataplane_pb2_grpc
+    from neon.etcd_server import free_port
+
+    client = cluster.client
+    assert client is not None
+    # The edge agent listens on a fixed port, as a real one does, so peers find it after a restart.
+    listen = ["--listen", f"127.0.0.1:{free_port()}"]
+    assert cluster.agents.pop("edge-1").stop() == 0
+    cluster.add_agent("edge-1", {"tier": "edge"}, extra=listen)
+    client.apply_file(pair_manifest(tmp_path))
+    wait_running(client, "log-analyzer")
+    assert client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE]) == (5, "cloud-1")
+
+    port = cluster.stop_controlplane()  # the edge is cut off from its control plane ...
+    cluster.agents["edge-1"].kill()  # ... and its agent dies and comes back while it is
+    edge = cluster.add_agent("edge-1", {"tier": "edge"}, wait=False, extra=listen)
+    edge.wait_ready()
+    request = dataplane_pb2.InvokeRequest(
+        app="log-analyzer", component="processor", function="process-batch", args_json=f"[{_json(SAMPLE)}]"
+    )
+
+    def served_without_control_plane() -> None:
+        with grpc.insecure_channel(cluster.agents["cloud-1"].address) as channel:
+            try:
+                reply = dataplane_pb2_grpc.DataPlaneStub(channel).Invoke(request, timeout=10)
+            except grpc.RpcError as err:
+                raise AssertionError(err.details()) from None  # type: ignore[attr-defined]
+        assert reply.result_json == "5"
+
+    # The cloud's processor forwards each parse to the restarted edge agent, which runs what it was last told.
+    assert_eventually(served_without_control_plane, timeout=60, interval=0.2)
+    assert "resuming the last desired state" in edge.log_path.read_text()
+
+    # The control plane returns: the agent registers again and nothing is started twice.
+    cluster.start_controlplane(port)
+    wait_running(client, "log-analyzer")
+    assert client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE]) == (5, "cloud-1")
+    log = edge.log_path.read_text()
+    restarted_part = log[log.rindex("agent started") :]
+    assert restarted_part.count('"instance running"') == 1, restarted_part
+    (parser,) = [c for c in client.get_app("log-analyzer").components if c.name == "parser"]
+    assert [(r.node, r.state) for r in parser.replicas] == [("edge-1", "Running")]
+
+
+def _json(value: object) -> str:
+    import json
+
+    return json.dumps(value)
