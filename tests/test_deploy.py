@@ -24,7 +24,7 @@ def _neon_args(argv: list[str]) -> None:
 def test_compose_commands_parse() -> None:
     doc = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     commands = [svc["command"] for name, svc in doc["services"].items() if name != "etcd" and "command" in svc]
-    assert len(commands) == 3
+    assert len(commands) == 4  # two control-plane replicas, two agents
     for command in commands:
         _neon_args(command)
 
