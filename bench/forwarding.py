@@ -28,13 +28,12 @@ import grpc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _pair import pair  # noqa: E402
+from _pair import edge_and_cloud, pair  # noqa: E402
 
+from neon import manifest  # noqa: E402
 from neon._proto import dataplane_pb2, dataplane_pb2_grpc, values_pb2  # noqa: E402
-from neon.client import ControlClient  # noqa: E402
-from neon.etcd_server import EtcdServer, free_port  # noqa: E402
+from neon.etcd_server import free_port  # noqa: E402
 from neon.guests import EXAMPLES, build_log_analyzer  # noqa: E402
-from neon.processes import spawn_agent, spawn_controlplane  # noqa: E402
 
 ECHO_SERVER = textwrap.dedent("""
     import sys, grpc
@@ -106,35 +105,13 @@ def main() -> int:
     lines = [sample[i % len(sample)] for i in range(args.lines)]
     built = build_log_analyzer()
 
-    with tempfile.TemporaryDirectory() as tmp, EtcdServer(Path(tmp) / "etcd") as etcd:
-        work = Path(tmp)
-        cp = spawn_controlplane(etcd.url, work)
-        agents = []
-        try:
-            control = cp.wait_ready()
-            agents = [
-                spawn_agent(control, "edge-1", {"tier": "edge"}, work),
-                spawn_agent(control, "cloud-1", {"tier": "cloud"}, work),
-            ]
-            address = {a.name: a.wait_ready() for a in agents}
-            with ControlClient(control) as client:
-                while len(client.list_nodes()) < 2:
-                    time.sleep(0.05)
-                digests = {name: client.upload(path).digest for name, path in built.items()}
-                client.apply(pair("log-analyzer", digests, "cloud"))
-                # host-linked: the same call, minus the network
-                client.apply(pair("log-analyzer-local", digests, "edge", fused=False))
-                for name in ("log-analyzer", "log-analyzer-local"):
-                    deadline = time.monotonic() + 120
-                    while client.get_app(name).phase != "Running":
-                        if time.monotonic() > deadline:
-                            raise SystemExit(f"{name} did not run: {client.get_app(name).reason}")
-                        time.sleep(0.1)
-            split_s = timed_batches(address["cloud-1"], "log-analyzer", lines, args.rounds)
-            local_s = timed_batches(address["edge-1"], "log-analyzer-local", lines, args.rounds)
-        finally:
-            for child in [*agents, cp]:
-                child.stop()
+    def apps(digests: dict[str, str]) -> list[manifest.AppSpec]:
+        # split, and host-linked on one node: the same call, minus the network
+        return [pair("log-analyzer", digests, "cloud"), pair("log-analyzer-local", digests, "edge", fused=False)]
+
+    with tempfile.TemporaryDirectory() as tmp, edge_and_cloud(Path(tmp), built, apps) as (address, _):
+        split_s = timed_batches(address["cloud-1"], "log-analyzer", lines, args.rounds)
+        local_s = timed_batches(address["edge-1"], "log-analyzer-local", lines, args.rounds)
 
     payload = dataplane_pb2.CallRequest(
         app="log-analyzer",

@@ -36,16 +36,14 @@ import grpc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _pair import PARSER, pair  # noqa: E402
+from _pair import PARSER, edge_and_cloud, pair  # noqa: E402
 
 from agent.runtime import ComponentTemplate, FunctionRef, Runtime  # noqa: E402
 from controlplane.composer import fuse  # noqa: E402
 from neon import log, manifest  # noqa: E402
 from neon._proto import dataplane_pb2, dataplane_pb2_grpc  # noqa: E402
 from neon.client import ControlClient  # noqa: E402
-from neon.etcd_server import EtcdServer  # noqa: E402
 from neon.guests import EXAMPLES, build_log_analyzer  # noqa: E402
-from neon.processes import spawn_agent, spawn_controlplane  # noqa: E402
 
 BATCH = FunctionRef("", "process-batch")  # the monolith's root export
 SHAPES = ("monolithic", "fused", "host-linked", "split")
@@ -126,43 +124,16 @@ def on_cluster(
     built: dict[str, Path], workloads: dict[str, tuple[list[str], int]], rounds: int, work: Path
 ) -> dict[str, dict[str, float]]:
     """Per workload, per-batch milliseconds of each shape, invoked through the serving agent's data plane."""
-    with EtcdServer(work / "etcd") as etcd:
-        cp = spawn_controlplane(etcd.url, work)
-        agents = []
+    with edge_and_cloud(work, built, lambda digests: list(_apps(digests).values())) as (address, control):
+        with ControlClient(control) as client:
+            modes = {name: sorted({r.mode for ln in client.get_app(name).links for r in ln.routes}) for name in SHAPES}
+        assert modes == {"monolithic": [], "fused": ["fused"], "host-linked": ["local"], "split": ["remote"]}, modes
+        channels = {n: grpc.insecure_channel(a) for n, a in address.items()}
         try:
-            control = cp.wait_ready()
-            agents = [
-                spawn_agent(control, "edge-1", {"tier": "edge"}, work),
-                spawn_agent(control, "cloud-1", {"tier": "cloud"}, work),
-            ]
-            address = {a.name: a.wait_ready() for a in agents}
-            with ControlClient(control) as client:
-                while len(client.list_nodes()) < 2:
-                    time.sleep(0.05)
-                digests = {name: client.upload(path).digest for name, path in built.items()}
-                apps = _apps(digests)
-                for spec in apps.values():
-                    client.apply(spec)
-                for name in apps:
-                    deadline = time.monotonic() + 180
-                    while (app := client.get_app(name)).phase != "Running":
-                        if time.monotonic() > deadline:
-                            raise SystemExit(f"{name} did not run: {app.reason}")
-                        time.sleep(0.1)
-                modes = {
-                    name: sorted({r.mode for ln in client.get_app(name).links for r in ln.routes}) for name in apps
-                }
-            assert modes == {"monolithic": [], "fused": ["fused"], "host-linked": ["local"], "split": ["remote"]}, modes
-            channels = {n: grpc.insecure_channel(a) for n, a in address.items()}
-            try:
-                out = {w: _time_shapes(channels, lines, expected, rounds) for w, (lines, expected) in workloads.items()}
-            finally:
-                for channel in channels.values():
-                    channel.close()
+            return {w: _time_shapes(channels, lines, expected, rounds) for w, (lines, expected) in workloads.items()}
         finally:
-            for child in [*agents, cp]:
-                child.stop()
-    return out
+            for channel in channels.values():
+                channel.close()
 
 
 def _time_shapes(channels: dict[str, grpc.Channel], lines: list[str], expected: int, rounds: int) -> dict[str, float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -15,6 +16,29 @@ pytestmark = pytest.mark.e2e
 
 APP = EXAMPLES / "log-analyzer" / "app.yaml"
 SAMPLE = (EXAMPLES / "log-analyzer" / "sample.log").read_text().splitlines()
+
+
+class _Load:
+    """Calls ``call`` in a loop on a thread, keeping every result and every error."""
+
+    def __init__(self, call: Callable[[], int]) -> None:
+        self.results: list[int] = []
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self._call = call
+        self._worker = threading.Thread(target=self._run)
+        self._worker.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.results.append(self._call())
+            except BaseException as err:  # noqa: BLE001 - every failure is a test failure
+                self.errors.append(err)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._worker.join(30)
 
 
 def _starts(cluster: Cluster, node: str, component: str) -> int:
@@ -29,19 +53,8 @@ def test_swap_and_roll_back_one_component_under_load(cluster: Cluster, parser_v2
     wait_running(client, "log-analyzer")
     assert client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE])[0] == 5
 
-    results: list[int] = []
-    errors: list[BaseException] = []
-    stop = threading.Event()
-
-    def load() -> None:
-        while not stop.is_set():
-            try:
-                results.append(client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE])[0])
-            except BaseException as err:  # noqa: BLE001 - every failure is a test failure
-                errors.append(err)
-
-    worker = threading.Thread(target=load)
-    worker.start()
+    load = _Load(lambda: client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE])[0])
+    results, errors = load.results, load.errors
     try:
         v2 = pair_manifest(tmp_path, ("build/parser.wasm", str(parser_v2)), name="v2.yaml")
         assert client.apply_file(v2).generation == 2
@@ -58,8 +71,7 @@ def test_swap_and_roll_back_one_component_under_load(cluster: Cluster, parser_v2
         served = len(results)
         assert_eventually(lambda: _assert_more(results, served + 5), timeout=30)
     finally:
-        stop.set()
-        worker.join(30)
+        load.stop()
 
     assert errors == []
     assert set(results) == {5, 6} and len(results) > 20
@@ -85,19 +97,8 @@ def test_swap_inside_a_fused_group_recomposes_only_it_under_load(
     assert before.artifact and before.members == ["ingestor", "parser", "processor"]
     text = "\n".join(SAMPLE)
 
-    results: list[int] = []
-    errors: list[BaseException] = []
-    stop = threading.Event()
-
-    def load() -> None:
-        while not stop.is_set():
-            try:
-                results.append(client.invoke("log-analyzer", "ingestor", "ingest", [text])[0])
-            except BaseException as err:  # noqa: BLE001 - every failure is a test failure
-                errors.append(err)
-
-    worker = threading.Thread(target=load)
-    worker.start()
+    load = _Load(lambda: client.invoke("log-analyzer", "ingestor", "ingest", [text])[0])
+    results, errors = load.results, load.errors
     try:
         assert_eventually(lambda: _assert_more(results, 3), timeout=30)
         (tmp_path / "build").symlink_to(APP.parent / "build")
@@ -113,8 +114,7 @@ def test_swap_inside_a_fused_group_recomposes_only_it_under_load(
         served = len(results)
         assert_eventually(lambda: _assert_more(results, served + 5), timeout=30)
     finally:
-        stop.set()
-        worker.join(30)
+        load.stop()
 
     assert errors == []
     assert set(results) == {5, 6}
