@@ -130,11 +130,12 @@ class Agent:
 
     # ------------------------------------------------------ control plane --
 
-    def _connect_control(self) -> None:
-        """A channel to the current control-plane replica (``--control`` may list several)."""
+    def _connect_control(self) -> str:
+        """A channel to the current control-plane replica (``--control`` may list several); its address."""
         address = self._controls[self._control_index % len(self._controls)]
         self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
         self.control = control_pb2_grpc.AgentControlStub(self.channel)
+        return address
 
     async def _next_control(self) -> None:
         """Move to the next replica after the current one failed; any replica serves agents."""
@@ -142,8 +143,7 @@ class Agent:
             return
         old = self.channel
         self._control_index += 1
-        self._connect_control()
-        _log.info("switching control plane", control=self._controls[self._control_index % len(self._controls)])
+        _log.info("switching control plane", control=self._connect_control())
         if old is not None:
             await old.close(None)
 

@@ -130,8 +130,7 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
     async def FetchArtifact(
         self, request: control_pb2.FetchArtifactRequest, context: Context
     ) -> AsyncIterator[control_pb2.ArtifactChunk]:
-        if not self.cp.blobs.exists(request.digest):
-            await self.cp.replicator.ensure(request.digest)  # uploaded through another replica
+        await self.cp.replicator.ensure(request.digest)  # it may have been uploaded through another replica
         for data in self.cp.blobs.read(request.digest):
             yield control_pb2.ArtifactChunk(data=data, digest=request.digest)
 

@@ -57,8 +57,8 @@ class Composer:
             return Composition(known.get("digest", ""), known.get("error", ""), known.get("note", ""))
         root = spec.component(group.root)
         deps = [spec.component(m) for m in group.definitions()]
-        for member in (root, *deps):
-            if not self.blobs.exists(member.artifact) and self.fetch is not None:
+        if self.fetch is not None:
+            for member in (root, *deps):
                 await self.fetch(member.artifact)
         name = f"{spec.name}/{root.name}+{'+'.join(d.name for d in deps)} (fused)"
         try:

@@ -1,9 +1,10 @@
 """Which co-located linked components are fused into one component, decided with no I/O.
 
 On each node, the components joined by links whose two ends both run there
-form groups (unless the link says `fuse: false`). A group with exactly one root (the member nobody in the group
-imports from) is statically composed: the root with every other member as a
-definition (``wasm-tools compose``), so its calls never leave wasmtime. The
+form groups (unless the link says ``fuse: false``). A group with exactly one
+root (the member nobody in the group imports from) is statically composed:
+the root with every other member, wired as the links say (``wasm-tools
+compose``), so its calls never leave wasmtime. The
 fused component exports what the root exports; a member that other nodes
 also call keeps running on its own beside it (with whatever it needs locally).
 A group that cannot be fused says why, and its links stay host-linked.
@@ -11,7 +12,6 @@ A group that cannot be fused says why, and its links stay host-linked.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from controlplane.placement import Placement
@@ -98,12 +98,3 @@ def _group(spec: AppSpec, node: str, members: set[str], local: list) -> Group:  
                 standalone.add(ln.exporter)
                 frontier.append(ln.exporter)
     return Group(node, ordered, root=roots[0], standalone=tuple(sorted(standalone)))
-
-
-def fused_by_node(groups_: list[Group], composed: Mapping[tuple[str, tuple[str, ...]], str]) -> dict[str, list[Group]]:
-    """Group by node, keeping only the groups the composer fused (``composed``: key -> digest)."""
-    out: dict[str, list[Group]] = {}
-    for group in groups_:
-        if group.key in composed:
-            out.setdefault(group.node, []).append(group)
-    return out

@@ -64,10 +64,6 @@ class ControlPlane:
     def identity(self) -> str:
         return self.config.identity or f"{socket.gethostname()}-{self.port}"
 
-    @property
-    def is_leader(self) -> bool:
-        return self.election is not None and self.election.leading
-
     async def start(self) -> None:
         from controlplane.agent_service import AgentServicer
         from controlplane.service import ControlServicer

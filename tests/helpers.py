@@ -208,11 +208,10 @@ spec:
 """
 
 
-def pair_manifest(directory: Path, *replace: tuple[str, str], name: str = "pair.yaml") -> Path:
-    """Write the pair's manifest (with each ``(old, new)`` text replaced) next to the built example."""
-    text = PAIR_TEXT
+def example_manifest(directory: Path, text: str, *replace: tuple[str, str], name: str) -> Path:
+    """Write a manifest (with each ``(old, new)`` text replaced) where ``build/`` is the built example."""
     for old, new in replace:
-        assert old in text, f"{old!r} is not in the pair manifest"
+        assert old in text, f"{old!r} is not in the manifest"
         text = text.replace(old, new)
     build = directory / "build"
     if not build.exists():
@@ -220,3 +219,8 @@ def pair_manifest(directory: Path, *replace: tuple[str, str], name: str = "pair.
     path = directory / name
     path.write_text(text)
     return path
+
+
+def pair_manifest(directory: Path, *replace: tuple[str, str], name: str = "pair.yaml") -> Path:
+    """The pair's manifest, with each ``(old, new)`` text replaced, next to the built example."""
+    return example_manifest(directory, PAIR_TEXT, *replace, name=name)

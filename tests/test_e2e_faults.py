@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -95,7 +96,7 @@ def test_an_edge_agent_restarted_offline_runs_its_last_desired_state(cluster: Cl
     edge = cluster.add_agent("edge-1", {"tier": "edge"}, wait=False, extra=listen)
     edge.wait_ready()
     request = dataplane_pb2.InvokeRequest(
-        app="log-analyzer", component="processor", function="process-batch", args_json=f"[{_json(SAMPLE)}]"
+        app="log-analyzer", component="processor", function="process-batch", args_json=json.dumps([SAMPLE])
     )
 
     def served_without_control_plane() -> None:
@@ -119,9 +120,3 @@ def test_an_edge_agent_restarted_offline_runs_its_last_desired_state(cluster: Cl
     assert restarted_part.count('"instance running"') == 1, restarted_part
     (parser,) = [c for c in client.get_app("log-analyzer").components if c.name == "parser"]
     assert [(r.node, r.state) for r in parser.replicas] == [("edge-1", "Running")]
-
-
-def _json(value: object) -> str:
-    import json
-
-    return json.dumps(value)

@@ -10,7 +10,7 @@ from typing import Callable
 import pytest
 
 from neon.guests import EXAMPLES
-from tests.helpers import Cluster, assert_eventually, pair_manifest, wait_running
+from tests.helpers import Cluster, assert_eventually, example_manifest, pair_manifest, wait_running
 
 pytestmark = pytest.mark.e2e
 
@@ -101,9 +101,7 @@ def test_swap_inside_a_fused_group_recomposes_only_it_under_load(
     results, errors = load.results, load.errors
     try:
         assert_eventually(lambda: _assert_more(results, 3), timeout=30)
-        (tmp_path / "build").symlink_to(APP.parent / "build")
-        v2 = tmp_path / "v2.yaml"
-        v2.write_text(APP.read_text().replace("build/parser.wasm", str(parser_v2)))
+        v2 = example_manifest(tmp_path, APP.read_text(), ("build/parser.wasm", str(parser_v2)), name="v2.yaml")
         assert client.apply_file(v2).generation == 2
 
         def latest(value: int) -> None:

@@ -10,7 +10,7 @@ import pytest
 from neon._proto import dataplane_pb2, dataplane_pb2_grpc
 from neon.errors import InvalidManifest, NotFound, NotRunning
 from neon.guests import EXAMPLES
-from tests.helpers import Cluster, assert_eventually, pair_manifest, wait_running
+from tests.helpers import Cluster, assert_eventually, example_manifest, pair_manifest, wait_running
 
 pytestmark = pytest.mark.e2e
 
@@ -20,11 +20,7 @@ SAMPLE = (EXAMPLES / "log-analyzer" / "sample.log").read_text().splitlines()
 
 def _variant(tmp_path: Path, old: str, new: str) -> Path:
     """The example manifest with one text replaced, next to the example's built artifacts."""
-    path = tmp_path / "app.yaml"
-    assert old in APP.read_text()
-    path.write_text(APP.read_text().replace(old, new))
-    (tmp_path / "build").symlink_to(APP.parent / "build")
-    return path
+    return example_manifest(tmp_path, APP.read_text(), (old, new), name="app.yaml")
 
 
 def test_the_example_fuses_on_the_edge_and_archives_in_the_cloud(cluster: Cluster) -> None:
