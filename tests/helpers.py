@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import importlib.util
 import threading
 import time
 from collections.abc import Sequence
@@ -224,3 +226,53 @@ def example_manifest(directory: Path, text: str, *replace: tuple[str, str], name
 def pair_manifest(directory: Path, *replace: tuple[str, str], name: str = "pair.yaml") -> Path:
     """The pair's manifest, with each ``(old, new)`` text replaced, next to the built example."""
     return example_manifest(directory, PAIR_TEXT, *replace, name=name)
+
+
+# Lines that exercise every rule of the example's parser, for comparing its implementations.
+AWKWARD_LINES = [
+    *(EXAMPLE / "sample.log").read_text().splitlines(),
+    "",
+    "   ",
+    "a b",
+    "a  b",
+    "2026-11-24T08:00:00Z warning x: y",
+    "2026-11-24T08:00:00Z WARNINGS x: y",
+    "2026-11-24T08:00:00Z info a b: c",
+    "2026-11-24T08:00:00Z info : c",
+    "2026-11-24T08:00:00Z info a:c",
+    "  2026-11-24T08:00:00Z  info a: c",
+    "x'y z w",
+    "x'\"y z w",
+    "tab\there z",
+    "2026-11-24T08:00:00+02:00 Error db: ünïcödé: ok: more",
+    "2026-11-24T08:00:00Z INFO a: ",
+    "abcd-11-24T08:00:00Z INFO a: b",
+    "2026-11-24T08:00:00Z INFO\ta: b c",
+]
+
+
+@functools.cache
+def _logline() -> Any:
+    spec = importlib.util.spec_from_file_location("logline", EXAMPLE / "shared" / "logline.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def expected_parse(line: str) -> dict[str, Any]:
+    """What `parse` returns for ``line`` (as JSON), by the rules of examples/log-analyzer/shared/logline.py."""
+    try:
+        timestamp, level, source, message = _logline().parse_line(line)
+    except ValueError as err:
+        return {"err": str(err)}
+    return {"ok": {"timestamp": timestamp, "level": level.lower(), "source": source, "message": message}}
+
+
+def expected_batch(lines: Sequence[str]) -> dict[str, list[Any]]:
+    """What `parse-batch` returns for ``lines`` (as JSON): the entries, and a reason per malformed line."""
+    parsed = [expected_parse(line) for line in lines]
+    return {
+        "entries": [p["ok"] for p in parsed if "ok" in p],
+        "errors": [f"line {n}: {p['err']}" for n, p in enumerate(parsed, 1) if "err" in p],
+    }
