@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
+import socket
 import time
 from typing import Any, AsyncIterator
 
@@ -59,20 +61,98 @@ def _key(prefix: bytes, *parts: str) -> bytes:
 
 def parse_etcd_url(url: str) -> tuple[str, int]:
     """``http://127.0.0.1:2379`` or ``127.0.0.1:2379`` -> (host, port)."""
-    rest = url.split("://", 1)[-1].rstrip("/")
+    rest = url.strip().split("://", 1)[-1].rstrip("/")
     host, _, port = rest.rpartition(":")
     if not host or not port.isdigit():
         raise ValueError(f"etcd endpoint must look like http://HOST:PORT, got {url!r}")
     return host, int(port)
 
 
+def grpc_target(urls: str) -> str:
+    """The gRPC target for one etcd endpoint or a comma-separated list of a cluster's members.
+
+    One endpoint is dialled by name, so a DNS name with a record per member
+    (a Kubernetes headless service) fails over among them. Several endpoints
+    become a static address list (``ipv4:h1:p1,h2:p2``; names are resolved
+    once, here): gRPC's ``pick_first`` policy keeps one connection and moves to
+    the next member when it fails, as etcd's own Go client does.
+    """
+    endpoints = [parse_etcd_url(u) for u in urls.split(",") if u.strip()]
+    if not endpoints:
+        raise ValueError("no etcd endpoint given; use http://HOST:PORT[,http://HOST:PORT...]")
+    if len(endpoints) == 1:
+        host, port = endpoints[0]
+        return f"{host}:{port}"
+    addresses = []
+    for host, port in endpoints:
+        try:
+            ip = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
+        except OSError as err:
+            raise ValueError(f"etcd endpoint {host}:{port} does not resolve to an IPv4 address: {err}") from None
+        addresses.append(f"{ip}:{port}")
+    return "ipv4:" + ",".join(addresses)
+
+
+# What etcd says while a member is lost or a leader is elected (some arrive as UNKNOWN).
+_TRANSIENT = ("deadline exceeded", "leader changed", "no leader", "timed out", "stream removed", "socket closed")
+
+
+def _transient(err: Exception) -> bool:
+    if isinstance(err, (aetcd.ConnectionFailedError, aetcd.ConnectionTimeoutError)):
+        return True
+    return any(text in str(err).lower() for text in _TRANSIENT)
+
+
+class _EtcdCalls:
+    """The aetcd client, with its connection errors raised as :class:`Unavailable`.
+
+    While an etcd member is lost or a new etcd leader is elected, requests fail
+    with UNAVAILABLE for a second or two. Calls that are safe to repeat (reads,
+    lease keep-alives) are retried for up to ``retry_for`` seconds; others
+    (writes, transactions, new leases) are not, since a lost reply may hide an
+    applied write: they raise at once, and their callers retry with fresh reads.
+    """
+
+    SAFE = frozenset({"get", "get_prefix", "get_range", "status", "refresh_lease"})
+
+    def __init__(self, client: Any, url: str, retry_for: float = 5.0) -> None:
+        self._client = client
+        self._url = url
+        self._retry_for = retry_for
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not inspect.iscoroutinefunction(attr):
+            return attr
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            deadline = time.monotonic() + (self._retry_for if name in self.SAFE else 0.0)
+            while True:
+                try:
+                    return await attr(*args, **kwargs)
+                except aetcd.ClientError as err:
+                    if not _transient(err):
+                        raise
+                    if time.monotonic() >= deadline:
+                        raise Unavailable(f"etcd ({self._url}) did not answer {name}: {err}; retry") from None
+                    await asyncio.sleep(0.1)
+
+        return call
+
+
 class Store:
-    """Typed access to the control plane's keys."""
+    """Typed access to the control plane's keys.
+
+    Args:
+        url: One etcd client URL, or the members of a cluster comma-separated.
+        timeout: Seconds an etcd request may take.
+    """
 
     def __init__(self, url: str, timeout: float = 10.0) -> None:
-        host, port = parse_etcd_url(url)
+        # aetcd dials f"{host}:{port}"; split the target so that it dials it as it is.
+        host, _, port = grpc_target(url).rpartition(":")
         self.url = url
-        self.client = aetcd.Client(host=host, port=port, timeout=timeout)
+        self.client = _EtcdCalls(aetcd.Client(host=host, port=int(port), timeout=timeout), url)
         self._event_seq = 0
 
     async def connect(self, wait: float = 30.0) -> None:

@@ -37,29 +37,46 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class EtcdServer:
-    """A single-member etcd in ``data_dir`` on loopback; a context manager.
+    """One etcd member in ``data_dir`` on loopback; a context manager.
+
+    Alone it is a single-member cluster; :class:`EtcdCluster` starts several
+    that know each other through ``initial_cluster``.
 
     Args:
         data_dir: Where etcd keeps its data (kept across restarts).
         client_port: Client port (0 picks a free one).
         name: The member name.
+        peer_port: Peer port (0 picks a free one).
+        initial_cluster: ``name=peer-url,...`` of every member; default this one alone.
     """
 
-    def __init__(self, data_dir: Path, client_port: int = 0, name: str = "neon") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        client_port: int = 0,
+        name: str = "neon",
+        peer_port: int = 0,
+        initial_cluster: str = "",
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.client_port = client_port or free_port()
-        self.peer_port = free_port()
+        self.peer_port = peer_port or free_port()
         self.name = name
+        self.initial_cluster = initial_cluster or f"{name}={self.peer_url}"
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.client_port}"
 
+    @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
+
     def start(self, timeout: float = 30.0) -> EtcdServer:
+        """Start the member and wait until its client port listens (a member of a new
+        cluster answers requests only once a quorum has started)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        client = f"http://127.0.0.1:{self.client_port}"
-        peer = f"http://127.0.0.1:{self.peer_port}"
         log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
         with log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
@@ -70,15 +87,17 @@ class EtcdServer:
                     "--data-dir",
                     str(self.data_dir),
                     "--listen-client-urls",
-                    client,
+                    self.url,
                     "--advertise-client-urls",
-                    client,
+                    self.url,
                     "--listen-peer-urls",
-                    peer,
+                    self.peer_url,
                     "--initial-advertise-peer-urls",
-                    peer,
+                    self.peer_url,
                     "--initial-cluster",
-                    f"{self.name}={peer}",
+                    self.initial_cluster,
+                    "--initial-cluster-token",
+                    "neon-grid",
                     "--log-level",
                     "warn",
                 ],
@@ -98,6 +117,13 @@ class EtcdServer:
         self.stop()
         raise Unavailable(f"etcd did not listen on {self.client_port} within {timeout:.0f}s; see {log_path}")
 
+    def kill(self) -> None:
+        """SIGKILL the member (for fault tests); ``start`` brings it back with its data."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
@@ -109,6 +135,47 @@ class EtcdServer:
         self.process = None
 
     def __enter__(self) -> EtcdServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class EtcdCluster:
+    """``size`` etcd members on loopback, each in ``data_dir/member-<i>``; a context manager.
+
+    ``url`` lists every member's client URL, comma-separated, as ``neon
+    controlplane --etcd`` takes it.
+    """
+
+    def __init__(self, data_dir: Path, size: int = 3) -> None:
+        names = [f"member-{i}" for i in range(size)]
+        peers = {name: free_port() for name in names}
+        initial = ",".join(f"{name}=http://127.0.0.1:{port}" for name, port in peers.items())
+        self.members = [
+            EtcdServer(Path(data_dir) / name, name=name, peer_port=peers[name], initial_cluster=initial)
+            for name in names
+        ]
+
+    @property
+    def url(self) -> str:
+        return ",".join(m.url for m in self.members)
+
+    def start(self, timeout: float = 30.0) -> EtcdCluster:
+        # Start every member before waiting on any: none serves until a quorum is up.
+        try:
+            for member in self.members:
+                member.start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for member in self.members:
+            member.stop()
+
+    def __enter__(self) -> EtcdCluster:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -23,16 +23,30 @@ def _neon_args(argv: list[str]) -> None:
 
 def test_compose_commands_parse() -> None:
     doc = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
-    commands = [svc["command"] for name, svc in doc["services"].items() if name != "etcd" and "command" in svc]
+    services = doc["services"]
+    commands = [svc["command"] for name, svc in services.items() if not name.startswith("etcd") and "command" in svc]
     assert len(commands) == 4  # two control-plane replicas, two agents
     for command in commands:
         _neon_args(command)
+    # Three etcd members that name each other, all behind the alias the control planes dial.
+    members = {name: svc for name, svc in services.items() if name.startswith("etcd")}
+    assert sorted(members) == ["etcd-0", "etcd-1", "etcd-2"]
+    for name, svc in members.items():
+        assert f"--name={name}" in svc["command"]
+        (initial,) = [a for a in svc["command"] if a.startswith("--initial-cluster=")]
+        assert initial.count("=http://etcd-") == 3
+        assert svc["networks"]["default"]["aliases"] == ["etcd"]
+    for cp in ("cp-a", "cp-b"):
+        command = services[cp]["command"]
+        assert command[command.index("--etcd") + 1] == "http://etcd:2379"
 
 
 def test_kubernetes_manifests_parse_and_args_are_valid() -> None:
     docs = [d for d in yaml.safe_load_all((DEPLOY / "kubernetes" / "neon-grid.yaml").read_text()) if d]
     kinds = sorted(d["kind"] for d in docs)
     assert kinds == ["DaemonSet", "DaemonSet", "Deployment", "Namespace", "Service", "Service", "StatefulSet"]
+    (etcd,) = [d for d in docs if d["kind"] == "StatefulSet"]
+    assert (etcd["spec"]["replicas"], etcd["spec"]["podManagementPolicy"]) == (3, "Parallel")
     for doc in docs:
         if doc["kind"] in ("Deployment", "DaemonSet"):
             (container,) = doc["spec"]["template"]["spec"]["containers"]

@@ -9,10 +9,10 @@ from typing import Any, Awaitable, Callable, Iterator
 import pytest
 
 from controlplane.reconciler import plan
-from controlplane.store import Store
+from controlplane.store import Store, grpc_target
 from neon import manifest
-from neon.errors import NotFound
-from neon.etcd_server import EtcdServer
+from neon.errors import NotFound, Unavailable
+from neon.etcd_server import EtcdCluster, EtcdServer
 from neon.model import NodeInfo
 
 P = "sha256:" + "11" * 32
@@ -126,3 +126,63 @@ def test_artifacts_and_events(etcd: EtcdServer, tmp_path: Path) -> None:
         assert [e.message for e in events] == ["event 1", "event 2"]
 
     _run(etcd, body)
+
+
+def test_grpc_target_for_one_endpoint_or_a_cluster() -> None:
+    assert grpc_target("http://127.0.0.1:2379") == "127.0.0.1:2379"
+    assert grpc_target("etcd:2379") == "etcd:2379"  # one name: gRPC resolves every record and fails over
+    assert grpc_target("http://127.0.0.1:1, http://localhost:2") == "ipv4:127.0.0.1:1,127.0.0.1:2"
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        grpc_target("http://127.0.0.1")
+    with pytest.raises(ValueError, match="no etcd endpoint"):
+        grpc_target(" , ")
+    with pytest.raises(ValueError, match="no-such-host.invalid:2 does not resolve"):
+        grpc_target("http://127.0.0.1:1,http://no-such-host.invalid:2")
+
+
+def test_store_survives_the_loss_of_the_member_it_talks_to(tmp_path: Path) -> None:
+    with EtcdCluster(tmp_path / "etcd", size=3) as cluster:
+
+        async def main() -> None:
+            store = Store(cluster.url, timeout=3)
+            await store.connect()
+            try:
+                await store.put_app(_spec())
+                lease = await store.register_node(
+                    NodeInfo(name="edge-1", labels={}, dataplane_address="127.0.0.1:1"), ttl=30
+                )
+                cluster.members[0].kill()  # pick_first talks to the first member
+                # Reads and keep-alives ride out the new etcd election; the data is all there.
+                assert (await store.get_app("demo")).generation == 1  # type: ignore[union-attr]
+                assert await store.refresh_lease(lease) > 0
+                assert [n.name for n in await store.list_nodes()] == ["edge-1"]
+                # A write fails at most briefly (UNAVAILABLE, never a stray error), then lands.
+                for _ in range(50):
+                    try:
+                        assert (await store.put_app(_spec(replicas=2))).generation == 2
+                        break
+                    except Unavailable:
+                        await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError("no write landed after one member of three was lost")
+            finally:
+                await store.close()
+
+        asyncio.run(main())
+
+    # With two of three members gone there is no quorum: a clear UNAVAILABLE that names etcd.
+    with EtcdCluster(tmp_path / "etcd2", size=3) as cluster:
+
+        async def no_quorum() -> None:
+            store = Store(cluster.url, timeout=1)
+            await store.connect()
+            try:
+                await store.put_app(_spec())
+                cluster.members[0].kill()
+                cluster.members[1].kill()
+                with pytest.raises(Unavailable, match=r"etcd \(http://127.0.0.1:\d+,.*\) did not answer"):
+                    await store.put_app(_spec(replicas=3))
+            finally:
+                await store.close()
+
+        asyncio.run(no_quorum())
