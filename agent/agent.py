@@ -371,7 +371,9 @@ class Agent:
                 if binding.local:
                     table[fname] = self._local_call(app, name, binding.component, FunctionRef(iface, fname))
                 else:
-                    table[fname] = self.router.forwarder(app, name, binding.component, iface, fname, sig)
+                    table[fname] = self.router.forwarder(
+                        app, name, binding.component, iface, fname, sig, binding.retries(fname)
+                    )
             linked[iface] = table
         return linked
 

@@ -8,7 +8,14 @@ control plane updates without restarting the importer), and decodes the result.
 
 Guest code runs in worker threads, so forwarding uses grpc's synchronous
 stubs there. The deadline is the caller's remaining time when the call came in
-over the data plane, else the agent's default.
+over the data plane, else the agent's default; no forwarded call outlives it.
+
+A call that finds its replica down (UNAVAILABLE, or silent past its share of
+the deadline) is retried on the exporter's other replicas only when the link
+marks the function idempotent; each try gets an equal share of the time left
+(Envoy's per-try timeout), so one silent replica cannot use up the deadline.
+Any other call fails at once with UNAVAILABLE, naming the replica and why it
+was not retried.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from agent.codec import Signature
 from agent.metrics import LinkCounter
 from neon import log
 from neon._proto import dataplane_pb2, dataplane_pb2_grpc
-from neon.errors import DeadlineExceeded, Unavailable, from_rpc_error
+from neon.errors import DeadlineExceeded, NeonGridError, Unavailable, from_rpc_error
 from neon.rpc import CHANNEL_OPTIONS
 
 _log = log.get("neon.agent.forwarder")
@@ -82,7 +89,14 @@ class Router:
         return dataplane_pb2_grpc.DataPlaneStub(channel)
 
     def forwarder(
-        self, app: str, importer: str, exporter: str, interface: str, function: str, signature: Signature
+        self,
+        app: str,
+        importer: str,
+        exporter: str,
+        interface: str,
+        function: str,
+        signature: Signature,
+        idempotent: bool = False,
     ) -> Callable[..., Any]:
         """A host function forwarding ``interface#function`` to ``exporter``."""
         label = f"{exporter} {interface}#{function}"
@@ -96,7 +110,6 @@ class Router:
                 raise Unavailable(
                     f"no node serves {app}/{exporter} for {label}; is it placed?", app=app, component=exporter
                 )
-            address = endpoints[next(self._rr) % len(endpoints)]
             request = dataplane_pb2.CallRequest(
                 app=app,
                 component=exporter,
@@ -105,20 +118,53 @@ class Router:
                 args=signature.args_to_proto(args),
                 caller=self.node,
             )
-            deadline = get_call_deadline()
             timeout = self.default_timeout
+            deadline = get_call_deadline()
             if deadline is not None:
                 timeout = min(timeout, deadline - time.monotonic())
                 if timeout <= 0:
                     raise DeadlineExceeded(f"deadline passed before forwarding {label}")
-            try:
-                reply = self._stub(address).Call(request, timeout=timeout)
-            except grpc.RpcError as err:
-                error = from_rpc_error(err)
-                if isinstance(error, Unavailable):
-                    error.message = f"{label} at {address}: {error.message}"
-                    error.args = (error.message,)
-                raise error from None
-            return signature.result_from_proto(reply.result if reply.HasField("result") else None)
+            finish = time.monotonic() + timeout
+            first = next(self._rr)
+            order = [endpoints[(first + k) % len(endpoints)] for k in range(len(endpoints))]
+            tries = order if idempotent else order[:1]
+            failed: list[str] = []
+            for n, address in enumerate(tries):
+                left = finish - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    reply = self._stub(address).Call(request, timeout=left / (len(tries) - n))
+                except grpc.RpcError as err:
+                    error = from_rpc_error(err)
+                    if error.code not in _RETRYABLE:
+                        raise error from None  # the function ran and failed: its error, as it is
+                    failed.append(f"{address}: {error.message}")
+                    if n + 1 < len(tries):
+                        _log.info("retrying an idempotent call on another replica", call=label, failed=failed[-1])
+                        continue
+                    raise self._failure(label, error, failed, len(order), function) from None
+                return signature.result_from_proto(reply.result if reply.HasField("result") else None)
+            raise DeadlineExceeded(f"{label}: the deadline passed after {len(failed)} tries ({'; '.join(failed)})")
 
         return forward
+
+    @staticmethod
+    def _failure(label: str, error: NeonGridError, failed: list[str], replicas: int, function: str) -> NeonGridError:
+        """The error a forwarded call ends with, saying where it went and why it was not retried."""
+        if len(failed) > 1:
+            message = f"{label}: every replica failed ({'; '.join(failed)})"
+        else:
+            message = f"{label} at {failed[0]}"
+            if replicas > 1:
+                message += (
+                    f"; not retried on the other {replicas - 1} replica(s): {function} is not marked idempotent "
+                    "on this link (spec.links[].idempotent)"
+                )
+        if error.code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return DeadlineExceeded(message)
+        return Unavailable(message)
+
+
+# A replica that is down, or silent past the try's share of the deadline.
+_RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)

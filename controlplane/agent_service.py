@@ -50,15 +50,19 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
             capabilities=tuple(sorted(set(request.capabilities))),
         )
         old = await self.cp.store.get_node(request.name)
+        _, away_since = (await self.cp.store.members()).get(request.name, (None, 0.0))
         ttl = self.cp.config.node_ttl
         lease_id = await self.cp.store.register_node(info, ttl)
         if old is not None and old.lease_id:
             # The node key moved to the new lease; revoking the old one drops the old status report.
             await self.cp.store.revoke_lease(old.lease_id)
         labels = ",".join(f"{k}={v}" for k, v in sorted(info.labels.items()))
-        await self.cp.record(
-            new_event("NodeJoined", f"node {info.name} joined ({labels or 'no labels'})", node=info.name)
-        )
+        if away_since:
+            msg = f"node {info.name} is reachable again after {info.registered_at - away_since:.0f}s Unreachable"
+            await self.cp.record(new_event("NodeReady", msg, node=info.name))
+        else:
+            msg = f"node {info.name} joined ({labels or 'no labels'})"
+            await self.cp.record(new_event("NodeJoined", msg, node=info.name))
         _log.info("node registered", node=info.name, labels=info.labels, dataplane=info.dataplane_address)
         return control_pb2.RegisterResponse(lease_id=lease_id, lease_ttl_seconds=ttl)
 

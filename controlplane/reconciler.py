@@ -8,6 +8,7 @@ transaction guarded by the mod revisions it read.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
@@ -17,7 +18,7 @@ from controlplane.placement import NodeTable, NodeView, Placement, Placer
 from controlplane.placement.capacity import demand
 from neon.manifest import AppSpec
 from neon.model import Assignment, ComponentAssignment, ImportBinding, NodeInfo
-from neon.policy import parse_taint
+from neon.policy import UNREACHABLE, parse_taint, unreachable_grace
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,16 @@ class World:
     rtt: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     # app -> (importer, exporter) -> observed calls per second
     call_rates: Mapping[str, Mapping[tuple[str, str], float]] = field(default_factory=dict)
+    # node -> when it was marked Unreachable (0: not yet); such nodes are in ``nodes`` too
+    unreachable_since: Mapping[str, float] = field(default_factory=dict)
+    now: float = 0.0  # when the world was read (time.time())
+
+    def unreachable_for(self, node: str) -> float | None:
+        """Seconds the node has been unreachable, or None while it holds its lease."""
+        since = self.unreachable_since.get(node)
+        if since is None:
+            return None
+        return max(0.0, self.now - since) if since else 0.0
 
 
 @dataclass(frozen=True)
@@ -129,7 +140,7 @@ def slice_graph(
                 continue
             targets = placement.nodes_of(link.exporter)
             endpoints = tuple(nodes[t].dataplane_address for t in targets if t in nodes and t != node)
-            out.append(ImportBinding(link.import_name, link.exporter, node in targets, endpoints))
+            out.append(ImportBinding(link.import_name, link.exporter, node in targets, endpoints, link.idempotent))
         return tuple(out)
 
     for group in fused:
@@ -187,17 +198,39 @@ def fusion_doc(groups: list[Group], compositions: Compositions) -> list[dict[str
     ]
 
 
-def node_view(info: NodeInfo, rtt: Mapping[str, float] | None = None) -> NodeView:
-    """The placement view of a registered node."""
+def node_view(info: NodeInfo, rtt: Mapping[str, float] | None = None, unreachable_for: float | None = None) -> NodeView:
+    """The placement view of a registered node; an unreachable one carries the NoExecute taint."""
+    taints = tuple(parse_taint(t) for t in info.taints)
     return NodeView(
         name=info.name,
         labels=dict(info.labels),
-        taints=tuple(parse_taint(t) for t in info.taints),
+        taints=taints if unreachable_for is None else (*taints, UNREACHABLE),
         capabilities=frozenset(info.capabilities),
         memory_bytes=info.memory_bytes,
         instance_slots=info.instance_slots,
         rtt_ms=dict(rtt or {}),
+        unreachable_for=unreachable_for,
     )
+
+
+def _views(world: World) -> list[NodeView]:
+    return [node_view(info, world.rtt.get(n, {}), world.unreachable_for(n)) for n, info in world.nodes.items()]
+
+
+def next_grace_expiry(world: World) -> float | None:
+    """Seconds until the first component kept on an unreachable node outstays its toleration."""
+    waits = []
+    for app, placed in world.placements.items():
+        record = world.apps.get(app)
+        if record is None:
+            continue
+        for comp in record.spec.components:
+            grace = unreachable_grace(comp.placement.tolerations)
+            for node in placed.get(comp.name, ()):
+                gone = world.unreachable_for(node)
+                if gone is not None and gone < grace < math.inf:
+                    waits.append(grace - gone)
+    return min(waits, default=None)
 
 
 def _usage(world: World, app: str) -> list[tuple[str, float, float]]:
@@ -223,7 +256,7 @@ def _apply(table: NodeTable, usage: list[tuple[str, float, float]], sign: int) -
 
 def _table_without(world: World, app: str | None) -> NodeTable:
     """The nodes with every application's current usage except ``app``'s."""
-    table = NodeTable([node_view(info, world.rtt.get(n, {})) for n, info in world.nodes.items()])
+    table = NodeTable(_views(world))
     for name in world.placements:
         if name in world.apps and name != app:
             _apply(table, _usage(world, name), +1)
@@ -250,7 +283,7 @@ def plan(
         assignments must be removed.
     """
     placer = placer or Placer()
-    table = NodeTable([node_view(info, world.rtt.get(n, {})) for n, info in world.nodes.items()])
+    table = NodeTable(_views(world))
     usage = {app: _usage(world, app) for app in world.placements if app in world.apps}
     for app_usage in usage.values():  # what every application holds now
         _apply(table, app_usage, +1)

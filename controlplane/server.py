@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import socket
+from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -17,14 +18,15 @@ from controlplane.events import new_event
 from controlplane.fusion import Composition
 from controlplane.leader import Election
 from controlplane.placement import Placer
-from controlplane.reconciler import NOT_COMPOSED, plan
+from controlplane.reconciler import NOT_COMPOSED, World, next_grace_expiry, plan
 from controlplane.replication import BlobReplicator
 from controlplane.status import served
-from controlplane.store import APPS, NODES, Store
+from controlplane.store import APPS, MEMBERS, NODES, Store
 from neon import log
 from neon._proto import control_pb2_grpc, dataplane_pb2, dataplane_pb2_grpc
 from neon.errors import NotFound, NotRunning, from_rpc_error
 from neon.model import Event, InstanceReport, NodeInfo
+from neon.policy import UNREACHABLE
 from neon.rpc import CHANNEL_OPTIONS, create_server, mark_serving
 
 _log = log.get("neon.controlplane")
@@ -46,7 +48,7 @@ class ControlPlane:
         self.port = 0
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
-        self._known_nodes: set[str] | None = None
+        self._grace_timer: asyncio.TimerHandle | None = None
         self._nodes: dict[str, NodeInfo] = {}
         self._endpoints_of: dict[str, set[str]] = {}  # node -> nodes its assignments forward to
         self._channels: dict[str, grpc.aio.Channel] = {}
@@ -91,12 +93,12 @@ class ControlPlane:
 
     async def _lead(self) -> None:
         """This replica was elected: reconcile from etcd's state, as if freshly started."""
-        self._known_nodes = None
         self._last_reports = {}
         self._leader_tasks = [
             asyncio.create_task(self._reconcile_loop(), name="reconcile"),
             asyncio.create_task(self._watch(APPS), name="watch-apps"),
             asyncio.create_task(self._watch(NODES), name="watch-nodes"),
+            asyncio.create_task(self._watch(MEMBERS), name="watch-members"),
         ]
         self.mark_dirty()
         await self.store.record(new_event("LeaderElected", f"control plane {self.identity} ({self.address}) leads"))
@@ -159,8 +161,8 @@ class ControlPlane:
 
     async def reconcile_once(self) -> None:
         """Reflect etcd into the model, plan, and write each changed application back."""
-        world = await self.store.read_world()
-        await self._note_node_changes(set(world.nodes))
+        world = await self._mark_unreachable(await self.store.read_world())
+        self._wake_for_grace(next_grace_expiry(world))
         self._nodes = dict(world.nodes)
         by_address = {n.dataplane_address: n.name for n in world.nodes.values()}
         endpoints: dict[str, set[str]] = {}
@@ -202,16 +204,32 @@ class ControlPlane:
                 if tuple(decision.nodes) != tuple(before):
                     where = ", ".join(decision.nodes) or "nowhere"
                     msg = f"{name} placed on {where}" + (f" ({decision.reason})" if decision.reason else "")
+                    for node in sorted(set(before) - set(decision.nodes)):
+                        if (gone := world.unreachable_for(node)) is not None:
+                            msg += f"; left {node}, unreachable for {gone:.0f}s"
                     kind = "Placed" if decision.nodes else "Unschedulable"
                     await self.store.record(new_event(kind, msg, app=app_plan.app, component=name))
         for app, nodes in orphans:
             await self.store.remove_orphan(app, nodes)
 
-    async def _note_node_changes(self, names: set[str]) -> None:
-        if self._known_nodes is not None:
-            for gone in sorted(self._known_nodes - names):
-                await self.store.record(new_event("NodeLost", f"node {gone} lost its lease", node=gone))
-        self._known_nodes = names
+    async def _mark_unreachable(self, world: World) -> World:
+        """Record when each node that lost its lease was found so (durably, so a new leader keeps the clock)."""
+        marked = dict(world.unreachable_since)
+        for name, since in sorted(world.unreachable_since.items()):
+            if since or not await self.store.mark_unreachable(name, world.now):
+                continue
+            marked[name] = world.now
+            msg = f"node {name} lost its lease: Unreachable; what does not tolerate {UNREACHABLE} moves now"
+            await self.store.record(new_event("NodeUnreachable", msg, node=name))
+        return replace(world, unreachable_since=marked)
+
+    def _wake_for_grace(self, seconds: float | None) -> None:
+        """Reconcile again when the first component kept on an unreachable node outstays its toleration."""
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+        self._grace_timer = (
+            None if seconds is None else asyncio.get_running_loop().call_later(seconds + 0.05, self.mark_dirty)
+        )
 
     def peers_of(self, node: str, limit: int = 64) -> list[NodeInfo]:
         """The nodes ``node`` should measure round trips to: all of them in a small cluster,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING, AsyncIterator
 
 from controlplane.events import new_event
@@ -105,10 +106,26 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     @edge
     async def ListNodes(self, request: control_pb2.ListNodesRequest, context: Context) -> control_pb2.ListNodesResponse:
         reports = await self.cp.store.all_status()
-        nodes = sorted(await self.cp.store.list_nodes(), key=lambda n: n.name)
-        return control_pb2.ListNodesResponse(
-            nodes=[node_to_proto(n, "Ready", len(reports.get(n.name, []))) for n in nodes]
-        )
+        live = {n.name: n for n in await self.cp.store.list_nodes()}
+        members = await self.cp.store.members()
+        out = []
+        for name in sorted(live.keys() | members.keys()):
+            if name in live:
+                out.append(node_to_proto(live[name], "Ready", len(reports.get(name, []))))
+            else:
+                info, since = members[name]
+                out.append(node_to_proto(info, "Unreachable", 0, unreachable_since=since or time.time()))
+        return control_pb2.ListNodesResponse(nodes=out)
+
+    @edge
+    async def DeleteNode(
+        self, request: control_pb2.DeleteNodeRequest, context: Context
+    ) -> control_pb2.DeleteNodeResponse:
+        if not await self.cp.store.forget_node(request.name):
+            raise NotFound(f"node {request.name!r} does not exist", kind="node", name=request.name)
+        await self.cp.record(new_event("NodeDeleted", f"node {request.name} deleted", node=request.name))
+        self.cp.mark_dirty()
+        return control_pb2.DeleteNodeResponse()
 
     @edge
     async def ListControlPlanes(

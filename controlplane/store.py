@@ -4,6 +4,7 @@ Key layout (all values JSON):
 
     /neon/apps/<app>                 {"spec": manifest, "generation", "created_at", "updated_at"}
     /neon/nodes/<node>               NodeInfo, attached to the node's lease
+    /neon/members/<node>             {"info": NodeInfo, "unreachable_since"}: every node that registered, no lease
     /neon/placements/<app>           {"generation", "components": {c: {"nodes": [...], "reason": ""}}}
     /neon/assign/<node>/<app>        Assignment: the node's slice of the app's graph
     /neon/status/<node>              [InstanceReport, ...], attached to the node's lease
@@ -30,13 +31,14 @@ import aetcd
 
 from controlplane.reconciler import AppPlan, AppRecord, World
 from neon import manifest
-from neon.errors import Conflict, NotFound, Unavailable
+from neon.errors import Conflict, FailedPrecondition, NotFound, Unavailable
 from neon.manifest import AppSpec
 from neon.model import Event, InstanceReport, NodeInfo
 
 PREFIX = b"/neon/"
 APPS = PREFIX + b"apps/"
 NODES = PREFIX + b"nodes/"
+MEMBERS = PREFIX + b"members/"
 PLACEMENTS = PREFIX + b"placements/"
 ASSIGN = PREFIX + b"assign/"
 STATUS = PREFIX + b"status/"
@@ -250,11 +252,59 @@ class Store:
     # ------------------------------------------------------------- nodes --
 
     async def register_node(self, node: NodeInfo, ttl: int) -> int:
-        """Store the node under a fresh lease; returns the lease id."""
+        """Store the node under a fresh lease, and as a member that is reachable; returns the lease id."""
         lease = await self.client.lease(ttl)
         info = NodeInfo(**{**node.to_dict(), "lease_id": lease.id})
-        await self.client.put(_key(NODES, node.name), _dump(info.to_dict()), lease=lease.id)
+        tx = self.client.transactions
+        member = {"info": node.to_dict() | {"lease_id": 0}, "unreachable_since": 0.0}
+        await self.client.transaction(
+            compare=[],
+            success=[
+                tx.put(_key(NODES, node.name), _dump(info.to_dict()), lease.id),
+                tx.put(_key(MEMBERS, node.name), _dump(member)),
+            ],
+            failure=[],
+        )
         return int(lease.id)
+
+    async def members(self) -> dict[str, tuple[NodeInfo, float]]:
+        """Every node that has registered and was not forgotten: its info and when it became unreachable (0: not)."""
+        out = {}
+        for kv in await self.client.get_prefix(MEMBERS):
+            doc = json.loads(kv.value)
+            out[kv.key[len(MEMBERS) :].decode()] = (NodeInfo.from_dict(doc["info"]), float(doc["unreachable_since"]))
+        return out
+
+    async def mark_unreachable(self, name: str, since: float) -> bool:
+        """Record when a member was found without its lease, unless it registered again meanwhile."""
+        tx = self.client.transactions
+        key = _key(MEMBERS, name)
+        got = await self.client.get(key)
+        if got is None:
+            return False
+        doc = json.loads(got.value) | {"unreachable_since": since}
+        ok, _ = await self.client.transaction(
+            compare=[tx.mod(key) == got.mod_revision, tx.version(_key(NODES, name)) == 0],
+            success=[tx.put(key, _dump(doc))],
+            failure=[],
+        )
+        return bool(ok)
+
+    async def forget_node(self, name: str) -> bool:
+        """Delete an unreachable member (what it ran is rescheduled); refused while it holds a lease."""
+        tx = self.client.transactions
+        if await self.client.get(_key(MEMBERS, name)) is None:
+            return False
+        ok, _ = await self.client.transaction(
+            compare=[tx.version(_key(NODES, name)) == 0],
+            success=[tx.delete(_key(MEMBERS, name))],
+            failure=[],
+        )
+        if not ok:
+            raise FailedPrecondition(
+                f"node {name!r} is Ready (its agent holds a lease); stop the agent first", node=name
+            )
+        return True
 
     async def refresh_lease(self, lease_id: int) -> int:
         """Keep a node's lease alive; returns the TTL left, or raises NotFound if it expired."""
@@ -279,8 +329,14 @@ class Store:
 
     async def read_world(self) -> World:
         """Reflect the stored state into the reconciler's model."""
+        now = time.time()
         apps = {r.spec.name: r for r in await self.list_apps()}
         nodes = {n.name: n for n in await self.list_nodes()}
+        unreachable = {}
+        for name, (info, since) in (await self.members()).items():
+            if name not in nodes:
+                nodes[name] = info
+                unreachable[name] = since
         placements: dict[str, dict[str, tuple[str, ...]]] = {}
         fusion: dict[str, list[dict[str, Any]]] = {}
         for kv in await self.client.get_prefix(PLACEMENTS):
@@ -303,7 +359,15 @@ class Store:
                 key = (link["importer"], link["exporter"])
                 per_app[key] = per_app.get(key, 0.0) + float(link["rate"])
         return World(
-            apps=apps, nodes=nodes, placements=placements, assigned=assigned, rtt=rtt, call_rates=rates, fusion=fusion
+            apps=apps,
+            nodes=nodes,
+            placements=placements,
+            assigned=assigned,
+            rtt=rtt,
+            call_rates=rates,
+            fusion=fusion,
+            unreachable_since=unreachable,
+            now=now,
         )
 
     async def write_plan(self, plan: AppPlan, record: AppRecord) -> bool:

@@ -47,6 +47,13 @@ def check_links(spec: AppSpec, summaries: Mapping[str, Summary]) -> dict[str, tu
                 field=f"{path}.exporter",
             )
         wanted, offered = imports[link.import_name], exports[link.import_name]
+        unknown = sorted(set(link.idempotent) - set(wanted) - {"*"})
+        if unknown:
+            raise InvalidManifest(
+                f"{path}.idempotent: {link.import_name} has no function {', '.join(unknown)} "
+                f"(it has: {', '.join(sorted(wanted))})",
+                field=f"{path}.idempotent",
+            )
         for func, signature in sorted(wanted.items()):
             if func not in offered:
                 raise InvalidManifest(

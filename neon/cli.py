@@ -5,7 +5,7 @@
     neon agent --control ADDR --name N --label tier=edge
     neon apply -f app.yaml [--wait]
     neon get apps | app NAME | nodes | controlplanes   [-o table|wide|json|yaml]
-    neon delete app NAME
+    neon delete app NAME | node NAME           # a node only while Unreachable
     neon rollback app NAME [--to GENERATION]
     neon invoke APP COMPONENT FUNCTION [JSON_ARG ...] [--lines-from FILE]
     neon explain APP [COMPONENT]              # why each component runs where it does
@@ -48,7 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("controlplane", help="run a control plane")
-    p.add_argument("--etcd", default=os.environ.get("NEON_ETCD", "http://127.0.0.1:2379"), help="etcd client URL")
+    p.add_argument(
+        "--etcd",
+        default=os.environ.get("NEON_ETCD", "http://127.0.0.1:2379"),
+        help="etcd client URL; a cluster's members comma-separated, or one name that resolves to them all",
+    )
     p.add_argument("--listen", default=DEFAULT_CONTROL, help="gRPC listen address (port 0: any free port)")
     p.add_argument("--data-dir", default=".neon/controlplane", help="where artifact blobs are kept")
     p.add_argument("--node-ttl", type=int, default=10, help="seconds an agent lease lives without heartbeats")
@@ -114,8 +118,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?")
     p.add_argument("-o", "--output", choices=["table", "wide", "json", "yaml"], default="table", help="output format")
 
-    p = sub.add_parser("delete", help="delete an application")
-    p.add_argument("kind", choices=["app"])
+    p = sub.add_parser("delete", help="delete an application, or forget an Unreachable node")
+    p.add_argument("kind", choices=["app", "node"])
     p.add_argument("name")
 
     p = sub.add_parser("rollback", help="apply an application's previous (or a given) generation again")
@@ -253,8 +257,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "get":
             return _get(client, args)
         if args.command == "delete":
-            client.delete_app(args.name)
-            print(f"application/{args.name} deleted")
+            if args.kind == "node":
+                client.delete_node(args.name)
+                print(f"node/{args.name} deleted; what it ran is rescheduled")
+            else:
+                client.delete_app(args.name)
+                print(f"application/{args.name} deleted")
             return 0
         if args.command == "invoke":
             values: list[Any] = []
@@ -318,7 +326,7 @@ def _get(client: Any, args: argparse.Namespace) -> int:
         rows = [
             [
                 n.name,
-                n.state,
+                f"{n.state} ({_age(time.time() - n.unreachable_since)})" if n.unreachable_since else n.state,
                 ",".join(f"{k}={v}" for k, v in sorted(n.labels.items())),
                 str(n.instances),
                 n.dataplane_address,
@@ -418,6 +426,14 @@ def describe_explanation(comp: Any, limit: int = 10) -> str:
     for (filt, reason), count in sorted(rejected.items(), key=lambda kv: (-kv[1], kv[0])):
         lines.append(f"  rejected {count} node(s) by {filt}: {reason}")
     return "\n".join(lines)
+
+
+def _age(seconds: float) -> str:
+    """kubectl's short ages: 45s, 12m, 3h, 2d."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{max(0, int(seconds))}s"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:

@@ -129,6 +129,10 @@ class ControlClient:
         self.stub.DeleteApplication(control_pb2.DeleteApplicationRequest(name=name), timeout=self.timeout)
 
     @_translate
+    def delete_node(self, name: str) -> None:
+        self.stub.DeleteNode(control_pb2.DeleteNodeRequest(name=name), timeout=self.timeout)
+
+    @_translate
     def control_planes(self) -> control_pb2.ListControlPlanesResponse:
         return self.stub.ListControlPlanes(control_pb2.ListControlPlanesRequest(), timeout=self.timeout)
 

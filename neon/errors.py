@@ -70,6 +70,12 @@ class Conflict(NeonGridError):
     code = grpc.StatusCode.ABORTED
 
 
+class FailedPrecondition(NeonGridError):
+    """The object is in a state that does not allow this; the message says what to change first."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
 class Unschedulable(NeonGridError):
     """No node satisfies a component's placement; ``reasons`` says why."""
 

@@ -29,6 +29,7 @@ A manifest is one YAML document per application::
           exporter: parser
           # colocate: required | preferred | never; latencyBudget: 20ms
           # fuse: false  keeps a co-located pair as two instances (a host call)
+          # idempotent: [parse]  (or ["*"]) may be retried on another replica when one is down
 
 Every error is an :class:`~neon.errors.InvalidManifest` whose ``field`` is the
 dotted path of the offending field (``spec.components[1].replicas``).
@@ -52,6 +53,7 @@ MAX_REPLICAS = 1000
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 # namespace:package/interface[@semver]
+_FUNCTION = re.compile(r"^[a-z][a-z0-9-]*$")  # a WIT function name (kebab case)
 _INTERFACE = re.compile(r"^[a-z][a-z0-9-]*:[a-z][a-z0-9-]*(/[a-z][a-z0-9-]*)+(@[0-9A-Za-z.+-]+)?$")
 
 
@@ -108,6 +110,8 @@ class LinkSpec:
     ``fuse``: whether the pair is composed into one component when co-located;
     ``False`` keeps two instances (own memory, limits and grants) joined by a
     host function.
+    ``idempotent``: functions of the import that are safe to run twice, so a
+    forwarded call that finds a replica down is retried on another (``*``: all).
     """
 
     importer: str
@@ -116,6 +120,7 @@ class LinkSpec:
     colocate: str | None = None
     latency_budget_ms: float | None = None
     fuse: bool = True
+    idempotent: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -173,6 +178,8 @@ def _link_doc(link: LinkSpec) -> dict[str, Any]:
         doc["latencyBudget"] = f"{link.latency_budget_ms:g}ms"
     if not link.fuse:
         doc["fuse"] = False
+    if link.idempotent:
+        doc["idempotent"] = list(link.idempotent)
     return doc
 
 
@@ -233,7 +240,10 @@ def parse(doc: Any, *, require_digests: bool = True) -> AppSpec:
     for i, item in enumerate(links_doc):
         path = f"spec.links[{i}]"
         link_doc = mapping(
-            item, path, required={"importer", "import", "exporter"}, optional={"colocate", "latencyBudget", "fuse"}
+            item,
+            path,
+            required={"importer", "import", "exporter"},
+            optional={"colocate", "latencyBudget", "fuse", "idempotent"},
         )
         importer = dns_name(link_doc["importer"], f"{path}.importer")
         exporter = dns_name(link_doc["exporter"], f"{path}.exporter")
@@ -265,6 +275,14 @@ def parse(doc: Any, *, require_digests: bool = True) -> AppSpec:
         fuse = link_doc.get("fuse", True)
         if not isinstance(fuse, bool):
             raise InvalidManifest(f"{path}.fuse must be true or false, got {fuse!r}", field=f"{path}.fuse")
+        idempotent = link_doc.get("idempotent", [])
+        if not isinstance(idempotent, list) or not all(
+            isinstance(f, str) and (f == "*" or _FUNCTION.match(f)) for f in idempotent
+        ):
+            raise InvalidManifest(
+                f'{path}.idempotent must be a list of the import\'s function names (or ["*"]), got {idempotent!r}',
+                field=f"{path}.idempotent",
+            )
         budget = None
         if link_doc.get("latencyBudget") is not None:
             budget = parse_duration(link_doc["latencyBudget"], f"{path}.latencyBudget") * 1000.0
@@ -276,6 +294,7 @@ def parse(doc: Any, *, require_digests: bool = True) -> AppSpec:
                 colocate=colocate,
                 latency_budget_ms=budget,
                 fuse=fuse,
+                idempotent=tuple(sorted(set(idempotent))),
             )
         )
     _refuse_cycles(links)

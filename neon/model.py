@@ -48,6 +48,10 @@ class ImportBinding:
     component: str
     local: bool
     endpoints: tuple[str, ...] = ()
+    idempotent: tuple[str, ...] = ()  # functions a forwarded call may retry on another replica ("*": all)
+
+    def retries(self, function: str) -> bool:
+        return "*" in self.idempotent or function in self.idempotent
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ class ComponentAssignment:
 
     def shape(self) -> tuple[Any, ...]:
         """What requires a restart when it changes (not the remote endpoints)."""
-        links = tuple(sorted((b.import_name, b.component, b.local) for b in self.imports))
+        links = tuple(sorted((b.import_name, b.component, b.local, b.idempotent) for b in self.imports))
         grants = (tuple(sorted(self.grants.env.items())), self.grants.volumes)
         return (self.artifact, links, self.runtime, grants)
 
@@ -91,6 +95,7 @@ class Assignment:
                             "local": b.local,
                             "endpoints": list(b.endpoints),
                         }
+                        | ({"idempotent": list(b.idempotent)} if b.idempotent else {})
                         for b in c.imports
                     ],
                     "runtime": asdict(c.runtime),
@@ -116,6 +121,7 @@ class Assignment:
                             component=b["component"],
                             local=bool(b["local"]),
                             endpoints=tuple(b.get("endpoints", ())),
+                            idempotent=tuple(b.get("idempotent", ())),
                         )
                         for b in c.get("imports", ())
                     ),

@@ -13,6 +13,10 @@ In a manifest, per component::
         - {weight: 60, key: site, operator: In, values: [plant-3]}
       tolerations:                                    # nodes tainted key=value:Effect repel others
         - {key: dedicated, operator: Equal, value: edge, effect: NoSchedule}
+        # stay on a node that lost its lease (Unreachable) for up to 300 s before being
+        # rescheduled; without this toleration a component moves as soon as the lease is gone,
+        # without tolerationSeconds it waits for the node however long it takes
+        - {key: node.neon-grid.dev/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 300}
       affinity:                                       # run on a node that runs these components
         - {component: processor}                      # required (default) ...
         - {component: archiver, type: preferred, weight: 30}
@@ -24,6 +28,7 @@ In a manifest, per component::
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +37,8 @@ from neon._validate import dns_name, mapping
 from neon.errors import InvalidManifest
 
 OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
-EFFECTS = ("NoSchedule", "PreferNoSchedule")
+EFFECTS = ("NoSchedule", "PreferNoSchedule")  # what an agent's --taint may say
+NO_EXECUTE = "NoExecute"  # the control plane's own taint of an unreachable node: running components leave
 UNSATISFIABLE = ("DoNotSchedule", "ScheduleAnyway")
 COLOCATE = ("required", "preferred", "never")
 LABEL_KEY = re.compile(r"^([a-z0-9.-]+/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
@@ -86,11 +92,22 @@ class Toleration:
     operator: str = "Equal"  # or Exists
     value: str = ""
     effect: str = ""  # empty: every effect
+    seconds: float | None = None  # NoExecute only: how long to stay once tainted (None: for good)
 
     def tolerates(self, taint: Taint) -> bool:
         if self.key != taint.key or (self.effect and self.effect != taint.effect):
             return False
         return self.operator == "Exists" or self.value == taint.value
+
+
+UNREACHABLE = Taint("node.neon-grid.dev/unreachable", "", NO_EXECUTE)
+
+
+def unreachable_grace(tolerations: tuple[Toleration, ...]) -> float:
+    """Seconds a component stays on an unreachable node: 0 (leave at once) unless tolerated,
+    ``inf`` when tolerated without tolerationSeconds; the longest toleration wins."""
+    graces = [math.inf if t.seconds is None else t.seconds for t in tolerations if t.tolerates(UNREACHABLE)]
+    return max(graces, default=0.0)
 
 
 @dataclass(frozen=True)
@@ -137,7 +154,9 @@ class PlacementSpec:
             doc["preferred"] = [{"weight": p.weight, **_expr_doc(p.expr)} for p in self.preferred]
         if self.tolerations:
             doc["tolerations"] = [
-                {"key": t.key, "operator": t.operator, "value": t.value, "effect": t.effect} for t in self.tolerations
+                {"key": t.key, "operator": t.operator, "value": t.value, "effect": t.effect}
+                | ({} if t.seconds is None else {"tolerationSeconds": t.seconds})
+                for t in self.tolerations
             ]
         for name, terms in (("affinity", self.affinity), ("antiAffinity", self.anti_affinity)):
             if terms:
@@ -274,7 +293,7 @@ def _weight(value: Any, path: str) -> int:
 
 
 def _toleration(doc: Any, path: str) -> Toleration:
-    body = mapping(doc, path, required={"key"}, optional={"operator", "value", "effect"})
+    body = mapping(doc, path, required={"key"}, optional={"operator", "value", "effect", "tolerationSeconds"})
     _label_key(body["key"], f"{path}.key", path)
     op = body.get("operator", "Equal")
     if op not in ("Equal", "Exists"):
@@ -283,11 +302,19 @@ def _toleration(doc: Any, path: str) -> Toleration:
     if not isinstance(value, str) or (op == "Exists" and value):
         raise InvalidManifest(f"{path}.value must be a string (and empty with Exists)", field=f"{path}.value")
     effect = body.get("effect", "")
-    if effect not in ("", *EFFECTS):
+    if effect not in ("", *EFFECTS, NO_EXECUTE):
         raise InvalidManifest(
-            f"{path}.effect must be NoSchedule or PreferNoSchedule, got {effect!r}", field=f"{path}.effect"
+            f"{path}.effect must be NoSchedule, PreferNoSchedule or NoExecute, got {effect!r}", field=f"{path}.effect"
         )
-    return Toleration(body["key"], op, value, effect)
+    seconds = body.get("tolerationSeconds")
+    if seconds is not None:
+        where = f"{path}.tolerationSeconds"
+        if effect != NO_EXECUTE:
+            raise InvalidManifest(f"{where} needs effect: NoExecute (it says how long to stay)", field=where)
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
+            raise InvalidManifest(f"{where} must be a number of seconds >= 0, got {seconds!r}", field=where)
+        seconds = float(seconds)
+    return Toleration(body["key"], op, value, effect, seconds)
 
 
 def _affinity(doc: Any, path: str, components: set[str] | None) -> AffinityTerm:

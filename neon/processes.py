@@ -16,7 +16,15 @@ from neon.errors import Unavailable
 class Child:
     """A ``python -m neon ...`` child that writes its address to a ready file."""
 
-    def __init__(self, name: str, argv: list[str], workdir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        workdir: Path,
+        env: dict[str, str] | None = None,
+        prefix: Sequence[str] = (),
+    ) -> None:
+        """``prefix`` runs the child under another command (``ip netns exec NS``), which must exec it."""
         self.name = name
         workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / f"{name}.log"
@@ -25,7 +33,7 @@ class Child:
         self.argv = argv
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "neon", *argv, "--ready-file", str(self.ready_file)],
+                [*prefix, sys.executable, "-m", "neon", *argv, "--ready-file", str(self.ready_file)],
                 stdout=log_file,
                 stderr=log_file,
                 stdin=subprocess.DEVNULL,
@@ -105,6 +113,7 @@ def spawn_agent(
     workdir: Path,
     cache_dir: Path | None = None,
     extra: Sequence[str] = (),
+    prefix: Sequence[str] = (),
 ) -> Child:
     argv = ["--control", control, "agent", "--name", name, "--data-dir", str(workdir / name)]
     if cache_dir is not None:
@@ -112,4 +121,4 @@ def spawn_agent(
     for key, value in sorted(labels.items()):
         argv += ["--label", f"{key}={value}"]
     argv += list(extra)
-    return Child(name, argv, workdir)
+    return Child(name, argv, workdir, prefix=prefix)

@@ -21,7 +21,11 @@ def assignment_to_proto(a: Assignment) -> control_pb2.Assignment:
                 artifact=c.artifact,
                 imports=[
                     control_pb2.ImportBinding(
-                        **{"import": b.import_name}, component=b.component, local=b.local, endpoints=list(b.endpoints)
+                        **{"import": b.import_name},
+                        component=b.component,
+                        local=b.local,
+                        endpoints=list(b.endpoints),
+                        idempotent=list(b.idempotent),
                     )
                     for b in c.imports
                 ],
@@ -60,6 +64,7 @@ def assignment_from_proto(msg: control_pb2.Assignment) -> Assignment:
                         component=b.component,
                         local=b.local,
                         endpoints=tuple(b.endpoints),
+                        idempotent=tuple(b.idempotent),
                     )
                     for b in c.imports
                 ),
@@ -84,7 +89,7 @@ def assignment_from_proto(msg: control_pb2.Assignment) -> Assignment:
 
 
 def node_to_proto(
-    node: NodeInfo, state: str, instances: int, memory_used: int = 0, slots_used: int = 0
+    node: NodeInfo, state: str, instances: int, memory_used: int = 0, slots_used: int = 0, unreachable_since: float = 0
 ) -> control_pb2.Node:
     return control_pb2.Node(
         name=node.name,
@@ -100,6 +105,7 @@ def node_to_proto(
         capabilities=list(node.capabilities),
         memory_used=memory_used,
         slots_used=slots_used,
+        unreachable_since=unreachable_since,
     )
 
 

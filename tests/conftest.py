@@ -10,6 +10,21 @@ import pytest
 from neon.guests import build_log_analyzer
 from tests.helpers import Cluster
 
+_FAULT_REPORT: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def fault_report() -> list[str]:
+    """Lines of measured fault figures (detection, failover, convergence), printed at the end of the run."""
+    return _FAULT_REPORT
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _FAULT_REPORT:
+        terminalreporter.section("fault report (measured in this run)")
+        for line in _FAULT_REPORT:
+            terminalreporter.write_line(f"- {line}")
+
 
 @pytest.fixture(scope="session")
 def log_analyzer() -> dict[str, Path]:

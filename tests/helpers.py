@@ -74,12 +74,14 @@ class Cluster:
         agents: dict[str, dict[str, str]] | None = None,
         node_ttl: int = 5,
         metrics_interval: float = 0.5,
+        cp_listen: str = "127.0.0.1:0",
     ) -> None:
         self.workdir = workdir
         self.compiled_cache = compiled_cache
         self.agent_specs = dict(DEFAULT_AGENTS if agents is None else agents)
         self.node_ttl = node_ttl
         self.metrics_interval = metrics_interval
+        self.cp_listen = cp_listen
         self.etcd = EtcdServer(workdir / "etcd")
         self.loop = LoopThread()
         self.cp: ControlPlane | None = None
@@ -97,7 +99,7 @@ class Cluster:
     def start(self) -> Cluster:
         self.etcd.start()
         config = ControlPlaneConfig(
-            etcd=self.etcd.url, listen="127.0.0.1:0", data_dir=self.workdir / "cp", node_ttl=self.node_ttl
+            etcd=self.etcd.url, listen=self.cp_listen, data_dir=self.workdir / "cp", node_ttl=self.node_ttl
         )
         self.cp = ControlPlane(config)
         self.loop.run(self.cp.start())
@@ -120,8 +122,9 @@ class Cluster:
 
     def start_controlplane(self, port: int) -> None:
         """Start a control plane on ``port`` again, on the same etcd and blob directory."""
+        host = self.cp_listen.rsplit(":", 1)[0]
         config = ControlPlaneConfig(
-            etcd=self.etcd.url, listen=f"127.0.0.1:{port}", data_dir=self.workdir / "cp", node_ttl=self.node_ttl
+            etcd=self.etcd.url, listen=f"{host}:{port}", data_dir=self.workdir / "cp", node_ttl=self.node_ttl
         )
         self.cp = ControlPlane(config)
         self.loop.run(self.cp.start())
@@ -131,10 +134,24 @@ class Cluster:
         names = {n.name for n in self.client.list_nodes()}
         assert expected <= names, f"registered: {sorted(names)}, expected {sorted(expected)}"
 
-    def add_agent(self, name: str, labels: dict[str, str], wait: bool = True, extra: Sequence[str] = ()) -> Child:
+    def add_agent(
+        self,
+        name: str,
+        labels: dict[str, str],
+        wait: bool = True,
+        extra: Sequence[str] = (),
+        prefix: Sequence[str] = (),
+    ) -> Child:
+        """Start an agent process (under ``prefix``, e.g. in a network namespace) and wait until it registers."""
         extra = ["--metrics-interval", str(self.metrics_interval), *extra]
         child = spawn_agent(
-            self.control, name, labels, self.workdir / "agents", cache_dir=self.compiled_cache, extra=extra
+            self.control,
+            name,
+            labels,
+            self.workdir / "agents",
+            cache_dir=self.compiled_cache,
+            extra=extra,
+            prefix=prefix,
         )
         self.agents[name] = child
         if wait:

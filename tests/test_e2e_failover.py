@@ -38,7 +38,7 @@ def _invoke_gives(client: ControlClient, expected: tuple[int, str]) -> None:
 
 
 def test_killing_the_leader_hands_over_and_nothing_is_lost(
-    tmp_path: Path, compiled_cache: Path, log_analyzer: dict[str, Path]
+    tmp_path: Path, compiled_cache: Path, log_analyzer: dict[str, Path], fault_report: list[str]
 ) -> None:
     children: list[Child] = []
     with EtcdServer(tmp_path / "etcd") as etcd:
@@ -82,7 +82,7 @@ def test_killing_the_leader_hands_over_and_nothing_is_lost(
                 (group,) = app.fusion
                 assert group.artifact.startswith("sha256:") and not group.reason
                 took = f"new leader {failover_s:.1f}s, calls served {serving_s:.1f}s after SIGKILL"
-                print(f"\ncontrol-plane failover: {took}")
+                fault_report.append(f"control-plane failover (leader TTL 2s): {took}")
 
                 # Every control plane restarts: the state comes back from etcd (and the replicas' blob disks).
                 cps[survivor].stop()
@@ -105,7 +105,7 @@ def test_killing_the_leader_hands_over_and_nothing_is_lost(
 
 
 def test_losing_one_etcd_member_of_three_loses_nothing(
-    tmp_path: Path, compiled_cache: Path, log_analyzer: dict[str, Path]
+    tmp_path: Path, compiled_cache: Path, log_analyzer: dict[str, Path], fault_report: list[str]
 ) -> None:
     children: list[Child] = []
     with EtcdCluster(tmp_path / "etcd", size=3) as etcd:
@@ -133,9 +133,9 @@ def test_losing_one_etcd_member_of_three_loses_nothing(
                 assert_eventually(lambda: _applies(client, together), timeout=30, interval=0.1)
                 applied_s = time.monotonic() - killed_at
                 assert_eventually(lambda: _invoke_gives(client, (5, "edge-1")), timeout=60, interval=0.2)
-                print(
-                    f"\netcd member lost: apply accepted {applied_s:.1f}s, the new generation"
-                    f" (fused, compiled) served {time.monotonic() - killed_at:.1f}s after SIGKILL"
+                fault_report.append(
+                    f"etcd member of 3 SIGKILLed: apply accepted {applied_s:.1f}s, the new generation"
+                    f" (fused, compiled) served {time.monotonic() - killed_at:.1f}s after; no lease lost"
                 )
                 app = client.get_app("log-analyzer")
                 assert (app.generation, app.phase) == (2, "Running")
@@ -143,7 +143,7 @@ def test_losing_one_etcd_member_of_three_loses_nothing(
                 time.sleep(6)
                 assert {n.name for n in client.list_nodes()} == {"edge-1", "cloud-1"}
                 kinds = [e.kind for e in client.events(history=500)]
-                assert "NodeLost" not in kinds, kinds
+                assert "NodeUnreachable" not in kinds, kinds
                 assert sum(_roles(client).values()) == 1
         finally:
             for child in reversed(children):

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.e2e
 SAMPLE = (EXAMPLES / "log-analyzer" / "sample.log").read_text().splitlines()
 
 
-def test_a_killed_edge_node_is_replaced_and_calls_follow(cluster: Cluster, tmp_path: Path) -> None:
+def test_a_killed_edge_node_is_replaced_and_calls_follow(
+    cluster: Cluster, tmp_path: Path, fault_report: list[str]
+) -> None:
     client = cluster.client
     assert client is not None
     cluster.add_agent("edge-2", {"tier": "edge"})
@@ -59,12 +61,12 @@ def test_a_killed_edge_node_is_replaced_and_calls_follow(cluster: Cluster, tmp_p
     del cluster.agents[victim]  # killed on purpose: no clean exit code to check
 
     events = list(client.events(history=200))
-    lost = [e for e in events if e.kind == "NodeLost" and e.node == victim]
+    lost = [e for e in events if e.kind == "NodeUnreachable" and e.node == victim]
     assert lost, [(e.kind, e.node) for e in events]
     served_again = next(t for t, ok in outcomes if t > killed_at and ok)
     failures = sum(1 for t, ok in outcomes if t > killed_at and not ok)
-    print(
-        f"\nnode loss: lease TTL {cluster.node_ttl}s; serving again {served_again - killed_at:.1f}s after SIGKILL "
+    fault_report.append(
+        f"node loss: lease TTL {cluster.node_ttl}s; serving again {served_again - killed_at:.1f}s after SIGKILL "
         f"({failures} failed calls in between)"
     )
     # The processor in the cloud was never restarted: only its route to the parser changed.
@@ -120,3 +122,36 @@ def test_an_edge_agent_restarted_offline_runs_its_last_desired_state(cluster: Cl
     assert restarted_part.count('"instance running"') == 1, restarted_part
     (parser,) = [c for c in client.get_app("log-analyzer").components if c.name == "parser"]
     assert [(r.node, r.state) for r in parser.replicas] == [("edge-1", "Running")]
+
+
+def test_a_dead_replica_is_retried_elsewhere_only_for_idempotent_functions(
+    tmp_path: Path, compiled_cache: Path, log_analyzer: dict[str, Path]
+) -> None:
+    from neon.errors import Unavailable
+
+    # A long lease: the dead replica stays routed for the whole test.
+    cluster = Cluster(tmp_path / "cluster", compiled_cache, node_ttl=30)
+    try:
+        cluster.start()
+        client = cluster.client
+        assert client is not None
+        cluster.add_agent("edge-2", {"tier": "edge"})
+        two_parsers = ("      artifact: build/parser.wasm\n", "      artifact: build/parser.wasm\n      replicas: 2\n")
+        idempotent = ("      exporter: parser\n", "      exporter: parser\n      idempotent: [parse]\n")
+        client.apply_file(pair_manifest(tmp_path, ("name: log-analyzer", "name: retries"), two_parsers, idempotent))
+        client.apply_file(pair_manifest(tmp_path, ("name: log-analyzer", "name: strict"), two_parsers, name="s.yaml"))
+        for app in ("retries", "strict"):
+            wait_running(client, app)
+            (parser,) = [c for c in client.get_app(app).components if c.name == "parser"]
+            assert sorted(r.node for r in parser.replicas) == ["edge-1", "edge-2"]
+
+        cluster.agents.pop("edge-1").kill()  # SIGKILL; its lease lives on, and the routes still name it
+        # Every batch sends 7 parse calls round robin over both replicas, so each batch meets the dead one.
+        with pytest.raises(Unavailable) as err:
+            client.invoke("strict", "processor", "process-batch", [SAMPLE], timeout=20)
+        assert "not retried on the other 1 replica(s): parse is not marked idempotent" in err.value.message
+        for _ in range(5):
+            assert client.invoke("retries", "processor", "process-batch", [SAMPLE], timeout=20) == (5, "cloud-1")
+        assert [n.state for n in client.list_nodes() if n.name == "edge-1"] == ["Ready"]  # still within the lease
+    finally:
+        cluster.stop()

@@ -262,14 +262,16 @@ def test_heartbeats_keep_the_lease_and_a_killed_agent_loses_it(cluster: Cluster,
     cluster.agents["edge-1"].kill()
 
     def edge_gone() -> None:
-        assert {n.name for n in client.list_nodes()} == {"cloud-1"}
+        assert {(n.name, n.state) for n in client.list_nodes()} == {("edge-1", "Unreachable"), ("cloud-1", "Ready")}
         app = client.get_app("log-analyzer")
         assert app.phase == "Unschedulable", app.phase
-        assert {c.name: c.reason for c in app.components}["parser"] == "0/1 nodes: 1 tier!=edge"
+        assert {c.name: c.reason for c in app.components}["parser"] == (
+            "0/2 nodes: 1 tier!=edge, 1 unreachable (not tolerated: node.neon-grid.dev/unreachable:NoExecute)"
+        )
 
     assert_eventually(edge_gone, timeout=cluster.node_ttl + 10)
     kinds = [(e.kind, e.node) for e in client.events(history=200)]
-    assert ("NodeLost", "edge-1") in kinds
+    assert ("NodeUnreachable", "edge-1") in kinds
     with pytest.raises(NotRunning):
         client.invoke("log-analyzer", "parser", "parse", ["x"])
     # The processor stays up on the cloud node; once its routes are updated, forwarded calls
@@ -293,6 +295,9 @@ def test_taints_keep_components_away_until_tolerated(cluster: Cluster, tmp_path:
     assert client is not None
     cluster.agents["edge-1"].stop()
     del cluster.agents["edge-1"]
+    # A stopped agent's node stays, Unreachable, until it is deleted.
+    assert_eventually(lambda: _assert_unreachable(cluster, "edge-1"), timeout=cluster.node_ttl + 10)
+    client.delete_node("edge-1")
     cluster.add_agent("edge-2", {"tier": "edge"}, extra=["--taint", "dedicated=sensors:NoSchedule"])
     assert_eventually(lambda: _assert_node_names(cluster, {"edge-2", "cloud-1"}), timeout=cluster.node_ttl + 10)
     (edge2,) = [n for n in client.list_nodes() if n.name == "edge-2"]
@@ -316,6 +321,11 @@ def test_taints_keep_components_away_until_tolerated(cluster: Cluster, tmp_path:
     client.apply_file(tolerant)
     wait_running(client, "log-analyzer")
     assert client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE]) == (5, "cloud-1")
+
+
+def _assert_unreachable(cluster: Cluster, name: str) -> None:
+    assert cluster.client is not None
+    assert [n.state for n in cluster.client.list_nodes() if n.name == name] == ["Unreachable"]
 
 
 def _assert_node_names(cluster: Cluster, names: set[str]) -> None:

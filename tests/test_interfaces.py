@@ -75,6 +75,18 @@ def test_links_are_checked_against_the_binaries(summaries: dict[str, dict]) -> N
     assert f"processor imports {PARSE}, but no link satisfies it" in err.value.message
 
 
+def test_idempotent_functions_must_be_the_imports_own(summaries: dict[str, dict]) -> None:  # type: ignore[type-arg]
+    link = {"importer": "processor", "import": PARSE, "exporter": "parser"}
+    for names in (["parse"], ["*"]):
+        spec = _spec([link | {"idempotent": names}])
+        check_links(spec, _by_digest(summaries))
+        assert manifest.parse(spec.to_dict()) == spec and spec.links[0].idempotent == tuple(names)
+    with pytest.raises(InvalidManifest) as err:
+        check_links(_spec([link | {"idempotent": ["parse", "pars"]}]), _by_digest(summaries))
+    assert err.value.field == "spec.links[0].idempotent"
+    assert err.value.message == f"spec.links[0].idempotent: {PARSE} has no function pars (it has: parse)"
+
+
 def test_the_whole_example_validates(summaries: dict[str, dict]) -> None:  # type: ignore[type-arg]
     spec = manifest.load((EXAMPLES / "log-analyzer" / "app.yaml").read_text(), require_digests=False)
     digests = {c.name: "sha256:" + str(i) * 64 for i, c in enumerate(spec.components, 1)}

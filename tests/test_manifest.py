@@ -60,6 +60,8 @@ def test_paths_are_allowed_only_client_side() -> None:
         (lambda d: d["spec"]["links"][0].update(**{"import": "parser"}), "spec.links[0].import", "WIT interface"),
         (lambda d: d["spec"]["links"].append(dict(d["spec"]["links"][0])), "spec.links[3].import", "already linked"),
         (lambda d: d["spec"].update(components=[]), "spec.components", "non-empty"),
+        (lambda d: d["spec"]["links"][0].update(idempotent="parse"), "spec.links[0].idempotent", "list"),
+        (lambda d: d["spec"]["links"][0].update(idempotent=["Parse!"]), "spec.links[0].idempotent", "function"),
     ],
 )
 def test_errors_name_the_field(mutate, field: str, words: str) -> None:  # type: ignore[no-untyped-def]

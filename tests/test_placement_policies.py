@@ -264,7 +264,17 @@ def test_weights_come_from_configuration() -> None:
         ({"required": [{"key": "zone", "operator": "In"}]}, "required[0].values", "at least one value"),
         ({"required": [{"key": "zone", "operator": "Exists", "values": ["x"]}]}, "required[0].values", "no values"),
         ({"preferred": [{"weight": 0, "key": "a", "operator": "Exists"}]}, "preferred[0].weight", "1 to 100"),
-        ({"tolerations": [{"key": "k", "effect": "NoExecute"}]}, "tolerations[0].effect", "NoSchedule"),
+        ({"tolerations": [{"key": "k", "effect": "Evict"}]}, "tolerations[0].effect", "NoExecute"),
+        (
+            {"tolerations": [{"key": "k", "effect": "NoSchedule", "tolerationSeconds": 5}]},
+            "tolerations[0].tolerationSeconds",
+            "needs effect: NoExecute",
+        ),
+        (
+            {"tolerations": [{"key": "k", "effect": "NoExecute", "tolerationSeconds": -1}]},
+            "tolerations[0].tolerationSeconds",
+            ">= 0",
+        ),
         ({"affinity": [{"component": "ghost"}]}, "affinity[0].component", "not a component"),
         ({"affinity": [{"component": "b"}], "antiAffinity": [{"component": "b"}]}, "antiAffinity", "both"),
         ({"spread": {"topologyKey": "zone", "maxSkew": 0}}, "spread.maxSkew", ">= 1"),

@@ -23,6 +23,7 @@ from controlplane.placement.taint_preference import TaintPreferenceScorer
 from controlplane.placement.taints import TaintFilter
 from controlplane.placement.topology_balance import TopologyBalanceScorer
 from controlplane.placement.topology_spread import TopologySpreadFilter
+from controlplane.placement.unreachable import UnreachableFilter
 from neon.manifest import AppSpec, ComponentSpec
 
 DEFAULT_WEIGHTS = {
@@ -75,6 +76,7 @@ class Placement:
 
 def default_filters() -> list[Filter]:
     return [
+        UnreachableFilter(),
         NodeSelectorFilter(),
         TaintFilter(),
         CapabilityFilter(),

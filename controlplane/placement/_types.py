@@ -39,6 +39,7 @@ class NodeView:
     memory_used: int = 0
     slots_used: int = 0
     rtt_ms: dict[str, float] = field(default_factory=dict)
+    unreachable_for: float | None = None  # seconds since the node lost its lease; None while it holds one
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,11 @@ class NodeTable:
         self.mem_used = np.array([n.memory_used for n in ordered], dtype=np.float64)
         self.slot_cap = np.array([n.instance_slots or np.inf for n in ordered], dtype=np.float64)
         self.slot_used = np.array([n.slots_used for n in ordered], dtype=np.float64)
+        # Seconds each node has been unreachable (NaN: reachable); few are, so keep their indexes too.
+        self.unreachable_for = np.array(
+            [np.nan if n.unreachable_for is None else n.unreachable_for for n in ordered], dtype=np.float64
+        )
+        self.unreachable = np.flatnonzero(~np.isnan(self.unreachable_for))
         self._rtt_rows: dict[int, Vector] = {}
         self._measured_by: dict[str, list[tuple[int, float]]] = {}  # node -> [(who measured it, ms)]
         for j, node in enumerate(ordered):

@@ -540,6 +540,40 @@ class ListNodesRequest(_message.Message):
 Global___ListNodesRequest: _TypeAlias = ListNodesRequest  # noqa: Y015
 
 @_typing.final
+class DeleteNodeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteNodeRequest: _TypeAlias = DeleteNodeRequest  # noqa: Y015
+
+@_typing.final
+class DeleteNodeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteNodeResponse: _TypeAlias = DeleteNodeResponse  # noqa: Y015
+
+@_typing.final
 class ListNodesResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -596,10 +630,11 @@ class Node(_message.Message):
     CAPABILITIES_FIELD_NUMBER: _builtins.int
     MEMORY_USED_FIELD_NUMBER: _builtins.int
     SLOTS_USED_FIELD_NUMBER: _builtins.int
+    UNREACHABLE_SINCE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     dataplane_address: _builtins.str
     state: _builtins.str
-    """Ready while its lease is alive."""
+    """Ready while its lease is alive; Unreachable once it has expired (until it registers again or is deleted)."""
     memory_bytes: _builtins.int
     instance_slots: _builtins.int
     instances: _builtins.int
@@ -607,6 +642,8 @@ class Node(_message.Message):
     version: _builtins.str
     memory_used: _builtins.int
     slots_used: _builtins.int
+    unreachable_since: _builtins.float
+    """When the node was found without its lease (Unreachable); 0 while Ready."""
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -631,10 +668,11 @@ class Node(_message.Message):
         capabilities: _abc.Iterable[_builtins.str] | None = ...,
         memory_used: _builtins.int = ...,
         slots_used: _builtins.int = ...,
+        unreachable_since: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "dataplane_address", b"dataplane_address", "instance_slots", b"instance_slots", "instances", b"instances", "labels", b"labels", "memory_bytes", b"memory_bytes", "memory_used", b"memory_used", "name", b"name", "registered_at", b"registered_at", "slots_used", b"slots_used", "state", b"state", "taints", b"taints", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "dataplane_address", b"dataplane_address", "instance_slots", b"instance_slots", "instances", b"instances", "labels", b"labels", "memory_bytes", b"memory_bytes", "memory_used", b"memory_used", "name", b"name", "registered_at", b"registered_at", "slots_used", b"slots_used", "state", b"state", "taints", b"taints", "unreachable_since", b"unreachable_since", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1218,6 +1256,7 @@ class ImportBinding(_message.Message):
     COMPONENT_FIELD_NUMBER: _builtins.int
     LOCAL_FIELD_NUMBER: _builtins.int
     ENDPOINTS_FIELD_NUMBER: _builtins.int
+    IDEMPOTENT_FIELD_NUMBER: _builtins.int
     component: _builtins.str
     """The exporting component in the same application."""
     local: _builtins.bool
@@ -1226,16 +1265,21 @@ class ImportBinding(_message.Message):
     def endpoints(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Data-plane addresses of the nodes running the exporter (when remote)."""
 
+    @_builtins.property
+    def idempotent(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Functions a forwarded call may retry on another replica ("*": every one)."""
+
     def __init__(
         self,
         *,
         component: _builtins.str = ...,
         local: _builtins.bool = ...,
         endpoints: _abc.Iterable[_builtins.str] | None = ...,
+        idempotent: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "endpoints", b"endpoints", "import", b"import", "local", b"local"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "endpoints", b"endpoints", "idempotent", b"idempotent", "import", b"import", "local", b"local"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

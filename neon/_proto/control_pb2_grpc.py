@@ -63,6 +63,11 @@ class ControlStub:
                 request_serializer=neon_dot_v1_dot_control__pb2.ListNodesRequest.SerializeToString,
                 response_deserializer=neon_dot_v1_dot_control__pb2.ListNodesResponse.FromString,
                 _registered_method=True)
+        self.DeleteNode = channel.unary_unary(
+                '/neon.v1.Control/DeleteNode',
+                request_serializer=neon_dot_v1_dot_control__pb2.DeleteNodeRequest.SerializeToString,
+                response_deserializer=neon_dot_v1_dot_control__pb2.DeleteNodeResponse.FromString,
+                _registered_method=True)
         self.ListControlPlanes = channel.unary_unary(
                 '/neon.v1.Control/ListControlPlanes',
                 request_serializer=neon_dot_v1_dot_control__pb2.ListControlPlanesRequest.SerializeToString,
@@ -128,6 +133,13 @@ class ControlServicer:
 
     def ListNodes(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteNode(self, request, context):
+        """Forget an Unreachable node: what it ran is rescheduled now, whatever the tolerations.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -202,6 +214,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.ListNodes,
                     request_deserializer=neon_dot_v1_dot_control__pb2.ListNodesRequest.FromString,
                     response_serializer=neon_dot_v1_dot_control__pb2.ListNodesResponse.SerializeToString,
+            ),
+            'DeleteNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteNode,
+                    request_deserializer=neon_dot_v1_dot_control__pb2.DeleteNodeRequest.FromString,
+                    response_serializer=neon_dot_v1_dot_control__pb2.DeleteNodeResponse.SerializeToString,
             ),
             'ListControlPlanes': grpc.unary_unary_rpc_method_handler(
                     servicer.ListControlPlanes,
@@ -371,6 +388,33 @@ class Control:
             '/neon.v1.Control/ListNodes',
             neon_dot_v1_dot_control__pb2.ListNodesRequest.SerializeToString,
             neon_dot_v1_dot_control__pb2.ListNodesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neon.v1.Control/DeleteNode',
+            neon_dot_v1_dot_control__pb2.DeleteNodeRequest.SerializeToString,
+            neon_dot_v1_dot_control__pb2.DeleteNodeResponse.FromString,
             options,
             channel_credentials,
             insecure,

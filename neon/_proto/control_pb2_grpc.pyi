@@ -44,6 +44,8 @@ class ControlStub:
     DeleteApplication: _grpc.UnaryUnaryMultiCallable[_control_pb2.DeleteApplicationRequest, _control_pb2.DeleteApplicationResponse]
     """Removes the application; agents stop its instances."""
     ListNodes: _grpc.UnaryUnaryMultiCallable[_control_pb2.ListNodesRequest, _control_pb2.ListNodesResponse]
+    DeleteNode: _grpc.UnaryUnaryMultiCallable[_control_pb2.DeleteNodeRequest, _control_pb2.DeleteNodeResponse]
+    """Forget an Unreachable node: what it ran is rescheduled now, whatever the tolerations."""
     ListControlPlanes: _grpc.UnaryUnaryMultiCallable[_control_pb2.ListControlPlanesRequest, _control_pb2.ListControlPlanesResponse]
     """The live control-plane replicas and which one leads (reconciles)."""
     WatchEvents: _grpc.UnaryStreamMultiCallable[_control_pb2.WatchEventsRequest, _control_pb2.Event]
@@ -71,6 +73,8 @@ class ControlAsyncStub(ControlStub):
     DeleteApplication: _aio.UnaryUnaryMultiCallable[_control_pb2.DeleteApplicationRequest, _control_pb2.DeleteApplicationResponse]  # type: ignore[assignment]
     """Removes the application; agents stop its instances."""
     ListNodes: _aio.UnaryUnaryMultiCallable[_control_pb2.ListNodesRequest, _control_pb2.ListNodesResponse]  # type: ignore[assignment]
+    DeleteNode: _aio.UnaryUnaryMultiCallable[_control_pb2.DeleteNodeRequest, _control_pb2.DeleteNodeResponse]  # type: ignore[assignment]
+    """Forget an Unreachable node: what it ran is rescheduled now, whatever the tolerations."""
     ListControlPlanes: _aio.UnaryUnaryMultiCallable[_control_pb2.ListControlPlanesRequest, _control_pb2.ListControlPlanesResponse]  # type: ignore[assignment]
     """The live control-plane replicas and which one leads (reconciles)."""
     WatchEvents: _aio.UnaryStreamMultiCallable[_control_pb2.WatchEventsRequest, _control_pb2.Event]  # type: ignore[assignment]
@@ -125,6 +129,14 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
         request: _control_pb2.ListNodesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_control_pb2.ListNodesResponse, _abc.Awaitable[_control_pb2.ListNodesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteNode(
+        self,
+        request: _control_pb2.DeleteNodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.DeleteNodeResponse, _abc.Awaitable[_control_pb2.DeleteNodeResponse]]:
+        """Forget an Unreachable node: what it ran is rescheduled now, whatever the tolerations."""
 
     @_abc_1.abstractmethod
     def ListControlPlanes(
