@@ -14,6 +14,7 @@ from controlplane.validate import check_links
 from neon import log, manifest
 from neon._proto import control_pb2, control_pb2_grpc, dataplane_pb2
 from neon.errors import InvalidArgument, InvalidManifest, NotFound
+from neon.model import NodeInfo
 from neon.rpc import Context, edge
 from neon.wire import application_to_proto, event_to_proto, explanation_to_proto, node_to_proto
 
@@ -85,12 +86,12 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         self, request: control_pb2.ListApplicationsRequest, context: Context
     ) -> control_pb2.ListApplicationsResponse:
         records = await self.cp.store.list_apps()
-        nodes = {n.name: n for n in await self.cp.store.list_nodes()}
+        nodes, unreachable = await self._nodes()
         reports = await self.cp.store.all_status()
         apps = []
         for record in sorted(records, key=lambda r: r.spec.name):
             placement = await self.cp.store.get_placement(record.spec.name)
-            apps.append(application_to_proto(app_status(record, placement, reports, nodes)))
+            apps.append(application_to_proto(app_status(record, placement, reports, nodes, unreachable)))
         return control_pb2.ListApplicationsResponse(applications=apps)
 
     @edge
@@ -226,5 +227,11 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         if record is None:
             raise NotFound(f"application {name!r} does not exist", kind="application", name=name)
         placement = await self.cp.store.get_placement(name)
-        nodes = {n.name: n for n in await self.cp.store.list_nodes()}
-        return application_to_proto(app_status(record, placement, await self.cp.store.all_status(), nodes))
+        nodes, unreachable = await self._nodes()
+        reports = await self.cp.store.all_status()
+        return application_to_proto(app_status(record, placement, reports, nodes, unreachable))
+
+    async def _nodes(self) -> tuple[dict[str, NodeInfo], set[str]]:
+        """The nodes holding a lease, and the names of the Unreachable ones."""
+        live = {n.name: n for n in await self.cp.store.list_nodes()}
+        return live, set(await self.cp.store.members()) - set(live)

@@ -8,6 +8,7 @@ until its agent says Running, and a node that vanished takes its replicas with i
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from typing import Any, Mapping
 
 from controlplane.reconciler import AppRecord
@@ -41,8 +42,13 @@ def app_status(
     placement: Mapping[str, Any] | None,
     reports: Mapping[str, list[InstanceReport]],
     nodes: Mapping[str, NodeInfo],
+    unreachable: AbstractSet[str] = frozenset(),
 ) -> dict[str, Any]:
-    """The ``neon.v1.Application`` message for one application, as a dict."""
+    """The ``neon.v1.Application`` message for one application, as a dict.
+
+    ``nodes`` are the nodes holding a lease; a replica on an ``unreachable`` one
+    is Unknown: it may well still serve its peers, but nobody can tell.
+    """
     spec = record.spec
     placed = (placement or {}).get("components", {})
     current_placement = placement is not None and placement.get("generation") == record.generation
@@ -63,7 +69,9 @@ def app_status(
         for node in decision.get("nodes", []):
             instance, artifact = serving.get((node, comp.name), (comp.name, comp.artifact))
             rep = by_instance.get((node, instance))
-            if node not in nodes:
+            if node in unreachable:
+                state, why = "Unknown", f"node {node} is Unreachable; kept there while its tolerations allow"
+            elif node not in nodes:
                 state, why = "Lost", f"node {node} is gone"
             elif rep is None or rep.artifact != artifact:
                 state, why = "Starting", "waiting for the agent"
@@ -86,8 +94,10 @@ def app_status(
             reason = reason or f"{failed[0]['node']}: {failed[0]['reason']}"
         elif ready >= comp.replicas:
             phase = "Running"
-        elif ready > 0:
+        elif ready > 0 or any(r["state"] == "Unknown" for r in replicas):
             phase = "Degraded"
+            unknown = [r["node"] for r in replicas if r["state"] == "Unknown"]
+            reason = reason or (f"{', '.join(unknown)} Unreachable" if unknown else "")
         else:
             phase = "Pending"
             reason = reason or "starting"

@@ -109,15 +109,20 @@ class _EtcdCalls:
     """The aetcd client, with its connection errors raised as :class:`Unavailable`.
 
     While an etcd member is lost or a new etcd leader is elected, requests fail
-    with UNAVAILABLE for a second or two. Calls that are safe to repeat (reads,
-    lease keep-alives) are retried for up to ``retry_for`` seconds; others
-    (writes, transactions, new leases) are not, since a lost reply may hide an
-    applied write: they raise at once, and their callers retry with fresh reads.
+    with UNAVAILABLE for a second or two, and one caught in the old leader's
+    death hangs until etcd's own request timeout (7 s) unless the client's
+    shorter deadline cuts it. Calls that are safe to repeat (reads, lease
+    keep-alives, plain puts and deletes: the same write twice is the same write)
+    are retried for up to ``retry_for`` seconds; transactions and new leases are
+    not, since a lost reply may hide an applied one (a campaign that won): they
+    raise at once, and their callers retry with fresh reads.
     """
 
-    SAFE = frozenset({"get", "get_prefix", "get_range", "status", "refresh_lease"})
+    SAFE = frozenset(
+        {"get", "get_prefix", "get_range", "status", "refresh_lease", "put", "delete", "delete_prefix", "delete_range"}
+    )
 
-    def __init__(self, client: Any, url: str, retry_for: float = 5.0) -> None:
+    def __init__(self, client: Any, url: str, retry_for: float = 8.0) -> None:
         self._client = client
         self._url = url
         self._retry_for = retry_for
@@ -147,10 +152,12 @@ class Store:
 
     Args:
         url: One etcd client URL, or the members of a cluster comma-separated.
-        timeout: Seconds an etcd request may take.
+        timeout: Seconds one etcd request may take (it answers in milliseconds
+            when healthy; a request stuck on a lost etcd leader is cut here, then
+            retried where that is safe).
     """
 
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, timeout: float = 3.0) -> None:
         # aetcd dials f"{host}:{port}"; split the target so that it dials it as it is.
         host, _, port = grpc_target(url).rpartition(":")
         self.url = url

@@ -2,8 +2,9 @@
 
 Each edge is a Linux network namespace joined to the host by two TUN devices,
 one on each side; a thread moves every IP packet across, holding it for the
-link's one-way delay, dropping the link's share of packets, or dropping all of
-them while the link is partitioned (``tc netem``, in user space: this machine's
+link's one-way delay, dropping the link's share of packets, those of blocked
+TCP ports (a partition from the control plane alone), or all of them while the
+link is partitioned (``tc netem``, in user space: this machine's
 kernel is built without netem). The host side has one hub address on ``lo``
 where the control plane and cloud agents listen; an edge reaches it over its
 link, and the hub reaches the edge's address back the same way.
@@ -61,6 +62,7 @@ class Link:
         self.delay = 0.0
         self.loss = 0.0
         self.partitioned = False
+        self.blocked_ports: set[int] = set()  # TCP ports cut off (either end), e.g. the control plane's
         self.stats = collections.Counter[str]()
         self._random = random.Random(seed)
         self._closed = threading.Event()
@@ -87,13 +89,21 @@ class Link:
                 packet = os.read(fd, 65535)
             except OSError:
                 return
-            if self.partitioned or self._random.random() < self.loss:
+            if self.partitioned or self._blocked(packet) or self._random.random() < self.loss:
                 self.stats[f"{way} dropped"] += 1
                 continue
             self.stats[f"{way} passed"] += 1
             with ready:
                 queue.append((time.monotonic() + self.delay, packet))
                 ready.notify()
+
+    def _blocked(self, packet: bytes) -> bool:
+        """An IPv4 TCP packet to or from one of the blocked ports."""
+        if not self.blocked_ports or len(packet) < 24 or packet[0] >> 4 != 4 or packet[9] != 6:
+            return False
+        header = (packet[0] & 0x0F) * 4
+        src, dst = struct.unpack_from("!HH", packet, header)
+        return src in self.blocked_ports or dst in self.blocked_ports
 
     def _write(self, fd: int, queue: collections.deque[tuple[float, bytes]], ready: threading.Condition) -> None:
         while not self._closed.is_set():

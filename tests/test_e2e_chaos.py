@@ -30,7 +30,7 @@ PARSER = "cyber-systems:logs/parser@0.1.0"
 TTL = 5
 
 
-def _manifest(tmp_path: Path, guests: dict[str, Path]) -> Path:
+def _manifest(tmp_path: Path, guests: dict[str, Path], tolerations: str = "") -> Path:
     path = tmp_path / "chaos.yaml"
     path.write_text(
         f"""
@@ -41,7 +41,7 @@ spec:
   components:
     - name: parser
       artifact: {guests["parser"]}
-      placement: {{nodeSelector: {{tier: edge}}}}
+      placement: {{nodeSelector: {{tier: edge}}{tolerations}}}
     - name: processor
       artifact: {guests["processor"]}
       placement: {{nodeSelector: {{tier: cloud}}}}
@@ -153,4 +153,54 @@ def test_partition_heal_and_kill_over_lossy_edge_links(
         f"{served - cut:.1f}s after the cut; after heal {victim} Ready in {ready - healed:.1f}s and converged "
         f"(its copy stopped) in {converged_at - healed:.1f}s; SIGKILLed agent restarted and serving in "
         f"{restarted_s:.1f}s; applications lost: 0"
+    )
+
+
+def test_cut_off_from_the_control_plane_an_edge_keeps_serving_what_waits_for_it(
+    lab: tuple[Cluster, netlab.NetLab], native_guests: dict[str, Path], tmp_path: Path, fault_report: list[str]
+) -> None:
+    cluster, net = lab
+    client = cluster.client
+    assert client is not None
+    waits = ", tolerations: [{key: node.neon-grid.dev/unreachable, operator: Exists, effect: NoExecute}]"
+    client.apply_file(_manifest(tmp_path, native_guests, waits))
+    wait_running(client, "chaos", timeout=120)
+    (victim,) = [node for node, _ in _parser_on(client)]
+    assert cluster.cp is not None
+    outcomes: list[bool] = []
+
+    def call() -> None:
+        try:
+            ok = client.invoke("chaos", "processor", "process-batch", [SAMPLE], timeout=10) == (5, "cloud-1")
+        except NeonGridError:
+            ok = False
+        outcomes.append(ok)
+
+    # The edge loses the control plane (its port only); the cloud still reaches the edge's data plane.
+    cut = time.time()
+    net.edges[victim].link.blocked_ports = {cluster.cp.port}
+
+    def marked() -> None:
+        call()
+        assert [n.state for n in client.list_nodes() if n.name == victim] == ["Unreachable"]
+        (replica,) = [r for c in client.get_app("chaos").components if c.name == "parser" for r in c.replicas]
+        assert (replica.node, replica.state) == (victim, "Unknown"), replica
+
+    assert_eventually(marked, timeout=TTL + 30, interval=0.2)
+    detected = _event_time(client, "NodeUnreachable", victim, cut)
+    for _ in range(10):  # well past the lease: the tolerated parser is not moved, and keeps serving
+        call()
+    assert client.get_app("chaos").phase == "Degraded"
+
+    net.edges[victim].link.blocked_ports.clear()
+    healed = time.time()
+    assert_eventually(lambda: _serves(client, victim), timeout=60, interval=0.2)
+    ready = _event_time(client, "NodeReady", victim, healed)
+    assert outcomes and all(outcomes), f"{outcomes.count(False)} of {len(outcomes)} calls failed"
+    log = cluster.agents[victim].log_path.read_text()
+    assert log.count('"instance running"') == 1, "the edge restarted its parser"
+    fault_report.append(
+        f"edge cut off from the control plane only (50 ms RTT, 5% loss): marked Unreachable {detected - cut:.1f}s "
+        f"after the cut; the tolerated parser stayed and served {len(outcomes)} batches through it, 0 failed; "
+        f"Ready {ready - healed:.1f}s after heal, nothing restarted"
     )

@@ -134,6 +134,20 @@ def test_status_follows_reports() -> None:
     parser = status["components"][0]
     assert parser["replicas"] == [{"node": "edge-1", "state": "Lost", "reason": "node edge-1 is gone"}]
 
+    # Kept on an Unreachable node (tolerated): nobody can tell whether it runs.
+    reports["cloud-1"] = [InstanceReport("logs", "processor", Q, "Running")]
+    status = app_status(record, placement, reports, {"cloud-1": NODES["cloud-1"]}, unreachable={"edge-1"})
+    parser = status["components"][0]
+    assert parser["replicas"] == [
+        {
+            "node": "edge-1",
+            "state": "Unknown",
+            "reason": "node edge-1 is Unreachable; kept there while its tolerations allow",
+        }
+    ]
+    assert parser["reason"] == "edge-1 Unreachable"
+    assert (status["phase"], status["reason"]) == ("Degraded", "parser: edge-1 Unreachable")
+
     stale = app_status(
         _record(spec, generation=2),
         placement,
