@@ -211,6 +211,11 @@ class StringCodec(Codec):
     def _check(self, value: Any, path: str) -> str:
         if type(value) is not str:
             raise _fail(path, f"expected a string, got {type(value).__name__}")
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as err:
+                raise _fail(path, f"not valid Unicode: {err.reason} at index {err.start}") from None
         return value
 
     def to_proto(self, value: Any, path: str = "") -> Value:
@@ -558,7 +563,7 @@ class FlagsCodec(Codec):
         if not isinstance(value, (set, frozenset, list)):
             raise _fail(path, f"expected a set of flag names for {self.wit}")
         for name in value:
-            if name not in self.index:
+            if type(name) is not str or name not in self.index:
                 raise _fail(path, f"unknown flag {name!r} (flags: {', '.join(self.names)})")
         return set(value)
 

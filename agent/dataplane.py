@@ -11,6 +11,7 @@ from agent.forwarder import set_call_deadline
 from agent.runtime import FunctionRef
 from neon import log
 from neon._proto import dataplane_pb2, dataplane_pb2_grpc
+from neon._validate import loads_json
 from neon.errors import InvalidArgument
 from neon.rpc import Context, edge
 
@@ -39,10 +40,11 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
         template = self.agent.pool(request.app, request.component).template
         ref = template.resolve(request.function)
         signature = template.signature(ref)
-        try:
-            docs = json.loads(request.args_json or "[]")
-        except ValueError as err:
-            raise InvalidArgument(f"arguments are not valid JSON: {err}", field="args_json") from None
+        docs = loads_json(request.args_json or "[]", "args_json")
+        if not isinstance(docs, list):
+            raise InvalidArgument(
+                f"args_json must be a JSON list of arguments, got {type(docs).__name__}", field="args_json"
+            )
         args = signature.args_from_json(docs)
         result = await self._run(request.app, request.component, ref, args, context)
         return dataplane_pb2.InvokeResponse(

@@ -180,6 +180,11 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
             async for chunk in request_iterator:
                 if not first:
                     first.update(name=chunk.name or "artifact", digest=chunk.digest)
+                    if len(first["name"]) > 256 or not first["name"].isprintable():
+                        raise InvalidArgument(
+                            f"artifact name {first['name'][:64]!r} must be printable and at most 256 characters",
+                            field="name",
+                        )
                 yield chunk.data
 
         # The expected digest is only known after the first chunk; check it after writing.

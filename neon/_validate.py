@@ -1,11 +1,12 @@
-"""Small validators shared by the manifest and policy parsers; each error names its field."""
+"""Small validators shared by the parsers of what users send; each error names its field."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
-from neon.errors import InvalidManifest
+from neon.errors import InvalidArgument, InvalidManifest
 
 NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -42,3 +43,13 @@ def dns_name(value: Any, path: str) -> str:
 
 def join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
+
+
+def loads_json(text: str | bytes, field: str) -> Any:
+    """JSON from a user, as InvalidArgument when it is not JSON or nests too deep to decode."""
+    try:
+        return json.loads(text)
+    except ValueError as err:
+        raise InvalidArgument(f"{field} is not valid JSON: {err}", field=field) from None
+    except RecursionError:
+        raise InvalidArgument(f"{field} nests deeper than JSON decoding allows", field=field) from None

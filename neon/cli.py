@@ -27,7 +27,8 @@ from typing import Any, Sequence
 import yaml
 
 from neon import log
-from neon.errors import NeonGridError
+from neon._validate import loads_json
+from neon.errors import InvalidArgument, NeonGridError
 from neon.policy import parse_taint
 
 DEFAULT_CONTROL = "127.0.0.1:7400"
@@ -268,9 +269,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             values: list[Any] = []
             for i, text in enumerate(args.args):
                 try:
-                    values.append(json.loads(text))
-                except ValueError as err:
-                    print(f"error: argument {i + 1} is not JSON ({err}); quote strings: '\"text\"'", file=sys.stderr)
+                    values.append(loads_json(text, f"argument {i + 1}"))
+                except InvalidArgument as err:
+                    print(f"error: {err.message}; quote strings: '\"text\"'", file=sys.stderr)
                     return 2
             if args.lines_from:
                 values.append(args.lines_from.read_text().splitlines())

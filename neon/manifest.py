@@ -53,6 +53,7 @@ MAX_REPLICAS = 1000
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 # namespace:package/interface[@semver]
+MAX_MANIFEST = 1 << 20  # characters; an application's manifest is a few kilobytes
 _FUNCTION = re.compile(r"^[a-z][a-z0-9-]*$")  # a WIT function name (kebab case)
 _INTERFACE = re.compile(r"^[a-z][a-z0-9-]*:[a-z][a-z0-9-]*(/[a-z][a-z0-9-]*)+(@[0-9A-Za-z.+-]+)?$")
 
@@ -196,12 +197,16 @@ def load(text: str, *, require_digests: bool = True) -> AppSpec:
         require_digests: Refuse artifacts that are not ``sha256:`` digests
             (the control plane's view); the CLI passes False to allow paths.
     """
+    if len(text) > MAX_MANIFEST:
+        raise InvalidManifest(f"the manifest is {len(text)} characters; the limit is {MAX_MANIFEST}", field="")
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise InvalidManifest(f"manifest is not valid YAML{where}: {getattr(err, 'problem', err)}", field="") from None
+    except RecursionError:
+        raise InvalidManifest("the manifest nests deeper than YAML decoding allows", field="") from None
     return parse(doc, require_digests=require_digests)
 
 

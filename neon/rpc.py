@@ -102,6 +102,73 @@ def edge(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class _Undecodable:
+    """What a request that is not a valid message decodes to, so the handler can refuse it clearly."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+
+class _RefuseUndecodable(grpc.aio.ServerInterceptor):
+    """Answer a request that is not a valid protobuf message (bad UTF-8 in a string, random bytes)
+    with INVALID_ARGUMENT naming the method, instead of grpc's UNKNOWN "Unexpected DecodeError"."""
+
+    async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
+        handler = await continuation(details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        decode, method = handler.request_deserializer, details.method
+
+        def lenient(raw: bytes) -> Any:
+            try:
+                return decode(raw)
+            except Exception as err:  # noqa: BLE001 - protobuf raises DecodeError, and others for odd input
+                return _Undecodable(f"{method}: the request is not a valid message ({err})")
+
+        async def refuse(request: Any, context: Context) -> None:
+            if isinstance(request, _Undecodable):
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.why)
+
+        async def checked(requests: Any) -> Any:
+            async for request in requests:
+                if isinstance(request, _Undecodable):
+                    raise InvalidArgument(request.why, field="request")
+                yield request
+
+        options = {"request_deserializer": lenient, "response_serializer": handler.response_serializer}
+        if handler.unary_unary:
+            inner_uu = handler.unary_unary
+
+            async def unary_unary(request: Any, context: Context) -> Any:
+                await refuse(request, context)
+                return await inner_uu(request, context)
+
+            return grpc.unary_unary_rpc_method_handler(unary_unary, **options)
+        if handler.unary_stream:
+            inner_us = handler.unary_stream
+
+            async def unary_stream(request: Any, context: Context) -> Any:
+                await refuse(request, context)
+                async for item in inner_us(request, context):
+                    yield item
+
+            return grpc.unary_stream_rpc_method_handler(unary_stream, **options)
+        if handler.stream_unary:
+            inner_su = handler.stream_unary
+
+            async def stream_unary(requests: Any, context: Context) -> Any:
+                return await inner_su(checked(requests), context)
+
+            return grpc.stream_unary_rpc_method_handler(stream_unary, **options)
+        inner_ss = handler.stream_stream
+
+        async def stream_stream(requests: Any, context: Context) -> Any:
+            async for item in inner_ss(checked(requests), context):
+                yield item
+
+        return grpc.stream_stream_rpc_method_handler(stream_stream, **options)
+
+
 def create_server(
     address: str, register: Callable[[grpc.aio.Server], None], service_names: list[str]
 ) -> tuple[grpc.aio.Server, int]:
@@ -115,7 +182,7 @@ def create_server(
     Returns:
         ``(server, bound_port)``; call ``await server.start()``.
     """
-    server = grpc.aio.server(options=CHANNEL_OPTIONS)
+    server = grpc.aio.server(options=CHANNEL_OPTIONS, interceptors=[_RefuseUndecodable()])
     register(server)
     checker = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
