@@ -33,6 +33,14 @@ def mapping(
     return doc
 
 
+def list_field(doc: dict[str, Any], key: str, path: str) -> list[Any]:
+    """``doc[key]`` as a list (absent or null: empty); InvalidManifest naming the field otherwise."""
+    value = doc.get(key) or []
+    if not isinstance(value, list):
+        raise InvalidManifest(f"{join(path, key)} must be a list", field=join(path, key))
+    return value
+
+
 def dns_name(value: Any, path: str) -> str:
     if not isinstance(value, str) or not NAME.match(value):
         raise InvalidManifest(

@@ -34,6 +34,35 @@ def _translate(fn: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+# Reads are safe to repeat: when the replica the channel used dies mid-call, ask the next one.
+# Writes and invokes are not retried (a lost reply may hide one that happened).
+_READ_RETRIES = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [
+                    {"service": "neon.v1.Control", "method": m}
+                    for m in (
+                        "GetApplication",
+                        "ListApplications",
+                        "ListNodes",
+                        "ListControlPlanes",
+                        "ExplainPlacement",
+                    )
+                ],
+                "retryPolicy": {
+                    "maxAttempts": 5,
+                    "initialBackoff": "0.1s",
+                    "maxBackoff": "1s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    }
+)
+
+
 class ControlClient:
     """Talks to one control plane.
 
@@ -46,7 +75,9 @@ class ControlClient:
     def __init__(self, address: str, timeout: float = 30.0) -> None:
         self.address = address
         self.timeout = timeout
-        self.channel = grpc.insecure_channel(channel_target(address), options=CHANNEL_OPTIONS)
+        self.channel = grpc.insecure_channel(
+            channel_target(address), options=[*CHANNEL_OPTIONS, ("grpc.service_config", _READ_RETRIES)]
+        )
         self.stub = control_pb2_grpc.ControlStub(self.channel)
 
     def close(self) -> None:

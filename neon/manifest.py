@@ -43,7 +43,7 @@ from typing import Any, Callable
 
 import yaml
 
-from neon._validate import dns_name, mapping
+from neon._validate import dns_name, list_field, mapping
 from neon.errors import InvalidManifest
 from neon.policy import COLOCATE, PlacementSpec, parse_placement
 
@@ -389,7 +389,7 @@ def _grants(doc: Any, path: str) -> GrantSpec:
             raise InvalidManifest(f"{path}.env.{key} must be a string (quote it)", field=f"{path}.env.{key}")
     volumes = []
     seen: set[str] = set()
-    for i, item in enumerate(gr.get("volumes") or []):
+    for i, item in enumerate(list_field(gr, "volumes", path)):
         vpath = f"{path}.volumes[{i}]"
         vol = mapping(item, vpath, required={"name", "path"}, optional={"readOnly"})
         name = dns_name(vol["name"], f"{vpath}.name")

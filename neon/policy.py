@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from neon._validate import dns_name, mapping
+from neon._validate import dns_name, list_field, mapping
 from neon.errors import InvalidManifest
 
 OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
@@ -219,24 +219,25 @@ def parse_placement(doc: Any, path: str, components: set[str] | None = None) -> 
                 f"{sel_path}.{key} must be a label value string (quote numbers and booleans), got {value!r}",
                 field=f"{sel_path}.{key}",
             )
-    required = tuple(_expr(e, f"{path}.required[{i}]") for i, e in enumerate(_list(pdoc, "required", path)))
+    required = tuple(_expr(e, f"{path}.required[{i}]") for i, e in enumerate(list_field(pdoc, "required", path)))
     preferred = []
-    for i, item in enumerate(_list(pdoc, "preferred", path)):
+    for i, item in enumerate(list_field(pdoc, "preferred", path)):
         ipath = f"{path}.preferred[{i}]"
         body = mapping(item, ipath, required={"weight", "key", "operator"}, optional={"values"})
         weight = _weight(body["weight"], f"{ipath}.weight")
         preferred.append(PreferredTerm(weight, _expr({k: v for k, v in body.items() if k != "weight"}, ipath)))
     tolerations = tuple(
-        _toleration(t, f"{path}.tolerations[{i}]") for i, t in enumerate(_list(pdoc, "tolerations", path))
+        _toleration(t, f"{path}.tolerations[{i}]") for i, t in enumerate(list_field(pdoc, "tolerations", path))
     )
     affinity = tuple(
-        _affinity(t, f"{path}.affinity[{i}]", components) for i, t in enumerate(_list(pdoc, "affinity", path))
+        _affinity(t, f"{path}.affinity[{i}]", components) for i, t in enumerate(list_field(pdoc, "affinity", path))
     )
     anti = tuple(
-        _affinity(t, f"{path}.antiAffinity[{i}]", components) for i, t in enumerate(_list(pdoc, "antiAffinity", path))
+        _affinity(t, f"{path}.antiAffinity[{i}]", components)
+        for i, t in enumerate(list_field(pdoc, "antiAffinity", path))
     )
     spread = _spread(pdoc["spread"], f"{path}.spread") if pdoc.get("spread") is not None else None
-    caps = _list(pdoc, "capabilities", path)
+    caps = list_field(pdoc, "capabilities", path)
     for i, cap in enumerate(caps):
         if not isinstance(cap, str) or not CAPABILITY.match(cap):
             raise InvalidManifest(
@@ -254,13 +255,6 @@ def parse_placement(doc: Any, path: str, components: set[str] | None = None) -> 
     )
     _refuse_contradictions(spec, path)
     return spec
-
-
-def _list(doc: dict[str, Any], key: str, path: str) -> list[Any]:
-    value = doc.get(key) or []
-    if not isinstance(value, list):
-        raise InvalidManifest(f"{path}.{key} must be a list", field=f"{path}.{key}")
-    return value
 
 
 def _label_key(key: Any, field_path: str, where: str) -> None:

@@ -240,6 +240,37 @@ def example_manifest(directory: Path, text: str, *replace: tuple[str, str], name
     return path
 
 
+def write_pair(
+    directory: Path,
+    parser: Path,
+    processor: Path,
+    *,
+    app: str = "pair",
+    processor_tier: str = "cloud",
+    parser_placement: str = "",
+    link: str = "",
+) -> Path:
+    """A manifest of the processor-parser pair built from the given artifacts (parser on the edge).
+
+    ``parser_placement`` adds to the parser's placement mapping and ``link`` to
+    the link's (flow-style YAML entries, each starting with ", ").
+    """
+    path = directory / f"{app}-{processor_tier}.yaml"
+    path.write_text(
+        f"""apiVersion: neon-grid.dev/v1
+kind: Application
+metadata: {{name: {app}}}
+spec:
+  components:
+    - {{name: parser, artifact: "{parser}", placement: {{nodeSelector: {{tier: edge}}{parser_placement}}}}}
+    - {{name: processor, artifact: "{processor}", placement: {{nodeSelector: {{tier: {processor_tier}}}}}}}
+  links:
+    - {{importer: processor, import: "cyber-systems:logs/parser@0.1.0", exporter: parser{link}}}
+"""
+    )
+    return path
+
+
 def pair_manifest(directory: Path, *replace: tuple[str, str], name: str = "pair.yaml") -> Path:
     """The pair's manifest, with each ``(old, new)`` text replaced, next to the built example."""
     return example_manifest(directory, PAIR_TEXT, *replace, name=name)

@@ -69,7 +69,7 @@ def test_cli_errors_are_one_line_and_non_zero(cluster: Cluster, tmp_path: Path) 
     gone = neon(cluster, "delete", "app", "nope")
     assert gone.returncode == 1 and "does not exist" in gone.stderr
     bad_arg = neon(cluster, "invoke", "log-analyzer", "parser", "parse", "not-json")
-    assert bad_arg.returncode == 2 and "is not JSON" in bad_arg.stderr
+    assert bad_arg.returncode == 2 and "is not valid JSON" in bad_arg.stderr
     broken = tmp_path / "app.yaml"
     broken.write_text(APP.read_text().replace("replicas", "replica").replace("nodeSelector", "nodeSelectr"))
     refused = neon(cluster, "apply", "-f", str(broken))

@@ -18,7 +18,7 @@ from neon.client import ControlClient
 from neon.errors import NeonGridError
 from neon.guests import EXAMPLES
 from tests import netlab
-from tests.helpers import Cluster, assert_eventually, wait_running
+from tests.helpers import Cluster, assert_eventually, wait_running, write_pair
 
 pytestmark = [
     pytest.mark.e2e,
@@ -26,30 +26,18 @@ pytestmark = [
 ]
 
 SAMPLE = (EXAMPLES / "log-analyzer" / "sample.log").read_text().splitlines()
-PARSER = "cyber-systems:logs/parser@0.1.0"
 TTL = 5
 
 
-def _manifest(tmp_path: Path, guests: dict[str, Path], tolerations: str = "") -> Path:
-    path = tmp_path / "chaos.yaml"
-    path.write_text(
-        f"""
-apiVersion: neon-grid.dev/v1
-kind: Application
-metadata: {{name: chaos}}
-spec:
-  components:
-    - name: parser
-      artifact: {guests["parser"]}
-      placement: {{nodeSelector: {{tier: edge}}{tolerations}}}
-    - name: processor
-      artifact: {guests["processor"]}
-      placement: {{nodeSelector: {{tier: cloud}}}}
-  links:
-    - {{importer: processor, import: "{PARSER}", exporter: parser, idempotent: [parse]}}
-"""
+def _manifest(tmp_path: Path, guests: dict[str, Path], parser_placement: str = "") -> Path:
+    return write_pair(
+        tmp_path,
+        guests["parser"],
+        guests["processor"],
+        app="chaos",
+        parser_placement=parser_placement,
+        link=", idempotent: [parse]",
     )
-    return path
 
 
 @pytest.fixture

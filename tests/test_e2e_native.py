@@ -6,40 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import AWKWARD_LINES, Cluster, assert_eventually, expected_batch, wait_running
+from tests.helpers import AWKWARD_LINES, Cluster, assert_eventually, expected_batch, wait_running, write_pair
 
 pytestmark = pytest.mark.e2e
-
-PARSER = "cyber-systems:logs/parser@0.1.0"
-
-
-def _pair(tmp_path: Path, name: str, parser: Path, processor: Path, processor_tier: str) -> Path:
-    path = tmp_path / f"{name}-{processor_tier}.yaml"
-    path.write_text(
-        f"""
-apiVersion: neon-grid.dev/v1
-kind: Application
-metadata:
-  name: {name}
-spec:
-  components:
-    - name: parser
-      artifact: {parser}
-      placement:
-        nodeSelector:
-          tier: edge
-    - name: processor
-      artifact: {processor}
-      placement:
-        nodeSelector:
-          tier: {processor_tier}
-  links:
-    - importer: processor
-      import: {PARSER}
-      exporter: parser
-"""
-    )
-    return path
 
 
 def test_c_pair_split_and_fused_and_a_c_processor_fused_with_the_python_parser(
@@ -50,9 +19,11 @@ def test_c_pair_split_and_fused_and_a_c_processor_fused_with_the_python_parser(
     want = expected_batch(AWKWARD_LINES)
 
     # C on both sides, processor in the cloud: every parse is forwarded to the edge over gRPC.
-    client.apply_file(_pair(tmp_path, "c-pair", native_guests["parser"], native_guests["processor"], "cloud"))
+    client.apply_file(write_pair(tmp_path, native_guests["parser"], native_guests["processor"], app="c-pair"))
     # A C processor and the Python parser on one node: fused into one component across toolchains.
-    client.apply_file(_pair(tmp_path, "mixed", log_analyzer["parser"], native_guests["processor"], "edge"))
+    client.apply_file(
+        write_pair(tmp_path, log_analyzer["parser"], native_guests["processor"], app="mixed", processor_tier="edge")
+    )
     wait_running(client, "c-pair")
     wait_running(client, "mixed")
 
@@ -70,7 +41,9 @@ def test_c_pair_split_and_fused_and_a_c_processor_fused_with_the_python_parser(
     assert client.invoke("mixed", "processor", "parse-batch", [AWKWARD_LINES]) == (want, "edge-1")
 
     # The C processor moves to the edge: the C pair is fused, and answers the same.
-    client.apply_file(_pair(tmp_path, "c-pair", native_guests["parser"], native_guests["processor"], "edge"))
+    client.apply_file(
+        write_pair(tmp_path, native_guests["parser"], native_guests["processor"], app="c-pair", processor_tier="edge")
+    )
 
     def fused() -> None:
         now = client.get_app("c-pair")

@@ -22,7 +22,7 @@ from neon._proto import dataplane_pb2, dataplane_pb2_grpc
 from neon.errors import InvalidArgument, InvalidManifest
 from neon.guests import EXAMPLES
 from neon.rpc import CHANNEL_OPTIONS
-from tests.helpers import Cluster, wait_running
+from tests.helpers import Cluster, wait_running, write_pair
 from tests.test_codec_properties import types, wasmtime_type
 
 TRIED: collections.Counter[str] = collections.Counter()
@@ -163,7 +163,6 @@ def test_strings_that_are_not_unicode_are_refused() -> None:
 
 # --------------------------------------------------------------- servers --
 
-PARSER = "cyber-systems:logs/parser@0.1.0"
 CLEAR = {
     grpc.StatusCode.INVALID_ARGUMENT,
     grpc.StatusCode.NOT_FOUND,
@@ -187,20 +186,7 @@ def serving(cluster: Cluster, native_guests: dict[str, Path], tmp_path: Path) ->
     """The C pair split over the cluster; yields the edge agent's data-plane stub and a raw channel."""
     client = cluster.client
     assert client is not None
-    path = tmp_path / "pair.yaml"
-    path.write_text(
-        f"""
-apiVersion: neon-grid.dev/v1
-kind: Application
-metadata: {{name: pair}}
-spec:
-  components:
-    - {{name: parser, artifact: {native_guests["parser"]}, placement: {{nodeSelector: {{tier: edge}}}}}}
-    - {{name: processor, artifact: {native_guests["processor"]}, placement: {{nodeSelector: {{tier: cloud}}}}}}
-  links:
-    - {{importer: processor, import: "{PARSER}", exporter: parser}}
-"""
-    )
+    path = write_pair(tmp_path, native_guests["parser"], native_guests["processor"])
     client.apply_file(path)
     wait_running(client, "pair")
     with grpc.insecure_channel(cluster.agents["edge-1"].address, options=CHANNEL_OPTIONS) as channel:

@@ -61,6 +61,11 @@ def test_paths_are_allowed_only_client_side() -> None:
         (lambda d: d["spec"]["links"].append(dict(d["spec"]["links"][0])), "spec.links[3].import", "already linked"),
         (lambda d: d["spec"].update(components=[]), "spec.components", "non-empty"),
         (lambda d: d["spec"]["links"][0].update(idempotent="parse"), "spec.links[0].idempotent", "list"),
+        (
+            lambda d: d["spec"]["components"][3]["grants"].update(volumes=5),
+            "spec.components[3].grants.volumes",
+            "must be a list",
+        ),
         (lambda d: d["spec"]["links"][0].update(idempotent=["Parse!"]), "spec.links[0].idempotent", "function"),
     ],
 )
