@@ -64,11 +64,20 @@ class Router:
     def set_routes(self, app: str, component: str, endpoints: tuple[str, ...]) -> None:
         with self._lock:
             self._routes[(app, component)] = tuple(endpoints)
+            self._close_unrouted()
 
     def drop_app(self, app: str) -> None:
         with self._lock:
             for key in [k for k in self._routes if k[0] == app]:
                 del self._routes[key]
+            self._close_unrouted()
+
+    def _close_unrouted(self) -> None:
+        """Close the channels of addresses no route names any more (the lock is held): calls still
+        waiting on a replica that left are cancelled now, instead of when their deadline passes."""
+        routed = {address for endpoints in self._routes.values() for address in endpoints}
+        for address in [a for a in self._channels if a not in routed]:
+            self._channels.pop(address).close()
 
     def endpoints(self, app: str, component: str) -> tuple[str, ...]:
         with self._lock:
@@ -125,29 +134,51 @@ class Router:
                 if timeout <= 0:
                     raise DeadlineExceeded(f"deadline passed before forwarding {label}")
             finish = time.monotonic() + timeout
-            first = next(self._rr)
-            order = [endpoints[(first + k) % len(endpoints)] for k in range(len(endpoints))]
-            tries = order if idempotent else order[:1]
+            tried: list[str] = []
             failed: list[str] = []
-            for n, address in enumerate(tries):
+            while True:
+                # The current routes each time: a replica that replaced a lost one is tried next.
+                now = self.endpoints(app, exporter)
+                start = next(self._rr)
+                rotated = (now[(start + k) % len(now)] for k in range(len(now)))
+                candidates = list(dict.fromkeys(a for a in rotated if a not in tried))
+                if not candidates:
+                    break
+                address = candidates[0]
                 left = finish - time.monotonic()
                 if left <= 0:
                     break
+                share = left / len(candidates) if idempotent else left
                 try:
-                    reply = self._stub(address).Call(request, timeout=left / (len(tries) - n))
-                except grpc.RpcError as err:
-                    error = from_rpc_error(err)
-                    if error.code not in _RETRYABLE:
-                        raise error from None  # the function ran and failed: its error, as it is
+                    reply = self._stub(address).Call(request, timeout=share)
+                except (grpc.RpcError, ValueError) as err:
+                    error, gone = self._classify(err, address, app, exporter)
+                    tried.append(address)
                     failed.append(f"{address}: {error.message}")
-                    if n + 1 < len(tries):
+                    if not gone and error.code not in _RETRYABLE:
+                        raise error from None  # the function ran and failed: its error, as it is
+                    if idempotent:
                         _log.info("retrying an idempotent call on another replica", call=label, failed=failed[-1])
                         continue
-                    raise self._failure(label, error, failed, len(order), function) from None
+                    raise self._failure(label, error, failed, len(now), function) from None
                 return signature.result_from_proto(reply.result if reply.HasField("result") else None)
-            raise DeadlineExceeded(f"{label}: the deadline passed after {len(failed)} tries ({'; '.join(failed)})")
+            if time.monotonic() >= finish:
+                raise DeadlineExceeded(f"{label}: the deadline passed after {len(failed)} tries ({'; '.join(failed)})")
+            raise Unavailable(f"{label}: every replica failed ({'; '.join(failed)})")
 
         return forward
+
+    def _classify(
+        self, err: grpc.RpcError | ValueError, address: str, app: str, exporter: str
+    ) -> tuple[NeonGridError, bool]:
+        """The call's error, and whether its replica left the routes while it waited."""
+        gone = address not in self.endpoints(app, exporter)
+        if isinstance(err, ValueError):  # its channel was closed just before the call started
+            return Unavailable("the replica left the routes (its node was lost or the component moved)"), True
+        error = from_rpc_error(err)
+        if gone and error.code == grpc.StatusCode.CANCELLED:
+            return Unavailable("the replica left the routes while the call waited (its node was lost)"), True
+        return error, False
 
     @staticmethod
     def _failure(label: str, error: NeonGridError, failed: list[str], replicas: int, function: str) -> NeonGridError:

@@ -122,3 +122,36 @@ def test_an_error_from_the_function_itself_is_not_retried(replicas: dict[str, tu
         _call(replicas, ["broken", "alive"], idempotent=True)
     assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert (replicas["broken"][1].calls, replicas["alive"][1].calls) == (1, 0)
+
+
+@pytest.mark.parametrize("idempotent", [True, False])
+def test_a_call_waiting_on_a_replica_that_leaves_the_routes_moves_on_at_once(
+    replicas: dict[str, tuple[str, Replica]], idempotent: bool
+) -> None:
+    router = Router("edge-1", default_timeout=10.0)
+    router.set_routes("app", "parser", (replicas["silent"][0],))
+    forward = router.forwarder("app", "processor", "parser", "x:y/echo", "echo", SIG, idempotent)
+    outcome: dict[str, Any] = {}
+
+    def call() -> None:
+        started = time.monotonic()
+        try:
+            outcome["value"] = forward("hi")
+        except NeonGridError as err:
+            outcome["error"] = err
+        outcome["took"] = time.monotonic() - started
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    time.sleep(0.5)  # the call waits on the silent replica ...
+    router.set_routes("app", "parser", (replicas["alive"][0],))  # ... when the control plane moves the parser
+    caller.join(15)
+    router.close()
+    assert outcome["took"] < 3.0, outcome  # not the 10 s deadline
+    if idempotent:
+        assert outcome.get("value") == "echo hi", outcome
+        assert replicas["alive"][1].calls == 1
+    else:
+        assert isinstance(outcome.get("error"), Unavailable), outcome
+        assert "left the routes while the call waited" in outcome["error"].message
+        assert replicas["alive"][1].calls == 0
