@@ -3,6 +3,7 @@ tolerations say (at once, after tolerationSeconds, or never), and `neon delete n
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from neon.errors import FailedPrecondition
 from neon.guests import EXAMPLES
 from tests.helpers import Cluster, assert_eventually, pair_manifest, wait_running
+from tests.test_cli import neon
 
 pytestmark = pytest.mark.e2e
 
@@ -100,8 +102,13 @@ def test_unreachable_node_keeps_what_tolerates_it_and_only_that(
     # Forgetting a node is for unreachable ones only; once forgotten, what waited for it moves.
     with pytest.raises(FailedPrecondition, match="node 'cloud-1' is Ready"):
         client.delete_node("cloud-1")
+    refused = neon(cluster, "delete", "node", "cloud-1")
+    assert refused.returncode != 0 and "stop the agent first" in refused.stderr
     cluster.agents.pop("edge-1").kill()
     assert_eventually(unreachable, timeout=cluster.node_ttl + 15)
-    client.delete_node("edge-1")
+    table = neon(cluster, "get", "nodes").stdout
+    assert re.search(r"^edge-1\s+Unreachable \(\d+s\)\s+tier=edge", table, re.M), table
+    deleted = neon(cluster, "delete", "node", "edge-1")
+    assert (deleted.returncode, deleted.stdout.strip()) == (0, "node/edge-1 deleted; what it ran is rescheduled")
     assert_eventually(lambda: _serves(cluster, "waits", "edge-2"), timeout=60, interval=0.2)
     assert "edge-1" not in {n.name for n in client.list_nodes()}
