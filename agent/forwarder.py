@@ -160,7 +160,7 @@ class Router:
                     if idempotent:
                         _log.info("retrying an idempotent call on another replica", call=label, failed=failed[-1])
                         continue
-                    raise self._failure(label, error, failed, len(now), function) from None
+                    raise self._failure(label, error, failed[-1], len(now), function) from None
                 return signature.result_from_proto(reply.result if reply.HasField("result") else None)
             if time.monotonic() >= finish:
                 raise DeadlineExceeded(f"{label}: the deadline passed after {len(failed)} tries ({'; '.join(failed)})")
@@ -181,17 +181,14 @@ class Router:
         return error, False
 
     @staticmethod
-    def _failure(label: str, error: NeonGridError, failed: list[str], replicas: int, function: str) -> NeonGridError:
-        """The error a forwarded call ends with, saying where it went and why it was not retried."""
-        if len(failed) > 1:
-            message = f"{label}: every replica failed ({'; '.join(failed)})"
-        else:
-            message = f"{label} at {failed[0]}"
-            if replicas > 1:
-                message += (
-                    f"; not retried on the other {replicas - 1} replica(s): {function} is not marked idempotent "
-                    "on this link (spec.links[].idempotent)"
-                )
+    def _failure(label: str, error: NeonGridError, failed: str, replicas: int, function: str) -> NeonGridError:
+        """The error a call that is not retried ends with, saying where it went and why it was not retried."""
+        message = f"{label} at {failed}"
+        if replicas > 1:
+            message += (
+                f"; not retried on the other {replicas - 1} replica(s): {function} is not marked idempotent "
+                "on this link (spec.links[].idempotent)"
+            )
         if error.code == grpc.StatusCode.DEADLINE_EXCEEDED:
             return DeadlineExceeded(message)
         return Unavailable(message)

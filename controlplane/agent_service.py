@@ -50,7 +50,7 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
             capabilities=tuple(sorted(set(request.capabilities))),
         )
         old = await self.cp.store.get_node(request.name)
-        _, away_since = (await self.cp.store.members()).get(request.name, (None, 0.0))
+        _, away_since = await self.cp.store.get_member(request.name) or (None, 0.0)
         ttl = self.cp.config.node_ttl
         lease_id = await self.cp.store.register_node(info, ttl)
         if old is not None and old.lease_id:

@@ -91,7 +91,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         apps = []
         for record in sorted(records, key=lambda r: r.spec.name):
             placement = await self.cp.store.get_placement(record.spec.name)
-            apps.append(application_to_proto(app_status(record, placement, reports, nodes, unreachable)))
+            apps.append(application_to_proto(app_status(record, placement, reports, nodes, unreachable.keys())))
         return control_pb2.ListApplicationsResponse(applications=apps)
 
     @edge
@@ -107,14 +107,13 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     @edge
     async def ListNodes(self, request: control_pb2.ListNodesRequest, context: Context) -> control_pb2.ListNodesResponse:
         reports = await self.cp.store.all_status()
-        live = {n.name: n for n in await self.cp.store.list_nodes()}
-        members = await self.cp.store.members()
+        live, unreachable = await self._nodes()
         out = []
-        for name in sorted(live.keys() | members.keys()):
+        for name in sorted(live.keys() | unreachable.keys()):
             if name in live:
                 out.append(node_to_proto(live[name], "Ready", len(reports.get(name, []))))
             else:
-                info, since = members[name]
+                info, since = unreachable[name]
                 out.append(node_to_proto(info, "Unreachable", 0, unreachable_since=since or time.time()))
         return control_pb2.ListNodesResponse(nodes=out)
 
@@ -234,9 +233,10 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         placement = await self.cp.store.get_placement(name)
         nodes, unreachable = await self._nodes()
         reports = await self.cp.store.all_status()
-        return application_to_proto(app_status(record, placement, reports, nodes, unreachable))
+        return application_to_proto(app_status(record, placement, reports, nodes, unreachable.keys()))
 
-    async def _nodes(self) -> tuple[dict[str, NodeInfo], set[str]]:
-        """The nodes holding a lease, and the names of the Unreachable ones."""
+    async def _nodes(self) -> tuple[dict[str, NodeInfo], dict[str, tuple[NodeInfo, float]]]:
+        """The nodes holding a lease, and the Unreachable ones (with when they were found so)."""
         live = {n.name: n for n in await self.cp.store.list_nodes()}
-        return live, set(await self.cp.store.members()) - set(live)
+        members = await self.cp.store.members()
+        return live, {name: member for name, member in members.items() if name not in live}

@@ -84,6 +84,7 @@ def app_status(
             replicas.append({"node": node, "state": state, "reason": why})
         reason = decision.get("reason", "")
         failed = [r for r in replicas if r["state"] == "Failed"]
+        unknown = [r["node"] for r in replicas if r["state"] == "Unknown"]
         if not decision:
             phase = "Pending"
             reason = "not placed yet"
@@ -94,9 +95,8 @@ def app_status(
             reason = reason or f"{failed[0]['node']}: {failed[0]['reason']}"
         elif ready >= comp.replicas:
             phase = "Running"
-        elif ready > 0 or any(r["state"] == "Unknown" for r in replicas):
+        elif ready > 0 or unknown:
             phase = "Degraded"
-            unknown = [r["node"] for r in replicas if r["state"] == "Unknown"]
             reason = reason or (f"{', '.join(unknown)} Unreachable" if unknown else "")
         else:
             phase = "Pending"

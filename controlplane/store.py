@@ -278,9 +278,13 @@ class Store:
         """Every node that has registered and was not forgotten: its info and when it became unreachable (0: not)."""
         out = {}
         for kv in await self.client.get_prefix(MEMBERS):
-            doc = json.loads(kv.value)
-            out[kv.key[len(MEMBERS) :].decode()] = (NodeInfo.from_dict(doc["info"]), float(doc["unreachable_since"]))
+            out[kv.key[len(MEMBERS) :].decode()] = _member(kv.value)
         return out
+
+    async def get_member(self, name: str) -> tuple[NodeInfo, float] | None:
+        """One member's info and when it became unreachable (0: not), or None."""
+        got = await self.client.get(_key(MEMBERS, name))
+        return _member(got.value) if got else None
 
     async def mark_unreachable(self, name: str, since: float) -> bool:
         """Record when a member was found without its lease, unless it registered again meanwhile."""
@@ -300,7 +304,7 @@ class Store:
     async def forget_node(self, name: str) -> bool:
         """Delete an unreachable member (what it ran is rescheduled); refused while it holds a lease."""
         tx = self.client.transactions
-        if await self.client.get(_key(MEMBERS, name)) is None:
+        if await self.get_member(name) is None:
             return False
         ok, _ = await self.client.transaction(
             compare=[tx.version(_key(NODES, name)) == 0],
@@ -490,6 +494,11 @@ class Store:
                     yield Event.from_dict(json.loads(ev.kv.value))
         finally:
             await watch.cancel()
+
+
+def _member(value: bytes) -> tuple[NodeInfo, float]:
+    doc = json.loads(value)
+    return NodeInfo.from_dict(doc["info"]), float(doc["unreachable_since"])
 
 
 def _history_key(app: str, generation: int) -> bytes:
