@@ -36,6 +36,10 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+class PortTaken(Unavailable):
+    """etcd could not bind a port: something else took it after it was picked."""
+
+
 class EtcdServer:
     """One etcd member in ``data_dir`` on loopback; a context manager.
 
@@ -62,6 +66,8 @@ class EtcdServer:
         self.client_port = client_port or free_port()
         self.peer_port = peer_port or free_port()
         self.name = name
+        # Ports picked here may be taken by someone else before etcd binds them: then pick again.
+        self._repick = not (client_port or peer_port or initial_cluster)
         self.initial_cluster = initial_cluster or f"{name}={self.peer_url}"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -76,8 +82,20 @@ class EtcdServer:
     def start(self, timeout: float = 30.0) -> EtcdServer:
         """Start the member and wait until its client port listens (a member of a new
         cluster answers requests only once a quorum has started)."""
+        for attempt in range(3):
+            try:
+                return self._start(timeout)
+            except PortTaken:
+                if not self._repick or attempt == 2:
+                    raise
+                self.client_port, self.peer_port = free_port(), free_port()
+                self.initial_cluster = f"{self.name}={self.peer_url}"
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> EtcdServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+        logged = log_path.stat().st_size if log_path.exists() else 0
         with log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
                 [
@@ -108,7 +126,11 @@ class EtcdServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise Unavailable(f"etcd exited with {self.process.returncode}; see {log_path}")
+                with log_path.open("rb") as log_file:
+                    log_file.seek(logged)
+                    taken = b"address already in use" in log_file.read()
+                error = PortTaken if taken else Unavailable
+                raise error(f"etcd exited with {self.process.returncode}; see {log_path}")
             try:
                 with socket.create_connection(("127.0.0.1", self.client_port), timeout=0.2):
                     return self
@@ -149,12 +171,16 @@ class EtcdCluster:
     """
 
     def __init__(self, data_dir: Path, size: int = 3) -> None:
-        names = [f"member-{i}" for i in range(size)]
+        self.data_dir = Path(data_dir)
+        self.size = size
+        self.members = self._members(self.data_dir)
+
+    def _members(self, data_dir: Path) -> list[EtcdServer]:
+        names = [f"member-{i}" for i in range(self.size)]
         peers = {name: free_port() for name in names}
         initial = ",".join(f"{name}=http://127.0.0.1:{port}" for name, port in peers.items())
-        self.members = [
-            EtcdServer(Path(data_dir) / name, name=name, peer_port=peers[name], initial_cluster=initial)
-            for name in names
+        return [
+            EtcdServer(data_dir / name, name=name, peer_port=peers[name], initial_cluster=initial) for name in names
         ]
 
     @property
@@ -162,14 +188,21 @@ class EtcdCluster:
         return ",".join(m.url for m in self.members)
 
     def start(self, timeout: float = 30.0) -> EtcdCluster:
-        # Start every member before waiting on any: none serves until a quorum is up.
-        try:
-            for member in self.members:
-                member.start(timeout)
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        for attempt in range(3):
+            try:
+                for member in self.members:
+                    member.start(timeout)
+                return self
+            except PortTaken:
+                self.stop()
+                if attempt == 2:
+                    raise
+                # Every member names every peer port: all start again, afresh, on new ports.
+                self.members = self._members(self.data_dir / f"retry-{attempt + 1}")
+            except BaseException:
+                self.stop()
+                raise
+        raise AssertionError("unreachable")
 
     def stop(self) -> None:
         for member in self.members:

@@ -186,3 +186,28 @@ def test_store_survives_the_loss_of_the_member_it_talks_to(tmp_path: Path) -> No
                 await store.close()
 
         asyncio.run(no_quorum())
+
+
+def test_etcd_picks_fresh_ports_when_a_picked_one_was_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from neon import etcd_server
+
+    real = etcd_server.free_port
+    # A port bound (as by an outgoing connection) between being picked and etcd binding it.
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        busy = holder.getsockname()[1]
+        handed: list[int] = []
+
+        def first_the_busy_one(host: str = "127.0.0.1") -> int:
+            handed.append(busy if not handed else real(host))
+            return handed[-1]
+
+        monkeypatch.setattr(etcd_server, "free_port", first_the_busy_one)
+        with EtcdServer(tmp_path / "single") as server:  # its client port is picked first
+            assert server.client_port != busy
+        handed.clear()
+        with EtcdCluster(tmp_path / "cluster", size=3) as cluster:  # the first member's peer port
+            assert busy not in {p for m in cluster.members for p in (m.client_port, m.peer_port)}
+            assert (tmp_path / "cluster" / "retry-1").is_dir()
