@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import threading
 from typing import Any
 
 import grpc
 
 from agent.artifacts import ArtifactCache
-from agent.codec import Signature
+from agent.codec import Signature as CallSignature
 from agent.config import AgentConfig
 from agent.dataplane import DataPlaneServicer
+from agent.denials import DenialLog
 from agent.desired import DesiredStateFile
 from agent.forwarder import Router, get_call_deadline
+from agent.identity import Identity, load_or_join
 from agent.metrics import LinkCounter, RttProber
 from agent.pool import InstancePool, PoolClosed
 from agent.runtime import ComponentTemplate, FunctionRef, HostFunc, Runtime
@@ -41,11 +44,13 @@ from agent.state import (
     Start,
     Stop,
 )
-from neon import __version__, log
+from neon import __version__, log, pki
 from neon._proto import control_pb2, control_pb2_grpc, dataplane_pb2_grpc
-from neon.errors import ComponentError, NeonGridError, NotRunning
+from neon.errors import ComponentError, IntegrityError, NeonGridError, NotRunning
 from neon.model import ComponentAssignment, InstanceReport
 from neon.rpc import CHANNEL_OPTIONS, create_server, mark_serving
+from neon.signing import UNSIGNED_ALLOWED, Signature, verify, verify_fused
+from neon.tls import Credentials, aio_channel
 from neon.wire import assignment_from_proto, report_to_proto
 
 _log = log.get("neon.agent")
@@ -62,10 +67,12 @@ class Agent:
         self.desired = DesiredStateFile(config.data_dir / "desired.json")
         self.links = LinkCounter()
         self.router = Router(config.name, config.call_timeout, self.links)
+        self.identity = Identity(Credentials.insecure())
         self.prober = RttProber()
         self.peers: list[tuple[str, str]] = []  # (name, data-plane address), from heartbeats
         self._pools: dict[Key, InstancePool] = {}
         self._pools_lock = threading.Lock()
+        self._denials: dict[Key, DenialLog] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._report: tuple[InstanceReport, ...] = ()
         self._report_dirty = asyncio.Event()
@@ -82,7 +89,9 @@ class Agent:
         def register(server: grpc.aio.Server) -> None:
             dataplane_pb2_grpc.add_DataPlaneServicer_to_server(DataPlaneServicer(self), server)
 
-        self.server, port = create_server(self.config.listen, register, ["neon.v1.DataPlane"])
+        self.identity = await load_or_join(self.config)
+        self.router.creds = self.prober.creds = self.identity.creds
+        self.server, port = create_server(self.config.listen, register, ["neon.v1.DataPlane"], self.identity.creds)
         await self.server.start()
         await mark_serving(self.server)
         host = self.config.listen.rsplit(":", 1)[0]
@@ -133,7 +142,7 @@ class Agent:
     def _connect_control(self) -> str:
         """A channel to the current control-plane replica (``--control`` may list several); its address."""
         address = self._controls[self._control_index % len(self._controls)]
-        self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self.channel = aio_channel(address, self.identity.creds, pki.CONTROLPLANE_NAME, CHANNEL_OPTIONS)
         self.control = control_pb2_grpc.AgentControlStub(self.channel)
         return address
 
@@ -185,7 +194,11 @@ class Agent:
                 else:
                     raise
             except grpc.aio.AioRpcError as err:
-                if err.code() != grpc.StatusCode.CANCELLED:
+                if err.code() == grpc.StatusCode.PERMISSION_DENIED:
+                    _log.error("the control plane refuses this node", error=err.details())
+                    if await self._rejoin():
+                        continue
+                elif err.code() != grpc.StatusCode.CANCELLED:
                     _log.warning(
                         "control plane unreachable; retrying",
                         error=err.details(),
@@ -199,6 +212,25 @@ class Agent:
             finally:
                 if heartbeat is not None:
                     heartbeat.cancel()
+
+    async def _rejoin(self) -> bool:
+        """The certificate was revoked (the node deleted) or replaced: join again if a token was given."""
+        if not self.config.join_token or self.identity.creds.plaintext:
+            return False
+        saved = self.config.data_dir / "identity" / "node.pem"
+        saved.rename(saved.with_suffix(".pem.refused"))
+        try:
+            self.identity = await load_or_join(self.config)
+        except NeonGridError as err:
+            _log.error("joining again failed", error=err.message)
+            return False
+        self.router.creds = self.prober.creds = self.identity.creds
+        old = self.channel
+        self._connect_control()
+        if old is not None:
+            await old.close(None)
+        _log.info("joined again with the token; registering with the new certificate")
+        return True
 
     async def _heartbeat(self, lease_id: int, ttl: int, watch: Any) -> None:
         interval = max(ttl / 3.0, 0.5)
@@ -220,7 +252,7 @@ class Agent:
             await self._report_dirty.wait()
             self._report_dirty.clear()
             report = control_pb2.StatusReport(
-                node=self.config.name, instances=[report_to_proto(r) for r in self._report]
+                node=self.config.name, instances=[report_to_proto(self._with_denials(r)) for r in self._report]
             )
             try:
                 await self.control.ReportStatus(report, timeout=10)
@@ -228,6 +260,12 @@ class Agent:
                 _log.warning("status report failed; will resend", code=err.code().name, error=err.details())
                 await asyncio.sleep(1.0)
                 self._report_dirty.set()
+
+    def _with_denials(self, report: InstanceReport) -> InstanceReport:
+        log = self._denials.get((report.app, report.component))
+        if log is None or not log.count:
+            return report
+        return dataclasses.replace(report, denials=log.count, last_denial=log.last)
 
     async def _metrics(self) -> None:
         """Every metrics_interval: measure RTTs to peers, report them with the calls per link."""
@@ -298,9 +336,17 @@ class Agent:
     async def _start(self, key: Key, spec: ComponentAssignment) -> None:
         app, name = key
 
+        loop = asyncio.get_running_loop()
+
+        def report_soon() -> None:
+            loop.call_soon_threadsafe(self._report_dirty.set)
+
+        denials = DenialLog(f"{app}/{name}", report_soon)
+
         def build() -> InstancePool:
+            self._check_provenance(f"{app}/{name}", spec)
             component = self.runtime.load(spec.artifact, self.artifacts.path(spec.artifact))
-            imports = self._link(app, name, spec, component)
+            imports = self._link(app, name, spec, component, denials)
             template = ComponentTemplate(
                 self.runtime,
                 component,
@@ -309,6 +355,7 @@ class Agent:
                 settings=spec.runtime,
                 grants=spec.grants,
                 volume_root=self.config.data_dir / "volumes" / app,
+                denials=denials,
             )
             pool = InstancePool(template)
             pool.warm()
@@ -327,6 +374,7 @@ class Agent:
         with self._pools_lock:
             old = self._pools.get(key)
             self._pools[key] = pool
+            self._denials[key] = denials
         if old is not None:
             old.close()
         _log.info(
@@ -339,8 +387,37 @@ class Agent:
         )
         self._feed(InstanceStarted(key, spec))
 
-    def _link(self, app: str, name: str, spec: ComponentAssignment, component: Any) -> dict[str, dict[str, HostFunc]]:
-        """Host functions for every non-WASI import: local calls or gRPC forwarders."""
+    def _check_provenance(self, label: str, spec: ComponentAssignment) -> None:
+        """Before anything is compiled: the bytes match the digest, and a trusted key signed the digest
+        (for a fused artifact: the control plane signed it over its inputs, and each input is signed)."""
+        if not self.artifacts.verified(spec.artifact):
+            raise IntegrityError(
+                f"{label}: artifact {spec.artifact} is missing or does not match its digest on this node",
+                expected=spec.artifact,
+            )
+        trusted = list(spec.trusted_keys)
+        if trusted == [UNSIGNED_ALLOWED]:
+            _log.warning(
+                "running an artifact without checking its signature (control plane: --allow-unsigned)",
+                component=label,
+                artifact=spec.artifact,
+            )
+            return
+        signatures = [Signature.from_json(text, f"{label} signature") for text in spec.signatures]
+        if spec.inputs:
+            own = next((s for s in signatures if s.artifact == spec.artifact), None)
+            if self.identity.controlplane_key:
+                verify_fused(label, spec.artifact, list(spec.inputs), own, [self.identity.controlplane_key])
+            for digest in spec.inputs:
+                verify(f"{label} (fused input)", digest, signatures, trusted)
+            return
+        verify(label, spec.artifact, signatures, trusted)
+
+    def _link(
+        self, app: str, name: str, spec: ComponentAssignment, component: Any, denials: DenialLog
+    ) -> dict[str, dict[str, HostFunc]]:
+        """Host functions for every non-WASI import: local calls, gRPC forwarders, or (for an
+        interface ``grants.interfaces`` leaves out) stubs that deny."""
         needed = self.runtime.imports(component)
         bindings = {b.import_name: b for b in spec.imports}
         for import_name in bindings:
@@ -357,6 +434,11 @@ class Agent:
             if binding is None and not funcs:
                 linked[iface] = {}  # an interface of types only: an empty instance satisfies it
                 continue
+            granted = spec.grants.interfaces
+            if binding is None and granted is not None and iface not in granted:
+                what = f"{iface or 'its root imports'} (not in grants.interfaces)"
+                linked[iface] = {fname: denials.stub(what) for fname in funcs}
+                continue
             if binding is None:
                 raise ComponentError(
                     f"{app}/{name} imports {iface or 'root functions'}, but no link satisfies it; add to spec.links: "
@@ -367,7 +449,7 @@ class Agent:
             table: dict[str, HostFunc] = {}
             for fname, fty in funcs.items():
                 # Compiled for local links too: it refuses types wasmtime-py cannot pass faithfully.
-                sig = Signature.of(fty, f"{iface}#{fname}")
+                sig = CallSignature.of(fty, f"{iface}#{fname}")
                 if binding.local:
                     table[fname] = self._local_call(app, name, binding.component, FunctionRef(iface, fname))
                 else:

@@ -37,6 +37,11 @@ class AgentConfig:
         capabilities: What this node offers components: ``volumes`` (granted directories),
             ``wasi-filesystem`` and ``wasi-sockets`` (the WASI interfaces; access is still only
             what a component is granted).
+        join_token: A one-time token (``neon token create``) to join with when the agent holds
+            no certificate yet; the certificate is kept in ``<data_dir>/identity``.
+        ca_file: The cluster CA certificate to trust when joining (later kept with the identity).
+        join: The control planes' join addresses (default: each control address's port + 1).
+        insecure: Plaintext without certificates, for a control plane run with ``--insecure``.
     """
 
     name: str
@@ -52,3 +57,7 @@ class AgentConfig:
     taints: tuple[str, ...] = ()
     metrics_interval: float = 10.0
     capabilities: tuple[str, ...] = ("volumes", "wasi-filesystem", "wasi-sockets")
+    join_token: str = ""
+    ca_file: Path | None = None
+    join: str = ""
+    insecure: bool = False

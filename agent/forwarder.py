@@ -29,10 +29,11 @@ import grpc
 
 from agent.codec import Signature
 from agent.metrics import LinkCounter
-from neon import log
+from neon import log, pki, tls
 from neon._proto import dataplane_pb2, dataplane_pb2_grpc
 from neon.errors import DeadlineExceeded, NeonGridError, Unavailable, from_rpc_error
 from neon.rpc import CHANNEL_OPTIONS
+from neon.tls import Credentials
 
 _log = log.get("neon.agent.forwarder")
 _deadline = threading.local()
@@ -52,8 +53,16 @@ def get_call_deadline() -> float | None:
 class Router:
     """Where each (app, component) is served from, and the channels to get there."""
 
-    def __init__(self, node: str, default_timeout: float = 10.0, counter: LinkCounter | None = None) -> None:
+    def __init__(
+        self,
+        node: str,
+        default_timeout: float = 10.0,
+        counter: LinkCounter | None = None,
+        creds: Credentials | None = None,
+    ) -> None:
+        """``creds`` is the node's identity; peers must hold agent certificates (plaintext when None)."""
         self.node = node
+        self.creds = creds or Credentials.insecure()
         self.counter = counter or LinkCounter()
         self.default_timeout = default_timeout
         self._routes: dict[tuple[str, str], tuple[str, ...]] = {}
@@ -93,7 +102,7 @@ class Router:
         with self._lock:
             channel = self._channels.get(address)
             if channel is None:
-                channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+                channel = tls.sync_channel(address, self.creds, pki.AGENT_NAME, CHANNEL_OPTIONS)
                 self._channels[address] = channel
         return dataplane_pb2_grpc.DataPlaneStub(channel)
 

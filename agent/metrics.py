@@ -11,7 +11,9 @@ from collections.abc import Iterable
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from neon import pki, tls
 from neon.rpc import CHANNEL_OPTIONS
+from neon.tls import Credentials
 
 LinkKey = tuple[str, str, str]  # (app, importer, exporter)
 
@@ -43,7 +45,8 @@ class LinkCounter:
 class RttProber:
     """Round trips to peers' data planes, over the standard gRPC health check."""
 
-    def __init__(self, samples: int = 3, timeout: float = 2.0) -> None:
+    def __init__(self, samples: int = 3, timeout: float = 2.0, creds: Credentials | None = None) -> None:
+        self.creds = creds or Credentials.insecure()
         self.samples = samples
         self.timeout = timeout
         self._channels: dict[str, grpc.aio.Channel] = {}
@@ -57,7 +60,7 @@ class RttProber:
     async def _one(self, address: str) -> float | None:
         channel = self._channels.get(address)
         if channel is None:
-            channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            channel = tls.aio_channel(address, self.creds, pki.AGENT_NAME, CHANNEL_OPTIONS)
             self._channels[address] = channel
         stub = health_pb2_grpc.HealthStub(channel)
         times = []

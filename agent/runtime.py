@@ -39,6 +39,7 @@ import wasmtime
 from wasmtime import component as wc
 
 from agent.codec import Signature
+from agent.denials import DenialLog, wasi_gates
 from neon import log
 from neon.errors import CallFailed, ComponentError, DeadlineExceeded, NeonGridError, NotFound
 from neon.manifest import GrantSpec, RuntimeSpec
@@ -148,6 +149,10 @@ class Runtime:
                         found[FunctionRef(name, fname)] = fty
         return found
 
+    def import_names(self, component: wc.Component) -> list[str]:
+        """Every import's name, WASI's included."""
+        return sorted(component.type.imports(self.engine))
+
     def imports(self, component: wc.Component) -> dict[str, dict[str, Any]]:
         """Non-WASI imported interfaces -> function name -> FuncType."""
         found: dict[str, dict[str, Any]] = {}
@@ -185,6 +190,7 @@ class ComponentTemplate:
         settings: RuntimeSpec | None = None,
         grants: GrantSpec | None = None,
         volume_root: Path | None = None,
+        denials: DenialLog | None = None,
     ) -> None:
         self.runtime = runtime
         self.component = component
@@ -195,9 +201,16 @@ class ComponentTemplate:
         self.exports = runtime.exports(component)
         self._signatures: dict[FunctionRef, Signature] = {}
         self._sig_lock = threading.Lock()
+        self.denials = denials or DenialLog(label)
         self.linker = wc.Linker(runtime.engine)
         self.linker.add_wasip2()
+        self.linker.allow_shadowing = True  # what is not granted replaces WASI's own functions
+        gates = wasi_gates(runtime.import_names(component), bool(self.grants.volumes))
         with self.linker.root() as root:
+            for iface, (capability, names) in sorted(gates.items()):
+                with root.add_instance(iface) as inst:
+                    for fname in names:
+                        inst.add_func(fname, _host(self.denials.stub(capability)))
             for iface, funcs in sorted(imports.items()):
                 if iface == "":
                     for fname, fn in funcs.items():

@@ -7,10 +7,14 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from neon import manifest
+import grpc
+
+from neon import manifest, pki, signing
 from neon.client import ControlClient
 from neon.etcd_server import EtcdServer
-from neon.processes import Child, spawn_agent, spawn_controlplane
+from neon.processes import Child, join_tokens, spawn_agent, spawn_controlplane
+from neon.rpc import CHANNEL_OPTIONS
+from neon.tls import Credentials, sync_channel
 
 PARSER = "cyber-systems:logs/parser@0.1.0"
 
@@ -44,21 +48,30 @@ def edge_and_cloud(
 ) -> Iterator[tuple[dict[str, str], str]]:
     """etcd, a control plane, an edge and a cloud agent (processes), running ``apps(digests)``.
 
-    Uploads ``built`` (name -> wasm), applies the applications, waits until they
-    run and yields each agent's data-plane address by node name, and the
-    control plane's address.
+    Everything runs over mutual TLS with a fresh PKI in ``work/pki``; the
+    artifacts are signed with its publisher key. Uploads ``built`` (name -> wasm),
+    applies the applications, waits until they run and yields each agent's
+    data-plane address by node name, and the control plane's address; open
+    channels to the agents with :func:`agent_channel`.
     """
+    pki_dir = work / "pki"
+    pki.init(pki_dir)
     with EtcdServer(work / "etcd") as etcd:
-        cp = spawn_controlplane(etcd.url, work)
+        cp = spawn_controlplane(etcd.url, work, pki_dir=pki_dir, extra=["--trust-key", str(pki_dir / "publisher.pub")])
         agents: list[Child] = []
         try:
             control = cp.wait_ready()
+            tokens = join_tokens(control, pki_dir, ["edge-1", "cloud-1"])
+            ca = pki_dir / "ca.pem"
             agents = [
-                spawn_agent(control, "edge-1", {"tier": "edge"}, work),
-                spawn_agent(control, "cloud-1", {"tier": "cloud"}, work),
+                spawn_agent(control, name, {"tier": tier}, work, ca=ca, join_token=tokens[name], join=cp.join_address)
+                for name, tier in (("edge-1", "edge"), ("cloud-1", "cloud"))
             ]
             address = {a.name: a.wait_ready() for a in agents}
-            with ControlClient(control) as client:
+            publisher = signing.load_key(pki_dir / "publisher.key")
+            for path in built.values():
+                signing.sign_file(path, publisher)
+            with ControlClient(control, Credentials.from_dir(pki_dir, "admin")) as client:
                 while len(client.list_nodes()) < 2:
                     time.sleep(0.05)
                 digests = {name: client.upload(path).digest for name, path in built.items()}
@@ -75,3 +88,9 @@ def edge_and_cloud(
         finally:
             for child in [*agents, cp]:
                 child.stop()
+
+
+def agent_channel(work: Path, address: str) -> grpc.Channel:
+    """A channel to an agent's data plane as the control plane (what may relay invokes), over mutual TLS."""
+    creds = Credentials.from_dir(work / "pki", "controlplane")
+    return sync_channel(address, creds, pki.AGENT_NAME, CHANNEL_OPTIONS)

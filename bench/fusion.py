@@ -38,7 +38,7 @@ import grpc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _pair import PARSER, edge_and_cloud, pair  # noqa: E402
+from _pair import PARSER, agent_channel, edge_and_cloud, pair  # noqa: E402
 
 from agent.runtime import ComponentTemplate, FunctionRef, Runtime  # noqa: E402
 from controlplane.composer import fuse  # noqa: E402
@@ -46,6 +46,7 @@ from neon import log, manifest  # noqa: E402
 from neon._proto import dataplane_pb2, dataplane_pb2_grpc  # noqa: E402
 from neon.client import ControlClient  # noqa: E402
 from neon.guests import EXAMPLES, build_log_analyzer, build_log_analyzer_native  # noqa: E402
+from neon.tls import Credentials  # noqa: E402
 
 BATCH = FunctionRef("", "process-batch")  # the monolith's root export
 SHAPES = ("monolithic", "fused", "host-linked", "split")
@@ -140,7 +141,7 @@ def on_cluster(
         ]
 
     with edge_and_cloud(work, built, apps) as (address, control):
-        with ControlClient(control) as client:
+        with ControlClient(control, Credentials.from_dir(work / "pki", "admin")) as client:
             for guests in sets:
                 modes = {
                     shape: sorted({r.mode for ln in client.get_app(f"{guests}-{shape}").links for r in ln.routes})
@@ -148,7 +149,7 @@ def on_cluster(
                 }
                 want = {"monolithic": [], "fused": ["fused"], "host-linked": ["local"], "split": ["remote"]}
                 assert modes == want, (guests, modes)
-        channels = {n: grpc.insecure_channel(a) for n, a in address.items()}
+        channels = {n: agent_channel(work, a) for n, a in address.items()}
         try:
             return {
                 guests: {

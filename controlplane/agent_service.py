@@ -8,13 +8,15 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from controlplane.events import new_event
 from controlplane.store import ASSIGN
+from controlplane.trust import for_assignment
 from neon import log
 from neon._proto import control_pb2, control_pb2_grpc
 from neon._validate import NAME as NAME_PATTERN
-from neon.errors import InvalidArgument, NotFound
+from neon.errors import InvalidArgument, NeonGridError, NotFound
 from neon.model import Assignment, NodeInfo
 from neon.policy import parse_taint
 from neon.rpc import Context, edge
+from neon.tls import peer_of
 from neon.wire import assignment_to_proto, report_from_proto
 
 if TYPE_CHECKING:
@@ -38,6 +40,14 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
                 parse_taint(taint)
             except ValueError as err:
                 raise InvalidArgument(str(err), field="taints") from None
+        peer = peer_of(context)
+        if peer.authenticated:  # the call guard has checked the name; here: is this the certificate admitted?
+            try:
+                await self.cp.admission.check_registered(request.name, peer.serial)
+            except NeonGridError as err:
+                _log.warning("registration refused", node=request.name, peer=context.peer(), reason=err.message)
+                await self.cp.record(new_event("RegisterRefused", err.message, node=request.name))
+                raise
         info = NodeInfo(
             name=request.name,
             labels=dict(request.labels),
@@ -89,7 +99,7 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
             raise InvalidArgument(f"node name must be a lowercase DNS label, got {request.name!r}", field="name")
         prefix = ASSIGN + request.name.encode() + b"/"
         revision, docs = await self.cp.store.node_assignments(request.name)
-        yield _snapshot(revision, docs)
+        yield await _snapshot(self.cp, revision, docs)
         sent = revision
         watch = await self.cp.store.watch_prefix(prefix, start_revision=revision + 1)
         try:
@@ -100,7 +110,7 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
                 revision, docs = await self.cp.store.node_assignments(request.name)
                 if revision > sent:
                     sent = revision
-                    yield _snapshot(revision, docs)
+                    yield await _snapshot(self.cp, revision, docs)
         finally:
             await watch.cancel()
 
@@ -139,7 +149,12 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
             yield control_pb2.ArtifactChunk(data=data, digest=request.digest)
 
 
-def _snapshot(revision: int, docs: list[dict[str, Any]]) -> control_pb2.NodeAssignments:
-    return control_pb2.NodeAssignments(
-        revision=revision, assignments=[assignment_to_proto(Assignment.from_dict(d)) for d in docs]
-    )
+async def _snapshot(cp: ControlPlane, revision: int, docs: list[dict[str, Any]]) -> control_pb2.NodeAssignments:
+    """The node's assignments, each component with the signatures and keys its agent checks."""
+    out = []
+    for doc in docs:
+        record = await cp.store.get_app(doc["app"])
+        spec = record.spec if record is not None else None
+        comps = [await for_assignment(c, spec, cp.store, cp.security) for c in doc.get("components", [])]
+        out.append(assignment_to_proto(Assignment.from_dict({**doc, "components": comps})))
+    return control_pb2.NodeAssignments(revision=revision, assignments=out)

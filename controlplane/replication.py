@@ -15,17 +15,21 @@ import grpc
 
 from controlplane.artifacts import BlobStore
 from controlplane.store import ARTIFACTS, Store
-from neon import log
+from neon import log, pki, tls
 from neon._proto import control_pb2, control_pb2_grpc
 from neon.errors import NeonGridError
 from neon.rpc import CHANNEL_OPTIONS
+from neon.tls import Credentials
 
 _log = log.get("neon.controlplane.replication")
 
 
 class BlobReplicator:
-    def __init__(self, store: Store, blobs: BlobStore, identity: str, interval: float = 5.0) -> None:
+    def __init__(
+        self, store: Store, blobs: BlobStore, identity: str, creds: Credentials, interval: float = 5.0
+    ) -> None:
         self.store = store
+        self.creds = creds
         self.blobs = blobs
         self.identity = identity
         self.interval = interval
@@ -51,7 +55,7 @@ class BlobReplicator:
             return False
 
     async def _fetch(self, address: str, digest: str) -> bool:
-        async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
+        async with tls.aio_channel(address, self.creds, pki.CONTROLPLANE_NAME, CHANNEL_OPTIONS) as channel:
             stub = control_pb2_grpc.AgentControlStub(channel)
             stream = stub.FetchArtifact(control_pb2.FetchArtifactRequest(digest=digest), timeout=300)
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 
+from controlplane.admission import Admission
 from controlplane.artifacts import BlobStore
 from controlplane.composer import Composer
 from controlplane.config import ControlPlaneConfig
@@ -20,14 +21,15 @@ from controlplane.leader import Election
 from controlplane.placement import Placer
 from controlplane.reconciler import NOT_COMPOSED, World, next_grace_expiry, plan
 from controlplane.replication import BlobReplicator
+from controlplane.security import Security
 from controlplane.status import served
 from controlplane.store import APPS, MEMBERS, NODES, Store
-from neon import log
+from neon import log, pki, tls
 from neon._proto import control_pb2_grpc, dataplane_pb2, dataplane_pb2_grpc
 from neon.errors import NotFound, NotRunning, from_rpc_error
 from neon.model import Event, InstanceReport, NodeInfo
 from neon.policy import UNREACHABLE
-from neon.rpc import CHANNEL_OPTIONS, create_server, mark_serving
+from neon.rpc import CHANNEL_OPTIONS, add_join_port, create_server, mark_serving
 
 _log = log.get("neon.controlplane")
 
@@ -37,15 +39,18 @@ class ControlPlane:
 
     def __init__(self, config: ControlPlaneConfig) -> None:
         self.config = config
+        self.security = Security.load(config)
         self.store = Store(config.etcd)
+        self.admission = Admission(self.store, self.security.ca)
         self.blobs = BlobStore(config.data_dir / "blobs")
         self.placer = Placer(weights=config.placement_weights)
-        self.replicator = BlobReplicator(self.store, self.blobs, config.identity)
-        self.composer = Composer(self.store, self.blobs, fetch=self.replicator.ensure)
+        self.replicator = BlobReplicator(self.store, self.blobs, config.identity, self.security.creds)
+        self.composer = Composer(self.store, self.blobs, fetch=self.replicator.ensure, signer=self.security.signing_key)
         self.election: Election | None = None
         self._leader_tasks: list[asyncio.Task[Any]] = []
         self.server: grpc.aio.Server | None = None
         self.port = 0
+        self.join_port = 0
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._grace_timer: asyncio.TimerHandle | None = None
@@ -63,11 +68,25 @@ class ControlPlane:
         return f"{host}:{self.port}"
 
     @property
+    def join_address(self) -> str:
+        """Where agents join (TLS without a client certificate); empty on plaintext."""
+        if not self.join_port:
+            return ""
+        host = (self.config.advertise or self.config.listen).rsplit(":", 1)[0]
+        return f"{host}:{self.join_port}"
+
+    @property
+    def ready_text(self) -> str:
+        """What the ready file says: the address, then the join address."""
+        return f"{self.address}\n{self.join_address}"
+
+    @property
     def identity(self) -> str:
         return self.config.identity or f"{socket.gethostname()}-{self.port}"
 
     async def start(self) -> None:
         from controlplane.agent_service import AgentServicer
+        from controlplane.join_service import JoinServicer
         from controlplane.service import ControlServicer
 
         await self.store.connect()
@@ -75,10 +94,16 @@ class ControlPlane:
         def register(server: grpc.aio.Server) -> None:
             control_pb2_grpc.add_ControlServicer_to_server(ControlServicer(self), server)
             control_pb2_grpc.add_AgentControlServicer_to_server(AgentServicer(self), server)
+            control_pb2_grpc.add_JoinServicer_to_server(JoinServicer(self), server)
 
         self.server, self.port = create_server(
-            self.config.listen, register, ["neon.v1.Control", "neon.v1.AgentControl"]
+            self.config.listen,
+            register,
+            ["neon.v1.Control", "neon.v1.AgentControl", "neon.v1.Join"],
+            self.security.creds,
         )
+        if not self.security.creds.plaintext:
+            self.join_port = add_join_port(self.server, self._join_listen(), self.security.creds)
         await self.server.start()
         await mark_serving(self.server)
         self.replicator.identity = self.identity
@@ -89,7 +114,20 @@ class ControlPlane:
             asyncio.create_task(self.election.run(), name="election"),
             asyncio.create_task(self.replicator.run(), name="blob-sync"),
         ]
-        _log.info("control plane serving", address=self.address, etcd=self.config.etcd, identity=self.identity)
+        _log.info(
+            "control plane serving",
+            address=self.address,
+            join=self.join_address or "none (plaintext)",
+            etcd=self.config.etcd,
+            identity=self.identity,
+            tls=not self.security.creds.plaintext,
+        )
+
+    def _join_listen(self) -> str:
+        if self.config.join_listen:
+            return self.config.join_listen
+        host, _, port = self.config.listen.rpartition(":")
+        return f"{host}:{int(port) + 1 if int(port) else 0}"
 
     async def _lead(self) -> None:
         """This replica was elected: reconcile from etcd's state, as if freshly started."""
@@ -254,6 +292,16 @@ class ControlPlane:
                 await self.store.record(
                     new_event(f"Instance{rep.state}", msg, app=rep.app, component=rep.component, node=node.name)
                 )
+            if rep.denials > (old.denials if old is not None else 0):
+                await self.store.record(
+                    new_event(
+                        "CapabilityDenied",
+                        f"{rep.last_denial} (on {node.name}; {rep.denials} so far)",
+                        app=rep.app,
+                        component=rep.component,
+                        node=node.name,
+                    )
+                )
         for app, comp in sorted(set(before) - set(now)):
             await self.store.record(
                 new_event("InstanceStopped", f"{comp} stopped on {node.name}", app=app, component=comp, node=node.name)
@@ -317,6 +365,6 @@ class ControlPlane:
     def _channel(self, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)
         if channel is None:
-            channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            channel = tls.aio_channel(address, self.security.creds, pki.AGENT_NAME, CHANNEL_OPTIONS)
             self._channels[address] = channel
         return channel

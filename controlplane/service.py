@@ -10,12 +10,14 @@ from controlplane.events import new_event
 from controlplane.interfaces import describe
 from controlplane.reconciler import explain
 from controlplane.status import app_status
+from controlplane.trust import check_app, checked_signatures, merged
 from controlplane.validate import check_links
 from neon import log, manifest
 from neon._proto import control_pb2, control_pb2_grpc, dataplane_pb2
-from neon.errors import InvalidArgument, InvalidManifest, NotFound
+from neon.errors import InvalidArgument, InvalidManifest, NotFound, Untrusted
 from neon.model import NodeInfo
 from neon.rpc import Context, edge
+from neon.tls import peer_of
 from neon.wire import application_to_proto, event_to_proto, explanation_to_proto, node_to_proto
 
 if TYPE_CHECKING:
@@ -69,6 +71,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
                 )
             summaries[comp.artifact] = meta["interfaces"]
         capabilities = check_links(spec, summaries)
+        await check_app(spec, self.cp.store, self.cp.security)
         record = await self.cp.store.put_app(spec, capabilities)
         await self.cp.record(new_event("Applied", f"{spec.name} generation {record.generation} applied", app=spec.name))
         _log.info("application applied", app=spec.name, generation=record.generation)
@@ -128,6 +131,19 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         return control_pb2.DeleteNodeResponse()
 
     @edge
+    async def CreateJoinToken(
+        self, request: control_pb2.CreateJoinTokenRequest, context: Context
+    ) -> control_pb2.JoinToken:
+        by = peer_of(context).name
+        token = await self.cp.admission.create_token(request.ttl_seconds or 3600.0, request.node, created_by=by)
+        who = f" for node {token.node}" if token.node else ""
+        msg = f"join token {token.token.split('.')[0]} created{who} by {by or 'a plaintext client'}"
+        await self.cp.record(new_event("JoinTokenCreated", msg, node=token.node))
+        return control_pb2.JoinToken(
+            token=token.token, expires_at=token.expires_at, node=token.node, join_addresses=[self.cp.join_address]
+        )
+
+    @edge
     async def ListControlPlanes(
         self, request: control_pb2.ListControlPlanesRequest, context: Context
     ) -> control_pb2.ListControlPlanesResponse:
@@ -174,11 +190,13 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         self, request_iterator: AsyncIterator[control_pb2.ArtifactChunk], context: Context
     ) -> control_pb2.ArtifactRef:
         first: dict[str, str] = {}
+        documents: list[str] = []
 
         async def chunks() -> AsyncIterator[bytes]:
             async for chunk in request_iterator:
                 if not first:
                     first.update(name=chunk.name or "artifact", digest=chunk.digest)
+                    documents.extend(chunk.signatures)
                     if len(first["name"]) > 256 or not first["name"].isprintable():
                         raise InvalidArgument(
                             f"artifact name {first['name'][:64]!r} must be printable and at most 256 characters",
@@ -193,13 +211,19 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
             raise InvalidArgument(
                 f"upload of {name} does not match its announced digest {first['digest']}", field="digest"
             )
+        known = await self.cp.store.get_artifact(digest)
         try:
+            new = checked_signatures(digest, documents[:16], name)
             interfaces = await asyncio.to_thread(describe, self.cp.blobs.path(digest))
-        except InvalidArgument as err:
-            self.cp.blobs.remove(digest)
+        except (InvalidArgument, Untrusted) as err:
+            if known is None:
+                self.cp.blobs.remove(digest)  # refused: nothing is left behind
+            if isinstance(err, Untrusted):
+                raise InvalidArgument(f"{err.message}; sign the file again", field="signatures") from None
             raise InvalidArgument(f"{name}: {err.message}", field="data") from None
-        await self.cp.store.put_artifact(digest, name, size, interfaces)
-        _log.info("artifact stored", digest=digest, size=size, artifact_name=name)
+        signatures = merged(known, new)
+        await self.cp.store.put_artifact(digest, name, size, interfaces, signatures)
+        _log.info("artifact stored", digest=digest, size=size, artifact_name=name, signatures=len(signatures))
         return control_pb2.ArtifactRef(digest=digest, size=size, name=name)
 
     @edge

@@ -49,6 +49,8 @@ HISTORY = PREFIX + b"history/"
 COMPOSITIONS = PREFIX + b"compositions/"
 LEADER = PREFIX + b"leader"
 REPLICAS = PREFIX + b"controlplanes/"
+TOKENS = PREFIX + b"tokens/"
+IDENTITIES = PREFIX + b"identities/"  # admitted nodes' certificate serials
 HISTORY_KEEP = 10
 EVENT_HISTORY = 1000
 
@@ -302,13 +304,14 @@ class Store:
         return bool(ok)
 
     async def forget_node(self, name: str) -> bool:
-        """Delete an unreachable member (what it ran is rescheduled); refused while it holds a lease."""
+        """Delete an unreachable member and revoke its admission (what it ran is rescheduled); refused while
+        it holds a lease."""
         tx = self.client.transactions
         if await self.get_member(name) is None:
             return False
         ok, _ = await self.client.transaction(
             compare=[tx.version(_key(NODES, name)) == 0],
-            success=[tx.delete(_key(MEMBERS, name))],
+            success=[tx.delete(_key(MEMBERS, name)), tx.delete(_key(IDENTITIES, name))],
             failure=[],
         )
         if not ok:
@@ -447,8 +450,24 @@ class Store:
 
     # --------------------------------------------------------- artifacts --
 
-    async def put_artifact(self, digest: str, name: str, size: int, interfaces: dict[str, Any]) -> None:
-        doc = {"name": name, "size": size, "uploaded_at": time.time(), "interfaces": interfaces}
+    async def put_artifact(
+        self,
+        digest: str,
+        name: str,
+        size: int,
+        interfaces: dict[str, Any],
+        signatures: list[str] | None = None,
+        inputs: list[str] | None = None,
+    ) -> None:
+        """Record an artifact; ``signatures`` (JSON documents) and ``inputs`` (a fused artifact's) as given."""
+        doc = {
+            "name": name,
+            "size": size,
+            "uploaded_at": time.time(),
+            "interfaces": interfaces,
+            "signatures": signatures or [],
+            "inputs": inputs or [],
+        }
         await self.client.put(_key(ARTIFACTS, digest), _dump(doc))
 
     async def artifact_digests(self) -> list[str]:

@@ -68,9 +68,25 @@ def check_links(spec: AppSpec, summaries: Mapping[str, Summary]) -> dict[str, tu
                 )
     linked = {(link.importer, link.import_name) for link in spec.links}
     for comp in spec.components:
+        granted = comp.grants.interfaces
+        for iface in granted or ():
+            if iface not in of[comp.name]["imports"]:
+                raise InvalidManifest(
+                    f"spec.components[{index[comp.name]}].grants.interfaces names {iface}, which {comp.name} "
+                    f"does not import (it imports: {', '.join(sorted(of[comp.name]['imports'])) or 'nothing'})",
+                    field=f"spec.components[{index[comp.name]}].grants.interfaces",
+                )
         for iface, functions in sorted(of[comp.name]["imports"].items()):
             if not functions:
                 continue  # only types (`use`d by other interfaces): the agent provides it as it is
+            if granted is not None and iface not in granted:
+                if (comp.name, iface) in linked:
+                    raise InvalidManifest(
+                        f"spec.components[{index[comp.name]}]: {comp.name} is linked on {iface}, which its "
+                        "grants.interfaces leaves out; grant it or remove the link",
+                        field=f"spec.components[{index[comp.name]}].grants.interfaces",
+                    )
+                continue  # not granted: absent at runtime (calls trap and are reported)
             if (comp.name, iface) not in linked:
                 what = iface or "functions at its root"
                 raise InvalidManifest(

@@ -10,6 +10,15 @@
     neon invoke APP COMPONENT FUNCTION [JSON_ARG ...] [--lines-from FILE]
     neon explain APP [COMPONENT]              # why each component runs where it does
     neon events [-w] [--app APP]
+    neon certs init [--dir DIR] [--host NAME]   # a CA, control-plane, admin and viewer certificates, keys
+    neon certs issue NAME --role viewer|admin # another user's certificate
+    neon token create [--ttl 1h] [--node N]   # a one-time join token for an agent
+    neon keys create PATH                     # an ed25519 signing key (PATH and PATH.pub)
+    neon sign ARTIFACT --key PATH             # writes ARTIFACT.sig
+
+Every connection is mutual TLS with the PKI in --pki (env NEON_PKI, default
+.neon/pki); the CLI presents --user's certificate (admin or viewer). --insecure
+(env NEON_INSECURE=1) turns TLS off, for a control plane run with --insecure.
 
 Every failure prints one line saying what is wrong and exits non-zero.
 """
@@ -32,6 +41,7 @@ from neon.errors import InvalidArgument, NeonGridError
 from neon.policy import parse_taint
 
 DEFAULT_CONTROL = "127.0.0.1:7400"
+DEFAULT_PKI = ".neon/pki"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,6 +50,23 @@ def _parser() -> argparse.ArgumentParser:
         "--control",
         default=os.environ.get("NEON_CONTROL", DEFAULT_CONTROL),
         help=f"control plane address (env NEON_CONTROL, default {DEFAULT_CONTROL})",
+    )
+    parser.add_argument(
+        "--pki",
+        type=Path,
+        default=Path(os.environ.get("NEON_PKI", DEFAULT_PKI)),
+        help=f"the PKI directory (neon certs init): CA, certificates, keys (env NEON_PKI, default {DEFAULT_PKI})",
+    )
+    parser.add_argument(
+        "--user",
+        default=os.environ.get("NEON_USER", "admin"),
+        help="whose certificate the CLI presents: USER.pem/USER.key in --pki (env NEON_USER, default admin)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        default=os.environ.get("NEON_INSECURE", "") not in ("", "0"),
+        help="plaintext, no certificates: every caller is trusted (env NEON_INSECURE=1); not for production",
     )
     parser.add_argument(
         "--log-level",
@@ -64,6 +91,24 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=5,
         help="seconds of the replica lease; a dead leader is replaced within ~4/3 of it",
+    )
+    p.add_argument(
+        "--join-listen",
+        default="",
+        help="the join port, for agents joining with a token (default: the listen port + 1)",
+    )
+    p.add_argument(
+        "--trust-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="a publisher key whose signatures admit artifacts: ed25519:<base64> or a .pub file, repeatable "
+        "(PKI/publisher.pub is trusted when present)",
+    )
+    p.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        help="run artifacts without checking their signatures (logged loudly; not for production)",
     )
     p.add_argument(
         "--placement-weight",
@@ -99,6 +144,28 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("NEON_COMPILED_CACHE", ""),
         help="compiled-artifact cache, shareable between agents (default DATA_DIR/compiled)",
     )
+    p.add_argument(
+        "--join-token",
+        default=os.environ.get("NEON_JOIN_TOKEN", ""),
+        help="one-time token to join with when the node has no certificate yet (env NEON_JOIN_TOKEN)",
+    )
+    p.add_argument(
+        "--join-token-file",
+        type=Path,
+        default=Path(os.environ["NEON_JOIN_TOKEN_FILE"]) if os.environ.get("NEON_JOIN_TOKEN_FILE") else None,
+        help="read the join token from this file if it exists (a mounted Secret; env NEON_JOIN_TOKEN_FILE)",
+    )
+    p.add_argument(
+        "--ca",
+        type=Path,
+        default=Path(os.environ["NEON_CA"]) if os.environ.get("NEON_CA") else None,
+        help="the cluster CA certificate to trust while joining (env NEON_CA)",
+    )
+    p.add_argument(
+        "--join",
+        default=os.environ.get("NEON_JOIN", ""),
+        help="the control planes' join addresses (env NEON_JOIN; default each --control port + 1)",
+    )
     p.add_argument("--instance-slots", type=int, default=64, help="how many instances this node accepts")
     p.add_argument("--call-timeout", type=float, default=10.0, help="deadline of forwarded calls, seconds")
     p.add_argument(
@@ -113,6 +180,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--file", required=True, type=Path, help="the manifest (YAML)")
     p.add_argument("--wait", action="store_true", help="wait until the application is Running")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds --wait waits")
+    p.add_argument(
+        "--sign-with",
+        type=Path,
+        default=None,
+        metavar="KEY",
+        help="sign each artifact with this ed25519 key as it is uploaded (besides any ARTIFACT.sig)",
+    )
 
     p = sub.add_parser("get", help="show applications, nodes or control-plane replicas")
     p.add_argument("kind", choices=["apps", "app", "nodes", "controlplanes"])
@@ -148,6 +222,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-w", "--watch", action="store_true", help="keep streaming new events")
     p.add_argument("--app", default="", help="only events about this application")
     p.add_argument("--history", type=int, default=50, help="how many past events to show first")
+
+    p = sub.add_parser("certs", help="create the cluster's CA and certificates")
+    certs = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = certs.add_parser("init", help="a development PKI: CA, control plane, admin, viewer, signing keys")
+    q.add_argument("--dir", type=Path, default=None, help="where (default: --pki)")
+    q.add_argument("--host", action="append", default=[], help="an extra name or IP for the control plane's cert")
+    q = certs.add_parser("issue", help="a user certificate signed by the CA in --pki")
+    q.add_argument("name", help="the user's name (lowercase DNS label)")
+    q.add_argument("--role", choices=["admin", "viewer"], required=True)
+    q.add_argument("--dir", type=Path, default=None, help="the PKI holding ca.key (default: --pki)")
+
+    p = sub.add_parser("token", help="one-time join tokens for agents")
+    tokens = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = tokens.add_parser("create", help="a token one agent can join with once")
+    q.add_argument("--ttl", default="1h", help="how long it may be used: 90s, 30m, 1h, 2d (default 1h)")
+    q.add_argument("--node", default="", help="only this node may join with it (also re-admits an existing node)")
+
+    p = sub.add_parser("keys", help="ed25519 keys that sign components")
+    keys = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = keys.add_parser("create", help="write a private key to PATH and its public key to PATH.pub")
+    q.add_argument("path", type=Path)
+
+    p = sub.add_parser("sign", help="sign an artifact: writes ARTIFACT.sig, uploaded with it by neon apply")
+    p.add_argument("artifact", type=Path)
+    p.add_argument("--key", type=Path, required=True, help="the ed25519 private key (neon keys create)")
 
     p = sub.add_parser("dev", help="run etcd, a control plane, two agents and the log analyzer locally")
     p.add_argument("--dir", type=Path, default=Path(".neon-dev"), help="state directory")
@@ -197,6 +296,11 @@ def _dispatch(args: argparse.Namespace) -> int:
                 advertise=args.advertise,
                 leader_ttl=args.leader_ttl,
                 placement_weights=weights,
+                pki_dir=args.pki,
+                insecure=args.insecure,
+                join_listen=args.join_listen,
+                trusted_keys=tuple(args.trust_key),
+                allow_unsigned=args.allow_unsigned,
             ),
             args.ready_file,
         )
@@ -233,6 +337,15 @@ def _dispatch(args: argparse.Namespace) -> int:
                 taints=tuple(args.taint),
                 metrics_interval=args.metrics_interval,
                 capabilities=tuple(args.capability) if args.capability is not None else AgentConfig.capabilities,
+                join_token=args.join_token
+                or (
+                    args.join_token_file.read_text().strip()
+                    if args.join_token_file is not None and args.join_token_file.is_file()
+                    else ""
+                ),
+                ca_file=args.ca,
+                join=args.join,
+                insecure=args.insecure,
             ),
             args.ready_file,
         )
@@ -241,10 +354,32 @@ def _dispatch(args: argparse.Namespace) -> int:
         from neon.dev import run_dev
 
         return run_dev(args.dir, once=args.once)
+    if args.command in ("certs", "keys", "sign"):
+        return _offline(args)
 
     from neon.client import ControlClient
 
-    with ControlClient(args.control) as client:
+    signer = None
+    if getattr(args, "sign_with", None) is not None:
+        from neon.signing import load_key
+
+        signer = load_key(args.sign_with)
+    with ControlClient(args.control, user_credentials(args.pki, args.user, args.insecure), sign_with=signer) as client:
+        if args.command == "token":
+            token = client.create_join_token(parse_duration(args.ttl), args.node)
+            join = ",".join(token.join_addresses)
+            print(token.token)
+            print(
+                f"# valid until {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(token.expires_at))}, for one agent"
+                + (f" named {token.node}" if token.node else ""),
+                file=sys.stderr,
+            )
+            print(
+                f"# on the node: NEON_JOIN_TOKEN={token.token} neon --control {args.control} agent "
+                f"--name {token.node or 'NAME'} --ca ca.pem" + (f" --join {join}" if join else ""),
+                file=sys.stderr,
+            )
+            return 0
         if args.command == "apply":
             app = client.apply_file(args.file)
             print(f"application/{app.name} applied (generation {app.generation})")
@@ -293,6 +428,57 @@ def _dispatch(args: argparse.Namespace) -> int:
                 print(_event_line(event), flush=True)
             return 0
     raise AssertionError(args.command)
+
+
+def user_credentials(pki_dir: Path, user: str, insecure: bool) -> Any:
+    """The CLI's credentials: USER's certificate from the PKI directory, or plaintext when asked."""
+    from neon.tls import Credentials
+
+    if insecure:
+        print("warning: --insecure: plaintext, no certificates; do not use this across a network", file=sys.stderr)
+        return Credentials.insecure()
+    return Credentials.from_dir(pki_dir, user)
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``30m``, ``1h``, ``2d`` to seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        raise InvalidArgument(f"a duration is a number with s, m, h or d (1h, 30m), got {text!r}") from None
+    return value
+
+
+def _offline(args: argparse.Namespace) -> int:
+    """Commands that need no control plane: certificates and signing keys."""
+    from neon import pki, signing
+
+    if args.command == "certs":
+        directory = args.dir or args.pki
+        if args.action == "init":
+            for path in pki.init(directory, tuple(args.host)):
+                print(path)
+            print(
+                f"# a development PKI; keep {directory}/ca.key and the *.key files secret. "
+                f"Agents need only ca.pem and a join token.",
+                file=sys.stderr,
+            )
+            return 0
+        ca = pki.load(directory, "ca")
+        pki.save(directory, args.name, pki.issue(ca, args.name, args.role))
+        print(directory / f"{args.name}.pem")
+        return 0
+    if args.command == "keys":
+        print(signing.create_key(args.path))
+        print(
+            f"# private key {args.path} (keep it secret); public key {args.path.with_suffix('.pub')}", file=sys.stderr
+        )
+        return 0
+    sig = signing.sign_file(args.artifact, signing.load_key(args.key))
+    print(f"{args.artifact}.sig  ({sig.artifact} signed by {sig.key})")
+    return 0
 
 
 def _wait_running(client: Any, name: str, timeout: float) -> int:

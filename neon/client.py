@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
 import grpc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from neon import manifest
+from neon import manifest, signing
 from neon._proto import control_pb2, control_pb2_grpc, dataplane_pb2
 from neon.errors import InvalidManifest, from_rpc_error
 from neon.manifest import AppSpec, ComponentSpec
+from neon.pki import CONTROLPLANE_NAME
 from neon.rpc import CHANNEL_OPTIONS, channel_target
+from neon.tls import Credentials, sync_channel
 
 T = TypeVar("T")
 CHUNK = 1 << 20
@@ -69,14 +72,24 @@ class ControlClient:
     Args:
         address: ``host:port`` of the control plane, or several replicas' as
             ``ip:port,ip:port`` (gRPC moves to another when one fails).
+        creds: The user's certificate (an admin or viewer one from the PKI) and the CA;
+            ``Credentials.insecure()`` for a control plane run with ``--insecure``.
         timeout: Default deadline of unary calls, in seconds.
+        sign_with: An ed25519 key that signs every artifact as it is uploaded (``neon apply
+            --sign-with``); otherwise only the signatures in ``ARTIFACT.sig`` go along.
     """
 
-    def __init__(self, address: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self, address: str, creds: Credentials, timeout: float = 30.0, sign_with: Ed25519PrivateKey | None = None
+    ) -> None:
         self.address = address
         self.timeout = timeout
-        self.channel = grpc.insecure_channel(
-            channel_target(address), options=[*CHANNEL_OPTIONS, ("grpc.service_config", _READ_RETRIES)]
+        self.sign_with = sign_with
+        self.channel = sync_channel(
+            channel_target(address),
+            creds,
+            CONTROLPLANE_NAME,
+            [*CHANNEL_OPTIONS, ("grpc.service_config", _READ_RETRIES)],
         )
         self.stub = control_pb2_grpc.ControlStub(self.channel)
 
@@ -90,21 +103,31 @@ class ControlClient:
         self.close()
 
     @_translate
-    def upload(self, path: Path, name: str = "") -> control_pb2.ArtifactRef:
-        """Stream a file to the control plane; returns its content address."""
+    def upload(self, path: Path, name: str = "", signatures: list[str] | None = None) -> control_pb2.ArtifactRef:
+        """Stream a file (with its signatures: ``PATH.sig`` when not given) to the control plane;
+        returns its content address."""
         path = Path(path)
+        if signatures is None:
+            sig_file = path.with_name(path.name + ".sig")
+            signatures = (
+                [line for line in sig_file.read_text().splitlines() if line.strip()] if sig_file.is_file() else []
+            )
         hasher = hashlib.sha256()
         with path.open("rb") as handle:
             while data := handle.read(CHUNK):
                 hasher.update(data)
         digest = f"sha256:{hasher.hexdigest()}"
+        if self.sign_with is not None:
+            signatures = [*signatures, signing.sign(self.sign_with, digest).to_json()]
 
         def chunks() -> Iterator[control_pb2.ArtifactChunk]:
             with path.open("rb") as handle:
                 first = True
                 while data := handle.read(CHUNK):
                     if first:
-                        yield control_pb2.ArtifactChunk(name=name or path.name, digest=digest, data=data)
+                        yield control_pb2.ArtifactChunk(
+                            name=name or path.name, digest=digest, data=data, signatures=signatures
+                        )
                         first = False
                     else:
                         yield control_pb2.ArtifactChunk(data=data)
@@ -162,6 +185,11 @@ class ControlClient:
     @_translate
     def delete_node(self, name: str) -> None:
         self.stub.DeleteNode(control_pb2.DeleteNodeRequest(name=name), timeout=self.timeout)
+
+    @_translate
+    def create_join_token(self, ttl: float, node: str = "") -> control_pb2.JoinToken:
+        request = control_pb2.CreateJoinTokenRequest(ttl_seconds=ttl, node=node)
+        return self.stub.CreateJoinToken(request, timeout=self.timeout)
 
     @_translate
     def control_planes(self) -> control_pb2.ListControlPlanesResponse:

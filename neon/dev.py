@@ -14,12 +14,14 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from neon import pki, signing
 from neon.cli import describe_app
 from neon.client import ControlClient
 from neon.errors import NeonGridError, Unavailable
 from neon.etcd_server import EtcdServer
 from neon.guests import EXAMPLES, build_log_analyzer
 from neon.processes import Child, spawn_agent, spawn_controlplane
+from neon.tls import Credentials
 
 AGENTS = {"edge-1": {"tier": "edge", "zone": "factory-a"}, "cloud-1": {"tier": "cloud", "zone": "eu-west"}}
 
@@ -33,27 +35,46 @@ def run_dev(state_dir: Path, once: bool = False) -> int:
     logs = state_dir / "logs"
     children: list[Child] = []
     etcd = EtcdServer(state_dir / "etcd")
+    pki_dir = state_dir / "pki"
     try:
         _say("• building the log analyzer's components (componentize-py; cached after the first run)")
-        build_log_analyzer()
+        built = build_log_analyzer()
+        if not (pki_dir / "ca.pem").exists():
+            pki.init(pki_dir)
+        _say(f"• PKI                {pki_dir}   (CA, control-plane/admin/viewer certificates, signing keys)")
+        publisher = signing.load_key(pki_dir / "publisher.key")
+        for path in built.values():
+            signing.sign_file(path, publisher)
+        _say(f"• signed the components with {pki_dir / 'publisher.key'} (agents refuse unsigned ones)")
         etcd.start()
         if etcd.process is not None:
             logs.mkdir(parents=True, exist_ok=True)
             (logs / "etcd.pid").write_text(str(etcd.process.pid))
         _say(f"• etcd               {etcd.url}   (data in {etcd.data_dir})")
-        cp = spawn_controlplane(etcd.url, logs)
+        cp = spawn_controlplane(etcd.url, logs, pki_dir=pki_dir)
         children.append(cp)
         control = cp.wait_ready()
-        _say(f"• control plane      {control}")
+        _say(f"• control plane      {control}   (mutual TLS; agents join at {cp.join_address})")
+        admin = Credentials.from_dir(pki_dir, "admin")
+        with ControlClient(control, admin) as client:
+            tokens = {name: client.create_join_token(120, node=name).token for name in AGENTS}
         for name, labels in AGENTS.items():
-            agent = spawn_agent(control, name, labels, logs)
+            agent = spawn_agent(
+                control,
+                name,
+                labels,
+                logs,
+                ca=pki_dir / "ca.pem",
+                join_token=tokens[name],
+                join=cp.join_address,
+            )
             children.append(agent)
         for agent in children[1:]:
             address = agent.wait_ready()
             _say(
                 f"• agent {agent.name:<12} {address}   ({', '.join(f'{k}={v}' for k, v in AGENTS[agent.name].items())})"
             )
-        with ControlClient(control) as client:
+        with ControlClient(control, admin) as client:
             _wait(lambda: len(client.list_nodes()) == len(AGENTS), 30, "agents to register")
             app = client.apply_file(EXAMPLES / "log-analyzer" / "app.yaml")
             _say(f"• applied {app.name} (generation {app.generation}); waiting for it to run")
@@ -77,7 +98,7 @@ def run_dev(state_dir: Path, once: bool = False) -> int:
             counts, node = client.invoke("log-analyzer", "archiver", "counts", [])
             _say(f"• archiver.counts on {node}: {counts}")
         _say("")
-        _say(f"Logs: {logs}.  Try:  neon --control {control} get app log-analyzer -o wide")
+        _say(f"Logs: {logs}.  Try:  neon --pki {pki_dir} --control {control} get app log-analyzer -o wide")
         if once:
             return 0
         _say("Press Ctrl-C to stop.")

@@ -118,6 +118,26 @@ class DeadlineExceeded(NeonGridError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
+class Unauthenticated(NeonGridError):
+    """The caller did not prove who it is (no client certificate, a bad or used join token)."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDenied(NeonGridError):
+    """The caller is known but its role or identity does not allow this; ``role`` says which it has."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class CapabilityDenied(PermissionDenied):
+    """A component used a capability it was not granted; its instance was killed. ``capability`` says which."""
+
+
+class Untrusted(PermissionDenied):
+    """An artifact is unsigned, tampered with, or signed by a key nobody trusts; ``artifact`` names it."""
+
+
 def _all_subclasses(cls: type[NeonGridError]) -> dict[str, type[NeonGridError]]:
     found = {cls.__name__: cls}
     for sub in cls.__subclasses__():
@@ -140,7 +160,7 @@ def from_rpc_error(err: grpc.RpcError) -> NeonGridError:
                 return cls(payload["message"], **payload.get("attrs", {}))
             except (ValueError, KeyError, TypeError):
                 break
-    for cls in (Unavailable, DeadlineExceeded, NotFound, InvalidArgument, Conflict):
+    for cls in (Unavailable, DeadlineExceeded, NotFound, InvalidArgument, Conflict, Unauthenticated, PermissionDenied):
         if cls.code == code:
             return cls(details or code.name)
     error = NeonGridError(details or code.name)

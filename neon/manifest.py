@@ -44,8 +44,9 @@ from typing import Any, Callable
 import yaml
 
 from neon._validate import dns_name, list_field, mapping
-from neon.errors import InvalidManifest
+from neon.errors import InvalidArgument, InvalidManifest
 from neon.policy import COLOCATE, PlacementSpec, parse_placement
+from neon.signing import parse_public
 
 API_VERSION = "neon-grid.dev/v1"
 KIND = "Application"
@@ -87,6 +88,9 @@ class GrantSpec:
 
     env: dict[str, str] = field(default_factory=dict)
     volumes: tuple[VolumeGrant, ...] = ()
+    # The imported interfaces the component may call; None: every linked one. An import left out
+    # needs no link and is absent at runtime: calling it traps, kills the instance and is reported.
+    interfaces: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,7 @@ class AppSpec:
     name: str
     components: tuple[ComponentSpec, ...]
     links: tuple[LinkSpec, ...] = ()
+    trusted_keys: tuple[str, ...] = ()  # ed25519 publisher keys; empty: the cluster's trust policy
 
     def component(self, name: str) -> ComponentSpec:
         for comp in self.components:
@@ -164,7 +169,8 @@ class AppSpec:
                     for c in self.components
                 ],
                 "links": [_link_doc(ln) for ln in self.links],
-            },
+            }
+            | ({"trustedKeys": list(self.trusted_keys)} if self.trusted_keys else {}),
         }
 
     def to_yaml(self) -> str:
@@ -219,7 +225,13 @@ def parse(doc: Any, *, require_digests: bool = True) -> AppSpec:
         raise InvalidManifest(f"kind must be {KIND!r}, got {top['kind']!r}", field="kind")
     meta = mapping(top["metadata"], "metadata", required={"name"}, optional={"labels"})
     name = dns_name(meta["name"], "metadata.name")
-    spec = mapping(top["spec"], "spec", required={"components"}, optional={"links"})
+    spec = mapping(top["spec"], "spec", required={"components"}, optional={"links", "trustedKeys"})
+    trusted = list_field(spec, "trustedKeys", "spec")
+    for i, key in enumerate(trusted):
+        try:
+            parse_public(key if isinstance(key, str) else repr(key), f"spec.trustedKeys[{i}]")
+        except InvalidArgument as err:
+            raise InvalidManifest(err.message, field=f"spec.trustedKeys[{i}]") from None
 
     comps_doc = spec["components"]
     if not isinstance(comps_doc, list) or not comps_doc:
@@ -303,7 +315,9 @@ def parse(doc: Any, *, require_digests: bool = True) -> AppSpec:
             )
         )
     _refuse_cycles(links)
-    app = AppSpec(name=name, components=tuple(components), links=tuple(links))
+    app = AppSpec(
+        name=name, components=tuple(components), links=tuple(links), trusted_keys=tuple(dict.fromkeys(trusted))
+    )
     _refuse_impossible_links(app)
     return app
 
@@ -322,7 +336,7 @@ def grants_to_dict(grants: GrantSpec) -> dict[str, Any]:
     return {
         "env": dict(grants.env),
         "volumes": [{"name": v.name, "path": v.path, "readOnly": v.read_only} for v in grants.volumes],
-    }
+    } | ({"interfaces": list(grants.interfaces)} if grants.interfaces is not None else {})
 
 
 _UNITS = {"": 1, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}
@@ -378,7 +392,24 @@ _GUEST_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
 
 
 def _grants(doc: Any, path: str) -> GrantSpec:
-    gr = mapping(doc, path, optional={"env", "volumes"})
+    if isinstance(doc, dict) and "network" in doc:
+        raise InvalidManifest(
+            f"{path}.network: outbound network cannot be granted yet: this agent's wasmtime offers no way to "
+            "limit which hosts a socket reaches, so components get no sockets at all. Call other components "
+            "through links instead",
+            field=f"{path}.network",
+        )
+    gr = mapping(doc, path, optional={"env", "volumes", "interfaces"})
+    interfaces = None
+    if "interfaces" in gr:
+        interfaces = list_field(gr, "interfaces", path)
+        for i, iface in enumerate(interfaces):
+            if not isinstance(iface, str) or not _INTERFACE.match(iface):
+                raise InvalidManifest(
+                    f"{path}.interfaces[{i}] must be a WIT interface like 'cyber-systems:logs/parser@0.1.0', "
+                    f"got {iface!r}",
+                    field=f"{path}.interfaces[{i}]",
+                )
     env = gr.get("env") or {}
     if not isinstance(env, dict):
         raise InvalidManifest(f"{path}.env must be a mapping of name to value", field=f"{path}.env")
@@ -405,7 +436,11 @@ def _grants(doc: Any, path: str) -> GrantSpec:
         if not isinstance(read_only, bool):
             raise InvalidManifest(f"{vpath}.readOnly must be true or false", field=f"{vpath}.readOnly")
         volumes.append(VolumeGrant(name=name, path=guest, read_only=read_only))
-    return GrantSpec(env=dict(env), volumes=tuple(volumes))
+    return GrantSpec(
+        env=dict(env),
+        volumes=tuple(volumes),
+        interfaces=tuple(sorted(set(interfaces))) if interfaces is not None else None,
+    )
 
 
 def _component(item: Any, path: str, require_digests: bool, names: set[str]) -> ComponentSpec:

@@ -64,12 +64,16 @@ class ComponentAssignment:
     runtime: RuntimeSpec = field(default_factory=RuntimeSpec)
     grants: GrantSpec = field(default_factory=GrantSpec)
     fused_members: tuple[str, ...] = ()  # set on a fused component: what was composed into it
+    # What the agent checks before compiling; in the shape, so a refused component is tried again once signed.
+    signatures: tuple[str, ...] = ()  # JSON signature documents
+    trusted_keys: tuple[str, ...] = ()  # publisher keys; "*": the control plane allows unsigned artifacts
+    inputs: tuple[str, ...] = ()  # a fused artifact's input digests
 
     def shape(self) -> tuple[Any, ...]:
         """What requires a restart when it changes (not the remote endpoints)."""
         links = tuple(sorted((b.import_name, b.component, b.local, b.idempotent) for b in self.imports))
-        grants = (tuple(sorted(self.grants.env.items())), self.grants.volumes)
-        return (self.artifact, links, self.runtime, grants)
+        grants = (tuple(sorted(self.grants.env.items())), self.grants.volumes, self.grants.interfaces)
+        return (self.artifact, links, self.runtime, grants, self.signatures, self.trusted_keys)
 
 
 @dataclass(frozen=True)
@@ -99,8 +103,12 @@ class Assignment:
                         for b in c.imports
                     ],
                     "runtime": asdict(c.runtime),
-                    "grants": {"env": dict(c.grants.env), "volumes": [asdict(v) for v in c.grants.volumes]},
+                    "grants": {"env": dict(c.grants.env), "volumes": [asdict(v) for v in c.grants.volumes]}
+                    | ({"interfaces": list(c.grants.interfaces)} if c.grants.interfaces is not None else {}),
                     "fused_members": list(c.fused_members),
+                    "signatures": list(c.signatures),
+                    "trusted_keys": list(c.trusted_keys),
+                    "inputs": list(c.inputs),
                 }
                 for c in self.components
             ],
@@ -129,8 +137,12 @@ class Assignment:
                     grants=GrantSpec(
                         env=dict(c.get("grants", {}).get("env", {})),
                         volumes=tuple(VolumeGrant(**v) for v in c.get("grants", {}).get("volumes", ())),
+                        interfaces=(tuple(c["grants"]["interfaces"]) if "interfaces" in c.get("grants", {}) else None),
                     ),
                     fused_members=tuple(c.get("fused_members", ())),
+                    signatures=tuple(c.get("signatures", ())),
+                    trusted_keys=tuple(c.get("trusted_keys", ())),
+                    inputs=tuple(c.get("inputs", ())),
                 )
                 for c in doc.get("components", ())
             ),
@@ -147,6 +159,8 @@ class InstanceReport:
     state: str  # Starting, Running, Failed
     reason: str = ""
     generation: int = 0
+    denials: int = 0  # calls to capabilities not granted (each killed its instance)
+    last_denial: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

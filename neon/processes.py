@@ -41,13 +41,17 @@ class Child:
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
             )
         self.address = ""
+        self.join_address = ""
         (workdir / f"{name}.pid").write_text(str(self.process.pid))
 
     def wait_ready(self, timeout: float = 60.0) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.ready_file.exists() and self.ready_file.read_text().strip():
-                self.address = self.ready_file.read_text().strip()
+            text = self.ready_file.read_text().strip() if self.ready_file.exists() else ""
+            if text:
+                # The address first; a control plane's join address on the next line.
+                self.address, _, rest = text.partition("\n")
+                self.join_address = rest.strip()
                 return self.address
             if self.process.poll() is not None:
                 raise Unavailable(f"{self.name} exited with {self.process.returncode}:\n{self.tail()}")
@@ -80,6 +84,11 @@ class Child:
             self.process.wait()
 
 
+def security_args(pki_dir: Path | None) -> list[str]:
+    """The global flags for a PKI directory, or for plaintext when there is none."""
+    return ["--pki", str(pki_dir)] if pki_dir is not None else ["--insecure"]
+
+
 def spawn_controlplane(
     etcd: str,
     workdir: Path,
@@ -87,10 +96,13 @@ def spawn_controlplane(
     listen: str = "127.0.0.1:0",
     node_ttl: int = 10,
     extra: Sequence[str] = (),
+    pki_dir: Path | None = None,
 ) -> Child:
+    """``pki_dir`` holds the CA and the control plane's certificate; None runs plaintext."""
     return Child(
         name,
         [
+            *security_args(pki_dir),
             "controlplane",
             "--etcd",
             etcd,
@@ -114,11 +126,32 @@ def spawn_agent(
     cache_dir: Path | None = None,
     extra: Sequence[str] = (),
     prefix: Sequence[str] = (),
+    join_token: str = "",
+    ca: Path | None = None,
+    join: str = "",
 ) -> Child:
-    argv = ["--control", control, "agent", "--name", name, "--data-dir", str(workdir / name)]
+    """With ``ca`` the agent runs over mutual TLS (joining with ``join_token`` at ``join`` unless
+    its data directory already holds a certificate); without, plaintext."""
+    security = ["--insecure"] if ca is None else []
+    argv = [*security, "--control", control, "agent", "--name", name, "--data-dir", str(workdir / name)]
+    if ca is not None:
+        argv += ["--ca", str(ca)]
+    if join:
+        argv += ["--join", join]
     if cache_dir is not None:
         argv += ["--cache-dir", str(cache_dir)]
     for key, value in sorted(labels.items()):
         argv += ["--label", f"{key}={value}"]
     argv += list(extra)
-    return Child(name, argv, workdir, prefix=prefix)
+    # The token goes in the environment, not argv, where ps would show it.
+    env = {"NEON_JOIN_TOKEN": join_token} if join_token else None
+    return Child(name, argv, workdir, env=env, prefix=prefix)
+
+
+def join_tokens(control: str, pki_dir: Path, names: Sequence[str], ttl: float = 120.0) -> dict[str, str]:
+    """One join token per node name, each bound to its node, created as the PKI's admin."""
+    from neon.client import ControlClient
+    from neon.tls import Credentials
+
+    with ControlClient(control, Credentials.from_dir(pki_dir, "admin")) as client:
+        return {name: client.create_join_token(ttl, node=name).token for name in names}

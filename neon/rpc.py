@@ -12,8 +12,9 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from neon import log
+from neon import authz, log
 from neon.errors import ERROR_METADATA_KEY, InvalidArgument, NeonGridError
+from neon.tls import Credentials, peer_of
 
 _log = log.get("neon.rpc")
 
@@ -109,9 +110,10 @@ class _Undecodable:
         self.why = why
 
 
-class _RefuseUndecodable(grpc.aio.ServerInterceptor):
-    """Answer a request that is not a valid protobuf message (bad UTF-8 in a string, random bytes)
-    with INVALID_ARGUMENT naming the method, instead of grpc's UNKNOWN "Unexpected DecodeError"."""
+class _Guard(grpc.aio.ServerInterceptor):
+    """Runs before every handler: refuses a caller the authorisation policy does not allow
+    (:mod:`neon.authz`), and answers a request that is not a valid protobuf message (bad UTF-8,
+    random bytes) with INVALID_ARGUMENT naming the method instead of grpc's UNKNOWN."""
 
     async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
         handler = await continuation(details)
@@ -125,9 +127,14 @@ class _RefuseUndecodable(grpc.aio.ServerInterceptor):
             except Exception as err:  # noqa: BLE001 - protobuf raises DecodeError, and others for odd input
                 return _Undecodable(f"{method}: the request is not a valid message ({err})")
 
-        async def refuse(request: Any, context: Context) -> None:
+        async def admit(request: Any, context: Context) -> None:
             if isinstance(request, _Undecodable):
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.why)
+            try:
+                authz.check(method, peer_of(context), request)
+            except NeonGridError as err:
+                _log.warning("call refused", method=method, peer=context.peer(), reason=err.message)
+                await abort_with(context, err)
 
         async def checked(requests: Any) -> Any:
             async for request in requests:
@@ -140,7 +147,7 @@ class _RefuseUndecodable(grpc.aio.ServerInterceptor):
             inner_uu = handler.unary_unary
 
             async def unary_unary(request: Any, context: Context) -> Any:
-                await refuse(request, context)
+                await admit(request, context)
                 return await inner_uu(request, context)
 
             return grpc.unary_unary_rpc_method_handler(unary_unary, **options)
@@ -148,7 +155,7 @@ class _RefuseUndecodable(grpc.aio.ServerInterceptor):
             inner_us = handler.unary_stream
 
             async def unary_stream(request: Any, context: Context) -> Any:
-                await refuse(request, context)
+                await admit(request, context)
                 async for item in inner_us(request, context):
                     yield item
 
@@ -157,12 +164,14 @@ class _RefuseUndecodable(grpc.aio.ServerInterceptor):
             inner_su = handler.stream_unary
 
             async def stream_unary(requests: Any, context: Context) -> Any:
+                await admit(None, context)
                 return await inner_su(checked(requests), context)
 
             return grpc.stream_unary_rpc_method_handler(stream_unary, **options)
         inner_ss = handler.stream_stream
 
         async def stream_stream(requests: Any, context: Context) -> Any:
+            await admit(None, context)
             async for item in inner_ss(checked(requests), context):
                 yield item
 
@@ -170,28 +179,49 @@ class _RefuseUndecodable(grpc.aio.ServerInterceptor):
 
 
 def create_server(
-    address: str, register: Callable[[grpc.aio.Server], None], service_names: list[str]
+    address: str, register: Callable[[grpc.aio.Server], None], service_names: list[str], creds: Credentials
 ) -> tuple[grpc.aio.Server, int]:
-    """Build an asyncio gRPC server with the standard health service.
+    """Build an asyncio gRPC server with the standard health service and the call guard.
 
     Args:
         address: ``host:port``; port 0 picks a free one.
         register: Adds the servicers to the server.
         service_names: Full service names reported as SERVING by the health service.
+        creds: The server's identity; the port requires client certificates from the same CA
+            (plaintext only when ``creds.plaintext``).
 
     Returns:
         ``(server, bound_port)``; call ``await server.start()``.
     """
-    server = grpc.aio.server(options=CHANNEL_OPTIONS, interceptors=[_RefuseUndecodable()])
+    server = grpc.aio.server(options=CHANNEL_OPTIONS, interceptors=[_Guard()])
     register(server)
     checker = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
-    port = server.add_insecure_port(address)
-    if port == 0:
-        raise OSError(f"cannot listen on {address}")
+    port = _add_port(server, address, creds, require_client_cert=True)
     server._neon_health = checker  # type: ignore[attr-defined]
     server._neon_services = ["", *service_names]  # type: ignore[attr-defined]
     return server, port
+
+
+def _add_port(server: grpc.aio.Server, address: str, creds: Credentials, require_client_cert: bool) -> int:
+    try:
+        if creds.plaintext:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, creds.server(require_client_cert))
+    except RuntimeError as err:  # grpc raises RuntimeError when it cannot bind
+        raise OSError(f"cannot listen on {address}: {err}") from None
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    return port
+
+
+def add_join_port(server: grpc.aio.Server, address: str, creds: Credentials) -> int:
+    """A second TLS port that asks for no client certificate, for agents that join with a token.
+
+    The call guard admits only ``Join`` and health checks there; every other RPC needs a certificate.
+    """
+    return _add_port(server, address, creds, require_client_cert=False)
 
 
 async def mark_serving(server: grpc.aio.Server) -> None:

@@ -23,7 +23,7 @@ async def serve_until_signal(server: Server, name: str, ready_file: str = "") ->
     """Start ``server``, write its address to ``ready_file`` if given, stop it on SIGINT/SIGTERM."""
     await server.start()
     if ready_file:
-        Path(ready_file).write_text(server.address)
+        Path(ready_file).write_text(getattr(server, "ready_text", server.address))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

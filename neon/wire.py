@@ -42,8 +42,13 @@ def assignment_to_proto(a: Assignment) -> control_pb2.Assignment:
                         control_pb2.VolumeGrant(name=v.name, path=v.path, read_only=v.read_only)
                         for v in c.grants.volumes
                     ],
+                    limit_interfaces=c.grants.interfaces is not None,
+                    interfaces=list(c.grants.interfaces or ()),
                 ),
                 fused_members=list(c.fused_members),
+                signatures=list(c.signatures),
+                trusted_keys=list(c.trusted_keys),
+                inputs=list(c.inputs),
             )
             for c in a.components
         ],
@@ -80,8 +85,12 @@ def assignment_from_proto(msg: control_pb2.Assignment) -> Assignment:
                     volumes=tuple(
                         VolumeGrant(name=v.name, path=v.path, read_only=v.read_only) for v in c.grants.volumes
                     ),
+                    interfaces=tuple(c.grants.interfaces) if c.grants.limit_interfaces else None,
                 ),
                 fused_members=tuple(c.fused_members),
+                signatures=tuple(c.signatures),
+                trusted_keys=tuple(c.trusted_keys),
+                inputs=tuple(c.inputs),
             )
             for c in msg.components
         ),
@@ -111,7 +120,14 @@ def node_to_proto(
 
 def report_to_proto(r: InstanceReport) -> control_pb2.InstanceStatus:
     return control_pb2.InstanceStatus(
-        app=r.app, component=r.component, artifact=r.artifact, state=r.state, reason=r.reason, generation=r.generation
+        app=r.app,
+        component=r.component,
+        artifact=r.artifact,
+        state=r.state,
+        reason=r.reason,
+        generation=r.generation,
+        denials=r.denials,
+        last_denial=r.last_denial,
     )
 
 
@@ -123,6 +139,8 @@ def report_from_proto(msg: control_pb2.InstanceStatus) -> InstanceReport:
         state=msg.state,
         reason=msg.reason,
         generation=msg.generation,
+        denials=msg.denials,
+        last_denial=msg.last_denial,
     )
 
 

@@ -11,11 +11,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable, Coroutine, TypeVar
 
+import grpc
+
 from controlplane.config import ControlPlaneConfig
 from controlplane.server import ControlPlane
+from neon import pki, signing
 from neon.client import ControlClient
 from neon.etcd_server import EtcdServer
 from neon.processes import Child, spawn_agent
+from neon.rpc import CHANNEL_OPTIONS
+from neon.tls import Credentials, sync_channel
 
 T = TypeVar("T")
 
@@ -23,12 +28,15 @@ T = TypeVar("T")
 def assert_eventually(check: Callable[[], T], timeout: float = 30.0, interval: float = 0.05) -> T:
     """Call ``check`` until it returns without an AssertionError; return its value.
 
-    ``check`` asserts; the last AssertionError is raised if time runs out.
+    ``check`` asserts; the last AssertionError is raised if time runs out. A check that
+    returns ``False`` has not passed either (a bare comparison must not pass by returning).
     """
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return check()
+            result = check()
+            assert result is not False, "the check returned False"
+            return result
         except AssertionError:
             if time.monotonic() > deadline:
                 raise
@@ -83,6 +91,7 @@ class Cluster:
         self.metrics_interval = metrics_interval
         self.cp_listen = cp_listen
         self.etcd = EtcdServer(workdir / "etcd")
+        self.pki = workdir / "pki"
         self.loop = LoopThread()
         self.cp: ControlPlane | None = None
         self._control = ""
@@ -96,14 +105,37 @@ class Cluster:
             self._control = self.cp.address
         return self._control
 
+    def _config(self, listen: str) -> ControlPlaneConfig:
+        return ControlPlaneConfig(
+            etcd=self.etcd.url, listen=listen, data_dir=self.workdir / "cp", node_ttl=self.node_ttl, pki_dir=self.pki
+        )
+
+    def credentials(self, user: str = "admin") -> Credentials:
+        """A user's credentials from this cluster's PKI (admin, viewer, or one issued later)."""
+        return Credentials.from_dir(self.pki, user)
+
+    def identity(self, name: str, role: str) -> Credentials:
+        """New credentials for ``name`` with ``role``, signed by this cluster's CA."""
+        ca = pki.load(self.pki, "ca")
+        issued = pki.issue(ca, name, role)
+        return Credentials(ca.cert, issued.cert, issued.key)
+
+    def channel(self, address: str, creds: Credentials | None = None) -> grpc.Channel:
+        """A mutual-TLS channel to the control plane or an agent; by default as the control plane
+        (what relays users' invokes to agents) or as the admin (for the control API)."""
+        if address == self.control:
+            return sync_channel(address, creds or self.credentials(), pki.CONTROLPLANE_NAME, CHANNEL_OPTIONS)
+        return sync_channel(address, creds or self.credentials("controlplane"), pki.AGENT_NAME, CHANNEL_OPTIONS)
+
     def start(self) -> Cluster:
         self.etcd.start()
-        config = ControlPlaneConfig(
-            etcd=self.etcd.url, listen=self.cp_listen, data_dir=self.workdir / "cp", node_ttl=self.node_ttl
-        )
-        self.cp = ControlPlane(config)
+        pki.init(self.pki, ())
+        self.cp = ControlPlane(self._config(self.cp_listen))
         self.loop.run(self.cp.start())
-        self.client = ControlClient(self.control)
+        # The tests' uploads are signed with the PKI's publisher key, which the control plane trusts.
+        self.client = ControlClient(
+            self.control, self.credentials(), sign_with=signing.load_key(self.pki / "publisher.key")
+        )
         for name, labels in self.agent_specs.items():
             self.add_agent(name, labels, wait=False)
         for child in self.agents.values():
@@ -123,10 +155,7 @@ class Cluster:
     def start_controlplane(self, port: int) -> None:
         """Start a control plane on ``port`` again, on the same etcd and blob directory."""
         host = self.cp_listen.rsplit(":", 1)[0]
-        config = ControlPlaneConfig(
-            etcd=self.etcd.url, listen=f"{host}:{port}", data_dir=self.workdir / "cp", node_ttl=self.node_ttl
-        )
-        self.cp = ControlPlane(config)
+        self.cp = ControlPlane(self._config(f"{host}:{port}"))
         self.loop.run(self.cp.start())
 
     def _assert_nodes(self, expected: set[str]) -> None:
@@ -142,8 +171,14 @@ class Cluster:
         extra: Sequence[str] = (),
         prefix: Sequence[str] = (),
     ) -> Child:
-        """Start an agent process (under ``prefix``, e.g. in a network namespace) and wait until it registers."""
+        """Start an agent process (under ``prefix``, e.g. in a network namespace) and wait until it registers.
+
+        It joins with a fresh token for its name (used only when it holds no admitted certificate).
+        """
+        assert self.client is not None
         extra = ["--metrics-interval", str(self.metrics_interval), *extra]
+        # Without a control plane (stopped by the test) an agent can only restart with the certificate it has.
+        token = self.client.create_join_token(120, node=name).token if self.cp is not None else ""
         child = spawn_agent(
             self.control,
             name,
@@ -152,6 +187,9 @@ class Cluster:
             cache_dir=self.compiled_cache,
             extra=extra,
             prefix=prefix,
+            ca=self.pki / "ca.pem",
+            join_token=token,
+            join=self.cp.join_address if self.cp is not None else "",
         )
         self.agents[name] = child
         if wait:

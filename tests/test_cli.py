@@ -20,9 +20,13 @@ pytestmark = pytest.mark.e2e
 APP = EXAMPLES / "log-analyzer" / "app.yaml"
 
 
+def SIGN(cluster: Cluster) -> list[str]:  # noqa: N802 - reads as a constant at the call sites
+    return ["--sign-with", str(cluster.pki / "publisher.key")]
+
+
 def neon(cluster: Cluster, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "neon", "--control", cluster.control, *args],
+        [sys.executable, "-m", "neon", "--pki", str(cluster.pki), "--control", cluster.control, *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -30,7 +34,7 @@ def neon(cluster: Cluster, *args: str, timeout: float = 120) -> subprocess.Compl
 
 
 def test_apply_get_invoke_delete_through_the_cli(cluster: Cluster) -> None:
-    applied = neon(cluster, "apply", "-f", str(APP), "--wait")
+    applied = neon(cluster, "apply", "-f", str(APP), "--wait", *SIGN(cluster))
     assert applied.returncode == 0, applied.stderr
     assert "application/log-analyzer applied (generation 1)" in applied.stdout
     assert applied.stdout.rstrip().endswith("Running")
@@ -76,7 +80,7 @@ def test_cli_errors_are_one_line_and_non_zero(cluster: Cluster, tmp_path: Path) 
     assert refused.returncode == 1
     assert refused.stderr.strip().startswith("error: unknown field 'spec.components[0].placement.nodeSelectr'")
     unreachable = subprocess.run(
-        [sys.executable, "-m", "neon", "--control", "127.0.0.1:1", "get", "apps"],
+        [sys.executable, "-m", "neon", "--pki", str(cluster.pki), "--control", "127.0.0.1:1", "get", "apps"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -115,14 +119,14 @@ def test_neon_dev_runs_the_example_and_ctrl_c_stops_everything(tmp_path: Path, l
     for pid in pids.values():
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)  # every child is gone
-    control = next(line.split()[-1] for line in lines if line.startswith("• control plane"))
+    control = next(line.split()[3] for line in lines if line.startswith("• control plane"))
     host, port = control.rsplit(":", 1)
     with pytest.raises(OSError):
         socket.create_connection((host, int(port)), timeout=1).close()
 
 
 def test_explain_shows_rejections_and_scores(cluster: Cluster) -> None:
-    assert neon(cluster, "apply", "-f", str(APP), "--wait").returncode == 0
+    assert neon(cluster, "apply", "-f", str(APP), "--wait", *SIGN(cluster)).returncode == 0
     shown = neon(cluster, "explain", "log-analyzer", "parser")
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from neon import pki, signing
 from neon.client import ControlClient
 from neon.errors import NeonGridError
 from neon.etcd_server import EtcdCluster, EtcdServer
 from neon.guests import EXAMPLES
-from neon.processes import Child, spawn_agent, spawn_controlplane
+from neon.processes import Child, join_tokens, spawn_agent, spawn_controlplane
+from neon.tls import Credentials
 from tests.helpers import assert_eventually, pair_manifest, wait_running
 
 pytestmark = pytest.mark.e2e
@@ -24,7 +26,27 @@ REPLICAS = ("cp-a", "cp-b")
 
 
 def _replica(etcd: str, workdir: Path, name: str) -> Child:
-    return spawn_controlplane(etcd, workdir, name=name, node_ttl=5, extra=["--identity", name, "--leader-ttl", "2"])
+    return spawn_controlplane(
+        etcd,
+        workdir,
+        name=name,
+        node_ttl=5,
+        extra=["--identity", name, "--leader-ttl", "2"],
+        pki_dir=_pki(workdir),
+    )
+
+
+def _pki(workdir: Path) -> Path:
+    """One PKI for every replica of the test (created by the first)."""
+    directory = workdir / "pki"
+    if not (directory / "ca.pem").exists():
+        pki.init(directory)
+    return directory
+
+
+def _client(control: str, workdir: Path) -> ControlClient:
+    key = signing.load_key(_pki(workdir) / "publisher.key")
+    return ControlClient(control, Credentials.from_dir(_pki(workdir), "admin"), sign_with=key)
 
 
 @contextlib.contextmanager
@@ -41,14 +63,24 @@ def _replicas_and_agents(
         cps = {name: _replica(etcd, tmp_path, name) for name in REPLICAS}
         children += cps.values()
         control = ",".join(cp.wait_ready() for cp in cps.values())
+        tokens = join_tokens(control, _pki(tmp_path), ["edge-1", "cloud-1"])
         agents = [
-            spawn_agent(control, name, {"tier": tier}, tmp_path / "agents", cache_dir=compiled_cache)
+            spawn_agent(
+                control,
+                name,
+                {"tier": tier},
+                tmp_path / "agents",
+                cache_dir=compiled_cache,
+                ca=_pki(tmp_path) / "ca.pem",
+                join_token=tokens[name],
+                join=",".join(cp.join_address for cp in cps.values()),
+            )
             for name, tier in (("edge-1", "edge"), ("cloud-1", "cloud"))
         ]
         children += agents
         for agent in agents:
             agent.wait_ready()
-        with ControlClient(control) as client:
+        with _client(control, tmp_path) as client:
             assert_eventually(lambda: _assert_count(len(client.list_nodes()), 2), timeout=30)
         yield cps, control, children
     finally:
@@ -75,7 +107,7 @@ def test_killing_the_leader_hands_over_and_nothing_is_lost(
         EtcdServer(tmp_path / "etcd") as etcd,
         _replicas_and_agents(etcd.url, tmp_path, compiled_cache) as (cps, control, children),
     ):
-        with ControlClient(control) as client:
+        with _client(control, tmp_path) as client:
             roles = _roles(client)
             assert sorted(roles) == list(REPLICAS) and sum(roles.values()) == 1, roles
             client.apply_file(pair_manifest(tmp_path))
@@ -112,7 +144,7 @@ def test_killing_the_leader_hands_over_and_nothing_is_lost(
             for cp in cps.values():
                 cp.wait_ready()
         control = ",".join(cp.address for cp in cps.values())
-        with ControlClient(control) as client:
+        with _client(control, tmp_path) as client:
             assert_eventually(lambda: _assert_equal(sum(_roles(client).values()), 1), timeout=20)
             app = client.get_app("log-analyzer")
             assert (app.generation, [c.name for c in app.components]) == (2, ["parser", "processor"])
@@ -128,7 +160,7 @@ def test_losing_one_etcd_member_of_three_loses_nothing(
     with (
         EtcdCluster(tmp_path / "etcd", size=3) as etcd,
         _replicas_and_agents(etcd.url, tmp_path, compiled_cache) as (_, control, _),
-        ControlClient(control) as client,
+        _client(control, tmp_path) as client,
     ):
         client.apply_file(pair_manifest(tmp_path))
         wait_running(client, "log-analyzer")

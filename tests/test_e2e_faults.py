@@ -102,7 +102,7 @@ def test_an_edge_agent_restarted_offline_runs_its_last_desired_state(cluster: Cl
     )
 
     def served_without_control_plane() -> None:
-        with grpc.insecure_channel(cluster.agents["cloud-1"].address) as channel:
+        with cluster.channel(cluster.agents["cloud-1"].address) as channel:
             try:
                 reply = dataplane_pb2_grpc.DataPlaneStub(channel).Invoke(request, timeout=10)
             except grpc.RpcError as err:

@@ -125,7 +125,7 @@ def test_delete_stops_instances_on_both_agents(cluster: Cluster) -> None:  # the
         for node, component in (("edge-1", "ingestor"), ("cloud-1", "archiver")):
             reports = cluster.store(lambda s, n=node: s.get_status(n))
             assert not [r for r in reports if r.app == "log-analyzer"], f"{node} still reports {reports}"
-            with grpc.insecure_channel(addresses[node]) as channel:
+            with cluster.channel(addresses[node]) as channel:
                 stub = dataplane_pb2_grpc.DataPlaneStub(channel)
                 with pytest.raises(grpc.RpcError) as err:
                     stub.Invoke(
@@ -242,7 +242,7 @@ def test_control_plane_validates_on_its_own_and_serves_health(cluster: Cluster) 
         client.apply(client.resolve_artifacts(bad_link, APP.parent))
     assert client.list_apps() == []
 
-    with grpc.insecure_channel(cluster.control) as channel:
+    with cluster.channel(cluster.control) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         for service in ("", "neon.v1.Control", "neon.v1.AgentControl"):
             reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)

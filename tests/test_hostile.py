@@ -6,6 +6,7 @@ of an unhandled exception), nothing hangs or crashes, and nothing half-written s
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from agent.codec import Codec, Unsupported, compile_type
-from neon import manifest
+from controlplane.store import IDENTITIES
+from neon import manifest, pki, signing
 from neon._proto import dataplane_pb2, dataplane_pb2_grpc
 from neon.errors import InvalidArgument, InvalidManifest
 from neon.guests import EXAMPLES
 from neon.rpc import CHANNEL_OPTIONS
+from neon.tls import Credentials, sync_channel
 from tests.helpers import Cluster, wait_running, write_pair
 from tests.test_codec_properties import types, wasmtime_type
 
@@ -183,19 +186,21 @@ def _status(call: Any, request: Any, **kwargs: Any) -> grpc.StatusCode:
 
 @pytest.fixture
 def serving(cluster: Cluster, native_guests: dict[str, Path], tmp_path: Path) -> Any:
-    """The C pair split over the cluster; yields the edge agent's data-plane stub and a raw channel."""
+    """The C pair split over the cluster; yields the edge agent's data plane: a stub as the control plane
+    (which relays invokes), and a stub and a raw channel as another agent (which forwards calls)."""
     client = cluster.client
     assert client is not None
     path = write_pair(tmp_path, native_guests["parser"], native_guests["processor"])
     client.apply_file(path)
     wait_running(client, "pair")
-    with grpc.insecure_channel(cluster.agents["edge-1"].address, options=CHANNEL_OPTIONS) as channel:
-        yield dataplane_pb2_grpc.DataPlaneStub(channel), channel
+    address = cluster.agents["edge-1"].address
+    with cluster.channel(address) as relay, cluster.channel(address, cluster.identity("tester", pki.AGENT)) as peer:
+        yield dataplane_pb2_grpc.DataPlaneStub(relay), dataplane_pb2_grpc.DataPlaneStub(peer), peer
 
 
 @pytest.mark.e2e
 def test_the_data_plane_refuses_hostile_calls_clearly_and_keeps_serving(serving: Any) -> None:
-    stub, channel = serving
+    stub, peer, channel = serving
 
     def invoke(args_json: str, function: str = "parse", app: str = "pair") -> grpc.StatusCode:
         TRIED["data-plane requests"] += 1
@@ -233,7 +238,7 @@ def test_the_data_plane_refuses_hostile_calls_clearly_and_keeps_serving(serving:
     def random_calls(app: str, component: str, interface: str, function: str) -> None:
         TRIED["data-plane requests"] += 1
         request = dataplane_pb2.CallRequest(app=app, component=component, interface=interface, function=function)
-        assert _status(stub.Call, request) in CLEAR | {grpc.StatusCode.UNAVAILABLE}
+        assert _status(peer.Call, request) in CLEAR | {grpc.StatusCode.UNAVAILABLE}
 
     random_calls()
     # Still serving, and right.
@@ -250,7 +255,7 @@ def test_the_control_plane_refuses_hostile_manifests_and_artifacts(
     from neon._proto import control_pb2, control_pb2_grpc
 
     assert cluster.cp is not None
-    with grpc.insecure_channel(cluster.control, options=CHANNEL_OPTIONS) as channel:
+    with cluster.channel(cluster.control) as channel:
         stub = control_pb2_grpc.ControlStub(channel)
         texts = [
             "[" * 50_000 + "]" * 50_000,
@@ -285,6 +290,23 @@ def test_the_control_plane_refuses_hostile_manifests_and_artifacts(
 
         random_artifacts()
 
+        # Signatures that are not documents, name other bytes, or do not verify.
+        component = bytes(wasmtime.wat2wasm("(component $signed)"))
+        digest = "sha256:" + hashlib.sha256(component).hexdigest()
+        key = signing.load_key(cluster.pki / "publisher.key")
+        good = signing.sign(key, digest)
+        forged = signing.Signature(digest, good.key, signing.sign(key, "sha256:" + "0" * 64).signature)
+        documents = ["{", "[]", '{"artifact": 1}', signing.sign(key, "sha256:" + "1" * 64).to_json(), forged.to_json()]
+
+        @settings(parent=SETTINGS, max_examples=25)
+        @given(st.one_of(st.sampled_from(documents), st.text(max_size=200)))
+        def bad_signatures(document: str) -> None:
+            TRIED["control-plane requests"] += 1
+            chunk = control_pb2.ArtifactChunk(name="signed.wasm", data=component, signatures=[document])
+            assert _status(stub.UploadArtifact, iter([chunk])) == grpc.StatusCode.INVALID_ARGUMENT
+
+        bad_signatures()
+
     # Nothing half-written: no application, no artifact record, no stray blob.
     assert not cluster.store(lambda s: s.list_apps())
     assert not cluster.store(lambda s: s.artifact_digests())
@@ -295,3 +317,42 @@ def test_the_control_plane_refuses_hostile_manifests_and_artifacts(
 
 def _tried() -> str:
     return ", ".join(f"{n} {what}" for what, n in sorted(TRIED.items()))
+
+
+@pytest.mark.e2e
+def test_the_join_port_refuses_hostile_joins_and_admits_nobody(cluster: Cluster, fault_report: list[str]) -> None:
+    from neon._proto import control_pb2, control_pb2_grpc
+
+    assert cluster.cp is not None and cluster.client is not None
+    token = cluster.client.create_join_token(300).token
+    csr, _ = pki.csr_for("edge-9")
+    anonymous = Credentials(ca=cluster.credentials().ca)
+    refused = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED}
+    with sync_channel(cluster.cp.join_address, anonymous, pki.CONTROLPLANE_NAME, CHANNEL_OPTIONS, False) as channel:
+        stub = control_pb2_grpc.JoinStub(channel)
+
+        def join(name: str, token_text: str, csr_pem: bytes) -> grpc.StatusCode:
+            TRIED["join requests"] += 1
+            return _status(stub.Join, control_pb2.JoinRequest(node_name=name, token=token_text, csr_pem=csr_pem))
+
+        # A good token with a bad name or request, and a good request with bad tokens: all refused,
+        # and none of them spends the token.
+        assert join("Edge 9", token, csr) == grpc.StatusCode.INVALID_ARGUMENT
+        assert join("edge-9", token, b"not a csr") == grpc.StatusCode.INVALID_ARGUMENT
+        assert join("edge-8", token, csr) == grpc.StatusCode.INVALID_ARGUMENT  # the CSR names edge-9
+        assert join("edge-9", token.upper(), csr) == grpc.StatusCode.UNAUTHENTICATED
+
+        @SETTINGS
+        @given(st.text(max_size=70), st.text(max_size=80), st.binary(max_size=300))
+        def random_joins(name: str, token_text: str, csr_pem: bytes) -> None:
+            assert join(name, token_text, csr_pem) in refused
+
+        random_joins()
+        # Other RPCs on the join port: refused without a certificate.
+        raw = channel.unary_unary("/neon.v1.AgentControl/Register", request_serializer=None, response_deserializer=None)
+        TRIED["join requests"] += 1
+        assert _status(raw, b"") == grpc.StatusCode.UNAUTHENTICATED
+        assert join("edge-9", token, csr) == grpc.StatusCode.OK  # the token was never spent by the refusals
+    admitted = cluster.store(lambda s: s.client.get_prefix(IDENTITIES))
+    assert sorted(kv.key.decode().rsplit("/", 1)[1] for kv in admitted) == ["cloud-1", "edge-1", "edge-9"]
+    fault_report.append(f"hostile joins: {TRIED['join requests']} tried; refused clearly, none admitted a node")

@@ -22,6 +22,115 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class CreateJoinTokenRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TTL_SECONDS_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    ttl_seconds: _builtins.float
+    """How long the token may be used; it is removed afterwards."""
+    node: _builtins.str
+    """When set, only this node may join with it (and may join again under a name already admitted)."""
+    def __init__(
+        self,
+        *,
+        ttl_seconds: _builtins.float = ...,
+        node: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node", b"node", "ttl_seconds", b"ttl_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateJoinTokenRequest: _TypeAlias = CreateJoinTokenRequest  # noqa: Y015
+
+@_typing.final
+class JoinToken(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    JOIN_ADDRESSES_FIELD_NUMBER: _builtins.int
+    token: _builtins.str
+    """"<id>.<secret>"; shown once, stored only as a hash."""
+    expires_at: _builtins.float
+    node: _builtins.str
+    @_builtins.property
+    def join_addresses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Where agents join (the control planes' join ports)."""
+
+    def __init__(
+        self,
+        *,
+        token: _builtins.str = ...,
+        expires_at: _builtins.float = ...,
+        node: _builtins.str = ...,
+        join_addresses: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "join_addresses", b"join_addresses", "node", b"node", "token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JoinToken: _TypeAlias = JoinToken  # noqa: Y015
+
+@_typing.final
+class JoinRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_NAME_FIELD_NUMBER: _builtins.int
+    TOKEN_FIELD_NUMBER: _builtins.int
+    CSR_PEM_FIELD_NUMBER: _builtins.int
+    node_name: _builtins.str
+    """The node name the certificate will carry."""
+    token: _builtins.str
+    csr_pem: _builtins.bytes
+    """A PEM certificate request (ECDSA P-256) for the node's own key."""
+    def __init__(
+        self,
+        *,
+        node_name: _builtins.str = ...,
+        token: _builtins.str = ...,
+        csr_pem: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["csr_pem", b"csr_pem", "node_name", b"node_name", "token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JoinRequest: _TypeAlias = JoinRequest  # noqa: Y015
+
+@_typing.final
+class JoinResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CERT_PEM_FIELD_NUMBER: _builtins.int
+    CA_PEM_FIELD_NUMBER: _builtins.int
+    SIGNING_KEY_FIELD_NUMBER: _builtins.int
+    cert_pem: _builtins.bytes
+    ca_pem: _builtins.bytes
+    signing_key: _builtins.str
+    """The control plane's ed25519 key ("ed25519:<base64>"), which signs fused artifacts."""
+    def __init__(
+        self,
+        *,
+        cert_pem: _builtins.bytes = ...,
+        ca_pem: _builtins.bytes = ...,
+        signing_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ca_pem", b"ca_pem", "cert_pem", b"cert_pem", "signing_key", b"signing_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JoinResponse: _TypeAlias = JoinResponse  # noqa: Y015
+
+@_typing.final
 class RollbackApplicationRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -750,21 +859,27 @@ class ArtifactChunk(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
     DIGEST_FIELD_NUMBER: _builtins.int
+    SIGNATURES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Set on the first chunk of an upload: a human name for the artifact."""
     data: _builtins.bytes
     digest: _builtins.str
     """Optional on the first chunk: the expected "sha256:<hex>"."""
+    @_builtins.property
+    def signatures(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Optional on the first chunk: signature documents over the digest (neon sign)."""
+
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         data: _builtins.bytes = ...,
         digest: _builtins.str = ...,
+        signatures: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "digest", b"digest", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "digest", b"digest", "name", b"name", "signatures", b"signatures"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1114,6 +1229,9 @@ class ComponentAssignment(_message.Message):
     RUNTIME_FIELD_NUMBER: _builtins.int
     GRANTS_FIELD_NUMBER: _builtins.int
     FUSED_MEMBERS_FIELD_NUMBER: _builtins.int
+    SIGNATURES_FIELD_NUMBER: _builtins.int
+    TRUSTED_KEYS_FIELD_NUMBER: _builtins.int
+    INPUTS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     artifact: _builtins.str
     @_builtins.property
@@ -1126,6 +1244,20 @@ class ComponentAssignment(_message.Message):
     def fused_members(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """For a fused component: every component composed into it (name is the root)."""
 
+    @_builtins.property
+    def signatures(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Signature documents the agent checks before compiling: over the artifact, or for a
+        fused one, the control plane's over it and its inputs plus each input's own.
+        """
+
+    @_builtins.property
+    def trusted_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The publisher keys this component's artifacts must be signed by."""
+
+    @_builtins.property
+    def inputs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """For a fused artifact: the digests of the artifacts composed into it."""
+
     def __init__(
         self,
         *,
@@ -1135,10 +1267,13 @@ class ComponentAssignment(_message.Message):
         runtime: Global___RuntimeSettings | None = ...,
         grants: Global___Grants | None = ...,
         fused_members: _abc.Iterable[_builtins.str] | None = ...,
+        signatures: _abc.Iterable[_builtins.str] | None = ...,
+        trusted_keys: _abc.Iterable[_builtins.str] | None = ...,
+        inputs: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["grants", b"grants", "runtime", b"runtime"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "fused_members", b"fused_members", "grants", b"grants", "imports", b"imports", "name", b"name", "runtime", b"runtime"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "fused_members", b"fused_members", "grants", b"grants", "imports", b"imports", "inputs", b"inputs", "name", b"name", "runtime", b"runtime", "signatures", b"signatures", "trusted_keys", b"trusted_keys"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1204,19 +1339,27 @@ class Grants(_message.Message):
 
     ENV_FIELD_NUMBER: _builtins.int
     VOLUMES_FIELD_NUMBER: _builtins.int
+    LIMIT_INTERFACES_FIELD_NUMBER: _builtins.int
+    INTERFACES_FIELD_NUMBER: _builtins.int
+    limit_interfaces: _builtins.bool
+    """When limit_interfaces is set, only these imports may be called; others are absent."""
     @_builtins.property
     def env(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
     def volumes(self) -> _containers.RepeatedCompositeFieldContainer[Global___VolumeGrant]: ...
+    @_builtins.property
+    def interfaces(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
         env: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         volumes: _abc.Iterable[Global___VolumeGrant] | None = ...,
+        limit_interfaces: _builtins.bool = ...,
+        interfaces: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["env", b"env", "volumes", b"volumes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["env", b"env", "interfaces", b"interfaces", "limit_interfaces", b"limit_interfaces", "volumes", b"volumes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1318,6 +1461,8 @@ class InstanceStatus(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     GENERATION_FIELD_NUMBER: _builtins.int
+    DENIALS_FIELD_NUMBER: _builtins.int
+    LAST_DENIAL_FIELD_NUMBER: _builtins.int
     app: _builtins.str
     component: _builtins.str
     artifact: _builtins.str
@@ -1325,6 +1470,9 @@ class InstanceStatus(_message.Message):
     """Starting, Running, Failed."""
     reason: _builtins.str
     generation: _builtins.int
+    denials: _builtins.int
+    """Calls to capabilities the component was not granted (each killed its instance), and the last."""
+    last_denial: _builtins.str
     def __init__(
         self,
         *,
@@ -1334,10 +1482,12 @@ class InstanceStatus(_message.Message):
         state: _builtins.str = ...,
         reason: _builtins.str = ...,
         generation: _builtins.int = ...,
+        denials: _builtins.int = ...,
+        last_denial: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app", b"app", "artifact", b"artifact", "component", b"component", "generation", b"generation", "reason", b"reason", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app", b"app", "artifact", b"artifact", "component", b"component", "denials", b"denials", "generation", b"generation", "last_denial", b"last_denial", "reason", b"reason", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -98,6 +98,11 @@ class ControlStub:
                 request_serializer=neon_dot_v1_dot_control__pb2.RollbackApplicationRequest.SerializeToString,
                 response_deserializer=neon_dot_v1_dot_control__pb2.Application.FromString,
                 _registered_method=True)
+        self.CreateJoinToken = channel.unary_unary(
+                '/neon.v1.Control/CreateJoinToken',
+                request_serializer=neon_dot_v1_dot_control__pb2.CreateJoinTokenRequest.SerializeToString,
+                response_deserializer=neon_dot_v1_dot_control__pb2.JoinToken.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -187,6 +192,13 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateJoinToken(self, request, context):
+        """A one-time token an agent joins with (admin only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -249,6 +261,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.RollbackApplication,
                     request_deserializer=neon_dot_v1_dot_control__pb2.RollbackApplicationRequest.FromString,
                     response_serializer=neon_dot_v1_dot_control__pb2.Application.SerializeToString,
+            ),
+            'CreateJoinToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateJoinToken,
+                    request_deserializer=neon_dot_v1_dot_control__pb2.CreateJoinTokenRequest.FromString,
+                    response_serializer=neon_dot_v1_dot_control__pb2.JoinToken.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -577,6 +594,111 @@ class Control:
             '/neon.v1.Control/RollbackApplication',
             neon_dot_v1_dot_control__pb2.RollbackApplicationRequest.SerializeToString,
             neon_dot_v1_dot_control__pb2.Application.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateJoinToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neon.v1.Control/CreateJoinToken',
+            neon_dot_v1_dot_control__pb2.CreateJoinTokenRequest.SerializeToString,
+            neon_dot_v1_dot_control__pb2.JoinToken.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class JoinStub:
+    """Served on the control plane's join port, which asks for no client certificate:
+    an agent trades a one-time token and a certificate request for its node certificate.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Join = channel.unary_unary(
+                '/neon.v1.Join/Join',
+                request_serializer=neon_dot_v1_dot_control__pb2.JoinRequest.SerializeToString,
+                response_deserializer=neon_dot_v1_dot_control__pb2.JoinResponse.FromString,
+                _registered_method=True)
+
+
+class JoinServicer:
+    """Served on the control plane's join port, which asks for no client certificate:
+    an agent trades a one-time token and a certificate request for its node certificate.
+    """
+
+    def Join(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_JoinServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Join': grpc.unary_unary_rpc_method_handler(
+                    servicer.Join,
+                    request_deserializer=neon_dot_v1_dot_control__pb2.JoinRequest.FromString,
+                    response_serializer=neon_dot_v1_dot_control__pb2.JoinResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'neon.v1.Join', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('neon.v1.Join', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Join:
+    """Served on the control plane's join port, which asks for no client certificate:
+    an agent trades a one-time token and a certificate request for its node certificate.
+    """
+
+    @staticmethod
+    def Join(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neon.v1.Join/Join',
+            neon_dot_v1_dot_control__pb2.JoinRequest.SerializeToString,
+            neon_dot_v1_dot_control__pb2.JoinResponse.FromString,
             options,
             channel_credentials,
             insecure,

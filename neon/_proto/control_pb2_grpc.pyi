@@ -60,6 +60,8 @@ class ControlStub:
     """
     RollbackApplication: _grpc.UnaryUnaryMultiCallable[_control_pb2.RollbackApplicationRequest, _control_pb2.Application]
     """Applies an earlier generation's manifest again (as a new generation)."""
+    CreateJoinToken: _grpc.UnaryUnaryMultiCallable[_control_pb2.CreateJoinTokenRequest, _control_pb2.JoinToken]
+    """A one-time token an agent joins with (admin only)."""
 
 @_typing.type_check_only
 class ControlAsyncStub(ControlStub):
@@ -89,6 +91,8 @@ class ControlAsyncStub(ControlStub):
     """
     RollbackApplication: _aio.UnaryUnaryMultiCallable[_control_pb2.RollbackApplicationRequest, _control_pb2.Application]  # type: ignore[assignment]
     """Applies an earlier generation's manifest again (as a new generation)."""
+    CreateJoinToken: _aio.UnaryUnaryMultiCallable[_control_pb2.CreateJoinTokenRequest, _control_pb2.JoinToken]  # type: ignore[assignment]
+    """A one-time token an agent joins with (admin only)."""
 
 class ControlServicer(metaclass=_abc_1.ABCMeta):
     """---------------------------------------------------------------- users --"""
@@ -188,7 +192,49 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_control_pb2.Application, _abc.Awaitable[_control_pb2.Application]]:
         """Applies an earlier generation's manifest again (as a new generation)."""
 
+    @_abc_1.abstractmethod
+    def CreateJoinToken(
+        self,
+        request: _control_pb2.CreateJoinTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.JoinToken, _abc.Awaitable[_control_pb2.JoinToken]]:
+        """A one-time token an agent joins with (admin only)."""
+
 def add_ControlServicer_to_server(servicer: ControlServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class JoinStub:
+    """Served on the control plane's join port, which asks for no client certificate:
+    an agent trades a one-time token and a certificate request for its node certificate.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> JoinAsyncStub: ...
+    Join: _grpc.UnaryUnaryMultiCallable[_control_pb2.JoinRequest, _control_pb2.JoinResponse]
+
+@_typing.type_check_only
+class JoinAsyncStub(JoinStub):
+    """Served on the control plane's join port, which asks for no client certificate:
+    an agent trades a one-time token and a certificate request for its node certificate.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    Join: _aio.UnaryUnaryMultiCallable[_control_pb2.JoinRequest, _control_pb2.JoinResponse]  # type: ignore[assignment]
+
+class JoinServicer(metaclass=_abc_1.ABCMeta):
+    """Served on the control plane's join port, which asks for no client certificate:
+    an agent trades a one-time token and a certificate request for its node certificate.
+    """
+
+    @_abc_1.abstractmethod
+    def Join(
+        self,
+        request: _control_pb2.JoinRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.JoinResponse, _abc.Awaitable[_control_pb2.JoinResponse]]: ...
+
+def add_JoinServicer_to_server(servicer: JoinServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class AgentControlStub:
     """--------------------------------------------------------------- agents --"""

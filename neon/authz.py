@@ -1,0 +1,79 @@
+"""Who may call what: the authorisation policy every server checks before a handler runs.
+
+Roles come from the caller's certificate (:mod:`neon.pki`). The policy is a
+table from RPC to the roles allowed, with one more rule: an agent may speak
+only for its own node, so a request naming a node (``name``, ``node``,
+``caller``) must name the certificate's. Anything not in the table is refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from neon.errors import PermissionDenied, Unauthenticated
+from neon.pki import ADMIN, AGENT, CONTROLPLANE, VIEWER
+from neon.tls import Peer
+
+_CONTROL_READS = (
+    "GetApplication",
+    "ListApplications",
+    "ListNodes",
+    "ListControlPlanes",
+    "WatchEvents",
+    "ExplainPlacement",
+)
+_CONTROL_WRITES = (
+    "ApplyApplication",
+    "DeleteApplication",
+    "DeleteNode",
+    "Invoke",
+    "UploadArtifact",
+    "RollbackApplication",
+    "CreateJoinToken",
+)
+_AGENT_CALLS = ("Register", "Heartbeat", "WatchAssignments", "ReportStatus", "ReportMetrics")
+
+POLICY: dict[str, frozenset[str]] = {
+    **{f"/neon.v1.Control/{m}": frozenset({VIEWER, ADMIN}) for m in _CONTROL_READS},
+    **{f"/neon.v1.Control/{m}": frozenset({ADMIN}) for m in _CONTROL_WRITES},
+    **{f"/neon.v1.AgentControl/{m}": frozenset({AGENT}) for m in _AGENT_CALLS},
+    # Agents fetch what they run; replicas fetch blobs from each other.
+    "/neon.v1.AgentControl/FetchArtifact": frozenset({AGENT, CONTROLPLANE}),
+    # Forwarded calls come from agents; users' invokes are relayed by the control plane.
+    "/neon.v1.DataPlane/Call": frozenset({AGENT}),
+    "/neon.v1.DataPlane/Invoke": frozenset({CONTROLPLANE}),
+}
+# Served without a client certificate (on the join port too): the token is the credential.
+OPEN = frozenset({"/neon.v1.Join/Join", "/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"})
+_NODE_FIELDS = ("name", "node", "caller")
+
+
+def check(method: str, peer: Peer, request: Any = None) -> None:
+    """Raise Unauthenticated or PermissionDenied unless ``peer`` may call ``method`` with ``request``."""
+    if peer.role == "*plaintext*" or method in OPEN:
+        return
+    if not peer.authenticated:
+        raise Unauthenticated(
+            f"{method} needs a client certificate signed by the cluster CA; this port only admits agents "
+            "joining with a token (Join)",
+            method=method,
+        )
+    allowed = POLICY.get(method)
+    if allowed is None or peer.role not in allowed:
+        need = " or ".join(sorted(allowed)) if allowed else "a role no certificate has"
+        raise PermissionDenied(
+            f"{peer.name} ({peer.role}) may not call {method}; it needs {need}",
+            method=method,
+            role=peer.role,
+            identity=peer.name,
+        )
+    if peer.role == AGENT and request is not None:
+        for field in _NODE_FIELDS:
+            named = getattr(request, field, None)
+            if isinstance(named, str) and named and named != peer.name:
+                raise PermissionDenied(
+                    f"node {peer.name} may not act as node {named!r} ({method}): a certificate speaks for its own node",
+                    method=method,
+                    role=peer.role,
+                    identity=peer.name,
+                )

@@ -1,0 +1,125 @@
+"""Transport security for every gRPC hop: mutual TLS with the project CA, or loudly logged plaintext.
+
+A process holds one :class:`Credentials`: the CA it trusts and the certificate
+and key it presents. Servers require a client certificate signed by the CA on
+their main port; the control plane's join port asks for none (a joining agent
+has no certificate yet) and serves nothing but ``Join``. Clients check the
+server by its role name (see :mod:`neon.pki`), never by the address dialled.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from neon import log, pki
+from neon.errors import InvalidArgument
+
+_log = log.get("neon.tls")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The CA a process trusts and the identity it presents; ``plaintext`` turns TLS off (opt-in)."""
+
+    ca: bytes = b""
+    cert: bytes = b""
+    key: bytes = b""
+    plaintext: bool = False
+
+    @classmethod
+    def insecure(cls) -> Credentials:
+        return cls(plaintext=True)
+
+    @classmethod
+    def from_dir(cls, directory: Path, stem: str) -> Credentials:
+        """``ca.pem`` with ``STEM.pem``/``STEM.key`` from a PKI directory (``neon certs init``)."""
+        ca_path = directory / "ca.pem"
+        if not ca_path.is_file():
+            raise InvalidArgument(
+                f"no CA certificate at {ca_path}; create a PKI with `neon certs init --dir {directory}` "
+                "(or run with --insecure for plaintext, not recommended)",
+                field="pki",
+            )
+        issued = pki.load(directory, stem)
+        return cls(ca=ca_path.read_bytes(), cert=issued.cert, key=issued.key)
+
+    @property
+    def identity(self) -> pki.CertInfo | None:
+        return pki.describe(self.cert) if self.cert else None
+
+    def server(self, require_client_cert: bool = True) -> grpc.ServerCredentials:
+        return grpc.ssl_server_credentials(
+            [(self.key, self.cert)], root_certificates=self.ca, require_client_auth=require_client_cert
+        )
+
+    def channel(self, with_identity: bool = True) -> grpc.ChannelCredentials:
+        if with_identity:
+            return grpc.ssl_channel_credentials(self.ca, self.key, self.cert)
+        return grpc.ssl_channel_credentials(self.ca)
+
+
+def warn_plaintext(what: str) -> None:
+    """Say, loudly, that traffic is not encrypted or authenticated."""
+    _log.warning(
+        "PLAINTEXT: TLS is off; traffic is neither encrypted nor authenticated and every caller is trusted. "
+        "Use this only on a machine you alone control.",
+        component=what,
+    )
+
+
+def _options(server_name: str, options: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    return [*options, ("grpc.ssl_target_name_override", server_name), ("grpc.default_authority", server_name)]
+
+
+def aio_channel(
+    target: str, creds: Credentials, server_name: str, options: list[tuple[str, Any]], with_identity: bool = True
+) -> grpc.aio.Channel:
+    """An asyncio channel to ``target`` that accepts only a server certified as ``server_name``."""
+    if creds.plaintext:
+        return grpc.aio.insecure_channel(target, options=options)
+    return grpc.aio.secure_channel(target, creds.channel(with_identity), options=_options(server_name, options))
+
+
+def sync_channel(
+    target: str, creds: Credentials, server_name: str, options: list[tuple[str, Any]], with_identity: bool = True
+) -> grpc.Channel:
+    """A blocking channel to ``target`` that accepts only a server certified as ``server_name``."""
+    if creds.plaintext:
+        return grpc.insecure_channel(target, options=options)
+    return grpc.secure_channel(target, creds.channel(with_identity), options=_options(server_name, options))
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Who is calling: the name and role its certificate states, and its serial (empty on plaintext)."""
+
+    name: str
+    role: str
+    serial: str = ""
+    authenticated: bool = True
+
+
+ANONYMOUS = Peer("", "", authenticated=False)
+PLAINTEXT = Peer("", "*plaintext*", authenticated=False)
+
+
+@functools.lru_cache(maxsize=1024)
+def _peer_of_pem(pem: bytes) -> Peer:
+    info = pki.describe(pem)
+    return Peer(info.name, info.role, info.serial)
+
+
+def peer_of(context: Any) -> Peer:
+    """The verified identity behind a call (grpc has checked the chain to the CA before the call starts)."""
+    auth = context.auth_context()
+    if auth.get("transport_security_type") != [b"ssl"]:
+        return PLAINTEXT
+    pem = auth.get("x509_pem_cert")
+    if not pem:
+        return ANONYMOUS
+    return _peer_of_pem(pem[0])
