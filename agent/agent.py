@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import threading
+import time
 from typing import Any
 
 import grpc
@@ -50,7 +51,7 @@ from neon.errors import ComponentError, IntegrityError, NeonGridError, NotRunnin
 from neon.model import ComponentAssignment, InstanceReport
 from neon.rpc import CHANNEL_OPTIONS, create_server, mark_serving
 from neon.signing import UNSIGNED_ALLOWED, Signature, verify, verify_fused
-from neon.tls import Credentials, aio_channel
+from neon.tls import Credentials, ServerIdentity, aio_channel
 from neon.wire import assignment_from_proto, report_to_proto
 
 _log = log.get("neon.agent")
@@ -68,11 +69,14 @@ class Agent:
         self.links = LinkCounter()
         self.router = Router(config.name, config.call_timeout, self.links)
         self.identity = Identity(Credentials.insecure())
+        self.server_identity = ServerIdentity(self.identity.creds)
+        self._channel_creds: Credentials | None = None
         self.prober = RttProber()
         self.peers: list[tuple[str, str]] = []  # (name, data-plane address), from heartbeats
         self._pools: dict[Key, InstancePool] = {}
         self._pools_lock = threading.Lock()
         self._denials: dict[Key, DenialLog] = {}
+        self._callers: dict[Key, frozenset[str]] = {}  # from the desired state: who may forward calls here
         self._tasks: set[asyncio.Task[Any]] = set()
         self._report: tuple[InstanceReport, ...] = ()
         self._report_dirty = asyncio.Event()
@@ -91,7 +95,10 @@ class Agent:
 
         self.identity = await load_or_join(self.config)
         self.router.creds = self.prober.creds = self.identity.creds
-        self.server, port = create_server(self.config.listen, register, ["neon.v1.DataPlane"], self.identity.creds)
+        self.server_identity = ServerIdentity(self.identity.creds)
+        self.server, port = create_server(
+            self.config.listen, register, ["neon.v1.DataPlane"], self.identity.creds, self.server_identity
+        )
         await self.server.start()
         await mark_serving(self.server)
         host = self.config.listen.rsplit(":", 1)[0]
@@ -109,6 +116,7 @@ class Agent:
         self._spawn(self._session(), "session")
         self._spawn(self._reporter(), "reporter")
         self._spawn(self._metrics(), "metrics")
+        self._spawn(self._renewer(), "renew-certificate")
         _log.info("agent started", dataplane=self.address, control=self.config.control, labels=self.config.labels)
 
     async def wait_registered(self, timeout: float) -> None:
@@ -143,6 +151,7 @@ class Agent:
         """A channel to the current control-plane replica (``--control`` may list several); its address."""
         address = self._controls[self._control_index % len(self._controls)]
         self.channel = aio_channel(address, self.identity.creds, pki.CONTROLPLANE_NAME, CHANNEL_OPTIONS)
+        self._channel_creds = self.identity.creds
         self.control = control_pb2_grpc.AgentControlStub(self.channel)
         return address
 
@@ -161,6 +170,11 @@ class Agent:
         backoff = 0.2
         while True:
             heartbeat: asyncio.Task[Any] | None = None
+            if self._channel_creds is not self.identity.creds:  # renewed since: dial with the new certificate
+                old_channel = self.channel
+                self._connect_control()
+                if old_channel is not None:
+                    await old_channel.close(None)
             try:
                 reply = await self.control.Register(
                     control_pb2.RegisterRequest(
@@ -224,13 +238,46 @@ class Agent:
         except NeonGridError as err:
             _log.error("joining again failed", error=err.message)
             return False
-        self.router.creds = self.prober.creds = self.identity.creds
-        old = self.channel
-        self._connect_control()
-        if old is not None:
-            await old.close(None)
+        self._use_identity(self.identity)
         _log.info("joined again with the token; registering with the new certificate")
         return True
+
+    def _use_identity(self, identity: Identity) -> None:
+        """Present ``identity`` from now on: new data-plane handshakes, new forwarding channels, and
+        the control-plane channel the next time the session (re)connects."""
+        self.identity = identity
+        self.router.set_credentials(identity.creds)
+        self.prober.creds = identity.creds
+        self.server_identity.replace(identity.creds)
+
+    async def _renewer(self) -> None:
+        """Renew the node certificate two thirds into its life, over the current (still valid) one."""
+        while not self.identity.creds.plaintext:
+            info = self.identity.creds.identity
+            assert info is not None
+            await asyncio.sleep(max(0.0, info.renew_at() - time.time()))
+            csr, key = pki.csr_for(self.config.name)
+            # A channel of its own, with the certificate held now (the session's may still carry an older one).
+            address = self._controls[self._control_index % len(self._controls)]
+            channel = aio_channel(address, self.identity.creds, pki.CONTROLPLANE_NAME, CHANNEL_OPTIONS)
+            try:
+                reply = await control_pb2_grpc.AgentControlStub(channel).RenewCertificate(
+                    control_pb2.RenewCertificateRequest(name=self.config.name, csr_pem=csr), timeout=15
+                )
+            except grpc.aio.AioRpcError as err:
+                retry = max(1.0, min(30.0, (info.not_after - time.time()) / 10))
+                _log.warning("certificate renewal failed; retrying", error=err.details(), retry_in=retry)
+                await asyncio.sleep(retry)
+                continue
+            finally:
+                await channel.close(None)
+            directory = self.config.data_dir / "identity"
+            pki.save(directory, "node", pki.Issued(reply.cert_pem, key))
+            renewed = Identity(Credentials.from_dir(directory, "node"), self.identity.controlplane_key)
+            self._use_identity(renewed)
+            new = renewed.creds.identity
+            assert new is not None
+            _log.info("node certificate renewed", serial=new.serial, valid_until=new.not_after)
 
     async def _heartbeat(self, lease_id: int, ttl: int, watch: Any) -> None:
         interval = max(ttl / 3.0, 0.5)
@@ -290,6 +337,8 @@ class Agent:
     # ---------------------------------------------------- state machine --
 
     def _feed(self, event: Event) -> None:
+        if isinstance(event, DesiredChanged):
+            self._callers = {(a.app, c.name): frozenset(c.callers) for a in event.assignments for c in a.components}
         for instruction in self.state.handle(event):
             self._execute(instruction)
 
@@ -469,6 +518,10 @@ class Agent:
         return call
 
     # ---------------------------------------------------------- serving --
+
+    def callers(self, app: str, component: str) -> frozenset[str]:
+        """The nodes whose forwarded calls to ``app/component`` are accepted here (the desired state's)."""
+        return self._callers.get((app, component), frozenset())
 
     def pool(self, app: str, component: str) -> InstancePool:
         with self._pools_lock:

@@ -12,8 +12,9 @@ from agent.runtime import FunctionRef
 from neon import log
 from neon._proto import dataplane_pb2, dataplane_pb2_grpc
 from neon._validate import loads_json
-from neon.errors import InvalidArgument
+from neon.errors import InvalidArgument, PermissionDenied
 from neon.rpc import Context, edge
+from neon.tls import peer_of
 
 if TYPE_CHECKING:
     from agent.agent import Agent
@@ -27,6 +28,16 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
 
     @edge
     async def Call(self, request: dataplane_pb2.CallRequest, context: Context) -> dataplane_pb2.CallResponse:
+        peer = peer_of(context)
+        if peer.authenticated and peer.name not in self.agent.callers(request.app, request.component):
+            _log.warning("forwarded call refused", caller=peer.name, app=request.app, component=request.component)
+            raise PermissionDenied(
+                f"node {peer.name} is not linked to {request.app}/{request.component} on node "
+                f"{self.agent.config.name}; only nodes whose components import it may call it",
+                caller=peer.name,
+                app=request.app,
+                component=request.component,
+            )
         template = self.agent.pool(request.app, request.component).template
         ref = FunctionRef(request.interface, request.function)
         signature = template.signature(ref)

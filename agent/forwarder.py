@@ -92,6 +92,16 @@ class Router:
         with self._lock:
             return self._routes.get((app, component), ())
 
+    def set_credentials(self, creds: Credentials, grace: float = 60.0) -> None:
+        """Dial with new credentials from now on; channels in use close after ``grace`` seconds
+        (calls on them finish; the next ones open channels with the new certificate)."""
+        with self._lock:
+            self.creds, old = creds, list(self._channels.values())
+            self._channels = {}
+        timer = threading.Timer(grace, lambda: [c.close() for c in old])
+        timer.daemon = True
+        timer.start()
+
     def close(self) -> None:
         with self._lock:
             for channel in self._channels.values():

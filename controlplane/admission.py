@@ -51,9 +51,10 @@ class Token:
 class Admission:
     """Tokens and admitted identities in etcd; signs node certificates with the CA."""
 
-    def __init__(self, store: Store, ca: pki.Issued | None) -> None:
+    def __init__(self, store: Store, ca: pki.Issued | None, cert_ttl: float = pki.LEAF_DAYS * 86400.0) -> None:
         self.store = store
         self.ca = ca
+        self.cert_ttl = cert_ttl
 
     async def create_token(self, ttl: float, node: str = "", created_by: str = "") -> Token:
         if not 0 < ttl <= MAX_TTL:
@@ -105,7 +106,9 @@ class Admission:
                 f"To admit a rebuilt machine under this name: `neon delete node {node}`, or a token made "
                 f"with `neon token create --node {node}`"
             )
-        cert = pki.issue(self.ca, node, pki.AGENT, public_key=pki.public_key_of_csr(csr_pem, node))
+        cert = pki.issue(
+            self.ca, node, pki.AGENT, public_key=pki.public_key_of_csr(csr_pem, node), lifetime=self.cert_ttl
+        )
         serial = pki.describe(cert.cert).serial
         tx = self.store.client.transactions
         used = {**doc, "used_by": node, "used_at": time.time()}
@@ -122,6 +125,27 @@ class Admission:
         )
         if not ok:
             raise Unauthenticated(f"join token {token_id} was used by another agent at the same moment")
+        return cert.cert
+
+    async def renew(self, node: str, serial: str, csr_pem: bytes) -> bytes:
+        """A new certificate for ``node``'s new key; the one presented must be the one admitted,
+        and it stops being admitted in the same transaction."""
+        if self.ca is None:
+            raise PermissionDenied("this control plane runs without TLS (--insecure); there is nothing to renew")
+        key = IDENTITIES + node.encode()
+        got = await self.store.client.get(key)
+        await self.check_registered(node, serial)
+        assert got is not None
+        cert = pki.issue(
+            self.ca, node, pki.AGENT, public_key=pki.public_key_of_csr(csr_pem, node), lifetime=self.cert_ttl
+        )
+        doc = {**json.loads(got.value), "serial": pki.describe(cert.cert).serial, "renewed_at": time.time()}
+        tx = self.store.client.transactions
+        ok, _ = await self.store.client.transaction(
+            compare=[tx.mod(key) == got.mod_revision], success=[tx.put(key, json.dumps(doc).encode())], failure=[]
+        )
+        if not ok:
+            raise PermissionDenied(f"node {node!r}'s admission changed while it renewed; join or renew again")
         return cert.cert
 
     async def check_registered(self, node: str, serial: str) -> None:

@@ -141,6 +141,15 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
         return control_pb2.StatusAck()
 
     @edge
+    async def RenewCertificate(
+        self, request: control_pb2.RenewCertificateRequest, context: Context
+    ) -> control_pb2.RenewCertificateResponse:
+        peer = peer_of(context)
+        cert = await self.cp.admission.renew(request.name, peer.serial, request.csr_pem)
+        _log.info("node certificate renewed", node=request.name, old_serial=peer.serial)
+        return control_pb2.RenewCertificateResponse(cert_pem=cert)
+
+    @edge
     async def FetchArtifact(
         self, request: control_pb2.FetchArtifactRequest, context: Context
     ) -> AsyncIterator[control_pb2.ArtifactChunk]:

@@ -32,6 +32,8 @@ class ControlPlaneConfig:
             whose signatures admit an artifact; ``PKI_DIR/publisher.pub`` is trusted too when it exists.
             An application may name its own in ``spec.trustedKeys``.
         allow_unsigned: Deploy artifacts without checking signatures. Opt-in, logged loudly.
+        node_cert_ttl: Seconds a node certificate is valid (default a year); agents renew it
+            two thirds into its life.
         placement_weights: Scorer name -> weight, overriding the defaults
             (``controlplane.placement.DEFAULT_WEIGHTS``: balance 1, sticky 10,
             preferred-labels 2, preferred-affinity 2, prefer-no-schedule 1,
@@ -52,4 +54,5 @@ class ControlPlaneConfig:
     join_listen: str = ""
     trusted_keys: tuple[str, ...] = ()
     allow_unsigned: bool = False
+    node_cert_ttl: float = 365 * 86400.0
     placement_weights: dict[str, float] = field(default_factory=dict)

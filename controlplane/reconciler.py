@@ -176,8 +176,22 @@ def slice_graph(
                     grants=comp.grants,
                 )
             )
+    # Who may call each component across nodes: the nodes holding a remote binding to it.
+    callers: dict[str, set[str]] = {}
+    for node, comps in per_node.items():
+        for assigned in comps:
+            for binding in assigned.imports:
+                if binding.endpoints:
+                    callers.setdefault(binding.component, set()).add(node)
     return {
-        node: Assignment(app=spec.name, generation=generation, components=tuple(sorted(comps, key=lambda c: c.name)))
+        node: Assignment(
+            app=spec.name,
+            generation=generation,
+            components=tuple(
+                replace(c, callers=tuple(sorted(callers.get(c.name, ())))) if c.name in callers else c
+                for c in sorted(comps, key=lambda c: c.name)
+            ),
+        )
         for node, comps in sorted(per_node.items())
     }
 

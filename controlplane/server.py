@@ -41,7 +41,7 @@ class ControlPlane:
         self.config = config
         self.security = Security.load(config)
         self.store = Store(config.etcd)
-        self.admission = Admission(self.store, self.security.ca)
+        self.admission = Admission(self.store, self.security.ca, config.node_cert_ttl)
         self.blobs = BlobStore(config.data_dir / "blobs")
         self.placer = Placer(weights=config.placement_weights)
         self.replicator = BlobReplicator(self.store, self.blobs, config.identity, self.security.creds)

@@ -31,7 +31,7 @@ _CONTROL_WRITES = (
     "RollbackApplication",
     "CreateJoinToken",
 )
-_AGENT_CALLS = ("Register", "Heartbeat", "WatchAssignments", "ReportStatus", "ReportMetrics")
+_AGENT_CALLS = ("Register", "Heartbeat", "WatchAssignments", "ReportStatus", "ReportMetrics", "RenewCertificate")
 
 POLICY: dict[str, frozenset[str]] = {
     **{f"/neon.v1.Control/{m}": frozenset({VIEWER, ADMIN}) for m in _CONTROL_READS},

@@ -106,6 +106,11 @@ def _parser() -> argparse.ArgumentParser:
         "(PKI/publisher.pub is trusted when present)",
     )
     p.add_argument(
+        "--node-cert-ttl",
+        default="365d",
+        help="how long node certificates are valid: 90s, 30m, 1h, 2d (default 365d); agents renew at 2/3",
+    )
+    p.add_argument(
         "--allow-unsigned",
         action="store_true",
         help="run artifacts without checking their signatures (logged loudly; not for production)",
@@ -301,6 +306,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 join_listen=args.join_listen,
                 trusted_keys=tuple(args.trust_key),
                 allow_unsigned=args.allow_unsigned,
+                node_cert_ttl=parse_duration(args.node_cert_ttl),
             ),
             args.ready_file,
         )

@@ -68,6 +68,7 @@ class ComponentAssignment:
     signatures: tuple[str, ...] = ()  # JSON signature documents
     trusted_keys: tuple[str, ...] = ()  # publisher keys; "*": the control plane allows unsigned artifacts
     inputs: tuple[str, ...] = ()  # a fused artifact's input digests
+    callers: tuple[str, ...] = ()  # nodes linked to it across nodes: whose forwarded calls it accepts
 
     def shape(self) -> tuple[Any, ...]:
         """What requires a restart when it changes (not the remote endpoints)."""
@@ -110,6 +111,7 @@ class Assignment:
                     "trusted_keys": list(c.trusted_keys),
                     "inputs": list(c.inputs),
                 }
+                | ({"callers": list(c.callers)} if c.callers else {})
                 for c in self.components
             ],
         }
@@ -143,6 +145,7 @@ class Assignment:
                     signatures=tuple(c.get("signatures", ())),
                     trusted_keys=tuple(c.get("trusted_keys", ())),
                     inputs=tuple(c.get("inputs", ())),
+                    callers=tuple(c.get("callers", ())),
                 )
                 for c in doc.get("components", ())
             ),

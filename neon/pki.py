@@ -108,7 +108,7 @@ def issue(
     role: str,
     public_key: ec.EllipticCurvePublicKey | None = None,
     hosts: tuple[str, ...] = (),
-    days: int = LEAF_DAYS,
+    lifetime: float = LEAF_DAYS * 86400.0,
 ) -> Issued:
     """Sign a certificate for ``name`` with ``role``; a new key is made unless ``public_key`` is given.
 
@@ -143,8 +143,8 @@ def issue(
         .issuer_name(ca_cert.subject)
         .public_key(pub)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=days))
+        .not_valid_before(now - datetime.timedelta(seconds=min(300.0, lifetime / 10)))
+        .not_valid_after(now + datetime.timedelta(seconds=lifetime))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
@@ -193,6 +193,11 @@ class CertInfo:
     role: str
     serial: str
     not_after: float
+    not_before: float = 0.0
+
+    def renew_at(self) -> float:
+        """When to ask for a new certificate: two thirds into its life (as kubelet does, roughly)."""
+        return self.not_before + (self.not_after - self.not_before) * 2 / 3
 
 
 def describe(cert_pem: bytes) -> CertInfo:
@@ -204,6 +209,7 @@ def describe(cert_pem: bytes) -> CertInfo:
         role=str(org[0].value) if org else "",
         serial=f"{cert.serial_number:x}",
         not_after=cert.not_valid_after_utc.timestamp(),
+        not_before=cert.not_valid_before_utc.timestamp(),
     )
 
 

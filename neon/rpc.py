@@ -14,7 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from neon import authz, log
 from neon.errors import ERROR_METADATA_KEY, InvalidArgument, NeonGridError
-from neon.tls import Credentials, peer_of
+from neon.tls import Credentials, ServerIdentity, peer_of
 
 _log = log.get("neon.rpc")
 
@@ -179,7 +179,11 @@ class _Guard(grpc.aio.ServerInterceptor):
 
 
 def create_server(
-    address: str, register: Callable[[grpc.aio.Server], None], service_names: list[str], creds: Credentials
+    address: str,
+    register: Callable[[grpc.aio.Server], None],
+    service_names: list[str],
+    creds: Credentials,
+    identity: ServerIdentity | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Build an asyncio gRPC server with the standard health service and the call guard.
 
@@ -189,6 +193,7 @@ def create_server(
         service_names: Full service names reported as SERVING by the health service.
         creds: The server's identity; the port requires client certificates from the same CA
             (plaintext only when ``creds.plaintext``).
+        identity: Present this (replaceable) certificate instead of ``creds``'.
 
     Returns:
         ``(server, bound_port)``; call ``await server.start()``.
@@ -197,7 +202,10 @@ def create_server(
     register(server)
     checker = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
-    port = _add_port(server, address, creds, require_client_cert=True)
+    if identity is not None and not creds.plaintext:
+        port = server.add_secure_port(address, identity.server())
+    else:
+        port = _add_port(server, address, creds, require_client_cert=True)
     server._neon_health = checker  # type: ignore[attr-defined]
     server._neon_services = ["", *service_names]  # type: ignore[attr-defined]
     return server, port

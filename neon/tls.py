@@ -10,6 +10,7 @@ server by its role name (see :mod:`neon.pki`), never by the address dialled.
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,33 @@ class Credentials:
         if with_identity:
             return grpc.ssl_channel_credentials(self.ca, self.key, self.cert)
         return grpc.ssl_channel_credentials(self.ca)
+
+
+class ServerIdentity:
+    """The certificate a server presents, replaceable while it runs (a renewed node certificate):
+    each new TLS handshake picks up the latest; connections already open keep theirs."""
+
+    def __init__(self, creds: Credentials) -> None:
+        self._creds = creds
+        self._changed = False
+        self._lock = threading.Lock()
+
+    def replace(self, creds: Credentials) -> None:
+        with self._lock:
+            self._creds, self._changed = creds, True
+
+    def _config(self, creds: Credentials) -> Any:
+        return grpc.ssl_server_certificate_configuration([(creds.key, creds.cert)], root_certificates=creds.ca)
+
+    def server(self) -> grpc.ServerCredentials:
+        def fetch() -> Any:
+            with self._lock:
+                if not self._changed:
+                    return None
+                self._changed = False
+                return self._config(self._creds)
+
+        return grpc.dynamic_ssl_server_credentials(self._config(self._creds), fetch, require_client_authentication=True)
 
 
 def warn_plaintext(what: str) -> None:

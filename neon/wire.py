@@ -49,6 +49,7 @@ def assignment_to_proto(a: Assignment) -> control_pb2.Assignment:
                 signatures=list(c.signatures),
                 trusted_keys=list(c.trusted_keys),
                 inputs=list(c.inputs),
+                callers=list(c.callers),
             )
             for c in a.components
         ],
@@ -91,6 +92,7 @@ def assignment_from_proto(msg: control_pb2.Assignment) -> Assignment:
                 signatures=tuple(c.signatures),
                 trusted_keys=tuple(c.trusted_keys),
                 inputs=tuple(c.inputs),
+                callers=tuple(c.callers),
             )
             for c in msg.components
         ),

@@ -83,8 +83,10 @@ class Cluster:
         node_ttl: int = 5,
         metrics_interval: float = 0.5,
         cp_listen: str = "127.0.0.1:0",
+        node_cert_ttl: float = 365 * 86400.0,
     ) -> None:
         self.workdir = workdir
+        self.node_cert_ttl = node_cert_ttl
         self.compiled_cache = compiled_cache
         self.agent_specs = dict(DEFAULT_AGENTS if agents is None else agents)
         self.node_ttl = node_ttl
@@ -107,7 +109,12 @@ class Cluster:
 
     def _config(self, listen: str) -> ControlPlaneConfig:
         return ControlPlaneConfig(
-            etcd=self.etcd.url, listen=listen, data_dir=self.workdir / "cp", node_ttl=self.node_ttl, pki_dir=self.pki
+            etcd=self.etcd.url,
+            listen=listen,
+            data_dir=self.workdir / "cp",
+            node_ttl=self.node_ttl,
+            pki_dir=self.pki,
+            node_cert_ttl=self.node_cert_ttl,
         )
 
     def credentials(self, user: str = "admin") -> Credentials:

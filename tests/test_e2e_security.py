@@ -227,6 +227,20 @@ def test_only_signed_components_run(cluster: Cluster, tmp_path: Path, native_gue
         client.apply_file(manifest)
         wait_running(client, "pair")
 
+        # On the data plane, only the node linked to the parser (cloud-1, the processor's) may call it.
+        call = dataplane_pb2.CallRequest(
+            app="pair", component="parser", interface="cyber-systems:logs/parser@0.1.0", function="parse"
+        )
+        call.args.add().string = "2026-11-24T08:00:00Z INFO a: b"
+        edge = cluster.agents["edge-1"].address
+        with cluster.channel(edge, cluster.identity("cloud-1", pki.AGENT)) as channel:
+            assert dataplane_pb2_grpc.DataPlaneStub(channel).Call(call, timeout=10).HasField("result")
+        with cluster.channel(edge, cluster.identity("edge-7", pki.AGENT)) as channel:
+            with pytest.raises(grpc.RpcError) as err:
+                dataplane_pb2_grpc.DataPlaneStub(channel).Call(call, timeout=10)
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
+            assert "node edge-7 is not linked to pair/parser on node edge-1" in err.value.details()  # type: ignore[attr-defined]
+
         # Tampered after signing: the signature names other bytes.
         processor.write_bytes(processor.read_bytes() + b"\0")
         with pytest.raises(InvalidArgument, match="signature 1 is for sha256:.*but the upload is sha256:"):
@@ -357,3 +371,73 @@ def test_what_is_not_granted_is_absent_traps_and_is_reported(
                 ),
             )
         )
+
+
+def test_node_certificates_renew_before_they_expire_and_the_old_ones_stop_working(
+    tmp_path: Path, compiled_cache: Path, native_guests: dict[str, Path], fault_report: list[str]
+) -> None:
+    ttl = 12.0
+    cluster = Cluster(tmp_path, compiled_cache, node_cert_ttl=ttl)
+    try:
+        cluster.start()
+        client = cluster.client
+        assert client is not None
+        client.apply_file(write_pair(tmp_path, native_guests["parser"], native_guests["processor"]))
+        wait_running(client, "pair")
+        first = Credentials.from_dir(cluster.workdir / "agents" / "edge-1" / "identity", "node")
+        first_serial = pki.describe(first.cert).serial
+
+        def serials() -> dict[str, str]:
+            got = cluster.store(lambda s: s.client.get_prefix(b"/neon/identities/"))
+            return {kv.key.decode().rsplit("/", 1)[1]: json.loads(kv.value)["serial"] for kv in got}
+
+        seen: dict[str, set[str]] = {"edge-1": set(), "cloud-1": set()}
+        line = "2026-11-24T08:00:00Z INFO a: b"
+        started = time.monotonic()
+        calls = 0
+        replaced = ""  # what registering with the first certificate says once it is replaced, before it expires
+        while time.monotonic() - started < 2.5 * ttl:  # past the first certificates' end, more than once
+            for node, serial in serials().items():
+                seen[node].add(serial)
+            if not replaced and len(seen["edge-1"]) > 1 and time.time() < pki.describe(first.cert).not_after - 1:
+                replaced = _register_refusal(cluster, first)
+            assert client.invoke("pair", "processor", "process-batch", [[line]])[0] == 1  # forwarded edge <- cloud
+            calls += 1
+            time.sleep(0.25)
+        assert all(len(s) >= 3 for s in seen.values()), seen  # renewed at least twice each
+        assert serials()["edge-1"] != first_serial
+
+        # Once replaced, the first certificate was refused though still valid; now it has expired as well.
+        assert "is the one admitted; this certificate was replaced or revoked" in replaced, replaced
+        assert "failed to connect" in _register_refusal(cluster, first)  # the TLS handshake refuses it
+
+        # A restart picks up the renewed certificate from disk.
+        assert cluster.agents["edge-1"].stop() == 0
+        cluster.add_agent("edge-1", {"tier": "edge"})
+        wait_running(client, "pair")
+
+        def serves_again() -> None:  # the restarted agent listens on a new port: the routes follow
+            try:
+                assert client.invoke("pair", "processor", "process-batch", [[line]])[0] == 1
+            except NeonGridError as err:
+                raise AssertionError(err.message) from None
+
+        assert_eventually(serves_again, timeout=30, interval=0.2)
+        fault_report.append(
+            f"certificate renewal (node certificates valid {ttl:.0f}s): edge-1 had {len(seen['edge-1'])} and "
+            f"cloud-1 {len(seen['cloud-1'])} certificates in {2.5 * ttl:.0f}s; {calls} forwarded batches, none "
+            "failed; the first certificate refused once replaced (before it expired), and after"
+        )
+    finally:
+        cluster.stop()
+
+
+def _register_refusal(cluster: Cluster, creds: Credentials) -> str:
+    """Why registering as edge-1 with ``creds`` is refused."""
+    from neon.errors import from_rpc_error
+
+    with sync_channel(cluster.control, creds, pki.CONTROLPLANE_NAME, CHANNEL_OPTIONS) as channel:
+        register = control_pb2.RegisterRequest(name="edge-1", dataplane_address="127.0.0.1:1")
+        with pytest.raises(grpc.RpcError) as err:
+            control_pb2_grpc.AgentControlStub(channel).Register(register, timeout=5)
+    return from_rpc_error(err.value).message

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from agent.codec import Codec, Unsupported, compile_type
 from controlplane.store import IDENTITIES
 from neon import manifest, pki, signing
-from neon._proto import dataplane_pb2, dataplane_pb2_grpc
+from neon._proto import dataplane_pb2, dataplane_pb2_grpc, values_pb2
 from neon.errors import InvalidArgument, InvalidManifest
 from neon.guests import EXAMPLES
 from neon.rpc import CHANNEL_OPTIONS
@@ -187,14 +187,15 @@ def _status(call: Any, request: Any, **kwargs: Any) -> grpc.StatusCode:
 @pytest.fixture
 def serving(cluster: Cluster, native_guests: dict[str, Path], tmp_path: Path) -> Any:
     """The C pair split over the cluster; yields the edge agent's data plane: a stub as the control plane
-    (which relays invokes), and a stub and a raw channel as another agent (which forwards calls)."""
+    (which relays invokes), and a stub and a raw channel as the agent that forwards the pair's calls."""
     client = cluster.client
     assert client is not None
     path = write_pair(tmp_path, native_guests["parser"], native_guests["processor"])
     client.apply_file(path)
     wait_running(client, "pair")
     address = cluster.agents["edge-1"].address
-    with cluster.channel(address) as relay, cluster.channel(address, cluster.identity("tester", pki.AGENT)) as peer:
+    # cloud-1 runs the processor, which imports the parser: the one node whose calls edge-1 accepts.
+    with cluster.channel(address) as relay, cluster.channel(address, cluster.identity("cloud-1", pki.AGENT)) as peer:
         yield dataplane_pb2_grpc.DataPlaneStub(relay), dataplane_pb2_grpc.DataPlaneStub(peer), peer
 
 
@@ -233,12 +234,22 @@ def test_the_data_plane_refuses_hostile_calls_clearly_and_keeps_serving(serving:
 
     random_bytes()
 
+    # Mostly aimed at the parser cloud-1 may call (so the calls get past the caller check), or anywhere.
     @SETTINGS
-    @given(st.text(max_size=30), st.text(max_size=30), st.text(max_size=30), st.text(max_size=30))
-    def random_calls(app: str, component: str, interface: str, function: str) -> None:
+    @given(
+        st.one_of(st.just("pair"), st.text(max_size=30)),
+        st.one_of(st.just("parser"), st.text(max_size=30)),
+        st.one_of(st.just("cyber-systems:logs/parser@0.1.0"), st.text(max_size=30)),
+        st.one_of(st.just("parse"), st.text(max_size=30)),
+        st.lists(st.builds(values_pb2.Value, string=st.text(max_size=40)), max_size=3),
+    )
+    def random_calls(app: str, component: str, interface: str, function: str, args: list[Any]) -> None:
         TRIED["data-plane requests"] += 1
-        request = dataplane_pb2.CallRequest(app=app, component=component, interface=interface, function=function)
-        assert _status(peer.Call, request) in CLEAR | {grpc.StatusCode.UNAVAILABLE}
+        request = dataplane_pb2.CallRequest(
+            app=app, component=component, interface=interface, function=function, caller="cloud-1", args=args
+        )
+        refused = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.PERMISSION_DENIED}  # not served, or not linked
+        assert _status(peer.Call, request) in CLEAR | refused | {grpc.StatusCode.OK}
 
     random_calls()
     # Still serving, and right.

@@ -56,6 +56,8 @@ def test_split_link_carries_the_exporters_endpoints() -> None:
     )
     assert slices["edge-1"].components[0].imports == ()
     assert slices["edge-1"].generation == 3
+    # Only the node that imports the parser across nodes may call it; nobody calls the processor.
+    assert slices["edge-1"].components[0].callers == ("cloud-1",) and proc.callers == ()
 
 
 def test_colocated_link_is_local() -> None:
@@ -65,6 +67,7 @@ def test_colocated_link_is_local() -> None:
     assert list(slices) == ["edge-1"]
     proc = {c.name: c for c in slices["edge-1"].components}["processor"]
     assert proc.imports[0].local and proc.imports[0].endpoints == ()
+    assert all(c.callers == () for c in slices["edge-1"].components)  # no call crosses nodes
 
 
 def test_plan_writes_only_what_changed_and_cleans_up_orphans() -> None:

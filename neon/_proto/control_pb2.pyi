@@ -911,6 +911,47 @@ class ArtifactRef(_message.Message):
 Global___ArtifactRef: _TypeAlias = ArtifactRef  # noqa: Y015
 
 @_typing.final
+class RenewCertificateRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    CSR_PEM_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    csr_pem: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        csr_pem: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["csr_pem", b"csr_pem", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenewCertificateRequest: _TypeAlias = RenewCertificateRequest  # noqa: Y015
+
+@_typing.final
+class RenewCertificateResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CERT_PEM_FIELD_NUMBER: _builtins.int
+    cert_pem: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        cert_pem: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cert_pem", b"cert_pem"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenewCertificateResponse: _TypeAlias = RenewCertificateResponse  # noqa: Y015
+
+@_typing.final
 class MetricsReport(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1232,6 +1273,7 @@ class ComponentAssignment(_message.Message):
     SIGNATURES_FIELD_NUMBER: _builtins.int
     TRUSTED_KEYS_FIELD_NUMBER: _builtins.int
     INPUTS_FIELD_NUMBER: _builtins.int
+    CALLERS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     artifact: _builtins.str
     @_builtins.property
@@ -1258,6 +1300,12 @@ class ComponentAssignment(_message.Message):
     def inputs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """For a fused artifact: the digests of the artifacts composed into it."""
 
+    @_builtins.property
+    def callers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The nodes whose components are linked to this one across nodes: the only agents
+        whose forwarded calls it accepts.
+        """
+
     def __init__(
         self,
         *,
@@ -1270,10 +1318,11 @@ class ComponentAssignment(_message.Message):
         signatures: _abc.Iterable[_builtins.str] | None = ...,
         trusted_keys: _abc.Iterable[_builtins.str] | None = ...,
         inputs: _abc.Iterable[_builtins.str] | None = ...,
+        callers: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["grants", b"grants", "runtime", b"runtime"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "fused_members", b"fused_members", "grants", b"grants", "imports", b"imports", "inputs", b"inputs", "name", b"name", "runtime", b"runtime", "signatures", b"signatures", "trusted_keys", b"trusted_keys"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "callers", b"callers", "fused_members", b"fused_members", "grants", b"grants", "imports", b"imports", "inputs", b"inputs", "name", b"name", "runtime", b"runtime", "signatures", b"signatures", "trusted_keys", b"trusted_keys"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -751,6 +751,11 @@ class AgentControlStub:
                 request_serializer=neon_dot_v1_dot_control__pb2.MetricsReport.SerializeToString,
                 response_deserializer=neon_dot_v1_dot_control__pb2.StatusAck.FromString,
                 _registered_method=True)
+        self.RenewCertificate = channel.unary_unary(
+                '/neon.v1.AgentControl/RenewCertificate',
+                request_serializer=neon_dot_v1_dot_control__pb2.RenewCertificateRequest.SerializeToString,
+                response_deserializer=neon_dot_v1_dot_control__pb2.RenewCertificateResponse.FromString,
+                _registered_method=True)
 
 
 class AgentControlServicer:
@@ -797,6 +802,13 @@ class AgentControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RenewCertificate(self, request, context):
+        """A new certificate for the node's new key, before the current one expires (presented on this call).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -829,6 +841,11 @@ def add_AgentControlServicer_to_server(servicer, server):
                     servicer.ReportMetrics,
                     request_deserializer=neon_dot_v1_dot_control__pb2.MetricsReport.FromString,
                     response_serializer=neon_dot_v1_dot_control__pb2.StatusAck.SerializeToString,
+            ),
+            'RenewCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenewCertificate,
+                    request_deserializer=neon_dot_v1_dot_control__pb2.RenewCertificateRequest.FromString,
+                    response_serializer=neon_dot_v1_dot_control__pb2.RenewCertificateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -995,6 +1012,33 @@ class AgentControl:
             '/neon.v1.AgentControl/ReportMetrics',
             neon_dot_v1_dot_control__pb2.MetricsReport.SerializeToString,
             neon_dot_v1_dot_control__pb2.StatusAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenewCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neon.v1.AgentControl/RenewCertificate',
+            neon_dot_v1_dot_control__pb2.RenewCertificateRequest.SerializeToString,
+            neon_dot_v1_dot_control__pb2.RenewCertificateResponse.FromString,
             options,
             channel_credentials,
             insecure,

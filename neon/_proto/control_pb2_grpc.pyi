@@ -252,6 +252,8 @@ class AgentControlStub:
     FetchArtifact: _grpc.UnaryStreamMultiCallable[_control_pb2.FetchArtifactRequest, _control_pb2.ArtifactChunk]
     ReportMetrics: _grpc.UnaryUnaryMultiCallable[_control_pb2.MetricsReport, _control_pb2.StatusAck]
     """Measured round trips to peers and observed call rates per link."""
+    RenewCertificate: _grpc.UnaryUnaryMultiCallable[_control_pb2.RenewCertificateRequest, _control_pb2.RenewCertificateResponse]
+    """A new certificate for the node's new key, before the current one expires (presented on this call)."""
 
 @_typing.type_check_only
 class AgentControlAsyncStub(AgentControlStub):
@@ -267,6 +269,8 @@ class AgentControlAsyncStub(AgentControlStub):
     FetchArtifact: _aio.UnaryStreamMultiCallable[_control_pb2.FetchArtifactRequest, _control_pb2.ArtifactChunk]  # type: ignore[assignment]
     ReportMetrics: _aio.UnaryUnaryMultiCallable[_control_pb2.MetricsReport, _control_pb2.StatusAck]  # type: ignore[assignment]
     """Measured round trips to peers and observed call rates per link."""
+    RenewCertificate: _aio.UnaryUnaryMultiCallable[_control_pb2.RenewCertificateRequest, _control_pb2.RenewCertificateResponse]  # type: ignore[assignment]
+    """A new certificate for the node's new key, before the current one expires (presented on this call)."""
 
 class AgentControlServicer(metaclass=_abc_1.ABCMeta):
     """--------------------------------------------------------------- agents --"""
@@ -315,5 +319,13 @@ class AgentControlServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_control_pb2.StatusAck, _abc.Awaitable[_control_pb2.StatusAck]]:
         """Measured round trips to peers and observed call rates per link."""
+
+    @_abc_1.abstractmethod
+    def RenewCertificate(
+        self,
+        request: _control_pb2.RenewCertificateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.RenewCertificateResponse, _abc.Awaitable[_control_pb2.RenewCertificateResponse]]:
+        """A new certificate for the node's new key, before the current one expires (presented on this call)."""
 
 def add_AgentControlServicer_to_server(servicer: AgentControlServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
