@@ -103,4 +103,7 @@ async def load_or_join(config: AgentConfig) -> Identity:
         (directory / "controlplane.pub").write_text(reply.signing_key + "\n")
         _log.info("joined: node certificate issued", node=config.name, via=address)
         return Identity(Credentials.from_dir(directory, "node"), reply.signing_key)
-    raise Unavailable(f"no control plane answered at the join address(es): {'; '.join(errors) or 'none given'}")
+    raise Unavailable(
+        f"no control plane answered at the join address(es): {'; '.join(errors) or 'none given'} "
+        "(check --join, and that --ca is the cluster's CA; a control plane run with --insecure needs --insecure)"
+    )

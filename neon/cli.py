@@ -37,11 +37,12 @@ import yaml
 
 from neon import log
 from neon._validate import loads_json
-from neon.errors import InvalidArgument, NeonGridError
+from neon.errors import InvalidArgument, NeonGridError, Unavailable
 from neon.policy import parse_taint
 
 DEFAULT_CONTROL = "127.0.0.1:7400"
 DEFAULT_PKI = ".neon/pki"
+_TLS_FAILURES = ("socket closed", "handshake", "ssl", "certificate", "connection reset")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -265,6 +266,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
     except NeonGridError as err:
         print(f"error: {err.message}", file=sys.stderr)
+        if isinstance(err, Unavailable) and any(m in err.message.lower() for m in _TLS_FAILURES):
+            print(
+                "hint: the TLS handshake failed: check that --pki holds this cluster's ca.pem and your "
+                "certificate (--user), or --insecure if (and only if) the control plane runs with --insecure",
+                file=sys.stderr,
+            )
         return 1
     except KeyboardInterrupt:
         return 130

@@ -240,7 +240,24 @@ def load(directory: Path, stem: str) -> Issued:
             kind="certificate",
             name=stem,
         )
-    return Issued(cert.read_bytes(), key.read_bytes())
+    issued = Issued(cert.read_bytes(), key.read_bytes())
+    if not _belong_together(issued):
+        raise InvalidArgument(
+            f"{cert} and {key} do not belong together (the key is not the certificate's); "
+            "restore the pair, or remove both and join or issue again",
+            field="pki",
+        )
+    return issued
+
+
+def _belong_together(issued: Issued) -> bool:
+    try:
+        cert = x509.load_pem_x509_certificate(issued.cert)
+        key = serialization.load_pem_private_key(issued.key, None)
+    except ValueError:
+        return False
+    fmt = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return bool(cert.public_key().public_bytes(*fmt) == key.public_key().public_bytes(*fmt))
 
 
 def init(directory: Path, hosts: tuple[str, ...] = ()) -> list[Path]:

@@ -86,6 +86,14 @@ def test_cli_errors_are_one_line_and_non_zero(cluster: Cluster, tmp_path: Path) 
         timeout=60,
     )
     assert unreachable.returncode == 1 and unreachable.stderr.startswith("error:")
+    # TLS is not optional: a plaintext CLI is told why it cannot connect; a viewer cannot write.
+    plain = neon(cluster, "--insecure", "get", "apps")
+    assert plain.returncode == 1 and "hint: the TLS handshake failed" in plain.stderr, plain.stderr
+    viewer = neon(cluster, "--user", "viewer", "delete", "app", "nope")
+    assert viewer.returncode == 1
+    assert viewer.stderr.strip() == (
+        "error: viewer (viewer) may not call /neon.v1.Control/DeleteApplication; it needs admin"
+    ), viewer.stderr
 
 
 def test_neon_dev_runs_the_example_and_ctrl_c_stops_everything(tmp_path: Path, log_analyzer: dict[str, Path]) -> None:

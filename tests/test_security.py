@@ -46,6 +46,9 @@ def test_certs_init_lays_out_a_pki_with_private_keys_readable_by_the_owner_only(
     assert [(i.name, i.role) for i in roles.values()] == [("admin", "admin"), ("viewer", "viewer")]
     with pytest.raises(InvalidArgument, match="already holds a CA"):
         pki.init(tmp_path / "pki")
+    (tmp_path / "pki" / "admin.key").write_bytes((tmp_path / "pki" / "viewer.key").read_bytes())
+    with pytest.raises(InvalidArgument, match="admin.pem and .*admin.key do not belong together"):
+        pki.load(tmp_path / "pki", "admin")  # e.g. a crash between writing a renewed pair's two files
 
 
 def test_a_csr_is_signed_only_for_its_own_name_and_key(tmp_path: Path) -> None:
