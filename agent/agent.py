@@ -147,9 +147,13 @@ class Agent:
 
     # ------------------------------------------------------ control plane --
 
+    def _control_address(self) -> str:
+        """The current control-plane replica (``--control`` may list several)."""
+        return self._controls[self._control_index % len(self._controls)]
+
     def _connect_control(self) -> str:
-        """A channel to the current control-plane replica (``--control`` may list several); its address."""
-        address = self._controls[self._control_index % len(self._controls)]
+        """A channel to the current control-plane replica, with the certificate held now; its address."""
+        address = self._control_address()
         self.channel = aio_channel(address, self.identity.creds, pki.CONTROLPLANE_NAME, CHANNEL_OPTIONS)
         self._channel_creds = self.identity.creds
         self.control = control_pb2_grpc.AgentControlStub(self.channel)
@@ -159,11 +163,16 @@ class Agent:
         """Move to the next replica after the current one failed; any replica serves agents."""
         if len(self._controls) < 2:
             return
-        old = self.channel
         self._control_index += 1
-        _log.info("switching control plane", control=self._connect_control())
+        _log.info("switching control plane", control=await self._reconnect())
+
+    async def _reconnect(self) -> str:
+        """Replace the control-plane channel (closing the old one); the new one's address."""
+        old = self.channel
+        address = self._connect_control()
         if old is not None:
             await old.close(None)
+        return address
 
     async def _session(self) -> None:
         """Register, heartbeat and watch; start over whenever the connection or the lease is lost."""
@@ -171,10 +180,7 @@ class Agent:
         while True:
             heartbeat: asyncio.Task[Any] | None = None
             if self._channel_creds is not self.identity.creds:  # renewed since: dial with the new certificate
-                old_channel = self.channel
-                self._connect_control()
-                if old_channel is not None:
-                    await old_channel.close(None)
+                await self._reconnect()
             try:
                 reply = await self.control.Register(
                     control_pb2.RegisterRequest(
@@ -258,8 +264,7 @@ class Agent:
             await asyncio.sleep(max(0.0, info.renew_at() - time.time()))
             csr, key = pki.csr_for(self.config.name)
             # A channel of its own, with the certificate held now (the session's may still carry an older one).
-            address = self._controls[self._control_index % len(self._controls)]
-            channel = aio_channel(address, self.identity.creds, pki.CONTROLPLANE_NAME, CHANNEL_OPTIONS)
+            channel = aio_channel(self._control_address(), self.identity.creds, pki.CONTROLPLANE_NAME, CHANNEL_OPTIONS)
             try:
                 reply = await control_pb2_grpc.AgentControlStub(channel).RenewCertificate(
                     control_pb2.RenewCertificateRequest(name=self.config.name, csr_pem=csr), timeout=15

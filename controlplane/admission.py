@@ -106,10 +106,8 @@ class Admission:
                 f"To admit a rebuilt machine under this name: `neon delete node {node}`, or a token made "
                 f"with `neon token create --node {node}`"
             )
-        cert = pki.issue(
-            self.ca, node, pki.AGENT, public_key=pki.public_key_of_csr(csr_pem, node), lifetime=self.cert_ttl
-        )
-        serial = pki.describe(cert.cert).serial
+        cert = self._issue(node, csr_pem)
+        serial = pki.describe(cert).serial
         tx = self.store.client.transactions
         used = {**doc, "used_by": node, "used_at": time.time()}
         identity_cmp = (
@@ -125,7 +123,7 @@ class Admission:
         )
         if not ok:
             raise Unauthenticated(f"join token {token_id} was used by another agent at the same moment")
-        return cert.cert
+        return cert
 
     async def renew(self, node: str, serial: str, csr_pem: bytes) -> bytes:
         """A new certificate for ``node``'s new key; the one presented must be the one admitted,
@@ -134,33 +132,41 @@ class Admission:
             raise PermissionDenied("this control plane runs without TLS (--insecure); there is nothing to renew")
         key = IDENTITIES + node.encode()
         got = await self.store.client.get(key)
-        await self.check_registered(node, serial)
+        _check_admitted(node, serial, got)
         assert got is not None
-        cert = pki.issue(
-            self.ca, node, pki.AGENT, public_key=pki.public_key_of_csr(csr_pem, node), lifetime=self.cert_ttl
-        )
-        doc = {**json.loads(got.value), "serial": pki.describe(cert.cert).serial, "renewed_at": time.time()}
+        cert = self._issue(node, csr_pem)
+        doc = {**json.loads(got.value), "serial": pki.describe(cert).serial, "renewed_at": time.time()}
         tx = self.store.client.transactions
         ok, _ = await self.store.client.transaction(
             compare=[tx.mod(key) == got.mod_revision], success=[tx.put(key, json.dumps(doc).encode())], failure=[]
         )
         if not ok:
             raise PermissionDenied(f"node {node!r}'s admission changed while it renewed; join or renew again")
-        return cert.cert
+        return cert
+
+    def _issue(self, node: str, csr_pem: bytes) -> bytes:
+        """A node certificate for the key the request proves it holds."""
+        assert self.ca is not None
+        public_key = pki.public_key_of_csr(csr_pem, node)
+        return pki.issue(self.ca, node, pki.AGENT, public_key=public_key, lifetime=self.cert_ttl).cert
 
     async def check_registered(self, node: str, serial: str) -> None:
         """Refuse a certificate that is not the one admitted for ``node`` (revoked, replaced or never admitted)."""
-        got = await self.store.client.get(IDENTITIES + node.encode())
-        if got is None:
-            raise PermissionDenied(
-                f"node {node!r} is not admitted (never joined, or deleted); join with a token: "
-                "neon agent --join-token TOKEN ...",
-                node=node,
-            )
-        admitted = json.loads(got.value)["serial"]
-        if admitted != serial:
-            raise PermissionDenied(
-                f"node {node!r} presented certificate {serial}, but {admitted} is the one admitted; "
-                "this certificate was replaced or revoked",
-                node=node,
-            )
+        _check_admitted(node, serial, await self.store.client.get(IDENTITIES + node.encode()))
+
+
+def _check_admitted(node: str, serial: str, got: Any) -> None:
+    """``got`` is the node's identity record (or None); the serial must be the one it holds."""
+    if got is None:
+        raise PermissionDenied(
+            f"node {node!r} is not admitted (never joined, or deleted); join with a token: "
+            "neon agent --join-token TOKEN ...",
+            node=node,
+        )
+    admitted = json.loads(got.value)["serial"]
+    if admitted != serial:
+        raise PermissionDenied(
+            f"node {node!r} presented certificate {serial}, but {admitted} is the one admitted; "
+            "this certificate was replaced or revoked",
+            node=node,
+        )

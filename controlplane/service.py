@@ -60,7 +60,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
 
     async def _apply(self, spec: manifest.AppSpec) -> control_pb2.Application:
         """Validate against the artifacts' interfaces, then store; nothing is written for a refused spec."""
-        summaries = {}
+        summaries, records = {}, {}
         for i, comp in enumerate(spec.components):
             meta = await self.cp.store.get_artifact(comp.artifact)
             if meta is None or not self.cp.blobs.exists(comp.artifact):
@@ -70,8 +70,9 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
                     field=f"spec.components[{i}].artifact",
                 )
             summaries[comp.artifact] = meta["interfaces"]
+            records[comp.artifact] = meta
         capabilities = check_links(spec, summaries)
-        await check_app(spec, self.cp.store, self.cp.security)
+        check_app(spec, records, self.cp.security)
         record = await self.cp.store.put_app(spec, capabilities)
         await self.cp.record(new_event("Applied", f"{spec.name} generation {record.generation} applied", app=spec.name))
         _log.info("application applied", app=spec.name, generation=record.generation)

@@ -41,21 +41,23 @@ def merged(record: dict[str, Any] | None, new: list[Signature]) -> list[str]:
     return [kept[k] for k in sorted(kept)]
 
 
-def trusted_for(spec: AppSpec, security: Security) -> list[str]:
+def trusted_for(spec: AppSpec | None, security: Security) -> list[str]:
     """The keys an application's artifacts must be signed by: its own list, else the cluster's."""
     if security.allow_unsigned:
         return [UNSIGNED_ALLOWED]
-    return list(spec.trusted_keys or security.trusted_keys)
+    return list((spec.trusted_keys if spec is not None else ()) or security.trusted_keys)
 
 
-async def check_app(spec: AppSpec, store: Store, security: Security) -> None:
-    """Refuse, naming the component, an application with an artifact no trusted key signed."""
+def check_app(spec: AppSpec, records: dict[str, dict[str, Any]], security: Security) -> None:
+    """Refuse, naming the component, an application with an artifact no trusted key signed.
+
+    ``records`` are the artifacts' records (by digest), as apply has just read them.
+    """
     trusted = trusted_for(spec, security)
     if trusted == [UNSIGNED_ALLOWED]:
         return
     for i, comp in enumerate(spec.components):
-        record = await store.get_artifact(comp.artifact) or {}
-        sigs = [Signature.from_json(t) for t in record.get("signatures", [])]
+        sigs = [Signature.from_json(t) for t in records[comp.artifact].get("signatures", [])]
         try:
             signing.verify(f"spec.components[{i}] {comp.name}: artifact", comp.artifact, sigs, trusted)
         except Untrusted as err:
@@ -69,5 +71,5 @@ async def for_assignment(doc: dict[str, Any], spec: AppSpec | None, store: Store
     inputs = list(record.get("inputs", []))
     for digest in inputs:
         signatures += (await store.get_artifact(digest) or {}).get("signatures", [])
-    trusted = trusted_for(spec, security) if spec is not None else list(security.trusted_keys)
+    trusted = trusted_for(spec, security)
     return {**doc, "signatures": signatures, "inputs": inputs, "trusted_keys": trusted}

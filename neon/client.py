@@ -108,10 +108,7 @@ class ControlClient:
         returns its content address."""
         path = Path(path)
         if signatures is None:
-            sig_file = path.with_name(path.name + ".sig")
-            signatures = (
-                [line for line in sig_file.read_text().splitlines() if line.strip()] if sig_file.is_file() else []
-            )
+            signatures = signing.signatures_beside(path)
         hasher = hashlib.sha256()
         with path.open("rb") as handle:
             while data := handle.read(CHUNK):

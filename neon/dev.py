@@ -20,7 +20,7 @@ from neon.client import ControlClient
 from neon.errors import NeonGridError, Unavailable
 from neon.etcd_server import EtcdServer
 from neon.guests import EXAMPLES, build_log_analyzer
-from neon.processes import Child, spawn_agent, spawn_controlplane
+from neon.processes import Child, join_tokens, spawn_agent, spawn_controlplane
 from neon.tls import Credentials
 
 AGENTS = {"edge-1": {"tier": "edge", "zone": "factory-a"}, "cloud-1": {"tier": "cloud", "zone": "eu-west"}}
@@ -56,8 +56,7 @@ def run_dev(state_dir: Path, once: bool = False) -> int:
         control = cp.wait_ready()
         _say(f"• control plane      {control}   (mutual TLS; agents join at {cp.join_address})")
         admin = Credentials.from_dir(pki_dir, "admin")
-        with ControlClient(control, admin) as client:
-            tokens = {name: client.create_join_token(120, node=name).token for name in AGENTS}
+        tokens = join_tokens(control, pki_dir, list(AGENTS))
         for name, labels in AGENTS.items():
             agent = spawn_agent(
                 control,

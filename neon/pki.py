@@ -26,6 +26,7 @@ the control plane's certificate answers to ``controlplane.neon-grid``.
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,10 +97,9 @@ def create_ca(common_name: str = "Neon Grid CA") -> Issued:
     return Issued(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
 
-def server_names(name: str, role: str, hosts: tuple[str, ...] = ()) -> list[str]:
-    """The DNS names a certificate answers to: its role's name (and the node's), then any hosts."""
-    names = {CONTROLPLANE: [CONTROLPLANE_NAME], AGENT: [AGENT_NAME, node_server_name(name)]}.get(role, [])
-    return [*names, *hosts]
+def server_names(name: str, role: str) -> list[str]:
+    """The DNS names a certificate answers to: its role's name (and, for an agent, the node's)."""
+    return {CONTROLPLANE: [CONTROLPLANE_NAME], AGENT: [AGENT_NAME, node_server_name(name)]}.get(role, [])
 
 
 def issue(
@@ -122,14 +122,13 @@ def issue(
     ca_cert = x509.load_pem_x509_certificate(ca.cert)
     ca_key = serialization.load_pem_private_key(ca.key, None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    key = None if public_key is not None else new_key()
-    pub = public_key if public_key is not None else key.public_key()  # type: ignore[union-attr]
+    key = new_key() if public_key is None else None
+    pub = key.public_key() if key is not None else public_key
+    assert pub is not None
     now = _now()
-    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in server_names(name, role) if n]
+    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in server_names(name, role)]
     for host in hosts:
         try:
-            import ipaddress
-
             sans.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             sans.append(x509.DNSName(host))

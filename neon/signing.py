@@ -120,6 +120,14 @@ def sign(key: Ed25519PrivateKey, digest: str) -> Signature:
     return Signature(digest, public_text(key.public_key()), base64.b64encode(raw).decode())
 
 
+def signatures_beside(artifact: Path) -> list[str]:
+    """The signature documents kept in ``ARTIFACT.sig`` (one per line), or none."""
+    sig_file = artifact.with_name(artifact.name + ".sig")
+    if not sig_file.is_file():
+        return []
+    return [line for line in sig_file.read_text().splitlines() if line.strip()]
+
+
 def sign_file(artifact: Path, key: Ed25519PrivateKey) -> Signature:
     """Sign a file and keep the signature in ``ARTIFACT.sig`` (one JSON document per line, one per key)."""
     import hashlib
@@ -130,11 +138,7 @@ def sign_file(artifact: Path, key: Ed25519PrivateKey) -> Signature:
             hasher.update(data)
     sig = sign(key, f"sha256:{hasher.hexdigest()}")
     out = artifact.with_name(artifact.name + ".sig")
-    kept = [
-        line
-        for line in (out.read_text().splitlines() if out.is_file() else [])
-        if line.strip() and Signature.from_json(line, str(out)).key != sig.key
-    ]
+    kept = [line for line in signatures_beside(artifact) if Signature.from_json(line, str(out)).key != sig.key]
     out.write_text("\n".join([*kept, sig.to_json()]) + "\n")
     return sig
 
