@@ -111,13 +111,22 @@ def _neon(cluster: Cluster, *args: str, user: str = "admin") -> subprocess.Compl
     return subprocess.run([*argv, *args], capture_output=True, text=True, timeout=60)
 
 
-def _refused_agent(cluster: Cluster, name: str, token: str, reason: str, data_dir: Path | None = None) -> None:
-    """An agent that must exit at start, saying ``reason``."""
+def _refused_agent(
+    cluster: Cluster, name: str, token: str, reason: str, data_dir: Path | None = None, via_file: bool = False
+) -> None:
+    """An agent that must exit at start, saying ``reason``; the token in the environment, or in a file."""
     assert cluster.cp is not None
     argv = [sys.executable, "-m", "neon", "--control", cluster.control, "agent", "--name", name]
     argv += ["--ca", str(cluster.pki / "ca.pem"), "--join", cluster.cp.join_address]
     argv += ["--data-dir", str(data_dir or cluster.workdir / "refused" / name)]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, env={"NEON_JOIN_TOKEN": token})
+    env = {"NEON_JOIN_TOKEN": token}
+    if via_file:
+        token_file = cluster.workdir / "refused" / f"{name}.token"
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        token_file.write_text(token + "\n")
+        argv += ["--join-token-file", str(token_file)]
+        env = {}
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 1, done.stderr
     assert reason in done.stderr, done.stderr
 
@@ -130,6 +139,7 @@ def test_agents_join_once_with_a_token_and_speak_only_for_their_own_node(cluster
     assert "# on the node: NEON_JOIN_TOKEN=" in made.stderr
 
     _refused_agent(cluster, "edge-2", "not-a-token", "the join token is malformed")
+    _refused_agent(cluster, "edge-2", "not-a-token", "the join token is malformed", via_file=True)
     _refused_agent(cluster, "edge-2", token[:7] + "x" * 32, "the secret does not match")
     _refused_agent(cluster, "edge-1", token, "node 'edge-1' is already admitted; an agent may not take another")
     cluster.add_agent("edge-2", {"tier": "edge"}, wait=False)  # the helper's own bound token
