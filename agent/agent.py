@@ -25,7 +25,8 @@ from agent.denials import DenialLog
 from agent.desired import DesiredStateFile
 from agent.forwarder import Router, get_call_deadline
 from agent.identity import Identity, load_or_join
-from agent.metrics import LinkCounter, RttProber
+from agent.logbook import LogBook
+from agent.metrics import RttProber
 from agent.pool import InstancePool, PoolClosed
 from agent.runtime import ComponentTemplate, FunctionRef, HostFunc, Runtime
 from agent.state import (
@@ -45,14 +46,18 @@ from agent.state import (
     Start,
     Stop,
 )
+from agent.telemetry import Incidents, PoolStats, Telemetry
 from neon import __version__, log, pki
 from neon._proto import control_pb2, control_pb2_grpc, dataplane_pb2_grpc
-from neon.errors import ComponentError, IntegrityError, NeonGridError, NotRunning
+from neon.authz import HTTP_READERS
+from neon.errors import CapabilityDenied, ComponentError, IntegrityError, NeonGridError, NotRunning
+from neon.http import HttpServer, Request, Response
+from neon.metrics import CONTENT_TYPE
 from neon.model import ComponentAssignment, InstanceReport
 from neon.rpc import CHANNEL_OPTIONS, create_server, mark_serving
 from neon.signing import UNSIGNED_ALLOWED, Signature, verify, verify_fused
 from neon.tls import Credentials, ServerIdentity, aio_channel
-from neon.wire import assignment_from_proto, report_to_proto
+from neon.wire import assignment_from_proto, metrics_report, report_to_proto
 
 _log = log.get("neon.agent")
 
@@ -66,8 +71,10 @@ class Agent:
         self.runtime = Runtime(config.cache_dir or config.data_dir / "compiled")
         self.artifacts = ArtifactCache(config.data_dir / "artifacts")
         self.desired = DesiredStateFile(config.data_dir / "desired.json")
-        self.links = LinkCounter()
-        self.router = Router(config.name, config.call_timeout, self.links)
+        self.telemetry = Telemetry(config.name, __version__)
+        self.telemetry.watch(self._pool_stats, self._denial_counts)
+        self.logs = LogBook()
+        self.router = Router(config.name, config.call_timeout, self.telemetry)
         self.identity = Identity(Credentials.insecure())
         self.server_identity = ServerIdentity(self.identity.creds)
         self._channel_creds: Credentials | None = None
@@ -76,12 +83,16 @@ class Agent:
         self._pools: dict[Key, InstancePool] = {}
         self._pools_lock = threading.Lock()
         self._denials: dict[Key, DenialLog] = {}
+        self._traps: dict[Key, Incidents] = {}
+        self._since: dict[Key, tuple[tuple[str, str, str], float]] = {}  # (state, artifact, reason), since
         self._callers: dict[Key, frozenset[str]] = {}  # from the desired state: who may forward calls here
         self._tasks: set[asyncio.Task[Any]] = set()
         self._report: tuple[InstanceReport, ...] = ()
         self._report_dirty = asyncio.Event()
         self._registered = asyncio.Event()
         self.server: grpc.aio.Server | None = None
+        self.http: HttpServer | None = None
+        self.metrics_address = ""
         self.channel: grpc.aio.Channel | None = None
         self._controls = [a.strip() for a in config.control.split(",") if a.strip()] or [config.control]
         self._control_index = 0
@@ -103,6 +114,11 @@ class Agent:
         await mark_serving(self.server)
         host = self.config.listen.rsplit(":", 1)[0]
         self.address = self.config.advertise or f"{host}:{port}"
+        if self.config.metrics_listen != "off":
+            self.http = HttpServer(self.identity.creds)
+            self.http.route("/metrics", self._serve_metrics, HTTP_READERS)
+            metrics_port = await self.http.start(self.config.metrics_listen or f"{host}:0")
+            self.metrics_address = f"{self.config.metrics_listen.rsplit(':', 1)[0] or host}:{metrics_port}"
         self._connect_control()
         saved = self.desired.load()
         if saved is not None:
@@ -117,7 +133,13 @@ class Agent:
         self._spawn(self._reporter(), "reporter")
         self._spawn(self._metrics(), "metrics")
         self._spawn(self._renewer(), "renew-certificate")
-        _log.info("agent started", dataplane=self.address, control=self.config.control, labels=self.config.labels)
+        _log.info(
+            "agent started",
+            dataplane=self.address,
+            metrics=f"{self.http.scheme}://{self.metrics_address}/metrics" if self.http else "off",
+            control=self.config.control,
+            labels=self.config.labels,
+        )
 
     async def wait_registered(self, timeout: float) -> None:
         await asyncio.wait_for(self._registered.wait(), timeout)
@@ -130,6 +152,8 @@ class Agent:
                 await task
         if self.server is not None:
             await self.server.stop(grace)
+        if self.http is not None:
+            await self.http.stop()
         if self.channel is not None:
             await self.channel.close(None)
         self.router.close()
@@ -192,6 +216,7 @@ class Agent:
                         version=__version__,
                         taints=list(self.config.taints),
                         capabilities=list(self.config.capabilities),
+                        metrics_address=self.metrics_address,
                     ),
                     timeout=10,
                 )
@@ -255,6 +280,8 @@ class Agent:
         self.router.set_credentials(identity.creds)
         self.prober.creds = identity.creds
         self.server_identity.replace(identity.creds)
+        if self.http is not None:
+            self.http.reload(identity.creds)
 
     async def _renewer(self) -> None:
         """Renew the node certificate two thirds into its life, over the current (still valid) one."""
@@ -304,7 +331,7 @@ class Agent:
             await self._report_dirty.wait()
             self._report_dirty.clear()
             report = control_pb2.StatusReport(
-                node=self.config.name, instances=[report_to_proto(self._with_denials(r)) for r in self._report]
+                node=self.config.name, instances=[report_to_proto(self._annotated(r)) for r in self._report]
             )
             try:
                 await self.control.ReportStatus(report, timeout=10)
@@ -312,28 +339,44 @@ class Agent:
                 _log.warning("status report failed; will resend", code=err.code().name, error=err.details())
                 await asyncio.sleep(1.0)
                 self._report_dirty.set()
+            await asyncio.sleep(0.2)  # a storm of traps becomes a few reports, not one per call
 
-    def _with_denials(self, report: InstanceReport) -> InstanceReport:
-        log = self._denials.get((report.app, report.component))
-        if log is None or not log.count:
-            return report
-        return dataclasses.replace(report, denials=log.count, last_denial=log.last)
+    def _annotated(self, report: InstanceReport) -> InstanceReport:
+        """The state machine's report with when it last changed, and the component's denials and traps."""
+        key = (report.app, report.component)
+        shape = (report.state, report.artifact, report.reason)
+        seen = self._since.get(key)
+        if seen is None or seen[0] != shape:
+            seen = self._since[key] = (shape, time.time())
+        extra: dict[str, Any] = {"since": seen[1]}
+        denials = self._denials.get(key)
+        if denials is not None and denials.count:
+            extra.update(denials=denials.count, last_denial=denials.last)
+        traps = self._traps.get(key)
+        if traps is not None and traps.count:
+            extra.update(traps=traps.count, last_trap=traps.last, last_trap_id=traps.last_id)
+        return dataclasses.replace(report, **extra)
+
+    def _pool_stats(self) -> dict[Key, PoolStats]:
+        with self._pools_lock:
+            pools = dict(self._pools)
+        return {key: PoolStats(**pool.stats()) for key, pool in pools.items()}
+
+    def _denial_counts(self) -> dict[Key, int]:
+        with self._pools_lock:
+            return {key: log.count for key, log in self._denials.items() if log.count}
+
+    async def _serve_metrics(self, request: Request) -> Response:
+        return Response.text(self.telemetry.registry.render(), content_type=CONTENT_TYPE)
 
     async def _metrics(self) -> None:
         """Every metrics_interval: measure RTTs to peers, report them with the calls per link."""
         while True:
             await asyncio.sleep(self.config.metrics_interval)
             rtt = await self.prober.measure(self.peers)
-            report = control_pb2.MetricsReport(
-                node=self.config.name,
-                rtt_ms=rtt,
-                links=[
-                    control_pb2.LinkRate(
-                        app=app, importer=importer, exporter=exporter, calls_per_second=rate, calls_total=total
-                    )
-                    for (app, importer, exporter), (rate, total) in sorted(self.links.rates().items())
-                ],
-            )
+            for peer, ms in rtt.items():
+                self.telemetry.peer_rtt.set(peer, value=ms / 1000.0)
+            report = metrics_report(self.config.name, rtt, self.telemetry, self._traps)
             try:
                 await self.control.ReportMetrics(report, timeout=10)
             except grpc.aio.AioRpcError as err:
@@ -396,6 +439,19 @@ class Agent:
             loop.call_soon_threadsafe(self._report_dirty.set)
 
         denials = DenialLog(f"{app}/{name}", report_soon)
+        traps = self._traps.get(key)
+        if traps is None:
+            traps = self._traps[key] = Incidents(report_soon)
+        sink = self.logs.sink(key)
+
+        def on_trap(err: NeonGridError) -> None:
+            self.telemetry.trap(app, name)
+            if isinstance(err, CapabilityDenied):
+                sink("agent", err.message)
+                return  # reported as a denial
+            incident = traps.add(err.message)
+            _log.warning("guest trapped", app=app, component=name, incident=incident, error=err.message)
+            sink("agent", f"trapped (incident {incident}): {err.message}")
 
         def build() -> InstancePool:
             self._check_provenance(f"{app}/{name}", spec)
@@ -410,8 +466,9 @@ class Agent:
                 grants=spec.grants,
                 volume_root=self.config.data_dir / "volumes" / app,
                 denials=denials,
+                output=sink,
             )
-            pool = InstancePool(template)
+            pool = InstancePool(template, on_trap)
             pool.warm()
             return pool
 
@@ -419,10 +476,12 @@ class Agent:
             pool = await asyncio.to_thread(build)
         except NeonGridError as err:
             _log.warning("instance failed to start", app=app, component=name, error=err.message)
+            sink("agent", f"failed to start: {err.message}")
             self._feed(InstanceFailed(key, spec, err.message))
             return
         except Exception as err:  # noqa: BLE001 - any failure is reported, never crashes the agent
             _log.exception("instance failed to start", app=app, component=name)
+            sink("agent", f"failed to start: {type(err).__name__}: {err}")
             self._feed(InstanceFailed(key, spec, f"{type(err).__name__}: {err}"))
             return
         with self._pools_lock:
@@ -431,6 +490,7 @@ class Agent:
             self._denials[key] = denials
         if old is not None:
             old.close()
+        sink("agent", f"running {spec.artifact[:19]} ({spec.runtime.mode}, {spec.runtime.instances} instance(s))")
         _log.info(
             "instance running",
             app=app,
@@ -514,11 +574,17 @@ class Agent:
         return linked
 
     def _local_call(self, app: str, importer: str, exporter: str, ref: FunctionRef) -> HostFunc:
-        link = (app, importer, exporter)
+        link = (app, importer, exporter, "local")
 
         def call(*args: Any) -> Any:
-            self.links.add(link)
-            return self.call(app, exporter, ref, list(args))
+            started = time.perf_counter()
+            ok = False
+            try:
+                result = self.call(app, exporter, ref, list(args))
+                ok = True
+                return result
+            finally:
+                self.telemetry.link_call(link, time.perf_counter() - started, ok)
 
         return call
 
@@ -545,11 +611,18 @@ class Agent:
 
         A call that waited on a pool that was swapped out (hot swap) moves to the new pool.
         """
-        pool = self.pool(app, component)
+        started = time.perf_counter()
+        ok = False
         try:
-            return pool.call(ref, args, get_call_deadline())
-        except PoolClosed:
-            replacement = self.pool(app, component)
-            if replacement is pool:
-                raise
-            return replacement.call(ref, args, get_call_deadline())
+            pool = self.pool(app, component)
+            try:
+                result = pool.call(ref, args, get_call_deadline())
+            except PoolClosed:
+                replacement = self.pool(app, component)
+                if replacement is pool:
+                    raise
+                result = replacement.call(ref, args, get_call_deadline())
+            ok = True
+            return result
+        finally:
+            self.telemetry.component_call(app, component, time.perf_counter() - started, ok)

@@ -33,7 +33,10 @@ class AgentConfig:
         instance_slots: How many instances this node accepts.
         call_timeout: Default deadline, in seconds, of a forwarded call.
         taints: ``key=value:Effect`` strings; components must tolerate them.
-        metrics_interval: Seconds between reports of peer RTTs and link call rates.
+        metrics_interval: Seconds between reports of peer RTTs and call metrics (the window of `neon top`).
+        metrics_listen: Where Prometheus metrics are served (https with the node certificate unless
+            insecure); empty: the listen host on any free port, registered with the control plane;
+            ``off``: not served.
         capabilities: What this node offers components: ``volumes`` (granted directories),
             ``wasi-filesystem`` and ``wasi-sockets`` (the WASI interfaces; access is still only
             what a component is granted).
@@ -55,7 +58,8 @@ class AgentConfig:
     instance_slots: int = 64
     call_timeout: float = 10.0
     taints: tuple[str, ...] = ()
-    metrics_interval: float = 10.0
+    metrics_interval: float = 5.0
+    metrics_listen: str = ""
     capabilities: tuple[str, ...] = ("volumes", "wasi-filesystem", "wasi-sockets")
     join_token: str = ""
     ca_file: Path | None = None

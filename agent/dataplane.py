@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from agent.forwarder import set_call_deadline
+from agent.logbook import Line
 from agent.runtime import FunctionRef
 from neon import log
 from neon._proto import dataplane_pb2, dataplane_pb2_grpc
@@ -62,6 +63,19 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
             result_json=json.dumps(signature.result_to_json(result)), node=self.agent.config.name
         )
 
+    @edge
+    async def Logs(self, request: dataplane_pb2.LogsRequest, context: Context) -> AsyncIterator[dataplane_pb2.LogLine]:
+        key = (request.app, request.component)
+        if request.tail < 0:
+            raise InvalidArgument("tail must be >= 0", field="tail")
+        node = self.agent.config.name
+        if not request.follow:
+            for line in self.agent.logs.tail(key, request.tail):
+                yield _line(line, node, request.component)
+            return
+        async for line in self.agent.logs.follow(key, request.tail):
+            yield _line(line, node, request.component)
+
     async def _run(self, app: str, component: str, ref: FunctionRef, args: list[Any], context: Context) -> Any:
         remaining = context.time_remaining()
         deadline = time.monotonic() + remaining if remaining is not None else None
@@ -74,3 +88,7 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
                 set_call_deadline(None)
 
         return await asyncio.to_thread(run)
+
+
+def _line(line: Line, node: str, component: str) -> dataplane_pb2.LogLine:
+    return dataplane_pb2.LogLine(time=line.time, stream=line.stream, text=line.text, node=node, component=component)

@@ -28,7 +28,7 @@ from typing import Any, Callable
 import grpc
 
 from agent.codec import Signature
-from agent.metrics import LinkCounter
+from agent.telemetry import Telemetry
 from neon import log, pki, tls
 from neon._proto import dataplane_pb2, dataplane_pb2_grpc
 from neon.errors import DeadlineExceeded, NeonGridError, Unavailable, from_rpc_error
@@ -57,13 +57,13 @@ class Router:
         self,
         node: str,
         default_timeout: float = 10.0,
-        counter: LinkCounter | None = None,
+        telemetry: Telemetry | None = None,
         creds: Credentials | None = None,
     ) -> None:
         """``creds`` is the node's identity; peers must hold agent certificates (plaintext when None)."""
         self.node = node
         self.creds = creds or Credentials.insecure()
-        self.counter = counter or LinkCounter()
+        self.telemetry = telemetry or Telemetry(node)
         self.default_timeout = default_timeout
         self._routes: dict[tuple[str, str], tuple[str, ...]] = {}
         self._channels: dict[str, grpc.Channel] = {}
@@ -129,10 +129,19 @@ class Router:
         """A host function forwarding ``interface#function`` to ``exporter``."""
         label = f"{exporter} {interface}#{function}"
 
-        link = (app, importer, exporter)
+        link = (app, importer, exporter, "remote")
 
         def forward(*args: Any) -> Any:
-            self.counter.add(link)
+            started = time.perf_counter()
+            ok, sizes = False, [0, 0]
+            try:
+                result = send(args, sizes)
+                ok = True
+                return result
+            finally:
+                self.telemetry.link_call(link, time.perf_counter() - started, ok, sizes[0], sizes[1])
+
+        def send(args: tuple[Any, ...], sizes: list[int]) -> Any:
             endpoints = self.endpoints(app, exporter)
             if not endpoints:
                 raise Unavailable(
@@ -146,6 +155,7 @@ class Router:
                 args=signature.args_to_proto(args),
                 caller=self.node,
             )
+            sizes[0] = request.ByteSize()
             timeout = self.default_timeout
             deadline = get_call_deadline()
             if deadline is not None:
@@ -180,6 +190,7 @@ class Router:
                         _log.info("retrying an idempotent call on another replica", call=label, failed=failed[-1])
                         continue
                     raise self._failure(label, error, failed[-1], len(now), function) from None
+                sizes[1] = reply.ByteSize()
                 return signature.result_from_proto(reply.result if reply.HasField("result") else None)
             if time.monotonic() >= finish:
                 raise DeadlineExceeded(f"{label}: the deadline passed after {len(failed)} tries ({'; '.join(failed)})")

@@ -1,10 +1,9 @@
-"""What the agent measures for network-aware placement: RTTs to peers and calls per link."""
+"""Round trips to peers, measured for network-aware placement."""
 
 from __future__ import annotations
 
 import asyncio
 import statistics
-import threading
 import time
 from collections.abc import Iterable
 
@@ -16,30 +15,6 @@ from neon.rpc import CHANNEL_OPTIONS
 from neon.tls import Credentials
 
 LinkKey = tuple[str, str, str]  # (app, importer, exporter)
-
-
-class LinkCounter:
-    """Calls made over each link from this node (local or forwarded); thread-safe."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._totals: dict[LinkKey, int] = {}
-        self._last: dict[LinkKey, int] = {}
-        self._last_time = time.monotonic()
-
-    def add(self, key: LinkKey) -> None:
-        with self._lock:
-            self._totals[key] = self._totals.get(key, 0) + 1
-
-    def rates(self) -> dict[LinkKey, tuple[float, int]]:
-        """Per link: (calls per second since the previous call of this method, total calls)."""
-        now = time.monotonic()
-        with self._lock:
-            elapsed = max(now - self._last_time, 1e-6)
-            out = {key: ((total - self._last.get(key, 0)) / elapsed, total) for key, total in self._totals.items()}
-            self._last = dict(self._totals)
-            self._last_time = now
-        return out
 
 
 class RttProber:

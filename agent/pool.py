@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from agent.runtime import ComponentInstance, ComponentTemplate, FunctionRef
-from neon.errors import DeadlineExceeded, NotRunning, ResourceExhausted
+from neon.errors import DeadlineExceeded, NeonGridError, NotRunning, ResourceExhausted
 
 
 class PoolClosed(NotRunning):
@@ -25,8 +25,10 @@ class PoolClosed(NotRunning):
 class InstancePool:
     """The instances of one component on this node."""
 
-    def __init__(self, template: ComponentTemplate) -> None:
+    def __init__(self, template: ComponentTemplate, on_trap: Callable[[NeonGridError], None] | None = None) -> None:
+        """``on_trap`` is told (in the calling thread) of each call that trapped and discarded its instance."""
         self.template = template
+        self.on_trap = on_trap
         self.settings = template.settings
         self.pooled = self.settings.mode == "pooled"
         self._cond = threading.Condition()
@@ -65,6 +67,10 @@ class InstancePool:
                 if timeout <= 0:
                     raise DeadlineExceeded(f"{self.template.label}: the caller's deadline passed before {ref} ran")
             return instance.call(ref, args, timeout)
+        except NeonGridError as err:
+            if instance.poisoned and self.on_trap is not None:
+                self.on_trap(err)
+            raise
         finally:
             self._release(instance)
 

@@ -191,8 +191,10 @@ class ComponentTemplate:
         grants: GrantSpec | None = None,
         volume_root: Path | None = None,
         denials: DenialLog | None = None,
+        output: Callable[[str, str], None] | None = None,
     ) -> None:
         self.runtime = runtime
+        self.output = output
         self.component = component
         self.label = label
         self.settings = settings or RuntimeSpec()
@@ -262,8 +264,8 @@ class ComponentTemplate:
         """A fresh instance in its own store, with this template's limits and grants."""
         store = wasmtime.Store(self.runtime.engine)
         wasi = wasmtime.WasiConfig()
-        wasi.stdout_custom = _GuestOutput(self.label, "stdout")
-        wasi.stderr_custom = _GuestOutput(self.label, "stderr")
+        wasi.stdout_custom = _GuestOutput(self.label, "stdout", self.output)
+        wasi.stderr_custom = _GuestOutput(self.label, "stderr", self.output)
         if self.grants.env:
             wasi.env = sorted(self.grants.env.items())
         for volume in self.grants.volumes:
@@ -380,9 +382,10 @@ class _GuestOutput:
 
     MAX_LINE = 8192
 
-    def __init__(self, label: str, stream: str) -> None:
+    def __init__(self, label: str, stream: str, sink: Callable[[str, str], None] | None = None) -> None:
         self.label = label
         self.stream = stream
+        self.sink = sink
         self.pending = b""
         self.log = log.get("neon.guest")
 
@@ -393,8 +396,11 @@ class _GuestOutput:
             if not sep:
                 line, rest = self.pending[: self.MAX_LINE], self.pending[self.MAX_LINE :]
             self.pending = rest
+            text = line.decode("utf-8", "replace")
             emit = self.log.warning if self.stream == "stderr" else self.log.info
-            emit(f"guest {self.stream}", guest=self.label, text=line.decode("utf-8", "replace"))
+            emit(f"guest {self.stream}", guest=self.label, text=text)
+            if self.sink is not None:
+                self.sink(self.stream, text)
 
 
 def _trap_message(err: Exception, cause: Exception | None) -> str:

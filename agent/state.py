@@ -285,6 +285,8 @@ class AgentState:
                 continue
             state = {"Running": "Running", "Failed": "Failed"}.get(inst.phase, "Starting")
             artifact, reason = inst.spec.artifact, inst.reason
+            if inst.phase == "Starting" and not reason:
+                reason = "compiling and instantiating"
             if inst.update_error and inst.next is not None:
                 state, artifact = "Failed", inst.next.artifact
                 reason = f"update failed: {inst.update_error}; still serving {inst.spec.artifact[:19]}"

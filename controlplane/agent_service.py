@@ -13,6 +13,7 @@ from neon import log
 from neon._proto import control_pb2, control_pb2_grpc
 from neon._validate import NAME as NAME_PATTERN
 from neon.errors import InvalidArgument, NeonGridError, NotFound
+from neon.metrics import LATENCY_BUCKETS
 from neon.model import Assignment, NodeInfo
 from neon.policy import parse_taint
 from neon.rpc import Context, edge
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
     from controlplane.server import ControlPlane
 
 _log = log.get("neon.controlplane.agents")
+
+
+MAX_SERIES = 10_000
 
 
 class AgentServicer(control_pb2_grpc.AgentControlServicer):
@@ -58,6 +62,7 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
             version=request.version,
             taints=tuple(request.taints),
             capabilities=tuple(sorted(set(request.capabilities))),
+            metrics_address=request.metrics_address,
         )
         old = await self.cp.store.get_node(request.name)
         _, away_since = await self.cp.store.get_member(request.name) or (None, 0.0)
@@ -138,6 +143,27 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
             for r in request.links
         ]
         await self.cp.store.put_metrics(node, {"rtt_ms": dict(request.rtt_ms), "links": links})
+        if len(request.components) + len(request.link_metrics) > MAX_SERIES:
+            raise InvalidArgument(
+                f"a metrics report may carry at most {MAX_SERIES} components and links", field="components"
+            )
+        buckets = len(LATENCY_BUCKETS) + 1
+        counts = [len(c.latency_buckets) for c in request.components]
+        counts += [len(m.latency_buckets) for m in request.link_metrics]
+        for count in counts:
+            if count not in (0, buckets):
+                raise InvalidArgument(
+                    f"latency_buckets must hold {buckets} counts (the bounds of neon.metrics.LATENCY_BUCKETS and "
+                    f"one above them), got {count}",
+                    field="latency_buckets",
+                )
+        for item in request.components:
+            item.node = node.name  # a node speaks for itself only
+        for link in request.link_metrics:
+            link.node = node.name
+        del request.links[:]
+        request.rtt_ms.clear()
+        await self.cp.store.put_telemetry(node, request.SerializeToString())
         return control_pb2.StatusAck()
 
     @edge

@@ -34,6 +34,9 @@ class ControlPlaneConfig:
         allow_unsigned: Deploy artifacts without checking signatures. Opt-in, logged loudly.
         node_cert_ttl: Seconds a node certificate is valid (default a year); agents renew it
             two thirds into its life.
+        http_listen: Metrics (Prometheus), the dashboard and its JSON, read-only: https asking for a
+            viewer or admin certificate unless insecure; default the listen host with the listen port + 2
+            (any free port when that is 0); ``off``: not served.
         placement_weights: Scorer name -> weight, overriding the defaults
             (``controlplane.placement.DEFAULT_WEIGHTS``: balance 1, sticky 10,
             preferred-labels 2, preferred-affinity 2, prefer-no-schedule 1,
@@ -55,4 +58,5 @@ class ControlPlaneConfig:
     trusted_keys: tuple[str, ...] = ()
     allow_unsigned: bool = False
     node_cert_ttl: float = 365 * 86400.0
+    http_listen: str = ""
     placement_weights: dict[str, float] = field(default_factory=dict)

@@ -8,7 +8,10 @@ import time
 from neon.model import Event
 
 
-def new_event(kind: str, message: str, *, app: str = "", component: str = "", node: str = "") -> Event:
+def new_event(
+    kind: str, message: str, *, app: str = "", component: str = "", node: str = "", incident: str = ""
+) -> Event:
+    """``incident``: the id an agent logged the incident under; it ends the event's id, so the two correlate."""
     now = time.time()
-    event_id = f"{time.time_ns():020d}-{os.urandom(3).hex()}"
+    event_id = f"{time.time_ns():020d}-{incident or os.urandom(3).hex()}"
     return Event(id=event_id, time=now, kind=kind, message=message, app=app, component=component, node=node)

@@ -35,8 +35,10 @@ class Election:
         ttl: int,
         on_elected: Callable[[], Awaitable[None]],
         on_deposed: Callable[[], Awaitable[None]],
+        http_address: str = "",
     ) -> None:
         self.store = store
+        self.http_address = http_address
         self.identity = identity
         self.address = address
         self.ttl = ttl
@@ -51,7 +53,9 @@ class Election:
                 self.lease_id = await self.store.new_lease(self.ttl)
                 started = time.time()
                 await self.store.put_replica(
-                    self.identity, {"address": self.address, "started": started}, self.lease_id
+                    self.identity,
+                    {"address": self.address, "started": started, "http": self.http_address},
+                    self.lease_id,
                 )
                 while True:
                     if not self.leading:

@@ -70,6 +70,8 @@ class World:
     # node -> when it was marked Unreachable (0: not yet); such nodes are in ``nodes`` too
     unreachable_since: Mapping[str, float] = field(default_factory=dict)
     now: float = 0.0  # when the world was read (time.time())
+    # app -> component -> when its nodes last changed (as recorded with the placement)
+    placed_at: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     def unreachable_for(self, node: str) -> float | None:
         """Seconds the node has been unreachable, or None while it holds its lease."""

@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import itertools
 import socket
+import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, AsyncIterator
 
 import grpc
 
@@ -19,14 +20,17 @@ from controlplane.events import new_event
 from controlplane.fusion import Composition
 from controlplane.leader import Election
 from controlplane.placement import Placer
-from controlplane.reconciler import NOT_COMPOSED, World, next_grace_expiry, plan
+from controlplane.reconciler import NOT_COMPOSED, AppRecord, World, next_grace_expiry, plan
 from controlplane.replication import BlobReplicator
 from controlplane.security import Security
-from controlplane.status import served
+from controlplane.status import app_status, served
 from controlplane.store import APPS, MEMBERS, NODES, Store
+from controlplane.web import Web
 from neon import log, pki, tls
-from neon._proto import control_pb2_grpc, dataplane_pb2, dataplane_pb2_grpc
+from neon._proto import control_pb2, control_pb2_grpc, dataplane_pb2, dataplane_pb2_grpc
 from neon.errors import NotFound, NotRunning, from_rpc_error
+from neon.http import HttpServer
+from neon.manifest import ComponentSpec
 from neon.model import Event, InstanceReport, NodeInfo
 from neon.policy import UNREACHABLE
 from neon.rpc import CHANNEL_OPTIONS, add_join_port, create_server, mark_serving
@@ -59,6 +63,10 @@ class ControlPlane:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._rr = itertools.count()
         self._last_reports: dict[str, dict[tuple[str, str], InstanceReport]] = {}
+        self.web = Web(self)
+        self.store.on_record = lambda event: self.web.events.inc(event.kind)
+        self.http: HttpServer | None = None
+        self.http_port = 0
 
     @property
     def address(self) -> str:
@@ -66,6 +74,14 @@ class ControlPlane:
             return self.config.advertise
         host = self.config.listen.rsplit(":", 1)[0]
         return f"{host}:{self.port}"
+
+    @property
+    def http_address(self) -> str:
+        """Where the metrics and the dashboard are served; empty when they are not."""
+        if not self.http_port:
+            return ""
+        host = (self.config.advertise or self.config.listen).rsplit(":", 1)[0]
+        return f"{host}:{self.http_port}"
 
     @property
     def join_address(self) -> str:
@@ -106,9 +122,19 @@ class ControlPlane:
             self.join_port = add_join_port(self.server, self._join_listen(), self.security.creds)
         await self.server.start()
         await mark_serving(self.server)
+        if self.config.http_listen != "off":
+            self.http = HttpServer(self.security.creds)
+            self.web.install(self.http)
+            self.http_port = await self.http.start(self.config.http_listen or self._next_port(2))
         self.replicator.identity = self.identity
         self.election = Election(
-            self.store, self.identity, self.address, self.config.leader_ttl, self._lead, self._follow
+            self.store,
+            self.identity,
+            self.address,
+            self.config.leader_ttl,
+            self._lead,
+            self._follow,
+            http_address=self.http_address,
         )
         self._tasks = [
             asyncio.create_task(self.election.run(), name="election"),
@@ -118,16 +144,19 @@ class ControlPlane:
             "control plane serving",
             address=self.address,
             join=self.join_address or "none (plaintext)",
+            http=f"{self.http.scheme}://{self.http_address}/" if self.http else "off",
             etcd=self.config.etcd,
             identity=self.identity,
             tls=not self.security.creds.plaintext,
         )
 
     def _join_listen(self) -> str:
-        if self.config.join_listen:
-            return self.config.join_listen
+        return self.config.join_listen or self._next_port(1)
+
+    def _next_port(self, offset: int) -> str:
+        """The listen host with the listen port + ``offset`` (any free port when listening on port 0)."""
         host, _, port = self.config.listen.rpartition(":")
-        return f"{host}:{int(port) + 1 if int(port) else 0}"
+        return f"{host}:{int(port) + offset if int(port) else 0}"
 
     async def _lead(self) -> None:
         """This replica was elected: reconcile from etcd's state, as if freshly started."""
@@ -160,6 +189,8 @@ class ControlPlane:
                 await self.election.resign()
         if self.server is not None:
             await self.server.stop(grace)
+        if self.http is not None:
+            await self.http.stop()
         for channel in self._channels.values():
             await channel.close(None)
         await self.store.close()
@@ -188,8 +219,10 @@ class ControlPlane:
                 await asyncio.wait_for(self._dirty.wait(), timeout=self.config.resync_interval)
             self._dirty.clear()
             await asyncio.sleep(0.02)  # coalesce bursts of changes
+            started = time.perf_counter()
             try:
                 await self.reconcile_once()
+                self.web.reconciles.observe(time.perf_counter() - started)
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # noqa: BLE001 - keep reconciling; the next pass retries
@@ -224,7 +257,7 @@ class ControlPlane:
             if not app_plan.changed:
                 continue
             record = world.apps[app_plan.app]
-            if not await self.store.write_plan(app_plan, record):
+            if not await self.store.write_plan(app_plan, record, world):
                 self.mark_dirty()  # the app changed under us; the next pass sees it
                 continue
             was_fused = {(f["node"], tuple(f["members"])) for f in world.fusion.get(app_plan.app, []) if f["artifact"]}
@@ -241,11 +274,17 @@ class ControlPlane:
                 before = world.placements.get(app_plan.app, {}).get(name, ())
                 if tuple(decision.nodes) != tuple(before):
                     where = ", ".join(decision.nodes) or "nowhere"
-                    msg = f"{name} placed on {where}" + (f" ({decision.reason})" if decision.reason else "")
-                    for node in sorted(set(before) - set(decision.nodes)):
+                    why = f" ({decision.reason})" if decision.reason else ""
+                    left = sorted(set(before) - set(decision.nodes))
+                    for node in left:
                         if (gone := world.unreachable_for(node)) is not None:
-                            msg += f"; left {node}, unreachable for {gone:.0f}s"
-                    kind = "Placed" if decision.nodes else "Unschedulable"
+                            why += f"; left {node}, unreachable for {gone:.0f}s"
+                    if not decision.nodes:
+                        kind, msg = "Unschedulable", f"{name} placed on nowhere{why}"
+                    elif left:
+                        kind, msg = "Rescheduled", f"{name} moved from {', '.join(before)} to {where}{why}"
+                    else:
+                        kind, msg = "Placed", f"{name} placed on {where}{why}"
                     await self.store.record(new_event(kind, msg, app=app_plan.app, component=name))
         for app, nodes in orphans:
             await self.store.remove_orphan(app, nodes)
@@ -287,10 +326,23 @@ class ControlPlane:
         now = {(r.app, r.component): r for r in reports}
         for key, rep in sorted(now.items()):
             old = before.get(key)
-            if old is None or (old.state, old.artifact) != (rep.state, rep.artifact):
+            if old is None or (old.state, old.artifact) != (rep.state, rep.artifact) or _failed_again(old, rep):
                 msg = f"{rep.component} is {rep.state} on {node.name}" + (f": {rep.reason}" if rep.reason else "")
                 await self.store.record(
                     new_event(f"Instance{rep.state}", msg, app=rep.app, component=rep.component, node=node.name)
+                )
+            if rep.traps > (old.traps if old is not None else 0):
+                more = rep.traps - (old.traps if old is not None else 0)
+                count = f"{more} calls trapped, the last" if more > 1 else "a call trapped"
+                await self.store.record(
+                    new_event(
+                        "Trapped",
+                        f"{count} on {node.name} (incident {rep.last_trap_id}): {rep.last_trap}",
+                        app=rep.app,
+                        component=rep.component,
+                        node=node.name,
+                        incident=rep.last_trap_id,
+                    )
                 )
             if rep.denials > (old.denials if old is not None else 0):
                 await self.store.record(
@@ -311,22 +363,113 @@ class ControlPlane:
     async def record(self, event: Event) -> None:
         await self.store.record(event)
 
+    async def nodes(self) -> tuple[dict[str, NodeInfo], dict[str, tuple[NodeInfo, float]]]:
+        """The nodes holding a lease, and the Unreachable ones (with when they were found so; 0: not yet)."""
+        live = {n.name: n for n in await self.store.list_nodes()}
+        members = await self.store.members()
+        return live, {name: member for name, member in members.items() if name not in live}
+
+    async def statuses(self, name: str = "") -> list[dict[str, Any]]:
+        """The status of one application (NotFound if it does not exist) or, without a name, of every one."""
+        if name:
+            record = await self.store.get_app(name)
+            if record is None:
+                raise NotFound(f"application {name!r} does not exist", kind="application", name=name)
+            records = [record]
+        else:
+            records = sorted(await self.store.list_apps(), key=lambda r: r.spec.name)
+        nodes, unreachable = await self.nodes()
+        reports = await self.store.all_status()
+        leader = await self.store.leader() is not None
+        now = time.time()
+        gone = {n: since or now for n, (_, since) in unreachable.items()}
+        out = []
+        for record in records:
+            placement = await self.store.get_placement(record.spec.name)
+            out.append(app_status(record, placement, reports, nodes, gone, leader))
+        return out
+
     # ---------------------------------------------------------- invoke --
 
-    async def invoke(self, request: dataplane_pb2.InvokeRequest, timeout: float | None) -> dataplane_pb2.InvokeResponse:
-        """Relay a user's call to an agent running the component."""
-        record = await self.store.get_app(request.app)
+    async def _component(self, app: str, component: str) -> tuple[AppRecord, ComponentSpec]:
+        record = await self.store.get_app(app)
         if record is None:
-            raise NotFound(f"application {request.app!r} does not exist", kind="application", name=request.app)
+            raise NotFound(f"application {app!r} does not exist", kind="application", name=app)
         try:
-            comp = record.spec.component(request.component)
+            return record, record.spec.component(component)
         except KeyError:
             names = ", ".join(c.name for c in record.spec.components)
             raise NotFound(
-                f"application {request.app!r} has no component {request.component!r} (it has: {names})",
+                f"application {app!r} has no component {component!r} (it has: {names})",
                 kind="component",
-                name=request.component,
+                name=component,
             ) from None
+
+    async def telemetry(self) -> list[control_pb2.MetricsReport]:
+        """The last metrics report of every live node."""
+        live = {n.name for n in await self.store.list_nodes()}
+        reports = await self.store.all_telemetry()
+        return [control_pb2.MetricsReport.FromString(raw) for node, raw in sorted(reports.items()) if node in live]
+
+    async def logs(self, request: dataplane_pb2.LogsRequest) -> AsyncIterator[dataplane_pb2.LogLine]:
+        """A component's lines from every live node serving it (its fused root's where it is fused),
+        merged by time; while following, as they come."""
+        record, comp = await self._component(request.app, request.component)
+        serving = served(record.spec, await self.store.get_placement(request.app))
+        nodes = {n.name: n for n in await self.store.list_nodes()}
+        where = sorted((n, inst) for (n, c), (inst, _) in serving.items() if c == comp.name and n in nodes)
+        if not where:
+            raise NotRunning(
+                f"{request.app}/{comp.name} is not placed on any live node; see `neon get app {request.app}`",
+                app=request.app,
+                component=comp.name,
+            )
+        calls = [
+            (
+                node,
+                dataplane_pb2_grpc.DataPlaneStub(self._channel(nodes[node].dataplane_address)).Logs(
+                    dataplane_pb2.LogsRequest(
+                        app=request.app, component=inst, tail=request.tail, follow=request.follow
+                    ),
+                    timeout=None if request.follow else 10.0,
+                ),
+            )
+            for node, inst in where
+        ]
+        if not request.follow:
+            lines: list[dataplane_pb2.LogLine] = []
+            for node, call in calls:
+                try:
+                    lines.extend([line async for line in call])
+                except grpc.aio.AioRpcError as err:
+                    lines.append(_note(node, comp.name, f"no lines from node {node}: {err.details()}"))
+            lines.sort(key=lambda line: line.time)
+            for line in lines[-request.tail :] if request.tail else lines:
+                yield line
+            return
+        queue: asyncio.Queue[dataplane_pb2.LogLine] = asyncio.Queue(1000)
+
+        async def pump(node: str, call: Any) -> None:
+            try:
+                async for line in call:
+                    await queue.put(line)
+                await queue.put(_note(node, comp.name, f"node {node} closed the stream"))
+            except grpc.aio.AioRpcError as err:
+                await queue.put(_note(node, comp.name, f"stream from node {node} ended: {err.details()}"))
+
+        tasks = [asyncio.create_task(pump(node, call)) for node, call in calls]
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for _, call in calls:
+                call.cancel()
+
+    async def invoke(self, request: dataplane_pb2.InvokeRequest, timeout: float | None) -> dataplane_pb2.InvokeResponse:
+        """Relay a user's call to an agent running the component."""
+        record, comp = await self._component(request.app, request.component)
         nodes = {n.name: n for n in await self.store.list_nodes()}
         statuses = await self.store.all_status()
         serving = served(record.spec, await self.store.get_placement(request.app))
@@ -368,3 +511,12 @@ class ControlPlane:
             channel = tls.aio_channel(address, self.security.creds, pki.AGENT_NAME, CHANNEL_OPTIONS)
             self._channels[address] = channel
         return channel
+
+
+def _failed_again(old: InstanceReport, new: InstanceReport) -> bool:
+    """A Failed instance failing for another reason (a fixed manifest, a new cause) is news too."""
+    return new.state == "Failed" and old.reason != new.reason
+
+
+def _note(node: str, component: str, text: str) -> dataplane_pb2.LogLine:
+    return dataplane_pb2.LogLine(time=time.time(), stream="neon", text=text, node=node, component=component)

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, AsyncIterator
 from controlplane.events import new_event
 from controlplane.interfaces import describe
 from controlplane.reconciler import explain
-from controlplane.status import app_status
 from controlplane.trust import check_app, checked_signatures, merged
 from controlplane.validate import check_links
 from neon import log, manifest
@@ -89,14 +88,9 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     async def ListApplications(
         self, request: control_pb2.ListApplicationsRequest, context: Context
     ) -> control_pb2.ListApplicationsResponse:
-        records = await self.cp.store.list_apps()
-        nodes, unreachable = await self._nodes()
-        reports = await self.cp.store.all_status()
-        apps = []
-        for record in sorted(records, key=lambda r: r.spec.name):
-            placement = await self.cp.store.get_placement(record.spec.name)
-            apps.append(application_to_proto(app_status(record, placement, reports, nodes, unreachable.keys())))
-        return control_pb2.ListApplicationsResponse(applications=apps)
+        return control_pb2.ListApplicationsResponse(
+            applications=[application_to_proto(doc) for doc in await self.cp.statuses()]
+        )
 
     @edge
     async def DeleteApplication(
@@ -157,6 +151,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
                     address=doc.get("address", ""),
                     leader=identity == leader.get("identity"),
                     started_at=doc.get("started", 0.0),
+                    http_address=doc.get("http", ""),
                     self=identity == self.cp.identity,
                 )
                 for identity, doc in sorted(replicas.items())
@@ -180,6 +175,23 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         async for event in self.cp.store.watch_events(revision + 1):
             if not request.app or event.app == request.app:
                 yield event_to_proto(event)
+
+    @edge
+    async def GetMetrics(
+        self, request: control_pb2.GetMetricsRequest, context: Context
+    ) -> control_pb2.GetMetricsResponse:
+        reply = control_pb2.GetMetricsResponse()
+        for report in await self.cp.telemetry():
+            reply.components.extend(c for c in report.components if not request.app or c.app == request.app)
+            reply.links.extend(link for link in report.link_metrics if not request.app or link.app == request.app)
+        return reply
+
+    @edge
+    async def Logs(self, request: dataplane_pb2.LogsRequest, context: Context) -> AsyncIterator[dataplane_pb2.LogLine]:
+        if request.tail < 0:
+            raise InvalidArgument("tail must be >= 0", field="tail")
+        async for line in self.cp.logs(request):
+            yield line
 
     @edge
     async def Invoke(self, request: dataplane_pb2.InvokeRequest, context: Context) -> dataplane_pb2.InvokeResponse:
@@ -252,16 +264,8 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         )
 
     async def _status(self, name: str) -> control_pb2.Application:
-        record = await self.cp.store.get_app(name)
-        if record is None:
-            raise NotFound(f"application {name!r} does not exist", kind="application", name=name)
-        placement = await self.cp.store.get_placement(name)
-        nodes, unreachable = await self._nodes()
-        reports = await self.cp.store.all_status()
-        return application_to_proto(app_status(record, placement, reports, nodes, unreachable.keys()))
+        (doc,) = await self.cp.statuses(name)
+        return application_to_proto(doc)
 
     async def _nodes(self) -> tuple[dict[str, NodeInfo], dict[str, tuple[NodeInfo, float]]]:
-        """The nodes holding a lease, and the Unreachable ones (with when they were found so)."""
-        live = {n.name: n for n in await self.cp.store.list_nodes()}
-        members = await self.cp.store.members()
-        return live, {name: member for name, member in members.items() if name not in live}
+        return await self.cp.nodes()

@@ -13,6 +13,7 @@ Key layout (all values JSON):
     /neon/history/<app>/<generation>  the manifest of each generation (the last HISTORY kept)
     /neon/compositions/<key>         {"digest": fused artifact} or {"error": why it cannot be fused}
     /neon/metrics/<node>             {"rtt_ms": {peer: ms}, "links": [...]}, attached to the node's lease
+    /neon/telemetry/<node>           the agent's last neon.v1.MetricsReport (protobuf bytes), on the node's lease
     /neon/leader                     {"identity", "address", "since"}: the replica that reconciles, on its lease
     /neon/controlplanes/<identity>   {"address", "started"}: every live replica, on its own lease
 """
@@ -25,12 +26,12 @@ import inspect
 import json
 import socket
 import time
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import aetcd
 
 from controlplane.reconciler import AppPlan, AppRecord, World
-from neon import manifest
+from neon import log, manifest
 from neon.errors import Conflict, FailedPrecondition, NotFound, Unavailable
 from neon.manifest import AppSpec
 from neon.model import Event, InstanceReport, NodeInfo
@@ -45,12 +46,14 @@ STATUS = PREFIX + b"status/"
 ARTIFACTS = PREFIX + b"artifacts/"
 EVENTS = PREFIX + b"events/"
 METRICS = PREFIX + b"metrics/"
+TELEMETRY = PREFIX + b"telemetry/"
 HISTORY = PREFIX + b"history/"
 COMPOSITIONS = PREFIX + b"compositions/"
 LEADER = PREFIX + b"leader"
 REPLICAS = PREFIX + b"controlplanes/"
 TOKENS = PREFIX + b"tokens/"
 IDENTITIES = PREFIX + b"identities/"  # admitted nodes' certificate serials
+_events_log = log.get("neon.events")
 HISTORY_KEEP = 10
 EVENT_HISTORY = 1000
 
@@ -165,6 +168,7 @@ class Store:
         self.url = url
         self.client = _EtcdCalls(aetcd.Client(host=host, port=int(port), timeout=timeout), url)
         self._event_seq = 0
+        self.on_record: Callable[[Event], None] | None = None  # told of each event recorded
 
     async def connect(self, wait: float = 30.0) -> None:
         """Connect, waiting up to ``wait`` seconds for etcd to answer."""
@@ -352,11 +356,13 @@ class Store:
                 nodes[name] = info
                 unreachable[name] = since
         placements: dict[str, dict[str, tuple[str, ...]]] = {}
+        placed_at: dict[str, dict[str, float]] = {}
         fusion: dict[str, list[dict[str, Any]]] = {}
         for kv in await self.client.get_prefix(PLACEMENTS):
             doc = json.loads(kv.value)
             app = kv.key[len(PLACEMENTS) :].decode()
             placements[app] = {c: tuple(d["nodes"]) for c, d in doc["components"].items()}
+            placed_at[app] = {c: float(d.get("since", 0.0)) for c, d in doc["components"].items()}
             fusion[app] = doc.get("fusion", [])
         assigned: dict[str, dict[str, dict[str, Any]]] = {}
         for kv in await self.client.get_prefix(ASSIGN):
@@ -382,15 +388,28 @@ class Store:
             fusion=fusion,
             unreachable_since=unreachable,
             now=now,
+            placed_at=placed_at,
         )
 
-    async def write_plan(self, plan: AppPlan, record: AppRecord) -> bool:
-        """Write one application's plan if the app is unchanged since it was read."""
+    async def write_plan(self, plan: AppPlan, record: AppRecord, world: World | None = None) -> bool:
+        """Write one application's plan if the app is unchanged since it was read.
+
+        Each component's ``since`` is when its nodes last changed (kept from ``world`` otherwise)."""
         tx = self.client.transactions
+        now = time.time()
+        before = world.placements.get(plan.app, {}) if world is not None else {}
+        since = world.placed_at.get(plan.app, {}) if world is not None else {}
         placement_doc = {
             "generation": record.generation,
+            "placed_at": now,
             "components": {
-                name: {"nodes": list(d.nodes), "reason": d.reason, "desired": d.desired, "filtered": dict(d.filtered)}
+                name: {
+                    "nodes": list(d.nodes),
+                    "reason": d.reason,
+                    "desired": d.desired,
+                    "filtered": dict(d.filtered),
+                    "since": since.get(name) or now if tuple(before.get(name, ())) == tuple(d.nodes) else now,
+                }
                 for name, d in plan.placement.components.items()
             },
             "fusion": list(plan.fusion),
@@ -437,6 +456,13 @@ class Store:
 
     async def all_metrics(self) -> dict[str, dict[str, Any]]:
         return {kv.key[len(METRICS) :].decode(): json.loads(kv.value) for kv in await self.client.get_prefix(METRICS)}
+
+    async def put_telemetry(self, node: NodeInfo, report: bytes) -> None:
+        await self.client.put(_key(TELEMETRY, node.name), report, lease=node.lease_id or None)
+
+    async def all_telemetry(self) -> dict[str, bytes]:
+        """Node -> its agent's last MetricsReport, serialized."""
+        return {kv.key[len(TELEMETRY) :].decode(): bytes(kv.value) for kv in await self.client.get_prefix(TELEMETRY)}
 
     async def all_status(self) -> dict[str, list[InstanceReport]]:
         out: dict[str, list[InstanceReport]] = {}
@@ -490,6 +516,10 @@ class Store:
 
     async def record(self, event: Event) -> None:
         await self.client.put(_key(EVENTS, event.id), _dump(event.to_dict()))
+        if self.on_record is not None:
+            self.on_record(event)
+        ids = {k: v for k, v in (("app", event.app), ("component", event.component), ("node", event.node)) if v}
+        _events_log.info(event.message, event_id=event.id, kind=event.kind, **ids)
         self._event_seq += 1
         if self._event_seq % 100 == 0:
             await self._trim_events()

@@ -21,6 +21,8 @@ _CONTROL_READS = (
     "ListControlPlanes",
     "WatchEvents",
     "ExplainPlacement",
+    "GetMetrics",
+    "Logs",
 )
 _CONTROL_WRITES = (
     "ApplyApplication",
@@ -42,7 +44,11 @@ POLICY: dict[str, frozenset[str]] = {
     # Forwarded calls come from agents; users' invokes are relayed by the control plane.
     "/neon.v1.DataPlane/Call": frozenset({AGENT}),
     "/neon.v1.DataPlane/Invoke": frozenset({CONTROLPLANE}),
+    # A component's output is relayed to users by the control plane.
+    "/neon.v1.DataPlane/Logs": frozenset({CONTROLPLANE}),
 }
+# Who may read the HTTPS pages (metrics, dashboard): users, and replicas scraping each other.
+HTTP_READERS = frozenset({VIEWER, ADMIN, CONTROLPLANE})
 # Served without a client certificate (on the join port too): the token is the credential.
 OPEN = frozenset({"/neon.v1.Join/Join", "/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"})
 _NODE_FIELDS = ("name", "node", "caller")

@@ -4,7 +4,11 @@
     neon controlplane --etcd URL --listen ADDR
     neon agent --control ADDR --name N --label tier=edge
     neon apply -f app.yaml [--wait]
-    neon get apps | app NAME | nodes | controlplanes   [-o table|wide|json|yaml]
+    neon get apps | app NAME | components [APP] | nodes | controlplanes   [-o table|wide|json|yaml]
+    neon describe app NAME | component APP/COMPONENT | node NAME
+    neon logs [APP/]COMPONENT [-f] [--tail N]
+    neon top [APP] [-w]                       # calls/s, errors, p50/p99 per replica and link
+    neon dashboard                            # the dashboard on http://127.0.0.1:8001, via your certificate
     neon delete app NAME | node NAME           # a node only while Unreachable
     neon rollback app NAME [--to GENERATION]
     neon invoke APP COMPONENT FUNCTION [JSON_ARG ...] [--lines-from FILE]
@@ -35,9 +39,9 @@ from typing import Any, Sequence
 
 import yaml
 
-from neon import log
+from neon import log, views
 from neon._validate import loads_json
-from neon.errors import InvalidArgument, NeonGridError, Unavailable
+from neon.errors import InvalidArgument, NeonGridError, NotFound, Unavailable
 from neon.policy import parse_taint
 
 DEFAULT_CONTROL = "127.0.0.1:7400"
@@ -123,6 +127,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SCORER=WEIGHT",
         help="override a placement scorer's weight, repeatable (see neon explain)",
     )
+    p.add_argument(
+        "--http-listen",
+        default="",
+        help="metrics (Prometheus), dashboard and its JSON, read-only, https with client certificates "
+        "(default: the --listen port + 2; 'off': not served)",
+    )
     p.add_argument("--ready-file", default="", help=argparse.SUPPRESS)
 
     p = sub.add_parser("agent", help="run an agent on this node")
@@ -177,8 +187,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--metrics-interval",
         type=float,
-        default=10.0,
-        help="seconds between reports of peer round trips and link call rates",
+        default=5.0,
+        help="seconds between reports of peer round trips and call metrics (neon top's window)",
+    )
+    p.add_argument(
+        "--metrics-listen",
+        default=os.environ.get("NEON_METRICS_LISTEN", ""),
+        help="where Prometheus metrics are served, https with the node certificate (default: the --listen host, "
+        "any free port, registered with the control plane; 'off': not served)",
     )
     p.add_argument("--ready-file", default="", help=argparse.SUPPRESS)
 
@@ -194,10 +210,35 @@ def _parser() -> argparse.ArgumentParser:
         help="sign each artifact with this ed25519 key as it is uploaded (besides any ARTIFACT.sig)",
     )
 
-    p = sub.add_parser("get", help="show applications, nodes or control-plane replicas")
-    p.add_argument("kind", choices=["apps", "app", "nodes", "controlplanes"])
-    p.add_argument("name", nargs="?")
+    p = sub.add_parser("get", help="show applications, components, nodes or control-plane replicas")
+    p.add_argument("kind", choices=["apps", "app", "components", "nodes", "controlplanes"])
+    p.add_argument("name", nargs="?", help="an application (apps, app, components) or a node")
     p.add_argument("-o", "--output", choices=["table", "wide", "json", "yaml"], default="table", help="output format")
+
+    p = sub.add_parser("describe", help="everything about an application, a component or a node, with its events")
+    p.add_argument("kind", choices=["app", "component", "node"])
+    p.add_argument("name", help="APP, APP/COMPONENT (or COMPONENT with --app), or NODE")
+    p.add_argument("--app", default="", help="the component's application")
+    p.add_argument("--events", type=int, default=15, help="how many recent events to show")
+
+    p = sub.add_parser("logs", help="a component's output (guest stdout/stderr, agent notes) from every node")
+    p.add_argument("component", help="COMPONENT, or APP/COMPONENT")
+    p.add_argument("--app", default="", help="the component's application (when its name is not unique)")
+    p.add_argument("-f", "--follow", action="store_true", help="keep streaming new lines")
+    p.add_argument("--tail", type=int, default=0, help="the last N lines (default: all the agents keep)")
+    p.add_argument("--timestamps", action="store_true", help="prefix each line with its time")
+
+    p = sub.add_parser("top", help="calls, errors and latency per component replica and per link")
+    p.add_argument("app", nargs="?", default="")
+    p.add_argument("-w", "--watch", action="store_true", help="refresh until interrupted")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes with --watch")
+    p.add_argument("-o", "--output", choices=["table", "json"], default="table", help="output format")
+
+    p = sub.add_parser(
+        "dashboard", help="open the control plane's dashboard through a local proxy with your certificate"
+    )
+    p.add_argument("--listen", default="127.0.0.1:8001", help="where the local proxy listens (loopback only)")
+    p.add_argument("--ready-file", default="", help=argparse.SUPPRESS)
 
     p = sub.add_parser("delete", help="delete an application, or forget an Unreachable node")
     p.add_argument("kind", choices=["app", "node"])
@@ -314,6 +355,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 trusted_keys=tuple(args.trust_key),
                 allow_unsigned=args.allow_unsigned,
                 node_cert_ttl=parse_duration(args.node_cert_ttl),
+                http_listen=args.http_listen,
             ),
             args.ready_file,
         )
@@ -349,6 +391,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 call_timeout=args.call_timeout,
                 taints=tuple(args.taint),
                 metrics_interval=args.metrics_interval,
+                metrics_listen=args.metrics_listen,
                 capabilities=tuple(args.capability) if args.capability is not None else AgentConfig.capabilities,
                 join_token=args.join_token
                 or (
@@ -377,7 +420,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from neon.signing import load_key
 
         signer = load_key(args.sign_with)
-    with ControlClient(args.control, user_credentials(args.pki, args.user, args.insecure), sign_with=signer) as client:
+    creds = user_credentials(args.pki, args.user, args.insecure)
+    with ControlClient(args.control, creds, sign_with=signer) as client:
         if args.command == "token":
             token = client.create_join_token(parse_duration(args.ttl), args.node)
             join = ",".join(token.join_addresses)
@@ -405,6 +449,16 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _wait_running(client, app.name, args.timeout) if args.wait else 0
         if args.command == "get":
             return _get(client, args)
+        if args.command == "describe":
+            return _describe(client, args)
+        if args.command == "logs":
+            return _logs(client, args)
+        if args.command == "top":
+            return _top(client, args)
+        if args.command == "dashboard":
+            from neon.dashboard_proxy import serve_dashboard
+
+            return serve_dashboard(client, args, creds)
         if args.command == "delete":
             if args.kind == "node":
                 client.delete_node(args.name)
@@ -434,11 +488,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
                 print(json.dumps([to_dict(c) for c in explained], indent=2))
             else:
-                print("\n\n".join(describe_explanation(c, args.limit) for c in explained))
+                print("\n\n".join(views.describe_explanation(c, args.limit) for c in explained))
             return 0
         if args.command == "events":
             for event in client.events(history=args.history, app=args.app, follow=args.watch):
-                print(_event_line(event), flush=True)
+                print(views.event_line(event), flush=True)
             return 0
     raise AssertionError(args.command)
 
@@ -495,20 +549,26 @@ def _offline(args: argparse.Namespace) -> int:
 
 
 def _wait_running(client: Any, name: str, timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    last = ""
+    """Show each component's progress as it changes until the application is Running; 1 when it
+    Failed, is Unschedulable, or the timeout passed."""
+    started = time.monotonic()
+    deadline = started + timeout
+    shown: dict[str, str] = {}
     while True:
         app = client.get_app(name)
-        line = f"{app.phase}" + (f": {app.reason}" if app.reason else "")
-        if line != last:
-            print(f"  {line}", flush=True)
-            last = line
+        for line in views.progress(app):
+            key = line.split()[0]
+            if shown.get(key) != line:
+                print(f"{time.monotonic() - started:5.1f}s{line}", flush=True)
+                shown[key] = line
         if app.phase == "Running":
+            print(f"application/{name} Running after {time.monotonic() - started:.1f}s", flush=True)
             return 0
         if app.phase in ("Failed", "Unschedulable"):
+            print(f"error: application/{name} is {app.phase}: {app.reason}", file=sys.stderr)
             return 1
         if time.monotonic() > deadline:
-            print(f"error: {name} is not Running after {timeout:.0f}s ({line})", file=sys.stderr)
+            print(f"error: {name} is not Running after {timeout:.0f}s ({app.phase}: {app.reason})", file=sys.stderr)
             return 1
         time.sleep(0.25)
 
@@ -516,135 +576,118 @@ def _wait_running(client: Any, name: str, timeout: float) -> int:
 def _get(client: Any, args: argparse.Namespace) -> int:
     from neon.wire import to_dict
 
+    wide = args.output == "wide"
+    items: list[Any]
     if args.kind == "controlplanes":
         reply = client.control_planes()
         items = list(reply.replicas)
-        rows = [[r.identity, r.address, "leader" if r.leader else "follower", "*" if r.self else ""] for r in items]
-        header = ["IDENTITY", "ADDRESS", "ROLE", "ANSWERED"]
+        text = views.table(
+            ["IDENTITY", "ADDRESS", "ROLE", "HTTP", "ANSWERED"],
+            [
+                [
+                    r.identity,
+                    r.address,
+                    "leader" if r.leader else "follower",
+                    r.http_address or "-",
+                    "*" if r.self else "",
+                ]
+                for r in items
+            ],
+        )
     elif args.kind == "nodes":
         items = client.list_nodes()
-        rows = [
-            [
-                n.name,
-                f"{n.state} ({_age(time.time() - n.unreachable_since)})" if n.unreachable_since else n.state,
-                ",".join(f"{k}={v}" for k, v in sorted(n.labels.items())),
-                str(n.instances),
-                n.dataplane_address,
-            ]
-            for n in items
-        ]
-        header = ["NAME", "STATE", "LABELS", "INSTANCES", "DATAPLANE"]
+        if args.name:
+            items = [n for n in items if n.name == args.name]
+            if not items:
+                print(f"error: node {args.name!r} does not exist; see `neon get nodes`", file=sys.stderr)
+                return 1
+        text = views.nodes_table(items, wide)
+    elif args.kind == "components":
+        apps = [client.get_app(args.name)] if args.name else client.list_apps()
+        items = [{"app": a.name, **to_dict(c)} for a in apps for c in a.components]
+        text = views.components_table(apps, wide)
     else:
         if args.kind == "app" and not args.name:
             print("error: neon get app NAME", file=sys.stderr)
             return 2
-        items = [client.get_app(args.name)] if args.kind == "app" else client.list_apps()
+        items = [client.get_app(args.name)] if args.kind == "app" or args.name else client.list_apps()
         if args.kind == "app" and args.output in ("table", "wide"):
-            print(describe_app(items[0], wide=args.output == "wide"))
+            print(views.describe_app(items[0], wide=wide))
             return 0
-        rows = [
-            [
-                a.name,
-                str(a.generation),
-                a.phase,
-                " ".join(f"{c.name}:{c.ready_replicas}/{c.desired_replicas}" for c in a.components),
-                a.reason,
-            ]
-            for a in items
-        ]
-        header = ["NAME", "GEN", "PHASE", "READY", "REASON"]
+        text = views.apps_table(items, wide)
+    docs = [i if isinstance(i, dict) else to_dict(i) for i in items]
     if args.output == "json":
-        print(json.dumps([to_dict(i) for i in items], indent=2))
+        print(json.dumps(docs, indent=2))
     elif args.output == "yaml":
-        print(yaml.safe_dump([to_dict(i) for i in items], sort_keys=False), end="")
+        print(yaml.safe_dump(docs, sort_keys=False), end="")
     else:
-        print(_table(header, rows))
+        print(text)
     return 0
 
 
-def describe_app(app: Any, wide: bool = False) -> str:
-    """A human view of one application: components, replicas, links."""
-    lines = [
-        f"Application: {app.name}  (generation {app.generation})",
-        f"Phase:       {app.phase}" + (f" — {app.reason}" if app.reason else ""),
-        "Components:",
-    ]
-    for comp in app.components:
-        lines.append(
-            f"  {comp.name}  {comp.ready_replicas}/{comp.desired_replicas} ready"
-            + (f"  ({comp.reason})" if comp.reason else "")
-        )
-        if wide:
-            lines.append(f"    artifact {comp.artifact}")
-        for rep in comp.replicas:
-            lines.append(f"    on {rep.node}: {rep.state}" + (f" — {rep.reason}" if rep.reason else ""))
-    if app.fusion:
-        lines.append("Fusion:")
-        for group in app.fusion:
-            members = " + ".join(group.members)
-            if group.artifact:
-                also = f"; also alone: {', '.join(group.standalone)}" if group.standalone else ""
-                lines.append(f"  {group.node}: {members} fused (root {group.root}{also})")
-                if group.note:
-                    lines.append(f"    {group.note}")
-                if wide:
-                    lines.append(f"    artifact {group.artifact}")
-            else:
-                lines.append(f"  {group.node}: {members} not fused: {group.reason}")
-    if app.links:
-        lines.append("Links:")
-        for link in app.links:
-            for route in link.routes:
-                target = ", ".join(route.targets) or "nowhere"
-                lines.append(
-                    f"  {link.importer} --[{getattr(link, 'import')}]--> {link.exporter}: "
-                    f"{route.mode} ({route.node} -> {target})"
-                )
-    return "\n".join(lines)
+def _describe(client: Any, args: argparse.Namespace) -> int:
+    if args.kind == "node":
+        nodes = [n for n in client.list_nodes() if n.name == args.name]
+        if not nodes:
+            print(f"error: node {args.name!r} does not exist; see `neon get nodes`", file=sys.stderr)
+            return 1
+        events = [e for e in client.events(history=1000) if e.node == args.name][-args.events :]
+        print(views.describe_node(nodes[0], client.list_apps(), events))
+        return 0
+    if args.kind == "app":
+        app = client.get_app(args.name)
+        events = list(client.events(history=args.events, app=args.name))
+        print(views.describe_app(app, wide=True, events=events))
+        return 0
+    app_name, component = _component_ref(client, args.name, args.app)
+    app = client.get_app(app_name)
+    events = [e for e in client.events(history=1000, app=app_name) if e.component in ("", component)]
+    print(views.describe_component(app, component, client.metrics(app_name), events[-args.events :]))
+    return 0
 
 
-def describe_explanation(comp: Any, limit: int = 10) -> str:
-    """One component's placement: where, why not elsewhere, and the score of each candidate."""
-    where = ", ".join(comp.nodes) or "nowhere"
-    lines = [f"{comp.component} -> {where}  ({len(comp.nodes)}/{comp.desired_replicas} replicas)"]
-    if comp.reason:
-        lines.append(f"  why not more: {comp.reason}")
-    passed = sorted((c for c in comp.candidates if not c.rejected_by), key=lambda c: (-c.total, c.node))
-    if passed:
-        scorers = sorted({s for c in passed for s in c.scores})
-        rows = [
-            [("* " if c.chosen else "  ") + c.node, f"{c.total:.2f}", *[f"{c.scores.get(s, 0.0):.2f}" for s in scorers]]
-            for c in passed[:limit]
-        ]
-        lines += ["  " + line for line in _table(["  NODE", "TOTAL", *scorers], rows).splitlines()]
-        if len(passed) > limit:
-            lines.append(f"  ... {len(passed) - limit} more eligible nodes")
-    rejected: dict[tuple[str, str], int] = {}
-    for c in comp.candidates:
-        if c.rejected_by:
-            rejected[(c.rejected_by, c.reason)] = rejected.get((c.rejected_by, c.reason), 0) + 1
-    for (filt, reason), count in sorted(rejected.items(), key=lambda kv: (-kv[1], kv[0])):
-        lines.append(f"  rejected {count} node(s) by {filt}: {reason}")
-    return "\n".join(lines)
-
-
-def _age(seconds: float) -> str:
-    """kubectl's short ages: 45s, 12m, 3h, 2d."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{max(0, int(seconds))}s"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    return "\n".join(
-        "   ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in [header, *rows]
+def _component_ref(client: Any, ref: str, app: str) -> tuple[str, str]:
+    """``APP/COMPONENT``, ``COMPONENT --app APP``, or a ``COMPONENT`` name only one application has."""
+    if "/" in ref:
+        app, _, ref = ref.partition("/")
+    if app:
+        return app, ref
+    owners = [a.name for a in client.list_apps() if any(c.name == ref for c in a.components)]
+    if len(owners) == 1:
+        return owners[0], ref
+    if not owners:
+        raise NotFound(f"no application has a component named {ref!r}; see `neon get components`", name=ref)
+    raise InvalidArgument(
+        f"component {ref!r} is in several applications ({', '.join(sorted(owners))}); name one: APP/{ref} or --app",
+        field="component",
     )
 
 
-def _event_line(event: Any) -> str:
-    stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
-    scope = "/".join(x for x in (event.app, event.component) if x)
-    where = f" @{event.node}" if event.node else ""
-    return f"{stamp}  {event.kind:<18} {scope}{where}  {event.message}"
+def _logs(client: Any, args: argparse.Namespace) -> int:
+    app, component = _component_ref(client, args.component, args.app)
+    several = None
+    for line in client.logs(app, component, tail=args.tail, follow=args.follow):
+        if several is None:
+            several = True
+        prefix = f"[{line.node}]" + (f"[{line.component}]" if line.component != component else "")
+        stamp = time.strftime("%H:%M:%S", time.localtime(line.time)) + " " if args.timestamps else ""
+        marker = {"stderr": " !", "agent": " *", "neon": " #"}.get(line.stream, "")
+        print(f"{stamp}{prefix}{marker} {line.text}", flush=True)
+    return 0
+
+
+def _top(client: Any, args: argparse.Namespace) -> int:
+    from neon.wire import to_dict
+
+    while True:
+        metrics = client.metrics(args.app)
+        apps = [client.get_app(args.app)] if args.app else client.list_apps()
+        if args.output == "json":
+            print(json.dumps(to_dict(metrics), indent=2))
+        else:
+            if args.watch:
+                print("\033[2J\033[H", end="")
+            print(views.top(metrics, apps), flush=True)
+        if not args.watch:
+            return 0
+        time.sleep(args.interval)

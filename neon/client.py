@@ -220,3 +220,16 @@ class ControlClient:
             timeout=timeout or self.timeout,
         )
         return json.loads(reply.result_json), reply.node
+
+    @_translate
+    def metrics(self, app: str = "") -> control_pb2.GetMetricsResponse:
+        """Per component replica and per link: calls, errors, latency over the agents' last window."""
+        return self.stub.GetMetrics(control_pb2.GetMetricsRequest(app=app), timeout=self.timeout)
+
+    @_translate
+    def logs(
+        self, app: str, component: str, tail: int = 0, follow: bool = False, timeout: float | None = None
+    ) -> Iterator[dataplane_pb2.LogLine]:
+        """A component's output from every node running it (tail: the last lines; 0: all kept)."""
+        request = dataplane_pb2.LogsRequest(app=app, component=component, tail=tail, follow=follow)
+        yield from self.stub.Logs(request, timeout=timeout if follow else (timeout or self.timeout))

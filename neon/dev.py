@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Callable
 
 from neon import pki, signing
-from neon.cli import describe_app
 from neon.client import ControlClient
 from neon.errors import NeonGridError, Unavailable
 from neon.etcd_server import EtcdServer
 from neon.guests import EXAMPLES, build_log_analyzer
 from neon.processes import Child, join_tokens, spawn_agent, spawn_controlplane
 from neon.tls import Credentials
+from neon.views import describe_app
 
 AGENTS = {"edge-1": {"tier": "edge", "zone": "factory-a"}, "cloud-1": {"tier": "cloud", "zone": "eu-west"}}
 

@@ -26,6 +26,7 @@ class NodeInfo:
     lease_id: int = 0
     taints: tuple[str, ...] = ()  # "key=value:Effect"
     capabilities: tuple[str, ...] = ()
+    metrics_address: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -164,6 +165,10 @@ class InstanceReport:
     generation: int = 0
     denials: int = 0  # calls to capabilities not granted (each killed its instance)
     last_denial: str = ""
+    since: float = 0.0  # when state, artifact or reason last changed (the agent's clock)
+    traps: int = 0  # calls that trapped (each discarded its instance)
+    last_trap: str = ""
+    last_trap_id: str = ""  # the incident id the agent's log line carries
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

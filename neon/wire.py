@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from google.protobuf import json_format
@@ -117,7 +118,11 @@ def node_to_proto(
         memory_used=memory_used,
         slots_used=slots_used,
         unreachable_since=unreachable_since,
+        metrics_address=node.metrics_address,
     )
+
+
+_INCIDENT = re.compile(r"^[0-9a-f]{8}$")
 
 
 def report_to_proto(r: InstanceReport) -> control_pb2.InstanceStatus:
@@ -130,6 +135,10 @@ def report_to_proto(r: InstanceReport) -> control_pb2.InstanceStatus:
         generation=r.generation,
         denials=r.denials,
         last_denial=r.last_denial,
+        since=r.since,
+        traps=r.traps,
+        last_trap=r.last_trap,
+        last_trap_id=r.last_trap_id,
     )
 
 
@@ -143,6 +152,10 @@ def report_from_proto(msg: control_pb2.InstanceStatus) -> InstanceReport:
         generation=msg.generation,
         denials=msg.denials,
         last_denial=msg.last_denial,
+        since=msg.since,
+        traps=msg.traps,
+        last_trap=msg.last_trap[:500],
+        last_trap_id=msg.last_trap_id if _INCIDENT.match(msg.last_trap_id) else "",
     )
 
 
@@ -181,3 +194,68 @@ def explanation_to_proto(component: str, decision: Any) -> control_pb2.Component
 def to_dict(msg: Any) -> dict[str, Any]:
     """A message as a JSON-ready dict with the proto field names."""
     return json_format.MessageToDict(msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+
+
+def metrics_report(node: str, rtt_ms: dict[str, float], telemetry: Any, traps: dict[tuple[str, str], Any]) -> Any:
+    """An agent's MetricsReport: peer round trips, and per component and link its last window
+    (``telemetry`` is the agent's :class:`agent.telemetry.Telemetry`)."""
+    elapsed, components, links = telemetry.window()
+    pools = telemetry.pools()
+    per_link: dict[tuple[str, str, str], float] = {}
+    for (app, importer, exporter, _), rates in links.items():
+        per_link[(app, importer, exporter)] = per_link.get((app, importer, exporter), 0.0) + rates.calls_per_second
+    out_components = []
+    for key in sorted(set(components) | set(pools)):
+        app, comp = key
+        rates = components.get(key)
+        pool = pools.get(key)
+        trap = traps.get(key)
+        msg = control_pb2.ComponentMetrics(
+            app=app,
+            component=comp,
+            node=node,
+            traps=trap.count if trap is not None else 0,
+            instances=(pool.busy + pool.idle) if pool else 0,
+            busy=pool.busy if pool else 0,
+            queued=pool.waiting if pool else 0,
+            window_seconds=elapsed,
+        )
+        if rates is not None:
+            _fill_rates(msg, rates)
+        out_components.append(msg)
+    out_links = []
+    for (app, importer, exporter, mode), rates in sorted(links.items()):
+        link = control_pb2.LinkMetrics(
+            app=app,
+            importer=importer,
+            exporter=exporter,
+            node=node,
+            mode=mode,
+            bytes_sent=rates.bytes_sent,
+            bytes_received=rates.bytes_received,
+            bytes_per_second=rates.bytes_per_second,
+            window_seconds=elapsed,
+        )
+        _fill_rates(link, rates)
+        out_links.append(link)
+    return control_pb2.MetricsReport(
+        node=node,
+        rtt_ms=rtt_ms,
+        links=[
+            control_pb2.LinkRate(app=a, importer=i, exporter=e, calls_per_second=rate)
+            for (a, i, e), rate in sorted(per_link.items())
+        ],
+        components=out_components,
+        link_metrics=out_links,
+    )
+
+
+def _fill_rates(msg: Any, rates: Any) -> None:
+    msg.calls = rates.calls
+    msg.errors = rates.errors
+    msg.calls_per_second = rates.calls_per_second
+    msg.errors_per_second = rates.errors_per_second
+    msg.p50_ms = rates.p50_ms
+    msg.p99_ms = rates.p99_ms
+    msg.latency_buckets.extend(rates.latency.counts)
+    msg.latency_sum = rates.latency.sum

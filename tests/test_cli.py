@@ -37,7 +37,7 @@ def test_apply_get_invoke_delete_through_the_cli(cluster: Cluster) -> None:
     applied = neon(cluster, "apply", "-f", str(APP), "--wait", *SIGN(cluster))
     assert applied.returncode == 0, applied.stderr
     assert "application/log-analyzer applied (generation 1)" in applied.stdout
-    assert applied.stdout.rstrip().endswith("Running")
+    assert "application/log-analyzer Running after" in applied.stdout.splitlines()[-1]
 
     shown = neon(cluster, "get", "app", "log-analyzer", "-o", "wide")
     assert shown.returncode == 0
@@ -154,7 +154,7 @@ def test_explain_shows_rejections_and_scores(cluster: Cluster) -> None:
 
 def test_describe_app_shows_fusion_per_node() -> None:
     from neon._proto import control_pb2
-    from neon.cli import describe_app
+    from neon.views import describe_app
 
     app = control_pb2.Application(
         name="log-analyzer",

@@ -80,12 +80,12 @@ def test_unreachable_node_keeps_what_tolerates_it_and_only_that(
 
     events = list(client.events(history=300))
     (marked,) = [e for e in events if e.kind == "NodeUnreachable" and e.node == "edge-1"]
-    moves = next(e for e in events if e.kind == "Placed" and e.app == "moves" and "edge-2" in e.message)
-    brief = next(e for e in events if e.kind == "Placed" and e.app == "brief" and "edge-2" in e.message)
+    moves = next(e for e in events if e.kind == "Rescheduled" and e.app == "moves" and "to edge-2" in e.message)
+    brief = next(e for e in events if e.kind == "Rescheduled" and e.app == "brief" and "to edge-2" in e.message)
     assert "left edge-1, unreachable for" in moves.message and "left edge-1" in brief.message
     assert moves.time - marked.time < 2.0, (moves.time - marked.time, moves.message)
     assert GRACE <= brief.time - marked.time < GRACE + 2.0, (brief.time - marked.time, brief.message)
-    assert not [e for e in events if e.app == "waits" and e.kind == "Placed" and "edge-2" in e.message]
+    assert not [e for e in events if e.app == "waits" and e.kind in ("Placed", "Rescheduled") and "edge-2" in e.message]
     fault_report.append(
         f"unreachable node: 'moves' left {moves.time - marked.time:.1f}s and 'brief' (tolerationSeconds {GRACE})"
         f" {brief.time - marked.time:.1f}s after the node was marked; 'waits' stayed"

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from controlplane.placement import NodeView, place
 from controlplane.reconciler import AppRecord, World, plan, slice_graph
-from controlplane.status import app_status
 from neon import manifest
-from neon.model import InstanceReport, NodeInfo
+from neon.model import NodeInfo
 
 P = "sha256:" + "11" * 32
 Q = "sha256:" + "22" * 32
@@ -97,67 +96,3 @@ def test_plan_writes_only_what_changed_and_cleans_up_orphans() -> None:
     assert after.placement.nodes_of("parser") == ()
     assert after.remove_from == frozenset({"edge-1"})
     assert after.writes["cloud-1"].components[0].imports[0].endpoints == ()
-
-
-def test_status_follows_reports() -> None:
-    spec = _spec()
-    record = _record(spec)
-    placement = {
-        "generation": 1,
-        "components": {
-            "parser": {"nodes": ["edge-1"], "reason": ""},
-            "processor": {"nodes": ["cloud-1"], "reason": ""},
-        },
-    }
-    status = app_status(record, placement, {}, NODES)
-    assert status["phase"] == "Pending"
-    assert [r["state"] for c in status["components"] for r in c["replicas"]] == ["Starting", "Starting"]
-
-    reports = {
-        "edge-1": [InstanceReport("logs", "parser", P, "Running")],
-        "cloud-1": [InstanceReport("logs", "processor", Q, "Running")],
-    }
-    status = app_status(record, placement, reports, NODES)
-    assert (status["phase"], status["reason"]) == ("Running", "")
-    assert status["links"] == [
-        {
-            "importer": "processor",
-            "import": PARSE,
-            "exporter": "parser",
-            "routes": [{"node": "cloud-1", "mode": "remote", "targets": ["edge-1"]}],
-        }
-    ]
-
-    reports["cloud-1"] = [InstanceReport("logs", "processor", Q, "Failed", "trap: unreachable")]
-    status = app_status(record, placement, reports, NODES)
-    assert status["phase"] == "Failed"
-    assert status["reason"] == "processor: cloud-1: trap: unreachable"
-
-    status = app_status(record, placement, reports, {"cloud-1": NODES["cloud-1"]})
-    parser = status["components"][0]
-    assert parser["replicas"] == [{"node": "edge-1", "state": "Lost", "reason": "node edge-1 is gone"}]
-
-    # Kept on an Unreachable node (tolerated): nobody can tell whether it runs.
-    reports["cloud-1"] = [InstanceReport("logs", "processor", Q, "Running")]
-    status = app_status(record, placement, reports, {"cloud-1": NODES["cloud-1"]}, unreachable={"edge-1"})
-    parser = status["components"][0]
-    assert parser["replicas"] == [
-        {
-            "node": "edge-1",
-            "state": "Unknown",
-            "reason": "node edge-1 is Unreachable; kept there while its tolerations allow",
-        }
-    ]
-    assert parser["reason"] == "edge-1 Unreachable"
-    assert (status["phase"], status["reason"]) == ("Degraded", "parser: edge-1 Unreachable")
-
-    stale = app_status(
-        _record(spec, generation=2),
-        placement,
-        {
-            "edge-1": [InstanceReport("logs", "parser", P, "Running")],
-            "cloud-1": [InstanceReport("logs", "processor", Q, "Running")],
-        },
-        NODES,
-    )
-    assert stale["phase"] == "Pending" and stale["reason"] == "generation 2 not placed yet"

@@ -22,6 +22,189 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class GetMetricsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_FIELD_NUMBER: _builtins.int
+    app: _builtins.str
+    """Empty: every application."""
+    def __init__(
+        self,
+        *,
+        app: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app", b"app"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMetricsRequest: _TypeAlias = GetMetricsRequest  # noqa: Y015
+
+@_typing.final
+class GetMetricsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPONENTS_FIELD_NUMBER: _builtins.int
+    LINKS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def components(self) -> _containers.RepeatedCompositeFieldContainer[Global___ComponentMetrics]: ...
+    @_builtins.property
+    def links(self) -> _containers.RepeatedCompositeFieldContainer[Global___LinkMetrics]: ...
+    def __init__(
+        self,
+        *,
+        components: _abc.Iterable[Global___ComponentMetrics] | None = ...,
+        links: _abc.Iterable[Global___LinkMetrics] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["components", b"components", "links", b"links"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMetricsResponse: _TypeAlias = GetMetricsResponse  # noqa: Y015
+
+@_typing.final
+class ComponentMetrics(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_FIELD_NUMBER: _builtins.int
+    COMPONENT_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    CALLS_FIELD_NUMBER: _builtins.int
+    ERRORS_FIELD_NUMBER: _builtins.int
+    TRAPS_FIELD_NUMBER: _builtins.int
+    CALLS_PER_SECOND_FIELD_NUMBER: _builtins.int
+    ERRORS_PER_SECOND_FIELD_NUMBER: _builtins.int
+    P50_MS_FIELD_NUMBER: _builtins.int
+    P99_MS_FIELD_NUMBER: _builtins.int
+    INSTANCES_FIELD_NUMBER: _builtins.int
+    BUSY_FIELD_NUMBER: _builtins.int
+    QUEUED_FIELD_NUMBER: _builtins.int
+    LATENCY_BUCKETS_FIELD_NUMBER: _builtins.int
+    LATENCY_SUM_FIELD_NUMBER: _builtins.int
+    WINDOW_SECONDS_FIELD_NUMBER: _builtins.int
+    app: _builtins.str
+    component: _builtins.str
+    node: _builtins.str
+    calls: _builtins.int
+    """Running totals since the instance started on the node."""
+    errors: _builtins.int
+    traps: _builtins.int
+    calls_per_second: _builtins.float
+    """Over the node's last report window."""
+    errors_per_second: _builtins.float
+    p50_ms: _builtins.float
+    p99_ms: _builtins.float
+    instances: _builtins.int
+    busy: _builtins.int
+    queued: _builtins.int
+    latency_sum: _builtins.float
+    window_seconds: _builtins.float
+    @_builtins.property
+    def latency_buckets(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Latency histogram (per bucket, not cumulative; the last is above every bound) and its sum, in seconds."""
+
+    def __init__(
+        self,
+        *,
+        app: _builtins.str = ...,
+        component: _builtins.str = ...,
+        node: _builtins.str = ...,
+        calls: _builtins.int = ...,
+        errors: _builtins.int = ...,
+        traps: _builtins.int = ...,
+        calls_per_second: _builtins.float = ...,
+        errors_per_second: _builtins.float = ...,
+        p50_ms: _builtins.float = ...,
+        p99_ms: _builtins.float = ...,
+        instances: _builtins.int = ...,
+        busy: _builtins.int = ...,
+        queued: _builtins.int = ...,
+        latency_buckets: _abc.Iterable[_builtins.int] | None = ...,
+        latency_sum: _builtins.float = ...,
+        window_seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app", b"app", "busy", b"busy", "calls", b"calls", "calls_per_second", b"calls_per_second", "component", b"component", "errors", b"errors", "errors_per_second", b"errors_per_second", "instances", b"instances", "latency_buckets", b"latency_buckets", "latency_sum", b"latency_sum", "node", b"node", "p50_ms", b"p50_ms", "p99_ms", b"p99_ms", "queued", b"queued", "traps", b"traps", "window_seconds", b"window_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ComponentMetrics: _TypeAlias = ComponentMetrics  # noqa: Y015
+
+@_typing.final
+class LinkMetrics(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_FIELD_NUMBER: _builtins.int
+    IMPORTER_FIELD_NUMBER: _builtins.int
+    EXPORTER_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    CALLS_FIELD_NUMBER: _builtins.int
+    ERRORS_FIELD_NUMBER: _builtins.int
+    CALLS_PER_SECOND_FIELD_NUMBER: _builtins.int
+    ERRORS_PER_SECOND_FIELD_NUMBER: _builtins.int
+    P50_MS_FIELD_NUMBER: _builtins.int
+    P99_MS_FIELD_NUMBER: _builtins.int
+    BYTES_SENT_FIELD_NUMBER: _builtins.int
+    BYTES_RECEIVED_FIELD_NUMBER: _builtins.int
+    BYTES_PER_SECOND_FIELD_NUMBER: _builtins.int
+    LATENCY_BUCKETS_FIELD_NUMBER: _builtins.int
+    LATENCY_SUM_FIELD_NUMBER: _builtins.int
+    WINDOW_SECONDS_FIELD_NUMBER: _builtins.int
+    app: _builtins.str
+    importer: _builtins.str
+    exporter: _builtins.str
+    node: _builtins.str
+    """The importer's node."""
+    mode: _builtins.str
+    """local (host-linked on the node) or remote (forwarded over gRPC); fused calls are not seen."""
+    calls: _builtins.int
+    errors: _builtins.int
+    calls_per_second: _builtins.float
+    errors_per_second: _builtins.float
+    p50_ms: _builtins.float
+    p99_ms: _builtins.float
+    bytes_sent: _builtins.int
+    bytes_received: _builtins.int
+    bytes_per_second: _builtins.float
+    latency_sum: _builtins.float
+    window_seconds: _builtins.float
+    @_builtins.property
+    def latency_buckets(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        app: _builtins.str = ...,
+        importer: _builtins.str = ...,
+        exporter: _builtins.str = ...,
+        node: _builtins.str = ...,
+        mode: _builtins.str = ...,
+        calls: _builtins.int = ...,
+        errors: _builtins.int = ...,
+        calls_per_second: _builtins.float = ...,
+        errors_per_second: _builtins.float = ...,
+        p50_ms: _builtins.float = ...,
+        p99_ms: _builtins.float = ...,
+        bytes_sent: _builtins.int = ...,
+        bytes_received: _builtins.int = ...,
+        bytes_per_second: _builtins.float = ...,
+        latency_buckets: _abc.Iterable[_builtins.int] | None = ...,
+        latency_sum: _builtins.float = ...,
+        window_seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app", b"app", "bytes_per_second", b"bytes_per_second", "bytes_received", b"bytes_received", "bytes_sent", b"bytes_sent", "calls", b"calls", "calls_per_second", b"calls_per_second", "errors", b"errors", "errors_per_second", b"errors_per_second", "exporter", b"exporter", "importer", b"importer", "latency_buckets", b"latency_buckets", "latency_sum", b"latency_sum", "mode", b"mode", "node", b"node", "p50_ms", b"p50_ms", "p99_ms", b"p99_ms", "window_seconds", b"window_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LinkMetrics: _TypeAlias = LinkMetrics  # noqa: Y015
+
+@_typing.final
 class CreateJoinTokenRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -434,14 +617,17 @@ class Application(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     FUSION_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     generation: _builtins.int
     phase: _builtins.str
-    """Pending, Running, Degraded, Unschedulable, Failed."""
+    """Pending, Placing, Deploying, Running, Degraded, Unschedulable, Failed."""
     reason: _builtins.str
     manifest_yaml: _builtins.str
     created_at: _builtins.float
     updated_at: _builtins.float
+    since: _builtins.float
+    """When the status last changed (unix seconds)."""
     @_builtins.property
     def components(self) -> _containers.RepeatedCompositeFieldContainer[Global___ComponentStatus]: ...
     @_builtins.property
@@ -463,10 +649,11 @@ class Application(_message.Message):
         created_at: _builtins.float = ...,
         updated_at: _builtins.float = ...,
         fusion: _abc.Iterable[Global___FusionGroup] | None = ...,
+        since: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["components", b"components", "created_at", b"created_at", "fusion", b"fusion", "generation", b"generation", "links", b"links", "manifest_yaml", b"manifest_yaml", "name", b"name", "phase", b"phase", "reason", b"reason", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["components", b"components", "created_at", b"created_at", "fusion", b"fusion", "generation", b"generation", "links", b"links", "manifest_yaml", b"manifest_yaml", "name", b"name", "phase", b"phase", "reason", b"reason", "since", b"since", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -526,12 +713,17 @@ class ComponentStatus(_message.Message):
     READY_REPLICAS_FIELD_NUMBER: _builtins.int
     REPLICAS_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    PHASE_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     artifact: _builtins.str
     desired_replicas: _builtins.int
     ready_replicas: _builtins.int
     reason: _builtins.str
     """Why it is not running everywhere it should, in one line."""
+    phase: _builtins.str
+    """Pending, Placing, Deploying, Running, Degraded, Unschedulable, Failed."""
+    since: _builtins.float
     @_builtins.property
     def replicas(self) -> _containers.RepeatedCompositeFieldContainer[Global___Replica]: ...
     def __init__(
@@ -543,10 +735,12 @@ class ComponentStatus(_message.Message):
         ready_replicas: _builtins.int = ...,
         replicas: _abc.Iterable[Global___Replica] | None = ...,
         reason: _builtins.str = ...,
+        phase: _builtins.str = ...,
+        since: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "desired_replicas", b"desired_replicas", "name", b"name", "ready_replicas", b"ready_replicas", "reason", b"reason", "replicas", b"replicas"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "desired_replicas", b"desired_replicas", "name", b"name", "phase", b"phase", "ready_replicas", b"ready_replicas", "reason", b"reason", "replicas", b"replicas", "since", b"since"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -559,20 +753,29 @@ class Replica(_message.Message):
     NODE_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    INSTANCE_FIELD_NUMBER: _builtins.int
     node: _builtins.str
     state: _builtins.str
-    """Placed, Starting, Running, Failed."""
+    """Deploying (placed; the agent fetches, compiles, starts), Running, Failed,
+    Unknown (node Unreachable), Lost (node gone).
+    """
     reason: _builtins.str
+    since: _builtins.float
+    instance: _builtins.str
+    """The instance serving it there: the component itself, or the root it is fused into."""
     def __init__(
         self,
         *,
         node: _builtins.str = ...,
         state: _builtins.str = ...,
         reason: _builtins.str = ...,
+        since: _builtins.float = ...,
+        instance: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["node", b"node", "reason", b"reason", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instance", b"instance", "node", b"node", "reason", b"reason", "since", b"since", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -590,7 +793,9 @@ class LinkStatus(_message.Message):
     exporter: _builtins.str
     @_builtins.property
     def routes(self) -> _containers.RepeatedCompositeFieldContainer[Global___LinkRoute]:
-        """"local" (same node) or "remote" (forwarded over gRPC), per importer node."""
+        """Per importer node: "fused" (one component), "local" (host-linked on the node) or
+        "remote" (forwarded over gRPC).
+        """
 
     def __init__(
         self,
@@ -614,8 +819,15 @@ class LinkRoute(_message.Message):
     NODE_FIELD_NUMBER: _builtins.int
     MODE_FIELD_NUMBER: _builtins.int
     TARGETS_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     node: _builtins.str
     mode: _builtins.str
+    state: _builtins.str
+    """Ready: a target runs the exporter; Broken: none does (calls over it fail now); Unknown: the importer's
+    node is Unreachable.
+    """
+    reason: _builtins.str
     @_builtins.property
     def targets(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -624,10 +836,12 @@ class LinkRoute(_message.Message):
         node: _builtins.str = ...,
         mode: _builtins.str = ...,
         targets: _abc.Iterable[_builtins.str] | None = ...,
+        state: _builtins.str = ...,
+        reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["mode", b"mode", "node", b"node", "targets", b"targets"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mode", b"mode", "node", b"node", "reason", b"reason", "state", b"state", "targets", b"targets"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -740,6 +954,7 @@ class Node(_message.Message):
     MEMORY_USED_FIELD_NUMBER: _builtins.int
     SLOTS_USED_FIELD_NUMBER: _builtins.int
     UNREACHABLE_SINCE_FIELD_NUMBER: _builtins.int
+    METRICS_ADDRESS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     dataplane_address: _builtins.str
     state: _builtins.str
@@ -753,6 +968,8 @@ class Node(_message.Message):
     slots_used: _builtins.int
     unreachable_since: _builtins.float
     """When the node was found without its lease (Unreachable); 0 while Ready."""
+    metrics_address: _builtins.str
+    """Where the agent serves Prometheus metrics (https with the cluster CA unless --insecure)."""
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -778,10 +995,11 @@ class Node(_message.Message):
         memory_used: _builtins.int = ...,
         slots_used: _builtins.int = ...,
         unreachable_since: _builtins.float = ...,
+        metrics_address: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "dataplane_address", b"dataplane_address", "instance_slots", b"instance_slots", "instances", b"instances", "labels", b"labels", "memory_bytes", b"memory_bytes", "memory_used", b"memory_used", "name", b"name", "registered_at", b"registered_at", "slots_used", b"slots_used", "state", b"state", "taints", b"taints", "unreachable_since", b"unreachable_since", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "dataplane_address", b"dataplane_address", "instance_slots", b"instance_slots", "instances", b"instances", "labels", b"labels", "memory_bytes", b"memory_bytes", "memory_used", b"memory_used", "metrics_address", b"metrics_address", "name", b"name", "registered_at", b"registered_at", "slots_used", b"slots_used", "state", b"state", "taints", b"taints", "unreachable_since", b"unreachable_since", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -978,6 +1196,8 @@ class MetricsReport(_message.Message):
     NODE_FIELD_NUMBER: _builtins.int
     RTT_MS_FIELD_NUMBER: _builtins.int
     LINKS_FIELD_NUMBER: _builtins.int
+    COMPONENTS_FIELD_NUMBER: _builtins.int
+    LINK_METRICS_FIELD_NUMBER: _builtins.int
     node: _builtins.str
     @_builtins.property
     def rtt_ms(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
@@ -985,16 +1205,22 @@ class MetricsReport(_message.Message):
 
     @_builtins.property
     def links(self) -> _containers.RepeatedCompositeFieldContainer[Global___LinkRate]: ...
+    @_builtins.property
+    def components(self) -> _containers.RepeatedCompositeFieldContainer[Global___ComponentMetrics]: ...
+    @_builtins.property
+    def link_metrics(self) -> _containers.RepeatedCompositeFieldContainer[Global___LinkMetrics]: ...
     def __init__(
         self,
         *,
         node: _builtins.str = ...,
         rtt_ms: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
         links: _abc.Iterable[Global___LinkRate] | None = ...,
+        components: _abc.Iterable[Global___ComponentMetrics] | None = ...,
+        link_metrics: _abc.Iterable[Global___LinkMetrics] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["links", b"links", "node", b"node", "rtt_ms", b"rtt_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["components", b"components", "link_metrics", b"link_metrics", "links", b"links", "node", b"node", "rtt_ms", b"rtt_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1085,11 +1311,13 @@ class RegisterRequest(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     TAINTS_FIELD_NUMBER: _builtins.int
     CAPABILITIES_FIELD_NUMBER: _builtins.int
+    METRICS_ADDRESS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     dataplane_address: _builtins.str
     memory_bytes: _builtins.int
     instance_slots: _builtins.int
     version: _builtins.str
+    metrics_address: _builtins.str
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -1111,10 +1339,11 @@ class RegisterRequest(_message.Message):
         version: _builtins.str = ...,
         taints: _abc.Iterable[_builtins.str] | None = ...,
         capabilities: _abc.Iterable[_builtins.str] | None = ...,
+        metrics_address: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "dataplane_address", b"dataplane_address", "instance_slots", b"instance_slots", "labels", b"labels", "memory_bytes", b"memory_bytes", "name", b"name", "taints", b"taints", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "dataplane_address", b"dataplane_address", "instance_slots", b"instance_slots", "labels", b"labels", "memory_bytes", b"memory_bytes", "metrics_address", b"metrics_address", "name", b"name", "taints", b"taints", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1512,6 +1741,10 @@ class InstanceStatus(_message.Message):
     GENERATION_FIELD_NUMBER: _builtins.int
     DENIALS_FIELD_NUMBER: _builtins.int
     LAST_DENIAL_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    TRAPS_FIELD_NUMBER: _builtins.int
+    LAST_TRAP_FIELD_NUMBER: _builtins.int
+    LAST_TRAP_ID_FIELD_NUMBER: _builtins.int
     app: _builtins.str
     component: _builtins.str
     artifact: _builtins.str
@@ -1522,6 +1755,12 @@ class InstanceStatus(_message.Message):
     denials: _builtins.int
     """Calls to capabilities the component was not granted (each killed its instance), and the last."""
     last_denial: _builtins.str
+    since: _builtins.float
+    """When state, artifact or reason last changed (unix seconds, the agent's clock)."""
+    traps: _builtins.int
+    """Calls that trapped (each discarded its instance), the last one, and the id its agent log line carries."""
+    last_trap: _builtins.str
+    last_trap_id: _builtins.str
     def __init__(
         self,
         *,
@@ -1533,10 +1772,14 @@ class InstanceStatus(_message.Message):
         generation: _builtins.int = ...,
         denials: _builtins.int = ...,
         last_denial: _builtins.str = ...,
+        since: _builtins.float = ...,
+        traps: _builtins.int = ...,
+        last_trap: _builtins.str = ...,
+        last_trap_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app", b"app", "artifact", b"artifact", "component", b"component", "denials", b"denials", "generation", b"generation", "last_denial", b"last_denial", "reason", b"reason", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app", b"app", "artifact", b"artifact", "component", b"component", "denials", b"denials", "generation", b"generation", "last_denial", b"last_denial", "last_trap", b"last_trap", "last_trap_id", b"last_trap_id", "reason", b"reason", "since", b"since", "state", b"state", "traps", b"traps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1600,6 +1843,7 @@ class ControlPlaneReplica(_message.Message):
     LEADER_FIELD_NUMBER: _builtins.int
     STARTED_AT_FIELD_NUMBER: _builtins.int
     SELF_FIELD_NUMBER: _builtins.int
+    HTTP_ADDRESS_FIELD_NUMBER: _builtins.int
     identity: _builtins.str
     address: _builtins.str
     leader: _builtins.bool
@@ -1607,6 +1851,8 @@ class ControlPlaneReplica(_message.Message):
     started_at: _builtins.float
     self: _builtins.bool
     """Set on the replica that answered."""
+    http_address: _builtins.str
+    """Its metrics and dashboard (https with the cluster CA unless --insecure; `neon dashboard` opens it)."""
     def __init__(
         self_,  # pyright: ignore[reportSelfClsParameterName]
         *,
@@ -1615,10 +1861,11 @@ class ControlPlaneReplica(_message.Message):
         leader: _builtins.bool = ...,
         started_at: _builtins.float = ...,
         self: _builtins.bool = ...,
+        http_address: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "identity", b"identity", "leader", b"leader", "self", b"self", "started_at", b"started_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "http_address", b"http_address", "identity", b"identity", "leader", b"leader", "self", b"self", "started_at", b"started_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -103,6 +103,16 @@ class ControlStub:
                 request_serializer=neon_dot_v1_dot_control__pb2.CreateJoinTokenRequest.SerializeToString,
                 response_deserializer=neon_dot_v1_dot_control__pb2.JoinToken.FromString,
                 _registered_method=True)
+        self.GetMetrics = channel.unary_unary(
+                '/neon.v1.Control/GetMetrics',
+                request_serializer=neon_dot_v1_dot_control__pb2.GetMetricsRequest.SerializeToString,
+                response_deserializer=neon_dot_v1_dot_control__pb2.GetMetricsResponse.FromString,
+                _registered_method=True)
+        self.Logs = channel.unary_stream(
+                '/neon.v1.Control/Logs',
+                request_serializer=neon_dot_v1_dot_dataplane__pb2.LogsRequest.SerializeToString,
+                response_deserializer=neon_dot_v1_dot_dataplane__pb2.LogLine.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -199,6 +209,21 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMetrics(self, request, context):
+        """Calls, errors, latency and instances per component replica and per link, over the agents'
+        last report window (neon top).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Logs(self, request, context):
+        """A component's output from every node running it (neon logs).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -266,6 +291,16 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.CreateJoinToken,
                     request_deserializer=neon_dot_v1_dot_control__pb2.CreateJoinTokenRequest.FromString,
                     response_serializer=neon_dot_v1_dot_control__pb2.JoinToken.SerializeToString,
+            ),
+            'GetMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMetrics,
+                    request_deserializer=neon_dot_v1_dot_control__pb2.GetMetricsRequest.FromString,
+                    response_serializer=neon_dot_v1_dot_control__pb2.GetMetricsResponse.SerializeToString,
+            ),
+            'Logs': grpc.unary_stream_rpc_method_handler(
+                    servicer.Logs,
+                    request_deserializer=neon_dot_v1_dot_dataplane__pb2.LogsRequest.FromString,
+                    response_serializer=neon_dot_v1_dot_dataplane__pb2.LogLine.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -621,6 +656,60 @@ class Control:
             '/neon.v1.Control/CreateJoinToken',
             neon_dot_v1_dot_control__pb2.CreateJoinTokenRequest.SerializeToString,
             neon_dot_v1_dot_control__pb2.JoinToken.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neon.v1.Control/GetMetrics',
+            neon_dot_v1_dot_control__pb2.GetMetricsRequest.SerializeToString,
+            neon_dot_v1_dot_control__pb2.GetMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Logs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/neon.v1.Control/Logs',
+            neon_dot_v1_dot_dataplane__pb2.LogsRequest.SerializeToString,
+            neon_dot_v1_dot_dataplane__pb2.LogLine.FromString,
             options,
             channel_credentials,
             insecure,

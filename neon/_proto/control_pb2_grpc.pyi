@@ -62,6 +62,12 @@ class ControlStub:
     """Applies an earlier generation's manifest again (as a new generation)."""
     CreateJoinToken: _grpc.UnaryUnaryMultiCallable[_control_pb2.CreateJoinTokenRequest, _control_pb2.JoinToken]
     """A one-time token an agent joins with (admin only)."""
+    GetMetrics: _grpc.UnaryUnaryMultiCallable[_control_pb2.GetMetricsRequest, _control_pb2.GetMetricsResponse]
+    """Calls, errors, latency and instances per component replica and per link, over the agents'
+    last report window (neon top).
+    """
+    Logs: _grpc.UnaryStreamMultiCallable[_dataplane_pb2.LogsRequest, _dataplane_pb2.LogLine]
+    """A component's output from every node running it (neon logs)."""
 
 @_typing.type_check_only
 class ControlAsyncStub(ControlStub):
@@ -93,6 +99,12 @@ class ControlAsyncStub(ControlStub):
     """Applies an earlier generation's manifest again (as a new generation)."""
     CreateJoinToken: _aio.UnaryUnaryMultiCallable[_control_pb2.CreateJoinTokenRequest, _control_pb2.JoinToken]  # type: ignore[assignment]
     """A one-time token an agent joins with (admin only)."""
+    GetMetrics: _aio.UnaryUnaryMultiCallable[_control_pb2.GetMetricsRequest, _control_pb2.GetMetricsResponse]  # type: ignore[assignment]
+    """Calls, errors, latency and instances per component replica and per link, over the agents'
+    last report window (neon top).
+    """
+    Logs: _aio.UnaryStreamMultiCallable[_dataplane_pb2.LogsRequest, _dataplane_pb2.LogLine]  # type: ignore[assignment]
+    """A component's output from every node running it (neon logs)."""
 
 class ControlServicer(metaclass=_abc_1.ABCMeta):
     """---------------------------------------------------------------- users --"""
@@ -199,6 +211,24 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_control_pb2.JoinToken, _abc.Awaitable[_control_pb2.JoinToken]]:
         """A one-time token an agent joins with (admin only)."""
+
+    @_abc_1.abstractmethod
+    def GetMetrics(
+        self,
+        request: _control_pb2.GetMetricsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.GetMetricsResponse, _abc.Awaitable[_control_pb2.GetMetricsResponse]]:
+        """Calls, errors, latency and instances per component replica and per link, over the agents'
+        last report window (neon top).
+        """
+
+    @_abc_1.abstractmethod
+    def Logs(
+        self,
+        request: _dataplane_pb2.LogsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_dataplane_pb2.LogLine], _abc.AsyncIterator[_dataplane_pb2.LogLine]]:
+        """A component's output from every node running it (neon logs)."""
 
 def add_ControlServicer_to_server(servicer: ControlServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

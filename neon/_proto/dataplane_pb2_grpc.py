@@ -45,6 +45,11 @@ class DataPlaneStub:
                 request_serializer=neon_dot_v1_dot_dataplane__pb2.InvokeRequest.SerializeToString,
                 response_deserializer=neon_dot_v1_dot_dataplane__pb2.InvokeResponse.FromString,
                 _registered_method=True)
+        self.Logs = channel.unary_stream(
+                '/neon.v1.DataPlane/Logs',
+                request_serializer=neon_dot_v1_dot_dataplane__pb2.LogsRequest.SerializeToString,
+                response_deserializer=neon_dot_v1_dot_dataplane__pb2.LogLine.FromString,
+                _registered_method=True)
 
 
 class DataPlaneServicer:
@@ -64,6 +69,14 @@ class DataPlaneServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Logs(self, request, context):
+        """A component's output on this node (guest stdout and stderr, and what the agent says about it):
+        the last lines, then new ones while following.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DataPlaneServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -76,6 +89,11 @@ def add_DataPlaneServicer_to_server(servicer, server):
                     servicer.Invoke,
                     request_deserializer=neon_dot_v1_dot_dataplane__pb2.InvokeRequest.FromString,
                     response_serializer=neon_dot_v1_dot_dataplane__pb2.InvokeResponse.SerializeToString,
+            ),
+            'Logs': grpc.unary_stream_rpc_method_handler(
+                    servicer.Logs,
+                    request_deserializer=neon_dot_v1_dot_dataplane__pb2.LogsRequest.FromString,
+                    response_serializer=neon_dot_v1_dot_dataplane__pb2.LogLine.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +150,33 @@ class DataPlane:
             '/neon.v1.DataPlane/Invoke',
             neon_dot_v1_dot_dataplane__pb2.InvokeRequest.SerializeToString,
             neon_dot_v1_dot_dataplane__pb2.InvokeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Logs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/neon.v1.DataPlane/Logs',
+            neon_dot_v1_dot_dataplane__pb2.LogsRequest.SerializeToString,
+            neon_dot_v1_dot_dataplane__pb2.LogLine.FromString,
             options,
             channel_credentials,
             insecure,

@@ -36,6 +36,10 @@ class DataPlaneStub:
     """A typed call from another agent's forwarder (a split link)."""
     Invoke: _grpc.UnaryUnaryMultiCallable[_dataplane_pb2.InvokeRequest, _dataplane_pb2.InvokeResponse]
     """A user's call relayed by the control plane; arguments and result in JSON."""
+    Logs: _grpc.UnaryStreamMultiCallable[_dataplane_pb2.LogsRequest, _dataplane_pb2.LogLine]
+    """A component's output on this node (guest stdout and stderr, and what the agent says about it):
+    the last lines, then new ones while following.
+    """
 
 @_typing.type_check_only
 class DataPlaneAsyncStub(DataPlaneStub):
@@ -44,6 +48,10 @@ class DataPlaneAsyncStub(DataPlaneStub):
     """A typed call from another agent's forwarder (a split link)."""
     Invoke: _aio.UnaryUnaryMultiCallable[_dataplane_pb2.InvokeRequest, _dataplane_pb2.InvokeResponse]  # type: ignore[assignment]
     """A user's call relayed by the control plane; arguments and result in JSON."""
+    Logs: _aio.UnaryStreamMultiCallable[_dataplane_pb2.LogsRequest, _dataplane_pb2.LogLine]  # type: ignore[assignment]
+    """A component's output on this node (guest stdout and stderr, and what the agent says about it):
+    the last lines, then new ones while following.
+    """
 
 class DataPlaneServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -61,5 +69,15 @@ class DataPlaneServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_dataplane_pb2.InvokeResponse, _abc.Awaitable[_dataplane_pb2.InvokeResponse]]:
         """A user's call relayed by the control plane; arguments and result in JSON."""
+
+    @_abc_1.abstractmethod
+    def Logs(
+        self,
+        request: _dataplane_pb2.LogsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_dataplane_pb2.LogLine], _abc.AsyncIterator[_dataplane_pb2.LogLine]]:
+        """A component's output on this node (guest stdout and stderr, and what the agent says about it):
+        the last lines, then new ones while following.
+        """
 
 def add_DataPlaneServicer_to_server(servicer: DataPlaneServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

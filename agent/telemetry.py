@@ -1,0 +1,241 @@
+"""What an agent counts about the calls it serves and makes, for Prometheus and ``neon top``.
+
+Per component (calls into it on this node, whoever made them): calls by
+outcome, latency, traps. Per link (calls its importer makes here): calls by
+outcome and latency, and for links that cross nodes the bytes each way.
+Calls inside a fused component never leave wasmtime and are not seen; only
+calls into its root are. Instance counts are read from the pools at each scrape.
+
+:meth:`Telemetry.window` turns the running totals into what happened since the
+previous window: rates and latency quantiles, which the agent reports to the
+control plane.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from neon.metrics import Family, Gauge, HistogramValue, Registry, quantile
+
+ComponentKey = tuple[str, str]  # (app, component)
+LinkKey = tuple[str, str, str, str]  # (app, importer, exporter, mode: local | remote)
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    busy: int
+    idle: int
+    waiting: int
+    created: int
+    discarded: int
+
+
+@dataclass(frozen=True)
+class Rates:
+    """One component's or link's calls over a window."""
+
+    calls: int  # running total
+    errors: int
+    calls_per_second: float
+    errors_per_second: float
+    p50_ms: float
+    p99_ms: float
+    latency: HistogramValue  # running total
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    bytes_per_second: float = 0.0
+
+
+class Incidents:
+    """Traps of one component on this node: how many, the last one, and the id its log line carries."""
+
+    def __init__(self, notify: Callable[[], None] | None = None) -> None:
+        self.notify = notify
+        self.count = 0
+        self.last = ""
+        self.last_id = ""
+        self._lock = threading.Lock()
+
+    def add(self, message: str) -> str:
+        """Count one; returns the incident id to log it with (it becomes the event's id suffix)."""
+        incident = os.urandom(4).hex()
+        with self._lock:
+            self.count += 1
+            self.last, self.last_id = message, incident
+        if self.notify is not None:
+            self.notify()
+        return incident
+
+
+class Telemetry:
+    """The agent's metrics registry and the hooks the call paths use."""
+
+    def __init__(self, node: str, version: str = "") -> None:
+        self.node = node
+        r = self.registry = Registry()
+        self.component_calls = r.counter(
+            "neon_component_calls_total",
+            "Calls into a component on this node, by outcome",
+            ("app", "component", "outcome"),
+        )
+        self.component_seconds = r.histogram(
+            "neon_component_call_seconds", "Time a call into a component took on this node", ("app", "component")
+        )
+        self.traps = r.counter(
+            "neon_component_traps_total", "Calls that trapped (the instance was discarded)", ("app", "component")
+        )
+        self.link_calls = r.counter(
+            "neon_link_calls_total",
+            "Calls over a link made by its importer on this node, by mode (local, remote) and outcome",
+            ("app", "importer", "exporter", "mode", "outcome"),
+        )
+        self.link_seconds = r.histogram(
+            "neon_link_call_seconds",
+            "Time a call over a link took, seen by the importer",
+            ("app", "importer", "exporter", "mode"),
+        )
+        self.link_bytes = r.counter(
+            "neon_link_bytes_total",
+            "Bytes of forwarded calls across nodes (sent: arguments, received: results)",
+            ("app", "importer", "exporter", "direction"),
+        )
+        self.peer_rtt = r.gauge("neon_peer_rtt_seconds", "Round trip to a peer agent's data plane", ("peer",))
+        info = r.gauge("neon_agent_info", "This agent", ("node", "version"))
+        info.set(node, version, value=1)
+        self._pools: Callable[[], dict[ComponentKey, PoolStats]] = dict
+        self._denials: Callable[[], dict[ComponentKey, int]] = dict
+        r.collect(self._collect)
+        self._window_lock = threading.Lock()
+        self._last_time = time.monotonic()
+        self._last_components: dict[ComponentKey, tuple[int, int, HistogramValue]] = {}
+        self._last_links: dict[LinkKey, tuple[int, int, HistogramValue, int]] = {}
+
+    def watch(
+        self, pools: Callable[[], dict[ComponentKey, PoolStats]], denials: Callable[[], dict[ComponentKey, int]]
+    ) -> None:
+        """Where instance counts and denials are read at each scrape."""
+        self._pools, self._denials = pools, denials
+
+    # ------------------------------------------------------------ hooks --
+
+    def component_call(self, app: str, component: str, seconds: float, ok: bool) -> None:
+        self.component_calls.inc(app, component, "ok" if ok else "error")
+        self.component_seconds.observe(seconds, app, component)
+
+    def link_call(self, key: LinkKey, seconds: float, ok: bool, sent: int = 0, received: int = 0) -> None:
+        app, importer, exporter, mode = key
+        self.link_calls.inc(app, importer, exporter, mode, "ok" if ok else "error")
+        self.link_seconds.observe(seconds, app, importer, exporter, mode)
+        if sent or received:
+            self.link_bytes.inc(app, importer, exporter, "sent", amount=sent)
+            self.link_bytes.inc(app, importer, exporter, "received", amount=received)
+
+    def trap(self, app: str, component: str) -> None:
+        self.traps.inc(app, component)
+
+    # ------------------------------------------------------------- reads --
+
+    def pools(self) -> dict[ComponentKey, PoolStats]:
+        return self._pools()
+
+    def _collect(self) -> Iterable[Family]:
+        instances = Gauge(
+            "neon_component_instances", "Instances of a component on this node", ("app", "component", "state")
+        )
+        queued = Gauge("neon_component_queued_calls", "Calls waiting for a free instance", ("app", "component"))
+        created = Gauge(
+            "neon_component_instances_created",
+            "Instances created since the component started here",
+            ("app", "component"),
+        )
+        discarded = Gauge(
+            "neon_component_instances_discarded", "Instances thrown away after a trap", ("app", "component")
+        )
+        denials = Gauge(
+            "neon_capability_denials", "Calls to capabilities the component was not granted", ("app", "component")
+        )
+        for (app, comp), stats in sorted(self._pools().items()):
+            instances.set(app, comp, "busy", value=stats.busy)
+            instances.set(app, comp, "idle", value=stats.idle)
+            queued.set(app, comp, value=stats.waiting)
+            created.set(app, comp, value=stats.created)
+            discarded.set(app, comp, value=stats.discarded)
+        for (app, comp), count in sorted(self._denials().items()):
+            denials.set(app, comp, value=count)
+        return [instances, queued, created, discarded, denials]
+
+    def window(self) -> tuple[float, dict[ComponentKey, Rates], dict[LinkKey, Rates]]:
+        """Seconds since the previous window, and per component and link what happened in it."""
+        with self._window_lock:
+            now = time.monotonic()
+            elapsed = max(now - self._last_time, 1e-6)
+            self._last_time = now
+            components: dict[ComponentKey, tuple[int, int, HistogramValue]] = {}
+            totals: dict[ComponentKey, list[int]] = {}
+            for (app, comp, outcome), value in self.component_calls.items():
+                slot = totals.setdefault((app, comp), [0, 0])
+                slot[0] += int(value)
+                slot[1] += int(value) if outcome == "error" else 0
+            for (app, comp), latency in self.component_seconds.items():
+                calls, errors = totals.get((app, comp), [0, 0])
+                components[(app, comp)] = (calls, errors, latency)
+            links: dict[LinkKey, tuple[int, int, HistogramValue, int]] = {}
+            link_totals: dict[LinkKey, list[int]] = {}
+            for (app, imp, exp, mode, outcome), value in self.link_calls.items():
+                slot = link_totals.setdefault((app, imp, exp, mode), [0, 0])
+                slot[0] += int(value)
+                slot[1] += int(value) if outcome == "error" else 0
+            moved = {(a, i, e): 0 for a, i, e, _ in link_totals}
+            sent: dict[tuple[str, str, str], int] = {}
+            received: dict[tuple[str, str, str], int] = {}
+            for (app, imp, exp, direction), value in self.link_bytes.items():
+                moved[(app, imp, exp)] = moved.get((app, imp, exp), 0) + int(value)
+                (sent if direction == "sent" else received)[(app, imp, exp)] = int(value)
+            for (app, imp, exp, mode), latency in self.link_seconds.items():
+                calls, errors = link_totals.get((app, imp, exp, mode), [0, 0])
+                links[(app, imp, exp, mode)] = (
+                    calls,
+                    errors,
+                    latency,
+                    moved.get((app, imp, exp), 0) if mode == "remote" else 0,
+                )
+            out_c = {
+                key: _rates(calls, errors, latency, self._last_components.get(key), elapsed)
+                for key, (calls, errors, latency) in components.items()
+            }
+            out_l = {}
+            for key, (calls, errors, latency, total_bytes) in links.items():
+                before = self._last_links.get(key)
+                rates = _rates(calls, errors, latency, before[:3] if before else None, elapsed)
+                triple = key[:3]
+                out_l[key] = Rates(
+                    **{
+                        **rates.__dict__,
+                        "bytes_sent": sent.get(triple, 0) if key[3] == "remote" else 0,
+                        "bytes_received": received.get(triple, 0) if key[3] == "remote" else 0,
+                        "bytes_per_second": (total_bytes - (before[3] if before else 0)) / elapsed,
+                    }
+                )
+            self._last_components, self._last_links = components, links
+            return elapsed, out_c, out_l
+
+
+def _rates(
+    calls: int, errors: int, latency: HistogramValue, before: tuple[int, int, HistogramValue] | None, elapsed: float
+) -> Rates:
+    prev_calls, prev_errors, prev_latency = before if before else (0, 0, None)
+    recent = latency.minus(prev_latency)
+    p50, p99 = quantile(0.5, recent), quantile(0.99, recent)
+    return Rates(
+        calls=calls,
+        errors=errors,
+        calls_per_second=(calls - prev_calls) / elapsed,
+        errors_per_second=(errors - prev_errors) / elapsed,
+        p50_ms=(p50 or 0.0) * 1000.0,
+        p99_ms=(p99 or 0.0) * 1000.0,
+        latency=latency,
+    )

@@ -1,0 +1,251 @@
+"""Counters, gauges and histograms, rendered in Prometheus' text format (0.0.4).
+
+Thread-safe: guest calls are counted from worker threads. A family is keyed by
+label values; ``render`` writes every family of a registry, and families whose
+values are only known at scrape time (instance counts, say) are added as
+collectors that return ready-made families.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+# Seconds: from a fused call (tens of microseconds) to a slow forwarded one.
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+Labels = tuple[str, ...]
+
+
+class Family:
+    """One metric name with its help text, type and label names."""
+
+    kind = "untyped"
+
+    def __init__(self, name: str, help_text: str, labels: Sequence[str] = ()) -> None:
+        self.name = name
+        self.help = help_text
+        self.labels = tuple(labels)
+        self._lock = threading.Lock()
+
+    def _check(self, values: Labels) -> Labels:
+        if len(values) != len(self.labels):
+            raise ValueError(f"{self.name} takes labels {self.labels}, got {values}")
+        return tuple(str(v) for v in values)
+
+    def lines(self) -> Iterable[str]:
+        raise NotImplementedError
+
+
+class Counter(Family):
+    kind = "counter"
+
+    def __init__(self, name: str, help_text: str, labels: Sequence[str] = ()) -> None:
+        super().__init__(name, help_text, labels)
+        self._values: dict[Labels, float] = {}
+
+    def inc(self, *values: str, amount: float = 1.0) -> None:
+        key = self._check(values)
+        with self._lock:
+            self._values[key] = self._values.get(key, 0.0) + amount
+
+    def set(self, *values: str, value: float) -> None:
+        key = self._check(values)
+        with self._lock:
+            self._values[key] = value
+
+    def value(self, *values: str) -> float:
+        with self._lock:
+            return self._values.get(self._check(values), 0.0)
+
+    def items(self) -> list[tuple[Labels, float]]:
+        with self._lock:
+            return sorted(self._values.items())
+
+    def lines(self) -> Iterable[str]:
+        for key, value in self.items():
+            yield f"{self.name}{_labels(self.labels, key)} {_number(value)}"
+
+
+class Gauge(Counter):
+    kind = "gauge"
+
+
+@dataclass(frozen=True)
+class HistogramValue:
+    """Per-bucket counts (not cumulative; the last is above every bound), their sum and count."""
+
+    counts: tuple[int, ...]
+    sum: float
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    def minus(self, earlier: HistogramValue | None) -> HistogramValue:
+        if earlier is None:
+            return self
+        return HistogramValue(
+            tuple(a - b for a, b in zip(self.counts, earlier.counts, strict=True)), self.sum - earlier.sum
+        )
+
+    def plus(self, other: HistogramValue) -> HistogramValue:
+        return HistogramValue(
+            tuple(a + b for a, b in zip(self.counts, other.counts, strict=True)), self.sum + other.sum
+        )
+
+
+def empty_histogram(bounds: Sequence[float] = LATENCY_BUCKETS) -> HistogramValue:
+    return HistogramValue((0,) * (len(bounds) + 1), 0.0)
+
+
+class Histogram(Family):
+    kind = "histogram"
+
+    def __init__(
+        self, name: str, help_text: str, labels: Sequence[str] = (), bounds: Sequence[float] = LATENCY_BUCKETS
+    ) -> None:
+        super().__init__(name, help_text, labels)
+        self.bounds = tuple(bounds)
+        self._values: dict[Labels, tuple[list[int], list[float]]] = {}
+
+    def observe(self, seconds: float, *values: str) -> None:
+        key = self._check(values)
+        index = bisect.bisect_left(self.bounds, seconds)
+        with self._lock:
+            slot = self._values.get(key)
+            if slot is None:
+                slot = self._values[key] = ([0] * (len(self.bounds) + 1), [0.0])
+            slot[0][index] += 1
+            slot[1][0] += seconds
+
+    def set(self, value: HistogramValue, *values: str) -> None:
+        key = self._check(values)
+        with self._lock:
+            self._values[key] = (list(value.counts), [value.sum])
+
+    def value(self, *values: str) -> HistogramValue:
+        with self._lock:
+            slot = self._values.get(self._check(values))
+            return HistogramValue(tuple(slot[0]), slot[1][0]) if slot else empty_histogram(self.bounds)
+
+    def items(self) -> list[tuple[Labels, HistogramValue]]:
+        with self._lock:
+            return sorted((k, HistogramValue(tuple(c), s[0])) for k, (c, s) in self._values.items())
+
+    def lines(self) -> Iterable[str]:
+        for key, value in self.items():
+            running = 0
+            for bound, count in zip((*self.bounds, math.inf), value.counts, strict=True):
+                running += count
+                le = "+Inf" if bound == math.inf else _number(bound)
+                yield f"{self.name}_bucket{_labels((*self.labels, 'le'), (*key, le))} {running}"
+            yield f"{self.name}_sum{_labels(self.labels, key)} {_number(value.sum)}"
+            yield f"{self.name}_count{_labels(self.labels, key)} {running}"
+
+
+def quantile(q: float, value: HistogramValue, bounds: Sequence[float] = LATENCY_BUCKETS) -> float | None:
+    """The q-quantile estimated from bucket counts, interpolating inside the bucket (as PromQL's
+    ``histogram_quantile``); None without observations. Above the last bound it says the last bound."""
+    total = value.count
+    if total == 0:
+        return None
+    rank = q * total
+    running = 0
+    for i, count in enumerate(value.counts):
+        if running + count >= rank and count:
+            if i == len(bounds):
+                return bounds[-1]
+            lower = bounds[i - 1] if i else 0.0
+            return lower + (bounds[i] - lower) * (rank - running) / count
+        running += count
+    return bounds[-1]
+
+
+Collector = Callable[[], Iterable[Family]]
+
+
+class Registry:
+    """The families a process exposes, plus collectors called at each scrape."""
+
+    def __init__(self) -> None:
+        self._families: list[Family] = []
+        self._collectors: list[Collector] = []
+
+    def add(self, family: Family) -> None:
+        self._families.append(family)
+
+    def counter(self, name: str, help_text: str, labels: Sequence[str] = ()) -> Counter:
+        family = Counter(name, help_text, labels)
+        self.add(family)
+        return family
+
+    def gauge(self, name: str, help_text: str, labels: Sequence[str] = ()) -> Gauge:
+        family = Gauge(name, help_text, labels)
+        self.add(family)
+        return family
+
+    def histogram(self, name: str, help_text: str, labels: Sequence[str] = ()) -> Histogram:
+        family = Histogram(name, help_text, labels)
+        self.add(family)
+        return family
+
+    def collect(self, collector: Collector) -> None:
+        self._collectors.append(collector)
+
+    def render(self) -> str:
+        families = list(self._families)
+        for collector in self._collectors:
+            families.extend(collector())
+        return render(families)
+
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def render(families: Iterable[Family]) -> str:
+    out: list[str] = []
+    for family in families:
+        out.append(f"# HELP {family.name} {_escape(family.help, quote=False)}")
+        out.append(f"# TYPE {family.name} {family.kind}")
+        out.extend(family.lines())
+    return "\n".join(out) + "\n"
+
+
+def _labels(names: Sequence[str], values: Sequence[str]) -> str:
+    if not names:
+        return ""
+    return "{" + ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True)) + "}"
+
+
+def _escape(text: str, quote: bool = True) -> str:
+    text = text.replace("\\", "\\\\").replace("\n", "\\n")
+    return text.replace('"', '\\"') if quote else text
+
+
+def _number(value: float) -> str:
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))
