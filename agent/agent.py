@@ -118,7 +118,7 @@ class Agent:
             self.http = HttpServer(self.identity.creds)
             self.http.route("/metrics", self._serve_metrics, HTTP_READERS)
             metrics_port = await self.http.start(self.config.metrics_listen or f"{host}:0")
-            self.metrics_address = f"{self.config.metrics_listen.rsplit(':', 1)[0] or host}:{metrics_port}"
+            self.metrics_address = f"{self._advertised_host(self.config.metrics_listen, host)}:{metrics_port}"
         self._connect_control()
         saved = self.desired.load()
         if saved is not None:
@@ -140,6 +140,13 @@ class Agent:
             control=self.config.control,
             labels=self.config.labels,
         )
+
+    def _advertised_host(self, listen: str, default: str) -> str:
+        """The host others reach a port bound at ``listen`` on: its own host, unless it is a wildcard."""
+        host = listen.rpartition(":")[0].strip("[]")
+        if host in ("", "0.0.0.0", "::"):
+            return (self.config.advertise.rpartition(":")[0] if self.config.advertise else "") or default
+        return host
 
     async def wait_registered(self, timeout: float) -> None:
         await asyncio.wait_for(self._registered.wait(), timeout)
@@ -387,6 +394,7 @@ class Agent:
     def _feed(self, event: Event) -> None:
         if isinstance(event, DesiredChanged):
             self._callers = {(a.app, c.name): frozenset(c.callers) for a in event.assignments for c in a.components}
+            self.logs.keep_only(set(self._callers))
         for instruction in self.state.handle(event):
             self._execute(instruction)
 

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 Key = tuple[str, str]  # (app, component)
+MAX_LINE = 4096  # characters kept of one line
 _DROPPED = "... lines dropped: the reader fell too far behind"
 
 
@@ -35,7 +36,7 @@ class LogBook:
         self._lock = threading.Lock()
 
     def add(self, key: Key, stream: str, text: str) -> None:
-        line = Line(time.time(), stream, text)
+        line = Line(time.time(), stream, text[:MAX_LINE])
         with self._lock:
             ring = self._rings.get(key)
             if ring is None:
@@ -53,9 +54,11 @@ class LogBook:
             lines = list(self._rings.get(key, ()))
         return lines[-count:] if count > 0 else lines
 
-    def forget(self, key: Key) -> None:
+    def keep_only(self, keys: set[Key]) -> None:
+        """Forget the lines of components no longer wanted on this node."""
         with self._lock:
-            self._rings.pop(key, None)
+            for key in [k for k in self._rings if k not in keys]:
+                del self._rings[key]
 
     async def follow(self, key: Key, tail: int = 0) -> AsyncIterator[Line]:
         """The last ``tail`` lines (0: all kept), then new ones until the caller stops iterating."""

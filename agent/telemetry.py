@@ -13,6 +13,7 @@ control plane.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -212,13 +213,12 @@ class Telemetry:
                 before = self._last_links.get(key)
                 rates = _rates(calls, errors, latency, before[:3] if before else None, elapsed)
                 triple = key[:3]
-                out_l[key] = Rates(
-                    **{
-                        **rates.__dict__,
-                        "bytes_sent": sent.get(triple, 0) if key[3] == "remote" else 0,
-                        "bytes_received": received.get(triple, 0) if key[3] == "remote" else 0,
-                        "bytes_per_second": (total_bytes - (before[3] if before else 0)) / elapsed,
-                    }
+                remote = key[3] == "remote"
+                out_l[key] = dataclasses.replace(
+                    rates,
+                    bytes_sent=sent.get(triple, 0) if remote else 0,
+                    bytes_received=received.get(triple, 0) if remote else 0,
+                    bytes_per_second=(total_bytes - (before[3] if before else 0)) / elapsed,
                 )
             self._last_components, self._last_links = components, links
             return elapsed, out_c, out_l

@@ -78,18 +78,19 @@ class ControlPlane:
     @property
     def http_address(self) -> str:
         """Where the metrics and the dashboard are served; empty when they are not."""
-        if not self.http_port:
-            return ""
-        host = (self.config.advertise or self.config.listen).rsplit(":", 1)[0]
-        return f"{host}:{self.http_port}"
+        return self._advertised(self.http_port)
 
     @property
     def join_address(self) -> str:
         """Where agents join (TLS without a client certificate); empty on plaintext."""
-        if not self.join_port:
+        return self._advertised(self.join_port)
+
+    def _advertised(self, port: int) -> str:
+        """The advertised (or listen) host with ``port``; empty when the port is not served."""
+        if not port:
             return ""
         host = (self.config.advertise or self.config.listen).rsplit(":", 1)[0]
-        return f"{host}:{self.join_port}"
+        return f"{host}:{port}"
 
     @property
     def ready_text(self) -> str:
@@ -369,9 +370,9 @@ class ControlPlane:
         members = await self.store.members()
         return live, {name: member for name, member in members.items() if name not in live}
 
-    async def statuses(self, name: str = "") -> list[dict[str, Any]]:
+    async def statuses(self, name: str | None = None) -> list[dict[str, Any]]:
         """The status of one application (NotFound if it does not exist) or, without a name, of every one."""
-        if name:
+        if name is not None:
             record = await self.store.get_app(name)
             if record is None:
                 raise NotFound(f"application {name!r} does not exist", kind="application", name=name)

@@ -10,9 +10,7 @@ requests whose Host header is not its own (DNS rebinding).
 
 from __future__ import annotations
 
-import http.client
 import ipaddress
-import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from neon.errors import FailedPrecondition, InvalidArgument
-from neon.http import client_context
+from neon.http import client_context, get
 from neon.pki import CONTROLPLANE_NAME
 from neon.tls import Credentials
 
@@ -60,16 +58,7 @@ class DashboardProxy:
         self.server.server_close()
 
     def fetch(self, path: str) -> tuple[int, str, bytes]:
-        host, _, port = self.upstream.rpartition(":")
-        raw = socket.create_connection((host, int(port)), timeout=15)
-        conn = http.client.HTTPConnection(host, int(port), timeout=15)
-        conn.sock = self._ssl.wrap_socket(raw, server_hostname=CONTROLPLANE_NAME) if self._ssl else raw
-        try:
-            conn.request("GET", path)
-            reply = conn.getresponse()
-            return reply.status, reply.getheader("Content-Type", "text/plain"), reply.read()
-        finally:
-            conn.close()
+        return get(self.upstream, path, self._ssl, CONTROLPLANE_NAME)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self

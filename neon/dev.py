@@ -97,7 +97,9 @@ def run_dev(state_dir: Path, once: bool = False) -> int:
             counts, node = client.invoke("log-analyzer", "archiver", "counts", [])
             _say(f"• archiver.counts on {node}: {counts}")
         _say("")
-        _say(f"Logs: {logs}.  Try:  neon --pki {pki_dir} --control {control} get app log-analyzer -o wide")
+        cli = f"neon --pki {pki_dir} --control {control}"
+        _say(f"Logs: {logs}.  Try:  {cli} get app log-analyzer -o wide")
+        _say(f"      {cli} top log-analyzer  |  {cli} logs processor  |  {cli} dashboard")
         if once:
             return 0
         _say("Press Ctrl-C to stop.")

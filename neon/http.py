@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import json
 import os
+import socket
 import ssl
 import tempfile
 import urllib.parse
@@ -187,3 +189,20 @@ def _load_identity(ctx: ssl.SSLContext, creds: Credentials) -> None:
         with os.fdopen(fd, "wb") as out:
             out.write(creds.key)
         ctx.load_cert_chain(cert, key)
+
+
+def get(
+    address: str, path: str, ctx: ssl.SSLContext | None, server_name: str, timeout: float = 15.0
+) -> tuple[int, str, bytes]:
+    """One GET to a Neon Grid HTTP(S) port, checking its certificate against ``server_name`` (its role
+    name, not the address dialled); ``ctx`` None: plain HTTP. Returns status, content type and body."""
+    host, _, port = address.rpartition(":")
+    raw = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    conn.sock = ctx.wrap_socket(raw, server_hostname=server_name) if ctx is not None else raw
+    try:
+        conn.request("GET", path)
+        reply = conn.getresponse()
+        return reply.status, reply.getheader("Content-Type", "text/plain"), reply.read()
+    finally:
+        conn.close()

@@ -201,9 +201,10 @@ def metrics_report(node: str, rtt_ms: dict[str, float], telemetry: Any, traps: d
     (``telemetry`` is the agent's :class:`agent.telemetry.Telemetry`)."""
     elapsed, components, links = telemetry.window()
     pools = telemetry.pools()
-    per_link: dict[tuple[str, str, str], float] = {}
+    per_link: dict[tuple[str, str, str], tuple[float, int]] = {}
     for (app, importer, exporter, _), rates in links.items():
-        per_link[(app, importer, exporter)] = per_link.get((app, importer, exporter), 0.0) + rates.calls_per_second
+        rate, total = per_link.get((app, importer, exporter), (0.0, 0))
+        per_link[(app, importer, exporter)] = (rate + rates.calls_per_second, total + rates.calls)
     out_components = []
     for key in sorted(set(components) | set(pools)):
         app, comp = key
@@ -242,8 +243,8 @@ def metrics_report(node: str, rtt_ms: dict[str, float], telemetry: Any, traps: d
         node=node,
         rtt_ms=rtt_ms,
         links=[
-            control_pb2.LinkRate(app=a, importer=i, exporter=e, calls_per_second=rate)
-            for (a, i, e), rate in sorted(per_link.items())
+            control_pb2.LinkRate(app=a, importer=i, exporter=e, calls_per_second=rate, calls_total=total)
+            for (a, i, e), (rate, total) in sorted(per_link.items())
         ],
         components=out_components,
         link_metrics=out_links,

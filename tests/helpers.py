@@ -5,6 +5,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib.util
+import random
+import socket
+import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -369,3 +374,46 @@ def expected_batch(lines: Sequence[str]) -> dict[str, list[Any]]:
         "entries": [p["ok"] for p in parsed if "ok" in p],
         "errors": [f"line {n}: {p['err']}" for n, p in enumerate(parsed, 1) if "err" in p],
     }
+
+
+def neon_cli(cluster: Cluster, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The ``neon`` command as a user runs it, as the cluster's admin."""
+    return subprocess.run(
+        [sys.executable, "-m", "neon", "--pki", str(cluster.pki), "--control", cluster.control, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def https_get(address: str, path: str, creds: Credentials | None, server_name: str) -> tuple[int, str]:
+    """GET over HTTPS with ``creds``' certificate (None: none, and the server's is not checked)."""
+    from neon.http import client_context, get
+
+    if creds is not None:
+        ctx = client_context(creds)
+    else:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    status, _, body = get(address, path, ctx, server_name)
+    return status, body.decode()
+
+
+def stable_port(host: str = "127.0.0.1") -> int:
+    """A free port below the kernel's ephemeral range, for a server restarted on the same port.
+
+    A port from the ephemeral range can be taken while the server is down by an outgoing
+    connection, even by a peer's redial of that very address (a TCP self-connect), and the
+    restart then fails to bind.
+    """
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(100):
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free port below {low}")

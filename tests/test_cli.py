@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from neon.guests import EXAMPLES
-from tests.helpers import Cluster
+from tests.helpers import Cluster, neon_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -25,12 +25,7 @@ def SIGN(cluster: Cluster) -> list[str]:  # noqa: N802 - reads as a constant at 
 
 
 def neon(cluster: Cluster, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "neon", "--pki", str(cluster.pki), "--control", cluster.control, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return neon_cli(cluster, *args, timeout=timeout)
 
 
 def test_apply_get_invoke_delete_through_the_cli(cluster: Cluster) -> None:
@@ -112,7 +107,9 @@ def test_neon_dev_runs_the_example_and_ctrl_c_stops_everything(tmp_path: Path, l
             if line.startswith("Press Ctrl-C"):
                 break
         out = "\n".join(lines)
-        assert "ingestor  1/1 ready" in out and "on edge-1: Running" in out and "on cloud-1: Running" in out, out
+        assert "ingestor  Running  1/1 ready" in out and "on edge-1: Running" in out and "on cloud-1: Running" in out, (
+            out
+        )
         assert "edge-1: ingestor + parser + processor fused (root ingestor)" in out
         assert "archiver: remote (edge-1 -> cloud-1)" in out
         assert "ingestor.ingest on edge-1: 5 of 7 lines well formed and archived" in out

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from neon.guests import EXAMPLES
-from tests.helpers import Cluster, assert_eventually, pair_manifest, wait_running
+from tests.helpers import Cluster, assert_eventually, pair_manifest, stable_port, wait_running
 
 pytestmark = pytest.mark.e2e
 
@@ -81,12 +81,11 @@ def test_an_edge_agent_restarted_offline_runs_its_last_desired_state(cluster: Cl
     import grpc
 
     from neon._proto import dataplane_pb2, dataplane_pb2_grpc
-    from neon.etcd_server import free_port
 
     client = cluster.client
     assert client is not None
     # The edge agent listens on a fixed port, as a real one does, so peers find it after a restart.
-    listen = ["--listen", f"127.0.0.1:{free_port()}"]
+    listen = ["--listen", f"127.0.0.1:{stable_port()}"]
     assert cluster.agents.pop("edge-1").stop() == 0
     cluster.add_agent("edge-1", {"tier": "edge"}, extra=listen)
     client.apply_file(pair_manifest(tmp_path))

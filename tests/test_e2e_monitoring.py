@@ -3,11 +3,8 @@ each checked against what the cluster actually did."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
-import socket
-import ssl
 import subprocess
 import sys
 import threading
@@ -19,10 +16,8 @@ import pytest
 
 from neon.errors import DeadlineExceeded
 from neon.guests import EXAMPLES
-from neon.http import client_context
 from neon.pki import AGENT_NAME, CONTROLPLANE_NAME
-from neon.tls import Credentials
-from tests.helpers import Cluster, assert_eventually, wait_running
+from tests.helpers import Cluster, assert_eventually, https_get, neon_cli, wait_running
 
 pytestmark = pytest.mark.e2e
 
@@ -30,33 +25,8 @@ APP = EXAMPLES / "log-analyzer" / "app.yaml"
 SAMPLE = (EXAMPLES / "log-analyzer" / "sample.log").read_text()
 
 
-def neon(cluster: Cluster, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "neon", "--pki", str(cluster.pki), "--control", cluster.control, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def fetch(address: str, path: str, creds: Credentials | None, server_name: str) -> tuple[int, str]:
-    """GET over HTTPS checking the server's certificate by role name; ``creds`` None: no client certificate."""
-    if creds is not None:
-        ctx = client_context(creds)
-    else:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    host, _, port = address.rpartition(":")
-    raw = socket.create_connection((host, int(port)), timeout=10)
-    conn = http.client.HTTPConnection(host, int(port), timeout=10)
-    conn.sock = ctx.wrap_socket(raw, server_hostname=server_name)
-    try:
-        conn.request("GET", path)
-        reply = conn.getresponse()
-        return reply.status, reply.read().decode()
-    finally:
-        conn.close()
+neon = neon_cli
+fetch = https_get
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -249,7 +219,29 @@ def test_traps_logs_and_unschedulable_waits_are_reported(
     client.invoke("probe", "probe", "say", ["hello from the probe"])
     assert_eventually(lambda: any(line.text == "out: hello from the probe" for line in followed), timeout=10)
 
-    # A call that runs past its deadline traps: the instance is discarded, and an event names the incident.
+    # A call that runs past its deadline traps: the instance is discarded, and an event names the incident,
+    # which `neon events -w` shows as it happens.
+    watcher = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "neon",
+            "--pki",
+            str(cluster.pki),
+            "--control",
+            cluster.control,
+            "events",
+            "-w",
+            "--app",
+            "probe",
+            "--history",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert watcher.stdout is not None
+    time.sleep(1.0)  # the stream is open before the trap
     with pytest.raises(DeadlineExceeded):
         client.invoke("probe", "probe", "spin", [10**12])
 
@@ -261,6 +253,18 @@ def test_traps_logs_and_unschedulable_waits_are_reported(
 
     event = assert_eventually(trapped, timeout=15, interval=0.2)
     incident = event.id.rsplit("-", 1)[1]
+    watched: list[str] = []
+    threading.Thread(target=lambda: watched.extend(iter(watcher.stdout.readline, "")), daemon=True).start()
+    try:
+
+        def shown() -> None:
+            lines = [line for line in watched if "Trapped" in line]
+            assert lines and f"incident {incident}" in lines[0] and "probe/probe @edge-1" in lines[0], watched
+
+        assert_eventually(shown, timeout=15, interval=0.2)
+    finally:
+        watcher.terminate()
+        watcher.wait(10)
     assert event.node == "edge-1" and f"incident {incident}" in event.message and "deadline" in event.message
     # The event's id leads to the agent's log line about it.
     logged = [json.loads(line) for line in cluster.agents["edge-1"].log_path.read_text().splitlines() if "{" in line]

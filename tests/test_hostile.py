@@ -370,3 +370,89 @@ def test_the_join_port_refuses_hostile_joins_and_admits_nobody(cluster: Cluster,
     admitted = cluster.store(lambda s: s.client.get_prefix(IDENTITIES))
     assert sorted(kv.key.decode().rsplit("/", 1)[1] for kv in admitted) == ["cloud-1", "edge-1", "edge-9"]
     fault_report.append(f"hostile joins: {TRIED['join requests']} tried; refused clearly, none admitted a node")
+
+
+@pytest.mark.e2e
+def test_the_monitoring_surfaces_refuse_hostile_input(cluster: Cluster, fault_report: list[str]) -> None:
+    """The HTTPS port (metrics, dashboard) with random requests, and the agents' metrics reports and
+    the log streams with bad fields: clear refusals, and the servers keep answering."""
+    import socket
+    import ssl
+
+    from neon._proto import control_pb2, control_pb2_grpc
+    from neon.http import client_context
+    from neon.metrics import LATENCY_BUCKETS
+
+    assert cluster.cp is not None and cluster.client is not None
+    host, _, port = cluster.cp.http_address.rpartition(":")
+    viewer = cluster.credentials("viewer")
+    ctx = client_context(viewer)
+
+    def raw_http(request: bytes) -> bytes:
+        TRIED["http requests"] += 1
+        with socket.create_connection((host, int(port)), timeout=15) as sock:
+            with ctx.wrap_socket(sock, server_hostname=pki.CONTROLPLANE_NAME) as tls:
+                tls.sendall(request)
+                chunks = []
+                while chunk := tls.recv(65536):
+                    chunks.append(chunk)
+                return b"".join(chunks)
+
+    assert raw_http(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 200")
+    assert raw_http(b"DELETE / HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 405")
+    assert raw_http(b"GET /../../etc/passwd HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 404")
+    assert raw_http(b"nonsense\r\n\r\n").startswith(b"HTTP/1.1 400")
+    assert raw_http(b"GET / HTTP/1.1\r\nX: " + b"a" * 70_000 + b"\r\n\r\n") == b""  # too long a head: dropped
+
+    @SETTINGS
+    @given(st.binary(max_size=300))
+    def random_requests(body: bytes) -> None:
+        reply = raw_http(body + b"\r\n\r\n")
+        assert reply == b"" or reply[9:12] in (b"200", b"400", b"403", b"404", b"405"), reply[:80]
+
+    random_requests()
+    # Plain HTTP on the TLS port: the handshake fails, nothing is served.
+    with socket.create_connection((host, int(port)), timeout=15) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\n\r\n")
+        TRIED["http requests"] += 1
+        assert not sock.recv(100).startswith(b"HTTP/1.1 200")
+    with pytest.raises(ssl.SSLError):
+        with socket.create_connection((host, int(port)), timeout=15) as sock:
+            ssl.create_default_context().wrap_socket(sock, server_hostname=pki.CONTROLPLANE_NAME)
+
+    # An agent's metrics report with a histogram of the wrong shape, or too many series; and log requests.
+    agent = cluster.identity("edge-1", pki.AGENT)
+    with cluster.channel(cluster.control, agent) as channel:
+        stub = control_pb2_grpc.AgentControlStub(channel)
+        odd = control_pb2.ComponentMetrics(app="a", component="c", latency_buckets=[1, 2, 3])
+        TRIED["metrics reports"] += 2
+        assert _status(stub.ReportMetrics, control_pb2.MetricsReport(node="edge-1", components=[odd])) == (
+            grpc.StatusCode.INVALID_ARGUMENT
+        )
+        many = [control_pb2.LinkMetrics(app="a", importer=str(i)) for i in range(10_001)]
+        assert _status(stub.ReportMetrics, control_pb2.MetricsReport(node="edge-1", link_metrics=many)) == (
+            grpc.StatusCode.INVALID_ARGUMENT
+        )
+        # Another node's name in the series is overwritten with the reporter's: a node speaks for itself.
+        lying = control_pb2.ComponentMetrics(
+            app="a", component="c", node="cloud-1", latency_buckets=[0] * (len(LATENCY_BUCKETS) + 1)
+        )
+        assert _status(stub.ReportMetrics, control_pb2.MetricsReport(node="edge-1", components=[lying])) == (
+            grpc.StatusCode.OK
+        )
+    reported = [(m.node, m.component) for m in cluster.client.metrics("a").components]
+    assert reported == [("edge-1", "c")]
+    control = control_pb2_grpc.ControlStub(cluster.channel(cluster.control, viewer))
+    for request, code in [
+        (dataplane_pb2.LogsRequest(app="nope", component="x"), grpc.StatusCode.NOT_FOUND),
+        (dataplane_pb2.LogsRequest(app="nope", component="x", tail=-1), grpc.StatusCode.INVALID_ARGUMENT),
+    ]:
+        TRIED["log requests"] += 1
+        with pytest.raises(grpc.RpcError) as err:
+            list(control.Logs(request, timeout=15))
+        assert err.value.code() == code  # type: ignore[attr-defined]
+    assert raw_http(b"GET /metrics HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 200")  # still serving
+    fault_report.append(
+        f"hostile monitoring input: {TRIED['http requests']} HTTP requests, {TRIED['metrics reports']} metrics "
+        f"reports, {TRIED['log requests']} log requests; refused clearly, still serving"
+    )

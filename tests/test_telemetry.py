@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import http.client
-import socket
 import ssl
 import threading
 import time
@@ -15,7 +14,7 @@ import pytest
 from agent.logbook import LogBook
 from agent.telemetry import PoolStats, Telemetry
 from neon import pki
-from neon.http import HttpServer, Request, Response, client_context
+from neon.http import HttpServer, Request, Response, client_context, get
 from neon.metrics import LATENCY_BUCKETS, Histogram, HistogramValue, Registry, quantile, render
 from neon.tls import Credentials
 
@@ -115,19 +114,9 @@ def cluster_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _get(port: int, path: str, creds: Credentials | None, ca: bytes) -> tuple[int, str]:
-    if creds is not None:
-        ctx = client_context(creds)
-    else:
-        ctx = ssl.create_default_context(cadata=ca.decode())
-    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    conn.sock = ctx.wrap_socket(raw, server_hostname=pki.CONTROLPLANE_NAME)
-    try:
-        conn.request("GET", path)
-        reply = conn.getresponse()
-        return reply.status, reply.read().decode()
-    finally:
-        conn.close()
+    ctx = client_context(creds) if creds is not None else ssl.create_default_context(cadata=ca.decode())
+    status, _, body = get(f"127.0.0.1:{port}", path, ctx, pki.CONTROLPLANE_NAME)
+    return status, body.decode()
 
 
 def test_https_pages_ask_for_a_certificate_with_a_reading_role(cluster_pki: Path) -> None:
