@@ -40,6 +40,7 @@ from wasmtime import component as wc
 
 from agent.codec import Signature
 from agent.denials import DenialLog, wasi_gates
+from agent.wasm_types import fix_type
 from neon import log
 from neon.errors import CallFailed, ComponentError, DeadlineExceeded, NeonGridError, NotFound
 from neon.manifest import GrantSpec, RuntimeSpec
@@ -342,6 +343,7 @@ class ComponentInstance:
         found = self.instance.get_func(self.store, index) if index is not None else None
         if found is None:
             raise NotFound(f"{self.label} exports no function {ref}", kind="function", name=str(ref))
+        fix_type(found, self.store)  # read its type once, not on every call
         self._funcs[ref] = found
         return found
 

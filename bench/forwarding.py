@@ -9,12 +9,19 @@ baseline is a plain grpcio unary echo of a payload of the same size between
 two processes on loopback, over mutual TLS as every Neon Grid hop is (the
 plaintext echo is printed too, to show what TLS itself costs).
 
-    python bench/forwarding.py [--lines 110] [--rounds 30]
+Then the same comparison call by call, at concurrency 1, 8 and 64: the agent's own
+forwarder (the host function a split link installs: WIT-typed encode, gRPC
+call with deadline, decode), running in this process as node cloud-1, calls the
+parser on edge-1, against the echo of the same payload at the same concurrency.
+p50, p99 and calls/s for each.
+
+    python bench/forwarding.py [--lines 110] [--rounds 30] [--calls 2000]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import subprocess
@@ -22,13 +29,19 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _pair import agent_channel, edge_and_cloud, pair  # noqa: E402
 
+from agent.codec import Signature  # noqa: E402
+from agent.forwarder import Router  # noqa: E402
+from agent.runtime import FunctionRef, Runtime  # noqa: E402
 from neon import manifest, pki  # noqa: E402
 from neon._proto import dataplane_pb2, dataplane_pb2_grpc, values_pb2  # noqa: E402
 from neon.etcd_server import free_port  # noqa: E402
@@ -61,8 +74,15 @@ def _percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def raw_echo(payload: bytes, calls: int, pki_dir: Path | None = None) -> list[float]:
-    """Round trips of a plain grpcio echo server in another process; mutual TLS with ``pki_dir``."""
+PARSE = FunctionRef("cyber-systems:logs/parser@0.1.0", "parse")
+LEVELS = (1, 8, 64)
+
+
+def raw_echo(
+    payload: bytes, calls: int, pki_dir: Path | None = None, levels: tuple[int, ...] = ()
+) -> tuple[list[float], dict[int, dict[str, float]]]:
+    """Round trips of a plain grpcio echo server in another process (mutual TLS with ``pki_dir``), one at
+    a time, and a sweep at each concurrency in ``levels``."""
     port = free_port()
     tls_args = [str(pki_dir / n) for n in ("ca.pem", "controlplane.pem", "controlplane.key")] if pki_dir else []
     argv = [sys.executable, "-c", ECHO_SERVER, str(port), *tls_args]
@@ -79,10 +99,56 @@ def raw_echo(payload: bytes, calls: int, pki_dir: Path | None = None) -> list[fl
                 start = time.perf_counter()
                 echo(payload, timeout=5)
                 samples.append(time.perf_counter() - start)
-        return samples
+            swept = {n: sweep(lambda: echo(payload, timeout=30), n, calls) for n in levels}
+        return samples, swept
     finally:
         proc.terminate()
         proc.wait()
+
+
+def sweep(call: Callable[[], Any], concurrency: int, calls: int) -> dict[str, float]:
+    """``calls`` calls from ``concurrency`` threads at once: latency p50/p99 (ms) and calls per second."""
+    per_thread = max(1, calls // concurrency)
+
+    def worker() -> list[float]:
+        out = []
+        for _ in range(per_thread):
+            start = time.perf_counter()
+            call()
+            out.append(time.perf_counter() - start)
+        return out
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        for future in [pool.submit(call) for _ in range(concurrency * 4)]:
+            future.result()  # warm: channels and instances up
+        start = time.perf_counter()
+        results = [f.result() for f in [pool.submit(worker) for _ in range(concurrency)]]
+        wall = time.perf_counter() - start
+    samples = [s for r in results for s in r]
+    return {
+        "concurrency": concurrency,
+        "p50_ms": statistics.median(samples) * 1e3,
+        "p99_ms": _percentile(samples, 0.99) * 1e3,
+        "calls_per_second": len(samples) / wall,
+    }
+
+
+def forwarded_sweep(work: Path, edge: str, parser: Path, line: str, calls: int) -> dict[int, dict[str, float]]:
+    """The agent's forwarder as node cloud-1 (a certificate from the PKI), calling the parser on edge-1."""
+    ca = pki.load(work / "pki", "ca")
+    issued = pki.issue(ca, "cloud-1", pki.AGENT)
+    router = Router("cloud-1", creds=Credentials(ca.cert, issued.cert, issued.key))
+    runtime = Runtime(work / "sweep-cache")
+    digest = "sha256:" + hashlib.sha256(parser.read_bytes()).hexdigest()
+    signature = Signature.of(runtime.exports(runtime.load(digest, parser))[PARSE], str(PARSE))
+    forward = router.forwarder("log-analyzer", "processor", "parser", PARSE.interface, PARSE.name, signature)
+    router.set_routes("log-analyzer", "parser", (edge,))
+    try:
+        assert forward(line) is not None
+        return {n: sweep(lambda: forward(line), n, calls) for n in LEVELS}
+    finally:
+        router.close()
+        runtime.close()
 
 
 def timed_batches(work: Path, address: str, app: str, lines: list[str], rounds: int) -> list[float]:
@@ -107,6 +173,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=110)
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--calls", type=int, default=2000, help="calls per concurrency level")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "forwarding.json")
     args = parser.parse_args()
 
@@ -121,6 +188,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, edge_and_cloud(Path(tmp), built, apps) as (address, _):
         split_s = timed_batches(Path(tmp), address["cloud-1"], "log-analyzer", lines, args.rounds)
         local_s = timed_batches(Path(tmp), address["edge-1"], "log-analyzer-local", lines, args.rounds)
+        forwarded = forwarded_sweep(Path(tmp), address["edge-1"], built["parser"], lines[0], args.calls)
 
     payload = dataplane_pb2.CallRequest(
         app="log-analyzer",
@@ -130,10 +198,10 @@ def main() -> int:
         args=[values_pb2.Value(string=lines[0])],
         caller="cloud-1",
     ).SerializeToString()
-    plain_s = raw_echo(payload, 2000)
+    plain_s, _ = raw_echo(payload, 2000)
     with tempfile.TemporaryDirectory() as tmp:
         pki.init(Path(tmp) / "pki")
-        echo_s = raw_echo(payload, 2000, Path(tmp) / "pki")
+        echo_s, echoed = raw_echo(payload, 2000, Path(tmp) / "pki", LEVELS)
 
     p50 = statistics.median
     per_call = (p50(split_s) - p50(local_s)) / args.lines
@@ -151,6 +219,16 @@ def main() -> int:
         "batch_split_ms": {"p50": p50(split_s) * 1e3, "p99": _percentile(split_s, 0.99) * 1e3},
         "forwarding_cost_per_call_ms": per_call * 1e3,
         "ratio_vs_raw_echo": per_call / p50(echo_s),
+        "concurrency": [
+            {
+                "concurrency": n,
+                "forwarded": forwarded[n],
+                "raw_echo": echoed[n],
+                "p50_ratio": forwarded[n]["p50_ms"] / echoed[n]["p50_ms"],
+                "throughput_ratio": forwarded[n]["calls_per_second"] / echoed[n]["calls_per_second"],
+            }
+            for n in LEVELS
+        ],
     }
     print(
         f"raw grpcio unary echo, plaintext ({len(payload)} B)              p50 "
@@ -171,6 +249,16 @@ def main() -> int:
         f"forwarding cost per call = (split - local) / {args.lines}          {per_call * 1e3:.3f} ms"
         f"   = {result['ratio_vs_raw_echo']:.2f}x the raw mutual-TLS echo"
     )
+    print(f"\none forwarded parse call (the agent's forwarder, {len(payload)} B) vs the mutual-TLS echo:")
+    head = f"{'concurrency':>11}  {'forwarded p50/p99':>20}  {'echo p50/p99':>18}  {'p50 ratio':>9}"
+    print(head + "  calls/s (fwd / echo)")
+    for row in result["concurrency"]:
+        f, e = row["forwarded"], row["raw_echo"]
+        print(
+            f"{row['concurrency']:>11}  {f['p50_ms']:>8.3f} / {f['p99_ms']:>7.3f} ms  {e['p50_ms']:>6.3f} / "
+            f"{e['p99_ms']:>7.3f} ms  {row['p50_ratio']:>8.2f}x  {f['calls_per_second']:>7.0f} / "
+            f"{e['calls_per_second']:.0f}"
+        )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.json.relative_to(ROOT)}")

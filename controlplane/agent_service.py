@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from controlplane.events import new_event
-from controlplane.store import ASSIGN
 from controlplane.trust import for_assignment
 from neon import log
 from neon._proto import control_pb2, control_pb2_grpc
@@ -32,6 +32,9 @@ MAX_SERIES = 10_000
 class AgentServicer(control_pb2_grpc.AgentControlServicer):
     def __init__(self, cp: ControlPlane) -> None:
         self.cp = cp
+        # node -> the lease it registered with here, checked once in etcd: a heartbeat with it needs only
+        # the lease refresh (which fails for a lease revoked by a newer registration, wherever that was).
+        self._leases: dict[str, NodeInfo] = {}
 
     @edge
     async def Register(self, request: control_pb2.RegisterRequest, context: Context) -> control_pb2.RegisterResponse:
@@ -68,6 +71,7 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
         _, away_since = await self.cp.store.get_member(request.name) or (None, 0.0)
         ttl = self.cp.config.node_ttl
         lease_id = await self.cp.store.register_node(info, ttl)
+        self._leases[info.name] = replace(info, lease_id=lease_id)
         if old is not None and old.lease_id:
             # The node key moved to the new lease; revoking the old one drops the old status report.
             await self.cp.store.revoke_lease(old.lease_id)
@@ -83,14 +87,21 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
 
     @edge
     async def Heartbeat(self, request: control_pb2.HeartbeatRequest, context: Context) -> control_pb2.HeartbeatResponse:
-        node = await self.cp.store.get_node(request.name)
+        node = self._leases.get(request.name)
         if node is None or node.lease_id != request.lease_id:
-            raise NotFound(
-                f"node {request.name!r} is not registered with lease {request.lease_id}; register again",
-                kind="node",
-                name=request.name,
-            )
-        ttl = await self.cp.store.refresh_lease(request.lease_id)
+            node = await self.cp.store.get_node(request.name)
+            if node is None or node.lease_id != request.lease_id:
+                raise NotFound(
+                    f"node {request.name!r} is not registered with lease {request.lease_id}; register again",
+                    kind="node",
+                    name=request.name,
+                )
+            self._leases[node.name] = node
+        try:
+            ttl = await self.cp.store.refresh_lease(request.lease_id)
+        except NotFound:
+            self._leases.pop(request.name, None)
+            raise
         peers = [
             control_pb2.Peer(name=n.name, dataplane_address=n.dataplane_address) for n in self.cp.peers_of(node.name)
         ]
@@ -102,22 +113,19 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
     ) -> AsyncIterator[control_pb2.NodeAssignments]:
         if not NAME_PATTERN.match(request.name):
             raise InvalidArgument(f"node name must be a lowercase DNS label, got {request.name!r}", field="name")
-        prefix = ASSIGN + request.name.encode() + b"/"
-        revision, docs = await self.cp.store.node_assignments(request.name)
-        yield await _snapshot(self.cp, revision, docs)
-        sent = revision
-        watch = await self.cp.store.watch_prefix(prefix, start_revision=revision + 1)
-        try:
-            async for event in watch:
-                if event.kv.mod_revision <= sent:
-                    continue
+        # Subscribed before the first read: a change after it wakes the stream, which reads again.
+        with self.cp.assignments.subscribe(request.name) as changed:
+            revision, docs = await self.cp.store.node_assignments(request.name)
+            yield await _snapshot(self.cp, revision, docs)
+            sent = docs
+            while True:
+                await changed.wait()
+                changed.clear()
                 await asyncio.sleep(0.01)  # let the rest of a transaction's events arrive
                 revision, docs = await self.cp.store.node_assignments(request.name)
-                if revision > sent:
-                    sent = revision
+                if docs != sent:
+                    sent = docs
                     yield await _snapshot(self.cp, revision, docs)
-        finally:
-            await watch.cancel()
 
     @edge
     async def ReportStatus(self, request: control_pb2.StatusReport, context: Context) -> control_pb2.StatusAck:

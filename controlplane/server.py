@@ -14,6 +14,7 @@ import grpc
 
 from controlplane.admission import Admission
 from controlplane.artifacts import BlobStore
+from controlplane.assignment_hub import AssignmentHub
 from controlplane.composer import Composer
 from controlplane.config import ControlPlaneConfig
 from controlplane.events import new_event
@@ -59,11 +60,13 @@ class ControlPlane:
         self._tasks: list[asyncio.Task[Any]] = []
         self._grace_timer: asyncio.TimerHandle | None = None
         self._nodes: dict[str, NodeInfo] = {}
+        self._sorted_nodes: list[NodeInfo] = []
         self._endpoints_of: dict[str, set[str]] = {}  # node -> nodes its assignments forward to
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._rr = itertools.count()
         self._last_reports: dict[str, dict[tuple[str, str], InstanceReport]] = {}
         self.web = Web(self)
+        self.assignments = AssignmentHub(self.store)
         self.store.on_record = lambda event: self.web.events.inc(event.kind)
         self.http: HttpServer | None = None
         self.http_port = 0
@@ -139,6 +142,7 @@ class ControlPlane:
         )
         self._tasks = [
             asyncio.create_task(self.election.run(), name="election"),
+            asyncio.create_task(self.assignments.run(), name="assignment-watch"),
             asyncio.create_task(self.replicator.run(), name="blob-sync"),
         ]
         _log.info(
@@ -235,7 +239,9 @@ class ControlPlane:
         """Reflect etcd into the model, plan, and write each changed application back."""
         world = await self._mark_unreachable(await self.store.read_world())
         self._wake_for_grace(next_grace_expiry(world))
-        self._nodes = dict(world.nodes)
+        if world.nodes != self._nodes:
+            self._nodes = dict(world.nodes)
+            self._sorted_nodes = [n for _, n in sorted(self._nodes.items())]
         by_address = {n.dataplane_address: n.name for n in world.nodes.values()}
         endpoints: dict[str, set[str]] = {}
         for slices in world.assigned.values():
@@ -312,11 +318,10 @@ class ControlPlane:
     def peers_of(self, node: str, limit: int = 64) -> list[NodeInfo]:
         """The nodes ``node`` should measure round trips to: all of them in a small cluster,
         else those its split links forward to."""
-        others = [n for name, n in sorted(self._nodes.items()) if name != node]
-        if len(others) <= limit:
-            return others
-        wanted = self._endpoints_of.get(node, set())
-        return [n for n in others if n.name in wanted][:limit]
+        if len(self._nodes) <= limit + 1:  # every other node (the list is rebuilt only when nodes change)
+            return [n for n in self._sorted_nodes if n.name != node]
+        wanted = sorted(self._endpoints_of.get(node, set()) - {node})
+        return [self._nodes[name] for name in wanted if name in self._nodes][:limit]
 
     # ---------------------------------------------------------- status --
 

@@ -49,9 +49,10 @@ class Family:
         self._lock = threading.Lock()
 
     def _check(self, values: Labels) -> Labels:
+        """Label values as given (strings; this is on every call's path, so they are not converted)."""
         if len(values) != len(self.labels):
             raise ValueError(f"{self.name} takes labels {self.labels}, got {values}")
-        return tuple(str(v) for v in values)
+        return values
 
     def lines(self) -> Iterable[str]:
         raise NotImplementedError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -118,8 +119,16 @@ def test_neon_dev_runs_the_example_and_ctrl_c_stops_everything(tmp_path: Path, l
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        if proc.poll() is None:  # a failed check: stop it as a user would, so that its children go too
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if proc.returncode != 0:  # it could not stop them: nothing it started may outlive the test
+            for left in state.glob("logs/*.pid"):
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(left.read_text()), signal.SIGKILL)
     assert sorted(pids) == ["cloud-1.pid", "controlplane.pid", "edge-1.pid", "etcd.pid"]
     for pid in pids.values():
         with pytest.raises(ProcessLookupError):
