@@ -33,7 +33,7 @@ _FIXED: dict[type, type] = {}
 
 def fix_type(func: wc.Func, store: Any) -> Any:
     """Read ``func``'s type once and make ``func`` use it from now on; returns the fixed type."""
-    fixed = _fix(func.type(store))
+    fixed = fix(func.type(store))
 
     def read(_store: Any) -> Any:
         return fixed
@@ -42,7 +42,8 @@ def fix_type(func: wc.Func, store: Any) -> Any:
     return fixed
 
 
-def _fix(ty: Any) -> Any:
+def fix(ty: Any) -> Any:
+    """Read a type tree once and pin it on its objects (in place); returns ``ty``."""
     names = _PROPERTIES.get(type(ty).__name__)
     if names is None or type(ty) in _FIXED.values():
         return ty  # a scalar type (nothing to read), or fixed already
@@ -62,7 +63,7 @@ def _fix_value(value: Any) -> Any:
         return tuple(_fix_value(v) for v in value)
     if value is None or isinstance(value, (str, int)):
         return value
-    return _fix(value)
+    return fix(value)
 
 
 def _fixed_class(base: type, names: tuple[str, ...]) -> type:

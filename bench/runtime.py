@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import statistics
@@ -53,6 +54,9 @@ def per_call_us(fn: Callable[[], Any], rounds: int, repeat: int = 7) -> float:
 
 
 def main() -> int:
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    args.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "runtime.json")
+    out = args.parse_args().json
     parser_wasm = build_log_analyzer()["parser"]
     digest = "sha256:" + hashlib.sha256(parser_wasm.read_bytes()).hexdigest()
     results: dict[str, Any] = {}
@@ -179,7 +183,6 @@ def main() -> int:
         f"{cs['compiled_cache/pooled']:.0f} ms ({cs['ratio_artifact_vs_cache_pooled']:.0f}x);  per-call: artifact "
         f"{cs['artifact/per-call']:.0f} ms, compiled cache {cs['compiled_cache/per-call']:.0f} ms"
     )
-    out = ROOT / "bench" / "results" / "runtime.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(f"wrote {out.relative_to(ROOT)}")

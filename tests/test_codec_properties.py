@@ -37,6 +37,8 @@ from agent.codec import (
     Unsupported,
     compile_type,
 )
+from agent.wasm_types import _PROPERTIES as PROPERTIES
+from agent.wasm_types import fix
 from neon._proto import values_pb2
 
 ENGINE = wasmtime.Engine()
@@ -200,6 +202,14 @@ def test_random_types_round_trip(data: st.DataObject, tree: Any) -> None:
     text = json.dumps(codec.to_json(value))
     assert same(codec.from_json(json.loads(text)), value)
     assert same(through_wasmtime(ty, value), value)
+    # The same type read once (agent/wasm_types.py), as the agent calls components: the same lowering and lifting.
+    fixed = fix(wasmtime_type(tree))
+    assert same(through_wasmtime(fixed, value), value)
+    for name in PROPERTIES.get(type(fixed).__mro__[1].__name__, ()):
+        assert getattr(fixed, name) is getattr(fixed, name)  # answered from what was read, not the C API
+    for name in PROPERTIES.get(type(ty).__name__, ()):
+        if getattr(ty, name) is not None:  # wasmtime-py's own type reads through the C API each time
+            assert getattr(ty, name) is not getattr(ty, name)
 
 
 def test_wasmtime_py_ambiguity_is_refused_not_corrupted() -> None:

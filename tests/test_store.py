@@ -211,3 +211,34 @@ def test_etcd_picks_fresh_ports_when_a_picked_one_was_taken(tmp_path: Path, monk
         with EtcdCluster(tmp_path / "cluster", size=3) as cluster:  # the first member's peer port
             assert busy not in {p for m in cluster.members for p in (m.client_port, m.peer_port)}
             assert (tmp_path / "cluster" / "retry-1").is_dir()
+
+
+def test_one_watch_wakes_only_the_node_whose_assignments_changed(etcd: EtcdServer) -> None:
+    from controlplane.assignment_hub import AssignmentHub
+    from controlplane.store import ASSIGN
+
+    async def body(store: Store) -> None:
+        hub = AssignmentHub(store)
+        task = asyncio.create_task(hub.run())
+        try:
+            with hub.subscribe("edge-1") as one, hub.subscribe("edge-2") as two, hub.subscribe("edge-1") as again:
+                assert hub.subscribers == 3
+                await asyncio.wait_for(hub.watching.wait(), 10)
+                for event in (one, two, again):  # everyone re-reads once the watch opens
+                    await asyncio.wait_for(event.wait(), 10)
+                    event.clear()
+                await store.client.put(ASSIGN + b"edge-1/app", b"{}")
+                await asyncio.wait_for(one.wait(), 10)
+                await asyncio.wait_for(again.wait(), 10)
+                await asyncio.sleep(0.2)
+                assert not two.is_set()
+                await store.client.put(ASSIGN + b"edge-10/app", b"{}")  # a name that starts the same
+                await asyncio.sleep(0.2)
+                assert not two.is_set()
+            assert hub.subscribers == 0
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    _run(etcd, body)

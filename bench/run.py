@@ -1,0 +1,191 @@
+"""Every benchmark in one command: each prints its own table and writes its JSON, then one summary.
+
+    ./run bench                 # or: python bench/run.py [--only forwarding,placement] [--quick]
+
+Each figure is a ratio against a baseline measured in the same run (see
+bench/README.md for what each compares). The summary goes to
+bench/results/summary.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+
+# name -> (script, full arguments, quick arguments)
+BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
+    "fusion": ("fusion.py", ["--rounds", "30"], ["--rounds", "8", "--guests", "c"]),
+    "forwarding": ("forwarding.py", ["--rounds", "30", "--calls", "2000"], ["--rounds", "8", "--calls", "400"]),
+    "runtime": ("runtime.py", [], []),
+    "apply_to_invoke": ("apply_to_invoke.py", [], []),
+    "placement": ("placement.py", [], ["--components", "200", "--nodes", "1000"]),
+    "controlplane_load": ("controlplane_load.py", ["--agents", "1000", "--seconds", "30"], ["--agents", "200"]),
+}
+
+
+def _fusion(r: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for guests, workloads in r["guests"].items():
+        for workload, w in workloads.items():
+            cl = w["cluster_ms"]
+            rows.append(
+                [
+                    f"(1) log analyzer, {guests} guests, {workload}",
+                    f"fused {cl['fused']:.2f} ms",
+                    f"monolithic {cl['monolithic']:.2f} ms; host-linked {cl['host-linked']:.2f} ms; "
+                    f"split {cl['split']:.1f} ms",
+                    f"fused/mono {w['ratios']['fused_vs_monolithic']['cluster']:.2f}x, "
+                    f"host-linked/fused {w['ratios']['host_linked_vs_fused']['cluster']:.1f}x, "
+                    f"split/fused {w['ratios']['split_vs_fused']['cluster']:.0f}x",
+                ]
+            )
+    return rows
+
+
+def _forwarding(r: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for row in r["concurrency"]:
+        f, e = row["forwarded"], row["raw_echo"]
+        rows.append(
+            [
+                f"(2) forwarded call, concurrency {row['concurrency']}",
+                f"p50 {f['p50_ms']:.2f} ms, p99 {f['p99_ms']:.2f} ms, {f['calls_per_second']:.0f}/s",
+                f"mTLS echo p50 {e['p50_ms']:.2f} ms, p99 {e['p99_ms']:.2f} ms, {e['calls_per_second']:.0f}/s",
+                f"p50 {row['p50_ratio']:.2f}x (target 1.3x), calls/s {row['throughput_ratio']:.2f}x",
+            ]
+        )
+    return rows
+
+
+def _runtime(r: dict[str, Any]) -> list[list[str]]:
+    cs, d = r["cold_start_ms"], r["dispatch_us"]
+    return [
+        [
+            "(3) cold start to first call, pooled",
+            f"compiled cache {cs['compiled_cache/pooled']:.0f} ms",
+            f"from the artifact {cs['artifact/pooled']:.0f} ms",
+            f"{cs['ratio_artifact_vs_cache_pooled']:.0f}x faster",
+        ],
+        [
+            "(3) cold start to first call, per-call",
+            f"compiled cache {cs['compiled_cache/per-call']:.0f} ms",
+            f"from the artifact {cs['artifact/per-call']:.0f} ms",
+            f"{cs['artifact/per-call'] / cs['compiled_cache/per-call']:.0f}x faster",
+        ],
+        [
+            "    a call through the agent's pool",
+            f"{d['agent_pool']:.1f} us",
+            f"wasmtime-py directly {d['direct_wasmtime']:.1f} us",
+            f"{d['ratio']:.2f}x",
+        ],
+    ]
+
+
+def _apply(r: dict[str, Any]) -> list[list[str]]:
+    return [
+        [
+            "(4) apply -> first invoke, cold",
+            f"{r['cold_apply_to_invoke_s']:.2f} s",
+            f"compiling the 4 artifacts {r['baseline_compile_4_artifacts_s']:.2f} s",
+            f"{r['cold_ratio_vs_compile']:.2f}x",
+        ],
+        [
+            "(4) apply -> first invoke, warm",
+            f"{r['warm_apply_to_invoke_s']:.2f} s",
+            f"loading them compiled {r['baseline_load_4_from_compiled_cache_s']:.2f} s",
+            f"{r['warm_ratio_vs_load']:.1f}x",
+        ],
+    ]
+
+
+def _placement(r: dict[str, Any]) -> list[list[str]]:
+    rows = [
+        [f"(5) placement, {g['components']} components", f"{g['nodes']} nodes: {g['seconds']:.3f} s", "", ""]
+        for g in r["growth"]
+    ]
+    b = r["baseline"]
+    rows.append(
+        [
+            f"    {b['components']} components on {b['nodes']} nodes",
+            f"vectorized {b['vectorized_seconds']:.3f} s",
+            f"node by node {b['scalar_seconds']:.2f} s",
+            f"{b['speedup']:.0f}x faster",
+        ]
+    )
+    return rows
+
+
+def _load(r: dict[str, Any]) -> list[list[str]]:
+    a = r["agents_view"]
+    return [
+        [
+            f"(6) control plane with {r['agents']} agents",
+            f"{r['loaded']['cpu_percent']:.0f}% of a core, {r['loaded']['rss_mib']:.0f} MiB",
+            f"idle {r['idle']['cpu_percent']:.1f}%, {r['idle']['rss_mib']:.0f} MiB",
+            f"{r['kib_per_agent']:.0f} KiB/agent; heartbeat p50 {a['heartbeat_p50_ms']:.1f} ms, "
+            f"p99 {a['heartbeat_p99_ms']:.0f} ms",
+        ]
+    ]
+
+
+SUMMARIES: dict[str, Callable[[dict[str, Any]], list[list[str]]]] = {
+    "fusion": _fusion,
+    "forwarding": _forwarding,
+    "runtime": _runtime,
+    "apply_to_invoke": _apply,
+    "placement": _placement,
+    "controlplane_load": _load,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="", help="comma-separated: " + ", ".join(BENCHMARKS))
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and a smaller fleet (a smoke run)")
+    args = parser.parse_args()
+    chosen = [n for n in args.only.split(",") if n] or list(BENCHMARKS)
+    if unknown := set(chosen) - set(BENCHMARKS):
+        parser.error(f"unknown benchmark(s) {sorted(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    rows: list[list[str]] = []
+    summary: dict[str, Any] = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "quick": args.quick, "results": {}}
+    failed = []
+    for name in chosen:
+        script, full, quick = BENCHMARKS[name]
+        print(f"\n=== {name} ({script})", flush=True)
+        out = RESULTS / f"{name}.json"
+        started = time.monotonic()
+        code = subprocess.call(
+            [sys.executable, str(ROOT / "bench" / script), *(quick if args.quick else full), "--json", str(out)],
+            cwd=ROOT,
+        )
+        if code != 0:
+            failed.append(name)
+            print(f"!!! {name} failed with exit code {code}", flush=True)
+            continue
+        result = json.loads(out.read_text())
+        summary["results"][name] = {"seconds": time.monotonic() - started, **result}
+        rows += SUMMARIES[name](result)
+    print("\n=== summary (each against a baseline measured in the same run)\n")
+    widths = [max(len(r[i]) for r in rows) for i in range(4)] if rows else [0] * 4
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"\nwrote {(RESULTS / 'summary.json').relative_to(ROOT)}")
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
