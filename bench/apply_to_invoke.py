@@ -15,7 +15,6 @@ compiled cache (warm).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import wasmtime  # noqa: E402
 from _pair import edge_and_cloud  # noqa: E402
+from _results import save  # noqa: E402
 from wasmtime import component as wc  # noqa: E402
 
 from neon.client import ControlClient  # noqa: E402
@@ -111,9 +111,7 @@ def main() -> int:
         f"apply -> first successful invoke, warm {warm:.2f} s  (loading them from a compiled cache: "
         f"{load_s:.2f} s; {result['warm_ratio_vs_load']:.1f}x);  a steady invoke {steady * 1e3:.1f} ms"
     )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.json.relative_to(ROOT)}")
+    save(args.json, result)
     return 0
 
 

@@ -25,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _results import save  # noqa: E402
+
 from neon import manifest  # noqa: E402
 from neon.client import ControlClient  # noqa: E402
 from neon.etcd_server import EtcdServer  # noqa: E402
@@ -158,9 +160,7 @@ def main() -> int:
         f"{done['agents_with_assignments']} agents got assignments ({args.replicas} replicas placed "
         f"{placed_s:.2f}s after apply)"
     )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.json.relative_to(ROOT)}")
+    save(args.json, result)
     return 0
 
 

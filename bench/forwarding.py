@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _pair import agent_channel, edge_and_cloud, pair  # noqa: E402
+from _results import save  # noqa: E402
 
 from agent.codec import Signature  # noqa: E402
 from agent.forwarder import Router  # noqa: E402
@@ -259,9 +260,7 @@ def main() -> int:
             f"{e['p99_ms']:>7.3f} ms  {row['p50_ratio']:>8.2f}x  {f['calls_per_second']:>7.0f} / "
             f"{e['calls_per_second']:.0f}"
         )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.json.relative_to(ROOT)}")
+    save(args.json, result)
     return 0
 
 

@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _pair import PARSER, agent_channel, edge_and_cloud, pair  # noqa: E402
+from _results import save  # noqa: E402
 
 from agent.runtime import ComponentTemplate, FunctionRef, Runtime  # noqa: E402
 from controlplane.composer import fuse  # noqa: E402
@@ -269,9 +270,7 @@ def main() -> int:
             )
             for name, (_, counted) in workloads[guests].items()
         }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.json.relative_to(ROOT)}")
+    save(args.json, result)
     return 0
 
 

@@ -18,7 +18,6 @@ scheduler loop would do it.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
@@ -30,6 +29,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _results import save  # noqa: E402
 
 from controlplane.placement import NodeTable, NodeView, Placer  # noqa: E402
 from controlplane.placement._types import PlacementContext  # noqa: E402
@@ -183,9 +184,7 @@ def main() -> int:
     if full:
         verdict = "meets" if full["seconds"] < 1.0 else "MISSES"
         print(f"{args.components} components on {args.nodes} nodes: {full['seconds']:.3f}s ({verdict} the 1 s target)")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2))
-    print(f"wrote {args.json.relative_to(ROOT)}")
+    save(args.json, results)
     return 0
 
 
