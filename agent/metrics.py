@@ -14,8 +14,6 @@ from neon import pki, tls
 from neon.rpc import CHANNEL_OPTIONS
 from neon.tls import Credentials
 
-LinkKey = tuple[str, str, str]  # (app, importer, exporter)
-
 
 class RttProber:
     """Round trips to peers' data planes, over the standard gRPC health check."""

@@ -14,7 +14,6 @@ from controlplane.validate import check_links
 from neon import log, manifest
 from neon._proto import control_pb2, control_pb2_grpc, dataplane_pb2
 from neon.errors import InvalidArgument, InvalidManifest, NotFound, Untrusted
-from neon.model import NodeInfo
 from neon.rpc import Context, edge
 from neon.tls import peer_of
 from neon.wire import application_to_proto, event_to_proto, explanation_to_proto, node_to_proto
@@ -105,7 +104,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     @edge
     async def ListNodes(self, request: control_pb2.ListNodesRequest, context: Context) -> control_pb2.ListNodesResponse:
         reports = await self.cp.store.all_status()
-        live, unreachable = await self._nodes()
+        live, unreachable = await self.cp.nodes()
         out = []
         for name in sorted(live.keys() | unreachable.keys()):
             if name in live:
@@ -266,6 +265,3 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     async def _status(self, name: str) -> control_pb2.Application:
         (doc,) = await self.cp.statuses(name)
         return application_to_proto(doc)
-
-    async def _nodes(self) -> tuple[dict[str, NodeInfo], dict[str, tuple[NodeInfo, float]]]:
-        return await self.cp.nodes()

@@ -401,14 +401,13 @@ class Store:
         since = world.placed_at.get(plan.app, {}) if world is not None else {}
         placement_doc = {
             "generation": record.generation,
-            "placed_at": now,
             "components": {
                 name: {
                     "nodes": list(d.nodes),
                     "reason": d.reason,
                     "desired": d.desired,
                     "filtered": dict(d.filtered),
-                    "since": since.get(name) or now if tuple(before.get(name, ())) == tuple(d.nodes) else now,
+                    "since": (since.get(name) or now) if tuple(before.get(name, ())) == tuple(d.nodes) else now,
                 }
                 for name, d in plan.placement.components.items()
             },

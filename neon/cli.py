@@ -665,10 +665,7 @@ def _component_ref(client: Any, ref: str, app: str) -> tuple[str, str]:
 
 def _logs(client: Any, args: argparse.Namespace) -> int:
     app, component = _component_ref(client, args.component, args.app)
-    several = None
     for line in client.logs(app, component, tail=args.tail, follow=args.follow):
-        if several is None:
-            several = True
         prefix = f"[{line.node}]" + (f"[{line.component}]" if line.component != component else "")
         stamp = time.strftime("%H:%M:%S", time.localtime(line.time)) + " " if args.timestamps else ""
         marker = {"stderr": " !", "agent": " *", "neon": " #"}.get(line.stream, "")
