@@ -150,7 +150,6 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
             }
             for r in request.links
         ]
-        await self.cp.store.put_metrics(node, {"rtt_ms": dict(request.rtt_ms), "links": links})
         if len(request.components) + len(request.link_metrics) > MAX_SERIES:
             raise InvalidArgument(
                 f"a metrics report may carry at most {MAX_SERIES} components and links", field="components"
@@ -165,6 +164,7 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
                     f"one above them), got {count}",
                     field="latency_buckets",
                 )
+        await self.cp.store.put_metrics(node, {"rtt_ms": dict(request.rtt_ms), "links": links})
         for item in request.components:
             item.node = node.name  # a node speaks for itself only
         for link in request.link_metrics:
