@@ -21,7 +21,7 @@ from agent.artifacts import ArtifactCache
 from agent.codec import Signature as CallSignature
 from agent.config import AgentConfig
 from agent.dataplane import DataPlaneServicer
-from agent.denials import DenialLog
+from agent.denials import DenialLog, Incidents
 from agent.desired import DesiredStateFile
 from agent.forwarder import Router, get_call_deadline
 from agent.identity import Identity, load_or_join
@@ -46,7 +46,7 @@ from agent.state import (
     Start,
     Stop,
 )
-from agent.telemetry import Incidents, PoolStats, Telemetry
+from agent.telemetry import PoolStats, Telemetry
 from neon import __version__, log, pki
 from neon._proto import control_pb2, control_pb2_grpc, dataplane_pb2_grpc
 from neon.authz import HTTP_READERS

@@ -10,6 +10,7 @@ instance that trapped is never used again.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any, Callable
 
@@ -30,25 +31,40 @@ WASI_GATES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-class DenialLog:
-    """Denials of one component on this node; ``notify`` is called (from a worker thread) after each."""
+class Incidents:
+    """Incidents of one component on this node that killed an instance (traps, denials): how many, the
+    last one, and the id its log line carries; ``notify`` is called (from a worker thread) after each."""
 
-    def __init__(self, label: str, notify: Callable[[], None] | None = None) -> None:
-        self.label = label
+    def __init__(self, notify: Callable[[], None] | None = None) -> None:
         self.notify = notify
         self.count = 0
         self.last = ""
+        self.last_id = ""
         self._lock = threading.Lock()
+
+    def add(self, message: str) -> str:
+        """Count one; returns the incident id to log it with (it becomes the event's id suffix)."""
+        incident = os.urandom(4).hex()
+        with self._lock:
+            self.count += 1
+            self.last, self.last_id = message, incident
+        if self.notify is not None:
+            self.notify()
+        return incident
+
+
+class DenialLog(Incidents):
+    """Denials of one component on this node, and the stubs that deny."""
+
+    def __init__(self, label: str, notify: Callable[[], None] | None = None) -> None:
+        super().__init__(notify)
+        self.label = label
 
     def stub(self, capability: str) -> Callable[..., Any]:
         def deny(*_args: Any) -> Any:
             message = f"{self.label} used {capability}, which it was not granted; the instance was killed"
-            with self._lock:
-                self.count += 1
-                self.last = message
             _log.warning("capability denied", component=self.label, capability=capability)
-            if self.notify is not None:
-                self.notify()
+            self.add(message)
             raise CapabilityDenied(message, component=self.label, capability=capability)
 
         return deny

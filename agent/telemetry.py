@@ -14,7 +14,6 @@ control plane.
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -49,27 +48,6 @@ class Rates:
     bytes_sent: int = 0
     bytes_received: int = 0
     bytes_per_second: float = 0.0
-
-
-class Incidents:
-    """Traps of one component on this node: how many, the last one, and the id its log line carries."""
-
-    def __init__(self, notify: Callable[[], None] | None = None) -> None:
-        self.notify = notify
-        self.count = 0
-        self.last = ""
-        self.last_id = ""
-        self._lock = threading.Lock()
-
-    def add(self, message: str) -> str:
-        """Count one; returns the incident id to log it with (it becomes the event's id suffix)."""
-        incident = os.urandom(4).hex()
-        with self._lock:
-            self.count += 1
-            self.last, self.last_id = message, incident
-        if self.notify is not None:
-            self.notify()
-        return incident
 
 
 class Telemetry:
@@ -113,7 +91,7 @@ class Telemetry:
         self._window_lock = threading.Lock()
         self._last_time = time.monotonic()
         self._last_components: dict[ComponentKey, tuple[int, int, HistogramValue]] = {}
-        self._last_links: dict[LinkKey, tuple[int, int, HistogramValue, int]] = {}
+        self._last_links: dict[LinkKey, tuple[int, int, HistogramValue, int, int]] = {}
 
     def watch(
         self, pools: Callable[[], dict[ComponentKey, PoolStats]], denials: Callable[[], dict[ComponentKey, int]]
@@ -175,53 +153,47 @@ class Telemetry:
             now = time.monotonic()
             elapsed = max(now - self._last_time, 1e-6)
             self._last_time = now
-            components: dict[ComponentKey, tuple[int, int, HistogramValue]] = {}
-            totals: dict[ComponentKey, list[int]] = {}
-            for (app, comp, outcome), value in self.component_calls.items():
-                slot = totals.setdefault((app, comp), [0, 0])
-                slot[0] += int(value)
-                slot[1] += int(value) if outcome == "error" else 0
-            for (app, comp), latency in self.component_seconds.items():
-                calls, errors = totals.get((app, comp), [0, 0])
-                components[(app, comp)] = (calls, errors, latency)
-            links: dict[LinkKey, tuple[int, int, HistogramValue, int]] = {}
-            link_totals: dict[LinkKey, list[int]] = {}
-            for (app, imp, exp, mode, outcome), value in self.link_calls.items():
-                slot = link_totals.setdefault((app, imp, exp, mode), [0, 0])
-                slot[0] += int(value)
-                slot[1] += int(value) if outcome == "error" else 0
-            moved = {(a, i, e): 0 for a, i, e, _ in link_totals}
-            sent: dict[tuple[str, str, str], int] = {}
-            received: dict[tuple[str, str, str], int] = {}
-            for (app, imp, exp, direction), value in self.link_bytes.items():
-                moved[(app, imp, exp)] = moved.get((app, imp, exp), 0) + int(value)
-                (sent if direction == "sent" else received)[(app, imp, exp)] = int(value)
+            comp_counts = _by_outcome(self.component_calls.items())
+            components = {
+                (app, comp): (*comp_counts.get((app, comp), (0, 0)), latency)
+                for (app, comp), latency in self.component_seconds.items()
+            }
+            link_counts = _by_outcome(self.link_calls.items())
+            # (app, importer, exporter, direction) -> bytes
+            moved = {key: int(value) for key, value in self.link_bytes.items()}
+            links: dict[LinkKey, tuple[int, int, HistogramValue, int, int]] = {}
             for (app, imp, exp, mode), latency in self.link_seconds.items():
-                calls, errors = link_totals.get((app, imp, exp, mode), [0, 0])
-                links[(app, imp, exp, mode)] = (
-                    calls,
-                    errors,
-                    latency,
-                    moved.get((app, imp, exp), 0) if mode == "remote" else 0,
-                )
+                key = (app, imp, exp, mode)
+                remote = mode == "remote"
+                sent = moved.get((app, imp, exp, "sent"), 0) if remote else 0
+                received = moved.get((app, imp, exp, "received"), 0) if remote else 0
+                links[key] = (*link_counts.get(key, (0, 0)), latency, sent, received)
             out_c = {
                 key: _rates(calls, errors, latency, self._last_components.get(key), elapsed)
                 for key, (calls, errors, latency) in components.items()
             }
             out_l = {}
-            for key, (calls, errors, latency, total_bytes) in links.items():
+            for key, (calls, errors, latency, sent, received) in links.items():
                 before = self._last_links.get(key)
                 rates = _rates(calls, errors, latency, before[:3] if before else None, elapsed)
-                triple = key[:3]
-                remote = key[3] == "remote"
+                moved_before = before[3] + before[4] if before else 0
                 out_l[key] = dataclasses.replace(
                     rates,
-                    bytes_sent=sent.get(triple, 0) if remote else 0,
-                    bytes_received=received.get(triple, 0) if remote else 0,
-                    bytes_per_second=(total_bytes - (before[3] if before else 0)) / elapsed,
+                    bytes_sent=sent,
+                    bytes_received=received,
+                    bytes_per_second=(sent + received - moved_before) / elapsed,
                 )
             self._last_components, self._last_links = components, links
             return elapsed, out_c, out_l
+
+
+def _by_outcome(items: Iterable[tuple[tuple[str, ...], float]]) -> dict[tuple[str, ...], tuple[int, int]]:
+    """Counter samples labelled ``(..., outcome)`` -> per key without the outcome: (calls, errors)."""
+    out: dict[tuple[str, ...], tuple[int, int]] = {}
+    for (*key, outcome), value in items:
+        calls, errors = out.get(tuple(key), (0, 0))
+        out[tuple(key)] = (calls + int(value), errors + (int(value) if outcome == "error" else 0))
+    return out
 
 
 def _rates(
