@@ -37,6 +37,8 @@ from neon.policy import UNREACHABLE
 from neon.rpc import CHANNEL_OPTIONS, add_join_port, create_server, mark_serving
 
 _log = log.get("neon.controlplane")
+# The nodes holding a lease, and the Unreachable ones with when they were found so (0: not yet).
+NodeSets = tuple[dict[str, NodeInfo], dict[str, tuple[NodeInfo, float]]]
 
 
 class ControlPlane:
@@ -369,14 +371,15 @@ class ControlPlane:
     async def record(self, event: Event) -> None:
         await self.store.record(event)
 
-    async def nodes(self) -> tuple[dict[str, NodeInfo], dict[str, tuple[NodeInfo, float]]]:
+    async def nodes(self) -> NodeSets:
         """The nodes holding a lease, and the Unreachable ones (with when they were found so; 0: not yet)."""
         live = {n.name: n for n in await self.store.list_nodes()}
         members = await self.store.members()
         return live, {name: member for name, member in members.items() if name not in live}
 
-    async def statuses(self, name: str | None = None) -> list[dict[str, Any]]:
-        """The status of one application (NotFound if it does not exist) or, without a name, of every one."""
+    async def statuses(self, name: str | None = None, nodes: NodeSets | None = None) -> list[dict[str, Any]]:
+        """The status of one application (NotFound if it does not exist) or, without a name, of every one;
+        ``nodes`` is :meth:`nodes` when the caller has just read it."""
         if name is not None:
             record = await self.store.get_app(name)
             if record is None:
@@ -384,7 +387,7 @@ class ControlPlane:
             records = [record]
         else:
             records = sorted(await self.store.list_apps(), key=lambda r: r.spec.name)
-        nodes, unreachable = await self.nodes()
+        live, unreachable = nodes or await self.nodes()
         reports = await self.store.all_status()
         leader = await self.store.leader() is not None
         now = time.time()
@@ -392,7 +395,7 @@ class ControlPlane:
         out = []
         for record in records:
             placement = await self.store.get_placement(record.spec.name)
-            out.append(app_status(record, placement, reports, nodes, gone, leader))
+            out.append(app_status(record, placement, reports, live, gone, leader))
         return out
 
     # ---------------------------------------------------------- invoke --

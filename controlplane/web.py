@@ -64,7 +64,8 @@ class Web:
         leader = await self.cp.store.leader() or {}
         info.set(self.cp.identity, str(leader.get("identity") == self.cp.identity).lower(), value=1)
         families.append(info)
-        statuses = await self.cp.statuses()
+        live, unreachable = await self.cp.nodes()
+        statuses = await self.cp.statuses(nodes=(live, unreachable))
         apps = Gauge("neon_applications", "Applications by phase", ("phase",))
         for phase in PHASES:
             apps.set(phase, value=sum(1 for s in statuses if s["phase"] == phase))
@@ -76,7 +77,6 @@ class Web:
             for comp in status["components"]:
                 desired.set(status["name"], comp["name"], value=comp["desired_replicas"])
                 ready.set(status["name"], comp["name"], value=comp["ready_replicas"])
-        live, unreachable = await self.cp.nodes()
         nodes = Gauge("neon_nodes", "Nodes by state", ("state",))
         nodes.set("Ready", value=len(live))
         nodes.set("Unreachable", value=len(unreachable))
@@ -102,7 +102,7 @@ class Web:
             {"name": info.name, "state": "Unreachable", "tier": _tier(info.labels), "labels": info.labels}
             for info, _ in unreachable.values()
         ]
-        statuses = await self.cp.statuses()
+        statuses = await self.cp.statuses(nodes=(live, unreachable))
         for status in statuses:
             status.pop("manifest_yaml", None)
         telemetry = await self.cp.telemetry()
