@@ -110,11 +110,6 @@ class HistogramValue:
             tuple(a - b for a, b in zip(self.counts, earlier.counts, strict=True)), self.sum - earlier.sum
         )
 
-    def plus(self, other: HistogramValue) -> HistogramValue:
-        return HistogramValue(
-            tuple(a + b for a, b in zip(self.counts, other.counts, strict=True)), self.sum + other.sum
-        )
-
 
 def empty_histogram(bounds: Sequence[float] = LATENCY_BUCKETS) -> HistogramValue:
     return HistogramValue((0,) * (len(bounds) + 1), 0.0)
