@@ -225,7 +225,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
             )
         known = await self.cp.store.get_artifact(digest)
         try:
-            new = checked_signatures(digest, documents[:16], name)
+            new = checked_signatures(digest, documents, name)
             interfaces = await asyncio.to_thread(describe, self.cp.blobs.path(digest))
         except (InvalidArgument, Untrusted) as err:
             if known is None:

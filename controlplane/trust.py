@@ -21,6 +21,12 @@ from neon.signing import UNSIGNED_ALLOWED, Signature
 
 def checked_signatures(digest: str, documents: list[str], name: str) -> list[Signature]:
     """Parse uploaded signature documents; each must be over ``digest`` and verify with its own key."""
+    if len(documents) > signing.MAX_SIGNATURES:
+        raise InvalidArgument(
+            f"{name} comes with {len(documents)} signatures; at most {signing.MAX_SIGNATURES} are kept per "
+            f"artifact: remove the old ones from {name}.sig (one per line) and upload again",
+            field="signatures",
+        )
     out = []
     for i, text in enumerate(documents):
         sig = Signature.from_json(text, f"signature {i + 1} of {name}")
@@ -35,10 +41,13 @@ def checked_signatures(digest: str, documents: list[str], name: str) -> list[Sig
 
 
 def merged(record: dict[str, Any] | None, new: list[Signature]) -> list[str]:
-    """The signatures to keep for an artifact: the ones it had, and the new ones (one per key)."""
+    """The signatures to keep for an artifact: the ones it had, then the new ones (one per key, a key
+    signing again moves to the end); at most :data:`~neon.signing.MAX_SIGNATURES`, the oldest dropped."""
     kept = {Signature.from_json(t).key: t for t in (record or {}).get("signatures", [])}
-    kept.update({s.key: s.to_json() for s in new})
-    return [kept[k] for k in sorted(kept)]
+    for sig in new:
+        kept.pop(sig.key, None)
+        kept[sig.key] = sig.to_json()
+    return list(kept.values())[-signing.MAX_SIGNATURES :]
 
 
 def trusted_for(spec: AppSpec | None, security: Security) -> list[str]:

@@ -29,6 +29,8 @@ from neon.errors import InvalidArgument, NotFound, Untrusted
 
 PREFIX = "ed25519:"
 UNSIGNED_ALLOWED = "*"  # as the only trusted key: the control plane runs with --allow-unsigned
+# Signatures kept per artifact (in ARTIFACT.sig and in the control plane's record); the oldest go first.
+MAX_SIGNATURES = 16
 _ARTIFACT = b"neon-grid/artifact/v1\n"
 _FUSED = b"neon-grid/fused/v1\n"
 
@@ -129,7 +131,8 @@ def signatures_beside(artifact: Path) -> list[str]:
 
 
 def sign_file(artifact: Path, key: Ed25519PrivateKey) -> Signature:
-    """Sign a file and keep the signature in ``ARTIFACT.sig`` (one JSON document per line, one per key)."""
+    """Sign a file and keep the signature in ``ARTIFACT.sig`` (one JSON document per line, one per key,
+    the newest last; past :data:`MAX_SIGNATURES` the oldest is dropped)."""
     import hashlib
 
     hasher = hashlib.sha256()
@@ -139,6 +142,7 @@ def sign_file(artifact: Path, key: Ed25519PrivateKey) -> Signature:
     sig = sign(key, f"sha256:{hasher.hexdigest()}")
     out = artifact.with_name(artifact.name + ".sig")
     kept = [line for line in signatures_beside(artifact) if Signature.from_json(line, str(out)).key != sig.key]
+    kept = kept[len(kept) - (MAX_SIGNATURES - 1) :] if len(kept) >= MAX_SIGNATURES else kept
     out.write_text("\n".join([*kept, sig.to_json()]) + "\n")
     return sig
 

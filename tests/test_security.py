@@ -14,6 +14,7 @@ import wasmtime
 from agent.agent import Agent
 from agent.config import AgentConfig
 from agent.identity import Identity
+from controlplane import trust
 from neon import authz, pki, signing
 from neon.errors import IntegrityError, InvalidArgument, PermissionDenied, Unauthenticated, Untrusted
 from neon.manifest import GrantSpec
@@ -128,6 +129,27 @@ def test_signatures_admit_only_the_signed_bytes_and_trusted_keys(tmp_path: Path)
     signing.verify_fused("fused", digest, list(reversed(inputs)), fused, trusted)
     with pytest.raises(Untrusted, match="does not match it and its inputs"):
         signing.verify_fused("fused", digest, [inputs[0], "sha256:" + "3" * 64], fused, trusted)
+
+
+def test_signatures_per_artifact_are_capped_the_oldest_dropped_and_more_refused_clearly(tmp_path: Path) -> None:
+    artifact = tmp_path / "parser.wasm"
+    artifact.write_bytes(b"\0asm")
+    keys = [signing.load_key(_key(tmp_path, f"k{i}")) for i in range(signing.MAX_SIGNATURES + 3)]
+    sigs = [signing.sign_file(artifact, key) for key in keys]
+    beside = [signing.Signature.from_json(t) for t in signing.signatures_beside(artifact)]
+    assert beside == sigs[-signing.MAX_SIGNATURES :]  # the newest kept, in order; the newest is last
+    signing.sign_file(artifact, keys[5])  # a key signing again moves to the end, once
+    beside = [signing.Signature.from_json(t) for t in signing.signatures_beside(artifact)]
+    assert beside[-1].key == sigs[5].key and len({s.key for s in beside}) == len(beside) == signing.MAX_SIGNATURES
+
+    digest = sigs[0].artifact
+    record = {"signatures": [s.to_json() for s in sigs[:10]]}
+    kept = [signing.Signature.from_json(t) for t in trust.merged(record, [sigs[3], *sigs[10:]])]
+    assert len(kept) == signing.MAX_SIGNATURES and kept[-1] == sigs[-1] and sigs[3] in kept and sigs[0] not in kept
+    documents = [s.to_json() for s in sigs]
+    assert trust.checked_signatures(digest, documents[: signing.MAX_SIGNATURES], "parser.wasm")
+    with pytest.raises(InvalidArgument, match=r"parser.wasm comes with 19 signatures; at most 16 .* parser.wasm.sig"):
+        trust.checked_signatures(digest, documents, "parser.wasm")
 
 
 def _key(tmp_path: Path, name: str) -> Path:
