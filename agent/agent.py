@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -50,16 +51,28 @@ from agent.telemetry import PoolStats, Telemetry
 from neon import __version__, log, pki
 from neon._proto import control_pb2, control_pb2_grpc, dataplane_pb2_grpc
 from neon.authz import HTTP_READERS
-from neon.errors import CapabilityDenied, ComponentError, IntegrityError, NeonGridError, NotRunning
+from neon.errors import (
+    CapabilityDenied,
+    ComponentError,
+    IntegrityError,
+    NeonGridError,
+    NotRunning,
+    ResourceExhausted,
+)
 from neon.http import HttpServer, Request, Response
 from neon.metrics import CONTENT_TYPE
 from neon.model import ComponentAssignment, InstanceReport
-from neon.rpc import CHANNEL_OPTIONS, create_server, mark_serving
+from neon.rpc import CHANNEL_OPTIONS, create_sync_server, mark_serving
 from neon.signing import UNSIGNED_ALLOWED, Signature, verify, verify_fused
 from neon.tls import Credentials, ServerIdentity, aio_channel
 from neon.wire import assignment_from_proto, metrics_report, report_to_proto
 
 _log = log.get("neon.agent")
+
+# The data plane's handler threads: calls into guests (each waits for a free instance) and log streams.
+DATAPLANE_THREADS = 16
+# Followed log streams held open at once (each holds a handler thread while it waits for lines).
+LOG_FOLLOWERS = 8
 
 
 class Agent:
@@ -90,7 +103,8 @@ class Agent:
         self._report: tuple[InstanceReport, ...] = ()
         self._report_dirty = asyncio.Event()
         self._registered = asyncio.Event()
-        self.server: grpc.aio.Server | None = None
+        self.server: grpc.Server | None = None
+        self._followers = threading.BoundedSemaphore(LOG_FOLLOWERS)
         self.http: HttpServer | None = None
         self.metrics_address = ""
         self.channel: grpc.aio.Channel | None = None
@@ -101,16 +115,21 @@ class Agent:
     # ---------------------------------------------------------- lifecycle --
 
     async def start(self) -> None:
-        def register(server: grpc.aio.Server) -> None:
+        def register(server: grpc.Server) -> None:
             dataplane_pb2_grpc.add_DataPlaneServicer_to_server(DataPlaneServicer(self), server)
 
         self.identity = await load_or_join(self.config)
         self.router.creds = self.prober.creds = self.identity.creds
         self.server_identity = ServerIdentity(self.identity.creds)
-        self.server, port = create_server(
-            self.config.listen, register, ["neon.v1.DataPlane"], self.identity.creds, self.server_identity
+        self.server, port = create_sync_server(
+            self.config.listen,
+            register,
+            ["neon.v1.DataPlane"],
+            self.identity.creds,
+            self.server_identity,
+            threads=DATAPLANE_THREADS + LOG_FOLLOWERS,
         )
-        await self.server.start()
+        self.server.start()
         await mark_serving(self.server)
         host = self.config.listen.rsplit(":", 1)[0]
         self.address = self.config.advertise or f"{host}:{port}"
@@ -158,7 +177,7 @@ class Agent:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self.server is not None:
-            await self.server.stop(grace)
+            await asyncio.to_thread(self.server.stop(grace).wait)
         if self.http is not None:
             await self.http.stop()
         if self.channel is not None:
@@ -597,6 +616,20 @@ class Agent:
         return call
 
     # ---------------------------------------------------------- serving --
+
+    @contextlib.contextmanager
+    def follow_slot(self, key: Key) -> Iterator[None]:
+        """Hold one of the :data:`LOG_FOLLOWERS` slots while a log stream is followed, or refuse it."""
+        if not self._followers.acquire(blocking=False):
+            raise ResourceExhausted(
+                f"node {self.config.name} already streams {LOG_FOLLOWERS} followed logs; stop one "
+                f"(`neon logs -f`) or read {key[0]}/{key[1]} without --follow",
+                node=self.config.name,
+            )
+        try:
+            yield
+        finally:
+            self._followers.release()
 
     def callers(self, app: str, component: str) -> frozenset[str]:
         """The nodes whose forwarded calls to ``app/component`` are accepted here (the desired state's)."""

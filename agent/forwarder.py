@@ -67,6 +67,7 @@ class Router:
         self.default_timeout = default_timeout
         self._routes: dict[tuple[str, str], tuple[str, ...]] = {}
         self._channels: dict[str, grpc.Channel] = {}
+        self._calls: dict[str, Any] = {}  # address -> its channel's DataPlane.Call, made once
         self._lock = threading.Lock()
         self._rr = itertools.count()
 
@@ -86,18 +87,19 @@ class Router:
         waiting on a replica that left are cancelled now, instead of when their deadline passes."""
         routed = {address for endpoints in self._routes.values() for address in endpoints}
         for address in [a for a in self._channels if a not in routed]:
+            self._calls.pop(address, None)
             self._channels.pop(address).close()
 
     def endpoints(self, app: str, component: str) -> tuple[str, ...]:
-        with self._lock:
-            return self._routes.get((app, component), ())
+        # Read without the lock: each route is a tuple, replaced whole under it (on every call's path).
+        return self._routes.get((app, component), ())
 
     def set_credentials(self, creds: Credentials, grace: float = 60.0) -> None:
         """Dial with new credentials from now on; channels in use close after ``grace`` seconds
         (calls on them finish; the next ones open channels with the new certificate)."""
         with self._lock:
             self.creds, old = creds, list(self._channels.values())
-            self._channels = {}
+            self._channels, self._calls = {}, {}
         timer = threading.Timer(grace, lambda: [c.close() for c in old])
         timer.daemon = True
         timer.start()
@@ -107,14 +109,20 @@ class Router:
             for channel in self._channels.values():
                 channel.close()
             self._channels.clear()
+            self._calls.clear()
 
-    def _stub(self, address: str) -> dataplane_pb2_grpc.DataPlaneStub:
+    def _call(self, address: str) -> Any:
+        """``DataPlane.Call`` on the channel to ``address``, opened on first use."""
+        call = self._calls.get(address)
+        if call is not None:
+            return call
         with self._lock:
-            channel = self._channels.get(address)
-            if channel is None:
+            call = self._calls.get(address)
+            if call is None:
                 channel = tls.sync_channel(address, self.creds, pki.AGENT_NAME, CHANNEL_OPTIONS)
                 self._channels[address] = channel
-        return dataplane_pb2_grpc.DataPlaneStub(channel)
+                call = self._calls[address] = dataplane_pb2_grpc.DataPlaneStub(channel).Call
+        return call
 
     def forwarder(
         self,
@@ -179,7 +187,7 @@ class Router:
                     break
                 share = left / len(candidates) if idempotent else left
                 try:
-                    reply = self._stub(address).Call(request, timeout=share)
+                    reply = self._call(address)(request, timeout=share)
                 except (grpc.RpcError, ValueError) as err:
                     error, gone = self._classify(err, address, app, exporter)
                     tried.append(address)

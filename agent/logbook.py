@@ -2,17 +2,17 @@
 
 Guest stdout and stderr arrive from worker threads; so do the agent's own
 notes about a component (started, trapped, denied). Each component keeps a
-bounded ring; followers get new lines through an asyncio queue, dropped (with
-a marker line) when they fall too far behind rather than slowing the guest.
+bounded ring; each follower gets new lines through its own bounded queue,
+dropped (with a marker line) when it falls too far behind rather than slowing
+the guest. Followers are read from the data plane's worker threads.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 Key = tuple[str, str]  # (app, component)
@@ -32,7 +32,7 @@ class LogBook:
         self.size = lines_per_component
         self.follower_queue = follower_queue
         self._rings: dict[Key, deque[Line]] = {}
-        self._followers: dict[Key, list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[Line | None]]]] = {}
+        self._followers: dict[Key, list[Follower]] = {}
         self._lock = threading.Lock()
 
     def add(self, key: Key, stream: str, text: str) -> None:
@@ -43,8 +43,8 @@ class LogBook:
                 ring = self._rings[key] = deque(maxlen=self.size)
             ring.append(line)
             followers = list(self._followers.get(key, ()))
-        for loop, queue in followers:
-            loop.call_soon_threadsafe(_offer, queue, line, self.follower_queue)
+        for follower in followers:
+            follower.offer(line)
 
     def sink(self, key: Key) -> _Sink:
         return _Sink(self, key)
@@ -60,24 +60,65 @@ class LogBook:
             for key in [k for k in self._rings if k not in keys]:
                 del self._rings[key]
 
-    async def follow(self, key: Key, tail: int = 0) -> AsyncIterator[Line]:
-        """The last ``tail`` lines (0: all kept), then new ones until the caller stops iterating."""
-        queue: asyncio.Queue[Line | None] = asyncio.Queue()
-        entry = (asyncio.get_running_loop(), queue)
+    def follow(self, key: Key, tail: int = 0) -> Follower:
+        """The last ``tail`` lines (0: all kept), then new ones as they come, until the follower is closed."""
+        follower = Follower(self.follower_queue, lambda f: self._forget(key, f))
         with self._lock:
             past = list(self._rings.get(key, ()))
-            self._followers.setdefault(key, []).append(entry)
+            self._followers.setdefault(key, []).append(follower)
+        follower.past = past[-tail:] if tail > 0 else past
+        return follower
+
+    def _forget(self, key: Key, follower: Follower) -> None:
+        with self._lock:
+            followers = self._followers.get(key, [])
+            if follower in followers:
+                followers.remove(follower)
+
+
+class Follower:
+    """One reader of a component's lines: iterate (blocking) until :meth:`close`, from any thread."""
+
+    def __init__(self, limit: int, forget: Callable[[Follower], None]) -> None:
+        self.limit = limit
+        self.past: list[Line] = []
+        self._forget = forget
+        self._queue: deque[Line | None] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def offer(self, line: Line) -> None:
+        """Queue the line; a reader ``limit`` lines behind gets one marker, then nothing until it catches up."""
+        with self._cond:
+            waiting = len(self._queue)
+            if waiting < self.limit:
+                self._queue.append(line)
+            elif waiting == self.limit:
+                self._queue.append(None)
+            else:
+                return
+            self._cond.notify()
+
+    def close(self) -> None:
+        """End the iteration (the reader went away); safe to call more than once."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._forget(self)
+
+    def __iter__(self) -> Iterator[Line]:
         try:
-            for line in past[-tail:] if tail > 0 else past:
-                yield line
+            yield from self.past
             while True:
-                got = await queue.get()
+                with self._cond:
+                    while not self._queue and not self._closed:
+                        self._cond.wait()
+                    if self._closed:
+                        return
+                    got = self._queue.popleft()
                 yield got if got is not None else Line(time.time(), "agent", _DROPPED)
         finally:
-            with self._lock:
-                followers = self._followers.get(key, [])
-                if entry in followers:
-                    followers.remove(entry)
+            self.close()
 
 
 class _Sink:
@@ -88,12 +129,3 @@ class _Sink:
 
     def __call__(self, stream: str, text: str) -> None:
         self.book.add(self.key, stream, text)
-
-
-def _offer(queue: asyncio.Queue[Line | None], line: Line, limit: int) -> None:
-    """Queue the line; a reader ``limit`` lines behind gets one marker, then nothing until it catches up."""
-    waiting = queue.qsize()
-    if waiting < limit:
-        queue.put_nowait(line)
-    elif waiting == limit:
-        queue.put_nowait(None)

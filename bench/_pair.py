@@ -44,7 +44,10 @@ def pair(name: str, digests: dict[str, str], processor_tier: str, fused: bool = 
 
 @contextlib.contextmanager
 def edge_and_cloud(
-    work: Path, built: dict[str, Path], apps: Callable[[dict[str, str]], list[manifest.AppSpec]]
+    work: Path,
+    built: dict[str, Path],
+    apps: Callable[[dict[str, str]], list[manifest.AppSpec]],
+    pids: dict[str, int] | None = None,
 ) -> Iterator[tuple[dict[str, str], str]]:
     """etcd, a control plane, an edge and a cloud agent (processes), running ``apps(digests)``.
 
@@ -52,7 +55,8 @@ def edge_and_cloud(
     artifacts are signed with its publisher key. Uploads ``built`` (name -> wasm),
     applies the applications, waits until they run and yields each agent's
     data-plane address by node name, and the control plane's address; open
-    channels to the agents with :func:`agent_channel`.
+    channels to the agents with :func:`agent_channel`. ``pids``, when given, is filled
+    with each agent's process id by node name.
     """
     pki_dir = work / "pki"
     pki.init(pki_dir)
@@ -68,6 +72,8 @@ def edge_and_cloud(
                 for name, tier in (("edge-1", "edge"), ("cloud-1", "cloud"))
             ]
             address = {a.name: a.wait_ready() for a in agents}
+            if pids is not None:
+                pids.update({a.name: a.process.pid for a in agents})
             publisher = signing.load_key(pki_dir / "publisher.key")
             for path in built.values():
                 signing.sign_file(path, publisher)

@@ -13,7 +13,11 @@ Then the same comparison call by call, at concurrency 1, 8 and 64: the agent's o
 forwarder (the host function a split link installs: WIT-typed encode, gRPC
 call with deadline, decode), running in this process as node cloud-1, calls the
 parser on edge-1, against the echo of the same payload at the same concurrency.
-p50, p99 and calls/s for each.
+p50, p99 and calls/s for each, and the CPU each call cost the serving process
+(the edge agent, or the echo server) and the calling one (this process). The
+parser is called twice over: the Python guest (componentize-py: the parse
+itself runs a Python interpreter inside wasm) and the C guest (the parse costs
+a few microseconds), which shows what forwarding costs apart from the guest.
 
     python bench/forwarding.py [--lines 110] [--rounds 30] [--calls 2000]
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -46,7 +51,7 @@ from agent.runtime import FunctionRef, Runtime  # noqa: E402
 from neon import manifest, pki  # noqa: E402
 from neon._proto import dataplane_pb2, dataplane_pb2_grpc, values_pb2  # noqa: E402
 from neon.etcd_server import free_port  # noqa: E402
-from neon.guests import EXAMPLES, build_log_analyzer  # noqa: E402
+from neon.guests import EXAMPLES, build_log_analyzer, build_log_analyzer_native  # noqa: E402
 from neon.tls import Credentials, sync_channel  # noqa: E402
 
 ECHO_SERVER = textwrap.dedent("""
@@ -100,15 +105,22 @@ def raw_echo(
                 start = time.perf_counter()
                 echo(payload, timeout=5)
                 samples.append(time.perf_counter() - start)
-            swept = {n: sweep(lambda: echo(payload, timeout=30), n, calls) for n in levels}
+            swept = {n: sweep(lambda: echo(payload, timeout=30), n, calls, proc.pid) for n in levels}
         return samples, swept
     finally:
         proc.terminate()
         proc.wait()
 
 
-def sweep(call: Callable[[], Any], concurrency: int, calls: int) -> dict[str, float]:
-    """``calls`` calls from ``concurrency`` threads at once: latency p50/p99 (ms) and calls per second."""
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sweep(call: Callable[[], Any], concurrency: int, calls: int, server_pid: int) -> dict[str, float]:
+    """``calls`` calls from ``concurrency`` threads at once: latency p50/p99 (ms), calls per second, and
+    the CPU per call (µs) of the serving process ``server_pid`` and of this (calling) process."""
     per_thread = max(1, calls // concurrency)
 
     def worker() -> list[float]:
@@ -122,31 +134,37 @@ def sweep(call: Callable[[], Any], concurrency: int, calls: int) -> dict[str, fl
     with ThreadPoolExecutor(concurrency) as pool:
         for future in [pool.submit(call) for _ in range(concurrency * 4)]:
             future.result()  # warm: channels and instances up
+        server_cpu, client_cpu = _cpu_seconds(server_pid), time.process_time()
         start = time.perf_counter()
         results = [f.result() for f in [pool.submit(worker) for _ in range(concurrency)]]
         wall = time.perf_counter() - start
+        server_cpu, client_cpu = _cpu_seconds(server_pid) - server_cpu, time.process_time() - client_cpu
     samples = [s for r in results for s in r]
     return {
         "concurrency": concurrency,
         "p50_ms": statistics.median(samples) * 1e3,
         "p99_ms": _percentile(samples, 0.99) * 1e3,
         "calls_per_second": len(samples) / wall,
+        "server_cpu_us_per_call": server_cpu / len(samples) * 1e6,
+        "client_cpu_us_per_call": client_cpu / len(samples) * 1e6,
     }
 
 
-def forwarded_sweep(work: Path, edge: str, parser: Path, line: str, calls: int) -> dict[int, dict[str, float]]:
-    """The agent's forwarder as node cloud-1 (a certificate from the PKI), calling the parser on edge-1."""
+def forwarded_sweep(
+    work: Path, app: str, edge: str, edge_pid: int, parser: Path, line: str, calls: int
+) -> dict[int, dict[str, float]]:
+    """The agent's forwarder as node cloud-1 (a certificate from the PKI), calling ``app``'s parser on edge-1."""
     ca = pki.load(work / "pki", "ca")
     issued = pki.issue(ca, "cloud-1", pki.AGENT)
     router = Router("cloud-1", creds=Credentials(ca.cert, issued.cert, issued.key))
     runtime = Runtime(work / "sweep-cache")
     digest = "sha256:" + hashlib.sha256(parser.read_bytes()).hexdigest()
     signature = Signature.of(runtime.exports(runtime.load(digest, parser))[PARSE], str(PARSE))
-    forward = router.forwarder("log-analyzer", "processor", "parser", PARSE.interface, PARSE.name, signature)
-    router.set_routes("log-analyzer", "parser", (edge,))
+    forward = router.forwarder(app, "processor", "parser", PARSE.interface, PARSE.name, signature)
+    router.set_routes(app, "parser", (edge,))
     try:
         assert forward(line) is not None
-        return {n: sweep(lambda: forward(line), n, calls) for n in LEVELS}
+        return {n: sweep(lambda: forward(line), n, calls, edge_pid) for n in LEVELS}
     finally:
         router.close()
         runtime.close()
@@ -180,16 +198,31 @@ def main() -> int:
 
     sample = (EXAMPLES / "log-analyzer" / "sample.log").read_text().splitlines()
     lines = [sample[i % len(sample)] for i in range(args.lines)]
-    built = build_log_analyzer()
+    python_guests = build_log_analyzer()
+    c_guests = build_log_analyzer_native()
+    built = {
+        "parser": python_guests["parser"],
+        "processor": python_guests["processor"],
+        "parser-c": c_guests["parser"],
+        "processor-c": c_guests["processor"],
+    }
 
     def apps(digests: dict[str, str]) -> list[manifest.AppSpec]:
-        # split, and host-linked on one node: the same call, minus the network
-        return [pair("log-analyzer", digests, "cloud"), pair("log-analyzer-local", digests, "edge", fused=False)]
+        # split, and host-linked on one node: the same call, minus the network; and split with C guests
+        c_digests = {"parser": digests["parser-c"], "processor": digests["processor-c"]}
+        return [
+            pair("log-analyzer", digests, "cloud"),
+            pair("log-analyzer-local", digests, "edge", fused=False),
+            pair("log-analyzer-c", c_digests, "cloud"),
+        ]
 
-    with tempfile.TemporaryDirectory() as tmp, edge_and_cloud(Path(tmp), built, apps) as (address, _):
+    pids: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as tmp, edge_and_cloud(Path(tmp), built, apps, pids) as (address, _):
         split_s = timed_batches(Path(tmp), address["cloud-1"], "log-analyzer", lines, args.rounds)
         local_s = timed_batches(Path(tmp), address["edge-1"], "log-analyzer-local", lines, args.rounds)
-        forwarded = forwarded_sweep(Path(tmp), address["edge-1"], built["parser"], lines[0], args.calls)
+        sweep_args = (address["edge-1"], pids["edge-1"])
+        forwarded = forwarded_sweep(Path(tmp), "log-analyzer", *sweep_args, built["parser"], lines[0], args.calls)
+        forwarded_c = forwarded_sweep(Path(tmp), "log-analyzer-c", *sweep_args, built["parser-c"], lines[0], args.calls)
 
     payload = dataplane_pb2.CallRequest(
         app="log-analyzer",
@@ -223,11 +256,13 @@ def main() -> int:
         "concurrency": [
             {
                 "concurrency": n,
-                "forwarded": forwarded[n],
+                "guest": guest,
+                "forwarded": swept[n],
                 "raw_echo": echoed[n],
-                "p50_ratio": forwarded[n]["p50_ms"] / echoed[n]["p50_ms"],
-                "throughput_ratio": forwarded[n]["calls_per_second"] / echoed[n]["calls_per_second"],
+                "p50_ratio": swept[n]["p50_ms"] / echoed[n]["p50_ms"],
+                "throughput_ratio": swept[n]["calls_per_second"] / echoed[n]["calls_per_second"],
             }
+            for guest, swept in (("python", forwarded), ("c", forwarded_c))
             for n in LEVELS
         ],
     }
@@ -251,14 +286,16 @@ def main() -> int:
         f"   = {result['ratio_vs_raw_echo']:.2f}x the raw mutual-TLS echo"
     )
     print(f"\none forwarded parse call (the agent's forwarder, {len(payload)} B) vs the mutual-TLS echo:")
-    head = f"{'concurrency':>11}  {'forwarded p50/p99':>20}  {'echo p50/p99':>18}  {'p50 ratio':>9}"
-    print(head + "  calls/s (fwd / echo)")
+    head = f"{'guest':>6} {'concurrency':>11}  {'forwarded p50/p99':>20}  {'echo p50/p99':>18}  {'p50 ratio':>9}"
+    print(head + "  calls/s (fwd / echo)  server CPU/call (fwd / echo)  client CPU/call (fwd / echo)")
     for row in result["concurrency"]:
         f, e = row["forwarded"], row["raw_echo"]
         print(
-            f"{row['concurrency']:>11}  {f['p50_ms']:>8.3f} / {f['p99_ms']:>7.3f} ms  {e['p50_ms']:>6.3f} / "
-            f"{e['p99_ms']:>7.3f} ms  {row['p50_ratio']:>8.2f}x  {f['calls_per_second']:>7.0f} / "
-            f"{e['calls_per_second']:.0f}"
+            f"{row['guest']:>6} {row['concurrency']:>11}  {f['p50_ms']:>8.3f} / {f['p99_ms']:>7.3f} ms  "
+            f"{e['p50_ms']:>6.3f} / {e['p99_ms']:>7.3f} ms  {row['p50_ratio']:>8.2f}x  "
+            f"{f['calls_per_second']:>7.0f} / {e['calls_per_second']:<6.0f}  "
+            f"{f['server_cpu_us_per_call']:>12.0f} / {e['server_cpu_us_per_call']:<4.0f} µs  "
+            f"{f['client_cpu_us_per_call']:>17.0f} / {e['client_cpu_us_per_call']:.0f} µs"
         )
     save(args.json, result)
     return 0

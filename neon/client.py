@@ -115,7 +115,7 @@ class ControlClient:
                 hasher.update(data)
         digest = f"sha256:{hasher.hexdigest()}"
         if self.sign_with is not None:
-            signatures = [*signatures, signing.sign(self.sign_with, digest).to_json()]
+            signatures = signing.with_signature(signatures, signing.sign(self.sign_with, digest))
 
         def chunks() -> Iterator[control_pb2.ArtifactChunk]:
             with path.open("rb") as handle:

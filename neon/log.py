@@ -1,17 +1,51 @@
 """structlog set up once per entry point.
 
 Console rendering on a TTY, JSON lines otherwise; context variables (node,
-application, component) merged first; grpc's and other stdlib loggers are
-rendered the same way.
+the RPC being served and the ids its request names) merged first; grpc's and
+other stdlib loggers are rendered the same way.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
+
+# The RPC being served in this context and its request: log lines name both (see :class:`serving`).
+_serving: ContextVar[tuple[str, Any] | None] = ContextVar("neon_serving", default=None)
+_ID_FIELDS = ("app", "component", "node", "caller")
+
+
+class serving:  # noqa: N801 - used like a function: ``with log.serving("Call", request):``
+    """Within: every log line carries the RPC's name and the ids its request names (app, component,
+    node, caller). The ids are read when a line is written, so a call that logs nothing costs one
+    context variable set and reset (this is on every forwarded call's path)."""
+
+    __slots__ = ("_call", "_token")
+
+    def __init__(self, rpc: str, request: Any) -> None:
+        self._call = (rpc, request)
+
+    def __enter__(self) -> None:
+        self._token = _serving.set(self._call)
+
+    def __exit__(self, *exc: object) -> None:
+        _serving.reset(self._token)
+
+
+def _merge_serving(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    call = _serving.get()
+    if call is not None:
+        rpc, request = call
+        event.setdefault("rpc", rpc)
+        for field in _ID_FIELDS:
+            value = getattr(request, field, None)
+            if isinstance(value, str) and value:
+                event.setdefault(field, value)
+    return event
 
 
 def configure(level: str = "info", json: bool | None = None, **bind: Any) -> None:
@@ -26,6 +60,7 @@ def configure(level: str = "info", json: bool | None = None, **bind: Any) -> Non
         json = not sys.stderr.isatty()
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        _merge_serving,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

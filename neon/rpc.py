@@ -6,10 +6,10 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+from concurrent import futures
 from typing import Any, Awaitable, Callable, TypeVar
 
 import grpc
-import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from neon import authz, log
@@ -52,38 +52,34 @@ def channel_target(addresses: str) -> str:
 F = TypeVar("F", bound=Callable[..., Any])
 # A servicer context with any request/response types (servicers are typed by their stubs).
 Context = grpc.aio.ServicerContext[Any, Any]
+# The context of a synchronous server's handler (the agent's data plane: handlers run in grpc's threads).
+SyncContext = grpc.ServicerContext
 
 
 async def abort_with(context: Context, err: NeonGridError) -> None:
     await context.abort(err.code, err.message, trailing_metadata=((ERROR_METADATA_KEY, err.to_json()),))
 
 
-_ID_FIELDS = (("app", "app"), ("component", "component"), ("node", "node"), ("caller", "caller"))
-
-
-def _ids(request: Any) -> dict[str, str]:
-    """The ids a request carries, bound into every log line written while it is served."""
-    ids = {}
-    for field, key in _ID_FIELDS:
-        value = getattr(request, field, None)
-        if isinstance(value, str) and value:
-            ids[key] = value
-    return ids
+def abort_sync(context: SyncContext, err: NeonGridError) -> None:
+    """Raise out of a synchronous handler with ``err``'s status and details."""
+    context.set_trailing_metadata(((ERROR_METADATA_KEY, err.to_json()),))
+    context.abort(err.code, err.message)
 
 
 def edge(method: F) -> F:
     """Wrap a servicer method at the gRPC edge.
 
-    Binds the request's ids (app, component, node, caller) and the RPC name into
-    structlog's context for the call, and turns a NeonGridError into its gRPC
-    status with details. Works for unary and server-streaming methods.
+    Names the RPC and the request's ids (app, component, node, caller) in every
+    log line written while it is served (:class:`neon.log.serving`), and turns a NeonGridError into its gRPC
+    status with details. Works for unary and server-streaming methods, of
+    asyncio servers (coroutines, async generators) and of synchronous ones.
     """
     name = method.__name__
     if inspect.isasyncgenfunction(method):
 
         @functools.wraps(method)
         async def stream_wrapper(self: Any, request: Any, context: Context) -> Any:
-            with structlog.contextvars.bound_contextvars(rpc=name, **_ids(request)):
+            with log.serving(name, request):
                 try:
                     async for item in method(self, request, context):
                         yield item
@@ -92,9 +88,33 @@ def edge(method: F) -> F:
 
         return stream_wrapper  # type: ignore[return-value]
 
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def sync_stream_wrapper(self: Any, request: Any, context: SyncContext) -> Any:
+            with log.serving(name, request):
+                try:
+                    yield from method(self, request, context)
+                except NeonGridError as err:
+                    abort_sync(context, err)
+
+        return sync_stream_wrapper  # type: ignore[return-value]
+
+    if not inspect.iscoroutinefunction(method):
+
+        @functools.wraps(method)
+        def sync_wrapper(self: Any, request: Any, context: SyncContext) -> Any:
+            with log.serving(name, request):
+                try:
+                    return method(self, request, context)
+                except NeonGridError as err:
+                    abort_sync(context, err)
+
+        return sync_wrapper  # type: ignore[return-value]
+
     @functools.wraps(method)
     async def wrapper(self: Any, request: Any, context: Context) -> Any:
-        with structlog.contextvars.bound_contextvars(rpc=name, **_ids(request)):
+        with log.serving(name, request):
             try:
                 return await method(self, request, context)
             except NeonGridError as err:
@@ -110,31 +130,65 @@ class _Undecodable:
         self.why = why
 
 
+def _lenient(handler: Any, method: str) -> dict[str, Any]:
+    """The handler's (de)serializers, decoding a request that is not a valid message to :class:`_Undecodable`."""
+    decode = handler.request_deserializer
+
+    def lenient(raw: bytes) -> Any:
+        try:
+            return decode(raw)
+        except Exception as err:  # noqa: BLE001 - protobuf raises DecodeError, and others for odd input
+            return _Undecodable(f"{method}: the request is not a valid message ({err})")
+
+    return {"request_deserializer": lenient, "response_serializer": handler.response_serializer}
+
+
+def _refusal(method: str, request: Any, context: Any) -> NeonGridError | None:
+    """Why the call guard refuses this call (None: admitted)."""
+    if isinstance(request, _Undecodable):
+        return InvalidArgument(request.why, field="request")
+    try:
+        authz.check(method, peer_of(context), request)
+    except NeonGridError as err:
+        _log.warning("call refused", method=method, peer=context.peer(), reason=err.message)
+        return err
+    return None
+
+
+class _Wrapped:
+    """The guard's wrapper of each method's handler, made once per method instead of on every call."""
+
+    def __init__(self) -> None:
+        self._made: dict[str, tuple[Any, Any]] = {}  # only methods the server serves: bounded
+
+    def get(self, method: str, handler: Any, wrap: Callable[[str, Any], Any]) -> Any:
+        made = self._made.get(method)
+        if made is None or made[0] is not handler:
+            made = self._made[method] = (handler, wrap(method, handler))
+        return made[1]
+
+
 class _Guard(grpc.aio.ServerInterceptor):
     """Runs before every handler: refuses a caller the authorisation policy does not allow
     (:mod:`neon.authz`), and answers a request that is not a valid protobuf message (bad UTF-8,
     random bytes) with INVALID_ARGUMENT naming the method instead of grpc's UNKNOWN."""
 
+    def __init__(self) -> None:
+        self._wrapped = _Wrapped()
+
     async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
         handler = await continuation(details)
         if handler is None or handler.request_deserializer is None:
             return handler
-        decode, method = handler.request_deserializer, details.method
+        return self._wrapped.get(details.method, handler, self._wrap)
 
-        def lenient(raw: bytes) -> Any:
-            try:
-                return decode(raw)
-            except Exception as err:  # noqa: BLE001 - protobuf raises DecodeError, and others for odd input
-                return _Undecodable(f"{method}: the request is not a valid message ({err})")
+    @staticmethod
+    def _wrap(method: str, handler: Any) -> Any:
 
         async def admit(request: Any, context: Context) -> None:
-            if isinstance(request, _Undecodable):
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.why)
-            try:
-                authz.check(method, peer_of(context), request)
-            except NeonGridError as err:
-                _log.warning("call refused", method=method, peer=context.peer(), reason=err.message)
-                await abort_with(context, err)
+            refused = _refusal(method, request, context)
+            if refused is not None:
+                await abort_with(context, refused)
 
         async def checked(requests: Any) -> Any:
             async for request in requests:
@@ -142,7 +196,7 @@ class _Guard(grpc.aio.ServerInterceptor):
                     raise InvalidArgument(request.why, field="request")
                 yield request
 
-        options = {"request_deserializer": lenient, "response_serializer": handler.response_serializer}
+        options = _lenient(handler, method)
         if handler.unary_unary:
             inner_uu = handler.unary_unary
 
@@ -178,6 +232,47 @@ class _Guard(grpc.aio.ServerInterceptor):
         return grpc.stream_stream_rpc_method_handler(stream_stream, **options)
 
 
+class _SyncGuard(grpc.ServerInterceptor):
+    """The call guard of a synchronous server (the agent's data plane): the same checks as
+    :class:`_Guard`, run in the handler's own thread. Its services are unary and server-streaming."""
+
+    def __init__(self) -> None:
+        self._wrapped = _Wrapped()
+
+    def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
+        handler = continuation(details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        return self._wrapped.get(details.method, handler, self._wrap)
+
+    @staticmethod
+    def _wrap(method: str, handler: Any) -> Any:
+
+        def admit(request: Any, context: SyncContext) -> None:
+            refused = _refusal(method, request, context)
+            if refused is not None:
+                abort_sync(context, refused)
+
+        options = _lenient(handler, method)
+        if handler.unary_unary:
+            inner_uu = handler.unary_unary
+
+            def unary_unary(request: Any, context: SyncContext) -> Any:
+                admit(request, context)
+                return inner_uu(request, context)
+
+            return grpc.unary_unary_rpc_method_handler(unary_unary, **options)
+        if handler.unary_stream:
+            inner_us = handler.unary_stream
+
+            def unary_stream(request: Any, context: SyncContext) -> Any:
+                admit(request, context)
+                yield from inner_us(request, context)
+
+            return grpc.unary_stream_rpc_method_handler(unary_stream, **options)
+        raise TypeError(f"{method}: the synchronous call guard serves unary requests only")
+
+
 def create_server(
     address: str,
     register: Callable[[grpc.aio.Server], None],
@@ -201,17 +296,48 @@ def create_server(
     server = grpc.aio.server(options=CHANNEL_OPTIONS, interceptors=[_Guard()])
     register(server)
     checker = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
+    return server, _finish(server, checker, address, service_names, creds, identity)
+
+
+def create_sync_server(
+    address: str,
+    register: Callable[[grpc.Server], None],
+    service_names: list[str],
+    creds: Credentials,
+    identity: ServerIdentity | None = None,
+    threads: int = 32,
+) -> tuple[grpc.Server, int]:
+    """Like :func:`create_server`, but synchronous: each call's handler runs in one of ``threads``
+    grpc threads, with no hop to an event loop and back. For servers whose handlers block
+    (the agent's data plane runs guest code); call ``server.start()``."""
+    pool = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc-handler")
+    server = grpc.server(pool, options=CHANNEL_OPTIONS, interceptors=[_SyncGuard()])
+    register(server)
+    return server, _finish(server, health.HealthServicer(), address, service_names, creds, identity)
+
+
+def _finish(
+    server: Any,
+    checker: Any,
+    address: str,
+    service_names: list[str],
+    creds: Credentials,
+    identity: ServerIdentity | None,
+) -> int:
+    """Add the health service and the listening port; returns the bound port."""
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
     if identity is not None and not creds.plaintext:
-        port = server.add_secure_port(address, identity.server())
+        port = int(server.add_secure_port(address, identity.server()))
     else:
         port = _add_port(server, address, creds, require_client_cert=True)
-    server._neon_health = checker  # type: ignore[attr-defined]
-    server._neon_services = ["", *service_names]  # type: ignore[attr-defined]
-    return server, port
+    server._neon_health = checker
+    server._neon_services = ["", *service_names]
+    return port
 
 
-def _add_port(server: grpc.aio.Server, address: str, creds: Credentials, require_client_cert: bool) -> int:
+def _add_port(
+    server: grpc.aio.Server | grpc.Server, address: str, creds: Credentials, require_client_cert: bool
+) -> int:
     try:
         if creds.plaintext:
             port = server.add_insecure_port(address)
@@ -232,10 +358,10 @@ def add_join_port(server: grpc.aio.Server, address: str, creds: Credentials) -> 
     return _add_port(server, address, creds, require_client_cert=False)
 
 
-async def mark_serving(server: grpc.aio.Server) -> None:
+async def mark_serving(server: grpc.aio.Server | grpc.Server) -> None:
     """Report every registered service as SERVING on the health service."""
-    checker = server._neon_health  # type: ignore[attr-defined]
-    for name in server._neon_services:  # type: ignore[attr-defined]
+    checker = getattr(server, "_neon_health")  # noqa: B009 - set by _finish, not declared by grpc
+    for name in getattr(server, "_neon_services"):  # noqa: B009
         result = checker.set(name, health_pb2.HealthCheckResponse.SERVING)
         if isinstance(result, Awaitable):
             await result

@@ -141,10 +141,15 @@ def sign_file(artifact: Path, key: Ed25519PrivateKey) -> Signature:
             hasher.update(data)
     sig = sign(key, f"sha256:{hasher.hexdigest()}")
     out = artifact.with_name(artifact.name + ".sig")
-    kept = [line for line in signatures_beside(artifact) if Signature.from_json(line, str(out)).key != sig.key]
-    kept = kept[len(kept) - (MAX_SIGNATURES - 1) :] if len(kept) >= MAX_SIGNATURES else kept
-    out.write_text("\n".join([*kept, sig.to_json()]) + "\n")
+    out.write_text("\n".join(with_signature(signatures_beside(artifact), sig, str(out))) + "\n")
     return sig
+
+
+def with_signature(documents: list[str], sig: Signature, where: str = "") -> list[str]:
+    """Signature documents plus ``sig``: one per key, the newest last, at most :data:`MAX_SIGNATURES`
+    (the oldest dropped)."""
+    kept = [line for line in documents if Signature.from_json(line, where).key != sig.key]
+    return [*kept, sig.to_json()][-MAX_SIGNATURES:]
 
 
 def _fused_message(digest: str, inputs: list[str]) -> bytes:

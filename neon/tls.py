@@ -9,6 +9,7 @@ server by its role name (see :mod:`neon.pki`), never by the address dialled.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from dataclasses import dataclass
@@ -143,8 +144,20 @@ def _peer_of_pem(pem: bytes) -> Peer:
 
 
 def peer_of(context: Any) -> Peer:
-    """The verified identity behind a call (grpc has checked the chain to the CA before the call starts)."""
-    auth = context.auth_context()
+    """The verified identity behind a call (grpc has checked the chain to the CA before the call starts).
+
+    Kept on the call's context once read: the call guard and the handler both ask, on every call.
+    """
+    known: Peer | None = getattr(context, "_neon_peer", None)
+    if known is not None:
+        return known
+    peer = _peer_of(context.auth_context())
+    with contextlib.suppress(AttributeError):  # an asyncio server's context takes no new attributes
+        context._neon_peer = peer
+    return peer
+
+
+def _peer_of(auth: Any) -> Peer:
     if auth.get("transport_security_type") != [b"ssl"]:
         return PLAINTEXT
     pem = auth.get("x509_pem_cert")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import ssl
 import threading
@@ -11,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from agent.agent import LOG_FOLLOWERS, Agent
+from agent.config import AgentConfig
 from agent.logbook import LogBook
 from agent.telemetry import PoolStats, Telemetry
 from neon import pki
+from neon.errors import ResourceExhausted
 from neon.http import HttpServer, Request, Response, client_context, get
 from neon.metrics import LATENCY_BUCKETS, Histogram, HistogramValue, Registry, quantile, render
 from neon.tls import Credentials
@@ -89,19 +93,21 @@ def test_log_ring_tail_follow_and_slow_readers() -> None:
     assert [line.text for line in book.tail(key)] == ["line 2", "line 3", "line 4"]
     assert [line.text for line in book.tail(key, 1)] == ["line 4"]
 
-    async def follow() -> list[str]:
-        got: list[str] = []
-        stream = book.follow(key, tail=1)
-        got.append((await anext(stream)).text)  # the tail, then live lines from another thread
-        writer = threading.Thread(target=lambda: [book.add(key, "stderr", f"live {i}") for i in range(6)])
-        writer.start()
-        writer.join()
-        for _ in range(3):
-            got.append((await asyncio.wait_for(anext(stream), 5)).text)
-        await stream.aclose()
-        return got
-
-    got = asyncio.run(follow())
+    follower = book.follow(key, tail=1)
+    stream = iter(follower)
+    got = [next(stream).text]  # the tail, then live lines from another thread
+    writer = threading.Thread(target=lambda: [book.add(key, "stderr", f"live {i}") for i in range(6)])
+    writer.start()
+    writer.join()
+    got += [next(stream).text for _ in range(3)]
+    # Closing from another thread (the RPC ended) wakes the reader blocked on the next line, and it stops.
+    left: list[str] = []
+    reader = threading.Thread(target=lambda: left.extend(line.text for line in stream))
+    reader.start()
+    time.sleep(0.05)
+    follower.close()
+    reader.join(5)
+    assert not reader.is_alive() and left == [] and book._followers[key] == []
     # Two lines fit the slow reader's queue; then one marker, and the rest is dropped.
     assert got == ["line 4", "live 0", "live 1", "... lines dropped: the reader fell too far behind"]
 
@@ -193,3 +199,17 @@ def test_a_wildcard_metrics_address_is_advertised_with_the_agents_host() -> None
     assert advertised(agent, "[::]:7480", "10.0.0.1") == "192.0.2.10"  # type: ignore[arg-type]
     assert advertised(agent, "127.0.0.5:7480", "10.0.0.1") == "127.0.0.5"  # type: ignore[arg-type]
     assert advertised(SimpleNamespace(config=SimpleNamespace(advertise="")), "", "10.0.0.1") == "10.0.0.1"  # type: ignore[arg-type]
+
+
+def test_followed_log_streams_are_capped_per_node_so_they_cannot_take_every_handler_thread(tmp_path: Path) -> None:
+    agent = Agent(AgentConfig(name="edge-1", data_dir=tmp_path, insecure=True))
+    key = ("app", "parser")
+    with contextlib.ExitStack() as held:
+        for _ in range(LOG_FOLLOWERS):
+            held.enter_context(agent.follow_slot(key))
+        with pytest.raises(ResourceExhausted, match=rf"edge-1 already streams {LOG_FOLLOWERS} followed logs; stop one"):
+            with agent.follow_slot(key):
+                pass
+    with agent.follow_slot(key):  # slots come back when streams end
+        pass
+    agent.runtime.close()
