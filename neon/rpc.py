@@ -70,9 +70,10 @@ def edge(method: F) -> F:
     """Wrap a servicer method at the gRPC edge.
 
     Names the RPC and the request's ids (app, component, node, caller) in every
-    log line written while it is served (:class:`neon.log.serving`), and turns a NeonGridError into its gRPC
-    status with details. Works for unary and server-streaming methods, of
-    asyncio servers (coroutines, async generators) and of synchronous ones.
+    log line written while it is served (:class:`neon.log.serving`), and turns
+    a NeonGridError into its gRPC status with details. Works for unary and
+    server-streaming methods, of asyncio servers (coroutines, async generators)
+    and of synchronous ones.
     """
     name = method.__name__
     if inspect.isasyncgenfunction(method):
