@@ -64,7 +64,7 @@ def _forwarding(r: dict[str, Any]) -> list[list[str]]:
         f, e = row["forwarded"], row["raw_echo"]
         rows.append(
             [
-                f"(2) forwarded call, {row.get('guest', 'python')} guest, concurrency {row['concurrency']}",
+                f"(2) forwarded call, {row['guest']} guest, concurrency {row['concurrency']}",
                 f"p50 {f['p50_ms']:.2f} ms, p99 {f['p99_ms']:.2f} ms, {f['calls_per_second']:.0f}/s",
                 f"mTLS echo p50 {e['p50_ms']:.2f} ms, p99 {e['p99_ms']:.2f} ms, {e['calls_per_second']:.0f}/s",
                 f"p50 {row['p50_ratio']:.2f}x (target 1.3x), calls/s {row['throughput_ratio']:.2f}x",
