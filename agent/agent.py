@@ -104,6 +104,7 @@ class Agent:
         self._report_dirty = asyncio.Event()
         self._registered = asyncio.Event()
         self.server: grpc.Server | None = None
+        self.dataplane = DataPlaneServicer(self, helpers=DATAPLANE_THREADS)
         self._followers = threading.BoundedSemaphore(LOG_FOLLOWERS)
         self.http: HttpServer | None = None
         self.metrics_address = ""
@@ -116,7 +117,7 @@ class Agent:
 
     async def start(self) -> None:
         def register(server: grpc.Server) -> None:
-            dataplane_pb2_grpc.add_DataPlaneServicer_to_server(DataPlaneServicer(self), server)
+            dataplane_pb2_grpc.add_DataPlaneServicer_to_server(self.dataplane, server)
 
         self.identity = await load_or_join(self.config)
         self.router.creds = self.prober.creds = self.identity.creds
@@ -178,6 +179,7 @@ class Agent:
                 await task
         if self.server is not None:
             await asyncio.to_thread(self.server.stop(grace).wait)
+        self.dataplane.close()
         if self.http is not None:
             await self.http.stop()
         if self.channel is not None:

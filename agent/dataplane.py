@@ -3,21 +3,26 @@
 It is served by a synchronous gRPC server (:func:`neon.rpc.create_sync_server`):
 a call's handler runs the guest in grpc's own thread, so a forwarded call costs
 no hop to an event loop and back (bench/forwarding.py measures what that saves).
+``CallBatch`` serves the calls a forwarder coalesced while others to this node
+were in flight (:mod:`agent.lane`), each with its own deadline and outcome.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import time
+from concurrent import futures
 from typing import TYPE_CHECKING, Any, Iterator
 
 from agent.forwarder import set_call_deadline
 from agent.logbook import Line
 from agent.runtime import FunctionRef
 from neon import log
-from neon._proto import dataplane_pb2, dataplane_pb2_grpc
+from neon._proto import dataplane_pb2, dataplane_pb2_grpc, values_pb2
 from neon._validate import loads_json
-from neon.errors import InvalidArgument, PermissionDenied
+from neon.errors import CallFailed, DeadlineExceeded, InvalidArgument, NeonGridError, PermissionDenied
 from neon.rpc import SyncContext, edge
 from neon.tls import peer_of
 
@@ -26,20 +31,112 @@ if TYPE_CHECKING:
 
 _log = log.get("neon.agent.dataplane")
 
+# A batch's calls to a component with several instances run side by side when its calls typically take
+# this long (seconds); quicker ones run in turn, since a hop to another thread would cost more than it saves.
+PARALLEL_ABOVE = 0.001
+
 
 class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: Agent, helpers: int = 16) -> None:
         self.agent = agent
+        # Threads that run a batch's calls beside its handler thread, for components with several instances.
+        self._helpers = futures.ThreadPoolExecutor(helpers, thread_name_prefix="batch")
+
+    def close(self) -> None:
+        self._helpers.shutdown(wait=False, cancel_futures=True)
 
     @edge
     def Call(self, request: dataplane_pb2.CallRequest, context: SyncContext) -> dataplane_pb2.CallResponse:
         peer = peer_of(context)
-        if peer.authenticated and peer.name not in self.agent.callers(request.app, request.component):
-            _log.warning("forwarded call refused", caller=peer.name, app=request.app, component=request.component)
+        remaining = context.time_remaining()
+        deadline = time.monotonic() + remaining if remaining is not None else None
+        encoded = self._serve_call(request, peer.name if peer.authenticated else None, deadline)
+        return dataplane_pb2.CallResponse(result=encoded) if encoded is not None else dataplane_pb2.CallResponse()
+
+    @edge
+    def CallBatch(
+        self, request: dataplane_pb2.CallBatchRequest, context: SyncContext
+    ) -> dataplane_pb2.CallBatchResponse:
+        """Run each call within its own deadline; one call's failure is its own outcome.
+
+        The calls run in turn in this thread, unless their component has several instances and
+        its calls take long enough (:data:`PARALLEL_ABOVE`) to gain more from running side by side
+        than a hop to another thread costs: then they spread over as many threads as it has instances.
+        """
+        peer = peer_of(context)
+        caller = peer.name if peer.authenticated else None
+        received = time.monotonic()
+        remaining = context.time_remaining()
+        limit = received + remaining if remaining is not None else None
+        calls = list(request.calls)
+        outcomes = [dataplane_pb2.CallOutcome()] * len(calls)  # each replaced by its call's own
+
+        def run(indices: range) -> None:
+            for i in indices:
+                outcomes[i] = self._outcome(calls[i], caller, received, limit)
+
+        width = min(len(calls), self._width(calls))
+        helping = [
+            self._helpers.submit(contextvars.copy_context().run, run, range(k, len(calls), width))
+            for k in range(1, width)
+        ]
+        run(range(0, len(calls), width))
+        for helper in helping:
+            helper.result()
+        return dataplane_pb2.CallBatchResponse(outcomes=outcomes)
+
+    def _width(self, calls: list[dataplane_pb2.BatchedCall]) -> int:
+        """How many of these calls run at once: the most instances of any of their slow components."""
+        width = 1
+        for app, component in {(c.call.app, c.call.component) for c in calls}:
+            with contextlib.suppress(NeonGridError):  # not running here: its calls fail on their own
+                pool = self.agent.pool(app, component)
+                if pool.typical_call >= PARALLEL_ABOVE:
+                    width = max(width, pool.settings.instances)
+        return width
+
+    def _outcome(
+        self, item: dataplane_pb2.BatchedCall, caller: str | None, received: float, limit: float | None
+    ) -> dataplane_pb2.CallOutcome:
+        call = item.call
+        deadline = received + item.timeout if item.timeout > 0 else limit
+        if deadline is not None and limit is not None:
+            deadline = min(deadline, limit)
+        try:
+            if caller is not None and call.caller and call.caller != caller:
+                raise PermissionDenied(
+                    f"node {caller} may not act as node {call.caller!r} in a batched call",
+                    caller=caller,
+                    app=call.app,
+                    component=call.component,
+                )
+            if deadline is not None and time.monotonic() >= deadline:
+                raise DeadlineExceeded(
+                    f"{call.app}/{call.component} {call.function}: the caller's deadline passed while the call "
+                    "waited behind the others in its batch",
+                    app=call.app,
+                    component=call.component,
+                )
+            encoded = self._serve_call(call, caller, deadline)
+        except NeonGridError as err:
+            return dataplane_pb2.CallOutcome(code=err.code.value[0], message=err.message, error=err.to_json())
+        except Exception as err:  # noqa: BLE001 - a bug in serving one call must not fail the others
+            _log.exception("batched call failed", app=call.app, component=call.component, function=call.function)
+            failed = CallFailed(f"node {self.agent.config.name} failed serving {call.function}: {err!r}")
+            return dataplane_pb2.CallOutcome(code=failed.code.value[0], message=failed.message, error=failed.to_json())
+        return dataplane_pb2.CallOutcome(result=encoded) if encoded is not None else dataplane_pb2.CallOutcome()
+
+    def _serve_call(
+        self, request: dataplane_pb2.CallRequest, caller: str | None, deadline: float | None
+    ) -> values_pb2.Value | None:
+        """One forwarded call from node ``caller`` (None: a plaintext cluster, nobody to check),
+        run in this (grpc) thread within ``deadline``; returns the encoded result."""
+        if caller is not None and caller not in self.agent.callers(request.app, request.component):
+            _log.warning("forwarded call refused", caller=caller, app=request.app, component=request.component)
             raise PermissionDenied(
-                f"node {peer.name} is not linked to {request.app}/{request.component} on node "
+                f"node {caller} is not linked to {request.app}/{request.component} on node "
                 f"{self.agent.config.name}; only nodes whose components import it may call it",
-                caller=peer.name,
+                caller=caller,
                 app=request.app,
                 component=request.component,
             )
@@ -47,9 +144,12 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
         ref = FunctionRef(request.interface, request.function)
         signature = template.signature(ref)
         args = signature.args_from_proto(list(request.args))
-        result = self._run(request.app, request.component, ref, args, context)
-        encoded = signature.result_to_proto(result)
-        return dataplane_pb2.CallResponse(result=encoded) if encoded is not None else dataplane_pb2.CallResponse()
+        set_call_deadline(deadline)
+        try:
+            result = self.agent.call(request.app, request.component, ref, args)
+        finally:
+            set_call_deadline(None)
+        return signature.result_to_proto(result)
 
     @edge
     def Invoke(self, request: dataplane_pb2.InvokeRequest, context: SyncContext) -> dataplane_pb2.InvokeResponse:

@@ -20,6 +20,7 @@ was not retried.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 import time
@@ -28,6 +29,7 @@ from typing import Any, Callable
 import grpc
 
 from agent.codec import Signature
+from agent.lane import MAX_INFLIGHT, Lane
 from agent.telemetry import Telemetry
 from neon import log, pki, tls
 from neon._proto import dataplane_pb2, dataplane_pb2_grpc
@@ -59,15 +61,18 @@ class Router:
         default_timeout: float = 10.0,
         telemetry: Telemetry | None = None,
         creds: Credentials | None = None,
+        max_inflight: int = MAX_INFLIGHT,
     ) -> None:
-        """``creds`` is the node's identity; peers must hold agent certificates (plaintext when None)."""
+        """``creds`` is the node's identity; peers must hold agent certificates (plaintext when None).
+        ``max_inflight``: calls in flight to one node before the next ones are coalesced (:mod:`agent.lane`)."""
         self.node = node
         self.creds = creds or Credentials.insecure()
         self.telemetry = telemetry or Telemetry(node)
         self.default_timeout = default_timeout
+        self.max_inflight = max_inflight
         self._routes: dict[tuple[str, str], tuple[str, ...]] = {}
         self._channels: dict[str, grpc.Channel] = {}
-        self._calls: dict[str, Any] = {}  # address -> its channel's DataPlane.Call, made once
+        self._lanes: dict[str, Lane] = {}  # address -> the calls to it, over its channel
         self._lock = threading.Lock()
         self._rr = itertools.count()
 
@@ -87,7 +92,7 @@ class Router:
         waiting on a replica that left are cancelled now, instead of when their deadline passes."""
         routed = {address for endpoints in self._routes.values() for address in endpoints}
         for address in [a for a in self._channels if a not in routed]:
-            self._calls.pop(address, None)
+            self._lanes.pop(address, None)
             self._channels.pop(address).close()
 
     def endpoints(self, app: str, component: str) -> tuple[str, ...]:
@@ -99,7 +104,7 @@ class Router:
         (calls on them finish; the next ones open channels with the new certificate)."""
         with self._lock:
             self.creds, old = creds, list(self._channels.values())
-            self._channels, self._calls = {}, {}
+            self._channels, self._lanes = {}, {}
         timer = threading.Timer(grace, lambda: [c.close() for c in old])
         timer.daemon = True
         timer.start()
@@ -109,20 +114,27 @@ class Router:
             for channel in self._channels.values():
                 channel.close()
             self._channels.clear()
-            self._calls.clear()
+            self._lanes.clear()
 
-    def _call(self, address: str) -> Any:
-        """``DataPlane.Call`` on the channel to ``address``, opened on first use."""
-        call = self._calls.get(address)
-        if call is not None:
-            return call
+    def lane(self, address: str) -> Lane:
+        """The calls to ``address``, over its channel (opened on first use)."""
+        lane = self._lanes.get(address)
+        if lane is not None:
+            return lane
         with self._lock:
-            call = self._calls.get(address)
-            if call is None:
+            lane = self._lanes.get(address)
+            if lane is None:
                 channel = tls.sync_channel(address, self.creds, pki.AGENT_NAME, CHANNEL_OPTIONS)
                 self._channels[address] = channel
-                call = self._calls[address] = dataplane_pb2_grpc.DataPlaneStub(channel).Call
-        return call
+                stub = dataplane_pb2_grpc.DataPlaneStub(channel)
+                lane = self._lanes[address] = Lane(
+                    self.node,
+                    stub.Call,
+                    stub.CallBatch,
+                    self.max_inflight,
+                    on_batch=functools.partial(self.telemetry.batch, address),
+                )
+        return lane
 
     def forwarder(
         self,
@@ -187,8 +199,8 @@ class Router:
                     break
                 share = left / len(candidates) if idempotent else left
                 try:
-                    reply = self._call(address)(request, timeout=share)
-                except (grpc.RpcError, ValueError) as err:
+                    result, sizes[1] = self.lane(address).call(request, sizes[0], share)
+                except (grpc.RpcError, ValueError, NeonGridError) as err:
                     error, gone = self._classify(err, address, app, exporter)
                     tried.append(address)
                     failed.append(f"{address}: {error.message}")
@@ -198,8 +210,7 @@ class Router:
                         _log.info("retrying an idempotent call on another replica", call=label, failed=failed[-1])
                         continue
                     raise self._failure(label, error, failed[-1], len(now), function) from None
-                sizes[1] = reply.ByteSize()
-                return signature.result_from_proto(reply.result if reply.HasField("result") else None)
+                return signature.result_from_proto(result)
             if time.monotonic() >= finish:
                 raise DeadlineExceeded(f"{label}: the deadline passed after {len(failed)} tries ({'; '.join(failed)})")
             raise Unavailable(f"{label}: every replica failed ({'; '.join(failed)})")
@@ -207,10 +218,12 @@ class Router:
         return forward
 
     def _classify(
-        self, err: grpc.RpcError | ValueError, address: str, app: str, exporter: str
+        self, err: grpc.RpcError | ValueError | NeonGridError, address: str, app: str, exporter: str
     ) -> tuple[NeonGridError, bool]:
         """The call's error, and whether its replica left the routes while it waited."""
         gone = address not in self.endpoints(app, exporter)
+        if isinstance(err, NeonGridError):  # the node's own answer (a batched call's), or a wait in the lane
+            return err, False
         if isinstance(err, ValueError):  # its channel was closed just before the call started
             return Unavailable("the replica left the routes (its node was lost or the component moved)"), True
         error = from_rpc_error(err)

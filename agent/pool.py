@@ -38,6 +38,7 @@ class InstancePool:
         self._closed = False
         self.created = 0
         self.discarded = 0
+        self.typical_call = 0.0  # seconds a call ran lately (a moving average), 0 before the first
 
     def warm(self) -> None:
         """Create the pooled instances now, so the first calls find them ready (and start failures show)."""
@@ -66,7 +67,11 @@ class InstancePool:
                 timeout = min(timeout, deadline - time.monotonic())
                 if timeout <= 0:
                     raise DeadlineExceeded(f"{self.template.label}: the caller's deadline passed before {ref} ran")
-            return instance.call(ref, args, timeout)
+            started = time.perf_counter()
+            result = instance.call(ref, args, timeout)
+            took = time.perf_counter() - started
+            self.typical_call = took if not self.typical_call else 0.9 * self.typical_call + 0.1 * took
+            return result
         except NeonGridError as err:
             if instance.poisoned and self.on_trap is not None:
                 self.on_trap(err)

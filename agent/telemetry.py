@@ -82,6 +82,14 @@ class Telemetry:
             "Bytes of forwarded calls across nodes (sent: arguments, received: results)",
             ("app", "importer", "exporter", "direction"),
         )
+        self.batches = r.counter(
+            "neon_forwarded_batches_total",
+            "Batches of forwarded calls sent to a peer agent (calls coalesced while others to it were in flight)",
+            ("peer",),
+        )
+        self.batched_calls = r.counter(
+            "neon_forwarded_batched_calls_total", "Forwarded calls that were sent in a batch", ("peer",)
+        )
         self.peer_rtt = r.gauge("neon_peer_rtt_seconds", "Round trip to a peer agent's data plane", ("peer",))
         info = r.gauge("neon_agent_info", "This agent", ("node", "version"))
         info.set(node, version, value=1)
@@ -112,6 +120,11 @@ class Telemetry:
         if sent or received:
             self.link_bytes.inc(app, importer, exporter, "sent", amount=sent)
             self.link_bytes.inc(app, importer, exporter, "received", amount=received)
+
+    def batch(self, peer: str, calls: int) -> None:
+        """A batch of ``calls`` forwarded calls went to ``peer`` (a data-plane address) and came back."""
+        self.batches.inc(peer)
+        self.batched_calls.inc(peer, amount=calls)
 
     def trap(self, app: str, component: str) -> None:
         self.traps.inc(app, component)

@@ -43,6 +43,7 @@ POLICY: dict[str, frozenset[str]] = {
     "/neon.v1.AgentControl/FetchArtifact": frozenset({AGENT, CONTROLPLANE}),
     # Forwarded calls come from agents; users' invokes are relayed by the control plane.
     "/neon.v1.DataPlane/Call": frozenset({AGENT}),
+    "/neon.v1.DataPlane/CallBatch": frozenset({AGENT}),
     "/neon.v1.DataPlane/Invoke": frozenset({CONTROLPLANE}),
     # A component's output is relayed to users by the control plane.
     "/neon.v1.DataPlane/Logs": frozenset({CONTROLPLANE}),

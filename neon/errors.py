@@ -152,14 +152,28 @@ def from_rpc_error(err: grpc.RpcError) -> NeonGridError:
     code = call.code() if hasattr(call, "code") else grpc.StatusCode.UNKNOWN
     details = call.details() if hasattr(call, "details") else str(err)
     metadata: Any = call.trailing_metadata() if hasattr(call, "trailing_metadata") else None
-    for key, value in metadata or ():
-        if key == ERROR_METADATA_KEY:
-            try:
-                payload = json.loads(value)
-                cls = _all_subclasses(NeonGridError).get(payload["type"], NeonGridError)
-                return cls(payload["message"], **payload.get("attrs", {}))
-            except (ValueError, KeyError, TypeError):
-                break
+    found = next((value for key, value in metadata or () if key == ERROR_METADATA_KEY), None)
+    return from_status(code, details, found)
+
+
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def status_code(number: int) -> grpc.StatusCode:
+    """The status code with this number (UNKNOWN for one gRPC does not define)."""
+    return _CODES.get(number, grpc.StatusCode.UNKNOWN)
+
+
+def from_status(code: grpc.StatusCode, details: str, error_json: bytes | None) -> NeonGridError:
+    """The NeonGridError a server sent as a status ``code``, its ``details`` and its error trailer
+    (``error_json``, the JSON of :meth:`NeonGridError.to_json`), or the closest class to the code."""
+    if error_json:
+        try:
+            payload = json.loads(error_json)
+            cls = _all_subclasses(NeonGridError).get(payload["type"], NeonGridError)
+            return cls(payload["message"], **payload.get("attrs", {}))
+        except (ValueError, KeyError, TypeError):
+            pass
     for cls in (Unavailable, DeadlineExceeded, NotFound, InvalidArgument, Conflict, Unauthenticated, PermissionDenied):
         if cls.code == code:
             return cls(details or code.name)

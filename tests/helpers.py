@@ -6,6 +6,7 @@ import asyncio
 import functools
 import importlib.util
 import random
+import re
 import socket
 import ssl
 import subprocess
@@ -417,3 +418,15 @@ def stable_port(host: str = "127.0.0.1") -> int:
                 continue
             return port
     raise AssertionError(f"no free port below {low}")
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one Prometheus sample with exactly these labels."""
+    for line in text.splitlines():
+        match = re.match(r"^([a-z_]+)(\{(.*)\})? (\S+)$", line)
+        if not match or match.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(3) or ""))
+        if found == labels:
+            return float(match.group(4))
+    raise AssertionError(f"no sample {name}{labels}")

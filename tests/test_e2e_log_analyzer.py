@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from concurrent import futures
 from pathlib import Path
 
 import grpc
 import pytest
 
-from neon._proto import dataplane_pb2, dataplane_pb2_grpc
+from neon import pki
+from neon._proto import dataplane_pb2, dataplane_pb2_grpc, values_pb2
 from neon.errors import InvalidManifest, NotFound, NotRunning
 from neon.guests import EXAMPLES
-from tests.helpers import Cluster, assert_eventually, example_manifest, pair_manifest, wait_running
+from neon.pki import AGENT_NAME
+from tests.helpers import (
+    Cluster,
+    assert_eventually,
+    example_manifest,
+    https_get,
+    pair_manifest,
+    sample,
+    wait_running,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -108,6 +119,86 @@ def test_split_pair_forwards_each_parse_across_nodes(cluster: Cluster, tmp_path:
     assert ("Placed", "parser", "") in kinds
     assert ("InstanceRunning", "parser", "edge-1") in kinds
     assert ("InstanceRunning", "processor", "cloud-1") in kinds
+
+
+def test_concurrent_forwarded_calls_are_coalesced_and_each_gets_its_own_answer(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Four processor instances in the cloud parse at once through one split link: calls that find
+    another in flight to the edge go together in one CallBatch, and every invoke still counts its own lines."""
+    client = cluster.client
+    assert client is not None
+    manifest = pair_manifest(tmp_path, ("tier: cloud\n", "tier: cloud\n      runtime:\n        instances: 4\n"))
+    client.apply_file(manifest)
+    wait_running(client, "log-analyzer")
+    cloud = next(n for n in client.list_nodes() if n.name == "cloud-1")
+    edge = next(n for n in client.list_nodes() if n.name == "edge-1")
+    viewer = cluster.credentials("viewer")
+    batches = {"peer": edge.dataplane_address}
+
+    def batched() -> float:
+        status, text = https_get(cloud.metrics_address, "/metrics", viewer, AGENT_NAME)
+        assert status == 200
+        return sample(text, "neon_forwarded_batched_calls_total", **batches)
+
+    with pytest.raises(AssertionError, match="no sample"):
+        batched()  # nothing batched yet
+    lines = [SAMPLE[i % len(SAMPLE)] for i in range(40)]
+    expected = sum(1 for line in lines if not line.startswith("this") and " FATAL " not in line)
+
+    def coalesced() -> None:
+        def invoke(_: int) -> tuple[object, str]:
+            return client.invoke("log-analyzer", "processor", "process-batch", [lines])
+
+        with futures.ThreadPoolExecutor(8) as pool:
+            counts = list(pool.map(invoke, range(8)))
+        assert counts == [(expected, "cloud-1")] * 8
+        assert batched() > 0
+
+    assert_eventually(coalesced, timeout=60, interval=0)
+
+
+def test_a_batch_of_calls_gets_one_outcome_per_call_in_order(cluster: Cluster, tmp_path: Path) -> None:
+    """CallBatch straight to the edge agent as node cloud-1: a failing call fails only itself."""
+    client = cluster.client
+    assert client is not None
+    client.apply_file(pair_manifest(tmp_path))
+    wait_running(client, "log-analyzer")
+    edge = next(n for n in client.list_nodes() if n.name == "edge-1")
+
+    def call(text: str, function: str = "parse", component: str = "parser") -> dataplane_pb2.BatchedCall:
+        request = dataplane_pb2.CallRequest(
+            app="log-analyzer",
+            component=component,
+            interface="cyber-systems:logs/parser@0.1.0",
+            function=function,
+            args=[values_pb2.Value(string=text)],
+        )
+        return dataplane_pb2.BatchedCall(call=request, timeout=5.0)
+
+    batch = dataplane_pb2.CallBatchRequest(
+        caller="cloud-1",
+        calls=[call(SAMPLE[2]), call("x", function="nope"), call("x", component="processor"), call("this is not")],
+    )
+    with cluster.channel(edge.dataplane_address, cluster.identity("cloud-1", pki.AGENT)) as channel:
+        reply = dataplane_pb2_grpc.DataPlaneStub(channel).CallBatch(batch, timeout=10)
+        outcomes = list(reply.outcomes)
+        assert [o.code for o in outcomes] == [
+            0,
+            grpc.StatusCode.NOT_FOUND.value[0],
+            grpc.StatusCode.PERMISSION_DENIED.value[0],  # cloud-1 is linked to the parser, not the processor
+            0,
+        ]
+        assert outcomes[0].result.case.index == 0 and outcomes[3].result.case.index == 1  # ok, err
+        assert "exports no function" in outcomes[1].message and b"NotFound" in outcomes[1].error
+        assert "not linked to log-analyzer/processor" in outcomes[2].message
+
+        # A node speaks only for itself, in a batch as anywhere.
+        with pytest.raises(grpc.RpcError) as refused:
+            dataplane_pb2_grpc.DataPlaneStub(channel).CallBatch(
+                dataplane_pb2.CallBatchRequest(caller="edge-1", calls=[call(SAMPLE[2])]), timeout=10
+            )
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
 def test_delete_stops_instances_on_both_agents(cluster: Cluster) -> None:  # the full example

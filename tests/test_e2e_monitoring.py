@@ -17,7 +17,7 @@ import pytest
 from neon.errors import DeadlineExceeded
 from neon.guests import EXAMPLES
 from neon.pki import AGENT_NAME, CONTROLPLANE_NAME
-from tests.helpers import Cluster, assert_eventually, https_get, neon_cli, wait_running
+from tests.helpers import Cluster, assert_eventually, https_get, neon_cli, sample, wait_running
 
 pytestmark = pytest.mark.e2e
 
@@ -27,18 +27,6 @@ SAMPLE = (EXAMPLES / "log-analyzer" / "sample.log").read_text()
 
 neon = neon_cli
 fetch = https_get
-
-
-def sample(text: str, name: str, **labels: str) -> float:
-    """The value of one Prometheus sample with exactly these labels."""
-    for line in text.splitlines():
-        match = re.match(r"^([a-z_]+)(\{(.*)\})? (\S+)$", line)
-        if not match or match.group(1) != name:
-            continue
-        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(3) or ""))
-        if found == labels:
-            return float(match.group(4))
-    raise AssertionError(f"no sample {name}{labels}")
 
 
 def _node(cluster: Cluster, name: str) -> Any:

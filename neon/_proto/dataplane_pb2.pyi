@@ -143,6 +143,110 @@ class CallResponse(_message.Message):
 Global___CallResponse: _TypeAlias = CallResponse  # noqa: Y015
 
 @_typing.final
+class CallBatchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALLER_FIELD_NUMBER: _builtins.int
+    CALLS_FIELD_NUMBER: _builtins.int
+    caller: _builtins.str
+    """The calling node: every call in the batch comes from it (its calls leave their own caller empty)."""
+    @_builtins.property
+    def calls(self) -> _containers.RepeatedCompositeFieldContainer[Global___BatchedCall]: ...
+    def __init__(
+        self,
+        *,
+        caller: _builtins.str = ...,
+        calls: _abc.Iterable[Global___BatchedCall] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "calls", b"calls"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallBatchRequest: _TypeAlias = CallBatchRequest  # noqa: Y015
+
+@_typing.final
+class BatchedCall(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_FIELD_NUMBER: _builtins.int
+    TIMEOUT_FIELD_NUMBER: _builtins.int
+    timeout: _builtins.float
+    """Seconds its caller still waited for it when the batch was sent: it must finish within them."""
+    @_builtins.property
+    def call(self) -> Global___CallRequest: ...
+    def __init__(
+        self,
+        *,
+        call: Global___CallRequest | None = ...,
+        timeout: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["call", b"call"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call", b"call", "timeout", b"timeout"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchedCall: _TypeAlias = BatchedCall  # noqa: Y015
+
+@_typing.final
+class CallBatchResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUTCOMES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def outcomes(self) -> _containers.RepeatedCompositeFieldContainer[Global___CallOutcome]:
+        """One per call, in the request's order."""
+
+    def __init__(
+        self,
+        *,
+        outcomes: _abc.Iterable[Global___CallOutcome] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcomes", b"outcomes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallBatchResponse: _TypeAlias = CallBatchResponse  # noqa: Y015
+
+@_typing.final
+class CallOutcome(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    code: _builtins.int
+    """A failed call: its gRPC status code (not OK), message and the error's details
+    (the JSON a unary call carries in its neon-error-bin trailer).
+    """
+    message: _builtins.str
+    error: _builtins.bytes
+    @_builtins.property
+    def result(self) -> _values_pb2.Value: ...
+    def __init__(
+        self,
+        *,
+        result: _values_pb2.Value | None = ...,
+        code: _builtins.int = ...,
+        message: _builtins.str = ...,
+        error: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_result", b"_result", "result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_result", b"_result", "code", b"code", "error", b"error", "message", b"message", "result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__result: _TypeAlias = _typing.Literal["result"]  # noqa: Y015
+    _WhichOneofArgType__result: _TypeAlias = _typing.Literal["_result", b"_result"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__result) -> _WhichOneofReturnType__result | None: ...
+
+Global___CallOutcome: _TypeAlias = CallOutcome  # noqa: Y015
+
+@_typing.final
 class InvokeRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

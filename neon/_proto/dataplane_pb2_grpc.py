@@ -40,6 +40,11 @@ class DataPlaneStub:
                 request_serializer=neon_dot_v1_dot_dataplane__pb2.CallRequest.SerializeToString,
                 response_deserializer=neon_dot_v1_dot_dataplane__pb2.CallResponse.FromString,
                 _registered_method=True)
+        self.CallBatch = channel.unary_unary(
+                '/neon.v1.DataPlane/CallBatch',
+                request_serializer=neon_dot_v1_dot_dataplane__pb2.CallBatchRequest.SerializeToString,
+                response_deserializer=neon_dot_v1_dot_dataplane__pb2.CallBatchResponse.FromString,
+                _registered_method=True)
         self.Invoke = channel.unary_unary(
                 '/neon.v1.DataPlane/Invoke',
                 request_serializer=neon_dot_v1_dot_dataplane__pb2.InvokeRequest.SerializeToString,
@@ -57,6 +62,14 @@ class DataPlaneServicer:
 
     def Call(self, request, context):
         """A typed call from another agent's forwarder (a split link).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CallBatch(self, request, context):
+        """Several calls from one forwarder at once: what it sends while its earlier calls to this node are
+        still in flight. Each call has its own deadline and its own outcome; one failing fails no other.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -84,6 +97,11 @@ def add_DataPlaneServicer_to_server(servicer, server):
                     servicer.Call,
                     request_deserializer=neon_dot_v1_dot_dataplane__pb2.CallRequest.FromString,
                     response_serializer=neon_dot_v1_dot_dataplane__pb2.CallResponse.SerializeToString,
+            ),
+            'CallBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.CallBatch,
+                    request_deserializer=neon_dot_v1_dot_dataplane__pb2.CallBatchRequest.FromString,
+                    response_serializer=neon_dot_v1_dot_dataplane__pb2.CallBatchResponse.SerializeToString,
             ),
             'Invoke': grpc.unary_unary_rpc_method_handler(
                     servicer.Invoke,
@@ -123,6 +141,33 @@ class DataPlane:
             '/neon.v1.DataPlane/Call',
             neon_dot_v1_dot_dataplane__pb2.CallRequest.SerializeToString,
             neon_dot_v1_dot_dataplane__pb2.CallResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CallBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neon.v1.DataPlane/CallBatch',
+            neon_dot_v1_dot_dataplane__pb2.CallBatchRequest.SerializeToString,
+            neon_dot_v1_dot_dataplane__pb2.CallBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

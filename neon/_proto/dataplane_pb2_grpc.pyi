@@ -34,6 +34,10 @@ class DataPlaneStub:
     def __new__(cls, channel: _aio.Channel) -> DataPlaneAsyncStub: ...
     Call: _grpc.UnaryUnaryMultiCallable[_dataplane_pb2.CallRequest, _dataplane_pb2.CallResponse]
     """A typed call from another agent's forwarder (a split link)."""
+    CallBatch: _grpc.UnaryUnaryMultiCallable[_dataplane_pb2.CallBatchRequest, _dataplane_pb2.CallBatchResponse]
+    """Several calls from one forwarder at once: what it sends while its earlier calls to this node are
+    still in flight. Each call has its own deadline and its own outcome; one failing fails no other.
+    """
     Invoke: _grpc.UnaryUnaryMultiCallable[_dataplane_pb2.InvokeRequest, _dataplane_pb2.InvokeResponse]
     """A user's call relayed by the control plane; arguments and result in JSON."""
     Logs: _grpc.UnaryStreamMultiCallable[_dataplane_pb2.LogsRequest, _dataplane_pb2.LogLine]
@@ -46,6 +50,10 @@ class DataPlaneAsyncStub(DataPlaneStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Call: _aio.UnaryUnaryMultiCallable[_dataplane_pb2.CallRequest, _dataplane_pb2.CallResponse]  # type: ignore[assignment]
     """A typed call from another agent's forwarder (a split link)."""
+    CallBatch: _aio.UnaryUnaryMultiCallable[_dataplane_pb2.CallBatchRequest, _dataplane_pb2.CallBatchResponse]  # type: ignore[assignment]
+    """Several calls from one forwarder at once: what it sends while its earlier calls to this node are
+    still in flight. Each call has its own deadline and its own outcome; one failing fails no other.
+    """
     Invoke: _aio.UnaryUnaryMultiCallable[_dataplane_pb2.InvokeRequest, _dataplane_pb2.InvokeResponse]  # type: ignore[assignment]
     """A user's call relayed by the control plane; arguments and result in JSON."""
     Logs: _aio.UnaryStreamMultiCallable[_dataplane_pb2.LogsRequest, _dataplane_pb2.LogLine]  # type: ignore[assignment]
@@ -61,6 +69,16 @@ class DataPlaneServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_dataplane_pb2.CallResponse, _abc.Awaitable[_dataplane_pb2.CallResponse]]:
         """A typed call from another agent's forwarder (a split link)."""
+
+    @_abc_1.abstractmethod
+    def CallBatch(
+        self,
+        request: _dataplane_pb2.CallBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_dataplane_pb2.CallBatchResponse, _abc.Awaitable[_dataplane_pb2.CallBatchResponse]]:
+        """Several calls from one forwarder at once: what it sends while its earlier calls to this node are
+        still in flight. Each call has its own deadline and its own outcome; one failing fails no other.
+        """
 
     @_abc_1.abstractmethod
     def Invoke(
