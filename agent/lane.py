@@ -114,10 +114,7 @@ class Lane:
         if pending.state is _ALONE:
             return self._unary(pending)
         if pending.state is _LEADING:
-            try:
-                self._send(self._take(pending))
-            finally:
-                self._finished()
+            self._send(self._take(pending))
         return pending.result()
 
     def _limit(self) -> int:
@@ -168,17 +165,29 @@ class Lane:
         return batch
 
     def _send(self, batch: list[_Pending]) -> None:
-        """Send ``batch`` (one call alone, several as a CallBatch) and settle every call in it."""
+        """Send ``batch`` (one call alone, several as a CallBatch), free its place in flight and
+        settle every call in it. A batch's place is freed as soon as its reply is in, before its
+        callers are woken: the next batch goes out while they take their results."""
+        freed = False
+
+        def free() -> None:
+            nonlocal freed
+            if not freed:
+                freed = True
+                self._finished()
+
         try:
             if len(batch) == 1:
                 self._settle_alone(batch[0])
             else:
-                self._send_batch(batch)
+                self._send_batch(batch, free)
         except BaseException as err:  # a bug here must not leave the others waiting for ever
             self._settle_all([p for p in batch if p.state is not _DONE], err)
             raise
+        finally:
+            free()
 
-    def _send_batch(self, batch: list[_Pending]) -> None:
+    def _send_batch(self, batch: list[_Pending], free: Callable[[], None]) -> None:
         now = time.monotonic()
         try:
             request = dataplane_pb2.CallBatchRequest(
@@ -187,6 +196,7 @@ class Lane:
             )
             reply = self._call_batch(request, timeout=max(max(p.deadline for p in batch) - now, 1e-3))
             self._timed(now, len(batch))
+            free()
         except grpc.RpcError as err:
             if _unimplemented(err):
                 self._stop_batching(batch)
