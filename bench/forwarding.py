@@ -14,7 +14,9 @@ forwarder (the host function a split link installs: WIT-typed encode, gRPC
 call with deadline, decode), running in this process as node cloud-1, calls the
 parser on edge-1, against the echo of the same payload at the same concurrency.
 p50, p99 and calls/s for each, and the CPU each call cost the serving process
-(the edge agent, or the echo server) and the calling one (this process). The
+(the edge agent, or the echo server) and the calling one (this process). Under
+concurrency the forwarder coalesces calls to the node into batches
+(agent/lane.py), as it does in an agent; the echo sends one RPC per call. The
 parser is called twice over: the Python guest (componentize-py: the parse
 itself runs a Python interpreter inside wasm) and the C guest (the parse costs
 a few microseconds), which shows what forwarding costs apart from the guest.
