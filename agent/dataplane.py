@@ -48,9 +48,7 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
     @edge
     def Call(self, request: dataplane_pb2.CallRequest, context: SyncContext) -> dataplane_pb2.CallResponse:
         peer = peer_of(context)
-        remaining = context.time_remaining()
-        deadline = time.monotonic() + remaining if remaining is not None else None
-        encoded = self._serve_call(request, peer.name if peer.authenticated else None, deadline)
+        encoded = self._serve_call(request, peer.name if peer.authenticated else None, _deadline(context))
         return dataplane_pb2.CallResponse(result=encoded) if encoded is not None else dataplane_pb2.CallResponse()
 
     @edge
@@ -66,8 +64,7 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
         peer = peer_of(context)
         caller = peer.name if peer.authenticated else None
         received = time.monotonic()
-        remaining = context.time_remaining()
-        limit = received + remaining if remaining is not None else None
+        limit = _deadline(context)
         calls = list(request.calls)
         outcomes = [dataplane_pb2.CallOutcome()] * len(calls)  # each replaced by its call's own
 
@@ -119,11 +116,10 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
                 )
             encoded = self._serve_call(call, caller, deadline)
         except NeonGridError as err:
-            return dataplane_pb2.CallOutcome(code=err.code.value[0], message=err.message, error=err.to_json())
+            return _failed(err)
         except Exception as err:  # noqa: BLE001 - a bug in serving one call must not fail the others
             _log.exception("batched call failed", app=call.app, component=call.component, function=call.function)
-            failed = CallFailed(f"node {self.agent.config.name} failed serving {call.function}: {err!r}")
-            return dataplane_pb2.CallOutcome(code=failed.code.value[0], message=failed.message, error=failed.to_json())
+            return _failed(CallFailed(f"node {self.agent.config.name} failed serving {call.function}: {err!r}"))
         return dataplane_pb2.CallOutcome(result=encoded) if encoded is not None else dataplane_pb2.CallOutcome()
 
     def _serve_call(
@@ -144,12 +140,7 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
         ref = FunctionRef(request.interface, request.function)
         signature = template.signature(ref)
         args = signature.args_from_proto(list(request.args))
-        set_call_deadline(deadline)
-        try:
-            result = self.agent.call(request.app, request.component, ref, args)
-        finally:
-            set_call_deadline(None)
-        return signature.result_to_proto(result)
+        return signature.result_to_proto(self._run(request.app, request.component, ref, args, deadline))
 
     @edge
     def Invoke(self, request: dataplane_pb2.InvokeRequest, context: SyncContext) -> dataplane_pb2.InvokeResponse:
@@ -162,7 +153,7 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
                 f"args_json must be a JSON list of arguments, got {type(docs).__name__}", field="args_json"
             )
         args = signature.args_from_json(docs)
-        result = self._run(request.app, request.component, ref, args, context)
+        result = self._run(request.app, request.component, ref, args, _deadline(context))
         return dataplane_pb2.InvokeResponse(
             result_json=json.dumps(signature.result_to_json(result)), node=self.agent.config.name
         )
@@ -184,14 +175,24 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
             for line in follower:
                 yield _line(line, node, request.component)
 
-    def _run(self, app: str, component: str, ref: FunctionRef, args: list[Any], context: SyncContext) -> Any:
-        """Run the call in this (grpc) thread, within the caller's deadline."""
-        remaining = context.time_remaining()
-        set_call_deadline(time.monotonic() + remaining if remaining is not None else None)
+    def _run(self, app: str, component: str, ref: FunctionRef, args: list[Any], deadline: float | None) -> Any:
+        """Run the call in this (grpc) thread, within ``deadline`` (monotonic; None: the component's own)."""
+        set_call_deadline(deadline)
         try:
             return self.agent.call(app, component, ref, args)
         finally:
             set_call_deadline(None)
+
+
+def _deadline(context: SyncContext) -> float | None:
+    """When the caller stops waiting (monotonic), if it said."""
+    remaining = context.time_remaining()
+    return time.monotonic() + remaining if remaining is not None else None
+
+
+def _failed(err: NeonGridError) -> dataplane_pb2.CallOutcome:
+    """A batched call's outcome for ``err``: what a unary call carries in its status and trailer."""
+    return dataplane_pb2.CallOutcome(code=err.code.value[0], message=err.message, error=err.to_json())
 
 
 def _line(line: Line, node: str, component: str) -> dataplane_pb2.LogLine:

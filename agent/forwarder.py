@@ -29,7 +29,7 @@ from typing import Any, Callable
 import grpc
 
 from agent.codec import Signature
-from agent.lane import MAX_INFLIGHT, Lane
+from agent.lane import Lane
 from agent.telemetry import Telemetry
 from neon import log, pki, tls
 from neon._proto import dataplane_pb2, dataplane_pb2_grpc
@@ -61,15 +61,12 @@ class Router:
         default_timeout: float = 10.0,
         telemetry: Telemetry | None = None,
         creds: Credentials | None = None,
-        max_inflight: int = MAX_INFLIGHT,
     ) -> None:
-        """``creds`` is the node's identity; peers must hold agent certificates (plaintext when None).
-        ``max_inflight``: calls in flight to one node before the next ones are coalesced (:mod:`agent.lane`)."""
+        """``creds`` is the node's identity; peers must hold agent certificates (plaintext when None)."""
         self.node = node
         self.creds = creds or Credentials.insecure()
         self.telemetry = telemetry or Telemetry(node)
         self.default_timeout = default_timeout
-        self.max_inflight = max_inflight
         self._routes: dict[tuple[str, str], tuple[str, ...]] = {}
         self._channels: dict[str, grpc.Channel] = {}
         self._lanes: dict[str, Lane] = {}  # address -> the calls to it, over its channel
@@ -128,11 +125,7 @@ class Router:
                 self._channels[address] = channel
                 stub = dataplane_pb2_grpc.DataPlaneStub(channel)
                 lane = self._lanes[address] = Lane(
-                    self.node,
-                    stub.Call,
-                    stub.CallBatch,
-                    self.max_inflight,
-                    on_batch=functools.partial(self.telemetry.batch, address),
+                    self.node, stub.Call, stub.CallBatch, on_batch=functools.partial(self.telemetry.batch, address)
                 )
         return lane
 

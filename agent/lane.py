@@ -217,7 +217,7 @@ class Lane:
             if outcome.code:
                 pending.error = from_status(status_code(outcome.code), outcome.message, outcome.error)
             else:
-                pending.outcome = (outcome.result if outcome.HasField("result") else None, outcome.ByteSize())
+                pending.outcome = _result_of(outcome)
             self._done(pending)
 
     def _settle_alone(self, pending: _Pending) -> None:
@@ -234,7 +234,7 @@ class Lane:
         started = time.monotonic()
         reply = self._call(pending.request, timeout=timeout)
         self._timed(started, 1)
-        return (reply.result if reply.HasField("result") else None, reply.ByteSize())
+        return _result_of(reply)
 
     def _stop_batching(self, batch: list[_Pending]) -> None:
         """The node has no CallBatch: from now on every call goes alone, these and the queued ones too."""
@@ -260,6 +260,10 @@ class Lane:
         pending.state = _DONE
         if not leading:
             pending.wake.release()
+
+
+def _result_of(reply: dataplane_pb2.CallResponse | dataplane_pb2.CallOutcome) -> Outcome:
+    return (reply.result if reply.HasField("result") else None, reply.ByteSize())
 
 
 def _unimplemented(err: grpc.RpcError) -> bool:
