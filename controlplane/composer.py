@@ -27,9 +27,9 @@ from controlplane.interfaces import Summary, describe
 from controlplane.reexport import internal_interfaces, read_layout, reexport
 from controlplane.store import Store
 from neon import log
-from neon.errors import InvalidArgument
+from neon.errors import InvalidArgument, Untrusted
 from neon.manifest import AppSpec
-from neon.signing import sign_fused
+from neon.signing import Signature, public_text, sign_fused, verify_fused
 
 _log = log.get("neon.controlplane.composer")
 REVISION = 3  # bumped when the same inputs would compose differently (part of the cache key)
@@ -63,14 +63,18 @@ class Composer:
         """The fused artifact of ``group``, or why it cannot be fused."""
         key = self.key(spec, group)
         known = await self.store.get_composition(key)
-        if known is not None and (known.get("error") or self.blobs.exists(known["digest"])):
-            return Composition(known.get("digest", ""), known.get("error", ""), known.get("note", ""))
         root = spec.component(group.root)
         deps = [spec.component(m) for m in group.definitions()]
+        name = f"{spec.name}/{root.name}+{'+'.join(d.name for d in deps)} (fused)"
+        inputs = sorted({root.artifact, *(d.artifact for d in deps)})
+        if known is not None and known.get("error"):
+            return Composition(error=known["error"], note=known.get("note", ""))
+        if known is not None and self.blobs.exists(known["digest"]):
+            await self._record_current(known["digest"], name, inputs)
+            return Composition(known["digest"], "", known.get("note", ""))
         if self.fetch is not None:
             for member in (root, *deps):
                 await self.fetch(member.artifact)
-        name = f"{spec.name}/{root.name}+{'+'.join(d.name for d in deps)} (fused)"
         try:
             digest, size, interfaces, note = await asyncio.to_thread(
                 self._compose,
@@ -82,12 +86,40 @@ class Composer:
             _log.warning("group not fused", app=spec.name, members=list(group.members), reason=err.message)
             await self.store.put_composition(key, {"error": err.message})
             return Composition(error=err.message)
-        inputs = sorted({root.artifact, *(d.artifact for d in deps)})
-        signatures = [sign_fused(self.signer, digest, inputs).to_json()] if self.signer is not None else []
-        await self.store.put_artifact(digest, name, size, interfaces, signatures, inputs)
+        await self.store.put_artifact(digest, name, size, interfaces, self._signatures(digest, inputs), inputs)
         await self.store.put_composition(key, {"digest": digest, "note": note})
         _log.info("group fused", app=spec.name, members=list(group.members), artifact=digest, size=size, note=note)
         return Composition(digest, "", note)
+
+    def _signatures(self, digest: str, inputs: list[str]) -> list[str]:
+        return [sign_fused(self.signer, digest, inputs).to_json()] if self.signer is not None else []
+
+    async def _record_current(self, digest: str, name: str, inputs: list[str]) -> None:
+        """Bring a reused fused artifact's record up to date: its inputs, and a signature by this control
+        plane's key over them. A record written by an older Neon Grid (no signature), or signed by a key
+        since replaced, would otherwise make every agent refuse the artifact."""
+        record = await self.store.get_artifact(digest)
+        current = record is not None and list(record.get("inputs", [])) == inputs
+        if current and self._signed_by_me(digest, record or {}, inputs):
+            return
+        path = self.blobs.path(digest)
+        interfaces = await asyncio.to_thread(describe, path)  # the record may be in an older shape: read it anew
+        await self.store.put_artifact(
+            digest, name, path.stat().st_size, interfaces, self._signatures(digest, inputs), inputs
+        )
+        _log.info("fused artifact's record renewed", artifact=digest, inputs=inputs, signed=self.signer is not None)
+
+    def _signed_by_me(self, digest: str, record: dict[str, Any], inputs: list[str]) -> bool:
+        if self.signer is None:
+            return True
+        mine = public_text(self.signer.public_key())
+        for text in record.get("signatures", []):
+            try:
+                verify_fused("", digest, inputs, Signature.from_json(text), [mine])
+                return True
+            except (Untrusted, InvalidArgument):
+                continue
+        return False
 
     def _compose(
         self, root: tuple[str, Path], deps: list[tuple[str, Path]], links: list[Wire]

@@ -7,6 +7,7 @@ function bodies just trap. Behaviour of fused components is covered end to end.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from pathlib import Path
@@ -197,3 +198,81 @@ def test_reexport_reads_the_instance_index_space(tmp_path: Path, adder: Path) ->
 def test_a_broken_binary_is_refused_clearly(data: bytes, message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
         read_layout(data)
+
+
+def test_a_reused_fusion_is_recorded_anew_when_its_record_is_stale(tmp_path: Path, adder: Path) -> None:
+    """A fusion found in etcd's cache is reused, but its artifact's record must name its inputs and carry
+    this control plane's signature: one written by an older Neon Grid (no signature), or signed by a key
+    since replaced, is renewed, without composing again; agents would refuse it otherwise."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from controlplane.artifacts import BlobStore
+    from controlplane.composer import Composer
+    from controlplane.fusion import Group
+    from controlplane.store import ARTIFACTS, Store, _key
+    from neon import manifest
+    from neon.etcd_server import EtcdServer
+    from neon.signing import Signature, public_text, verify_fused
+
+    calc = _component(tmp_path, "calc", "calc-plain", {"calc": CALC, "adder": ADDER})
+    blobs = BlobStore(tmp_path / "blobs")
+    digests = {name: blobs.store_file(path)[0] for name, path in (("calc", calc), ("adder", adder))}
+    spec = manifest.parse(
+        {
+            "apiVersion": manifest.API_VERSION,
+            "kind": "Application",
+            "metadata": {"name": "demo"},
+            "spec": {
+                "components": [{"name": n, "artifact": d} for n, d in digests.items()],
+                "links": [{"importer": "calc", "import": API, "exporter": "adder"}],
+            },
+        }
+    )
+    group = Group("n1", ("adder", "calc"), root="calc")
+    inputs = sorted(digests.values())
+    first_key, second_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+
+    def signed_by(record: dict, key: Ed25519PrivateKey) -> None:  # type: ignore[type-arg]
+        (text,) = record["signatures"]
+        verify_fused("fused", digest, inputs, Signature.from_json(text), [public_text(key.public_key())])
+
+    async def main() -> None:
+        nonlocal digest
+        store = Store(etcd.url)
+        await store.connect()
+        try:
+            made = await Composer(store, blobs, signer=first_key).compose(spec, group)
+            digest = made.digest
+            record = await store.get_artifact(digest)
+            assert record is not None and record["inputs"] == inputs
+            signed_by(record, first_key)
+
+            composer = Composer(store, blobs, signer=first_key)
+            composer._compose = None  # type: ignore[assignment,method-assign]  # reuse must not compose again
+            # An older Neon Grid's record: no signatures, no inputs.
+            await store.client.put(
+                _key(ARTIFACTS, digest), json.dumps({"name": "old", "size": 1, "interfaces": {}}).encode()
+            )
+            assert (await composer.compose(spec, group)).digest == digest
+            record = await store.get_artifact(digest)
+            assert (
+                record is not None
+                and record["inputs"] == inputs
+                and record["interfaces"] == describe(blobs.path(digest))
+            )
+            signed_by(record, first_key)
+            before = record["uploaded_at"]
+            assert (await composer.compose(spec, group)).digest == digest  # current: left as it is
+            assert (await store.get_artifact(digest) or {})["uploaded_at"] == before
+
+            # The control plane's key was replaced: the record is signed again, by the new key.
+            rotated = Composer(store, blobs, signer=second_key)
+            rotated._compose = None  # type: ignore[assignment,method-assign]
+            assert (await rotated.compose(spec, group)).digest == digest
+            signed_by(await store.get_artifact(digest) or {}, second_key)
+        finally:
+            await store.close()
+
+    digest = ""
+    with EtcdServer(tmp_path / "etcd") as etcd:
+        asyncio.run(main())
