@@ -14,7 +14,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Callable
 
 import grpc
 
@@ -649,22 +649,25 @@ class Agent:
             )
         return pool
 
-    def call(self, app: str, component: str, ref: FunctionRef, args: list[Any]) -> Any:
+    def call(
+        self, app: str, component: str, ref: FunctionRef, args: list[Any], lift: Callable[[Any], Any] | None = None
+    ) -> Any:
         """Call into a component on this node from a worker thread, within the current call's deadline.
 
-        A call that waited on a pool that was swapped out (hot swap) moves to the new pool.
+        A call that waited on a pool that was swapped out (hot swap) moves to the new pool. ``lift``
+        reads the result from wasmtime's C value (:meth:`agent.runtime.ComponentInstance.call`).
         """
         started = time.perf_counter()
         ok = False
         try:
             pool = self.pool(app, component)
             try:
-                result = pool.call(ref, args, get_call_deadline())
+                result = pool.call(ref, args, get_call_deadline(), lift)
             except PoolClosed:
                 replacement = self.pool(app, component)
                 if replacement is pool:
                     raise
-                result = replacement.call(ref, args, get_call_deadline())
+                result = replacement.call(ref, args, get_call_deadline(), lift)
             ok = True
             return result
         finally:

@@ -10,20 +10,29 @@ wasmtime-py represents values as Python objects: records as
 for enums, and for variant-like types either the bare payload or, when payload
 classes would be ambiguous, ``Variant(tag, payload)``. :func:`_is_tagged`
 replicates wasmtime's rule so the values we build are the ones it expects.
+
+A result bound for the wire can skip those Python objects: :meth:`Codec.lift`
+reads wasmtime's C value (``wasmtime_component_val_t``, as bytes: :mod:`agent.cvalue`)
+straight into a ``Value``, as :meth:`Codec.to_proto` would encode the lifted
+object. It reads only; the caller frees the C value once, whole (:mod:`agent.rawcall`).
 """
 
 from __future__ import annotations
 
 import base64
 import math
+import struct
 from typing import Any, Sequence
 
 from wasmtime import component as wc
 
+from agent import cvalue
+from agent.cvalue import OF, VAL
 from neon._proto import values_pb2
 from neon.errors import InvalidArgument
 
 Value = values_pb2.Value
+_U32 = struct.Struct("@I")
 
 
 class CodecError(InvalidArgument):
@@ -58,6 +67,11 @@ class Codec:
     def to_proto(self, value: Any, path: str = "") -> Value:
         raise NotImplementedError
 
+    def lift(self, buf: bytes, at: int, into: Value) -> None:
+        """Encode wasmtime's C value of this type, the :data:`~agent.cvalue.VAL` bytes at ``at`` in ``buf``,
+        into ``into`` (empty), as :meth:`to_proto` would encode its lifted object."""
+        raise NotImplementedError
+
     def from_proto(self, msg: Value, path: str = "") -> Any:
         raise NotImplementedError
 
@@ -85,6 +99,9 @@ class BoolCodec(Codec):
     def to_proto(self, value: Any, path: str = "") -> Value:
         return Value(bool=value)
 
+    def lift(self, buf: bytes, at: int, into: Value) -> None:
+        into.bool = buf[at + OF] != 0
+
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "bool", path)
         return msg.bool
@@ -105,6 +122,8 @@ class IntCodec(Codec):
         self.lo = -(1 << (bits - 1)) if signed else 0
         self.hi = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
         self.field = "s64" if signed else "u64"
+        letter = {8: "b", 16: "h", 32: "i", 64: "q"}[bits]
+        self._raw = struct.Struct("@" + (letter if signed else letter.upper()))  # how wasmtime holds it
 
     def classes(self) -> frozenset[type]:
         return frozenset({int})
@@ -123,6 +142,9 @@ class IntCodec(Codec):
         checked = self._check(value, path)
         return Value(s64=checked) if self.signed else Value(u64=checked)
 
+    def lift(self, buf: bytes, at: int, into: Value) -> None:
+        setattr(into, self.field, self._raw.unpack_from(buf, at + OF)[0])
+
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, self.field, path)
         return self._check(getattr(msg, self.field), path)
@@ -138,6 +160,7 @@ class FloatCodec(Codec):
     def __init__(self, wit: str) -> None:
         self.wit = wit
         self.field = wit
+        self._raw = struct.Struct("@f" if wit == "f32" else "@d")
 
     def classes(self) -> frozenset[type]:
         return frozenset({float})
@@ -149,6 +172,9 @@ class FloatCodec(Codec):
         if type(value) not in (float, int) or type(value) is bool:
             raise _fail(path, f"expected {self.wit}, got {type(value).__name__}")
         return Value(f32=float(value)) if self.field == "f32" else Value(f64=float(value))
+
+    def lift(self, buf: bytes, at: int, into: Value) -> None:
+        setattr(into, self.field, self._raw.unpack_from(buf, at + OF)[0])
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, self.field, path)
@@ -186,6 +212,9 @@ class CharCodec(Codec):
     def to_proto(self, value: Any, path: str = "") -> Value:
         return Value(char=ord(self._check(value, path)))
 
+    def lift(self, buf: bytes, at: int, into: Value) -> None:
+        into.char = _U32.unpack_from(buf, at + OF)[0]
+
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "char", path)
         if msg.char > 0x10FFFF or 0xD800 <= msg.char <= 0xDFFF:
@@ -221,6 +250,9 @@ class StringCodec(Codec):
     def to_proto(self, value: Any, path: str = "") -> Value:
         return Value(string=self._check(value, path))
 
+    def lift(self, buf: bytes, at: int, into: Value) -> None:
+        into.string = cvalue.text(buf, at + OF).decode()
+
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "string", path)
         return msg.string
@@ -247,6 +279,10 @@ class BytesCodec(Codec):
         if not isinstance(value, (bytes, bytearray)):
             raise _fail(path, f"expected bytes, got {type(value).__name__}")
         return Value(bytes=bytes(value))
+
+    def lift(self, buf: bytes, at: int, into: Value) -> None:
+        count, data = cvalue.vec(buf, at + OF)
+        into.bytes = cvalue.array(data, count, VAL)[OF::VAL]  # each element a u8 value: its first byte
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "bytes", path)
@@ -283,6 +319,15 @@ class ListCodec(Codec):
         enc = self.element.to_proto
         return Value(list=values_pb2.ValueList(values=[enc(v, f"{path}[{i}]") for i, v in enumerate(value)]))
 
+    def lift(self, buf: bytes, at: int, into: Value) -> None:
+        count, data = cvalue.vec(buf, at + OF)
+        items = cvalue.array(data, count, VAL)
+        into.list.SetInParent()
+        out = into.list.values
+        lift = self.element.lift
+        for i in range(count):
+            lift(items, i * VAL, out.add())
+
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "list", path)
         dec = self.element.from_proto
@@ -317,6 +362,14 @@ class RecordCodec(Codec):
                 raise _fail(path, f"record has no field {name!r}")
             out.append(codec.to_proto(getattr(value, name), _sub(path, name)))
         return Value(list=values_pb2.ValueList(values=out))
+
+    def lift(self, buf: bytes, at: int, into: Value) -> None:
+        count, data = cvalue.vec(buf, at + OF)
+        entries = cvalue.array(data, count, cvalue.ENTRY)
+        into.list.SetInParent()
+        out = into.list.values
+        for i, (_, codec) in enumerate(self.fields):
+            codec.lift(entries, i * cvalue.ENTRY + cvalue.ENTRY_VAL, out.add())
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "list", path)
@@ -372,6 +425,14 @@ class TupleCodec(Codec):
             )
         )
 
+    def lift(self, buf: bytes, at: int, into: Value) -> None:
+        count, data = cvalue.vec(buf, at + OF)
+        items = cvalue.array(data, count, VAL)
+        into.list.SetInParent()
+        out = into.list.values
+        for i, codec in enumerate(self.elements):
+            codec.lift(items, i * VAL, out.add())
+
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "list", path)
         self._arity(len(msg.list.values), path)
@@ -397,6 +458,7 @@ class CasesCodec(Codec):
         self.wit = wit
         self.cases = list(cases)
         self.index = {name: i for i, (name, _) in enumerate(self.cases)}
+        self._by_name = {name.encode(): i for name, i in self.index.items()}
         self.tagged = _is_tagged(self.cases)
         shadowed = None if self.tagged else _shadowed_case(self.cases)
         if shadowed is not None:
@@ -448,6 +510,24 @@ class CasesCodec(Codec):
         if codec is not None:
             case.payload.CopyFrom(codec.to_proto(payload, _sub(path, self.cases[index][0])))
         return Value(case=case)
+
+    def lift(self, buf: bytes, at: int, into: Value) -> None:
+        kind = buf[at + cvalue.KIND]
+        if kind == cvalue.OPTION:
+            payload = cvalue.pointer(buf, at + OF)
+            index = 1 if payload else 0
+        elif kind == cvalue.RESULT:
+            payload = cvalue.pointer(buf, at + OF + cvalue.RESULT_VAL)
+            index = 0 if buf[at + OF] else 1
+        else:
+            payload = cvalue.pointer(buf, at + OF + cvalue.VARIANT_VAL)
+            index = self._by_name[cvalue.text(buf, at + OF)]
+        case = into.case
+        case.SetInParent()
+        case.index = index
+        codec = self.cases[index][1]
+        if codec is not None:
+            codec.lift(cvalue.at(payload), 0, case.payload)
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "case", path)
@@ -516,6 +596,7 @@ class EnumCodec(Codec):
     def __init__(self, names: Sequence[str]) -> None:
         self.names = list(names)
         self.index = {n: i for i, n in enumerate(self.names)}
+        self._by_name = {n.encode(): i for i, n in enumerate(self.names)}
         self.wit = "enum {" + ", ".join(self.names) + "}"
 
     def classes(self) -> frozenset[type]:
@@ -531,6 +612,10 @@ class EnumCodec(Codec):
 
     def to_proto(self, value: Any, path: str = "") -> Value:
         return Value(case=values_pb2.Case(index=self.index[self._check(value, path)]))
+
+    def lift(self, buf: bytes, at: int, into: Value) -> None:
+        into.case.SetInParent()
+        into.case.index = self._by_name[cvalue.text(buf, at + OF)]
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "case", path)
@@ -551,6 +636,7 @@ class FlagsCodec(Codec):
     def __init__(self, names: Sequence[str]) -> None:
         self.names = list(names)
         self.index = {n: i for i, n in enumerate(self.names)}
+        self._by_name = {n.encode(): i for i, n in enumerate(self.names)}
         self.wit = "flags {" + ", ".join(self.names) + "}"
 
     def classes(self) -> frozenset[type]:
@@ -569,6 +655,12 @@ class FlagsCodec(Codec):
 
     def to_proto(self, value: Any, path: str = "") -> Value:
         return Value(flags=values_pb2.Flags(set=sorted(self.index[n] for n in self._check(value, path))))
+
+    def lift(self, buf: bytes, at: int, into: Value) -> None:
+        count, data = cvalue.vec(buf, at + OF)
+        names = cvalue.array(data, count, cvalue.NAME)
+        into.flags.SetInParent()
+        into.flags.set.extend(sorted(self._by_name[cvalue.text(names, i * cvalue.NAME)] for i in range(count)))
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "flags", path)
@@ -705,6 +797,13 @@ class Signature:
 
     def result_to_proto(self, value: Any) -> Value | None:
         return None if self.result is None else self.result.to_proto(value, "result")
+
+    def lift_result(self, c: Any) -> Value:
+        """The result as wasmtime's C value, straight into a Value (the call must have a result)."""
+        assert self.result is not None
+        out = Value()
+        self.result.lift(cvalue.of_value(c), 0, out)
+        return out
 
     def result_from_proto(self, msg: Value | None) -> Any:
         if self.result is None:

@@ -14,7 +14,7 @@ import contextvars
 import json
 import time
 from concurrent import futures
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from agent.forwarder import set_call_deadline
 from agent.logbook import Line
@@ -140,7 +140,8 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
         ref = FunctionRef(request.interface, request.function)
         signature = template.signature(ref)
         args = signature.args_from_proto(list(request.args))
-        return signature.result_to_proto(self._run(request.app, request.component, ref, args, deadline))
+        lift = signature.lift_result if signature.result is not None else None
+        return self._run(request.app, request.component, ref, args, deadline, lift)  # type: ignore[no-any-return]
 
     @edge
     def Invoke(self, request: dataplane_pb2.InvokeRequest, context: SyncContext) -> dataplane_pb2.InvokeResponse:
@@ -175,11 +176,20 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
             for line in follower:
                 yield _line(line, node, request.component)
 
-    def _run(self, app: str, component: str, ref: FunctionRef, args: list[Any], deadline: float | None) -> Any:
-        """Run the call in this (grpc) thread, within ``deadline`` (monotonic; None: the component's own)."""
+    def _run(
+        self,
+        app: str,
+        component: str,
+        ref: FunctionRef,
+        args: list[Any],
+        deadline: float | None,
+        lift: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        """Run the call in this (grpc) thread, within ``deadline`` (monotonic; None: the component's own);
+        ``lift`` reads the result from wasmtime's C value (a forwarded call's goes straight to the wire)."""
         set_call_deadline(deadline)
         try:
-            return self.agent.call(app, component, ref, args)
+            return self.agent.call(app, component, ref, args, lift)
         finally:
             set_call_deadline(None)
 

@@ -181,9 +181,7 @@ class Router:
             while True:
                 # The current routes each time: a replica that replaced a lost one is tried next.
                 now = self.endpoints(app, exporter)
-                start = next(self._rr)
-                rotated = (now[(start + k) % len(now)] for k in range(len(now)))
-                candidates = list(dict.fromkeys(a for a in rotated if a not in tried))
+                candidates = _untried(now, next(self._rr), tried)
                 if not candidates:
                     break
                 address = candidates[0]
@@ -240,3 +238,11 @@ class Router:
 
 # A replica that is down, or silent past the try's share of the deadline.
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+def _untried(endpoints: tuple[str, ...], start: int, tried: list[str]) -> list[str]:
+    """The endpoints not tried yet, in round-robin order from ``start`` (each once)."""
+    if len(endpoints) == 1:  # the common case, on every call's path
+        return [] if endpoints[0] in tried else [endpoints[0]]
+    rotated = (endpoints[(start + k) % len(endpoints)] for k in range(len(endpoints)))
+    return list(dict.fromkeys(a for a in rotated if a not in tried))

@@ -58,8 +58,15 @@ class InstancePool:
                 "discarded": self.discarded,
             }
 
-    def call(self, ref: FunctionRef, args: list[Any], deadline: float | None = None) -> Any:
-        """Run one call on a free instance; ``deadline`` is a ``time.monotonic()`` instant."""
+    def call(
+        self,
+        ref: FunctionRef,
+        args: list[Any],
+        deadline: float | None = None,
+        lift: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        """Run one call on a free instance; ``deadline`` is a ``time.monotonic()`` instant, ``lift``
+        reads the result from wasmtime's C value (:meth:`ComponentInstance.call`)."""
         instance = self._acquire(deadline)
         try:
             timeout = self.settings.timeout_seconds
@@ -68,7 +75,7 @@ class InstancePool:
                 if timeout <= 0:
                     raise DeadlineExceeded(f"{self.template.label}: the caller's deadline passed before {ref} ran")
             started = time.perf_counter()
-            result = instance.call(ref, args, timeout)
+            result = instance.call(ref, args, timeout, lift)
             took = time.perf_counter() - started
             self.typical_call = took if not self.typical_call else 0.9 * self.typical_call + 0.1 * took
             return result

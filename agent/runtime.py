@@ -40,6 +40,7 @@ from wasmtime import component as wc
 
 from agent.codec import Signature
 from agent.denials import DenialLog, wasi_gates
+from agent.rawcall import call_lifting, set_epoch_deadline
 from agent.wasm_types import fix_type
 from neon import log
 from neon.errors import CallFailed, ComponentError, DeadlineExceeded, NeonGridError, NotFound
@@ -298,15 +299,24 @@ class ComponentInstance:
         self.calls = 0
         self._funcs: dict[FunctionRef, wc.Func] = {}
 
-    def call(self, ref: FunctionRef, args: list[Any], timeout: float | None = None) -> Any:
-        """Call an export with wasmtime values, trapping after ``timeout`` seconds (default: the template's)."""
+    def call(
+        self,
+        ref: FunctionRef,
+        args: list[Any],
+        timeout: float | None = None,
+        lift: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        """Call an export with wasmtime values, trapping after ``timeout`` seconds (default: the template's).
+
+        The result is lifted into Python objects, or with ``lift`` read from wasmtime's C value
+        (:mod:`agent.rawcall`; a forwarded call's result goes straight to the wire that way)."""
         func = self._func(ref)
         limit = self.template.settings.timeout_seconds if timeout is None else timeout
-        self.store.set_epoch_deadline(_ticks(limit))
+        set_epoch_deadline(self.store, _ticks(limit))
         self.calls += 1
         started = time.monotonic()
         try:
-            result = func(self.store, *args)
+            result = func(self.store, *args) if lift is None else call_lifting(func, self.store, args, lift)
             func.post_return(self.store)
         except wasmtime.WasmtimeError as err:
             self.poisoned = True

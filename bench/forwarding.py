@@ -13,6 +13,9 @@ Then the same comparison call by call, at concurrency 1, 8 and 64: the agent's o
 forwarder (the host function a split link installs: WIT-typed encode, gRPC
 call with deadline, decode), running in this process as node cloud-1, calls the
 parser on edge-1, against the echo of the same payload at the same concurrency.
+The Python guest, the C guest and the echo take turns in slices (``ROUNDS``
+per level, the echo server up all along), so a machine that slows down or
+speeds up during the run weighs on each alike, not on whichever ran last.
 p50, p99 and calls/s for each, and the CPU each call cost the serving process
 (the edge agent, or the echo server) and the calling one (this process). Under
 concurrency the forwarder coalesces calls to the node into batches
@@ -27,6 +30,7 @@ a few microseconds), which shows what forwarding costs apart from the guest.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -36,8 +40,9 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -84,13 +89,13 @@ def _percentile(samples: list[float], q: float) -> float:
 
 PARSE = FunctionRef("cyber-systems:logs/parser@0.1.0", "parse")
 LEVELS = (1, 8, 64)
+ROUNDS = 4  # slices each sweep is cut into, alternating between what is compared
 
 
-def raw_echo(
-    payload: bytes, calls: int, pki_dir: Path | None = None, levels: tuple[int, ...] = ()
-) -> tuple[list[float], dict[int, dict[str, float]]]:
-    """Round trips of a plain grpcio echo server in another process (mutual TLS with ``pki_dir``), one at
-    a time, and a sweep at each concurrency in ``levels``."""
+@contextlib.contextmanager
+def echo_server(pki_dir: Path | None = None) -> Iterator[tuple[Callable[[bytes], Any], int]]:
+    """A plain grpcio echo server in another process (mutual TLS with ``pki_dir``, as the control plane),
+    warmed up; yields a function calling it once with a payload, and its pid."""
     port = free_port()
     tls_args = [str(pki_dir / n) for n in ("ca.pem", "controlplane.pem", "controlplane.key")] if pki_dir else []
     argv = [sys.executable, "-c", ECHO_SERVER, str(port), *tls_args]
@@ -99,19 +104,23 @@ def raw_echo(
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         with sync_channel(f"127.0.0.1:{port}", creds, pki.CONTROLPLANE_NAME, []) as channel:
-            echo = channel.unary_unary("/bench.Echo/Echo")
+            echo: Callable[..., Any] = channel.unary_unary("/bench.Echo/Echo")
             for _ in range(200):
-                echo(payload, timeout=5)
-            samples = []
-            for _ in range(calls):
-                start = time.perf_counter()
-                echo(payload, timeout=5)
-                samples.append(time.perf_counter() - start)
-            swept = {n: sweep(lambda: echo(payload, timeout=30), n, calls, proc.pid) for n in levels}
-        return samples, swept
+                echo(b"warm", timeout=5)
+            yield (lambda payload: echo(payload, timeout=30)), proc.pid
     finally:
         proc.terminate()
         proc.wait()
+
+
+def one_at_a_time(call: Callable[[], Any], calls: int) -> list[float]:
+    """Round trips of ``call``, one after the other (seconds)."""
+    samples = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - start)
+    return samples
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -120,42 +129,62 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def sweep(call: Callable[[], Any], concurrency: int, calls: int, server_pid: int) -> dict[str, float]:
-    """``calls`` calls from ``concurrency`` threads at once: latency p50/p99 (ms), calls per second, and
-    the CPU per call (µs) of the serving process ``server_pid`` and of this (calling) process."""
-    per_thread = max(1, calls // concurrency)
+@dataclass
+class Sweep:
+    """What calls from several threads at once gave: each call's latency, the wall time, and the CPU
+    the serving process and this (calling) process spent on them."""
 
-    def worker() -> list[float]:
-        out = []
-        for _ in range(per_thread):
+    samples: list[float] = field(default_factory=list)
+    wall: float = 0.0
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
+
+    def add(self, call: Callable[[], Any], concurrency: int, calls: int, server_pid: int) -> None:
+        """``calls`` more calls from ``concurrency`` threads at once (after a warm-up)."""
+        per_thread = max(1, calls // concurrency)
+
+        def worker() -> list[float]:
+            return one_at_a_time(call, per_thread)
+
+        with ThreadPoolExecutor(concurrency) as pool:
+            for future in [pool.submit(call) for _ in range(concurrency * 4)]:
+                future.result()  # warm: channels and instances up
+            server_cpu, client_cpu = _cpu_seconds(server_pid), time.process_time()
             start = time.perf_counter()
-            call()
-            out.append(time.perf_counter() - start)
-        return out
+            results = [f.result() for f in [pool.submit(worker) for _ in range(concurrency)]]
+            self.wall += time.perf_counter() - start
+            self.server_cpu += _cpu_seconds(server_pid) - server_cpu
+            self.client_cpu += time.process_time() - client_cpu
+        self.samples.extend(s for r in results for s in r)
 
-    with ThreadPoolExecutor(concurrency) as pool:
-        for future in [pool.submit(call) for _ in range(concurrency * 4)]:
-            future.result()  # warm: channels and instances up
-        server_cpu, client_cpu = _cpu_seconds(server_pid), time.process_time()
-        start = time.perf_counter()
-        results = [f.result() for f in [pool.submit(worker) for _ in range(concurrency)]]
-        wall = time.perf_counter() - start
-        server_cpu, client_cpu = _cpu_seconds(server_pid) - server_cpu, time.process_time() - client_cpu
-    samples = [s for r in results for s in r]
-    return {
-        "concurrency": concurrency,
-        "p50_ms": statistics.median(samples) * 1e3,
-        "p99_ms": _percentile(samples, 0.99) * 1e3,
-        "calls_per_second": len(samples) / wall,
-        "server_cpu_us_per_call": server_cpu / len(samples) * 1e6,
-        "client_cpu_us_per_call": client_cpu / len(samples) * 1e6,
-    }
+    def summary(self, concurrency: int) -> dict[str, float]:
+        """p50/p99 (ms), calls per second, and CPU per call (µs) of the serving and the calling process."""
+        n = len(self.samples)
+        return {
+            "concurrency": concurrency,
+            "p50_ms": statistics.median(self.samples) * 1e3,
+            "p99_ms": _percentile(self.samples, 0.99) * 1e3,
+            "calls_per_second": n / self.wall,
+            "server_cpu_us_per_call": self.server_cpu / n * 1e6,
+            "client_cpu_us_per_call": self.client_cpu / n * 1e6,
+        }
 
 
-def forwarded_sweep(
-    work: Path, app: str, edge: str, edge_pid: int, parser: Path, line: str, calls: int
-) -> dict[int, dict[str, float]]:
-    """The agent's forwarder as node cloud-1 (a certificate from the PKI), calling ``app``'s parser on edge-1."""
+def interleaved(
+    targets: dict[str, tuple[Callable[[], Any], int]], concurrency: int, calls: int, rounds: int = ROUNDS
+) -> dict[str, dict[str, float]]:
+    """``calls`` calls to each target (name -> (call, serving pid)) at ``concurrency``, in ``rounds``
+    alternating slices, so that a machine getting slower or faster meanwhile weighs on each alike."""
+    sweeps = {name: Sweep() for name in targets}
+    for _ in range(rounds):
+        for name, (call, pid) in targets.items():
+            sweeps[name].add(call, concurrency, max(concurrency, calls // rounds), pid)
+    return {name: sweep.summary(concurrency) for name, sweep in sweeps.items()}
+
+
+@contextlib.contextmanager
+def forwarder(work: Path, app: str, edge: str, parser: Path) -> Iterator[Callable[..., Any]]:
+    """The agent's forwarder as node cloud-1 (a certificate from the PKI), to ``app``'s parser on edge-1."""
     ca = pki.load(work / "pki", "ca")
     issued = pki.issue(ca, "cloud-1", pki.AGENT)
     router = Router("cloud-1", creds=Credentials(ca.cert, issued.cert, issued.key))
@@ -165,8 +194,7 @@ def forwarded_sweep(
     forward = router.forwarder(app, "processor", "parser", PARSE.interface, PARSE.name, signature)
     router.set_routes(app, "parser", (edge,))
     try:
-        assert forward(line) is not None
-        return {n: sweep(lambda: forward(line), n, calls, edge_pid) for n in LEVELS}
+        yield forward
     finally:
         router.close()
         runtime.close()
@@ -218,14 +246,6 @@ def main() -> int:
             pair("log-analyzer-c", c_digests, "cloud"),
         ]
 
-    pids: dict[str, int] = {}
-    with tempfile.TemporaryDirectory() as tmp, edge_and_cloud(Path(tmp), built, apps, pids) as (address, _):
-        split_s = timed_batches(Path(tmp), address["cloud-1"], "log-analyzer", lines, args.rounds)
-        local_s = timed_batches(Path(tmp), address["edge-1"], "log-analyzer-local", lines, args.rounds)
-        sweep_args = (address["edge-1"], pids["edge-1"])
-        forwarded = forwarded_sweep(Path(tmp), "log-analyzer", *sweep_args, built["parser"], lines[0], args.calls)
-        forwarded_c = forwarded_sweep(Path(tmp), "log-analyzer-c", *sweep_args, built["parser-c"], lines[0], args.calls)
-
     payload = dataplane_pb2.CallRequest(
         app="log-analyzer",
         component="parser",
@@ -234,10 +254,25 @@ def main() -> int:
         args=[values_pb2.Value(string=lines[0])],
         caller="cloud-1",
     ).SerializeToString()
-    plain_s, _ = raw_echo(payload, 2000)
-    with tempfile.TemporaryDirectory() as tmp:
-        pki.init(Path(tmp) / "pki")
-        echo_s, echoed = raw_echo(payload, 2000, Path(tmp) / "pki", LEVELS)
+    pids: dict[str, int] = {}
+    with contextlib.ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        address, _ = stack.enter_context(edge_and_cloud(work, built, apps, pids))
+        split_s = timed_batches(work, address["cloud-1"], "log-analyzer", lines, args.rounds)
+        local_s = timed_batches(work, address["edge-1"], "log-analyzer-local", lines, args.rounds)
+        forward = stack.enter_context(forwarder(work, "log-analyzer", address["edge-1"], built["parser"]))
+        forward_c = stack.enter_context(forwarder(work, "log-analyzer-c", address["edge-1"], built["parser-c"]))
+        echo, echo_pid = stack.enter_context(echo_server(work / "pki"))
+        plain, _ = stack.enter_context(echo_server())
+        assert forward(lines[0]) is not None and forward_c(lines[0]) is not None
+        plain_s = one_at_a_time(lambda: plain(payload), args.calls)
+        echo_s = one_at_a_time(lambda: echo(payload), args.calls)
+        targets = {
+            "python": (lambda: forward(lines[0]), pids["edge-1"]),
+            "c": (lambda: forward_c(lines[0]), pids["edge-1"]),
+            "echo": (lambda: echo(payload), echo_pid),
+        }
+        swept = {n: interleaved(targets, n, args.calls) for n in LEVELS}
 
     p50 = statistics.median
     per_call = (p50(split_s) - p50(local_s)) / args.lines
@@ -259,12 +294,12 @@ def main() -> int:
             {
                 "concurrency": n,
                 "guest": guest,
-                "forwarded": swept[n],
-                "raw_echo": echoed[n],
-                "p50_ratio": swept[n]["p50_ms"] / echoed[n]["p50_ms"],
-                "throughput_ratio": swept[n]["calls_per_second"] / echoed[n]["calls_per_second"],
+                "forwarded": swept[n][guest],
+                "raw_echo": swept[n]["echo"],
+                "p50_ratio": swept[n][guest]["p50_ms"] / swept[n]["echo"]["p50_ms"],
+                "throughput_ratio": swept[n][guest]["calls_per_second"] / swept[n]["echo"]["calls_per_second"],
             }
-            for guest, swept in (("python", forwarded), ("c", forwarded_c))
+            for guest in ("python", "c")
             for n in LEVELS
         ],
     }

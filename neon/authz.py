@@ -53,6 +53,19 @@ HTTP_READERS = frozenset({VIEWER, ADMIN, CONTROLPLANE})
 # Served without a client certificate (on the join port too): the token is the credential.
 OPEN = frozenset({"/neon.v1.Join/Join", "/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"})
 _NODE_FIELDS = ("name", "node", "caller")
+_node_fields_of: dict[type, tuple[str, ...]] = {}
+
+
+def _named_nodes(request: Any) -> list[Any]:
+    """What ``request`` names in :data:`_NODE_FIELDS`. A protobuf message type's fields are looked up
+    once: asking a message for a field it lacks raises and catches an AttributeError each time."""
+    fields = _node_fields_of.get(type(request))
+    if fields is None:
+        descriptor = getattr(type(request), "DESCRIPTOR", None)
+        if descriptor is None:  # not a protobuf message: ask the object itself
+            return [getattr(request, f, None) for f in _NODE_FIELDS]
+        fields = _node_fields_of[type(request)] = tuple(f for f in _NODE_FIELDS if f in descriptor.fields_by_name)
+    return [getattr(request, f) for f in fields]
 
 
 def check(method: str, peer: Peer, request: Any = None) -> None:
@@ -75,8 +88,7 @@ def check(method: str, peer: Peer, request: Any = None) -> None:
             identity=peer.name,
         )
     if peer.role == AGENT and request is not None:
-        for field in _NODE_FIELDS:
-            named = getattr(request, field, None)
+        for named in _named_nodes(request):
             if isinstance(named, str) and named and named != peer.name:
                 raise PermissionDenied(
                     f"node {peer.name} may not act as node {named!r} ({method}): a certificate speaks for its own node",

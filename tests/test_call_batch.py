@@ -37,14 +37,15 @@ class Agent:
     def pool(self, app: str, component: str) -> Any:
         return self._pool
 
-    def call(self, app: str, component: str, ref: Any, args: list[Any]) -> Any:
+    def call(self, app: str, component: str, ref: Any, args: list[Any], lift: Any = None) -> Any:
+        """Echoes; asked to ``lift`` (as for a forwarded call), it answers as the runtime does: the wire Value."""
         name = threading.current_thread().name
         with self._lock:
             first = name not in self.threads
             self.threads.add(name)
         if first and self.together is not None:
             self.together.wait(timeout=10)
-        return f"echo {args[0]}"
+        return f"echo {args[0]}" if lift is None else _string(f"echo {args[0]}")
 
 
 class Context:

@@ -16,6 +16,7 @@ from agent.config import AgentConfig
 from agent.identity import Identity
 from controlplane import trust
 from neon import authz, pki, signing
+from neon._proto import control_pb2, dataplane_pb2
 from neon.errors import IntegrityError, InvalidArgument, PermissionDenied, Unauthenticated, Untrusted
 from neon.manifest import GrantSpec
 from neon.model import ComponentAssignment
@@ -81,6 +82,14 @@ def test_the_policy_checks_role_per_rpc_and_node_per_request() -> None:
         authz.check("/neon.v1.AgentControl/Heartbeat", edge, SimpleNamespace(name="cloud-1", lease_id=1))
     with pytest.raises(PermissionDenied, match="may not act as node 'cloud-1'"):
         authz.check("/neon.v1.DataPlane/Call", edge, SimpleNamespace(caller="cloud-1", app="a"))
+    # The same rule on real messages (their fields are looked up once per message type).
+    for _ in range(2):
+        authz.check("/neon.v1.AgentControl/Register", edge, control_pb2.RegisterRequest(name="edge-1"))
+        authz.check("/neon.v1.DataPlane/Call", edge, dataplane_pb2.CallRequest(app="a"))  # no caller named
+        with pytest.raises(PermissionDenied, match="node edge-1 may not act as node 'cloud-1'"):
+            authz.check("/neon.v1.AgentControl/Heartbeat", edge, control_pb2.HeartbeatRequest(name="cloud-1"))
+        with pytest.raises(PermissionDenied, match="may not act as node 'cloud-1' \\(/neon.v1.DataPlane/CallBatch"):
+            authz.check("/neon.v1.DataPlane/CallBatch", edge, dataplane_pb2.CallBatchRequest(caller="cloud-1"))
     with pytest.raises(PermissionDenied, match="needs controlplane"):
         authz.check("/neon.v1.DataPlane/Invoke", edge)  # users' invokes come through the control plane
     with pytest.raises(Unauthenticated, match="needs a client certificate"):
