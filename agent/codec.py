@@ -254,7 +254,8 @@ class StringCodec(Codec):
         into.string = cvalue.text(buf, at + OF).decode()
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
-        self._kind(msg, "string", path)
+        if msg.WhichOneof("kind") != "string":  # _kind, inline: on every call's path
+            self._kind(msg, "string", path)
         return msg.string
 
     def to_json(self, value: Any) -> Any:
@@ -372,11 +373,13 @@ class RecordCodec(Codec):
             codec.lift(entries, i * cvalue.ENTRY + cvalue.ENTRY_VAL, out.add())
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
-        self._kind(msg, "list", path)
-        if len(msg.list.values) != len(self.fields):
-            raise _fail(path, f"expected {len(self.fields)} record fields, got {len(msg.list.values)}")
+        if msg.WhichOneof("kind") != "list":
+            self._kind(msg, "list", path)
+        items = msg.list.values
+        if len(items) != len(self.fields):
+            raise _fail(path, f"expected {len(self.fields)} record fields, got {len(items)}")
         record = wc.Record()
-        for (name, codec), item in zip(self.fields, msg.list.values, strict=False):
+        for (name, codec), item in zip(self.fields, items, strict=False):
             setattr(record, name, codec.from_proto(item, _sub(path, name)))
         return record
 
@@ -530,18 +533,20 @@ class CasesCodec(Codec):
             codec.lift(cvalue.at(payload), 0, case.payload)
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
-        self._kind(msg, "case", path)
-        index = msg.case.index
+        if msg.WhichOneof("kind") != "case":
+            self._kind(msg, "case", path)
+        case = msg.case
+        index = case.index
         if index >= len(self.cases):
             raise _fail(path, f"case index {index} out of range for {self.wit}")
         name, codec = self.cases[index]
         if codec is None:
-            if msg.case.HasField("payload"):
+            if case.HasField("payload"):
                 raise _fail(path, f"case {name} carries no payload")
             return self.make(index, None)
-        if not msg.case.HasField("payload"):
+        if not case.HasField("payload"):
             raise _fail(path, f"case {name} needs a payload")
-        return self.make(index, codec.from_proto(msg.case.payload, _sub(path, name)))
+        return self.make(index, codec.from_proto(case.payload, _sub(path, name)))
 
     def to_json(self, value: Any) -> Any:
         index, payload = self.case_of(value)
@@ -618,10 +623,12 @@ class EnumCodec(Codec):
         into.case.index = self._by_name[cvalue.text(buf, at + OF)]
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
-        self._kind(msg, "case", path)
-        if msg.case.index >= len(self.names) or msg.case.HasField("payload"):
-            raise _fail(path, f"bad enum case {msg.case.index} for {self.wit}")
-        return self.names[msg.case.index]
+        if msg.WhichOneof("kind") != "case":
+            self._kind(msg, "case", path)
+        case = msg.case
+        if case.index >= len(self.names) or case.HasField("payload"):
+            raise _fail(path, f"bad enum case {case.index} for {self.wit}")
+        return self.names[case.index]
 
     def to_json(self, value: Any) -> Any:
         return value

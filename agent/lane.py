@@ -100,7 +100,17 @@ class Lane:
     def call(self, request: dataplane_pb2.CallRequest, size: int, timeout: float) -> Outcome:
         """Send one call of ``size`` bytes within ``timeout`` seconds; its result, or raise its error
         (a ``grpc.RpcError`` or ``ValueError`` when the transport failed, a NeonGridError the node raised)."""
-        pending = _Pending(request, size, time.monotonic() + timeout)
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            idle = self.batching and self._inflight < self._limit() and not self._queue
+            if idle:
+                self._inflight += 1
+        if idle:  # nothing in flight or waiting: the call goes out alone, now (the path of one call at a time)
+            try:
+                return self._unary(request, deadline)
+            finally:
+                self._finished()
+        pending = _Pending(request, size, deadline)
         with self._lock:
             if not self.batching:
                 pending.state = _ALONE
@@ -112,7 +122,7 @@ class Lane:
         if pending.state is _QUEUED:
             self._wait(pending)
         if pending.state is _ALONE:
-            return self._unary(pending)
+            return self._unary(pending.request, pending.deadline)
         if pending.state is _LEADING:
             self._send(self._take(pending))
         return pending.result()
@@ -222,17 +232,17 @@ class Lane:
 
     def _settle_alone(self, pending: _Pending) -> None:
         try:
-            pending.outcome = self._unary(pending)
+            pending.outcome = self._unary(pending.request, pending.deadline)
         except (grpc.RpcError, ValueError, NeonGridError) as err:
             pending.error = err
         pending.state = _DONE
 
-    def _unary(self, pending: _Pending) -> Outcome:
-        timeout = pending.deadline - time.monotonic()
+    def _unary(self, request: dataplane_pb2.CallRequest, deadline: float) -> Outcome:
+        started = time.monotonic()
+        timeout = deadline - started
         if timeout <= 0:
             raise DeadlineExceeded("the deadline passed before the call was sent")
-        started = time.monotonic()
-        reply = self._call(pending.request, timeout=timeout)
+        reply = self._call(request, timeout=timeout)
         self._timed(started, 1)
         return _result_of(reply)
 
