@@ -31,9 +31,8 @@ import os
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import wasmtime
 from wasmtime import component as wc
@@ -56,9 +55,9 @@ WASI_PREFIXES = ("wasi:",)
 HostFunc = Callable[..., Any]
 
 
-@dataclass(frozen=True)
-class FunctionRef:
-    """An exported function: its interface ('' at the root) and name."""
+class FunctionRef(NamedTuple):
+    """An exported function: its interface ('' at the root) and name. A named tuple: one is made and
+    looked up several times on every call's path, and a tuple is made and hashed in C."""
 
     interface: str
     name: str
