@@ -282,8 +282,8 @@ class BytesCodec(Codec):
         return Value(bytes=bytes(value))
 
     def lift(self, buf: bytes, at: int, into: Value) -> None:
-        count, data = cvalue.vec(buf, at + OF)
-        into.bytes = cvalue.array(data, count, VAL)[OF::VAL]  # each element a u8 value: its first byte
+        _, items = cvalue.items(buf, at, VAL)
+        into.bytes = items[OF::VAL]  # each element a u8 value: its first byte
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "bytes", path)
@@ -321,8 +321,7 @@ class ListCodec(Codec):
         return Value(list=values_pb2.ValueList(values=[enc(v, f"{path}[{i}]") for i, v in enumerate(value)]))
 
     def lift(self, buf: bytes, at: int, into: Value) -> None:
-        count, data = cvalue.vec(buf, at + OF)
-        items = cvalue.array(data, count, VAL)
+        count, items = cvalue.items(buf, at, VAL)
         into.list.SetInParent()
         out = into.list.values
         lift = self.element.lift
@@ -365,8 +364,7 @@ class RecordCodec(Codec):
         return Value(list=values_pb2.ValueList(values=out))
 
     def lift(self, buf: bytes, at: int, into: Value) -> None:
-        count, data = cvalue.vec(buf, at + OF)
-        entries = cvalue.array(data, count, cvalue.ENTRY)
+        _, entries = cvalue.items(buf, at, cvalue.ENTRY)
         into.list.SetInParent()
         out = into.list.values
         for i, (_, codec) in enumerate(self.fields):
@@ -429,8 +427,7 @@ class TupleCodec(Codec):
         )
 
     def lift(self, buf: bytes, at: int, into: Value) -> None:
-        count, data = cvalue.vec(buf, at + OF)
-        items = cvalue.array(data, count, VAL)
+        _, items = cvalue.items(buf, at, VAL)
         into.list.SetInParent()
         out = into.list.values
         for i, codec in enumerate(self.elements):
@@ -664,8 +661,7 @@ class FlagsCodec(Codec):
         return Value(flags=values_pb2.Flags(set=sorted(self.index[n] for n in self._check(value, path))))
 
     def lift(self, buf: bytes, at: int, into: Value) -> None:
-        count, data = cvalue.vec(buf, at + OF)
-        names = cvalue.array(data, count, cvalue.NAME)
+        count, names = cvalue.items(buf, at, cvalue.NAME)
         into.flags.SetInParent()
         into.flags.set.extend(sorted(self._by_name[cvalue.text(names, i * cvalue.NAME)] for i in range(count)))
 
@@ -806,7 +802,8 @@ class Signature:
         return None if self.result is None else self.result.to_proto(value, "result")
 
     def lift_result(self, c: Any) -> Value:
-        """The result as wasmtime's C value, straight into a Value (the call must have a result)."""
+        """The result as wasmtime's C value, straight into a Value (only called for a function with a
+        result: :func:`agent.rawcall.call_lifting` returns None for one without)."""
         assert self.result is not None
         out = Value()
         self.result.lift(cvalue.of_value(c), 0, out)

@@ -60,15 +60,11 @@ def at(pointer: int) -> bytes:
     return string_at(pointer, VAL)
 
 
-def array(pointer: int, count: int, size: int) -> bytes:
-    """``count`` items of ``size`` bytes from ``pointer``."""
-    return string_at(pointer, count * size) if count else b""
-
-
-def vec(buf: bytes, offset: int) -> tuple[int, int]:
-    """The (count, pointer) of a vector at ``offset`` in ``buf``."""
-    count, data = _VEC.unpack_from(buf, offset)
-    return count, data
+def items(buf: bytes, at: int, size: int) -> tuple[int, bytes]:
+    """The items of the list, record, tuple or flags value at ``at`` in ``buf``: how many, and their
+    bytes (``size`` each: :data:`VAL`, :data:`ENTRY` or :data:`NAME`)."""
+    count, data = _VEC.unpack_from(buf, at + OF)
+    return count, (string_at(data, count * size) if count else b"")
 
 
 def pointer(buf: bytes, offset: int) -> int:

@@ -140,8 +140,9 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
         ref = FunctionRef(request.interface, request.function)
         signature = template.signature(ref)
         args = signature.args_from_proto(list(request.args))
-        lift = signature.lift_result if signature.result is not None else None
-        return self._run(request.app, request.component, ref, args, deadline, lift)  # type: ignore[no-any-return]
+        return self._run(  # type: ignore[no-any-return]
+            request.app, request.component, ref, args, deadline, signature.lift_result
+        )
 
     @edge
     def Invoke(self, request: dataplane_pb2.InvokeRequest, context: SyncContext) -> dataplane_pb2.InvokeResponse:

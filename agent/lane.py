@@ -30,6 +30,7 @@ import grpc
 
 from neon._proto import dataplane_pb2, values_pb2
 from neon.errors import DeadlineExceeded, NeonGridError, from_status, status_code
+from neon.metrics import moving_average
 
 # What one call ends with: its encoded result (None for a function without one) and the reply's size.
 Outcome = tuple[values_pb2.Value | None, int]
@@ -101,26 +102,21 @@ class Lane:
         """Send one call of ``size`` bytes within ``timeout`` seconds; its result, or raise its error
         (a ``grpc.RpcError`` or ``ValueError`` when the transport failed, a NeonGridError the node raised)."""
         deadline = time.monotonic() + timeout
+        pending = None
         with self._lock:
-            idle = self.batching and self._inflight < self._limit() and not self._queue
-            if idle:
+            leading = self.batching and self._inflight < self._limit() and not self._queue
+            if leading:
                 self._inflight += 1
-        if idle:  # nothing in flight or waiting: the call goes out alone, now (the path of one call at a time)
+            elif self.batching:
+                pending = _Pending(request, size, deadline)
+                self._queue.append(pending)
+        if pending is None:  # nothing in flight or waiting (or no batching): the call goes out alone, now
             try:
                 return self._unary(request, deadline)
             finally:
-                self._finished()
-        pending = _Pending(request, size, deadline)
-        with self._lock:
-            if not self.batching:
-                pending.state = _ALONE
-            elif self._inflight < self._limit() and not self._queue:
-                self._inflight += 1
-                pending.state = _LEADING
-            else:
-                self._queue.append(pending)
-        if pending.state is _QUEUED:
-            self._wait(pending)
+                if leading:
+                    self._finished()
+        self._wait(pending)
         if pending.state is _ALONE:
             return self._unary(pending.request, pending.deadline)
         if pending.state is _LEADING:
@@ -132,7 +128,7 @@ class Lane:
 
     def _timed(self, started: float, calls: int) -> None:
         took = (time.monotonic() - started) / calls
-        self.typical_call = took if not self.typical_call else 0.9 * self.typical_call + 0.1 * took
+        self.typical_call = moving_average(self.typical_call, took)
 
     def _wait(self, pending: _Pending) -> None:
         """Until a finished call makes this one lead the next send, or the sender settles it."""

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from agent.runtime import ComponentInstance, ComponentTemplate, FunctionRef
 from neon.errors import DeadlineExceeded, NeonGridError, NotRunning, ResourceExhausted
+from neon.metrics import moving_average
 
 
 class PoolClosed(NotRunning):
@@ -77,7 +78,7 @@ class InstancePool:
             started = time.perf_counter()
             result = instance.call(ref, args, timeout, lift)
             took = time.perf_counter() - started
-            self.typical_call = took if not self.typical_call else 0.9 * self.typical_call + 0.1 * took
+            self.typical_call = moving_average(self.typical_call, took)
             return result
         except NeonGridError as err:
             if instance.poisoned and self.on_trap is not None:

@@ -73,17 +73,13 @@ def call_lifting(func: wc.Func, store: Any, args: list[Any], lift: Callable[[Any
         for (_, ty), value in zip(params, args, strict=True):
             _lower(ty, store, value, raw[lowered])
             lowered += 1
-        if ftype.result is None:
-            enter_wasm(
-                lambda: ffi.wasmtime_component_func_call(byref(func._func), store._context(), raw, lowered, None, 0)
-            )
-            return None
-        result = ffi.wasmtime_component_val_t()  # zeroed: wasmtime writes the result over it
+        result = ffi.wasmtime_component_val_t() if ftype.result is not None else None  # zeroed: written over
+        into, count = (byref(result), 1) if result is not None else (None, 0)
         enter_wasm(
-            lambda: ffi.wasmtime_component_func_call(
-                byref(func._func), store._context(), raw, lowered, byref(result), 1
-            )
+            lambda: ffi.wasmtime_component_func_call(byref(func._func), store._context(), raw, lowered, into, count)
         )
+        if result is None:
+            return None
         try:
             return lift(result)
         finally:

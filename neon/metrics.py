@@ -160,6 +160,11 @@ class Histogram(Family):
             yield f"{self.name}_count{_labels(self.labels, key)} {running}"
 
 
+def moving_average(average: float, sample: float) -> float:
+    """``average`` moved a tenth of the way to ``sample`` (the sample itself while ``average`` is 0: none yet)."""
+    return sample if not average else 0.9 * average + 0.1 * sample
+
+
 def quantile(q: float, value: HistogramValue, bounds: Sequence[float] = LATENCY_BUCKETS) -> float | None:
     """The q-quantile estimated from bucket counts, interpolating inside the bucket (as PromQL's
     ``histogram_quantile``); None without observations. Above the last bound it says the last bound."""

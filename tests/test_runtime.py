@@ -253,3 +253,29 @@ def test_concurrent_loads_compile_once(tmp_path: Path, probe_wasm: Path) -> None
         thread.join()
     assert rt.compiled == 1 and len(loaded) == 3 and loaded[0] is loaded[1] is loaded[2]
     rt.close()
+
+
+def test_a_function_without_a_result_is_called_with_a_lifter(runtime: Runtime, tmp_path: Path) -> None:
+    """The data plane always hands the runtime its lifter; a function returning nothing runs and gives
+    None, and the lifter is never asked to read a result that is not there."""
+    counter = """(component
+      (core module $m
+        (global $n (mut i32) (i32.const 0))
+        (func (export "add") (param i32) (global.set $n (i32.add (global.get $n) (local.get 0))))
+        (func (export "total") (result i32) (global.get $n)))
+      (core instance $i (instantiate $m))
+      (func (export "add") (param "n" u32) (canon lift (core func $i "add")))
+      (func (export "total") (result u32) (canon lift (core func $i "total"))))"""
+    path = tmp_path / "counter.wasm"
+    path.write_bytes(wasmtime.wat2wasm(counter))
+    loaded = runtime.load("sha256:" + hashlib.sha256(path.read_bytes()).hexdigest(), path)
+    instance = ComponentTemplate(runtime, loaded, "test/counter", {}, settings=RuntimeSpec()).instantiate()
+    add, total = FunctionRef("", "add"), FunctionRef("", "total")
+
+    def refuse(_c: Any) -> Any:
+        raise AssertionError("asked to lift the result of a function that has none")
+
+    assert instance.call(add, [3], None, refuse) is None
+    assert instance.call(add, [4], None, refuse) is None
+    lifted = instance.call(total, [], None, instance.template.signature(total).lift_result)
+    assert lifted.u64 == 7
