@@ -497,7 +497,7 @@ class Agent:
                 denials=denials,
                 output=sink,
             )
-            pool = InstancePool(template, on_trap)
+            pool = InstancePool(template, on_trap, lambda: self.telemetry.component_meter(app, name))
             pool.warm()
             return pool
 
@@ -638,8 +638,7 @@ class Agent:
         return self._callers.get((app, component), frozenset())
 
     def pool(self, app: str, component: str) -> InstancePool:
-        with self._pools_lock:
-            pool = self._pools.get((app, component))
+        pool = self._pools.get((app, component))  # read without the lock (a dict read): on every call's path
         if pool is None:
             raise NotRunning(
                 f"{app}/{component} is not running on node {self.config.name}",
@@ -652,23 +651,30 @@ class Agent:
     def call(
         self, app: str, component: str, ref: FunctionRef, args: list[Any], lift: Callable[[Any], Any] | None = None
     ) -> Any:
-        """Call into a component on this node from a worker thread, within the current call's deadline.
+        """Call into a component on this node from a worker thread, within the current call's deadline
+        (:func:`agent.forwarder.get_call_deadline`); see :meth:`call_within`."""
+        return self.call_within(app, component, ref, args, get_call_deadline(), lift)
+
+    def call_within(
+        self,
+        app: str,
+        component: str,
+        ref: FunctionRef,
+        args: list[Any],
+        deadline: float | None,
+        lift: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        """Call into a component on this node from a worker thread, within ``deadline`` (monotonic;
+        None: the component's own timeout). The pool records the call's outcome and time.
 
         A call that waited on a pool that was swapped out (hot swap) moves to the new pool. ``lift``
         reads the result from wasmtime's C value (:meth:`agent.runtime.ComponentInstance.call`).
         """
-        started = time.perf_counter()
-        ok = False
+        pool = self.pool(app, component)
         try:
-            pool = self.pool(app, component)
-            try:
-                result = pool.call(ref, args, get_call_deadline(), lift)
-            except PoolClosed:
-                replacement = self.pool(app, component)
-                if replacement is pool:
-                    raise
-                result = replacement.call(ref, args, get_call_deadline(), lift)
-            ok = True
-            return result
-        finally:
-            self.telemetry.component_call(app, component, time.perf_counter() - started, ok)
+            return pool.call(ref, args, deadline, lift)
+        except PoolClosed:
+            replacement = self.pool(app, component)
+            if replacement is pool:
+                raise
+            return replacement.call(ref, args, deadline, lift)

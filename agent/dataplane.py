@@ -14,7 +14,7 @@ import contextvars
 import json
 import time
 from concurrent import futures
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from agent.forwarder import set_call_deadline
 from agent.logbook import Line
@@ -136,13 +136,17 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
                 app=request.app,
                 component=request.component,
             )
-        template = self.agent.pool(request.app, request.component).template
+        app, component = request.app, request.component
         ref = FunctionRef(request.interface, request.function)
-        signature = template.signature(ref)
-        args = signature.args_from_proto(list(request.args))
-        return self._run(  # type: ignore[no-any-return]
-            request.app, request.component, ref, args, deadline, signature.lift_result
-        )
+        signature = self.agent.pool(app, component).template.signature(ref)
+        args = signature.args_from_proto(request.args)
+        set_call_deadline(deadline)  # for the calls the guest forwards meanwhile
+        try:
+            return self.agent.call_within(  # type: ignore[no-any-return]
+                app, component, ref, args, deadline, signature.lift_result
+            )
+        finally:
+            set_call_deadline(None)
 
     @edge
     def Invoke(self, request: dataplane_pb2.InvokeRequest, context: SyncContext) -> dataplane_pb2.InvokeResponse:
@@ -155,7 +159,12 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
                 f"args_json must be a JSON list of arguments, got {type(docs).__name__}", field="args_json"
             )
         args = signature.args_from_json(docs)
-        result = self._run(request.app, request.component, ref, args, _deadline(context))
+        deadline = _deadline(context)
+        set_call_deadline(deadline)
+        try:
+            result = self.agent.call_within(request.app, request.component, ref, args, deadline)
+        finally:
+            set_call_deadline(None)
         return dataplane_pb2.InvokeResponse(
             result_json=json.dumps(signature.result_to_json(result)), node=self.agent.config.name
         )
@@ -176,23 +185,6 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
                 follower.close()
             for line in follower:
                 yield _line(line, node, request.component)
-
-    def _run(
-        self,
-        app: str,
-        component: str,
-        ref: FunctionRef,
-        args: list[Any],
-        deadline: float | None,
-        lift: Callable[[Any], Any] | None = None,
-    ) -> Any:
-        """Run the call in this (grpc) thread, within ``deadline`` (monotonic; None: the component's own);
-        ``lift`` reads the result from wasmtime's C value (a forwarded call's goes straight to the wire)."""
-        set_call_deadline(deadline)
-        try:
-            return self.agent.call(app, component, ref, args, lift)
-        finally:
-            set_call_deadline(None)
 
 
 def _deadline(context: SyncContext) -> float | None:

@@ -28,12 +28,13 @@ from typing import Any, Callable
 
 import grpc
 
+from agent import callwire
 from agent.codec import Signature
 from agent.lane import Lane
 from agent.telemetry import Telemetry
 from neon import log, pki, tls
-from neon._proto import dataplane_pb2, dataplane_pb2_grpc
 from neon.errors import DeadlineExceeded, NeonGridError, Unavailable, from_rpc_error
+from neon.metrics import Meter
 from neon.rpc import CHANNEL_OPTIONS
 from neon.tls import Credentials
 
@@ -123,9 +124,11 @@ class Router:
             if lane is None:
                 channel = tls.sync_channel(address, self.creds, pki.AGENT_NAME, CHANNEL_OPTIONS)
                 self._channels[address] = channel
-                stub = dataplane_pb2_grpc.DataPlaneStub(channel)
                 lane = self._lanes[address] = Lane(
-                    self.node, stub.Call, stub.CallBatch, on_batch=functools.partial(self.telemetry.batch, address)
+                    self.node,
+                    _raw_method(channel, "Call"),
+                    _raw_method(channel, "CallBatch"),
+                    on_batch=functools.partial(self.telemetry.batch, address),
                 )
         return lane
 
@@ -141,10 +144,13 @@ class Router:
     ) -> Callable[..., Any]:
         """A host function forwarding ``interface#function`` to ``exporter``."""
         label = f"{exporter} {interface}#{function}"
-
+        route = (app, exporter)
+        prefix = callwire.request_prefix(app, exporter, interface, function, self.node)
         link = (app, importer, exporter, "remote")
+        meter: Meter | None = None  # the link's, made at its first call
 
         def forward(*args: Any) -> Any:
+            nonlocal meter
             started = time.perf_counter()
             ok, sizes = False, [0, 0]
             try:
@@ -152,23 +158,17 @@ class Router:
                 ok = True
                 return result
             finally:
-                self.telemetry.link_call(link, time.perf_counter() - started, ok, sizes[0], sizes[1])
+                if meter is None:
+                    meter = self.telemetry.link_meter(link)
+                meter.record(time.perf_counter() - started, ok, sizes[0], sizes[1])
 
         def send(args: tuple[Any, ...], sizes: list[int]) -> Any:
-            endpoints = self.endpoints(app, exporter)
-            if not endpoints:
+            if not self._routes.get(route):  # self.endpoints, inline: on every call's path
                 raise Unavailable(
                     f"no node serves {app}/{exporter} for {label}; is it placed?", app=app, component=exporter
                 )
-            request = dataplane_pb2.CallRequest(
-                app=app,
-                component=exporter,
-                interface=interface,
-                function=function,
-                args=signature.args_to_proto(args),
-                caller=self.node,
-            )
-            sizes[0] = request.ByteSize()
+            request = callwire.call_request(prefix, signature.args_to_proto(args))
+            sizes[0] = len(request)
             timeout = self.default_timeout
             deadline = get_call_deadline()
             if deadline is not None:
@@ -180,7 +180,7 @@ class Router:
             failed: list[str] = []
             while True:
                 # The current routes each time: a replica that replaced a lost one is tried next.
-                now = self.endpoints(app, exporter)
+                now = self._routes.get(route, ())
                 candidates = _untried(now, next(self._rr), tried)
                 if not candidates:
                     break
@@ -190,7 +190,7 @@ class Router:
                     break
                 share = left / len(candidates) if idempotent else left
                 try:
-                    result, sizes[1] = self.lane(address).call(request, sizes[0], share)
+                    result, sizes[1] = self.lane(address).call(request, share)
                 except (grpc.RpcError, ValueError, NeonGridError) as err:
                     error, gone = self._classify(err, address, app, exporter)
                     tried.append(address)
@@ -234,6 +234,13 @@ class Router:
         if error.code == grpc.StatusCode.DEADLINE_EXCEEDED:
             return DeadlineExceeded(message)
         return Unavailable(message)
+
+
+def _raw_method(channel: Any, name: str) -> Callable[..., bytes]:
+    """``DataPlane.<name>`` on ``channel`` taking and giving serialized messages (:mod:`agent.callwire`),
+    registered with the channel as the generated stub registers it."""
+    method: Callable[..., bytes] = channel.unary_unary(f"/neon.v1.DataPlane/{name}", _registered_method=True)
+    return method
 
 
 # A replica that is down, or silent past the try's share of the deadline.

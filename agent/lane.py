@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 import grpc
 
+from agent import callwire
 from neon._proto import dataplane_pb2, values_pb2
 from neon.errors import DeadlineExceeded, NeonGridError, from_status, status_code
 from neon.metrics import moving_average
@@ -45,13 +46,13 @@ _QUEUED, _LEADING, _TAKEN, _ALONE, _DONE = "queued", "leading", "taken", "alone"
 
 
 class _Pending:
-    """One call in the lane: its request, when its caller stops waiting, and how it ended."""
+    """One call in the lane: its request (a serialized ``CallRequest``), when its caller stops waiting,
+    and how it ended."""
 
-    __slots__ = ("request", "size", "deadline", "state", "wake", "outcome", "error")
+    __slots__ = ("request", "deadline", "state", "wake", "outcome", "error")
 
-    def __init__(self, request: dataplane_pb2.CallRequest, size: int, deadline: float) -> None:
+    def __init__(self, request: bytes, deadline: float) -> None:
         self.request = request
-        self.size = size
         self.deadline = deadline
         self.state = _QUEUED
         self.wake = threading.Lock()  # held until whoever settles this call releases it
@@ -67,13 +68,14 @@ class _Pending:
 
 
 class Lane:
-    """The calls to one node's data plane (through one channel's ``Call`` and ``CallBatch``)."""
+    """The calls to one node's data plane, through one channel's ``Call`` and ``CallBatch`` taking and
+    giving serialized messages (:mod:`agent.callwire`): ``call(request, timeout=seconds) -> reply``."""
 
     def __init__(
         self,
         caller: str,
-        call: Callable[..., dataplane_pb2.CallResponse],
-        call_batch: Callable[..., dataplane_pb2.CallBatchResponse],
+        call: Callable[..., bytes],
+        call_batch: Callable[..., bytes],
         max_inflight: int = MAX_INFLIGHT,
         max_batch: int = MAX_BATCH,
         max_bytes: int = MAX_BATCH_BYTES,
@@ -98,9 +100,10 @@ class Lane:
         """Calls waiting for their turn to be sent."""
         return len(self._queue)
 
-    def call(self, request: dataplane_pb2.CallRequest, size: int, timeout: float) -> Outcome:
-        """Send one call of ``size`` bytes within ``timeout`` seconds; its result, or raise its error
-        (a ``grpc.RpcError`` or ``ValueError`` when the transport failed, a NeonGridError the node raised)."""
+    def call(self, request: bytes, timeout: float) -> Outcome:
+        """Send one call (a serialized ``CallRequest``) within ``timeout`` seconds; its result, or raise
+        its error (a ``grpc.RpcError`` or ``ValueError`` when the transport failed, a NeonGridError the
+        node raised)."""
         deadline = time.monotonic() + timeout
         pending = None
         with self._lock:
@@ -108,7 +111,7 @@ class Lane:
             if leading:
                 self._inflight += 1
             elif self.batching:
-                pending = _Pending(request, size, deadline)
+                pending = _Pending(request, deadline)
                 self._queue.append(pending)
         if pending is None:  # nothing in flight or waiting (or no batching): the call goes out alone, now
             try:
@@ -159,15 +162,15 @@ class Lane:
 
     def _take(self, leader: _Pending) -> list[_Pending]:
         """``leader`` and the calls queued behind it, as many as one batch holds."""
-        batch, size = [leader], leader.size
+        batch, size = [leader], len(leader.request)
         with self._lock:
             while self.batching and self._queue and len(batch) < self.max_batch:
-                if size + self._queue[0].size > self.max_bytes:
+                if size + len(self._queue[0].request) > self.max_bytes:
                     break
                 pending = self._queue.popleft()
                 pending.state = _TAKEN
                 batch.append(pending)
-                size += pending.size
+                size += len(pending.request)
         return batch
 
     def _send(self, batch: list[_Pending]) -> None:
@@ -196,11 +199,9 @@ class Lane:
     def _send_batch(self, batch: list[_Pending], free: Callable[[], None]) -> None:
         now = time.monotonic()
         try:
-            request = dataplane_pb2.CallBatchRequest(
-                caller=self.caller,
-                calls=[dataplane_pb2.BatchedCall(call=p.request, timeout=max(p.deadline - now, 1e-3)) for p in batch],
-            )
-            reply = self._call_batch(request, timeout=max(max(p.deadline for p in batch) - now, 1e-3))
+            request = callwire.batch_request(self.caller, [(p.request, max(p.deadline - now, 1e-3)) for p in batch])
+            raw = self._call_batch(request, timeout=max(max(p.deadline for p in batch) - now, 1e-3))
+            reply = dataplane_pb2.CallBatchResponse.FromString(raw)
             self._timed(now, len(batch))
             free()
         except grpc.RpcError as err:
@@ -223,7 +224,7 @@ class Lane:
             if outcome.code:
                 pending.error = from_status(status_code(outcome.code), outcome.message, outcome.error)
             else:
-                pending.outcome = _result_of(outcome)
+                pending.outcome = (outcome.result if outcome.HasField("result") else None, outcome.ByteSize())
             self._done(pending)
 
     def _settle_alone(self, pending: _Pending) -> None:
@@ -233,14 +234,14 @@ class Lane:
             pending.error = err
         pending.state = _DONE
 
-    def _unary(self, request: dataplane_pb2.CallRequest, deadline: float) -> Outcome:
+    def _unary(self, request: bytes, deadline: float) -> Outcome:
         started = time.monotonic()
         timeout = deadline - started
         if timeout <= 0:
             raise DeadlineExceeded("the deadline passed before the call was sent")
-        reply = self._call(request, timeout=timeout)
-        self._timed(started, 1)
-        return _result_of(reply)
+        raw = self._call(request, timeout=timeout)
+        self.typical_call = moving_average(self.typical_call, time.monotonic() - started)
+        return callwire.call_reply(raw)
 
     def _stop_batching(self, batch: list[_Pending]) -> None:
         """The node has no CallBatch: from now on every call goes alone, these and the queued ones too."""
@@ -266,10 +267,6 @@ class Lane:
         pending.state = _DONE
         if not leading:
             pending.wake.release()
-
-
-def _result_of(reply: dataplane_pb2.CallResponse | dataplane_pb2.CallOutcome) -> Outcome:
-    return (reply.result if reply.HasField("result") else None, reply.ByteSize())
 
 
 def _unimplemented(err: grpc.RpcError) -> bool:

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from agent.runtime import ComponentInstance, ComponentTemplate, FunctionRef
 from neon.errors import DeadlineExceeded, NeonGridError, NotRunning, ResourceExhausted
-from neon.metrics import moving_average
+from neon.metrics import Meter, moving_average
 
 
 class PoolClosed(NotRunning):
@@ -26,13 +26,23 @@ class PoolClosed(NotRunning):
 class InstancePool:
     """The instances of one component on this node."""
 
-    def __init__(self, template: ComponentTemplate, on_trap: Callable[[NeonGridError], None] | None = None) -> None:
-        """``on_trap`` is told (in the calling thread) of each call that trapped and discarded its instance."""
+    def __init__(
+        self,
+        template: ComponentTemplate,
+        on_trap: Callable[[NeonGridError], None] | None = None,
+        meter: Callable[[], Meter] | None = None,
+    ) -> None:
+        """``on_trap`` is told (in the calling thread) of each call that trapped and discarded its instance;
+        ``meter`` gives what records each call's outcome and time, waiting for an instance included."""
         self.template = template
         self.on_trap = on_trap
+        self._meter_of = meter
+        self._meter: Meter | None = None
         self.settings = template.settings
         self.pooled = self.settings.mode == "pooled"
-        self._cond = threading.Condition()
+        # A plain lock, taken as is on every call's path; the condition on it only when a call must wait.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._idle: list[ComponentInstance] = []
         self._busy = 0
         self._waiting = 0
@@ -46,11 +56,11 @@ class InstancePool:
         if not self.pooled:
             return
         made = [self._create() for _ in range(self.settings.instances)]
-        with self._cond:
+        with self._lock:
             self._idle.extend(made)
 
     def stats(self) -> dict[str, int]:
-        with self._cond:
+        with self._lock:
             return {
                 "busy": self._busy,
                 "idle": len(self._idle),
@@ -68,24 +78,43 @@ class InstancePool:
     ) -> Any:
         """Run one call on a free instance; ``deadline`` is a ``time.monotonic()`` instant, ``lift``
         reads the result from wasmtime's C value (:meth:`ComponentInstance.call`)."""
-        instance = self._acquire(deadline)
+        started = time.perf_counter()
+        try:
+            instance = self._acquire(deadline)
+        except PoolClosed:
+            raise  # not a call into this component yet: the caller moves it to the pool that replaced this one
+        except BaseException:
+            self._record(started, None)
+            raise
+        succeeded = None  # when the guest code of a call that succeeded began
         try:
             timeout = self.settings.timeout_seconds
             if deadline is not None:
                 timeout = min(timeout, deadline - time.monotonic())
                 if timeout <= 0:
                     raise DeadlineExceeded(f"{self.template.label}: the caller's deadline passed before {ref} ran")
-            started = time.perf_counter()
+            ran = time.perf_counter()
             result = instance.call(ref, args, timeout, lift)
-            took = time.perf_counter() - started
-            self.typical_call = moving_average(self.typical_call, took)
-            return result
+            succeeded = ran
         except NeonGridError as err:
             if instance.poisoned and self.on_trap is not None:
                 self.on_trap(err)
             raise
         finally:
             self._release(instance)
+            self._record(started, succeeded)
+        return result
+
+    def _record(self, started: float, ran: float | None) -> None:
+        """A call that began at ``started`` ended; ``ran``: when its guest code began, if it succeeded."""
+        now = time.perf_counter()
+        if ran is not None:
+            self.typical_call = moving_average(self.typical_call, now - ran)
+        if self._meter_of is not None:
+            meter = self._meter
+            if meter is None:
+                meter = self._meter = self._meter_of()
+            meter.record(now - started, ran is not None)
 
     def close(self) -> None:
         with self._cond:
@@ -99,45 +128,55 @@ class InstancePool:
         return instance
 
     def _acquire(self, deadline: float | None) -> ComponentInstance:
-        label = self.template.label
-        limit = self.settings.instances
-        with self._cond:
-            while True:
-                if self._closed:
-                    raise PoolClosed(f"{label} is stopping", component=label)
-                if self._busy < limit:
-                    break
-                if self._waiting >= self.settings.max_queue:
-                    raise ResourceExhausted(
-                        f"{label}: all {limit} instance(s) are busy and {self._waiting} call(s) are queued "
-                        f"(maxQueue {self.settings.max_queue}); retry later or raise runtime.instances",
-                        component=label,
-                    )
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise DeadlineExceeded(f"{label}: no instance became free before the deadline", component=label)
-                self._waiting += 1
-                try:
-                    self._cond.wait(remaining)
-                finally:
-                    self._waiting -= 1
-            self._busy += 1
-            instance = self._idle.pop() if self._idle else None
+        with self._lock:
+            if self._busy < self.settings.instances and not self._closed:  # the common case: no wait
+                self._busy += 1
+                instance = self._idle.pop() if self._idle else None
+            else:
+                instance = self._wait_for_turn(deadline)
         if instance is None:
             try:
                 instance = self._create()
             except BaseException:
-                with self._cond:
+                with self._lock:
                     self._busy -= 1
-                    self._cond.notify()
+                    if self._waiting:
+                        self._cond.notify()
                 raise
         return instance
 
+    def _wait_for_turn(self, deadline: float | None) -> ComponentInstance | None:
+        """Wait (the lock is held) until an instance is free; take its place and the idle one, if any."""
+        label = self.template.label
+        limit = self.settings.instances
+        while True:
+            if self._closed:
+                raise PoolClosed(f"{label} is stopping", component=label)
+            if self._busy < limit:
+                break
+            if self._waiting >= self.settings.max_queue:
+                raise ResourceExhausted(
+                    f"{label}: all {limit} instance(s) are busy and {self._waiting} call(s) are queued "
+                    f"(maxQueue {self.settings.max_queue}); retry later or raise runtime.instances",
+                    component=label,
+                )
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise DeadlineExceeded(f"{label}: no instance became free before the deadline", component=label)
+            self._waiting += 1
+            try:
+                self._cond.wait(remaining)
+            finally:
+                self._waiting -= 1
+        self._busy += 1
+        return self._idle.pop() if self._idle else None
+
     def _release(self, instance: ComponentInstance) -> None:
-        with self._cond:
+        with self._lock:
             self._busy -= 1
             if instance.poisoned or not self.pooled:
                 self.discarded += instance.poisoned
             elif not self._closed:
                 self._idle.append(instance)
-            self._cond.notify()
+            if self._waiting:
+                self._cond.notify()

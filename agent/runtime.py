@@ -252,6 +252,9 @@ class ComponentTemplate:
 
     def signature(self, ref: FunctionRef) -> Signature:
         """The compiled codec of an export (compiled once, shared by all instances)."""
+        sig = self._signatures.get(ref)  # read without the lock: on every call's path
+        if sig is not None:
+            return sig
         with self._sig_lock:
             sig = self._signatures.get(ref)
             if sig is None:

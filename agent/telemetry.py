@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from neon.metrics import Family, Gauge, HistogramValue, Registry, quantile
+from neon.metrics import Family, Gauge, HistogramValue, Meter, Registry, quantile
 
 ComponentKey = tuple[str, str]  # (app, component)
 LinkKey = tuple[str, str, str, str]  # (app, importer, exporter, mode: local | remote)
@@ -96,6 +96,8 @@ class Telemetry:
         self._pools: Callable[[], dict[ComponentKey, PoolStats]] = dict
         self._denials: Callable[[], dict[ComponentKey, int]] = dict
         r.collect(self._collect)
+        self._meters: dict[tuple[str, ...], Meter] = {}
+        self._meters_lock = threading.Lock()
         self._window_lock = threading.Lock()
         self._last_time = time.monotonic()
         self._last_components: dict[ComponentKey, tuple[int, int, HistogramValue]] = {}
@@ -109,17 +111,53 @@ class Telemetry:
 
     # ------------------------------------------------------------ hooks --
 
+    def component_meter(self, app: str, component: str) -> Meter:
+        """The meter of calls into ``app/component`` on this node (made at its first call)."""
+        meter = self._meters.get((app, component))
+        if meter is not None:
+            return meter
+        with self._meters_lock:
+            meter = self._meters.get((app, component))
+            if meter is None:
+                meter = self._meters[(app, component)] = Meter(
+                    self.component_calls,
+                    (app, component, "ok"),
+                    self.component_seconds,
+                    (app, component),
+                    lambda: self.component_calls.inc(app, component, "error"),
+                )
+        return meter
+
+    def link_meter(self, key: LinkKey) -> Meter:
+        """The meter of calls over a link made here (made at its first call); a remote link's counts bytes."""
+        meter = self._meters.get(key)
+        if meter is not None:
+            return meter
+        app, importer, exporter, mode = key
+        with self._meters_lock:
+            meter = self._meters.get(key)
+            if meter is None:
+                moved = None
+                if mode == "remote":
+                    moved = (
+                        self.link_bytes.cell(app, importer, exporter, "sent"),
+                        self.link_bytes.cell(app, importer, exporter, "received"),
+                    )
+                meter = self._meters[key] = Meter(
+                    self.link_calls,
+                    (*key, "ok"),
+                    self.link_seconds,
+                    key,
+                    lambda: self.link_calls.inc(*key, "error"),
+                    moved,
+                )
+        return meter
+
     def component_call(self, app: str, component: str, seconds: float, ok: bool) -> None:
-        self.component_calls.inc(app, component, "ok" if ok else "error")
-        self.component_seconds.observe(seconds, app, component)
+        self.component_meter(app, component).record(seconds, ok)
 
     def link_call(self, key: LinkKey, seconds: float, ok: bool, sent: int = 0, received: int = 0) -> None:
-        app, importer, exporter, mode = key
-        self.link_calls.inc(app, importer, exporter, mode, "ok" if ok else "error")
-        self.link_seconds.observe(seconds, app, importer, exporter, mode)
-        if sent or received:
-            self.link_bytes.inc(app, importer, exporter, "sent", amount=sent)
-            self.link_bytes.inc(app, importer, exporter, "received", amount=received)
+        self.link_meter(key).record(seconds, ok, sent, received)
 
     def batch(self, peer: str, calls: int) -> None:
         """A batch of ``calls`` forwarded calls went to ``peer`` (a data-plane address) and came back."""

@@ -14,8 +14,9 @@ from typing import Any
 
 import structlog
 
-# The RPC being served in this context and its request: log lines name both (see :class:`serving`).
-_serving: ContextVar[tuple[str, Any] | None] = ContextVar("neon_serving", default=None)
+# The RPC being served in this context and its request: log lines name both (see :class:`serving`;
+# a handler on every call's path may set and reset it itself).
+SERVING: ContextVar[tuple[str, Any] | None] = ContextVar("neon_serving", default=None)
 _ID_FIELDS = ("app", "component", "node", "caller")
 
 
@@ -30,14 +31,14 @@ class serving:  # noqa: N801 - used like a function: ``with log.serving("Call", 
         self._call = (rpc, request)
 
     def __enter__(self) -> None:
-        self._token = _serving.set(self._call)
+        self._token = SERVING.set(self._call)
 
     def __exit__(self, *exc: object) -> None:
-        _serving.reset(self._token)
+        SERVING.reset(self._token)
 
 
 def _merge_serving(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
-    call = _serving.get()
+    call = SERVING.get()
     if call is not None:
         rpc, request = call
         event.setdefault("rpc", rpc)

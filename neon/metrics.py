@@ -3,7 +3,9 @@
 Thread-safe: guest calls are counted from worker threads. A family is keyed by
 label values; ``render`` writes every family of a registry, and families whose
 values are only known at scrape time (instance counts, say) are added as
-collectors that return ready-made families.
+collectors that return ready-made families. The families of one registry share
+its lock, so a hook that updates several of them on every call's path (a
+:class:`Meter`) takes one lock, not one per family.
 """
 
 from __future__ import annotations
@@ -42,11 +44,13 @@ class Family:
 
     kind = "untyped"
 
-    def __init__(self, name: str, help_text: str, labels: Sequence[str] = ()) -> None:
+    def __init__(
+        self, name: str, help_text: str, labels: Sequence[str] = (), lock: threading.Lock | None = None
+    ) -> None:
         self.name = name
         self.help = help_text
         self.labels = tuple(labels)
-        self._lock = threading.Lock()
+        self.lock = lock or threading.Lock()
 
     def _check(self, values: Labels) -> Labels:
         """Label values as given (strings; this is on every call's path, so they are not converted)."""
@@ -61,27 +65,40 @@ class Family:
 class Counter(Family):
     kind = "counter"
 
-    def __init__(self, name: str, help_text: str, labels: Sequence[str] = ()) -> None:
-        super().__init__(name, help_text, labels)
-        self._values: dict[Labels, float] = {}
+    def __init__(
+        self, name: str, help_text: str, labels: Sequence[str] = (), lock: threading.Lock | None = None
+    ) -> None:
+        super().__init__(name, help_text, labels, lock)
+        self._values: dict[Labels, list[float]] = {}  # a one-item list each: a meter keeps it and adds to it
 
     def inc(self, *values: str, amount: float = 1.0) -> None:
         key = self._check(values)
-        with self._lock:
-            self._values[key] = self._values.get(key, 0.0) + amount
+        with self.lock:
+            cell = self._values.get(key)
+            if cell is None:
+                self._values[key] = [amount]
+            else:
+                cell[0] += amount
 
     def set(self, *values: str, value: float) -> None:
         key = self._check(values)
-        with self._lock:
-            self._values[key] = value
+        with self.lock:
+            self._values[key] = [value]
+
+    def cell(self, *values: str) -> list[float]:
+        """The running value of one set of labels (made at 0), to be added to under :attr:`lock`."""
+        key = self._check(values)
+        with self.lock:
+            return self._values.setdefault(key, [0.0])
 
     def value(self, *values: str) -> float:
-        with self._lock:
-            return self._values.get(self._check(values), 0.0)
+        with self.lock:
+            cell = self._values.get(self._check(values))
+            return cell[0] if cell else 0.0
 
     def items(self) -> list[tuple[Labels, float]]:
-        with self._lock:
-            return sorted(self._values.items())
+        with self.lock:
+            return sorted((key, cell[0]) for key, cell in self._values.items())
 
     def lines(self) -> Iterable[str]:
         for key, value in self.items():
@@ -119,34 +136,46 @@ class Histogram(Family):
     kind = "histogram"
 
     def __init__(
-        self, name: str, help_text: str, labels: Sequence[str] = (), bounds: Sequence[float] = LATENCY_BUCKETS
+        self,
+        name: str,
+        help_text: str,
+        labels: Sequence[str] = (),
+        bounds: Sequence[float] = LATENCY_BUCKETS,
+        lock: threading.Lock | None = None,
     ) -> None:
-        super().__init__(name, help_text, labels)
+        super().__init__(name, help_text, labels, lock)
         self.bounds = tuple(bounds)
         self._values: dict[Labels, tuple[list[int], list[float]]] = {}
 
     def observe(self, seconds: float, *values: str) -> None:
         key = self._check(values)
         index = bisect.bisect_left(self.bounds, seconds)
-        with self._lock:
+        with self.lock:
             slot = self._values.get(key)
             if slot is None:
                 slot = self._values[key] = ([0] * (len(self.bounds) + 1), [0.0])
             slot[0][index] += 1
             slot[1][0] += seconds
 
+    def slot(self, *values: str) -> tuple[list[int], list[float]]:
+        """The per-bucket counts and the one-item sum of one set of labels (made empty), to be added
+        to under :attr:`lock`."""
+        key = self._check(values)
+        with self.lock:
+            return self._values.setdefault(key, ([0] * (len(self.bounds) + 1), [0.0]))
+
     def set(self, value: HistogramValue, *values: str) -> None:
         key = self._check(values)
-        with self._lock:
+        with self.lock:
             self._values[key] = (list(value.counts), [value.sum])
 
     def value(self, *values: str) -> HistogramValue:
-        with self._lock:
+        with self.lock:
             slot = self._values.get(self._check(values))
             return HistogramValue(tuple(slot[0]), slot[1][0]) if slot else empty_histogram(self.bounds)
 
     def items(self) -> list[tuple[Labels, HistogramValue]]:
-        with self._lock:
+        with self.lock:
             return sorted((k, HistogramValue(tuple(c), s[0])) for k, (c, s) in self._values.items())
 
     def lines(self) -> Iterable[str]:
@@ -158,6 +187,50 @@ class Histogram(Family):
                 yield f"{self.name}_bucket{_labels((*self.labels, 'le'), (*key, le))} {running}"
             yield f"{self.name}_sum{_labels(self.labels, key)} {_number(value.sum)}"
             yield f"{self.name}_count{_labels(self.labels, key)} {running}"
+
+
+class Meter:
+    """The calls of one component or link: a counter's cell (the calls that succeeded), a histogram's
+    slot (their latency) and optionally two byte counters' cells, of families that share one lock.
+
+    :meth:`record` is on every call's path: one lock, no label lookups. A failed call, the rare
+    case, is counted through ``failed`` (the counter with its labels, made at the first one), so no
+    zero series of errors appears for what never failed.
+    """
+
+    __slots__ = ("_lock", "_ok", "_counts", "_sum", "_bounds", "_failed", "_sent", "_received")
+
+    def __init__(
+        self,
+        calls: Counter,
+        ok_labels: Labels,
+        latency: Histogram,
+        latency_labels: Labels,
+        failed: Callable[[], None],
+        moved: tuple[list[float], list[float]] | None = None,
+    ) -> None:
+        if calls.lock is not latency.lock:
+            raise ValueError(f"{calls.name} and {latency.name} must share a lock (make them in one Registry)")
+        self._lock = calls.lock
+        self._ok = calls.cell(*ok_labels)
+        self._counts, self._sum = latency.slot(*latency_labels)
+        self._bounds = latency.bounds
+        self._failed = failed
+        self._sent, self._received = moved if moved is not None else ([0.0], [0.0])
+
+    def record(self, seconds: float, ok: bool, sent: int = 0, received: int = 0) -> None:
+        """One call that took ``seconds``; ``sent``/``received``: its bytes each way, when it crossed nodes."""
+        index = bisect.bisect_left(self._bounds, seconds)
+        with self._lock:
+            if ok:
+                self._ok[0] += 1
+            self._counts[index] += 1
+            self._sum[0] += seconds
+            if sent or received:
+                self._sent[0] += sent
+                self._received[0] += received
+        if not ok:
+            self._failed()
 
 
 def moving_average(average: float, sample: float) -> float:
@@ -187,9 +260,11 @@ Collector = Callable[[], Iterable[Family]]
 
 
 class Registry:
-    """The families a process exposes, plus collectors called at each scrape."""
+    """The families a process exposes, plus collectors called at each scrape. The families it makes
+    share its :attr:`lock`."""
 
     def __init__(self) -> None:
+        self.lock = threading.Lock()
         self._families: list[Family] = []
         self._collectors: list[Collector] = []
 
@@ -197,17 +272,17 @@ class Registry:
         self._families.append(family)
 
     def counter(self, name: str, help_text: str, labels: Sequence[str] = ()) -> Counter:
-        family = Counter(name, help_text, labels)
+        family = Counter(name, help_text, labels, self.lock)
         self.add(family)
         return family
 
     def gauge(self, name: str, help_text: str, labels: Sequence[str] = ()) -> Gauge:
-        family = Gauge(name, help_text, labels)
+        family = Gauge(name, help_text, labels, self.lock)
         self.add(family)
         return family
 
     def histogram(self, name: str, help_text: str, labels: Sequence[str] = ()) -> Histogram:
-        family = Histogram(name, help_text, labels)
+        family = Histogram(name, help_text, labels, lock=self.lock)
         self.add(family)
         return family
 

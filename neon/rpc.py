@@ -7,7 +7,7 @@ import functools
 import inspect
 import re
 from concurrent import futures
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar, cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -105,11 +105,13 @@ def edge(method: F) -> F:
 
         @functools.wraps(method)
         def sync_wrapper(self: Any, request: Any, context: SyncContext) -> Any:
-            with log.serving(name, request):
-                try:
-                    return method(self, request, context)
-                except NeonGridError as err:
-                    abort_sync(context, err)
+            token = log.SERVING.set((name, request))  # log.serving, inline: on every forwarded call's path
+            try:
+                return method(self, request, context)
+            except NeonGridError as err:
+                abort_sync(context, err)
+            finally:
+                log.SERVING.reset(token)
 
         return sync_wrapper  # type: ignore[return-value]
 
@@ -233,45 +235,64 @@ class _Guard(grpc.aio.ServerInterceptor):
         return grpc.stream_stream_rpc_method_handler(stream_stream, **options)
 
 
-class _SyncGuard(grpc.ServerInterceptor):
-    """The call guard of a synchronous server (the agent's data plane): the same checks as
-    :class:`_Guard`, run in the handler's own thread. Its services are unary and server-streaming."""
+class _GuardedServer:
+    """What a synchronous server's servicers register on (the agent's data plane): each method's
+    handler is wrapped with the call guard once, as it is added, so no interceptor runs on every
+    call. The checks are :class:`_Guard`'s, run in the handler's own thread. Its services are unary
+    and server-streaming."""
 
-    def __init__(self) -> None:
+    def __init__(self, server: grpc.Server) -> None:
+        self._server = server
         self._wrapped = _Wrapped()
 
-    def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
-        handler = continuation(details)
-        if handler is None or handler.request_deserializer is None:
-            return handler
-        return self._wrapped.get(details.method, handler, self._wrap)
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        self._server.add_generic_rpc_handlers(tuple(_GuardedHandlers(h, self._wrapped) for h in handlers))
 
-    @staticmethod
-    def _wrap(method: str, handler: Any) -> Any:
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
+        guarded = {name: self._wrapped.get(f"/{service}/{name}", h, _guard_sync) for name, h in handlers.items()}
+        self._server.add_registered_method_handlers(service, guarded)
 
-        def admit(request: Any, context: SyncContext) -> None:
+
+class _GuardedHandlers(grpc.GenericRpcHandler):
+    """A generic handler whose method handlers come wrapped with the call guard (made once per method)."""
+
+    def __init__(self, inner: grpc.GenericRpcHandler, wrapped: _Wrapped) -> None:
+        self._inner = inner
+        self._wrapped = wrapped
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> Any:
+        handler = self._inner.service(handler_call_details)
+        if handler is None:
+            return None
+        return self._wrapped.get(handler_call_details.method, handler, _guard_sync)
+
+
+def _guard_sync(method: str, handler: Any) -> Any:
+    """``handler`` behind the call guard, run in the handler's own thread."""
+    if handler.request_deserializer is None:
+        return handler
+    options = _lenient(handler, method)
+    if handler.unary_unary:
+        inner_uu = handler.unary_unary
+
+        def unary_unary(request: Any, context: SyncContext) -> Any:
             refused = _refusal(method, request, context)
             if refused is not None:
                 abort_sync(context, refused)
+            return inner_uu(request, context)
 
-        options = _lenient(handler, method)
-        if handler.unary_unary:
-            inner_uu = handler.unary_unary
+        return grpc.unary_unary_rpc_method_handler(unary_unary, **options)
+    if handler.unary_stream:
+        inner_us = handler.unary_stream
 
-            def unary_unary(request: Any, context: SyncContext) -> Any:
-                admit(request, context)
-                return inner_uu(request, context)
+        def unary_stream(request: Any, context: SyncContext) -> Any:
+            refused = _refusal(method, request, context)
+            if refused is not None:
+                abort_sync(context, refused)
+            yield from inner_us(request, context)
 
-            return grpc.unary_unary_rpc_method_handler(unary_unary, **options)
-        if handler.unary_stream:
-            inner_us = handler.unary_stream
-
-            def unary_stream(request: Any, context: SyncContext) -> Any:
-                admit(request, context)
-                yield from inner_us(request, context)
-
-            return grpc.unary_stream_rpc_method_handler(unary_stream, **options)
-        raise TypeError(f"{method}: the synchronous call guard serves unary requests only")
+        return grpc.unary_stream_rpc_method_handler(unary_stream, **options)
+    raise TypeError(f"{method}: the synchronous call guard serves unary requests only")
 
 
 def create_server(
@@ -312,9 +333,10 @@ def create_sync_server(
     grpc threads, with no hop to an event loop and back. For servers whose handlers block
     (the agent's data plane runs guest code); call ``server.start()``."""
     pool = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc-handler")
-    server = grpc.server(pool, options=CHANNEL_OPTIONS, interceptors=[_SyncGuard()])
-    register(server)
-    return server, _finish(server, health.HealthServicer(), address, service_names, creds, identity)
+    server = grpc.server(pool, options=CHANNEL_OPTIONS)
+    guarded = cast(grpc.Server, _GuardedServer(server))
+    register(guarded)
+    return server, _finish(server, health.HealthServicer(), address, service_names, creds, identity, guarded)
 
 
 def _finish(
@@ -324,9 +346,10 @@ def _finish(
     service_names: list[str],
     creds: Credentials,
     identity: ServerIdentity | None,
+    registrar: Any = None,
 ) -> int:
-    """Add the health service and the listening port; returns the bound port."""
-    health_pb2_grpc.add_HealthServicer_to_server(checker, server)
+    """Add the health service (through ``registrar``, if given) and the listening port; returns the bound port."""
+    health_pb2_grpc.add_HealthServicer_to_server(checker, registrar or server)
     if identity is not None and not creds.plaintext:
         port = int(server.add_secure_port(address, identity.server()))
     else:

@@ -9,7 +9,6 @@ server by its role name (see :mod:`neon.pki`), never by the address dialled.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import threading
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from grpc._cython.cygrpc import auth_context as _core_auth_context  # type: ignore[import-not-found]
 
 from neon import log, pki
 from neon.errors import InvalidArgument
@@ -151,16 +151,30 @@ def peer_of(context: Any) -> Peer:
     known: Peer | None = getattr(context, "_neon_peer", None)
     if known is not None:
         return known
-    peer = _peer_of(context.auth_context())
-    with contextlib.suppress(AttributeError):  # an asyncio server's context takes no new attributes
+    security, pem = _security(context)
+    if security != [b"ssl"]:
+        peer = PLAINTEXT
+    elif not pem:
+        peer = ANONYMOUS
+    else:
+        peer = _peer_of_pem(pem[0])
+    try:
         context._neon_peer = peer
+    except AttributeError:  # an asyncio server's context takes no new attributes
+        pass
     return peer
 
 
-def _peer_of(auth: Any) -> Peer:
-    if auth.get("transport_security_type") != [b"ssl"]:
-        return PLAINTEXT
-    pem = auth.get("x509_pem_cert")
-    if not pem:
-        return ANONYMOUS
-    return _peer_of_pem(pem[0])
+def _security(context: Any) -> tuple[Any, Any]:
+    """A call's transport security type and client certificate (PEM), each a list of bytes or None.
+
+    A synchronous server's context (the agent's data plane, on every forwarded call's path) is read
+    through grpc's core directly: its ``auth_context()`` builds the same dict and then decodes every
+    property name (a dozen) in Python. Any other context is read through the public API.
+    """
+    rpc_event = getattr(context, "_rpc_event", None)
+    if rpc_event is not None:
+        properties = _core_auth_context(rpc_event.call) or {}
+        return properties.get(b"transport_security_type"), properties.get(b"x509_pem_cert")
+    properties = context.auth_context()
+    return properties.get("transport_security_type"), properties.get("x509_pem_cert")

@@ -37,7 +37,9 @@ class Agent:
     def pool(self, app: str, component: str) -> Any:
         return self._pool
 
-    def call(self, app: str, component: str, ref: Any, args: list[Any], lift: Any = None) -> Any:
+    def call_within(
+        self, app: str, component: str, ref: Any, args: list[Any], deadline: float | None, lift: Any = None
+    ) -> Any:
         """Echoes; asked to ``lift`` (as for a forwarded call), it answers as the runtime does: the wire Value."""
         name = threading.current_thread().name
         with self._lock:

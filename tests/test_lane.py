@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 import pytest
 
+from agent import callwire
 from agent.lane import Lane
 from neon._proto import dataplane_pb2, values_pb2
 from neon.errors import DeadlineExceeded, NotFound
@@ -28,7 +29,9 @@ class RpcFailure(grpc.RpcError):
 
 class Node:
     """A node's data plane in-process: echoes ``args[0]``, knows no function ``missing``,
-    and holds every call while ``gate`` is shut."""
+    and holds every call while ``gate`` is shut. It takes and gives serialized messages, as the
+    lane's channel does, parsed and made by the generated classes (so the lane's hand-framed
+    requests must parse as protobuf)."""
 
     def __init__(self, batching: bool = True, batch_failure: grpc.StatusCode | None = None) -> None:
         self.batching = batching
@@ -40,14 +43,16 @@ class Node:
         self.held = threading.Semaphore(0)  # released as each call reaches the node
         self.delay = 0.0  # seconds each call takes
 
-    def call(self, request: dataplane_pb2.CallRequest, timeout: float) -> dataplane_pb2.CallResponse:
+    def call(self, raw: bytes, timeout: float) -> bytes:
+        request = dataplane_pb2.CallRequest.FromString(raw)
         self.held.release()
         assert self.gate.wait(10)
         time.sleep(self.delay)
         self.alone.append(request.args[0].string)
-        return dataplane_pb2.CallResponse(result=self._echo(request))
+        return dataplane_pb2.CallResponse(result=self._echo(request)).SerializeToString()
 
-    def call_batch(self, request: dataplane_pb2.CallBatchRequest, timeout: float) -> dataplane_pb2.CallBatchResponse:
+    def call_batch(self, raw: bytes, timeout: float) -> bytes:
+        request = dataplane_pb2.CallBatchRequest.FromString(raw)
         if not self.batching:
             raise RpcFailure(grpc.StatusCode.UNIMPLEMENTED)
         if self.batch_failure is not None:
@@ -63,17 +68,16 @@ class Node:
                 outcomes.append(failed)
             else:
                 outcomes.append(dataplane_pb2.CallOutcome(result=self._echo(item.call)))
-        return dataplane_pb2.CallBatchResponse(outcomes=outcomes)
+        return dataplane_pb2.CallBatchResponse(outcomes=outcomes).SerializeToString()
 
     @staticmethod
     def _echo(request: dataplane_pb2.CallRequest) -> values_pb2.Value:
         return values_pb2.Value(string="echo " + request.args[0].string)
 
 
-def _request(text: str, function: str = "echo") -> dataplane_pb2.CallRequest:
-    return dataplane_pb2.CallRequest(
-        app="app", component="parser", function=function, args=[values_pb2.Value(string=text)], caller="cloud-1"
-    )
+def _request(text: str, function: str = "echo") -> bytes:
+    prefix = callwire.request_prefix("app", "parser", "", function, "cloud-1")
+    return callwire.call_request(prefix, [values_pb2.Value(string=text)])
 
 
 def _lane(node: Node, sizes: list[int] | None = None) -> Lane:
@@ -82,8 +86,7 @@ def _lane(node: Node, sizes: list[int] | None = None) -> Lane:
 
 
 def _send(lane: Lane, text: str, function: str = "echo", timeout: float = 10.0) -> Any:
-    request = _request(text, function)
-    value, size = lane.call(request, request.ByteSize(), timeout)
+    value, size = lane.call(_request(text, function), timeout)
     assert value is not None and size > 0
     return value.string
 
