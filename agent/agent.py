@@ -49,7 +49,7 @@ from agent.state import (
 )
 from agent.telemetry import PoolStats, Telemetry
 from neon import __version__, log, pki
-from neon._proto import control_pb2, control_pb2_grpc, dataplane_pb2_grpc
+from neon._proto import control_pb2, control_pb2_grpc
 from neon.authz import HTTP_READERS
 from neon.errors import (
     CapabilityDenied,
@@ -117,7 +117,7 @@ class Agent:
 
     async def start(self) -> None:
         def register(server: grpc.Server) -> None:
-            dataplane_pb2_grpc.add_DataPlaneServicer_to_server(self.dataplane, server)
+            self.dataplane.add_to_server(server)
 
         self.identity = await load_or_join(self.config)
         self.router.creds = self.prober.creds = self.identity.creds

@@ -7,47 +7,29 @@ arguments to them: protobuf's wire form is a sequence of fields, and a parser
 reads a repeated field's items wherever they appear. That skips building a
 ``CallRequest`` (and copying the arguments into it), measuring it and
 serializing it again on every call. A batch of such requests
-(``CallBatchRequest``) is framed the same way. Replies are parsed by the
-generated classes; their size is the length of the bytes received.
+(``CallBatchRequest``) is framed the same way. A reply's result is handed on
+still serialized (:mod:`agent.valueread` reads it into the objects the guest
+gets); a reply's size is the length of the bytes received.
 
-The field numbers are read from the generated classes
-(``proto/neon/v1/dataplane.proto``), so they cannot drift from it.
+Framing is :mod:`agent.pbwire`'s. The serving side answers the same way
+(:mod:`agent.dataplane`): a result goes from wasmtime's C value straight into a
+serialized ``CallResponse``.
 """
 
 from __future__ import annotations
 
 import struct
 
+from agent.pbwire import I64, LEN, delimited, key_of
 from neon._proto import dataplane_pb2, values_pb2
 
-_LENGTH_DELIMITED, _FIXED64 = 2, 1
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _tag(message: type, field: str, wire_type: int) -> bytes:
-    """The key of ``message``'s ``field``, numbered as the generated class says."""
-    number: int = message.DESCRIPTOR.fields_by_name[field].number  # type: ignore[attr-defined]
-    return _varint(number << 3 | wire_type)
-
-
-_ARGS = _tag(dataplane_pb2.CallRequest, "args", _LENGTH_DELIMITED)
-_BATCH_CALLER = _tag(dataplane_pb2.CallBatchRequest, "caller", _LENGTH_DELIMITED)
-_BATCH_CALLS = _tag(dataplane_pb2.CallBatchRequest, "calls", _LENGTH_DELIMITED)
-_BATCHED_CALL = _tag(dataplane_pb2.BatchedCall, "call", _LENGTH_DELIMITED)
-_BATCHED_TIMEOUT = _tag(dataplane_pb2.BatchedCall, "timeout", _FIXED64)
+_RESULT = key_of(dataplane_pb2.CallResponse, "result", LEN)
+_ARGS = key_of(dataplane_pb2.CallRequest, "args", LEN)
+_BATCH_CALLER = key_of(dataplane_pb2.CallBatchRequest, "caller", LEN)
+_BATCH_CALLS = key_of(dataplane_pb2.CallBatchRequest, "calls", LEN)
+_BATCHED_CALL = key_of(dataplane_pb2.BatchedCall, "call", LEN)
+_BATCHED_TIMEOUT = key_of(dataplane_pb2.BatchedCall, "timeout", I64)
 _DOUBLE = struct.Struct("<d")
-
-
-def _delimited(tag: bytes, payload: bytes) -> bytes:
-    return tag + _varint(len(payload)) + payload
 
 
 def request_prefix(app: str, component: str, interface: str, function: str, caller: str) -> bytes:
@@ -59,19 +41,59 @@ def request_prefix(app: str, component: str, interface: str, function: str, call
 
 def call_request(prefix: bytes, args: list[values_pb2.Value]) -> bytes:
     """The serialized ``CallRequest`` of ``prefix`` (:func:`request_prefix`) with ``args``."""
-    return prefix + b"".join([_delimited(_ARGS, arg.SerializeToString()) for arg in args])
+    return prefix + b"".join([delimited(_ARGS, arg.SerializeToString()) for arg in args])
 
 
 def batch_request(caller: str, calls: list[tuple[bytes, float]]) -> bytes:
     """The serialized ``CallBatchRequest`` of serialized ``CallRequest`` s, each with its timeout (seconds)."""
-    parts = [_delimited(_BATCH_CALLER, caller.encode())]
+    parts = [delimited(_BATCH_CALLER, caller.encode())]
     for request, timeout in calls:
-        batched = _delimited(_BATCHED_CALL, request) + _BATCHED_TIMEOUT + _DOUBLE.pack(timeout)
-        parts.append(_delimited(_BATCH_CALLS, batched))
+        batched = delimited(_BATCHED_CALL, request) + _BATCHED_TIMEOUT + _DOUBLE.pack(timeout)
+        parts.append(delimited(_BATCH_CALLS, batched))
     return b"".join(parts)
 
 
-def call_reply(raw: bytes) -> tuple[values_pb2.Value | None, int]:
-    """A serialized ``CallResponse``'s result (None for a function without one) and its size."""
+def call_reply(raw: bytes) -> tuple[bytes | None, int]:
+    """A serialized ``CallResponse``'s result, a serialized ``Value`` (None for a function without
+    one), and the reply's size. The canonical reply (the result field alone) is sliced; any other
+    encoding of it is parsed."""
+    if not raw:
+        return None, 0
+    if raw[: len(_RESULT)] == _RESULT:
+        size, start = _varint_at(raw, len(_RESULT))
+        if start + size == len(raw):
+            return raw[start:], len(raw)
     reply = dataplane_pb2.CallResponse.FromString(raw)
-    return (reply.result if reply.HasField("result") else None), len(raw)
+    return (reply.result.SerializeToString() if reply.HasField("result") else None), len(raw)
+
+
+def _varint_at(buf: bytes, pos: int) -> tuple[int, int]:
+    """The varint at ``pos``, and where it ends (a length, so it fits in a few bytes)."""
+    result = shift = 0
+    while pos < len(buf) and shift < 64:
+        byte = buf[pos]
+        result |= (byte & 0x7F) << shift
+        pos += 1
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+    return -1, pos  # no varint: the caller parses instead
+
+
+_OUTCOME_RESULT = key_of(dataplane_pb2.CallOutcome, "result", LEN)
+_OUTCOMES = key_of(dataplane_pb2.CallBatchResponse, "outcomes", LEN)
+
+
+def call_response(result: bytes | None) -> bytes:
+    """The serialized ``CallResponse`` carrying a serialized result ``Value`` (None: a function without one)."""
+    return b"" if result is None else delimited(_RESULT, result)
+
+
+def succeeded(result: bytes | None) -> bytes:
+    """The serialized ``CallOutcome`` of a batched call that returned a serialized ``Value`` (or nothing)."""
+    return b"" if result is None else delimited(_OUTCOME_RESULT, result)
+
+
+def batch_response(outcomes: list[bytes]) -> bytes:
+    """The serialized ``CallBatchResponse`` of serialized ``CallOutcome`` s, in order."""
+    return b"".join([delimited(_OUTCOMES, outcome) for outcome in outcomes])

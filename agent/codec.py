@@ -11,10 +11,12 @@ for enums, and for variant-like types either the bare payload or, when payload
 classes would be ambiguous, ``Variant(tag, payload)``. :func:`_is_tagged`
 replicates wasmtime's rule so the values we build are the ones it expects.
 
-A result bound for the wire can skip those Python objects: :meth:`Codec.lift`
-reads wasmtime's C value (``wasmtime_component_val_t``, as bytes: :mod:`agent.cvalue`)
-straight into a ``Value``, as :meth:`Codec.to_proto` would encode the lifted
-object. It reads only; the caller frees the C value once, whole (:mod:`agent.rawcall`).
+A result bound for the wire can skip those Python objects, and the ``Value``
+message too: :meth:`Codec.wire` reads wasmtime's C value (``wasmtime_component_val_t``,
+where it lies: :mod:`agent.cvalue`) straight into a serialized ``Value``
+(:mod:`agent.pbwire`), the bytes :meth:`Codec.to_proto` of the lifted object
+would serialize to. It reads only; the caller frees the C value once, whole
+(:mod:`agent.rawcall`).
 """
 
 from __future__ import annotations
@@ -22,17 +24,30 @@ from __future__ import annotations
 import base64
 import math
 import struct
+from ctypes import addressof
 from typing import Any, Sequence
 
 from wasmtime import component as wc
 
 from agent import cvalue
-from agent.cvalue import OF, VAL
+from agent.cvalue import MEMORY, OF, VAL
+from agent.pbwire import I32, I64, LEN, VARINT, delimited, key_of, varint, zigzag
 from neon._proto import values_pb2
 from neon.errors import InvalidArgument
 
 Value = values_pb2.Value
 _U32 = struct.Struct("@I")
+
+# Keys of the fields a serialized Value is made of (agent.pbwire).
+_ITEM = key_of(values_pb2.ValueList, "values", LEN)
+_CASE = key_of(Value, "case", LEN)
+_CASE_INDEX = key_of(values_pb2.Case, "index", VARINT)
+_CASE_PAYLOAD = key_of(values_pb2.Case, "payload", LEN)
+_FLAGS = key_of(Value, "flags", LEN)
+_FLAGS_SET = key_of(values_pb2.Flags, "set", LEN)  # packed
+_LIST = key_of(Value, "list", LEN)
+_STRING = key_of(Value, "string", LEN)
+_BYTES = key_of(Value, "bytes", LEN)
 
 
 class CodecError(InvalidArgument):
@@ -67,9 +82,9 @@ class Codec:
     def to_proto(self, value: Any, path: str = "") -> Value:
         raise NotImplementedError
 
-    def lift(self, buf: bytes, at: int, into: Value) -> None:
-        """Encode wasmtime's C value of this type, the :data:`~agent.cvalue.VAL` bytes at ``at`` in ``buf``,
-        into ``into`` (empty), as :meth:`to_proto` would encode its lifted object."""
+    def wire(self, address: int) -> bytes:
+        """The serialized ``Value`` of wasmtime's C value of this type at ``address``: what :meth:`to_proto`
+        of its lifted object serializes to."""
         raise NotImplementedError
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
@@ -99,8 +114,11 @@ class BoolCodec(Codec):
     def to_proto(self, value: Any, path: str = "") -> Value:
         return Value(bool=value)
 
-    def lift(self, buf: bytes, at: int, into: Value) -> None:
-        into.bool = buf[at + OF] != 0
+    _TRUE = key_of(Value, "bool", VARINT) + b"\x01"
+    _FALSE = key_of(Value, "bool", VARINT) + b"\x00"
+
+    def wire(self, address: int) -> bytes:
+        return self._TRUE if MEMORY[address + OF] else self._FALSE
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "bool", path)
@@ -124,6 +142,7 @@ class IntCodec(Codec):
         self.field = "s64" if signed else "u64"
         letter = {8: "b", 16: "h", 32: "i", 64: "q"}[bits]
         self._raw = struct.Struct("@" + (letter if signed else letter.upper()))  # how wasmtime holds it
+        self._key = key_of(Value, self.field, VARINT)
 
     def classes(self) -> frozenset[type]:
         return frozenset({int})
@@ -142,8 +161,9 @@ class IntCodec(Codec):
         checked = self._check(value, path)
         return Value(s64=checked) if self.signed else Value(u64=checked)
 
-    def lift(self, buf: bytes, at: int, into: Value) -> None:
-        setattr(into, self.field, self._raw.unpack_from(buf, at + OF)[0])
+    def wire(self, address: int) -> bytes:
+        n: int = self._raw.unpack_from(MEMORY, address + OF)[0]
+        return self._key + varint(zigzag(n) if self.signed else n)
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, self.field, path)
@@ -161,6 +181,8 @@ class FloatCodec(Codec):
         self.wit = wit
         self.field = wit
         self._raw = struct.Struct("@f" if wit == "f32" else "@d")
+        self._wire = struct.Struct("<f" if wit == "f32" else "<d")  # the fixed-width field on the wire
+        self._key = key_of(Value, self.field, I32 if wit == "f32" else I64)
 
     def classes(self) -> frozenset[type]:
         return frozenset({float})
@@ -173,8 +195,8 @@ class FloatCodec(Codec):
             raise _fail(path, f"expected {self.wit}, got {type(value).__name__}")
         return Value(f32=float(value)) if self.field == "f32" else Value(f64=float(value))
 
-    def lift(self, buf: bytes, at: int, into: Value) -> None:
-        setattr(into, self.field, self._raw.unpack_from(buf, at + OF)[0])
+    def wire(self, address: int) -> bytes:
+        return self._key + self._wire.pack(self._raw.unpack_from(MEMORY, address + OF)[0])
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, self.field, path)
@@ -212,8 +234,10 @@ class CharCodec(Codec):
     def to_proto(self, value: Any, path: str = "") -> Value:
         return Value(char=ord(self._check(value, path)))
 
-    def lift(self, buf: bytes, at: int, into: Value) -> None:
-        into.char = _U32.unpack_from(buf, at + OF)[0]
+    _KEY = key_of(Value, "char", VARINT)
+
+    def wire(self, address: int) -> bytes:
+        return self._KEY + varint(_U32.unpack_from(MEMORY, address + OF)[0])
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "char", path)
@@ -250,8 +274,10 @@ class StringCodec(Codec):
     def to_proto(self, value: Any, path: str = "") -> Value:
         return Value(string=self._check(value, path))
 
-    def lift(self, buf: bytes, at: int, into: Value) -> None:
-        into.string = cvalue.text(buf, at + OF).decode()
+    def wire(self, address: int) -> bytes:
+        # wasmtime hands strings over as UTF-8 it has validated (a Rust str): copied as they are.
+        size, data = cvalue.vec(address + OF)
+        return _STRING + varint(size) + MEMORY[data : data + size].tobytes()
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         if msg.WhichOneof("kind") != "string":  # _kind, inline: on every call's path
@@ -281,9 +307,10 @@ class BytesCodec(Codec):
             raise _fail(path, f"expected bytes, got {type(value).__name__}")
         return Value(bytes=bytes(value))
 
-    def lift(self, buf: bytes, at: int, into: Value) -> None:
-        _, items = cvalue.items(buf, at, VAL)
-        into.bytes = items[OF::VAL]  # each element a u8 value: its first byte
+    def wire(self, address: int) -> bytes:
+        count, data = cvalue.vec(address + OF)
+        # Each element is a u8 value: its byte lies at OF in it, one every VAL bytes.
+        return _BYTES + varint(count) + MEMORY[data + OF : data + count * VAL : VAL].tobytes()
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "bytes", path)
@@ -320,13 +347,10 @@ class ListCodec(Codec):
         enc = self.element.to_proto
         return Value(list=values_pb2.ValueList(values=[enc(v, f"{path}[{i}]") for i, v in enumerate(value)]))
 
-    def lift(self, buf: bytes, at: int, into: Value) -> None:
-        count, items = cvalue.items(buf, at, VAL)
-        into.list.SetInParent()
-        out = into.list.values
-        lift = self.element.lift
-        for i in range(count):
-            lift(items, i * VAL, out.add())
+    def wire(self, address: int) -> bytes:
+        count, data = cvalue.vec(address + OF)
+        element = self.element.wire
+        return delimited(_LIST, b"".join([delimited(_ITEM, element(data + i * VAL)) for i in range(count)]))
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "list", path)
@@ -363,12 +387,13 @@ class RecordCodec(Codec):
             out.append(codec.to_proto(getattr(value, name), _sub(path, name)))
         return Value(list=values_pb2.ValueList(values=out))
 
-    def lift(self, buf: bytes, at: int, into: Value) -> None:
-        _, entries = cvalue.items(buf, at, cvalue.ENTRY)
-        into.list.SetInParent()
-        out = into.list.values
-        for i, (_, codec) in enumerate(self.fields):
-            codec.lift(entries, i * cvalue.ENTRY + cvalue.ENTRY_VAL, out.add())
+    def wire(self, address: int) -> bytes:
+        _, data = cvalue.vec(address + OF)
+        at = data + cvalue.ENTRY_VAL  # each field: its name, then its value
+        step = cvalue.ENTRY
+        return delimited(
+            _LIST, b"".join([delimited(_ITEM, codec.wire(at + i * step)) for i, (_, codec) in enumerate(self.fields)])
+        )
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         if msg.WhichOneof("kind") != "list":
@@ -426,12 +451,11 @@ class TupleCodec(Codec):
             )
         )
 
-    def lift(self, buf: bytes, at: int, into: Value) -> None:
-        _, items = cvalue.items(buf, at, VAL)
-        into.list.SetInParent()
-        out = into.list.values
-        for i, codec in enumerate(self.elements):
-            codec.lift(items, i * VAL, out.add())
+    def wire(self, address: int) -> bytes:
+        _, data = cvalue.vec(address + OF)
+        return delimited(
+            _LIST, b"".join([delimited(_ITEM, codec.wire(data + i * VAL)) for i, codec in enumerate(self.elements)])
+        )
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "list", path)
@@ -511,23 +535,22 @@ class CasesCodec(Codec):
             case.payload.CopyFrom(codec.to_proto(payload, _sub(path, self.cases[index][0])))
         return Value(case=case)
 
-    def lift(self, buf: bytes, at: int, into: Value) -> None:
-        kind = buf[at + cvalue.KIND]
+    def wire(self, address: int) -> bytes:
+        kind = MEMORY[address + cvalue.KIND]
         if kind == cvalue.OPTION:
-            payload = cvalue.pointer(buf, at + OF)
+            payload = cvalue.pointer(address + OF)
             index = 1 if payload else 0
         elif kind == cvalue.RESULT:
-            payload = cvalue.pointer(buf, at + OF + cvalue.RESULT_VAL)
-            index = 0 if buf[at + OF] else 1
+            payload = cvalue.pointer(address + OF + cvalue.RESULT_VAL)
+            index = 0 if MEMORY[address + OF] else 1
         else:
-            payload = cvalue.pointer(buf, at + OF + cvalue.VARIANT_VAL)
-            index = self._by_name[cvalue.text(buf, at + OF)]
-        case = into.case
-        case.SetInParent()
-        case.index = index
+            payload = cvalue.pointer(address + OF + cvalue.VARIANT_VAL)
+            index = self._by_name[cvalue.text(address + OF)]
+        case = _CASE_INDEX + varint(index) if index else b""  # proto3 leaves a 0 out
         codec = self.cases[index][1]
         if codec is not None:
-            codec.lift(cvalue.at(payload), 0, case.payload)
+            case += delimited(_CASE_PAYLOAD, codec.wire(payload))
+        return delimited(_CASE, case)
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         if msg.WhichOneof("kind") != "case":
@@ -615,9 +638,9 @@ class EnumCodec(Codec):
     def to_proto(self, value: Any, path: str = "") -> Value:
         return Value(case=values_pb2.Case(index=self.index[self._check(value, path)]))
 
-    def lift(self, buf: bytes, at: int, into: Value) -> None:
-        into.case.SetInParent()
-        into.case.index = self._by_name[cvalue.text(buf, at + OF)]
+    def wire(self, address: int) -> bytes:
+        index = self._by_name[cvalue.text(address + OF)]
+        return delimited(_CASE, _CASE_INDEX + varint(index) if index else b"")
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         if msg.WhichOneof("kind") != "case":
@@ -660,10 +683,11 @@ class FlagsCodec(Codec):
     def to_proto(self, value: Any, path: str = "") -> Value:
         return Value(flags=values_pb2.Flags(set=sorted(self.index[n] for n in self._check(value, path))))
 
-    def lift(self, buf: bytes, at: int, into: Value) -> None:
-        count, names = cvalue.items(buf, at, cvalue.NAME)
-        into.flags.SetInParent()
-        into.flags.set.extend(sorted(self._by_name[cvalue.text(names, i * cvalue.NAME)] for i in range(count)))
+    def wire(self, address: int) -> bytes:
+        count, names = cvalue.vec(address + OF)
+        indexes = sorted(self._by_name[cvalue.text(names + i * cvalue.NAME)] for i in range(count))
+        packed = b"".join([varint(i) for i in indexes])
+        return delimited(_FLAGS, delimited(_FLAGS_SET, packed) if packed else b"")
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "flags", path)
@@ -801,13 +825,12 @@ class Signature:
     def result_to_proto(self, value: Any) -> Value | None:
         return None if self.result is None else self.result.to_proto(value, "result")
 
-    def lift_result(self, c: Any) -> Value:
-        """The result as wasmtime's C value, straight into a Value (only called for a function with a
-        result: :func:`agent.rawcall.call_lifting` returns None for one without)."""
+    def wire_result(self, c: Any) -> bytes:
+        """The result, wasmtime's C value (a ctypes ``wasmtime_component_val_t``), as a serialized
+        ``Value`` (only called for a function with a result: :func:`agent.rawcall.call_lifting`
+        returns None for one without)."""
         assert self.result is not None
-        out = Value()
-        self.result.lift(cvalue.of_value(c), 0, out)
-        return out
+        return self.result.wire(addressof(c))
 
     def result_from_proto(self, msg: Value | None) -> Any:
         if self.result is None:

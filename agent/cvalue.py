@@ -1,19 +1,28 @@
-"""wasmtime's C component values (``wasmtime_component_val_t``) read as plain bytes.
+"""wasmtime's C component values (``wasmtime_component_val_t``) read where they lie.
 
-Reading a value field by field through ctypes costs a Python object per access;
-copying a value (or an array of them) out of memory once and unpacking it with
-:mod:`struct` costs a few. :meth:`agent.codec.Codec.lift` reads results this way.
-Offsets and sizes come from wasmtime-py's own ctypes declarations; the layout
-facts the readers rely on are checked here, at import.
+Reading a value field by field through ctypes costs a Python object per access.
+Instead the process's memory is one read-only buffer (:data:`MEMORY`), and a
+value's fields are unpacked from it with :mod:`struct` at the value's address;
+strings are sliced out of it. :meth:`agent.codec.Codec.wire` reads results this
+way. Offsets and sizes come from wasmtime-py's own ctypes declarations; the
+layout facts the readers rely on are checked here, at import.
+
+Reading an address that is not a live value's is undefined, as with any ctypes
+access: the readers are only ever given addresses wasmtime wrote.
 """
 
 from __future__ import annotations
 
+import ctypes
 import struct
-from ctypes import addressof, sizeof, string_at
+import sys
+from ctypes import sizeof
 from typing import Any
 
 from wasmtime import _ffi as ffi
+
+# The whole address space as bytes, read-only: slicing it reads memory, nothing is copied until then.
+MEMORY = memoryview((ctypes.c_ubyte * sys.maxsize).from_address(0)).cast("B").toreadonly()
 
 
 def _offset(declared: Any, field: str) -> int:
@@ -50,29 +59,18 @@ if _offset(ffi.wasmtime_component_valvariant_t, "discriminant") != 0 or VARIANT_
     raise ImportError("wasmtime-py's wasmtime_component_valvariant_t is not laid out as (name, pointer)")
 
 
-def of_value(value: Any) -> bytes:
-    """The bytes of a ctypes ``wasmtime_component_val_t``."""
-    return string_at(addressof(value), VAL)
+def vec(address: int) -> tuple[int, int]:
+    """The vector at ``address`` (a string's bytes, a list's items...): how many, and where they start."""
+    count, data = _VEC.unpack_from(MEMORY, address)
+    return count, data
 
 
-def at(pointer: int) -> bytes:
-    """The bytes of the value a pointer points to."""
-    return string_at(pointer, VAL)
-
-
-def items(buf: bytes, at: int, size: int) -> tuple[int, bytes]:
-    """The items of the list, record, tuple or flags value at ``at`` in ``buf``: how many, and their
-    bytes (``size`` each: :data:`VAL`, :data:`ENTRY` or :data:`NAME`)."""
-    count, data = _VEC.unpack_from(buf, at + OF)
-    return count, (string_at(data, count * size) if count else b"")
-
-
-def pointer(buf: bytes, offset: int) -> int:
-    found: int = _POINTER.unpack_from(buf, offset)[0]
+def pointer(address: int) -> int:
+    found: int = _POINTER.unpack_from(MEMORY, address)[0]
     return found
 
 
-def text(buf: bytes, offset: int) -> bytes:
-    """The bytes of a byte vector (a string, an enum case or a flag name) at ``offset`` in ``buf``."""
-    size, data = _VEC.unpack_from(buf, offset)
-    return string_at(data, size) if size else b""
+def text(address: int) -> bytes:
+    """The bytes of the byte vector at ``address`` (a string, an enum case or a flag name)."""
+    size, data = _VEC.unpack_from(MEMORY, address)
+    return MEMORY[data : data + size].tobytes()

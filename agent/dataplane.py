@@ -5,6 +5,11 @@ a call's handler runs the guest in grpc's own thread, so a forwarded call costs
 no hop to an event loop and back (bench/forwarding.py measures what that saves).
 ``CallBatch`` serves the calls a forwarder coalesced while others to this node
 were in flight (:mod:`agent.lane`), each with its own deadline and outcome.
+
+Both answer with messages already serialized: a forwarded call's result goes
+from wasmtime's C value straight to the wire (:meth:`agent.codec.Codec.wire`),
+framed into the reply by :mod:`agent.callwire`, with no message objects made on
+the way. :meth:`DataPlaneServicer.add_to_server` registers them so.
 """
 
 from __future__ import annotations
@@ -14,13 +19,16 @@ import contextvars
 import json
 import time
 from concurrent import futures
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
+import grpc
+
+from agent import callwire
 from agent.forwarder import set_call_deadline
 from agent.logbook import Line
 from agent.runtime import FunctionRef
 from neon import log
-from neon._proto import dataplane_pb2, dataplane_pb2_grpc, values_pb2
+from neon._proto import dataplane_pb2
 from neon._validate import loads_json
 from neon.errors import CallFailed, DeadlineExceeded, InvalidArgument, NeonGridError, PermissionDenied
 from neon.rpc import SyncContext, edge
@@ -31,12 +39,16 @@ if TYPE_CHECKING:
 
 _log = log.get("neon.agent.dataplane")
 
+SERVICE = "neon.v1.DataPlane"
+
 # A batch's calls to a component with several instances run side by side when its calls typically take
 # this long (seconds); quicker ones run in turn, since a hop to another thread would cost more than it saves.
 PARALLEL_ABOVE = 0.001
 
 
-class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
+class DataPlaneServicer:
+    """The ``neon.v1.DataPlane`` service (registered by :meth:`add_to_server`)."""
+
     def __init__(self, agent: Agent, helpers: int = 16) -> None:
         self.agent = agent
         # Threads that run a batch's calls beside its handler thread, for components with several instances.
@@ -45,16 +57,34 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
     def close(self) -> None:
         self._helpers.shutdown(wait=False, cancel_futures=True)
 
-    @edge
-    def Call(self, request: dataplane_pb2.CallRequest, context: SyncContext) -> dataplane_pb2.CallResponse:
-        peer = peer_of(context)
-        encoded = self._serve_call(request, peer.name if peer.authenticated else None, _deadline(context))
-        return dataplane_pb2.CallResponse(result=encoded) if encoded is not None else dataplane_pb2.CallResponse()
+    def add_to_server(self, server: grpc.Server) -> None:
+        """Register the service on ``server``: ``Call`` and ``CallBatch`` answer serialized messages
+        (no response serializer), the others as the generated code would register them."""
+        pb = dataplane_pb2
+        handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+            "Call": grpc.unary_unary_rpc_method_handler(self.Call, request_deserializer=pb.CallRequest.FromString),
+            "CallBatch": grpc.unary_unary_rpc_method_handler(
+                self.CallBatch, request_deserializer=pb.CallBatchRequest.FromString
+            ),
+            "Invoke": grpc.unary_unary_rpc_method_handler(
+                self.Invoke, pb.InvokeRequest.FromString, pb.InvokeResponse.SerializeToString
+            ),
+            "Logs": grpc.unary_stream_rpc_method_handler(
+                self.Logs, pb.LogsRequest.FromString, pb.LogLine.SerializeToString
+            ),
+        }
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+        server.add_registered_method_handlers(SERVICE, handlers)
 
     @edge
-    def CallBatch(
-        self, request: dataplane_pb2.CallBatchRequest, context: SyncContext
-    ) -> dataplane_pb2.CallBatchResponse:
+    def Call(self, request: dataplane_pb2.CallRequest, context: SyncContext) -> bytes:
+        """A serialized ``CallResponse``."""
+        peer = peer_of(context)
+        result = self._serve_call(request, peer.name if peer.authenticated else None, _deadline(context))
+        return callwire.call_response(result)
+
+    @edge
+    def CallBatch(self, request: dataplane_pb2.CallBatchRequest, context: SyncContext) -> bytes:
         """Run each call within its own deadline; one call's failure is its own outcome.
 
         The calls run in turn in this thread, unless their component has several instances and
@@ -66,7 +96,7 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
         received = time.monotonic()
         limit = _deadline(context)
         calls = list(request.calls)
-        outcomes = [dataplane_pb2.CallOutcome()] * len(calls)  # each replaced by its call's own
+        outcomes = [b""] * len(calls)  # serialized CallOutcomes, each replaced by its call's own
 
         def run(indices: range) -> None:
             for i in indices:
@@ -80,7 +110,7 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
         run(range(0, len(calls), width))
         for helper in helping:
             helper.result()
-        return dataplane_pb2.CallBatchResponse(outcomes=outcomes)
+        return callwire.batch_response(outcomes)
 
     def _width(self, calls: list[dataplane_pb2.BatchedCall]) -> int:
         """How many of these calls run at once: the most instances of any of their slow components."""
@@ -94,7 +124,8 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
 
     def _outcome(
         self, item: dataplane_pb2.BatchedCall, caller: str | None, received: float, limit: float | None
-    ) -> dataplane_pb2.CallOutcome:
+    ) -> bytes:
+        """The serialized ``CallOutcome`` of one batched call."""
         call = item.call
         deadline = received + item.timeout if item.timeout > 0 else limit
         if deadline is not None and limit is not None:
@@ -114,19 +145,19 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
                     app=call.app,
                     component=call.component,
                 )
-            encoded = self._serve_call(call, caller, deadline)
+            result = self._serve_call(call, caller, deadline)
         except NeonGridError as err:
             return _failed(err)
         except Exception as err:  # noqa: BLE001 - a bug in serving one call must not fail the others
             _log.exception("batched call failed", app=call.app, component=call.component, function=call.function)
             return _failed(CallFailed(f"node {self.agent.config.name} failed serving {call.function}: {err!r}"))
-        return dataplane_pb2.CallOutcome(result=encoded) if encoded is not None else dataplane_pb2.CallOutcome()
+        return callwire.succeeded(result)
 
     def _serve_call(
         self, request: dataplane_pb2.CallRequest, caller: str | None, deadline: float | None
-    ) -> values_pb2.Value | None:
+    ) -> bytes | None:
         """One forwarded call from node ``caller`` (None: a plaintext cluster, nobody to check),
-        run in this (grpc) thread within ``deadline``; returns the encoded result."""
+        run in this (grpc) thread within ``deadline``; returns the result as a serialized ``Value``."""
         if caller is not None and caller not in self.agent.callers(request.app, request.component):
             _log.warning("forwarded call refused", caller=caller, app=request.app, component=request.component)
             raise PermissionDenied(
@@ -143,7 +174,7 @@ class DataPlaneServicer(dataplane_pb2_grpc.DataPlaneServicer):
         set_call_deadline(deadline)  # for the calls the guest forwards meanwhile
         try:
             return self.agent.call_within(  # type: ignore[no-any-return]
-                app, component, ref, args, deadline, signature.lift_result
+                app, component, ref, args, deadline, signature.wire_result
             )
         finally:
             set_call_deadline(None)
@@ -193,9 +224,11 @@ def _deadline(context: SyncContext) -> float | None:
     return time.monotonic() + remaining if remaining is not None else None
 
 
-def _failed(err: NeonGridError) -> dataplane_pb2.CallOutcome:
-    """A batched call's outcome for ``err``: what a unary call carries in its status and trailer."""
-    return dataplane_pb2.CallOutcome(code=err.code.value[0], message=err.message, error=err.to_json())
+def _failed(err: NeonGridError) -> bytes:
+    """A batched call's serialized outcome for ``err``: what a unary call carries in its status and trailer."""
+    return dataplane_pb2.CallOutcome(
+        code=err.code.value[0], message=err.message, error=err.to_json()
+    ).SerializeToString()
 
 
 def _line(line: Line, node: str, component: str) -> dataplane_pb2.LogLine:

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import grpc
 
-from agent import callwire
+from agent import callwire, valueread
 from agent.codec import Signature
 from agent.lane import Lane
 from agent.telemetry import Telemetry
@@ -148,6 +148,7 @@ class Router:
         prefix = callwire.request_prefix(app, exporter, interface, function, self.node)
         link = (app, importer, exporter, "remote")
         meter: Meter | None = None  # the link's, made at its first call
+        decode = valueread.result_reader(signature)
 
         def forward(*args: Any) -> Any:
             nonlocal meter
@@ -201,7 +202,7 @@ class Router:
                         _log.info("retrying an idempotent call on another replica", call=label, failed=failed[-1])
                         continue
                     raise self._failure(label, error, failed[-1], len(now), function) from None
-                return signature.result_from_proto(result)
+                return decode(result)
             if time.monotonic() >= finish:
                 raise DeadlineExceeded(f"{label}: the deadline passed after {len(failed)} tries ({'; '.join(failed)})")
             raise Unavailable(f"{label}: every replica failed ({'; '.join(failed)})")

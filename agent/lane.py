@@ -29,12 +29,13 @@ from typing import Any, Callable
 import grpc
 
 from agent import callwire
-from neon._proto import dataplane_pb2, values_pb2
+from neon._proto import dataplane_pb2
 from neon.errors import DeadlineExceeded, NeonGridError, from_status, status_code
 from neon.metrics import moving_average
 
-# What one call ends with: its encoded result (None for a function without one) and the reply's size.
-Outcome = tuple[values_pb2.Value | None, int]
+# What one call ends with: its result as a serialized Value (None for a function without one) and the
+# reply's size.
+Outcome = tuple[bytes | None, int]
 
 MAX_INFLIGHT = 1  # calls (or batches) in flight to one node before the next ones queue
 SLOW_CALL = 0.002  # seconds: calls that typically take longer than this...
@@ -224,7 +225,8 @@ class Lane:
             if outcome.code:
                 pending.error = from_status(status_code(outcome.code), outcome.message, outcome.error)
             else:
-                pending.outcome = (outcome.result if outcome.HasField("result") else None, outcome.ByteSize())
+                result = outcome.result.SerializeToString() if outcome.HasField("result") else None
+                pending.outcome = (result, outcome.ByteSize())
             self._done(pending)
 
     def _settle_alone(self, pending: _Pending) -> None:

@@ -4,8 +4,8 @@ wasmtime-py's ``Func.__call__`` lifts a result into Python objects, one ctypes
 access and one free at a time; a forwarded call then encodes those objects
 into protobuf. :func:`call_lifting` lowers the arguments as wasmtime-py does,
 calls the function through the same C API, and hands the C result to ``lift``
-(for a forwarded call, :meth:`agent.codec.Signature.lift_result`, which
-writes the wire ``Value`` directly), then frees that result once, whole.
+(for a forwarded call, :meth:`agent.codec.Signature.wire_result`, which
+writes the serialized ``Value`` directly), then frees that result once, whole.
 The caller still runs ``post_return``, as after ``Func.__call__``.
 
 The C calls around the guest's that run no guest code and take a microsecond

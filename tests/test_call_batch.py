@@ -40,14 +40,14 @@ class Agent:
     def call_within(
         self, app: str, component: str, ref: Any, args: list[Any], deadline: float | None, lift: Any = None
     ) -> Any:
-        """Echoes; asked to ``lift`` (as for a forwarded call), it answers as the runtime does: the wire Value."""
+        """Echoes; asked to ``lift`` (as for a forwarded call), it answers as the runtime does: a serialized Value."""
         name = threading.current_thread().name
         with self._lock:
             first = name not in self.threads
             self.threads.add(name)
         if first and self.together is not None:
             self.together.wait(timeout=10)
-        return f"echo {args[0]}" if lift is None else _string(f"echo {args[0]}")
+        return f"echo {args[0]}" if lift is None else _string(f"echo {args[0]}").SerializeToString()
 
 
 class Context:
@@ -89,7 +89,8 @@ def test_a_batch_runs_side_by_side_only_for_slow_components_with_several_instanc
     servicer = DataPlaneServicer(agent, helpers=8)  # type: ignore[arg-type]
     try:
         texts = [str(i) for i in range(12)]
-        reply = servicer.CallBatch(_batch(texts), Context())  # type: ignore[arg-type]
+        raw = servicer.CallBatch(_batch(texts), Context())  # type: ignore[arg-type]
+        reply = dataplane_pb2.CallBatchResponse.FromString(raw)
     finally:
         servicer.close()
     assert [o.code for o in reply.outcomes] == [0] * len(texts)

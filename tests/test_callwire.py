@@ -56,7 +56,13 @@ def test_a_batch_is_the_generated_batch(calls: list[tuple[list[values_pb2.Value]
 
 def test_a_reply_gives_its_result_or_none_and_its_size() -> None:
     with_result = dataplane_pb2.CallResponse(result=Value(string="entry")).SerializeToString()
-    assert callwire.call_reply(with_result) == (Value(string="entry"), len(with_result))
+    assert callwire.call_reply(with_result) == (Value(string="entry").SerializeToString(), len(with_result))
     empty_result = dataplane_pb2.CallResponse(result=Value()).SerializeToString()  # a result that is set, empty
-    assert callwire.call_reply(empty_result) == (Value(), len(empty_result))
+    assert callwire.call_reply(empty_result) == (b"", len(empty_result))
     assert callwire.call_reply(b"") == (None, 0)  # a function without a result
+
+
+def test_a_reply_in_another_encoding_is_parsed() -> None:
+    """A reply that is not the result field alone (here an unknown field follows it) is parsed, not sliced."""
+    raw = dataplane_pb2.CallResponse(result=Value(string="entry")).SerializeToString() + b"\x78\x01"
+    assert callwire.call_reply(raw) == (Value(string="entry").SerializeToString(), len(raw))

@@ -88,7 +88,7 @@ def _lane(node: Node, sizes: list[int] | None = None) -> Lane:
 def _send(lane: Lane, text: str, function: str = "echo", timeout: float = 10.0) -> Any:
     value, size = lane.call(_request(text, function), timeout)
     assert value is not None and size > 0
-    return value.string
+    return values_pb2.Value.FromString(value).string
 
 
 def _queue_behind_a_held_call(

@@ -16,6 +16,7 @@ from structlog.testing import capture_logs
 
 from agent.pool import InstancePool
 from agent.runtime import ComponentTemplate, FunctionRef, Runtime
+from neon._proto import values_pb2
 from neon.errors import CallFailed, CapabilityDenied, DeadlineExceeded, ResourceExhausted
 from neon.manifest import GrantSpec, RuntimeSpec, VolumeGrant
 from tests.helpers import assert_eventually
@@ -277,5 +278,5 @@ def test_a_function_without_a_result_is_called_with_a_lifter(runtime: Runtime, t
 
     assert instance.call(add, [3], None, refuse) is None
     assert instance.call(add, [4], None, refuse) is None
-    lifted = instance.call(total, [], None, instance.template.signature(total).lift_result)
-    assert lifted.u64 == 7
+    wired = instance.call(total, [], None, instance.template.signature(total).wire_result)
+    assert values_pb2.Value.FromString(wired).u64 == 7

@@ -1,0 +1,50 @@
+"""Protobuf's wire form, written by hand where that saves building messages on a call's path.
+
+A message on the wire is a sequence of fields, each a key (field number and
+wire type) and a value: a varint, 4 or 8 fixed bytes, or a length and that many
+bytes (strings, bytes, nested messages, packed repeated scalars). Writing the
+few messages a forwarded call carries straight into bytes skips making the
+message objects and serializing them again. Field numbers are read from the
+generated classes (:func:`key_of`), so they cannot drift from the .proto files;
+tests compare what is written here with what the generated classes write.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+VARINT, I64, LEN, I32 = 0, 1, 2, 5  # wire types
+
+_SMALL = tuple(bytes((n,)) for n in range(0x80))  # the varints of one byte, made once
+
+
+def varint(n: int) -> bytes:
+    """An unsigned varint (``n`` >= 0)."""
+    if n < 0x80:
+        return _SMALL[n]
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def zigzag(n: int) -> int:
+    """A signed 64-bit integer as a ``sint64`` field stores it."""
+    return (n << 1) ^ (n >> 63)
+
+
+def key(number: int, wire_type: int) -> bytes:
+    return varint(number << 3 | wire_type)
+
+
+def key_of(message: Any, field: str, wire_type: int) -> bytes:
+    """The key of ``message``'s ``field`` (a generated class), numbered as the class says."""
+    number: int = message.DESCRIPTOR.fields_by_name[field].number
+    return key(number, wire_type)
+
+
+def delimited(field_key: bytes, payload: bytes) -> bytes:
+    """A length-delimited field: a string, bytes or a nested message."""
+    return field_key + varint(len(payload)) + payload
