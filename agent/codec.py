@@ -277,7 +277,7 @@ class StringCodec(Codec):
     def wire(self, address: int) -> bytes:
         # wasmtime hands strings over as UTF-8 it has validated (a Rust str): copied as they are.
         size, data = cvalue.vec(address + OF)
-        return _STRING + varint(size) + MEMORY[data : data + size].tobytes()
+        return delimited(_STRING, MEMORY[data : data + size].tobytes())
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         if msg.WhichOneof("kind") != "string":  # _kind, inline: on every call's path

@@ -47,4 +47,5 @@ def key_of(message: Any, field: str, wire_type: int) -> bytes:
 
 def delimited(field_key: bytes, payload: bytes) -> bytes:
     """A length-delimited field: a string, bytes or a nested message."""
-    return field_key + varint(len(payload)) + payload
+    size = len(payload)
+    return field_key + (_SMALL[size] if size < 0x80 else varint(size)) + payload  # varint, inline: it is short

@@ -6,7 +6,7 @@ into protobuf. :func:`call_lifting` lowers the arguments as wasmtime-py does,
 calls the function through the same C API, and hands the C result to ``lift``
 (for a forwarded call, :meth:`agent.codec.Signature.wire_result`, which
 writes the serialized ``Value`` directly), then frees that result once, whole.
-The caller still runs ``post_return``, as after ``Func.__call__``.
+It then runs the function's ``post_return`` (which ``Func.__call__`` leaves to its caller).
 
 The C calls around the guest's that run no guest code and take a microsecond
 (freeing a value, making a string, setting the epoch deadline) go through a
@@ -62,11 +62,14 @@ def _lower(ty: Any, store: Any, value: Any, into: Any) -> None:
 
 
 def call_lifting(func: wc.Func, store: Any, args: list[Any], lift: Callable[[Any], Any]) -> Any:
-    """Call ``func`` with Python ``args`` and return ``lift(result)`` of its C result (None without one)."""
+    """Call ``func`` with Python ``args``, run its ``post_return``, and return ``lift(result)`` of its
+    C result (None without one)."""
     ftype = func.type(store)  # fixed once per function (agent.wasm_types.fix_type)
     params = ftype.params
     if len(args) != len(params):
         raise TypeError(f"wrong number of parameters provided: given {len(args)}, expected {len(params)}")
+    context = store._context()
+    handle = byref(func._func)
     raw = (ffi.wasmtime_component_val_t * len(args))()
     lowered = 0
     try:
@@ -75,15 +78,25 @@ def call_lifting(func: wc.Func, store: Any, args: list[Any], lift: Callable[[Any
             lowered += 1
         result = ffi.wasmtime_component_val_t() if ftype.result is not None else None  # zeroed: written over
         into, count = (byref(result), 1) if result is not None else (None, 0)
-        enter_wasm(
-            lambda: ffi.wasmtime_component_func_call(byref(func._func), store._context(), raw, lowered, into, count)
-        )
-        if result is None:
-            return None
+        _checked(_func_call(handle, context, raw, lowered, into, count))
         try:
-            return lift(result)
+            lifted = lift(result) if result is not None else None
         finally:
-            _val_delete(byref(result))
+            if result is not None:
+                _val_delete(byref(result))
     finally:
         for i in range(lowered):
             _val_delete(byref(raw[i]))
+    _checked(_post_return(handle, context))
+    return lifted
+
+
+# The guest's own code: wasmtime-py's bindings of the library, which release the GIL around each call.
+_func_call = ffi.dll.wasmtime_component_func_call
+_post_return = ffi.dll.wasmtime_component_func_post_return
+
+
+def _checked(error: Any) -> None:
+    """Raise the ``wasmtime_error_t`` a call returned, if any, as wasmtime-py would."""
+    if error:
+        enter_wasm(lambda: error)

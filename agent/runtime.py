@@ -318,8 +318,11 @@ class ComponentInstance:
         self.calls += 1
         started = time.monotonic()
         try:
-            result = func(self.store, *args) if lift is None else call_lifting(func, self.store, args, lift)
-            func.post_return(self.store)
+            if lift is None:
+                result = func(self.store, *args)
+                func.post_return(self.store)
+            else:
+                result = call_lifting(func, self.store, args, lift)  # post_return included
         except wasmtime.WasmtimeError as err:
             self.poisoned = True
             cause = _take_pending()

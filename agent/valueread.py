@@ -80,7 +80,11 @@ def _length(buf: bytes, pos: int, key: int) -> tuple[int, int]:
     """The field at ``pos`` must have ``key`` and be length-delimited: (where its bytes start, where they end)."""
     if buf[pos] != key:
         raise NotCanonical(f"expected key {key}, got {buf[pos]}")
-    size, start = _varint(buf, pos + 1)
+    size = buf[pos + 1]
+    if size < 0x80:  # _varint, inline: most lengths are short
+        start = pos + 2
+    else:
+        size, start = _varint(buf, pos + 1)
     end = start + size
     if end > len(buf):
         raise NotCanonical("truncated")
