@@ -3,10 +3,11 @@
 A random type tree is rendered as the parameter of a function in a WAT
 component type and compiled by wasmtime, so the codec sees wasmtime's real type
 objects. Values drawn for the type must survive protobuf (through bytes),
-JSON (through text), and wasmtime's own lowering and lifting; and a value
-lifted from wasmtime's C form straight into protobuf (``Codec.lift``, how an
-agent answers a forwarded call) must be exactly what encoding its Python
-object gives.
+JSON (through text), and wasmtime's own lowering and lifting. A value read
+from wasmtime's C form straight into a serialized Value (``Codec.wire``, how an
+agent answers a forwarded call) must be byte for byte what encoding its Python
+object gives, and those bytes read straight back (``agent.valueread``, how the
+caller takes the answer) must give the value.
 """
 
 from __future__ import annotations
