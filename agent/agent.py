@@ -60,7 +60,7 @@ from neon.errors import (
     ResourceExhausted,
 )
 from neon.http import HttpServer, Request, Response
-from neon.metrics import CONTENT_TYPE
+from neon.metrics import CONTENT_TYPE, Meter
 from neon.model import ComponentAssignment, InstanceReport
 from neon.rpc import CHANNEL_OPTIONS, create_sync_server, mark_serving
 from neon.signing import UNSIGNED_ALLOWED, Signature, verify, verify_fused
@@ -604,8 +604,10 @@ class Agent:
 
     def _local_call(self, app: str, importer: str, exporter: str, ref: FunctionRef) -> HostFunc:
         link = (app, importer, exporter, "local")
+        meter: Meter | None = None  # the link's, made at its first call
 
         def call(*args: Any) -> Any:
+            nonlocal meter
             started = time.perf_counter()
             ok = False
             try:
@@ -613,7 +615,9 @@ class Agent:
                 ok = True
                 return result
             finally:
-                self.telemetry.link_call(link, time.perf_counter() - started, ok)
+                if meter is None:
+                    meter = self.telemetry.link_meter(link)
+                meter.record(time.perf_counter() - started, ok)
 
         return call
 

@@ -153,12 +153,6 @@ class Telemetry:
                 )
         return meter
 
-    def component_call(self, app: str, component: str, seconds: float, ok: bool) -> None:
-        self.component_meter(app, component).record(seconds, ok)
-
-    def link_call(self, key: LinkKey, seconds: float, ok: bool, sent: int = 0, received: int = 0) -> None:
-        self.link_meter(key).record(seconds, ok, sent, received)
-
     def batch(self, peer: str, calls: int) -> None:
         """A batch of ``calls`` forwarded calls went to ``peer`` (a data-plane address) and came back."""
         self.batches.inc(peer)

@@ -83,7 +83,11 @@ class Counter(Family):
     def set(self, *values: str, value: float) -> None:
         key = self._check(values)
         with self.lock:
-            self._values[key] = [value]
+            cell = self._values.get(key)
+            if cell is None:
+                self._values[key] = [value]
+            else:
+                cell[0] = value  # in place: a meter may hold the cell
 
     def cell(self, *values: str) -> list[float]:
         """The running value of one set of labels (made at 0), to be added to under :attr:`lock`."""
@@ -167,7 +171,12 @@ class Histogram(Family):
     def set(self, value: HistogramValue, *values: str) -> None:
         key = self._check(values)
         with self.lock:
-            self._values[key] = (list(value.counts), [value.sum])
+            slot = self._values.get(key)
+            if slot is None:
+                self._values[key] = (list(value.counts), [value.sum])
+            else:  # in place: a meter may hold the slot
+                slot[0][:] = value.counts
+                slot[1][0] = value.sum
 
     def value(self, *values: str) -> HistogramValue:
         with self.lock:

@@ -64,10 +64,10 @@ def test_telemetry_windows_give_rates_and_recent_quantiles() -> None:
     telemetry = Telemetry("edge-1")
     telemetry.watch(lambda: {("app", "parser"): PoolStats(1, 3, 0, 4, 1)}, lambda: {("app", "parser"): 2})
     for _ in range(10):
-        telemetry.component_call("app", "parser", 0.002, ok=True)
-    telemetry.component_call("app", "parser", 0.002, ok=False)
+        telemetry.component_meter("app", "parser").record(0.002, ok=True)
+    telemetry.component_meter("app", "parser").record(0.002, ok=False)
     link = ("app", "processor", "parser", "remote")
-    telemetry.link_call(link, 0.004, ok=True, sent=100, received=40)
+    telemetry.link_meter(link).record(0.004, ok=True, sent=100, received=40)
     elapsed, comps, links = telemetry.window()
     first = comps[("app", "parser")]
     assert (first.calls, first.errors) == (11, 1)
@@ -213,3 +213,23 @@ def test_followed_log_streams_are_capped_per_node_so_they_cannot_take_every_hand
     with agent.follow_slot(key):  # slots come back when streams end
         pass
     agent.runtime.close()
+
+
+def test_a_meter_counts_into_its_families_and_a_set_does_not_detach_it() -> None:
+    telemetry = Telemetry("edge-1")
+    meter = telemetry.component_meter("app", "parser")
+    assert telemetry.component_meter("app", "parser") is meter  # one per component
+    meter.record(0.002, True)
+    meter.record(0.003, False)
+    assert telemetry.component_calls.value("app", "parser", "ok") == 1
+    assert telemetry.component_calls.value("app", "parser", "error") == 1
+    assert telemetry.component_seconds.value("app", "parser").count == 2
+    telemetry.component_calls.set("app", "parser", "ok", value=10)  # a reset, say: the meter keeps counting into it
+    telemetry.component_seconds.set(HistogramValue((0,) * (len(LATENCY_BUCKETS) + 1), 0.0), "app", "parser")
+    meter.record(0.002, True)
+    assert telemetry.component_calls.value("app", "parser", "ok") == 11
+    assert telemetry.component_seconds.value("app", "parser").count == 1
+    link = telemetry.link_meter(("app", "processor", "parser", "remote"))
+    link.record(0.004, True, 100, 40)
+    assert telemetry.link_bytes.value("app", "processor", "parser", "sent") == 100
+    assert telemetry.link_bytes.value("app", "processor", "parser", "received") == 40
