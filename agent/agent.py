@@ -60,7 +60,7 @@ from neon.errors import (
     ResourceExhausted,
 )
 from neon.http import HttpServer, Request, Response
-from neon.metrics import CONTENT_TYPE, Meter
+from neon.metrics import CONTENT_TYPE
 from neon.model import ComponentAssignment, InstanceReport
 from neon.rpc import CHANNEL_OPTIONS, create_sync_server, mark_serving
 from neon.signing import UNSIGNED_ALLOWED, Signature, verify, verify_fused
@@ -497,7 +497,7 @@ class Agent:
                 denials=denials,
                 output=sink,
             )
-            pool = InstancePool(template, on_trap, lambda: self.telemetry.component_meter(app, name))
+            pool = InstancePool(template, on_trap, self.telemetry.component_meter(app, name))
             pool.warm()
             return pool
 
@@ -603,11 +603,9 @@ class Agent:
         return linked
 
     def _local_call(self, app: str, importer: str, exporter: str, ref: FunctionRef) -> HostFunc:
-        link = (app, importer, exporter, "local")
-        meter: Meter | None = None  # the link's, made at its first call
+        meter = self.telemetry.link_meter((app, importer, exporter, "local"))
 
         def call(*args: Any) -> Any:
-            nonlocal meter
             started = time.perf_counter()
             ok = False
             try:
@@ -615,8 +613,6 @@ class Agent:
                 ok = True
                 return result
             finally:
-                if meter is None:
-                    meter = self.telemetry.link_meter(link)
                 meter.record(time.perf_counter() - started, ok)
 
         return call

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import struct
 
-from agent.pbwire import I64, LEN, delimited, key_of
+from agent.pbwire import I64, LEN, delimited, key_of, read_varint
 from neon._proto import dataplane_pb2, values_pb2
 
+SERVICE: str = dataplane_pb2.DESCRIPTOR.services_by_name["DataPlane"].full_name  # neon.v1.DataPlane
 _RESULT = key_of(dataplane_pb2.CallResponse, "result", LEN)
 _ARGS = key_of(dataplane_pb2.CallRequest, "args", LEN)
 _BATCH_CALLER = key_of(dataplane_pb2.CallBatchRequest, "caller", LEN)
@@ -60,24 +61,14 @@ def call_reply(raw: bytes) -> tuple[bytes | None, int]:
     if not raw:
         return None, 0
     if raw[: len(_RESULT)] == _RESULT:
-        size, start = _varint_at(raw, len(_RESULT))
+        try:
+            size, start = read_varint(raw, len(_RESULT))
+        except (IndexError, ValueError):  # not a length: parsed below, which says what is wrong
+            size, start = -1, 0
         if start + size == len(raw):
             return raw[start:], len(raw)
     reply = dataplane_pb2.CallResponse.FromString(raw)
     return (reply.result.SerializeToString() if reply.HasField("result") else None), len(raw)
-
-
-def _varint_at(buf: bytes, pos: int) -> tuple[int, int]:
-    """The varint at ``pos``, and where it ends (a length, so it fits in a few bytes)."""
-    result = shift = 0
-    while pos < len(buf) and shift < 64:
-        byte = buf[pos]
-        result |= (byte & 0x7F) << shift
-        pos += 1
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-    return -1, pos  # no varint: the caller parses instead
 
 
 _OUTCOME_RESULT = key_of(dataplane_pb2.CallOutcome, "result", LEN)

@@ -58,6 +58,11 @@ class Unsupported(InvalidArgument):
     """A WIT type that cannot cross nodes (resources, streams, futures)."""
 
 
+def _value_list(items: list[bytes]) -> bytes:
+    """The serialized ``Value`` of a list, record or tuple whose items are serialized ``Value`` s."""
+    return delimited(_LIST, b"".join([delimited(_ITEM, item) for item in items]))
+
+
 def _sub(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
@@ -310,7 +315,7 @@ class BytesCodec(Codec):
     def wire(self, address: int) -> bytes:
         count, data = cvalue.vec(address + OF)
         # Each element is a u8 value: its byte lies at OF in it, one every VAL bytes.
-        return _BYTES + varint(count) + MEMORY[data + OF : data + count * VAL : VAL].tobytes()
+        return delimited(_BYTES, MEMORY[data + OF : data + count * VAL : VAL].tobytes())
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "bytes", path)
@@ -350,7 +355,7 @@ class ListCodec(Codec):
     def wire(self, address: int) -> bytes:
         count, data = cvalue.vec(address + OF)
         element = self.element.wire
-        return delimited(_LIST, b"".join([delimited(_ITEM, element(data + i * VAL)) for i in range(count)]))
+        return _value_list([element(data + i * VAL) for i in range(count)])
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "list", path)
@@ -391,9 +396,7 @@ class RecordCodec(Codec):
         _, data = cvalue.vec(address + OF)
         at = data + cvalue.ENTRY_VAL  # each field: its name, then its value
         step = cvalue.ENTRY
-        return delimited(
-            _LIST, b"".join([delimited(_ITEM, codec.wire(at + i * step)) for i, (_, codec) in enumerate(self.fields)])
-        )
+        return _value_list([codec.wire(at + i * step) for i, (_, codec) in enumerate(self.fields)])
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         if msg.WhichOneof("kind") != "list":
@@ -453,9 +456,7 @@ class TupleCodec(Codec):
 
     def wire(self, address: int) -> bytes:
         _, data = cvalue.vec(address + OF)
-        return delimited(
-            _LIST, b"".join([delimited(_ITEM, codec.wire(data + i * VAL)) for i, codec in enumerate(self.elements)])
-        )
+        return _value_list([codec.wire(data + i * VAL) for i, codec in enumerate(self.elements)])
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "list", path)

@@ -19,7 +19,7 @@ import contextvars
 import json
 import time
 from concurrent import futures
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import grpc
 
@@ -38,8 +38,6 @@ if TYPE_CHECKING:
     from agent.agent import Agent
 
 _log = log.get("neon.agent.dataplane")
-
-SERVICE = "neon.v1.DataPlane"
 
 # A batch's calls to a component with several instances run side by side when its calls typically take
 # this long (seconds); quicker ones run in turn, since a hop to another thread would cost more than it saves.
@@ -73,8 +71,8 @@ class DataPlaneServicer:
                 self.Logs, pb.LogsRequest.FromString, pb.LogLine.SerializeToString
             ),
         }
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
-        server.add_registered_method_handlers(SERVICE, handlers)
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(callwire.SERVICE, handlers),))
+        server.add_registered_method_handlers(callwire.SERVICE, handlers)
 
     @edge
     def Call(self, request: dataplane_pb2.CallRequest, context: SyncContext) -> bytes:
@@ -171,13 +169,7 @@ class DataPlaneServicer:
         ref = FunctionRef(request.interface, request.function)
         signature = self.agent.pool(app, component).template.signature(ref)
         args = signature.args_from_proto(request.args)
-        set_call_deadline(deadline)  # for the calls the guest forwards meanwhile
-        try:
-            return self.agent.call_within(  # type: ignore[no-any-return]
-                app, component, ref, args, deadline, signature.wire_result
-            )
-        finally:
-            set_call_deadline(None)
+        return self._run(app, component, ref, args, deadline, signature.wire_result)  # type: ignore[no-any-return]
 
     @edge
     def Invoke(self, request: dataplane_pb2.InvokeRequest, context: SyncContext) -> dataplane_pb2.InvokeResponse:
@@ -190,12 +182,7 @@ class DataPlaneServicer:
                 f"args_json must be a JSON list of arguments, got {type(docs).__name__}", field="args_json"
             )
         args = signature.args_from_json(docs)
-        deadline = _deadline(context)
-        set_call_deadline(deadline)
-        try:
-            result = self.agent.call_within(request.app, request.component, ref, args, deadline)
-        finally:
-            set_call_deadline(None)
+        result = self._run(request.app, request.component, ref, args, _deadline(context))
         return dataplane_pb2.InvokeResponse(
             result_json=json.dumps(signature.result_to_json(result)), node=self.agent.config.name
         )
@@ -216,6 +203,23 @@ class DataPlaneServicer:
                 follower.close()
             for line in follower:
                 yield _line(line, node, request.component)
+
+    def _run(
+        self,
+        app: str,
+        component: str,
+        ref: FunctionRef,
+        args: list[Any],
+        deadline: float | None,
+        lift: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        """Run the call in this (grpc) thread within ``deadline`` (monotonic; None: the component's own),
+        which the calls the guest forwards meanwhile keep; ``lift``: see :meth:`agent.agent.Agent.call_within`."""
+        set_call_deadline(deadline)
+        try:
+            return self.agent.call_within(app, component, ref, args, deadline, lift)
+        finally:
+            set_call_deadline(None)
 
 
 def _deadline(context: SyncContext) -> float | None:

@@ -34,7 +34,6 @@ from agent.lane import Lane
 from agent.telemetry import Telemetry
 from neon import log, pki, tls
 from neon.errors import DeadlineExceeded, NeonGridError, Unavailable, from_rpc_error
-from neon.metrics import Meter
 from neon.rpc import CHANNEL_OPTIONS
 from neon.tls import Credentials
 
@@ -144,14 +143,11 @@ class Router:
     ) -> Callable[..., Any]:
         """A host function forwarding ``interface#function`` to ``exporter``."""
         label = f"{exporter} {interface}#{function}"
-        route = (app, exporter)
         prefix = callwire.request_prefix(app, exporter, interface, function, self.node)
-        link = (app, importer, exporter, "remote")
-        meter: Meter | None = None  # the link's, made at its first call
+        meter = self.telemetry.link_meter((app, importer, exporter, "remote"))
         decode = valueread.result_reader(signature)
 
         def forward(*args: Any) -> Any:
-            nonlocal meter
             started = time.perf_counter()
             ok, sizes = False, [0, 0]
             try:
@@ -159,12 +155,10 @@ class Router:
                 ok = True
                 return result
             finally:
-                if meter is None:
-                    meter = self.telemetry.link_meter(link)
                 meter.record(time.perf_counter() - started, ok, sizes[0], sizes[1])
 
         def send(args: tuple[Any, ...], sizes: list[int]) -> Any:
-            if not self._routes.get(route):  # self.endpoints, inline: on every call's path
+            if not self.endpoints(app, exporter):
                 raise Unavailable(
                     f"no node serves {app}/{exporter} for {label}; is it placed?", app=app, component=exporter
                 )
@@ -181,7 +175,7 @@ class Router:
             failed: list[str] = []
             while True:
                 # The current routes each time: a replica that replaced a lost one is tried next.
-                now = self._routes.get(route, ())
+                now = self.endpoints(app, exporter)
                 candidates = _untried(now, next(self._rr), tried)
                 if not candidates:
                     break
@@ -240,7 +234,7 @@ class Router:
 def _raw_method(channel: Any, name: str) -> Callable[..., bytes]:
     """``DataPlane.<name>`` on ``channel`` taking and giving serialized messages (:mod:`agent.callwire`),
     registered with the channel as the generated stub registers it."""
-    method: Callable[..., bytes] = channel.unary_unary(f"/neon.v1.DataPlane/{name}", _registered_method=True)
+    method: Callable[..., bytes] = channel.unary_unary(f"/{callwire.SERVICE}/{name}", _registered_method=True)
     return method
 
 

@@ -242,7 +242,7 @@ class Lane:
         if timeout <= 0:
             raise DeadlineExceeded("the deadline passed before the call was sent")
         raw = self._call(request, timeout=timeout)
-        self.typical_call = moving_average(self.typical_call, time.monotonic() - started)
+        self._timed(started, 1)
         return callwire.call_reply(raw)
 
     def _stop_batching(self, batch: list[_Pending]) -> None:

@@ -30,6 +30,24 @@ def varint(n: int) -> bytes:
     return bytes(out)
 
 
+def read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """The unsigned varint at ``pos`` in ``buf`` and where it ends. Raises IndexError when ``buf`` ends
+    inside it, ValueError when it runs past 64 bits."""
+    byte = buf[pos]
+    if byte < 0x80:
+        return byte, pos + 1
+    result, shift = byte & 0x7F, 7
+    while True:
+        pos += 1
+        byte = buf[pos]
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos + 1
+        shift += 7
+        if shift > 63:
+            raise ValueError("a varint longer than 64 bits")
+
+
 def zigzag(n: int) -> int:
     """A signed 64-bit integer as a ``sint64`` field stores it."""
     return (n << 1) ^ (n >> 63)

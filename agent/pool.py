@@ -30,14 +30,13 @@ class InstancePool:
         self,
         template: ComponentTemplate,
         on_trap: Callable[[NeonGridError], None] | None = None,
-        meter: Callable[[], Meter] | None = None,
+        meter: Meter | None = None,
     ) -> None:
         """``on_trap`` is told (in the calling thread) of each call that trapped and discarded its instance;
-        ``meter`` gives what records each call's outcome and time, waiting for an instance included."""
+        ``meter`` records each call's outcome and time, waiting for an instance included."""
         self.template = template
         self.on_trap = on_trap
-        self._meter_of = meter
-        self._meter: Meter | None = None
+        self.meter = meter
         self.settings = template.settings
         self.pooled = self.settings.mode == "pooled"
         # A plain lock, taken as is on every call's path; the condition on it only when a call must wait.
@@ -110,11 +109,8 @@ class InstancePool:
         now = time.perf_counter()
         if ran is not None:
             self.typical_call = moving_average(self.typical_call, now - ran)
-        if self._meter_of is not None:
-            meter = self._meter
-            if meter is None:
-                meter = self._meter = self._meter_of()
-            meter.record(now - started, ran is not None)
+        if self.meter is not None:
+            self.meter.record(now - started, ran is not None)
 
     def close(self) -> None:
         with self._cond:

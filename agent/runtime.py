@@ -312,7 +312,7 @@ class ComponentInstance:
 
         The result is lifted into Python objects, or with ``lift`` read from wasmtime's C value
         (:mod:`agent.rawcall`; a forwarded call's result goes straight to the wire that way)."""
-        func = self._funcs.get(ref) or self._func(ref)
+        func = self._func(ref)
         limit = self.template.settings.timeout_seconds if timeout is None else timeout
         set_epoch_deadline(self.store, _ticks(limit))
         self.calls += 1

@@ -112,46 +112,27 @@ class Telemetry:
     # ------------------------------------------------------------ hooks --
 
     def component_meter(self, app: str, component: str) -> Meter:
-        """The meter of calls into ``app/component`` on this node (made at its first call)."""
-        meter = self._meters.get((app, component))
-        if meter is not None:
-            return meter
-        with self._meters_lock:
-            meter = self._meters.get((app, component))
-            if meter is None:
-                meter = self._meters[(app, component)] = Meter(
-                    self.component_calls,
-                    (app, component, "ok"),
-                    self.component_seconds,
-                    (app, component),
-                    lambda: self.component_calls.inc(app, component, "error"),
-                )
-        return meter
+        """The meter of calls into ``app/component`` on this node."""
+        return self._meter(
+            (app, component),
+            lambda: Meter(self.component_calls, (app, component), self.component_seconds, (app, component)),
+        )
 
     def link_meter(self, key: LinkKey) -> Meter:
-        """The meter of calls over a link made here (made at its first call); a remote link's counts bytes."""
-        meter = self._meters.get(key)
-        if meter is not None:
-            return meter
+        """The meter of calls over a link made here; a remote link's counts bytes too."""
         app, importer, exporter, mode = key
+        moved = None
+        if mode == "remote":
+            moved = (self.link_bytes, (app, importer, exporter, "sent"), (app, importer, exporter, "received"))
+        return self._meter(key, lambda: Meter(self.link_calls, key, self.link_seconds, key, moved))
+
+    def _meter(self, key: tuple[str, ...], make: Callable[[], Meter]) -> Meter:
+        """One meter per component or link."""
         with self._meters_lock:
             meter = self._meters.get(key)
             if meter is None:
-                moved = None
-                if mode == "remote":
-                    moved = (
-                        self.link_bytes.cell(app, importer, exporter, "sent"),
-                        self.link_bytes.cell(app, importer, exporter, "received"),
-                    )
-                meter = self._meters[key] = Meter(
-                    self.link_calls,
-                    (*key, "ok"),
-                    self.link_seconds,
-                    key,
-                    lambda: self.link_calls.inc(*key, "error"),
-                    moved,
-                )
-        return meter
+                meter = self._meters[key] = make()
+            return meter
 
     def batch(self, peer: str, calls: int) -> None:
         """A batch of ``calls`` forwarded calls went to ``peer`` (a data-plane address) and came back."""

@@ -35,7 +35,7 @@ from agent.codec import (
     StringCodec,
     TupleCodec,
 )
-from agent.pbwire import I32, I64, LEN, VARINT, key_of
+from agent.pbwire import I32, I64, LEN, VARINT, key_of, read_varint
 from neon._proto import values_pb2
 
 Value = values_pb2.Value
@@ -43,7 +43,7 @@ Value = values_pb2.Value
 Read = Callable[[bytes, int], tuple[Any, int]]
 
 
-class NotCanonical(Exception):
+class NotCanonical(ValueError):
     """Bytes this reader does not take; the generated classes decode them instead."""
 
 
@@ -60,31 +60,15 @@ _FLAGS_SET = _single(key_of(values_pb2.Flags, "set", LEN))
 _F32, _F64 = struct.Struct("<f"), struct.Struct("<d")
 
 
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    byte = buf[pos]
-    if byte < 0x80:
-        return byte, pos + 1
-    result, shift = byte & 0x7F, 7
-    while True:
-        pos += 1
-        byte = buf[pos]
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos + 1
-        shift += 7
-        if shift > 63:
-            raise NotCanonical("varint too long")
-
-
 def _length(buf: bytes, pos: int, key: int) -> tuple[int, int]:
     """The field at ``pos`` must have ``key`` and be length-delimited: (where its bytes start, where they end)."""
     if buf[pos] != key:
         raise NotCanonical(f"expected key {key}, got {buf[pos]}")
     size = buf[pos + 1]
-    if size < 0x80:  # _varint, inline: most lengths are short
+    if size < 0x80:  # read_varint, inline: most lengths are short
         start = pos + 2
     else:
-        size, start = _varint(buf, pos + 1)
+        size, start = read_varint(buf, pos + 1)
     end = start + size
     if end > len(buf):
         raise NotCanonical("truncated")
@@ -110,7 +94,7 @@ def _bool(codec: Codec) -> Read:
     def read(buf: bytes, pos: int) -> tuple[Any, int]:
         if buf[pos] != key:
             raise NotCanonical("kind")
-        value, pos = _varint(buf, pos + 1)
+        value, pos = read_varint(buf, pos + 1)
         if value > 1:
             raise NotCanonical("bool")
         return value == 1, pos
@@ -126,7 +110,7 @@ def _int(codec: Codec) -> Read:
     def read(buf: bytes, pos: int) -> tuple[Any, int]:
         if buf[pos] != key:
             raise NotCanonical("kind")
-        n, pos = _varint(buf, pos + 1)
+        n, pos = read_varint(buf, pos + 1)
         if signed:
             n = (n >> 1) ^ -(n & 1)
         if not lo <= n <= hi:
@@ -158,7 +142,7 @@ def _char(codec: Codec) -> Read:
     def read(buf: bytes, pos: int) -> tuple[Any, int]:
         if buf[pos] != key:
             raise NotCanonical("kind")
-        n, pos = _varint(buf, pos + 1)
+        n, pos = read_varint(buf, pos + 1)
         if n > 0x10FFFF or 0xD800 <= n <= 0xDFFF:
             raise NotCanonical("char")
         return chr(n), pos
@@ -261,7 +245,7 @@ def _case(buf: bytes, pos: int, key: int) -> tuple[int, int | None, int]:
     start, end = _length(buf, pos, key)
     index, at = 0, start
     if at < end and buf[at] == _CASE_INDEX:
-        index, at = _varint(buf, at + 1)
+        index, at = read_varint(buf, at + 1)
     if at == end:
         return index, None, end
     payload_start, payload_end = _length(buf, at, _CASE_PAYLOAD)
@@ -320,7 +304,7 @@ def _flags(codec: Codec) -> Read:
             if stop != end:
                 raise NotCanonical("flags")
             while at < stop:
-                index, at = _varint(buf, at)
+                index, at = read_varint(buf, at)
                 if index >= len(names):
                     raise NotCanonical("flag index")
                 out.add(names[index])
@@ -356,7 +340,7 @@ def result_reader(signature: Signature) -> Callable[[bytes | None], Any]:
                 value, end = read(raw, 0)
                 if end == len(raw):
                     return value
-            except (NotCanonical, IndexError):
+            except (ValueError, IndexError):  # NotCanonical, or a varint that is not one
                 pass
         return signature.result_from_proto(None if raw is None else Value.FromString(raw))
 

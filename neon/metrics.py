@@ -199,47 +199,57 @@ class Histogram(Family):
 
 
 class Meter:
-    """The calls of one component or link: a counter's cell (the calls that succeeded), a histogram's
-    slot (their latency) and optionally two byte counters' cells, of families that share one lock.
+    """The calls of one component or link: counted by outcome, timed, and optionally their bytes each
+    way, in families that share one lock.
 
-    :meth:`record` is on every call's path: one lock, no label lookups. A failed call, the rare
-    case, is counted through ``failed`` (the counter with its labels, made at the first one), so no
-    zero series of errors appears for what never failed.
+    :meth:`record` is on every call's path: one lock, no label lookups. Its series are made at the
+    first call (a meter made ahead of time shows nothing until then), and a failed call, the rare
+    case, is counted by its labels, so no zero series of errors appears for what never failed.
     """
 
-    __slots__ = ("_lock", "_ok", "_counts", "_sum", "_bounds", "_failed", "_sent", "_received")
+    __slots__ = ("_calls", "_outcome", "_latency", "_latency_labels", "_moved", "_cells")
 
     def __init__(
         self,
         calls: Counter,
-        ok_labels: Labels,
+        outcome_labels: Labels,
         latency: Histogram,
         latency_labels: Labels,
-        failed: Callable[[], None],
-        moved: tuple[list[float], list[float]] | None = None,
+        moved: tuple[Counter, Labels, Labels] | None = None,
     ) -> None:
-        if calls.lock is not latency.lock:
+        """``calls`` is labelled ``(*outcome_labels, "ok" | "error")``; ``moved``: a byte counter and
+        its labels for the bytes sent and received."""
+        if calls.lock is not latency.lock or (moved is not None and moved[0].lock is not calls.lock):
             raise ValueError(f"{calls.name} and {latency.name} must share a lock (make them in one Registry)")
-        self._lock = calls.lock
-        self._ok = calls.cell(*ok_labels)
-        self._counts, self._sum = latency.slot(*latency_labels)
-        self._bounds = latency.bounds
-        self._failed = failed
-        self._sent, self._received = moved if moved is not None else ([0.0], [0.0])
+        self._calls, self._outcome = calls, outcome_labels
+        self._latency, self._latency_labels = latency, latency_labels
+        self._moved = moved
+        self._cells: tuple[list[float], list[int], list[float], list[float], list[float]] | None = None
+
+    def _made(self) -> tuple[list[float], list[int], list[float], list[float], list[float]]:
+        ok = self._calls.cell(*self._outcome, "ok")
+        counts, total = self._latency.slot(*self._latency_labels)
+        sent, received = [0.0], [0.0]
+        if self._moved is not None:
+            counter, sent_labels, received_labels = self._moved
+            sent, received = counter.cell(*sent_labels), counter.cell(*received_labels)
+        self._cells = (ok, counts, total, sent, received)
+        return self._cells
 
     def record(self, seconds: float, ok: bool, sent: int = 0, received: int = 0) -> None:
         """One call that took ``seconds``; ``sent``/``received``: its bytes each way, when it crossed nodes."""
-        index = bisect.bisect_left(self._bounds, seconds)
-        with self._lock:
+        calls, counts, total, sent_total, received_total = self._cells or self._made()
+        index = bisect.bisect_left(self._latency.bounds, seconds)
+        with self._calls.lock:
             if ok:
-                self._ok[0] += 1
-            self._counts[index] += 1
-            self._sum[0] += seconds
+                calls[0] += 1
+            counts[index] += 1
+            total[0] += seconds
             if sent or received:
-                self._sent[0] += sent
-                self._received[0] += received
+                sent_total[0] += sent
+                received_total[0] += received
         if not ok:
-            self._failed()
+            self._calls.inc(*self._outcome, "error")
 
 
 def moving_average(average: float, sample: float) -> float:

@@ -267,6 +267,13 @@ class _GuardedHandlers(grpc.GenericRpcHandler):
         return self._wrapped.get(handler_call_details.method, handler, _guard_sync)
 
 
+def _admit_sync(method: str, request: Any, context: SyncContext) -> None:
+    """Raise out of the handler with the reason the call guard refuses this call, if it does."""
+    refused = _refusal(method, request, context)
+    if refused is not None:
+        abort_sync(context, refused)
+
+
 def _guard_sync(method: str, handler: Any) -> Any:
     """``handler`` behind the call guard, run in the handler's own thread."""
     if handler.request_deserializer is None:
@@ -276,9 +283,7 @@ def _guard_sync(method: str, handler: Any) -> Any:
         inner_uu = handler.unary_unary
 
         def unary_unary(request: Any, context: SyncContext) -> Any:
-            refused = _refusal(method, request, context)
-            if refused is not None:
-                abort_sync(context, refused)
+            _admit_sync(method, request, context)
             return inner_uu(request, context)
 
         return grpc.unary_unary_rpc_method_handler(unary_unary, **options)
@@ -286,9 +291,7 @@ def _guard_sync(method: str, handler: Any) -> Any:
         inner_us = handler.unary_stream
 
         def unary_stream(request: Any, context: SyncContext) -> Any:
-            refused = _refusal(method, request, context)
-            if refused is not None:
-                abort_sync(context, refused)
+            _admit_sync(method, request, context)
             yield from inner_us(request, context)
 
         return grpc.unary_stream_rpc_method_handler(unary_stream, **options)

@@ -230,6 +230,7 @@ def test_a_meter_counts_into_its_families_and_a_set_does_not_detach_it() -> None
     assert telemetry.component_calls.value("app", "parser", "ok") == 11
     assert telemetry.component_seconds.value("app", "parser").count == 1
     link = telemetry.link_meter(("app", "processor", "parser", "remote"))
+    assert 'importer="processor"' not in telemetry.registry.render()  # made ahead of time: no series yet
     link.record(0.004, True, 100, 40)
     assert telemetry.link_bytes.value("app", "processor", "parser", "sent") == 100
     assert telemetry.link_bytes.value("app", "processor", "parser", "received") == 40
