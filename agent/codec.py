@@ -15,39 +15,25 @@ A result bound for the wire can skip those Python objects, and the ``Value``
 message too: :meth:`Codec.wire` reads wasmtime's C value (``wasmtime_component_val_t``,
 where it lies: :mod:`agent.cvalue`) straight into a serialized ``Value``
 (:mod:`agent.pbwire`), the bytes :meth:`Codec.to_proto` of the lifted object
-would serialize to. It reads only; the caller frees the C value once, whole
-(:mod:`agent.rawcall`).
+would serialize to, through one function compiled per type (:mod:`agent.wiregen`).
+It reads only; the caller frees the C value once, whole (:mod:`agent.rawcall`).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import math
 import struct
-from ctypes import addressof
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from wasmtime import component as wc
 
-from agent import cvalue
-from agent.cvalue import MEMORY, OF, VAL
 from agent.pbwire import I32, I64, LEN, VARINT, delimited, key_of, varint, zigzag
 from neon._proto import values_pb2
 from neon.errors import InvalidArgument
 
 Value = values_pb2.Value
-_U32 = struct.Struct("@I")
-
-# Keys of the fields a serialized Value is made of (agent.pbwire).
-_ITEM = key_of(values_pb2.ValueList, "values", LEN)
-_CASE = key_of(Value, "case", LEN)
-_CASE_INDEX = key_of(values_pb2.Case, "index", VARINT)
-_CASE_PAYLOAD = key_of(values_pb2.Case, "payload", LEN)
-_FLAGS = key_of(Value, "flags", LEN)
-_FLAGS_SET = key_of(values_pb2.Flags, "set", LEN)  # packed
-_LIST = key_of(Value, "list", LEN)
-_STRING = key_of(Value, "string", LEN)
-_BYTES = key_of(Value, "bytes", LEN)
 
 
 class CodecError(InvalidArgument):
@@ -56,11 +42,6 @@ class CodecError(InvalidArgument):
 
 class Unsupported(InvalidArgument):
     """A WIT type that cannot cross nodes (resources, streams, futures)."""
-
-
-def _value_list(items: list[bytes]) -> bytes:
-    """The serialized ``Value`` of a list, record or tuple whose items are serialized ``Value`` s."""
-    return delimited(_LIST, b"".join([delimited(_ITEM, item) for item in items]))
 
 
 def _sub(path: str, name: str) -> str:
@@ -75,6 +56,7 @@ class Codec:
     """One WIT type."""
 
     wit: str = "?"
+    _reader: Callable[[int], bytes] | None = None  # the compiled reader of C values (wire), once made
 
     def classes(self) -> frozenset[type]:
         """Python classes wasmtime uses for this type (for the tagging rule)."""
@@ -87,10 +69,23 @@ class Codec:
     def to_proto(self, value: Any, path: str = "") -> Value:
         raise NotImplementedError
 
+    def to_wire(self, value: Any, path: str = "") -> bytes:
+        """:meth:`to_proto`, serialized (written directly by the types a call's arguments most often have)."""
+        return self.to_proto(value, path).SerializeToString()
+
     def wire(self, address: int) -> bytes:
         """The serialized ``Value`` of wasmtime's C value of this type at ``address``: what :meth:`to_proto`
-        of its lifted object serializes to."""
-        raise NotImplementedError
+        of its lifted object serializes to (read by :meth:`wire_reader`'s function)."""
+        return self.wire_reader()(address)
+
+    def wire_reader(self) -> Callable[[int], bytes]:
+        """The function compiled for this type (:mod:`agent.wiregen`) that :meth:`wire` calls, made once."""
+        reader = self._reader
+        if reader is None:
+            from agent.wiregen import compile_wire  # it reads the codec classes of this module
+
+            reader = self._reader = compile_wire(self)
+        return reader
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         raise NotImplementedError
@@ -121,9 +116,6 @@ class BoolCodec(Codec):
 
     _TRUE = key_of(Value, "bool", VARINT) + b"\x01"
     _FALSE = key_of(Value, "bool", VARINT) + b"\x00"
-
-    def wire(self, address: int) -> bytes:
-        return self._TRUE if MEMORY[address + OF] else self._FALSE
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "bool", path)
@@ -166,9 +158,9 @@ class IntCodec(Codec):
         checked = self._check(value, path)
         return Value(s64=checked) if self.signed else Value(u64=checked)
 
-    def wire(self, address: int) -> bytes:
-        n: int = self._raw.unpack_from(MEMORY, address + OF)[0]
-        return self._key + varint(zigzag(n) if self.signed else n)
+    def to_wire(self, value: Any, path: str = "") -> bytes:
+        checked = self._check(value, path)
+        return self._key + varint(zigzag(checked) if self.signed else checked)
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, self.field, path)
@@ -199,9 +191,6 @@ class FloatCodec(Codec):
         if type(value) not in (float, int) or type(value) is bool:
             raise _fail(path, f"expected {self.wit}, got {type(value).__name__}")
         return Value(f32=float(value)) if self.field == "f32" else Value(f64=float(value))
-
-    def wire(self, address: int) -> bytes:
-        return self._key + self._wire.pack(self._raw.unpack_from(MEMORY, address + OF)[0])
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, self.field, path)
@@ -241,9 +230,6 @@ class CharCodec(Codec):
 
     _KEY = key_of(Value, "char", VARINT)
 
-    def wire(self, address: int) -> bytes:
-        return self._KEY + varint(_U32.unpack_from(MEMORY, address + OF)[0])
-
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "char", path)
         if msg.char > 0x10FFFF or 0xD800 <= msg.char <= 0xDFFF:
@@ -279,10 +265,10 @@ class StringCodec(Codec):
     def to_proto(self, value: Any, path: str = "") -> Value:
         return Value(string=self._check(value, path))
 
-    def wire(self, address: int) -> bytes:
-        # wasmtime hands strings over as UTF-8 it has validated (a Rust str): copied as they are.
-        size, data = cvalue.vec(address + OF)
-        return delimited(_STRING, MEMORY[data : data + size].tobytes())
+    _KEY = key_of(Value, "string", LEN)
+
+    def to_wire(self, value: Any, path: str = "") -> bytes:
+        return delimited(self._KEY, self._check(value, path).encode())
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         if msg.WhichOneof("kind") != "string":  # _kind, inline: on every call's path
@@ -311,11 +297,6 @@ class BytesCodec(Codec):
         if not isinstance(value, (bytes, bytearray)):
             raise _fail(path, f"expected bytes, got {type(value).__name__}")
         return Value(bytes=bytes(value))
-
-    def wire(self, address: int) -> bytes:
-        count, data = cvalue.vec(address + OF)
-        # Each element is a u8 value: its byte lies at OF in it, one every VAL bytes.
-        return delimited(_BYTES, MEMORY[data + OF : data + count * VAL : VAL].tobytes())
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "bytes", path)
@@ -352,11 +333,6 @@ class ListCodec(Codec):
         enc = self.element.to_proto
         return Value(list=values_pb2.ValueList(values=[enc(v, f"{path}[{i}]") for i, v in enumerate(value)]))
 
-    def wire(self, address: int) -> bytes:
-        count, data = cvalue.vec(address + OF)
-        element = self.element.wire
-        return _value_list([element(data + i * VAL) for i in range(count)])
-
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "list", path)
         dec = self.element.from_proto
@@ -391,12 +367,6 @@ class RecordCodec(Codec):
                 raise _fail(path, f"record has no field {name!r}")
             out.append(codec.to_proto(getattr(value, name), _sub(path, name)))
         return Value(list=values_pb2.ValueList(values=out))
-
-    def wire(self, address: int) -> bytes:
-        _, data = cvalue.vec(address + OF)
-        at = data + cvalue.ENTRY_VAL  # each field: its name, then its value
-        step = cvalue.ENTRY
-        return _value_list([codec.wire(at + i * step) for i, (_, codec) in enumerate(self.fields)])
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         if msg.WhichOneof("kind") != "list":
@@ -453,10 +423,6 @@ class TupleCodec(Codec):
                 ]
             )
         )
-
-    def wire(self, address: int) -> bytes:
-        _, data = cvalue.vec(address + OF)
-        return _value_list([codec.wire(data + i * VAL) for i, codec in enumerate(self.elements)])
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "list", path)
@@ -535,23 +501,6 @@ class CasesCodec(Codec):
         if codec is not None:
             case.payload.CopyFrom(codec.to_proto(payload, _sub(path, self.cases[index][0])))
         return Value(case=case)
-
-    def wire(self, address: int) -> bytes:
-        kind = MEMORY[address + cvalue.KIND]
-        if kind == cvalue.OPTION:
-            payload = cvalue.pointer(address + OF)
-            index = 1 if payload else 0
-        elif kind == cvalue.RESULT:
-            payload = cvalue.pointer(address + OF + cvalue.RESULT_VAL)
-            index = 0 if MEMORY[address + OF] else 1
-        else:
-            payload = cvalue.pointer(address + OF + cvalue.VARIANT_VAL)
-            index = self._by_name[cvalue.text(address + OF)]
-        case = _CASE_INDEX + varint(index) if index else b""  # proto3 leaves a 0 out
-        codec = self.cases[index][1]
-        if codec is not None:
-            case += delimited(_CASE_PAYLOAD, codec.wire(payload))
-        return delimited(_CASE, case)
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         if msg.WhichOneof("kind") != "case":
@@ -639,10 +588,6 @@ class EnumCodec(Codec):
     def to_proto(self, value: Any, path: str = "") -> Value:
         return Value(case=values_pb2.Case(index=self.index[self._check(value, path)]))
 
-    def wire(self, address: int) -> bytes:
-        index = self._by_name[cvalue.text(address + OF)]
-        return delimited(_CASE, _CASE_INDEX + varint(index) if index else b"")
-
     def from_proto(self, msg: Value, path: str = "") -> Any:
         if msg.WhichOneof("kind") != "case":
             self._kind(msg, "case", path)
@@ -683,12 +628,6 @@ class FlagsCodec(Codec):
 
     def to_proto(self, value: Any, path: str = "") -> Value:
         return Value(flags=values_pb2.Flags(set=sorted(self.index[n] for n in self._check(value, path))))
-
-    def wire(self, address: int) -> bytes:
-        count, names = cvalue.vec(address + OF)
-        indexes = sorted(self._by_name[cvalue.text(names + i * cvalue.NAME)] for i in range(count))
-        packed = b"".join([varint(i) for i in indexes])
-        return delimited(_FLAGS, delimited(_FLAGS_SET, packed) if packed else b"")
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "flags", path)
@@ -813,9 +752,30 @@ class Signature:
         self._arity(len(args))
         return [c.to_proto(v, p) for (p, c), v in zip(self.params, args, strict=False)]
 
+    def args_to_wire(self, args: Sequence[Any]) -> list[bytes]:
+        """:meth:`args_to_proto`, each serialized (a forwarder frames them into its request)."""
+        if len(args) != len(self.params):
+            self._arity(len(args))
+        return [c.to_wire(v, p) for (p, c), v in zip(self.params, args, strict=False)]
+
     def args_from_proto(self, msgs: Sequence[Value]) -> list[Any]:
         self._arity(len(msgs))
         return [c.from_proto(m, p) for (p, c), m in zip(self.params, msgs, strict=False)]
+
+    @functools.cached_property
+    def decode_args(self) -> Callable[[Sequence[Value]], list[Any]]:
+        """:meth:`args_from_proto`, made for this signature's arity (a forwarded call's path decodes with it)."""
+        if len(self.params) != 1:
+            return self.args_from_proto
+        ((name, codec),) = self.params
+        decode = codec.from_proto
+
+        def decode_one(msgs: Sequence[Value]) -> list[Any]:
+            if len(msgs) != 1:
+                self._arity(len(msgs))
+            return [decode(msgs[0], name)]
+
+        return decode_one
 
     def args_from_json(self, docs: Any) -> list[Any]:
         if type(docs) is not list:
@@ -826,12 +786,12 @@ class Signature:
     def result_to_proto(self, value: Any) -> Value | None:
         return None if self.result is None else self.result.to_proto(value, "result")
 
-    def wire_result(self, c: Any) -> bytes:
-        """The result, wasmtime's C value (a ctypes ``wasmtime_component_val_t``), as a serialized
-        ``Value`` (only called for a function with a result: :func:`agent.rawcall.call_lifting`
-        returns None for one without)."""
-        assert self.result is not None
-        return self.result.wire(addressof(c))
+    @functools.cached_property
+    def wire_result(self) -> Callable[[int], bytes]:
+        """What reads the result, wasmtime's C value (a ``wasmtime_component_val_t``) at an address, into a
+        serialized ``Value``: the result type's compiled reader (:mod:`agent.wiregen`). Only called for
+        a function with a result: :class:`agent.rawcall.Plan` returns None for one without."""
+        return _no_result if self.result is None else self.result.wire_reader()
 
     def result_from_proto(self, msg: Value | None) -> Any:
         if self.result is None:
@@ -842,3 +802,7 @@ class Signature:
 
     def result_to_json(self, value: Any) -> Any:
         return None if self.result is None else self.result.to_json(value)
+
+
+def _no_result(address: int) -> bytes:
+    raise AssertionError("asked to read the result of a function that has none")
