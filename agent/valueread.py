@@ -331,8 +331,11 @@ _READERS: dict[type, Callable[[Codec], Read]] = {
 
 def result_reader(signature: Signature) -> Callable[[bytes | None], Any]:
     """What a forwarder turns its reply's serialized result into (None: the reply carried none):
-    read canonically, else through the generated classes and ``from_proto`` (which word the error)."""
-    read = reader(signature.result) if signature.result is not None else None
+    read canonically (by one function compiled for the type, :mod:`agent.readgen`), else through the
+    generated classes and ``from_proto`` (which word the error)."""
+    from agent.readgen import compile_reader  # it builds on this module's readers
+
+    read = compile_reader(signature.result) if signature.result is not None else None
 
     def decode(raw: bytes | None) -> Any:
         if read is not None and raw is not None:

@@ -42,6 +42,7 @@ from agent.codec import (
     Unsupported,
     compile_type,
 )
+from agent.readgen import compile_reader
 from agent.valueread import reader
 from agent.wasm_types import _PROPERTIES as PROPERTIES
 from agent.wasm_types import fix
@@ -215,9 +216,12 @@ def test_random_types_round_trip(data: st.DataObject, tree: Any) -> None:
         return
     value = data.draw(values(codec))
     serialized = codec.to_proto(value).SerializeToString()
+    assert codec.to_wire(value) == serialized  # what a forwarder frames into its request
     wire = values_pb2.Value.FromString(serialized)
     assert same(codec.from_proto(wire), value)
     read, end = reader(codec)(serialized, 0)  # straight from the bytes (agent/valueread.py)
+    assert end == len(serialized) and same(read, value)
+    read, end = compile_reader(codec)(serialized, 0)  # the same, compiled for the type (agent/readgen.py)
     assert end == len(serialized) and same(read, value)
     text = json.dumps(codec.to_json(value))
     assert same(codec.from_json(json.loads(text)), value)
@@ -231,6 +235,40 @@ def test_random_types_round_trip(data: st.DataObject, tree: Any) -> None:
     for name in PROPERTIES.get(type(ty).__name__, ()):
         if getattr(ty, name) is not None:  # wasmtime-py's own type reads through the C API each time
             assert getattr(ty, name) is not getattr(ty, name)
+
+
+def _accepts(read: Any, raw: bytes) -> tuple[bool, Any]:
+    try:
+        value, end = read(raw, 0)
+    except (ValueError, IndexError):  # NotCanonical, a bad varint or UTF-8, bytes that end too soon
+        return False, None
+    return end == len(raw), value
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.data(), types)
+def test_the_compiled_reader_takes_no_bytes_the_closures_refuse(data: st.DataObject, tree: Any) -> None:
+    """Damaged bytes (cut short, a byte changed or added): what the compiled reader takes, the closures
+    take too, as the same value; whatever it refuses is decoded by the generated classes instead."""
+    try:
+        codec = compile_type(wasmtime_type(tree), "f(x)")
+    except Unsupported:
+        assume(False)
+        return
+    raw = bytearray(codec.to_proto(data.draw(values(codec))).SerializeToString())
+    cut = data.draw(st.integers(0, len(raw)))
+    how = data.draw(st.sampled_from(["cut", "flip", "insert"]))
+    if how == "cut":
+        damaged = bytes(raw[:cut])
+    elif how == "flip" and raw:
+        raw[min(cut, len(raw) - 1)] ^= data.draw(st.integers(1, 255))
+        damaged = bytes(raw)
+    else:
+        damaged = bytes(raw[:cut]) + bytes([data.draw(st.integers(0, 255))]) + bytes(raw[cut:])
+    compiled_ok, compiled_value = _accepts(compile_reader(codec), damaged)
+    closure_ok, closure_value = _accepts(reader(codec), damaged)
+    if compiled_ok:
+        assert closure_ok and same(compiled_value, closure_value)
 
 
 def test_wasmtime_py_ambiguity_is_refused_not_corrupted() -> None:
@@ -288,3 +326,13 @@ def test_each_kind_lifts_straight_from_wasmtime(tree: Any, value: Any) -> None:
         codec.from_proto(values_pb2.Value.FromString(direct)),
         value if not isinstance(value, list) or tree != ("list", "u8") else bytes(value),
     )
+
+
+@pytest.mark.parametrize(("wit", "out_of_range"), [("u8", 256), ("u32", 1 << 32), ("s8", -129), ("s16", 1 << 15)])
+def test_the_compiled_reader_refuses_an_integer_out_of_its_range(wit: str, out_of_range: int) -> None:
+    codec = compile_type(wasmtime_type(wit), "f(x)")
+    assert isinstance(codec, IntCodec)
+    field = {"s64": out_of_range} if codec.signed else {"u64": out_of_range}
+    ok, _ = _accepts(compile_reader(codec), values_pb2.Value(**field).SerializeToString())
+    inside = codec.hi if out_of_range > 0 else codec.lo
+    assert not ok and _accepts(compile_reader(codec), codec.to_proto(inside).SerializeToString()) == (True, inside)
