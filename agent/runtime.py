@@ -39,7 +39,7 @@ from wasmtime import component as wc
 
 from agent.codec import Signature
 from agent.denials import DenialLog, wasi_gates
-from agent.rawcall import call_lifting, set_epoch_deadline
+from agent.rawcall import Plan, set_epoch_deadline
 from agent.wasm_types import fix_type
 from neon import log
 from neon.errors import CallFailed, ComponentError, DeadlineExceeded, NeonGridError, NotFound
@@ -300,6 +300,7 @@ class ComponentInstance:
         self.poisoned = False  # set after a trap: the instance must be discarded
         self.calls = 0
         self._funcs: dict[FunctionRef, wc.Func] = {}
+        self._plans: dict[FunctionRef, Plan] = {}
 
     def call(
         self,
@@ -310,19 +311,23 @@ class ComponentInstance:
     ) -> Any:
         """Call an export with wasmtime values, trapping after ``timeout`` seconds (default: the template's).
 
-        The result is lifted into Python objects, or with ``lift`` read from wasmtime's C value
-        (:mod:`agent.rawcall`; a forwarded call's result goes straight to the wire that way)."""
-        func = self._func(ref)
+        The result is lifted into Python objects, or read by ``lift`` from wasmtime's C value, given its
+        address (:class:`agent.rawcall.Plan`; a forwarded call's result goes straight to the wire that way)."""
         limit = self.template.settings.timeout_seconds if timeout is None else timeout
-        set_epoch_deadline(self.store, _ticks(limit))
+        ticks = _ticks(limit)
         self.calls += 1
         started = time.monotonic()
         try:
             if lift is None:
+                func = self._func(ref)
+                set_epoch_deadline(self.store, ticks)
                 result = func(self.store, *args)
                 func.post_return(self.store)
             else:
-                result = call_lifting(func, self.store, args, lift)  # post_return included
+                plan = self._plans.get(ref)
+                if plan is None:
+                    plan = self._plans[ref] = Plan(self._func(ref), self.store)
+                result = plan.call(args, ticks, lift)  # post_return included
         except wasmtime.WasmtimeError as err:
             self.poisoned = True
             cause = _take_pending()
