@@ -99,6 +99,9 @@ class Agent:
         self._traps: dict[Key, Incidents] = {}
         self._since: dict[Key, tuple[tuple[str, str, str], float]] = {}  # (state, artifact, reason), since
         self._callers: dict[Key, frozenset[str]] = {}  # from the desired state: who may forward calls here
+        # Counts changes to what this node serves (a pool started, swapped or stopped; the callers allowed):
+        # the data plane keeps what it looked up per function until it changes.
+        self.serving = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._report: tuple[InstanceReport, ...] = ()
         self._report_dirty = asyncio.Event()
@@ -188,6 +191,7 @@ class Agent:
         await self.prober.close()
         with self._pools_lock:
             pools, self._pools = list(self._pools.values()), {}
+            self.serving += 1
         for pool in pools:
             pool.close()
         self.runtime.close()
@@ -415,6 +419,8 @@ class Agent:
     def _feed(self, event: Event) -> None:
         if isinstance(event, DesiredChanged):
             self._callers = {(a.app, c.name): frozenset(c.callers) for a in event.assignments for c in a.components}
+            with self._pools_lock:
+                self.serving += 1
             self.logs.keep_only(set(self._callers))
         for instruction in self.state.handle(event):
             self._execute(instruction)
@@ -430,6 +436,7 @@ class Agent:
         elif isinstance(ins, Stop):
             with self._pools_lock:
                 pool = self._pools.pop(ins.key, None)
+                self.serving += 1
             if pool is not None:
                 pool.close()
                 _log.info("instance stopped", app=ins.key[0], component=ins.key[1])
@@ -516,6 +523,7 @@ class Agent:
         with self._pools_lock:
             old = self._pools.get(key)
             self._pools[key] = pool
+            self.serving += 1
             self._denials[key] = denials
         if old is not None:
             old.close()

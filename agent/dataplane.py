@@ -18,17 +18,20 @@ import contextlib
 import contextvars
 import json
 import time
+from collections.abc import Sequence
 from concurrent import futures
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 
 import grpc
 
 from agent import callwire
 from agent.forwarder import set_call_deadline
 from agent.logbook import Line
+from agent.pool import InstancePool, PoolClosed
 from agent.runtime import FunctionRef
 from neon import log
 from neon._proto import dataplane_pb2
+from neon._proto.values_pb2 import Value
 from neon._validate import loads_json
 from neon.errors import CallFailed, DeadlineExceeded, InvalidArgument, NeonGridError, PermissionDenied
 from neon.rpc import SyncContext, edge
@@ -49,6 +52,9 @@ class DataPlaneServicer:
 
     def __init__(self, agent: Agent, helpers: int = 16) -> None:
         self.agent = agent
+        # (app, component, interface, function) -> what serving it takes, while agent.serving stays the same.
+        self._routes: dict[tuple[str, str, str, str], _Route] = {}
+        self._routes_serving = -1
         # Threads that run a batch's calls beside its handler thread, for components with several instances.
         self._helpers = futures.ThreadPoolExecutor(helpers, thread_name_prefix="batch")
 
@@ -156,7 +162,11 @@ class DataPlaneServicer:
     ) -> bytes | None:
         """One forwarded call from node ``caller`` (None: a plaintext cluster, nobody to check),
         run in this (grpc) thread within ``deadline``; returns the result as a serialized ``Value``."""
-        if caller is not None and caller not in self.agent.callers(request.app, request.component):
+        route = self._routes.get((request.app, request.component, request.interface, request.function))
+        if route is None or route.serving != self.agent.serving:
+            route = None
+        callers = route.callers if route is not None else self.agent.callers(request.app, request.component)
+        if caller is not None and caller not in callers:  # before anything is said of the component
             _log.warning("forwarded call refused", caller=caller, app=request.app, component=request.component)
             raise PermissionDenied(
                 f"node {caller} is not linked to {request.app}/{request.component} on node "
@@ -165,11 +175,30 @@ class DataPlaneServicer:
                 app=request.app,
                 component=request.component,
             )
+        if route is None:
+            route = self._route(request)
+        args = route.decode(request.args)
+        set_call_deadline(deadline)
+        try:
+            return route.pool.call(route.ref, args, deadline, route.lift)  # type: ignore[no-any-return]
+        except PoolClosed:  # swapped out while the call waited: the pool that replaced it takes it
+            return self.agent.call_within(route.app, route.component, route.ref, args, deadline, route.lift)  # type: ignore[no-any-return]
+        finally:
+            set_call_deadline(None)
+
+    def _route(self, request: dataplane_pb2.CallRequest) -> _Route:
+        """Look up what serving ``request``'s function takes, and keep it until what this node serves changes."""
+        serving = self.agent.serving  # read first: a change while looking up makes the next call look again
         app, component = request.app, request.component
         ref = FunctionRef(request.interface, request.function)
-        signature = self.agent.pool(app, component).template.signature(ref)
-        args = signature.args_from_proto(request.args)
-        return self._run(app, component, ref, args, deadline, signature.wire_result)  # type: ignore[no-any-return]
+        pool = self.agent.pool(app, component)
+        signature = pool.template.signature(ref)
+        callers = self.agent.callers(app, component)
+        route = _Route(serving, app, component, ref, pool, callers, signature.decode_args, signature.wire_result)
+        routes = self._routes if self._routes_serving == serving else {}
+        routes[(app, component, ref.interface, ref.name)] = route
+        self._routes, self._routes_serving = routes, serving
+        return route
 
     @edge
     def Invoke(self, request: dataplane_pb2.InvokeRequest, context: SyncContext) -> dataplane_pb2.InvokeResponse:
@@ -220,6 +249,19 @@ class DataPlaneServicer:
             return self.agent.call_within(app, component, ref, args, deadline, lift)
         finally:
             set_call_deadline(None)
+
+
+class _Route(NamedTuple):
+    """What serving one function of a component takes, looked up on its first call."""
+
+    serving: int  # the agent's serving generation it was looked up in
+    app: str
+    component: str
+    ref: FunctionRef
+    pool: InstancePool
+    callers: frozenset[str]  # the nodes whose forwarded calls are accepted
+    decode: Callable[[Sequence[Value]], list[Any]]  # the arguments, from protobuf
+    lift: Callable[[int], bytes]  # the result, from wasmtime's C value to a serialized Value
 
 
 def _deadline(context: SyncContext) -> float | None:

@@ -78,8 +78,18 @@ class InstancePool:
         """Run one call on a free instance; ``deadline`` is a ``time.monotonic()`` instant, ``lift``
         reads the result from wasmtime's C value (:meth:`ComponentInstance.call`)."""
         started = time.perf_counter()
+        lock = self._lock
+        with lock:  # the common case, inline: a free place and no wait
+            free = self._busy < self.settings.instances and not self._closed
+            if free:
+                self._busy += 1
+                instance = self._idle.pop() if self._idle else None
+        ready = free and instance is not None  # no wait and nothing to make: the guest code begins now
         try:
-            instance = self._acquire(deadline)
+            if not free:
+                instance = self._acquire(deadline)
+            elif instance is None:
+                instance = self._created()
         except PoolClosed:
             raise  # not a call into this component yet: the caller moves it to the pool that replaced this one
         except BaseException:
@@ -92,7 +102,7 @@ class InstancePool:
                 timeout = min(timeout, deadline - time.monotonic())
                 if timeout <= 0:
                     raise DeadlineExceeded(f"{self.template.label}: the caller's deadline passed before {ref} ran")
-            ran = time.perf_counter()
+            ran = started if ready else time.perf_counter()
             result = instance.call(ref, args, timeout, lift)
             succeeded = ran
         except NeonGridError as err:
@@ -100,9 +110,21 @@ class InstancePool:
                 self.on_trap(err)
             raise
         finally:
-            self._release(instance)
+            self._give_back(instance)
             self._record(started, succeeded)
         return result
+
+    def _give_back(self, instance: ComponentInstance | None) -> None:
+        """A call's place, and its instance (unless it trapped or the pool makes one per call)."""
+        with self._lock:
+            self._busy -= 1
+            if instance is not None:
+                if instance.poisoned or not self.pooled:
+                    self.discarded += instance.poisoned
+                elif not self._closed:
+                    self._idle.append(instance)
+            if self._waiting:
+                self._cond.notify()
 
     def _record(self, started: float, ran: float | None) -> None:
         """A call that began at ``started`` ended; ``ran``: when its guest code began, if it succeeded."""
@@ -124,22 +146,22 @@ class InstancePool:
         return instance
 
     def _acquire(self, deadline: float | None) -> ComponentInstance:
+        """A place among the running calls and an instance for it, waiting for one if need be."""
         with self._lock:
-            if self._busy < self.settings.instances and not self._closed:  # the common case: no wait
+            if self._busy < self.settings.instances and not self._closed:
                 self._busy += 1
                 instance = self._idle.pop() if self._idle else None
             else:
                 instance = self._wait_for_turn(deadline)
-        if instance is None:
-            try:
-                instance = self._create()
-            except BaseException:
-                with self._lock:
-                    self._busy -= 1
-                    if self._waiting:
-                        self._cond.notify()
-                raise
-        return instance
+        return instance if instance is not None else self._created()
+
+    def _created(self) -> ComponentInstance:
+        """A new instance for a place already taken (given back if making it fails)."""
+        try:
+            return self._create()
+        except BaseException:
+            self._give_back(None)
+            raise
 
     def _wait_for_turn(self, deadline: float | None) -> ComponentInstance | None:
         """Wait (the lock is held) until an instance is free; take its place and the idle one, if any."""
@@ -166,13 +188,3 @@ class InstancePool:
                 self._waiting -= 1
         self._busy += 1
         return self._idle.pop() if self._idle else None
-
-    def _release(self, instance: ComponentInstance) -> None:
-        with self._lock:
-            self._busy -= 1
-            if instance.poisoned or not self.pooled:
-                self.discarded += instance.poisoned
-            elif not self._closed:
-                self._idle.append(instance)
-            if self._waiting:
-                self._cond.notify()

@@ -14,7 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from neon import authz, log
 from neon.errors import ERROR_METADATA_KEY, InvalidArgument, NeonGridError
-from neon.tls import Credentials, ServerIdentity, peer_of
+from neon.tls import Credentials, Peer, ServerIdentity, peer_of, sync_peer
 
 _log = log.get("neon.rpc")
 
@@ -146,12 +146,12 @@ def _lenient(handler: Any, method: str) -> dict[str, Any]:
     return {"request_deserializer": lenient, "response_serializer": handler.response_serializer}
 
 
-def _refusal(method: str, request: Any, context: Any) -> NeonGridError | None:
-    """Why the call guard refuses this call (None: admitted)."""
+def _refusal(method: str, request: Any, context: Any, peer: Peer | None = None) -> NeonGridError | None:
+    """Why the call guard refuses this call (None: admitted); ``peer``: the caller, if already read."""
     if isinstance(request, _Undecodable):
         return InvalidArgument(request.why, field="request")
     try:
-        authz.check(method, peer_of(context), request)
+        authz.check(method, peer or peer_of(context), request)
     except NeonGridError as err:
         _log.warning("call refused", method=method, peer=context.peer(), reason=err.message)
         return err
@@ -269,7 +269,7 @@ class _GuardedHandlers(grpc.GenericRpcHandler):
 
 def _admit_sync(method: str, request: Any, context: SyncContext) -> None:
     """Raise out of the handler with the reason the call guard refuses this call, if it does."""
-    refused = _refusal(method, request, context)
+    refused = _refusal(method, request, context, sync_peer(context))
     if refused is not None:
         abort_sync(context, refused)
 

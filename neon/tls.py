@@ -151,18 +151,29 @@ def peer_of(context: Any) -> Peer:
     known: Peer | None = getattr(context, "_neon_peer", None)
     if known is not None:
         return known
-    security, pem = _security(context)
-    if security != [b"ssl"]:
-        peer = PLAINTEXT
-    elif not pem:
-        peer = ANONYMOUS
-    else:
-        peer = _peer_of_pem(pem[0])
+    peer = _peer(*_security(context))
     try:
         context._neon_peer = peer
     except AttributeError:  # an asyncio server's context takes no new attributes
         pass
     return peer
+
+
+def sync_peer(context: Any) -> Peer:
+    """:func:`peer_of` a synchronous server's call, which nothing has read yet (its call guard asks
+    first, so there is nothing kept to look for), kept on the context for the handler."""
+    peer = _peer(*_security(context))
+    context._neon_peer = peer
+    return peer
+
+
+def _peer(security: Any, pem: Any) -> Peer:
+    """Who a call's transport security type and client certificate (PEM), each a list of bytes or None, say."""
+    if security != [b"ssl"]:
+        return PLAINTEXT
+    if not pem:
+        return ANONYMOUS
+    return _peer_of_pem(pem[0])
 
 
 def _security(context: Any) -> tuple[Any, Any]:

@@ -17,15 +17,18 @@ SIG = Signature([("raw", StringCodec())], StringCodec(), "x:y/echo#echo")
 
 
 class Agent:
-    """What the data plane asks of its agent, for one component. With ``together``, each thread's
-    first call waits until that many calls run at once (a broken wait fails the call)."""
+    """What the data plane asks of its agent, for one component: its pool, which echoes. With
+    ``together``, each thread's first call waits until that many calls run at once (a broken wait fails
+    the call)."""
 
     def __init__(self, instances: int, typical_call: float, together: int) -> None:
         self.config = SimpleNamespace(name="edge-1")
+        self.serving = 0
         self._pool = SimpleNamespace(
             template=SimpleNamespace(signature=lambda ref: SIG),
             settings=SimpleNamespace(instances=instances),
             typical_call=typical_call,
+            call=self._call,
         )
         self.threads: set[str] = set()
         self.together = threading.Barrier(together) if together > 1 else None
@@ -37,9 +40,7 @@ class Agent:
     def pool(self, app: str, component: str) -> Any:
         return self._pool
 
-    def call_within(
-        self, app: str, component: str, ref: Any, args: list[Any], deadline: float | None, lift: Any = None
-    ) -> Any:
+    def _call(self, ref: Any, args: list[Any], deadline: float | None, lift: Any = None) -> Any:
         """Echoes; asked to ``lift`` (as for a forwarded call), it answers as the runtime does: a serialized Value."""
         name = threading.current_thread().name
         with self._lock:
