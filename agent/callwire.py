@@ -21,7 +21,7 @@ from __future__ import annotations
 import struct
 
 from agent.pbwire import I64, LEN, delimited, key_of, read_varint
-from neon._proto import dataplane_pb2, values_pb2
+from neon._proto import dataplane_pb2
 
 SERVICE: str = dataplane_pb2.DESCRIPTOR.services_by_name["DataPlane"].full_name  # neon.v1.DataPlane
 _RESULT = key_of(dataplane_pb2.CallResponse, "result", LEN)
@@ -40,9 +40,9 @@ def request_prefix(app: str, component: str, interface: str, function: str, call
     ).SerializeToString()
 
 
-def call_request(prefix: bytes, args: list[values_pb2.Value]) -> bytes:
-    """The serialized ``CallRequest`` of ``prefix`` (:func:`request_prefix`) with ``args``."""
-    return prefix + b"".join([delimited(_ARGS, arg.SerializeToString()) for arg in args])
+def call_request(prefix: bytes, args: list[bytes]) -> bytes:
+    """The serialized ``CallRequest`` of ``prefix`` (:func:`request_prefix`) with ``args``, serialized ``Value`` s."""
+    return prefix + b"".join([delimited(_ARGS, arg) for arg in args])
 
 
 def batch_request(caller: str, calls: list[tuple[bytes, float]]) -> bytes:

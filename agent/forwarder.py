@@ -146,57 +146,71 @@ class Router:
         prefix = callwire.request_prefix(app, exporter, interface, function, self.node)
         meter = self.telemetry.link_meter((app, importer, exporter, "remote"))
         decode = valueread.result_reader(signature)
+        encode = signature.args_to_wire
+        key = (app, exporter)
 
         def forward(*args: Any) -> Any:
             started = time.perf_counter()
-            ok, sizes = False, [0, 0]
+            ok, sent, received = False, 0, 0
             try:
-                result = send(args, sizes)
+                endpoints = self._routes.get(key, ())
+                if not endpoints:
+                    raise Unavailable(
+                        f"no node serves {app}/{exporter} for {label}; is it placed?", app=app, component=exporter
+                    )
+                request = callwire.call_request(prefix, encode(args))
+                sent = len(request)
+                now = time.monotonic()
+                finish = now + self.default_timeout
+                deadline = get_call_deadline()
+                if deadline is not None:
+                    finish = min(finish, deadline)
+                    if finish <= now:
+                        raise DeadlineExceeded(f"deadline passed before forwarding {label}")
+                if len(endpoints) == 1:  # the common case, first try: straight to the one replica
+                    address = endpoints[0]
+                    try:
+                        result, received = self.lane(address).call(request, finish - now)
+                    except (grpc.RpcError, ValueError, NeonGridError) as err:
+                        result, received = retry(request, finish, (address, err, 1))
+                else:
+                    result, received = retry(request, finish)
+                value = decode(result)
                 ok = True
-                return result
+                return value
             finally:
-                meter.record(time.perf_counter() - started, ok, sizes[0], sizes[1])
+                meter.record(time.perf_counter() - started, ok, sent, received)
 
-        def send(args: tuple[Any, ...], sizes: list[int]) -> Any:
-            if not self.endpoints(app, exporter):
-                raise Unavailable(
-                    f"no node serves {app}/{exporter} for {label}; is it placed?", app=app, component=exporter
-                )
-            request = callwire.call_request(prefix, signature.args_to_proto(args))
-            sizes[0] = len(request)
-            timeout = self.default_timeout
-            deadline = get_call_deadline()
-            if deadline is not None:
-                timeout = min(timeout, deadline - time.monotonic())
-                if timeout <= 0:
-                    raise DeadlineExceeded(f"deadline passed before forwarding {label}")
-            finish = time.monotonic() + timeout
+        def retry(request: bytes, finish: float, first: _Failed | None = None) -> tuple[bytes | None, int]:
+            """Send ``request`` to a replica until one answers (``first``: how the try it failed on went):
+            retried on the others only if the function is idempotent, each try with an equal share of the
+            time left."""
             tried: list[str] = []
             failed: list[str] = []
+            attempt = first
             while True:
-                # The current routes each time: a replica that replaced a lost one is tried next.
-                now = self.endpoints(app, exporter)
-                candidates = _untried(now, next(self._rr), tried)
-                if not candidates:
-                    break
-                address = candidates[0]
-                left = finish - time.monotonic()
-                if left <= 0:
-                    break
-                share = left / len(candidates) if idempotent else left
-                try:
-                    result, sizes[1] = self.lane(address).call(request, share)
-                except (grpc.RpcError, ValueError, NeonGridError) as err:
+                if attempt is not None:
+                    address, err, replicas = attempt
                     error, gone = self._classify(err, address, app, exporter)
                     tried.append(address)
                     failed.append(f"{address}: {error.message}")
                     if not gone and error.code not in _RETRYABLE:
                         raise error from None  # the function ran and failed: its error, as it is
-                    if idempotent:
-                        _log.info("retrying an idempotent call on another replica", call=label, failed=failed[-1])
-                        continue
-                    raise self._failure(label, error, failed[-1], len(now), function) from None
-                return decode(result)
+                    if not idempotent:
+                        raise self._failure(label, error, failed[-1], replicas, function) from None
+                    _log.info("retrying an idempotent call on another replica", call=label, failed=failed[-1])
+                # The current routes each time: a replica that replaced a lost one is tried next.
+                now = self._routes.get(key, ())
+                candidates = _untried(now, next(self._rr), tried)
+                left = finish - time.monotonic()
+                if not candidates or left <= 0:
+                    break
+                address = candidates[0]
+                share = left / len(candidates) if idempotent else left
+                try:
+                    return self.lane(address).call(request, share)
+                except (grpc.RpcError, ValueError, NeonGridError) as err:
+                    attempt = (address, err, len(now))
             if time.monotonic() >= finish:
                 raise DeadlineExceeded(f"{label}: the deadline passed after {len(failed)} tries ({'; '.join(failed)})")
             raise Unavailable(f"{label}: every replica failed ({'; '.join(failed)})")
@@ -237,6 +251,9 @@ def _raw_method(channel: Any, name: str) -> Callable[..., bytes]:
     method: Callable[..., bytes] = channel.unary_unary(f"/{callwire.SERVICE}/{name}", _registered_method=True)
     return method
 
+
+# A try that failed: the replica's address, the error, and how many replicas there were then.
+_Failed = tuple[str, "grpc.RpcError | ValueError | NeonGridError", int]
 
 # A replica that is down, or silent past the try's share of the deadline.
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)

@@ -28,7 +28,7 @@ def _args() -> st.SearchStrategy[list[values_pb2.Value]]:
 @example(args=[Value(string="x" * 200), Value(bytes=b"y" * 70_000)], app="app", function="parse")
 def test_a_request_is_the_generated_request(args: list[values_pb2.Value], app: str, function: str) -> None:
     prefix = callwire.request_prefix(app, "parser", "x:y/parser@0.1.0", function, "cloud-1")
-    raw = callwire.call_request(prefix, args)
+    raw = callwire.call_request(prefix, [a.SerializeToString() for a in args])
     expected = dataplane_pb2.CallRequest(
         app=app, component="parser", interface="x:y/parser@0.1.0", function=function, args=args, caller="cloud-1"
     )
@@ -40,7 +40,9 @@ def test_a_request_is_the_generated_request(args: list[values_pb2.Value], app: s
 def test_a_batch_is_the_generated_batch(calls: list[tuple[list[values_pb2.Value], float]]) -> None:
     prefix = callwire.request_prefix("app", "parser", "", "parse", "cloud-1")
     request = {"app": "app", "component": "parser", "function": "parse", "caller": "cloud-1"}
-    raw = callwire.batch_request("cloud-1", [(callwire.call_request(prefix, args), t) for args, t in calls])
+    raw = callwire.batch_request(
+        "cloud-1", [(callwire.call_request(prefix, [a.SerializeToString() for a in args]), t) for args, t in calls]
+    )
     expected = dataplane_pb2.CallBatchRequest(
         caller="cloud-1",
         calls=[

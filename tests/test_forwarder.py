@@ -155,3 +155,20 @@ def test_a_call_waiting_on_a_replica_that_leaves_the_routes_moves_on_at_once(
         assert isinstance(outcome.get("error"), Unavailable), outcome
         assert "left the routes while the call waited" in outcome["error"].message
         assert replicas["alive"][1].calls == 0
+
+
+def test_a_forwarder_dials_anew_after_the_credentials_change(replicas: dict[str, tuple[str, Replica]]) -> None:
+    """Renewing the node's certificate replaces the channels: a forwarder made before keeps working
+    once the old ones are closed (the certificate rotation path), without a failed call."""
+    router = Router("edge-1")
+    router.set_routes("app", "parser", (replicas["alive"][0],))
+    forward = router.forwarder("app", "processor", "parser", "x:y/echo", "echo", SIG)
+    try:
+        assert forward("before") == "echo before"
+        old = router.lane(replicas["alive"][0])
+        router.set_credentials(router.creds, grace=0.05)
+        time.sleep(0.3)  # the old channels are closed by now
+        assert forward("after") == "echo after"
+        assert router.lane(replicas["alive"][0]) is not old
+    finally:
+        router.close()

@@ -77,7 +77,7 @@ class Node:
 
 def _request(text: str, function: str = "echo") -> bytes:
     prefix = callwire.request_prefix("app", "parser", "", function, "cloud-1")
-    return callwire.call_request(prefix, [values_pb2.Value(string=text)])
+    return callwire.call_request(prefix, [values_pb2.Value(string=text).SerializeToString()])
 
 
 def _lane(node: Node, sizes: list[int] | None = None) -> Lane:
