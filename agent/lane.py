@@ -105,22 +105,18 @@ class Lane:
         """Send one call (a serialized ``CallRequest``) within ``timeout`` seconds; its result, or raise
         its error (a ``grpc.RpcError`` or ``ValueError`` when the transport failed, a NeonGridError the
         node raised)."""
-        if timeout <= 0:
-            raise DeadlineExceeded("the deadline passed before the call was sent")
-        started = time.monotonic()
+        deadline = time.monotonic() + timeout
         pending = None
         with self._lock:
             leading = self.batching and self._inflight < self._limit() and not self._queue
             if leading:
                 self._inflight += 1
             elif self.batching:
-                pending = _Pending(request, started + timeout)
+                pending = _Pending(request, deadline)
                 self._queue.append(pending)
         if pending is None:  # nothing in flight or waiting (or no batching): the call goes out alone, now
             try:
-                raw = self._call(request, timeout=timeout)
-                self.typical_call = moving_average(self.typical_call, time.monotonic() - started)
-                return callwire.call_reply(raw)
+                return self._unary(request, deadline)
             finally:
                 if leading:
                     self._finished()
