@@ -671,14 +671,16 @@ class Agent:
         args: list[Any],
         deadline: float | None,
         lift: Callable[[Any], Any] | None = None,
+        pool: InstancePool | None = None,
     ) -> Any:
         """Call into a component on this node from a worker thread, within ``deadline`` (monotonic;
         None: the component's own timeout). The pool records the call's outcome and time.
 
         A call that waited on a pool that was swapped out (hot swap) moves to the new pool. ``lift``
-        reads the result from wasmtime's C value (:meth:`agent.runtime.ComponentInstance.call`).
+        reads the result from wasmtime's C value (:meth:`agent.runtime.ComponentInstance.call`);
+        ``pool``: the component's pool, when the caller has looked it up already (the data plane keeps it).
         """
-        pool = self.pool(app, component)
+        pool = pool or self.pool(app, component)
         try:
             return pool.call(ref, args, deadline, lift)
         except PoolClosed:

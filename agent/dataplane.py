@@ -27,7 +27,7 @@ import grpc
 from agent import callwire
 from agent.forwarder import set_call_deadline
 from agent.logbook import Line
-from agent.pool import InstancePool, PoolClosed
+from agent.pool import InstancePool
 from agent.runtime import FunctionRef
 from neon import log
 from neon._proto import dataplane_pb2
@@ -178,13 +178,7 @@ class DataPlaneServicer:
         if route is None:
             route = self._route(request)
         args = route.decode(request.args)
-        set_call_deadline(deadline)
-        try:
-            return route.pool.call(route.ref, args, deadline, route.lift)  # type: ignore[no-any-return]
-        except PoolClosed:  # swapped out while the call waited: the pool that replaced it takes it
-            return self.agent.call_within(route.app, route.component, route.ref, args, deadline, route.lift)  # type: ignore[no-any-return]
-        finally:
-            set_call_deadline(None)
+        return self._run(route.app, route.component, route.ref, args, deadline, route.lift, route.pool)  # type: ignore[no-any-return]
 
     def _route(self, request: dataplane_pb2.CallRequest) -> _Route:
         """Look up what serving ``request``'s function takes, and keep it until what this node serves changes."""
@@ -241,12 +235,14 @@ class DataPlaneServicer:
         args: list[Any],
         deadline: float | None,
         lift: Callable[[Any], Any] | None = None,
+        pool: InstancePool | None = None,
     ) -> Any:
         """Run the call in this (grpc) thread within ``deadline`` (monotonic; None: the component's own),
-        which the calls the guest forwards meanwhile keep; ``lift``: see :meth:`agent.agent.Agent.call_within`."""
+        which the calls the guest forwards meanwhile keep; ``lift`` and ``pool``: see
+        :meth:`agent.agent.Agent.call_within`."""
         set_call_deadline(deadline)
         try:
-            return self.agent.call_within(app, component, ref, args, deadline, lift)
+            return self.agent.call_within(app, component, ref, args, deadline, lift, pool)
         finally:
             set_call_deadline(None)
 

@@ -78,18 +78,8 @@ class InstancePool:
         """Run one call on a free instance; ``deadline`` is a ``time.monotonic()`` instant, ``lift``
         reads the result from wasmtime's C value (:meth:`ComponentInstance.call`)."""
         started = time.perf_counter()
-        lock = self._lock
-        with lock:  # the common case, inline: a free place and no wait
-            free = self._busy < self.settings.instances and not self._closed
-            if free:
-                self._busy += 1
-                instance = self._idle.pop() if self._idle else None
-        ready = free and instance is not None  # no wait and nothing to make: the guest code begins now
         try:
-            if not free:
-                instance = self._acquire(deadline)
-            elif instance is None:
-                instance = self._created()
+            instance, ready = self._acquire(deadline)
         except PoolClosed:
             raise  # not a call into this component yet: the caller moves it to the pool that replaced this one
         except BaseException:
@@ -102,7 +92,7 @@ class InstancePool:
                 timeout = min(timeout, deadline - time.monotonic())
                 if timeout <= 0:
                     raise DeadlineExceeded(f"{self.template.label}: the caller's deadline passed before {ref} ran")
-            ran = started if ready else time.perf_counter()
+            ran = started if ready else time.perf_counter()  # after any wait for an instance
             result = instance.call(ref, args, timeout, lift)
             succeeded = ran
         except NeonGridError as err:
@@ -145,15 +135,17 @@ class InstancePool:
         self.created += 1
         return instance
 
-    def _acquire(self, deadline: float | None) -> ComponentInstance:
-        """A place among the running calls and an instance for it, waiting for one if need be."""
+    def _acquire(self, deadline: float | None) -> tuple[ComponentInstance, bool]:
+        """A place among the running calls and an instance for it, waiting for one if need be; and
+        whether it was there at once (no wait, nothing made), so that the guest code begins now."""
         with self._lock:
-            if self._busy < self.settings.instances and not self._closed:
+            if self._busy < self.settings.instances and not self._closed:  # the common case: no wait
                 self._busy += 1
                 instance = self._idle.pop() if self._idle else None
+                ready = instance is not None
             else:
-                instance = self._wait_for_turn(deadline)
-        return instance if instance is not None else self._created()
+                instance, ready = self._wait_for_turn(deadline), False
+        return (instance, ready) if instance is not None else (self._created(), False)
 
     def _created(self) -> ComponentInstance:
         """A new instance for a place already taken (given back if making it fails)."""

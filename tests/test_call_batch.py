@@ -17,9 +17,8 @@ SIG = Signature([("raw", StringCodec())], StringCodec(), "x:y/echo#echo")
 
 
 class Agent:
-    """What the data plane asks of its agent, for one component: its pool, which echoes. With
-    ``together``, each thread's first call waits until that many calls run at once (a broken wait fails
-    the call)."""
+    """What the data plane asks of its agent, for one component. With ``together``, each thread's
+    first call waits until that many calls run at once (a broken wait fails the call)."""
 
     def __init__(self, instances: int, typical_call: float, together: int) -> None:
         self.config = SimpleNamespace(name="edge-1")
@@ -28,9 +27,9 @@ class Agent:
             template=SimpleNamespace(signature=lambda ref: SIG),
             settings=SimpleNamespace(instances=instances),
             typical_call=typical_call,
-            call=self._call,
         )
         self.threads: set[str] = set()
+        self.pools: list[Any] = []  # the pool each call was handed, if any
         self.together = threading.Barrier(together) if together > 1 else None
         self._lock = threading.Lock()
 
@@ -40,9 +39,19 @@ class Agent:
     def pool(self, app: str, component: str) -> Any:
         return self._pool
 
-    def _call(self, ref: Any, args: list[Any], deadline: float | None, lift: Any = None) -> Any:
+    def call_within(
+        self,
+        app: str,
+        component: str,
+        ref: Any,
+        args: list[Any],
+        deadline: float | None,
+        lift: Any = None,
+        pool: Any = None,
+    ) -> Any:
         """Echoes; asked to ``lift`` (as for a forwarded call), it answers as the runtime does: a serialized Value."""
         name = threading.current_thread().name
+        self.pools.append(pool)
         with self._lock:
             first = name not in self.threads
             self.threads.add(name)
