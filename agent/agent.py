@@ -62,7 +62,7 @@ from neon.errors import (
 from neon.http import HttpServer, Request, Response
 from neon.metrics import CONTENT_TYPE
 from neon.model import ComponentAssignment, InstanceReport
-from neon.rpc import CHANNEL_OPTIONS, create_sync_server, mark_serving
+from neon.rpc import CHANNEL_OPTIONS, SyncServer, create_sync_server, mark_serving
 from neon.signing import UNSIGNED_ALLOWED, Signature, verify, verify_fused
 from neon.tls import Credentials, ServerIdentity, aio_channel
 from neon.wire import assignment_from_proto, metrics_report, report_to_proto
@@ -106,7 +106,7 @@ class Agent:
         self._report: tuple[InstanceReport, ...] = ()
         self._report_dirty = asyncio.Event()
         self._registered = asyncio.Event()
-        self.server: grpc.Server | None = None
+        self.server: SyncServer | None = None
         self.dataplane = DataPlaneServicer(self, helpers=DATAPLANE_THREADS)
         self._followers = threading.BoundedSemaphore(LOG_FOLLOWERS)
         self.http: HttpServer | None = None
@@ -134,6 +134,8 @@ class Agent:
             threads=DATAPLANE_THREADS + LOG_FOLLOWERS,
         )
         self.server.start()
+        if self.server.inline is not None:
+            self.telemetry.watch_served(self.server.inline.served)
         await mark_serving(self.server)
         host = self.config.listen.rsplit(":", 1)[0]
         self.address = self.config.advertise or f"{host}:{port}"

@@ -1,8 +1,11 @@
 """The agent's DataPlane service: calls into the components it runs.
 
-It is served by a synchronous gRPC server (:func:`neon.rpc.create_sync_server`):
-a call's handler runs the guest in grpc's own thread, so a forwarded call costs
-no hop to an event loop and back (bench/forwarding.py measures what that saves).
+It is served by a synchronous gRPC server (:func:`neon.rpc.create_sync_server`),
+``Call`` and ``CallBatch`` through :mod:`neon.inline`: a call to a function
+whose component answers quickly (:meth:`DataPlaneServicer.quick`) runs the
+guest in the very thread that received it, any other call in a worker thread,
+so a forwarded call costs no hop to an event loop and back, nor grpc's hop to
+a worker and its wait for the request (bench/forwarding.py measures both).
 ``CallBatch`` serves the calls a forwarder coalesced while others to this node
 were in flight (:mod:`agent.lane`), each with its own deadline and outcome.
 
@@ -42,9 +45,10 @@ if TYPE_CHECKING:
 
 _log = log.get("neon.agent.dataplane")
 
-# A batch's calls to a component with several instances run side by side when its calls typically take
-# this long (seconds); quicker ones run in turn, since a hop to another thread would cost more than it saves.
-PARALLEL_ABOVE = 0.001
+# A call to a component whose calls typically take less than this (seconds) runs in the thread that
+# received it; a batch's calls to a component with several instances run side by side when its calls
+# take longer, quicker ones in turn: for those a hop to another thread costs more than it saves.
+QUICK_BELOW = 0.001
 
 
 class DataPlaneServicer:
@@ -63,13 +67,17 @@ class DataPlaneServicer:
 
     def add_to_server(self, server: grpc.Server) -> None:
         """Register the service on ``server``: ``Call`` and ``CallBatch`` answer serialized messages
-        (no response serializer), the others as the generated code would register them."""
+        (no response serializer) and are served inline where the server can (:mod:`neon.inline`:
+        a quick call runs in the thread that received it, :meth:`quick`), the others as the
+        generated code would register them."""
         pb = dataplane_pb2
-        handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+        forwarded: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
             "Call": grpc.unary_unary_rpc_method_handler(self.Call, request_deserializer=pb.CallRequest.FromString),
             "CallBatch": grpc.unary_unary_rpc_method_handler(
                 self.CallBatch, request_deserializer=pb.CallBatchRequest.FromString
             ),
+        }
+        others: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
             "Invoke": grpc.unary_unary_rpc_method_handler(
                 self.Invoke, pb.InvokeRequest.FromString, pb.InvokeResponse.SerializeToString
             ),
@@ -77,8 +85,20 @@ class DataPlaneServicer:
                 self.Logs, pb.LogsRequest.FromString, pb.LogLine.SerializeToString
             ),
         }
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(callwire.SERVICE, handlers),))
-        server.add_registered_method_handlers(callwire.SERVICE, handlers)
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(callwire.SERVICE, forwarded | others),))
+        server.add_registered_method_handlers(callwire.SERVICE, others)
+        add_inline = getattr(server, "add_inline_method_handlers", None)
+        if add_inline is None:  # a plain grpc server (tests)
+            server.add_registered_method_handlers(callwire.SERVICE, forwarded)
+        else:
+            add_inline(callwire.SERVICE, forwarded, {"Call": self.quick, "CallBatch": _batched})
+
+    def quick(self, request: Any) -> bool:
+        """Whether a ``Call`` may run in the thread that received it: its function was served
+        here before, in what this node serves now, and its component's calls take under
+        :data:`QUICK_BELOW` (a component whose calls wait for others, forwarded on, takes longer)."""
+        route = self._routes.get((request.app, request.component, request.interface, request.function))
+        return route is not None and route.serving == self.agent.serving and 0.0 < route.pool.typical_call < QUICK_BELOW
 
     @edge
     def Call(self, request: dataplane_pb2.CallRequest, context: SyncContext) -> bytes:
@@ -92,7 +112,7 @@ class DataPlaneServicer:
         """Run each call within its own deadline; one call's failure is its own outcome.
 
         The calls run in turn in this thread, unless their component has several instances and
-        its calls take long enough (:data:`PARALLEL_ABOVE`) to gain more from running side by side
+        its calls take long enough (:data:`QUICK_BELOW`) to gain more from running side by side
         than a hop to another thread costs: then they spread over as many threads as it has instances.
         """
         peer = peer_of(context)
@@ -122,7 +142,7 @@ class DataPlaneServicer:
         for app, component in {(c.call.app, c.call.component) for c in calls}:
             with contextlib.suppress(NeonGridError):  # not running here: its calls fail on their own
                 pool = self.agent.pool(app, component)
-                if pool.typical_call >= PARALLEL_ABOVE:
+                if pool.typical_call >= QUICK_BELOW:
                     width = max(width, pool.settings.instances)
         return width
 
@@ -258,6 +278,11 @@ class _Route(NamedTuple):
     callers: frozenset[str]  # the nodes whose forwarded calls are accepted
     decode: Callable[[Sequence[Value]], list[Any]]  # the arguments, from protobuf
     lift: Callable[[int], bytes]  # the result, from wasmtime's C value to a serialized Value
+
+
+def _batched(request: Any) -> bool:
+    """A batch goes to a worker thread: it may take long, and its callers' next calls queue meanwhile."""
+    return False
 
 
 def _deadline(context: SyncContext) -> float | None:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from neon.metrics import Family, Gauge, HistogramValue, Meter, Registry, quantile
+from neon.metrics import Counter, Family, Gauge, HistogramValue, Meter, Registry, quantile
 
 ComponentKey = tuple[str, str]  # (app, component)
 LinkKey = tuple[str, str, str, str]  # (app, importer, exporter, mode: local | remote)
@@ -95,6 +95,7 @@ class Telemetry:
         info.set(node, version, value=1)
         self._pools: Callable[[], dict[ComponentKey, PoolStats]] = dict
         self._denials: Callable[[], dict[ComponentKey, int]] = dict
+        self._served: Callable[[], dict[tuple[str, str], int]] = dict
         r.collect(self._collect)
         self._meters: dict[tuple[str, ...], Meter] = {}
         self._meters_lock = threading.Lock()
@@ -108,6 +109,10 @@ class Telemetry:
     ) -> None:
         """Where instance counts and denials are read at each scrape."""
         self._pools, self._denials = pools, denials
+
+    def watch_served(self, served: Callable[[], dict[tuple[str, str], int]]) -> None:
+        """Where the data plane's count of forwarded calls by (method, thread) is read at each scrape."""
+        self._served = served
 
     # ------------------------------------------------------------ hooks --
 
@@ -171,7 +176,15 @@ class Telemetry:
             discarded.set(app, comp, value=stats.discarded)
         for (app, comp), count in sorted(self._denials().items()):
             denials.set(app, comp, value=count)
-        return [instances, queued, created, discarded, denials]
+        served = Counter(
+            "neon_dataplane_served_total",
+            "Forwarded calls this node's data plane answered, by method and by the thread that ran them: "
+            "poller (quick calls, run where they arrived) or worker",
+            ("method", "thread"),
+        )
+        for (method, thread), count in sorted(self._served().items()):
+            served.set(method, thread, value=count)
+        return [instances, queued, created, discarded, denials, served]
 
     def window(self) -> tuple[float, dict[ComponentKey, Rates], dict[LinkKey, Rates]]:
         """Seconds since the previous window, and per component and link what happened in it."""

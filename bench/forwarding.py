@@ -66,17 +66,26 @@ ECHO_SERVER = textwrap.dedent("""
     from concurrent import futures
     def echo(request, context):
         return request
-    handler = grpc.method_handlers_generic_handler("bench.Echo", {
-        "Echo": grpc.unary_unary_rpc_method_handler(echo)})
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    server.add_generic_rpc_handlers((handler,))
-    if len(sys.argv) > 2:  # ca, cert, key: mutual TLS like every Neon Grid hop
-        ca, cert, key = (open(p, "rb").read() for p in sys.argv[2:5])
+    handler = grpc.unary_unary_rpc_method_handler(echo)
+    pool = futures.ThreadPoolExecutor(max_workers=4)
+    server = grpc.server(pool)
+    if sys.argv[2] == "inline":  # the same echo, served as the agent's data plane serves Call
+        sys.path.insert(0, sys.argv[3])
+        from neon import inline
+        served = inline.attach(server, pool)
+        served.add("/bench.Echo/Echo", handler, lambda request: True)
+    else:  # plain grpcio
+        served = None
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("bench.Echo", {"Echo": handler}),))
+    if len(sys.argv) > 4:  # ca, cert, key: mutual TLS like every Neon Grid hop
+        ca, cert, key = (open(p, "rb").read() for p in sys.argv[4:7])
         creds = grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=True)
         server.add_secure_port("127.0.0.1:" + sys.argv[1], creds)
     else:
         server.add_insecure_port("127.0.0.1:" + sys.argv[1])
     server.start()
+    if served is not None:
+        served.start()
     print("ready", flush=True)
     server.wait_for_termination()
 """)
@@ -93,12 +102,13 @@ ROUNDS = 4  # slices each sweep is cut into, alternating between what is compare
 
 
 @contextlib.contextmanager
-def echo_server(pki_dir: Path | None = None) -> Iterator[tuple[Callable[[bytes], Any], int]]:
-    """A plain grpcio echo server in another process (mutual TLS with ``pki_dir``, as the control plane),
-    warmed up; yields a function calling it once with a payload, and its pid."""
+def echo_server(pki_dir: Path | None = None, mode: str = "grpc") -> Iterator[tuple[Callable[[bytes], Any], int]]:
+    """An echo server in another process (mutual TLS with ``pki_dir``, as the control plane), warmed
+    up; yields a function calling it once with a payload, and its pid. ``mode``: ``grpc``, a plain
+    grpcio server (the baseline); ``inline``, the echo served by :mod:`neon.inline`, as the agent serves Call."""
     port = free_port()
     tls_args = [str(pki_dir / n) for n in ("ca.pem", "controlplane.pem", "controlplane.key")] if pki_dir else []
-    argv = [sys.executable, "-c", ECHO_SERVER, str(port), *tls_args]
+    argv = [sys.executable, "-c", ECHO_SERVER, str(port), mode, str(ROOT), *tls_args]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     creds = Credentials.from_dir(pki_dir, "admin") if pki_dir else Credentials.insecure()
     try:
@@ -264,6 +274,7 @@ def main() -> int:
         forward_c = stack.enter_context(forwarder(work, "log-analyzer-c", address["edge-1"], built["parser-c"]))
         echo, echo_pid = stack.enter_context(echo_server(work / "pki"))
         plain, _ = stack.enter_context(echo_server())
+        inline_echo, inline_pid = stack.enter_context(echo_server(work / "pki", "inline"))
         assert forward(lines[0]) is not None and forward_c(lines[0]) is not None
         plain_s = one_at_a_time(lambda: plain(payload), args.calls)
         echo_s = one_at_a_time(lambda: echo(payload), args.calls)
@@ -271,6 +282,7 @@ def main() -> int:
             "python": (lambda: forward(lines[0]), pids["edge-1"]),
             "c": (lambda: forward_c(lines[0]), pids["edge-1"]),
             "echo": (lambda: echo(payload), echo_pid),
+            "inline-echo": (lambda: inline_echo(payload), inline_pid),
         }
         swept = {n: interleaved(targets, n, args.calls) for n in LEVELS}
 
@@ -296,6 +308,8 @@ def main() -> int:
                 "guest": guest,
                 "forwarded": swept[n][guest],
                 "raw_echo": swept[n]["echo"],
+                "inline_echo": swept[n]["inline-echo"],
+                "p50_ratio_vs_inline_echo": swept[n][guest]["p50_ms"] / swept[n]["inline-echo"]["p50_ms"],
                 "p50_ratio": swept[n][guest]["p50_ms"] / swept[n]["echo"]["p50_ms"],
                 "throughput_ratio": swept[n][guest]["calls_per_second"] / swept[n]["echo"]["calls_per_second"],
             }
@@ -333,6 +347,14 @@ def main() -> int:
             f"{f['calls_per_second']:>7.0f} / {e['calls_per_second']:<6.0f}  "
             f"{f['server_cpu_us_per_call']:>12.0f} / {e['server_cpu_us_per_call']:<4.0f} µs  "
             f"{f['client_cpu_us_per_call']:>17.0f} / {e['client_cpu_us_per_call']:.0f} µs"
+        )
+    print("\nthe same echo served by neon.inline, as the agent's data plane serves Call (the transport alone):")
+    for n in LEVELS:
+        i, e = swept[n]["inline-echo"], swept[n]["echo"]
+        c = next(r for r in result["concurrency"] if r["guest"] == "c" and r["concurrency"] == n)
+        print(
+            f"{n:>18}  p50 {i['p50_ms']:.3f} ms = {i['p50_ms'] / e['p50_ms']:.2f}x the grpcio echo; "
+            f"forwarded C-guest call {c['p50_ratio_vs_inline_echo']:.2f}x it"
         )
     save(args.json, result)
     return 0

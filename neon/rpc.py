@@ -6,13 +6,14 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+import threading
 from concurrent import futures
 from typing import Any, Awaitable, Callable, TypeVar, cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from neon import authz, log
+from neon import authz, inline, log
 from neon.errors import ERROR_METADATA_KEY, InvalidArgument, NeonGridError
 from neon.tls import Credentials, Peer, ServerIdentity, peer_of, sync_peer
 
@@ -239,18 +240,68 @@ class _GuardedServer:
     """What a synchronous server's servicers register on (the agent's data plane): each method's
     handler is wrapped with the call guard once, as it is added, so no interceptor runs on every
     call. The checks are :class:`_Guard`'s, run in the handler's own thread. Its services are unary
-    and server-streaming."""
+    and server-streaming; unary methods may be served inline (:mod:`neon.inline`)."""
 
-    def __init__(self, server: grpc.Server) -> None:
+    def __init__(self, server: grpc.Server, inline_methods: inline.InlineMethods | None) -> None:
         self._server = server
+        self._inline = inline_methods
         self._wrapped = _Wrapped()
 
     def add_generic_rpc_handlers(self, handlers: Any) -> None:
         self._server.add_generic_rpc_handlers(tuple(_GuardedHandlers(h, self._wrapped) for h in handlers))
 
     def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
-        guarded = {name: self._wrapped.get(f"/{service}/{name}", h, _guard_sync) for name, h in handlers.items()}
+        guarded = {name: self._guarded(service, name, h) for name, h in handlers.items()}
         self._server.add_registered_method_handlers(service, guarded)
+
+    def add_inline_method_handlers(
+        self, service: str, handlers: dict[str, Any], quick: dict[str, Callable[[Any], bool]]
+    ) -> None:
+        """Serve these unary methods inline where this grpcio allows (``quick[name](request)``: whether
+        a call runs in the polling thread), as registered methods otherwise."""
+        if self._inline is None:
+            self.add_registered_method_handlers(service, handlers)
+            return
+        for name, handler in handlers.items():
+            self._inline.add(f"/{service}/{name}", self._guarded(service, name, handler), quick[name])
+
+    def _guarded(self, service: str, name: str, handler: Any) -> Any:
+        return self._wrapped.get(f"/{service}/{name}", handler, _guard_sync)
+
+
+class SyncServer:
+    """A synchronous grpc server (:func:`create_sync_server`) and the methods it serves inline."""
+
+    def __init__(self, server: grpc.Server, inline_methods: inline.InlineMethods | None) -> None:
+        self.grpc_server = server
+        self.inline = inline_methods
+
+    def add_insecure_port(self, address: str) -> int:
+        return self.grpc_server.add_insecure_port(address)
+
+    def add_secure_port(self, address: str, credentials: grpc.ServerCredentials) -> int:
+        return self.grpc_server.add_secure_port(address, credentials)
+
+    def start(self) -> None:
+        self.grpc_server.start()
+        if self.inline is not None:
+            self.inline.start()
+
+    def stop(self, grace: float | None) -> threading.Event:
+        """Stop as :meth:`grpc.Server.stop` does; the event is set once the inline methods' calls are done too."""
+        stopped = self.grpc_server.stop(grace)
+        served = self.inline
+        if served is None:
+            return stopped
+        done = threading.Event()
+
+        def finish() -> None:
+            stopped.wait()
+            served.close()
+            done.set()
+
+        threading.Thread(target=finish, name="server-stop", daemon=True).start()
+        return done
 
 
 class _GuardedHandlers(grpc.GenericRpcHandler):
@@ -331,15 +382,17 @@ def create_sync_server(
     creds: Credentials,
     identity: ServerIdentity | None = None,
     threads: int = 32,
-) -> tuple[grpc.Server, int]:
+) -> tuple[SyncServer, int]:
     """Like :func:`create_server`, but synchronous: each call's handler runs in one of ``threads``
-    grpc threads, with no hop to an event loop and back. For servers whose handlers block
-    (the agent's data plane runs guest code); call ``server.start()``."""
+    grpc threads, with no hop to an event loop and back, or in the thread that received it
+    (methods registered with ``add_inline_method_handlers``, :mod:`neon.inline`). For servers
+    whose handlers block (the agent's data plane runs guest code); call ``server.start()``."""
     pool = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc-handler")
     server = grpc.server(pool, options=CHANNEL_OPTIONS)
-    guarded = cast(grpc.Server, _GuardedServer(server))
+    served = SyncServer(server, inline.attach(server, pool))
+    guarded = cast(grpc.Server, _GuardedServer(server, served.inline))
     register(guarded)
-    return server, _finish(server, health.HealthServicer(), address, service_names, creds, identity, guarded)
+    return served, _finish(served, health.HealthServicer(), address, service_names, creds, identity, guarded)
 
 
 def _finish(
@@ -385,7 +438,7 @@ def add_join_port(server: grpc.aio.Server, address: str, creds: Credentials) -> 
     return _add_port(server, address, creds, require_client_cert=False)
 
 
-async def mark_serving(server: grpc.aio.Server | grpc.Server) -> None:
+async def mark_serving(server: grpc.aio.Server | grpc.Server | SyncServer) -> None:
     """Report every registered service as SERVING on the health service."""
     checker = getattr(server, "_neon_health")  # noqa: B009 - set by _finish, not declared by grpc
     for name in getattr(server, "_neon_services"):  # noqa: B009

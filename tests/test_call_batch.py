@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from agent.codec import Signature, StringCodec
-from agent.dataplane import PARALLEL_ABOVE, DataPlaneServicer
+from agent.dataplane import QUICK_BELOW, DataPlaneServicer
 from neon._proto import dataplane_pb2, values_pb2
 from neon.tls import Peer
 
@@ -89,7 +89,7 @@ def _string(text: str) -> values_pb2.Value:
 
 @pytest.mark.parametrize(
     ("instances", "typical_call", "side_by_side"),
-    [(1, 1.0, 1), (4, PARALLEL_ABOVE / 10, 1), (4, PARALLEL_ABOVE, 4)],
+    [(1, 1.0, 1), (4, QUICK_BELOW / 10, 1), (4, QUICK_BELOW, 4)],
     ids=["one instance", "quick calls", "slow calls with four instances"],
 )
 def test_a_batch_runs_side_by_side_only_for_slow_components_with_several_instances(

@@ -97,6 +97,26 @@ def test_split_pair_forwards_each_parse_across_nodes(cluster: Cluster, tmp_path:
     assert (count, node) == (5, "cloud-1")
     assert client.invoke("log-analyzer", "processor", "process-batch", [[]])[0] == 0
 
+    # The edge's data plane answered each parse: the first in a worker thread, and once the parser's
+    # calls have shown themselves quick (a moving average), in the thread that received them (neon.inline).
+    edge = next(n for n in client.list_nodes() if n.name == "edge-1")
+    viewer = cluster.credentials("viewer")
+
+    def served() -> dict[str, float]:
+        status, text = https_get(edge.metrics_address, "/metrics", viewer, AGENT_NAME)
+        assert status == 200
+        method = "/neon.v1.DataPlane/Call"
+        return {t: sample(text, "neon_dataplane_served_total", method=method, thread=t) for t in ("poller", "worker")}
+
+    first = served()
+    assert first["poller"] + first["worker"] == len(SAMPLE) and first["worker"] >= 1, first
+    batches = 1
+    while served()["poller"] == 0 and batches < 30:
+        assert client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE])[0] == 5
+        batches += 1
+    last = served()
+    assert last["poller"] > 0 and last["poller"] + last["worker"] == batches * len(SAMPLE), (batches, last)
+
     # Malformed lines are errors from the parser, typed as result<log-entry, string>.
     result, node = client.invoke("log-analyzer", "parser", "parse", ["this line is not a log entry"])
     assert node == "edge-1"
