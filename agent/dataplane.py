@@ -95,10 +95,16 @@ class DataPlaneServicer:
 
     def quick(self, request: Any) -> bool:
         """Whether a ``Call`` may run in the thread that received it: its function was served
-        here before, in what this node serves now, and its component's calls take under
-        :data:`QUICK_BELOW` (a component whose calls wait for others, forwarded on, takes longer)."""
+        here before, in what this node serves now; its component's calls take under
+        :data:`QUICK_BELOW` (a component whose calls wait for others, forwarded on, takes longer);
+        and an idle instance is there now (no wait behind a batch, no instance to make)."""
         route = self._routes.get((request.app, request.component, request.interface, request.function))
-        return route is not None and route.serving == self.agent.serving and 0.0 < route.pool.typical_call < QUICK_BELOW
+        return (
+            route is not None
+            and route.serving == self.agent.serving
+            and 0.0 < route.pool.typical_call < QUICK_BELOW
+            and route.pool.ready()
+        )
 
     @edge
     def Call(self, request: dataplane_pb2.CallRequest, context: SyncContext) -> bytes:

@@ -68,6 +68,10 @@ class InstancePool:
                 "discarded": self.discarded,
             }
 
+    def ready(self) -> bool:
+        """Whether a call now would find an idle instance at once (read without the lock: a hint)."""
+        return bool(self._idle) and self._busy < self.settings.instances and not self._closed
+
     def call(
         self,
         ref: FunctionRef,

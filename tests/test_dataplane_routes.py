@@ -57,3 +57,25 @@ def test_a_function_is_looked_up_once_until_what_the_node_serves_changes() -> No
         assert _call(servicer, "cloud-2") is not None
     finally:
         servicer.close()
+
+
+def test_a_call_runs_inline_only_when_its_component_answers_quickly_and_has_an_idle_instance() -> None:
+    agent = Recording()
+    servicer = DataPlaneServicer(agent)  # type: ignore[arg-type]
+    request = dataplane_pb2.CallRequest(app="app", component="parser", interface="x:y/echo", function="echo")
+    pool = agent._pool
+    pool.ready = lambda: pool.idle  # type: ignore[attr-defined]
+    pool.idle, pool.typical_call = True, 0.0002
+    try:
+        assert not servicer.quick(request)  # never served here: nothing known of it
+        _call(servicer)
+        assert servicer.quick(request)
+        pool.typical_call = 0.005  # its calls take longer (they wait on others): a worker thread
+        assert not servicer.quick(request)
+        pool.typical_call, pool.idle = 0.0002, False  # every instance busy (a batch runs): no waiting in the poller
+        assert not servicer.quick(request)
+        pool.idle = True
+        agent.serving += 1  # what the node serves changed: looked up again first, by a worker
+        assert not servicer.quick(request)
+    finally:
+        servicer.close()
