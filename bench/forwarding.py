@@ -7,7 +7,10 @@ through each agent's data plane directly. The difference divided by N is what
 one forwarded `parse` call costs on top of a local (host-linked) one. The
 baseline is a plain grpcio unary echo of a payload of the same size between
 two processes on loopback, over mutual TLS as every Neon Grid hop is (the
-plaintext echo is printed too, to show what TLS itself costs).
+plaintext echo is printed too, to show what TLS itself costs). A third echo
+server answers through :mod:`neon.inline`, as the agent's data plane serves
+``Call`` (in the thread that received it): forwarded ÷ that echo is what the
+codec, the call guard, the pool and the guest add to the agent's transport.
 
 Then the same comparison call by call, at concurrency 1, 8 and 64: the agent's own
 forwarder (the host function a split link installs: WIT-typed encode, gRPC
