@@ -302,11 +302,11 @@ class ControlPlane:
         """Record when each node that lost its lease was found so (durably, so a new leader keeps the clock)."""
         marked = dict(world.unreachable_since)
         for name, since in sorted(world.unreachable_since.items()):
-            if since or not await self.store.mark_unreachable(name, world.now):
+            if since:
                 continue
-            marked[name] = world.now
             msg = f"node {name} lost its lease: Unreachable; what does not tolerate {UNREACHABLE} moves now"
-            await self.store.record(new_event("NodeUnreachable", msg, node=name))
+            if await self.store.mark_unreachable(name, world.now, new_event("NodeUnreachable", msg, node=name)):
+                marked[name] = world.now
         return replace(world, unreachable_since=marked)
 
     def _wake_for_grace(self, seconds: float | None) -> None:

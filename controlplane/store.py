@@ -292,19 +292,25 @@ class Store:
         got = await self.client.get(_key(MEMBERS, name))
         return _member(got.value) if got else None
 
-    async def mark_unreachable(self, name: str, since: float) -> bool:
-        """Record when a member was found without its lease, unless it registered again meanwhile."""
+    async def mark_unreachable(self, name: str, since: float, event: Event | None = None) -> bool:
+        """Record when a member was found without its lease, unless it registered again meanwhile;
+        ``event`` is written in the same transaction (nobody sees the node Unreachable without it)."""
         tx = self.client.transactions
         key = _key(MEMBERS, name)
         got = await self.client.get(key)
         if got is None:
             return False
         doc = json.loads(got.value) | {"unreachable_since": since}
+        puts = [tx.put(key, _dump(doc))]
+        if event is not None:
+            puts.append(tx.put(_key(EVENTS, event.id), _dump(event.to_dict())))
         ok, _ = await self.client.transaction(
             compare=[tx.mod(key) == got.mod_revision, tx.version(_key(NODES, name)) == 0],
-            success=[tx.put(key, _dump(doc))],
+            success=puts,
             failure=[],
         )
+        if ok and event is not None:
+            await self._recorded(event)
         return bool(ok)
 
     async def forget_node(self, name: str) -> bool:
@@ -515,6 +521,10 @@ class Store:
 
     async def record(self, event: Event) -> None:
         await self.client.put(_key(EVENTS, event.id), _dump(event.to_dict()))
+        await self._recorded(event)
+
+    async def _recorded(self, event: Event) -> None:
+        """What follows an event's write: the hook, the log line, and now and then trimming the history."""
         if self.on_record is not None:
             self.on_record(event)
         ids = {k: v for k, v in (("app", event.app), ("component", event.component), ("node", event.node)) if v}

@@ -208,7 +208,7 @@ class InlineMethods:
         with self._lock:
             self._stopping = True
             self._close_if_done()
-        self._calls.set()  # the watcher looks once more and leaves
+        self._calls.set()  # the watcher leaves (it no longer rescues anyone)
 
     # ------------------------------------------------------------- polling --
 
@@ -225,6 +225,7 @@ class InlineMethods:
     def _poll(self) -> None:
         me = threading.get_ident()
         queue, lock, crew = self._queue, self._lock, self._crew
+        shutdown, timeout = cygrpc.CompletionType.queue_shutdown, cygrpc.CompletionType.queue_timeout
         while True:
             with lock:
                 crew.polling()
@@ -232,9 +233,9 @@ class InlineMethods:
             with lock:
                 crew.polled()
             kind = event.completion_type
-            if kind == cygrpc.CompletionType.queue_shutdown:
+            if kind == shutdown:
                 return
-            if kind == cygrpc.CompletionType.queue_timeout:
+            if kind == timeout:
                 continue
             try:
                 self._handle(event, me)
@@ -249,7 +250,8 @@ class InlineMethods:
         if type(tag) is str:  # a call of that method arrived (or the server is shutting down)
             with self._lock:
                 self._inflight -= 1
-                if not event.success:
+                if not event.success:  # the server shuts down (stopped, or dropped without a stop)
+                    self._stopping = True
                     self._close_if_done()
                     return
                 self._inflight += 1  # this call, until its answer is sent
@@ -339,6 +341,7 @@ class InlineMethods:
         if self._stopping and self._inflight == 0 and not self._closed:
             self._closed = True
             self._queue.shutdown()
+            self._calls.set()  # the watcher looks once more and leaves
 
     # ------------------------------------------------------------ watching --
 

@@ -112,6 +112,23 @@ def test_node_lease_expires_and_refresh_says_so(etcd: EtcdServer) -> None:
     _run(etcd, body)
 
 
+def test_a_node_is_marked_unreachable_with_its_event_or_not_at_all(etcd: EtcdServer) -> None:
+    from controlplane.events import new_event
+
+    async def body(store: Store) -> None:
+        lease = await store.register_node(NodeInfo("n1", {}, "127.0.0.1:1"), ttl=5)
+        event = new_event("NodeUnreachable", "n1 lost its lease", node="n1")
+        assert not await store.mark_unreachable("n1", 12.0, event)  # it holds its lease: refused, no event
+        assert [e for e in (await store.recent_events(10))[1] if e.kind == "NodeUnreachable"] == []
+        await store.revoke_lease(lease)
+        assert await store.mark_unreachable("n1", 12.0, event)
+        member = await store.get_member("n1")
+        assert member is not None and member[1] == 12.0
+        assert [e.id for e in (await store.recent_events(10))[1] if e.kind == "NodeUnreachable"] == [event.id]
+
+    _run(etcd, body)
+
+
 def test_artifacts_and_events(etcd: EtcdServer, tmp_path: Path) -> None:
     from controlplane.events import new_event
 
