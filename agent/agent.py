@@ -62,7 +62,7 @@ from neon.errors import (
 from neon.http import HttpServer, Request, Response
 from neon.metrics import CONTENT_TYPE
 from neon.model import ComponentAssignment, InstanceReport
-from neon.rpc import CHANNEL_OPTIONS, SyncServer, create_sync_server, mark_serving
+from neon.rpc import CHANNEL_OPTIONS, GuardedServer, SyncServer, create_sync_server, mark_serving
 from neon.signing import UNSIGNED_ALLOWED, Signature, verify, verify_fused
 from neon.tls import Credentials, ServerIdentity, aio_channel
 from neon.wire import assignment_from_proto, metrics_report, report_to_proto
@@ -119,7 +119,7 @@ class Agent:
     # ---------------------------------------------------------- lifecycle --
 
     async def start(self) -> None:
-        def register(server: grpc.Server) -> None:
+        def register(server: GuardedServer) -> None:
             self.dataplane.add_to_server(server)
 
         self.identity = await load_or_join(self.config)

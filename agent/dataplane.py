@@ -37,7 +37,7 @@ from neon._proto import dataplane_pb2
 from neon._proto.values_pb2 import Value
 from neon._validate import loads_json
 from neon.errors import CallFailed, DeadlineExceeded, InvalidArgument, NeonGridError, PermissionDenied
-from neon.rpc import SyncContext, edge
+from neon.rpc import GuardedServer, SyncContext, edge
 from neon.tls import peer_of
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ class DataPlaneServicer:
     def close(self) -> None:
         self._helpers.shutdown(wait=False, cancel_futures=True)
 
-    def add_to_server(self, server: grpc.Server) -> None:
+    def add_to_server(self, server: GuardedServer) -> None:
         """Register the service on ``server``: ``Call`` and ``CallBatch`` answer serialized messages
         (no response serializer) and are served inline where the server can (:mod:`neon.inline`:
         a quick call runs in the thread that received it, :meth:`quick`), the others as the
@@ -87,24 +87,21 @@ class DataPlaneServicer:
         }
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(callwire.SERVICE, forwarded | others),))
         server.add_registered_method_handlers(callwire.SERVICE, others)
-        add_inline = getattr(server, "add_inline_method_handlers", None)
-        if add_inline is None:  # a plain grpc server (tests)
-            server.add_registered_method_handlers(callwire.SERVICE, forwarded)
-        else:
-            add_inline(callwire.SERVICE, forwarded, {"Call": self.quick, "CallBatch": _batched})
+        server.add_inline_method_handlers(callwire.SERVICE, forwarded, {"Call": self.quick, "CallBatch": _batched})
 
     def quick(self, request: Any) -> bool:
         """Whether a ``Call`` may run in the thread that received it: its function was served
         here before, in what this node serves now; its component's calls take under
         :data:`QUICK_BELOW` (a component whose calls wait for others, forwarded on, takes longer);
         and an idle instance is there now (no wait behind a batch, no instance to make)."""
+        route = self._kept(request)
+        return route is not None and 0.0 < route.pool.typical_call < QUICK_BELOW and route.pool.ready()
+
+    def _kept(self, request: dataplane_pb2.CallRequest) -> _Route | None:
+        """What serving ``request``'s function takes, as kept since its first call, unless what
+        this node serves has changed since (then it is looked up again, :meth:`_route`)."""
         route = self._routes.get((request.app, request.component, request.interface, request.function))
-        return (
-            route is not None
-            and route.serving == self.agent.serving
-            and 0.0 < route.pool.typical_call < QUICK_BELOW
-            and route.pool.ready()
-        )
+        return route if route is not None and route.serving == self.agent.serving else None
 
     @edge
     def Call(self, request: dataplane_pb2.CallRequest, context: SyncContext) -> bytes:
@@ -188,9 +185,7 @@ class DataPlaneServicer:
     ) -> bytes | None:
         """One forwarded call from node ``caller`` (None: a plaintext cluster, nobody to check),
         run in this (grpc) thread within ``deadline``; returns the result as a serialized ``Value``."""
-        route = self._routes.get((request.app, request.component, request.interface, request.function))
-        if route is None or route.serving != self.agent.serving:
-            route = None
+        route = self._kept(request)
         callers = route.callers if route is not None else self.agent.callers(request.app, request.component)
         if caller is not None and caller not in callers:  # before anything is said of the component
             _log.warning("forwarded call refused", caller=caller, app=request.app, component=request.component)

@@ -8,7 +8,7 @@ import inspect
 import re
 import threading
 from concurrent import futures
-from typing import Any, Awaitable, Callable, TypeVar, cast
+from typing import Any, Awaitable, Callable, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -236,7 +236,7 @@ class _Guard(grpc.aio.ServerInterceptor):
         return grpc.stream_stream_rpc_method_handler(stream_stream, **options)
 
 
-class _GuardedServer:
+class GuardedServer:
     """What a synchronous server's servicers register on (the agent's data plane): each method's
     handler is wrapped with the call guard once, as it is added, so no interceptor runs on every
     call. The checks are :class:`_Guard`'s, run in the handler's own thread. Its services are unary
@@ -377,7 +377,7 @@ def create_server(
 
 def create_sync_server(
     address: str,
-    register: Callable[[grpc.Server], None],
+    register: Callable[[GuardedServer], None],
     service_names: list[str],
     creds: Credentials,
     identity: ServerIdentity | None = None,
@@ -390,7 +390,7 @@ def create_sync_server(
     pool = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc-handler")
     server = grpc.server(pool, options=CHANNEL_OPTIONS)
     served = SyncServer(server, inline.attach(server, pool))
-    guarded = cast(grpc.Server, _GuardedServer(server, served.inline))
+    guarded = GuardedServer(server, served.inline)
     register(guarded)
     return served, _finish(served, health.HealthServicer(), address, service_names, creds, identity, guarded)
 

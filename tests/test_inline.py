@@ -17,7 +17,7 @@ import pytest
 from neon import inline, pki
 from neon.errors import ERROR_METADATA_KEY, NotFound, PermissionDenied, from_rpc_error
 from neon.inline import Crew
-from neon.rpc import SyncServer, create_sync_server, edge
+from neon.rpc import GuardedServer, SyncServer, create_sync_server, edge
 from neon.tls import Credentials, peer_of, sync_channel
 
 SERVICE = "neon.v1.DataPlane"  # the method names the call guard's policy knows
@@ -80,9 +80,9 @@ class _Echo:
             self.release.wait(10)
         return request + b" " + threading.current_thread().name.encode()
 
-    def register(self, server: grpc.Server) -> None:
+    def register(self, server: GuardedServer) -> None:
         handler = grpc.unary_unary_rpc_method_handler(self.Call, request_deserializer=bytes)
-        server.add_inline_method_handlers(  # type: ignore[attr-defined]
+        server.add_inline_method_handlers(
             SERVICE, {"Call": handler}, {"Call": lambda request: not request.startswith(b"slow")}
         )
 
@@ -135,9 +135,9 @@ def test_errors_keep_their_status_and_details(served: Any) -> None:
 def test_a_request_that_is_no_message_is_refused_by_name() -> None:
     echo = _Echo()
 
-    def register(server: grpc.Server) -> None:
+    def register(server: GuardedServer) -> None:
         handler = grpc.unary_unary_rpc_method_handler(echo.Call, request_deserializer=_strict)
-        server.add_inline_method_handlers(SERVICE, {"Call": handler}, {"Call": lambda r: True})  # type: ignore[attr-defined]
+        server.add_inline_method_handlers(SERVICE, {"Call": handler}, {"Call": lambda r: True})
 
     server, port = create_sync_server("127.0.0.1:0", register, [SERVICE], Credentials.insecure(), threads=2)
     server.start()
