@@ -50,6 +50,7 @@ MOST_POLLERS = 16  # pollers at once, each rescued from an inline call that ran 
 PENDING = 8  # calls asked of the core server ahead, per method
 _POLL_PERIOD = 5.0  # seconds; how often an idle poller looks whether the queue is closing
 _FLAGS = 0
+_OK = grpc.StatusCode.OK
 
 
 @dataclass
@@ -200,7 +201,9 @@ class InlineMethods:
         for method in self._methods:
             for _ in range(PENDING):
                 self._ask(method)
-        self._start_poller()
+        with self._lock:
+            self._crew.joined()
+        self._spawn_poller()
         threading.Thread(target=self._watch, name="inline-watch", daemon=True).start()
 
     def close(self) -> None:
@@ -217,9 +220,8 @@ class InlineMethods:
         self._inflight += 1
         self._core.request_registered_call(self._queue, self._queue, method, method)
 
-    def _start_poller(self) -> None:
-        with self._lock:
-            self._crew.joined()
+    def _spawn_poller(self) -> None:
+        """A thread polling the queue (the crew has counted it already)."""
         threading.Thread(target=self._poll, name="inline-poller", daemon=True).start()
 
     def _poll(self) -> None:
@@ -268,13 +270,13 @@ class InlineMethods:
 
     def _received(self, method: _Method, call_event: Any, raw: bytes | None, me: int) -> None:
         if raw is None:  # the caller closed or cancelled before sending its request
-            self._answer_status(call_event, grpc.StatusCode.UNIMPLEMENTED, f"{method.name} requires one request")
+            self._answer(call_event, grpc.StatusCode.UNIMPLEMENTED, f"{method.name} requires one request")
             return
         handler = method.handler
         try:
             request = handler.request_deserializer(raw) if handler.request_deserializer is not None else raw
         except Exception:  # noqa: BLE001 - as grpc answers a request its deserializer refuses
-            self._answer_status(call_event, grpc.StatusCode.INTERNAL, "Exception deserializing request!")
+            self._answer(call_event, grpc.StatusCode.INTERNAL, "Exception deserializing request!")
             return
         try:
             quick = method.inline(request)
@@ -304,32 +306,29 @@ class InlineMethods:
             response = handler.unary_unary(request, context)  # type: ignore[misc, arg-type]
             payload = handler.response_serializer(response) if handler.response_serializer is not None else response
         except _Aborted:
-            self._answer_status(call_event, context.code, context.details, context.trailing_metadata)
+            self._answer(call_event, context.code, context.details, context.trailing_metadata)
             return
         except Exception as err:  # noqa: BLE001 - as grpc does: the caller gets UNKNOWN, the log the trace
             _log.exception("inline handler failed", method=method.name)
-            self._answer_status(call_event, grpc.StatusCode.UNKNOWN, f"Exception calling application: {err}")
+            self._answer(call_event, grpc.StatusCode.UNKNOWN, f"Exception calling application: {err}")
             return
-        code = context.code if context.code != grpc.StatusCode.OK else None
-        if code is not None:  # set_code without abort: a status and no message, as grpc sends it
-            self._answer_status(call_event, code, context.details, context.trailing_metadata)
-            return
-        call_event.call.start_server_batch(
-            (
-                cygrpc.SendInitialMetadataOperation((), _FLAGS),
-                cygrpc.SendMessageOperation(payload, _FLAGS),
-                cygrpc.SendStatusFromServerOperation(context.trailing_metadata, cygrpc.StatusCode.ok, b"", _FLAGS),
-                cygrpc.ReceiveCloseOnServerOperation(_FLAGS),
-            ),
-            None,
-        )
+        # OK with the response; after set_code without an abort, that status alone (no client reads a message with it)
+        self._answer(call_event, context.code, context.details, context.trailing_metadata, payload)
 
-    def _answer_status(
-        self, call_event: Any, code: grpc.StatusCode, details: str, trailing: Sequence[tuple[str, Any]] = ()
+    def _answer(
+        self,
+        call_event: Any,
+        code: grpc.StatusCode,
+        details: str,
+        trailing: Sequence[tuple[str, Any]] = (),
+        payload: bytes | None = None,
     ) -> None:
+        """Send the call's status (with ``payload`` when it is OK) and end it; its completion has no tag."""
+        message = [cygrpc.SendMessageOperation(payload, _FLAGS)] if payload is not None and code == _OK else []
         call_event.call.start_server_batch(
             (
                 cygrpc.SendInitialMetadataOperation((), _FLAGS),
+                *message,
                 cygrpc.SendStatusFromServerOperation(tuple(trailing), code.value[0], details.encode(), _FLAGS),
                 cygrpc.ReceiveCloseOnServerOperation(_FLAGS),
             ),
@@ -360,7 +359,7 @@ class InlineMethods:
                 seen = self._crew.begun
             if rescue:
                 _log.debug("an inline call runs long: another poller starts")
-                threading.Thread(target=self._poll, name="inline-poller", daemon=True).start()
+                self._spawn_poller()
 
 
 def attach(server: grpc.Server, workers: futures.Executor) -> InlineMethods | None:

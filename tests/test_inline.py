@@ -75,6 +75,10 @@ class _Echo:
             raise NotFound("no such thing here; apply it first", component="thing")
         if request == b"boom":
             raise RuntimeError("a bug")
+        if request == b"coded":  # a status set without an abort: it wins over the response
+            context.set_code(grpc.StatusCode.FAILED_PRECONDITION)
+            context.set_details("not now")
+            return b"unsent"
         if request.startswith(b"block"):
             self.blocked.set()
             self.release.wait(10)
@@ -129,6 +133,9 @@ def test_errors_keep_their_status_and_details(served: Any) -> None:
         call(b"boom", timeout=5)
     assert crashed.value.code() == grpc.StatusCode.UNKNOWN
     assert "a bug" in crashed.value.details()  # type: ignore[attr-defined]
+    with pytest.raises(grpc.RpcError) as coded:
+        call(b"coded", timeout=5)
+    assert (coded.value.code(), coded.value.details()) == (grpc.StatusCode.FAILED_PRECONDITION, "not now")  # type: ignore[attr-defined]
     assert call(b"after", timeout=5) == b"after inline-poller"  # the poller lives on
 
 
