@@ -1,2 +1,3 @@
-"""The Neon Grid agent: runs components in wasmtime, forwards split links over
-gRPC, and reports to the control plane."""
+"""The Neon Grid agent: runs components in wasmtime, forwards split links over gRPC, reports to the control plane.
+Layers, lowest first: values, runtime, observe, dataplane, control, then linking and the shell; imports neon only.
+"""

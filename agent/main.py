@@ -7,9 +7,9 @@ import logging
 import os
 import sys
 
-from agent.agent import Agent
 from agent.config import AgentConfig
-from neon.serve import serve_until_signal
+from agent.shell import Agent
+from neon.rpc.serve import serve_until_signal
 
 
 def run(config: AgentConfig, ready_file: str = "") -> None:

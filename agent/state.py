@@ -1,6 +1,6 @@
 """The agent's decisions, with no I/O: events in, instructions out.
 
-The shell (:mod:`agent.agent`) feeds events (a new desired state from the
+The shell (:mod:`agent.shell`) feeds events (a new desired state from the
 control plane, an artifact fetched, an instance started or failed) to
 :meth:`AgentState.handle` and carries out the instructions it returns.
 Tests assert exact instruction lists.

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import grpc
 
-from neon import manifest, pki, signing
-from neon.client import ControlClient
-from neon.etcd_server import EtcdServer
-from neon.processes import Child, join_tokens, spawn_agent, spawn_controlplane
-from neon.rpc import CHANNEL_OPTIONS
-from neon.tls import Credentials, sync_channel
+from cli.client import ControlClient
+from cli.devcluster.etcd import EtcdServer
+from cli.devcluster.processes import Child, join_tokens, spawn_agent, spawn_controlplane
+from neon import manifest
+from neon.rpc.servers import CHANNEL_OPTIONS
+from neon.security import pki, signing
+from neon.security.tls import Credentials, sync_channel
 
 PARSER = "cyber-systems:logs/parser@0.1.0"
 

@@ -28,10 +28,10 @@ from _pair import edge_and_cloud  # noqa: E402
 from _results import save  # noqa: E402
 from wasmtime import component as wc  # noqa: E402
 
-from neon.client import ControlClient  # noqa: E402
+from cli.client import ControlClient  # noqa: E402
+from cli.devcluster.guests import EXAMPLES, build_log_analyzer  # noqa: E402
 from neon.errors import NeonGridError, NotFound  # noqa: E402
-from neon.guests import EXAMPLES, build_log_analyzer  # noqa: E402
-from neon.tls import Credentials  # noqa: E402
+from neon.security.tls import Credentials  # noqa: E402
 
 APP = EXAMPLES / "log-analyzer" / "app.yaml"
 SAMPLE = (EXAMPLES / "log-analyzer" / "sample.log").read_text()

@@ -27,12 +27,12 @@ sys.path.insert(0, str(ROOT))
 
 from _results import save  # noqa: E402
 
+from cli.client import ControlClient  # noqa: E402
+from cli.devcluster.etcd import EtcdServer  # noqa: E402
+from cli.devcluster.guests import build_log_analyzer  # noqa: E402
+from cli.devcluster.processes import spawn_controlplane  # noqa: E402
 from neon import manifest  # noqa: E402
-from neon.client import ControlClient  # noqa: E402
-from neon.etcd_server import EtcdServer  # noqa: E402
-from neon.guests import build_log_analyzer  # noqa: E402
-from neon.processes import spawn_controlplane  # noqa: E402
-from neon.tls import Credentials  # noqa: E402
+from neon.security.tls import Credentials  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 

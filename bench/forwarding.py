@@ -8,7 +8,7 @@ one forwarded `parse` call costs on top of a local (host-linked) one. The
 baseline is a plain grpcio unary echo of a payload of the same size between
 two processes on loopback, over mutual TLS as every Neon Grid hop is (the
 plaintext echo is printed too, to show what TLS itself costs). A third echo
-server answers through :mod:`neon.inline`, as the agent's data plane serves
+server answers through :mod:`neon.rpc.inline`, as the agent's data plane serves
 ``Call`` (in the thread that received it): forwarded ÷ that echo is what the
 codec, the call guard, the pool and the guest add to the agent's transport.
 
@@ -22,7 +22,7 @@ speeds up during the run weighs on each alike, not on whichever ran last.
 p50, p99 and calls/s for each, and the CPU each call cost the serving process
 (the edge agent, or the echo server) and the calling one (this process). Under
 concurrency the forwarder coalesces calls to the node into batches
-(agent/lane.py), as it does in an agent; the echo sends one RPC per call. The
+(agent/dataplane/lane.py), as it does in an agent; the echo sends one RPC per call. The
 parser is called twice over: the Python guest (componentize-py: the parse
 itself runs a Python interpreter inside wasm) and the C guest (the parse costs
 a few microseconds), which shows what forwarding costs apart from the guest.
@@ -55,14 +55,15 @@ sys.path.insert(0, str(ROOT))
 from _pair import agent_channel, edge_and_cloud, pair  # noqa: E402
 from _results import save  # noqa: E402
 
-from agent.codec import Signature  # noqa: E402
-from agent.forwarder import Router  # noqa: E402
-from agent.runtime import FunctionRef, Runtime  # noqa: E402
-from neon import manifest, pki  # noqa: E402
+from agent.dataplane.forwarder import Router  # noqa: E402
+from agent.runtime.engine import FunctionRef, Runtime  # noqa: E402
+from agent.values.signature import Signature  # noqa: E402
+from cli.devcluster.etcd import free_port  # noqa: E402
+from cli.devcluster.guests import EXAMPLES, build_log_analyzer, build_log_analyzer_native  # noqa: E402
+from neon import manifest  # noqa: E402
 from neon._proto import dataplane_pb2, dataplane_pb2_grpc, values_pb2  # noqa: E402
-from neon.etcd_server import free_port  # noqa: E402
-from neon.guests import EXAMPLES, build_log_analyzer, build_log_analyzer_native  # noqa: E402
-from neon.tls import Credentials, sync_channel  # noqa: E402
+from neon.security import pki  # noqa: E402
+from neon.security.tls import Credentials, sync_channel  # noqa: E402
 
 ECHO_SERVER = textwrap.dedent("""
     import sys, grpc
@@ -74,7 +75,7 @@ ECHO_SERVER = textwrap.dedent("""
     server = grpc.server(pool)
     if sys.argv[2] == "inline":  # the same echo, served as the agent's data plane serves Call
         sys.path.insert(0, sys.argv[3])
-        from neon import inline
+        from neon.rpc import inline
         served = inline.attach(server, pool)
         served.add("/bench.Echo/Echo", handler, lambda request: True)
     else:  # plain grpcio
@@ -108,7 +109,7 @@ ROUNDS = 4  # slices each sweep is cut into, alternating between what is compare
 def echo_server(pki_dir: Path | None = None, mode: str = "grpc") -> Iterator[tuple[Callable[[bytes], Any], int]]:
     """An echo server in another process (mutual TLS with ``pki_dir``, as the control plane), warmed
     up; yields a function calling it once with a payload, and its pid. ``mode``: ``grpc``, a plain
-    grpcio server (the baseline); ``inline``, the echo served by :mod:`neon.inline`, as the agent serves Call."""
+    grpcio server (the baseline); ``inline``, the echo served by :mod:`neon.rpc.inline`, as the agent serves Call."""
     port = free_port()
     tls_args = [str(pki_dir / n) for n in ("ca.pem", "controlplane.pem", "controlplane.key")] if pki_dir else []
     argv = [sys.executable, "-c", ECHO_SERVER, str(port), mode, str(ROOT), *tls_args]
@@ -351,7 +352,7 @@ def main() -> int:
             f"{f['server_cpu_us_per_call']:>12.0f} / {e['server_cpu_us_per_call']:<4.0f} µs  "
             f"{f['client_cpu_us_per_call']:>17.0f} / {e['client_cpu_us_per_call']:.0f} µs"
         )
-    print("\nthe same echo served by neon.inline, as the agent's data plane serves Call (the transport alone):")
+    print("\nthe same echo served by neon.rpc.inline, as the agent's data plane serves Call (the transport alone):")
     for n in LEVELS:
         i, e = swept[n]["inline-echo"], swept[n]["echo"]
         c = next(r for r in result["concurrency"] if r["guest"] == "c" and r["concurrency"] == n)

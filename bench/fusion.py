@@ -41,13 +41,14 @@ sys.path.insert(0, str(ROOT))
 from _pair import PARSER, agent_channel, edge_and_cloud, pair  # noqa: E402
 from _results import save  # noqa: E402
 
-from agent.runtime import ComponentTemplate, FunctionRef, Runtime  # noqa: E402
-from controlplane.composer import fuse  # noqa: E402
-from neon import log, manifest  # noqa: E402
+from agent.runtime.engine import ComponentTemplate, FunctionRef, Runtime  # noqa: E402
+from cli.client import ControlClient  # noqa: E402
+from cli.devcluster.guests import EXAMPLES, build_log_analyzer, build_log_analyzer_native  # noqa: E402
+from controlplane.wit.composer import fuse  # noqa: E402
+from neon import manifest  # noqa: E402
 from neon._proto import dataplane_pb2, dataplane_pb2_grpc  # noqa: E402
-from neon.client import ControlClient  # noqa: E402
-from neon.guests import EXAMPLES, build_log_analyzer, build_log_analyzer_native  # noqa: E402
-from neon.tls import Credentials  # noqa: E402
+from neon.observe import log  # noqa: E402
+from neon.security.tls import Credentials  # noqa: E402
 
 BATCH = FunctionRef("", "process-batch")  # the monolith's root export
 SHAPES = ("monolithic", "fused", "host-linked", "split")

@@ -1,7 +1,7 @@
 """Agent runtime costs, each against a baseline measured in the same run.
 
 1. dispatch: a call through the agent's instance pool (acquire, deadline, call,
-   release, with the function's type read once: agent/wasm_types.py) vs calling
+   release, with the function's type read once: agent/runtime/functypes.py) vs calling
    the same function with wasmtime-py directly (which reads the type each call);
 2. instantiation: a per-call instance (fresh store) vs taking a warm pooled one,
    and loading from the compiled cache vs compiling;
@@ -29,12 +29,12 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.codec import Signature  # noqa: E402
-from agent.pool import InstancePool  # noqa: E402
-from agent.runtime import ComponentTemplate, FunctionRef, Runtime  # noqa: E402
+from agent.runtime.engine import ComponentTemplate, FunctionRef, Runtime  # noqa: E402
+from agent.runtime.pool import InstancePool  # noqa: E402
+from agent.values.signature import Signature  # noqa: E402
+from cli.devcluster.guests import build_log_analyzer  # noqa: E402
 from neon._proto import values_pb2  # noqa: E402
-from neon.guests import build_log_analyzer  # noqa: E402
-from neon.manifest import RuntimeSpec  # noqa: E402
+from neon.runtime_spec import RuntimeSpec  # noqa: E402
 
 PARSE = FunctionRef("cyber-systems:logs/parser@0.1.0", "parse")
 LINE = "2026-11-24T08:00:02Z ERROR auth: login failed for user bob"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from controlplane.config import ControlPlaneConfig
-from controlplane.server import ControlPlane
-from neon.serve import serve_until_signal
+from controlplane.process import ControlPlane
+from neon.rpc.serve import serve_until_signal
 
 
 def run(config: ControlPlaneConfig, ready_file: str = "") -> None:

@@ -1,7 +1,5 @@
-"""Neon Grid: a cloud-edge orchestrator for WebAssembly components.
-
-Shared pieces live here (manifest, errors, logging, the client and the CLI);
-the servers are the ``controlplane`` and ``agent`` packages.
+"""Neon Grid's shared kernel: errors, model, manifest, grants, policy, the model to and from protobuf, and the
+protos; rpc, security and observe below. Imports nothing above it.
 """
 
 __version__ = "0.1.0"

@@ -61,3 +61,26 @@ def loads_json(text: str | bytes, field: str) -> Any:
         raise InvalidArgument(f"{field} is not valid JSON: {err}", field=field) from None
     except RecursionError:
         raise InvalidArgument(f"{field} nests deeper than JSON decoding allows", field=field) from None
+
+
+# namespace:package/interface[@semver]
+INTERFACE = re.compile(r"^[a-z][a-z0-9-]*:[a-z][a-z0-9-]*(/[a-z][a-z0-9-]*)+(@[0-9A-Za-z.+-]+)?$")
+_UNITS = {"": 1, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}
+_SIZE = re.compile(r"^([0-9]+)(Ki|Mi|Gi)?$")
+_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(ms|s|m)$")
+
+
+def parse_size(value: Any, path: str) -> int:
+    """``64Mi``, ``1Gi``, ``65536`` -> bytes."""
+    match = _SIZE.match(str(value)) if isinstance(value, (int, str)) and not isinstance(value, bool) else None
+    if not match:
+        raise InvalidManifest(f"{path} must be a size like 64Mi, 1Gi or a byte count, got {value!r}", field=path)
+    return int(match.group(1)) * _UNITS[match.group(2) or ""]
+
+
+def parse_duration(value: Any, path: str) -> float:
+    """``500ms``, ``30s``, ``2m`` -> seconds."""
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if not match:
+        raise InvalidManifest(f"{path} must be a duration like 500ms, 30s or 2m, got {value!r}", field=path)
+    return float(match.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0}[match.group(2)]

@@ -43,54 +43,20 @@ from typing import Any, Callable
 
 import yaml
 
-from neon._validate import dns_name, list_field, mapping
+from neon._validate import INTERFACE, dns_name, list_field, mapping, parse_duration
 from neon.errors import InvalidArgument, InvalidManifest
+from neon.grants import GrantSpec, grants_to_dict, parse_grants
 from neon.policy import COLOCATE, PlacementSpec, parse_placement
-from neon.signing import parse_public
+from neon.runtime_spec import RuntimeSpec, parse_runtime, runtime_to_dict
+from neon.security.signing import parse_public
 
 API_VERSION = "neon-grid.dev/v1"
 KIND = "Application"
 MAX_REPLICAS = 1000
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-# namespace:package/interface[@semver]
 MAX_MANIFEST = 1 << 20  # characters; an application's manifest is a few kilobytes
 _FUNCTION = re.compile(r"^[a-z][a-z0-9-]*$")  # a WIT function name (kebab case)
-_INTERFACE = re.compile(r"^[a-z][a-z0-9-]*:[a-z][a-z0-9-]*(/[a-z][a-z0-9-]*)+(@[0-9A-Za-z.+-]+)?$")
-
-
-MODES = ("pooled", "per-call")
-
-
-@dataclass(frozen=True)
-class RuntimeSpec:
-    """How the agent runs a component's instances."""
-
-    mode: str = "pooled"
-    instances: int = 1
-    max_queue: int = 64
-    memory_bytes: int = 256 * 1024 * 1024
-    timeout_seconds: float = 30.0
-
-
-@dataclass(frozen=True)
-class VolumeGrant:
-    """A per-application directory on the agent, preopened in the guest at ``path``."""
-
-    name: str
-    path: str
-    read_only: bool = False
-
-
-@dataclass(frozen=True)
-class GrantSpec:
-    """Capabilities granted to a component; nothing else is visible to it."""
-
-    env: dict[str, str] = field(default_factory=dict)
-    volumes: tuple[VolumeGrant, ...] = ()
-    # The imported interfaces the component may call; None: every linked one. An import left out
-    # needs no link and is absent at runtime: calling it traps, kills the instance and is reported.
-    interfaces: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -274,7 +240,7 @@ def parse(doc: Any, *, require_digests: bool = True) -> AppSpec:
         if importer == exporter:
             raise InvalidManifest(f"{path}: a component cannot satisfy its own import", field=f"{path}.exporter")
         import_name = link_doc["import"]
-        if not isinstance(import_name, str) or not _INTERFACE.match(import_name):
+        if not isinstance(import_name, str) or not INTERFACE.match(import_name):
             raise InvalidManifest(
                 f"{path}.import must be a WIT interface like 'cyber-systems:logs/parser@0.1.0', got {import_name!r}",
                 field=f"{path}.import",
@@ -322,127 +288,6 @@ def parse(doc: Any, *, require_digests: bool = True) -> AppSpec:
     return app
 
 
-def runtime_to_dict(rt: RuntimeSpec) -> dict[str, Any]:
-    return {
-        "mode": rt.mode,
-        "instances": rt.instances,
-        "maxQueue": rt.max_queue,
-        "memory": rt.memory_bytes,
-        "timeout": f"{rt.timeout_seconds:g}s",
-    }
-
-
-def grants_to_dict(grants: GrantSpec) -> dict[str, Any]:
-    return {
-        "env": dict(grants.env),
-        "volumes": [{"name": v.name, "path": v.path, "readOnly": v.read_only} for v in grants.volumes],
-    } | ({"interfaces": list(grants.interfaces)} if grants.interfaces is not None else {})
-
-
-_UNITS = {"": 1, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}
-_SIZE = re.compile(r"^([0-9]+)(Ki|Mi|Gi)?$")
-_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(ms|s|m)$")
-
-
-def parse_size(value: Any, path: str) -> int:
-    """``64Mi``, ``1Gi``, ``65536`` -> bytes."""
-    match = _SIZE.match(str(value)) if isinstance(value, (int, str)) and not isinstance(value, bool) else None
-    if not match:
-        raise InvalidManifest(f"{path} must be a size like 64Mi, 1Gi or a byte count, got {value!r}", field=path)
-    return int(match.group(1)) * _UNITS[match.group(2) or ""]
-
-
-def parse_duration(value: Any, path: str) -> float:
-    """``500ms``, ``30s``, ``2m`` -> seconds."""
-    match = _DURATION.match(value) if isinstance(value, str) else None
-    if not match:
-        raise InvalidManifest(f"{path} must be a duration like 500ms, 30s or 2m, got {value!r}", field=path)
-    return float(match.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0}[match.group(2)]
-
-
-def _int_in(value: Any, low: int, high: int, path: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidManifest(f"{path} must be an integer from {low} to {high}, got {value!r}", field=path)
-    return value
-
-
-def _runtime(doc: Any, path: str) -> RuntimeSpec:
-    rt = mapping(doc, path, optional={"mode", "instances", "maxQueue", "memory", "timeout"})
-    default = RuntimeSpec()
-    mode = rt.get("mode", default.mode)
-    if mode not in MODES:
-        raise InvalidManifest(f"{path}.mode must be one of {', '.join(MODES)}, got {mode!r}", field=f"{path}.mode")
-    memory = parse_size(rt["memory"], f"{path}.memory") if "memory" in rt else default.memory_bytes
-    if not 1 << 20 <= memory <= 16 << 30:
-        raise InvalidManifest(f"{path}.memory must be between 1Mi and 16Gi", field=f"{path}.memory")
-    timeout = parse_duration(rt["timeout"], f"{path}.timeout") if "timeout" in rt else default.timeout_seconds
-    if not 0.01 <= timeout <= 3600:
-        raise InvalidManifest(f"{path}.timeout must be between 10ms and 1h", field=f"{path}.timeout")
-    return RuntimeSpec(
-        mode=mode,
-        instances=_int_in(rt.get("instances", default.instances), 1, 256, f"{path}.instances"),
-        max_queue=_int_in(rt.get("maxQueue", default.max_queue), 0, 100_000, f"{path}.maxQueue"),
-        memory_bytes=memory,
-        timeout_seconds=timeout,
-    )
-
-
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_GUEST_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
-
-
-def _grants(doc: Any, path: str) -> GrantSpec:
-    if isinstance(doc, dict) and "network" in doc:
-        raise InvalidManifest(
-            f"{path}.network: outbound network cannot be granted yet: this agent's wasmtime offers no way to "
-            "limit which hosts a socket reaches, so components get no sockets at all. Call other components "
-            "through links instead",
-            field=f"{path}.network",
-        )
-    gr = mapping(doc, path, optional={"env", "volumes", "interfaces"})
-    interfaces = None
-    if "interfaces" in gr:
-        interfaces = list_field(gr, "interfaces", path)
-        for i, iface in enumerate(interfaces):
-            if not isinstance(iface, str) or not _INTERFACE.match(iface):
-                raise InvalidManifest(
-                    f"{path}.interfaces[{i}] must be a WIT interface like 'cyber-systems:logs/parser@0.1.0', "
-                    f"got {iface!r}",
-                    field=f"{path}.interfaces[{i}]",
-                )
-    env = gr.get("env") or {}
-    if not isinstance(env, dict):
-        raise InvalidManifest(f"{path}.env must be a mapping of name to value", field=f"{path}.env")
-    for key, value in env.items():
-        if not isinstance(key, str) or not _ENV_NAME.match(key):
-            raise InvalidManifest(f"{path}.env: {key!r} is not a valid variable name", field=f"{path}.env.{key}")
-        if not isinstance(value, str):
-            raise InvalidManifest(f"{path}.env.{key} must be a string (quote it)", field=f"{path}.env.{key}")
-    volumes = []
-    seen: set[str] = set()
-    for i, item in enumerate(list_field(gr, "volumes", path)):
-        vpath = f"{path}.volumes[{i}]"
-        vol = mapping(item, vpath, required={"name", "path"}, optional={"readOnly"})
-        name = dns_name(vol["name"], f"{vpath}.name")
-        guest = vol["path"]
-        if not isinstance(guest, str) or not _GUEST_PATH.match(guest) or ".." in guest.split("/"):
-            raise InvalidManifest(
-                f"{vpath}.path must be an absolute guest path without '..', got {guest!r}", field=f"{vpath}.path"
-            )
-        if guest in seen:
-            raise InvalidManifest(f"{vpath}.path {guest} is mounted twice", field=f"{vpath}.path")
-        seen.add(guest)
-        read_only = vol.get("readOnly", False)
-        if not isinstance(read_only, bool):
-            raise InvalidManifest(f"{vpath}.readOnly must be true or false", field=f"{vpath}.readOnly")
-        volumes.append(VolumeGrant(name=name, path=guest, read_only=read_only))
-    return GrantSpec(
-        env=dict(env),
-        volumes=tuple(volumes),
-        interfaces=tuple(sorted(set(interfaces))) if interfaces is not None else None,
-    )
-
-
 def _component(item: Any, path: str, require_digests: bool, names: set[str]) -> ComponentSpec:
     doc = mapping(item, path, required={"name", "artifact"}, optional={"replicas", "placement", "runtime", "grants"})
     name = dns_name(doc["name"], f"{path}.name")
@@ -467,8 +312,8 @@ def _component(item: Any, path: str, require_digests: bool, names: set[str]) -> 
             raise InvalidManifest(
                 f"{path}.placement: a component cannot have affinity to itself", field=f"{path}.placement"
             )
-    runtime = _runtime(doc["runtime"], f"{path}.runtime") if doc.get("runtime") is not None else RuntimeSpec()
-    grants = _grants(doc["grants"], f"{path}.grants") if doc.get("grants") is not None else GrantSpec()
+    runtime = parse_runtime(doc["runtime"], f"{path}.runtime") if doc.get("runtime") is not None else RuntimeSpec()
+    grants = parse_grants(doc["grants"], f"{path}.grants") if doc.get("grants") is not None else GrantSpec()
     return ComponentSpec(
         name=name, artifact=artifact, replicas=replicas, placement=placement, runtime=runtime, grants=grants
     )

@@ -1,7 +1,7 @@
 """Domain objects shared by the control plane and the agents.
 
 Plain frozen dataclasses with ``to_dict``/``from_dict`` for the JSON stored in
-etcd; protobuf conversion lives at the gRPC edges (:mod:`neon.wire`).
+etcd; protobuf conversion lives at the gRPC edges (:mod:`neon.model_proto`).
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from neon.manifest import GrantSpec, RuntimeSpec, VolumeGrant
+from neon.grants import GrantSpec, VolumeGrant
+from neon.runtime_spec import RuntimeSpec
 
 
 @dataclass(frozen=True)

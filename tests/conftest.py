@@ -7,8 +7,8 @@ from typing import Iterator
 
 import pytest
 
-from neon.guests import build_log_analyzer
-from tests.helpers import Cluster
+from cli.devcluster.guests import build_log_analyzer
+from tests.support.helpers import GUESTS, Cluster
 
 _FAULT_REPORT: list[str] = []
 
@@ -57,19 +57,19 @@ def cluster(tmp_path: Path, compiled_cache: Path, log_analyzer: dict[str, Path])
 
 @pytest.fixture(scope="session")
 def probe_wasm() -> Path:
-    """tests/guests/probe built with componentize-py (cached by content)."""
-    from neon.guests import build_python_guest
+    """tests/support/guests/probe built with componentize-py (cached by content)."""
+    from cli.devcluster.guests import build_python_guest
 
-    root = Path(__file__).parent / "guests" / "probe"
+    root = GUESTS / "probe"
     return build_python_guest(root / "wit", "probe", root / "app")
 
 
 @pytest.fixture(scope="session")
 def sink_guests() -> dict[str, Path]:
     """The kitchen-sink exporter (JavaScript, componentize-js) and importer (Python, componentize-py)."""
-    from neon.guests import build_js_guest, build_python_guest
+    from cli.devcluster.guests import build_js_guest, build_python_guest
 
-    root = Path(__file__).parent / "guests" / "sink"
+    root = GUESTS / "sink"
     return {
         "server": build_js_guest(root / "wit", "sink-server", root / "server-js" / "sink.js"),
         "client": build_python_guest(root / "wit", "sink-client", root / "client-py"),
@@ -79,20 +79,18 @@ def sink_guests() -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def parser_v2() -> Path:
     """A second version of the example's parser (accepts FATAL), for hot swaps."""
-    from neon.guests import EXAMPLES, build_python_guest
+    from cli.devcluster.guests import EXAMPLES, build_python_guest
 
     base = EXAMPLES / "log-analyzer"
-    return build_python_guest(
-        base / "wit", "log-parser", Path(__file__).parent / "guests" / "parser-v2", extra_paths=(base / "shared",)
-    )
+    return build_python_guest(base / "wit", "log-parser", GUESTS / "parser-v2", extra_paths=(base / "shared",))
 
 
 @pytest.fixture(scope="session")
 def wallet_guests() -> dict[str, Path]:
-    """tests/guests/wallet: a ledger and a teller whose exported interface uses the ledger's types."""
-    from neon.guests import build_python_guest
+    """tests/support/guests/wallet: a ledger and a teller whose exported interface uses the ledger's types."""
+    from cli.devcluster.guests import build_python_guest
 
-    root = Path(__file__).parent / "guests" / "wallet"
+    root = GUESTS / "wallet"
     return {
         "ledger": build_python_guest(root / "wit", "ledger-world", root / "ledger"),
         "teller": build_python_guest(root / "wit", "teller-world", root / "teller"),
@@ -102,6 +100,6 @@ def wallet_guests() -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def native_guests() -> dict[str, Path]:
     """The example's parser, processor and monolith compiled from C (examples/log-analyzer/native)."""
-    from neon.guests import build_log_analyzer_native
+    from cli.devcluster.guests import build_log_analyzer_native
 
     return build_log_analyzer_native()

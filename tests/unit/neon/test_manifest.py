@@ -1,0 +1,92 @@
+"""Manifest validation: every error names its field."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from cli.devcluster.guests import EXAMPLES
+from neon import manifest
+from neon.errors import InvalidManifest
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def _doc(**spec_overrides: object) -> dict:
+    doc = yaml.safe_load((EXAMPLES / "log-analyzer" / "app.yaml").read_text())
+    for comp in doc["spec"]["components"]:
+        comp["artifact"] = DIGEST
+    doc["spec"].update(spec_overrides)
+    return doc
+
+
+def test_example_parses_and_round_trips() -> None:
+    spec = manifest.parse(_doc())
+    assert spec.name == "log-analyzer"
+    assert [c.name for c in spec.components] == ["ingestor", "processor", "parser", "archiver"]
+    assert spec.component("parser").placement.node_selector == {"tier": "edge"}
+    assert spec.component("archiver").grants.volumes[0].path == "/archive"
+    assert spec.links_from("processor")[0].import_name == "cyber-systems:logs/parser@0.1.0"
+    assert manifest.load(spec.to_yaml()) == spec
+
+
+def test_paths_are_allowed_only_client_side() -> None:
+    text = (EXAMPLES / "log-analyzer" / "app.yaml").read_text()
+    assert manifest.load(text, require_digests=False).component("parser").artifact == "build/parser.wasm"
+    with pytest.raises(InvalidManifest) as err:
+        manifest.load(text)
+    assert err.value.field == "spec.components[0].artifact"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "words"),
+    [
+        (lambda d: d.update(apiVersion="v2"), "apiVersion", "neon-grid.dev/v1"),
+        (lambda d: d.update(kind="Pod"), "kind", "Application"),
+        (lambda d: d["metadata"].update(name="Log_Analyzer"), "metadata.name", "DNS label"),
+        (lambda d: d["metadata"].pop("name"), "metadata.name", "missing"),
+        (lambda d: d["spec"].update(extra=1), "spec.extra", "unknown field"),
+        (lambda d: d["spec"]["components"][1].update(replica=2), "spec.components[1].replica", "unknown field"),
+        (lambda d: d["spec"]["components"][0].update(replicas=0), "spec.components[0].replicas", "1 to"),
+        (lambda d: d["spec"]["components"][0].update(replicas=True), "spec.components[0].replicas", "integer"),
+        (lambda d: d["spec"]["components"][3].update(name="parser"), "spec.components[3].name", "used twice"),
+        (
+            lambda d: d["spec"]["components"][0]["placement"]["nodeSelector"].update(gpu=True),
+            "spec.components[0].placement.nodeSelector.gpu",
+            "quote",
+        ),
+        (lambda d: d["spec"]["links"][0].update(exporter="nope"), "spec.links[0].exporter", "not a component"),
+        (lambda d: d["spec"]["links"][0].update(exporter="ingestor"), "spec.links[0].exporter", "its own import"),
+        (lambda d: d["spec"]["links"][0].update(**{"import": "parser"}), "spec.links[0].import", "WIT interface"),
+        (lambda d: d["spec"]["links"].append(dict(d["spec"]["links"][0])), "spec.links[3].import", "already linked"),
+        (lambda d: d["spec"].update(components=[]), "spec.components", "non-empty"),
+        (lambda d: d["spec"]["links"][0].update(idempotent="parse"), "spec.links[0].idempotent", "list"),
+        (
+            lambda d: d["spec"]["components"][3]["grants"].update(volumes=5),
+            "spec.components[3].grants.volumes",
+            "must be a list",
+        ),
+        (lambda d: d["spec"]["links"][0].update(idempotent=["Parse!"]), "spec.links[0].idempotent", "function"),
+    ],
+)
+def test_errors_name_the_field(mutate, field: str, words: str) -> None:  # type: ignore[no-untyped-def]
+    doc = _doc()
+    mutate(doc)
+    with pytest.raises(InvalidManifest) as err:
+        manifest.parse(doc)
+    assert err.value.field == field
+    assert words in err.value.message
+
+
+def test_cycles_are_refused() -> None:
+    doc = _doc()
+    doc["spec"]["links"].append({"importer": "parser", "import": "a:b/c", "exporter": "processor"})
+    with pytest.raises(InvalidManifest, match="cycle: parser -> processor -> parser|cycle: processor -> parser"):
+        manifest.parse(doc)
+
+
+def test_bad_yaml_says_where() -> None:
+    with pytest.raises(InvalidManifest, match="not valid YAML at line 3, column 1"):
+        manifest.load("metadata:\n  name: [unclosed\n")
+    with pytest.raises(InvalidManifest, match="must be a mapping"):
+        manifest.load("- a list\n")
