@@ -322,7 +322,7 @@ def test_the_control_plane_refuses_hostile_manifests_and_artifacts(
 
     # Nothing half-written: no application, no artifact record, no stray blob.
     assert not cluster.store(lambda s: s.list_apps())
-    assert not cluster.store(lambda s: s.artifact_digests())
+    assert not cluster.store(lambda s: s.artifacts.artifact_digests())
     blobs = cluster.workdir / "cp" / "blobs"
     assert not [p for p in blobs.rglob("*") if p.is_file()], list(blobs.rglob("*"))
     fault_report.append(f"hostile input (this module): {_tried()} tried; each refused with a clear error, none UNKNOWN")

@@ -234,7 +234,7 @@ def test_delete_stops_instances_on_both_agents(cluster: Cluster) -> None:  # the
 
     def stopped_everywhere() -> None:
         for node, component in (("edge-1", "ingestor"), ("cloud-1", "archiver")):
-            reports = cluster.store(lambda s, n=node: s.get_status(n))
+            reports = cluster.store(lambda s, n=node: s.reports.get_status(n))
             assert not [r for r in reports if r.app == "log-analyzer"], f"{node} still reports {reports}"
             with cluster.channel(addresses[node]) as channel:
                 stub = dataplane_pb2_grpc.DataPlaneStub(channel)
@@ -458,7 +458,7 @@ def test_agents_report_round_trips_and_link_call_rates(cluster: Cluster, tmp_pat
         assert world.call_rates.get("log-analyzer", {}).get(("processor", "parser"), 0.0) > 0.0, world.call_rates
 
     assert_eventually(measured, timeout=30, interval=0.2)
-    metrics = cluster.store(lambda s: s.all_metrics())
+    metrics = cluster.store(lambda s: s.reports.all_metrics())
     (link,) = metrics["cloud-1"]["links"]
     assert (link["app"], link["importer"], link["exporter"]) == ("log-analyzer", "processor", "parser")
     assert link["total"] >= len(SAMPLE)  # every parse call was counted on the importer's node

@@ -303,7 +303,7 @@ def test_a_fused_artifact_carries_the_control_planes_signature_over_its_inputs(c
     app = cluster.client.get_app("log-analyzer")
     fused = [g for g in app.fusion if g.artifact]
     assert fused, app.fusion
-    record = cluster.store(lambda s: s.get_artifact(fused[0].artifact))
+    record = cluster.store(lambda s: s.artifacts.get_artifact(fused[0].artifact))
     members = {c.name: c.artifact for c in app.components}
     assert sorted(record["inputs"]) == sorted({members[m] for m in fused[0].members})
     key = (cluster.pki / "signing.pub").read_text().strip()
@@ -379,7 +379,7 @@ def test_what_is_not_granted_is_absent_traps_and_is_reported(
         f"capability contract: file, socket and unlinked interface each denied, instance killed; "
         f"all 3 denials in CapabilityDenied events within {time.monotonic() - started:.1f}s of the last call"
     )
-    reports = {r.component: r for r in cluster.store(lambda s: s.get_status("edge-1")) if r.app == "contract"}
+    reports = {r.component: r for r in cluster.store(lambda s: s.reports.get_status("edge-1")) if r.app == "contract"}
     assert (reports["probe"].denials, reports["peeker"].denials) == (2, 1)
 
     # A link on an interface the grants leave out is refused at apply, naming both.

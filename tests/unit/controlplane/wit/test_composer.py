@@ -208,7 +208,7 @@ def test_a_reused_fusion_is_recorded_anew_when_its_record_is_stale(tmp_path: Pat
 
     from cli.devcluster.etcd import EtcdServer
     from controlplane.state.blobs import BlobStore
-    from controlplane.state.keys import ARTIFACTS, _key
+    from controlplane.state.keys import ARTIFACTS, etcd_key
     from controlplane.state.store import Store
     from controlplane.state.world import Group
     from controlplane.wit.composer import Composer
@@ -252,7 +252,7 @@ def test_a_reused_fusion_is_recorded_anew_when_its_record_is_stale(tmp_path: Pat
             composer._compose = None  # type: ignore[assignment,method-assign]  # reuse must not compose again
             # An older Neon Grid's record: no signatures, no inputs.
             await store.client.put(
-                _key(ARTIFACTS, digest), json.dumps({"name": "old", "size": 1, "interfaces": {}}).encode()
+                etcd_key(ARTIFACTS, digest), json.dumps({"name": "old", "size": 1, "interfaces": {}}).encode()
             )
             assert (await composer.compose(spec, group)).digest == digest
             record = await store.artifacts.get_artifact(digest)
