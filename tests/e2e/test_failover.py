@@ -17,7 +17,7 @@ from cli.devcluster.processes import Child, join_tokens, spawn_agent, spawn_cont
 from neon.errors import NeonGridError
 from neon.security import pki, signing
 from neon.security.tls import Credentials
-from tests.support.helpers import assert_eventually, pair_manifest, wait_running
+from tests.support.helpers import assert_eventually, pair_manifest, stable_port, wait_running
 
 pytestmark = pytest.mark.e2e
 
@@ -25,11 +25,17 @@ SAMPLE = (EXAMPLES / "log-analyzer" / "sample.log").read_text().splitlines()
 REPLICAS = ("cp-a", "cp-b")
 
 
+# (workdir, replica) -> its API port: a restarted replica comes back where the agents were told it is.
+_PORTS: dict[tuple[Path, str], int] = {}
+
+
 def _replica(etcd: str, workdir: Path, name: str) -> Child:
+    port = _PORTS.setdefault((workdir, name), stable_port())
     return spawn_controlplane(
         etcd,
         workdir,
         name=name,
+        listen=f"127.0.0.1:{port}",
         node_ttl=5,
         extra=["--identity", name, "--leader-ttl", "2"],
         pki_dir=_pki(workdir),
