@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 
 from cli.client import ControlClient
-from cli.devcluster.etcd import EtcdServer
+from cli.devcluster.etcd_launcher import EtcdServer
 from cli.devcluster.processes import Child, join_tokens, spawn_agent, spawn_controlplane
 from neon import manifest
 from neon.rpc.servers import CHANNEL_OPTIONS

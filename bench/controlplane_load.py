@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from _results import save  # noqa: E402
 
 from cli.client import ControlClient  # noqa: E402
-from cli.devcluster.etcd import EtcdServer  # noqa: E402
+from cli.devcluster.etcd_launcher import EtcdServer  # noqa: E402
 from cli.devcluster.guests import build_log_analyzer  # noqa: E402
 from cli.devcluster.processes import spawn_controlplane  # noqa: E402
 from neon import manifest  # noqa: E402

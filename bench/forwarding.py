@@ -58,7 +58,7 @@ from _results import save  # noqa: E402
 from agent.dataplane.forwarder import Router  # noqa: E402
 from agent.runtime.engine import FunctionRef, Runtime  # noqa: E402
 from agent.values.signature import Signature  # noqa: E402
-from cli.devcluster.etcd import free_port  # noqa: E402
+from cli.devcluster.etcd_launcher import free_port  # noqa: E402
 from cli.devcluster.guests import EXAMPLES, build_log_analyzer, build_log_analyzer_native  # noqa: E402
 from neon import manifest  # noqa: E402
 from neon._proto import dataplane_pb2, dataplane_pb2_grpc, values_pb2  # noqa: E402

@@ -33,7 +33,7 @@ import sys
 from typing import Callable, Sequence
 
 from cli.client import ControlClient
-from cli.commands import invoke, offline, processes, reads, writes
+from cli.commands import daemons, invoke, offline, reads, writes
 from cli.options import user_credentials
 from cli.parser import build_parser
 from neon.errors import NeonGridError, Unavailable
@@ -43,9 +43,9 @@ _TLS_FAILURES = ("socket closed", "handshake", "ssl", "certificate", "connection
 
 # Commands that run on their own: a process, or files on this machine.
 LOCAL: dict[str, Callable[[argparse.Namespace], int]] = {
-    "controlplane": processes.controlplane,
-    "agent": processes.agent,
-    "dev": processes.dev,
+    "controlplane": daemons.controlplane,
+    "agent": daemons.agent,
+    "dev": daemons.dev,
     "certs": offline.certs,
     "keys": offline.keys,
     "sign": offline.sign,

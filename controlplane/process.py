@@ -13,14 +13,14 @@ import grpc
 from controlplane.api.agents import AgentServicer
 from controlplane.api.control import ControlServicer
 from controlplane.api.join import JoinServicer
-from controlplane.api.reads import Reads
+from controlplane.api.queries import Queries
 from controlplane.api.relay import Relay
 from controlplane.api.web import Web
 from controlplane.config import ControlPlaneConfig
 from controlplane.placement import Placer
 from controlplane.reconcile.events import new_event
+from controlplane.reconcile.intake import ReportIntake
 from controlplane.reconcile.loop import ReconcileLoop
-from controlplane.reconcile.reports import ReportIntake
 from controlplane.security.admission import Admission
 from controlplane.security.identity import Security
 from controlplane.state.assignments import AssignmentHub
@@ -64,7 +64,7 @@ class ControlPlane:
             self.store, self.placer, self.composer, config.resync_interval, self.web.reconciles.observe
         )
         self.intake = ReportIntake(self.store)
-        self.reads = Reads(self.store)
+        self.reads = Queries(self.store)
         self.relay = Relay(self.store, self.security.creds, config.invoke_timeout)
         self.assignments = AssignmentHub(self.store)
         self.store.events.on_record = lambda event: self.web.events.inc(event.kind)

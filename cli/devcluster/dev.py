@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from cli.client import ControlClient
-from cli.devcluster.etcd import EtcdServer
+from cli.devcluster.etcd_launcher import EtcdServer
 from cli.devcluster.guests import EXAMPLES, build_log_analyzer
 from cli.devcluster.processes import Child, join_tokens, spawn_agent, spawn_controlplane
 from cli.render import describe_app

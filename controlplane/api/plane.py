@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from controlplane.api.reads import Reads
+from controlplane.api.queries import Queries
 from controlplane.api.relay import Relay
 from controlplane.config import ControlPlaneConfig
 from controlplane.placement import Placer
+from controlplane.reconcile.intake import ReportIntake
 from controlplane.reconcile.loop import ReconcileLoop
-from controlplane.reconcile.reports import ReportIntake
 from controlplane.security.admission import Admission
 from controlplane.security.identity import Security
 from controlplane.state.assignments import AssignmentHub
@@ -32,7 +32,7 @@ class Plane(Protocol):
     assignments: AssignmentHub
     reconciler: ReconcileLoop
     intake: ReportIntake
-    reads: Reads
+    reads: Queries
     relay: Relay
 
     @property

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cli.client import ControlClient
-from cli.devcluster.etcd import EtcdCluster, EtcdServer
+from cli.devcluster.etcd_launcher import EtcdCluster, EtcdServer
 from cli.devcluster.guests import EXAMPLES
 from cli.devcluster.processes import Child, join_tokens, spawn_agent, spawn_controlplane
 from neon.errors import NeonGridError

@@ -20,7 +20,7 @@ from typing import Any, Callable, Coroutine, TypeVar
 import grpc
 
 from cli.client import ControlClient
-from cli.devcluster.etcd import EtcdServer
+from cli.devcluster.etcd_launcher import EtcdServer
 from cli.devcluster.processes import Child, spawn_agent
 from controlplane.config import ControlPlaneConfig
 from controlplane.process import ControlPlane

@@ -123,3 +123,19 @@ def test_modules_and_classes_stay_small() -> None:
                 if size > 300:
                     big.append(f"class {name}.{node.name}: {size} lines (at most 300)")
     assert not big, "\n".join(big)
+
+
+# Names that stand in several packages because they are the same kind of thing in each: a process's entry
+# point, its configuration, its own identity (certificate and keys).
+SAME_KIND = {"__init__", "main", "config", "identity"}
+
+
+def test_a_module_name_means_one_kind_of_thing() -> None:
+    where: dict[str, list[str]] = {}
+    for name, path in _modules().items():
+        stem = path.stem
+        where.setdefault(stem, []).append(name)
+    shared = {stem: sorted(names) for stem, names in where.items() if len(names) > 1 and stem not in SAME_KIND}
+    assert not shared, "modules of one name in several packages (rename one, or add the name to SAME_KIND):\n" + (
+        "\n".join(f"{stem}: {', '.join(names)}" for stem, names in sorted(shared.items()))
+    )

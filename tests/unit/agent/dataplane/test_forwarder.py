@@ -14,7 +14,7 @@ import pytest
 from agent.dataplane.forwarder import Router, set_call_deadline
 from agent.values.scalars import StringCodec
 from agent.values.signature import Signature
-from cli.devcluster.etcd import free_port
+from cli.devcluster.etcd_launcher import free_port
 from neon._proto import dataplane_pb2, dataplane_pb2_grpc
 from neon.errors import DeadlineExceeded, NeonGridError, Unavailable
 

@@ -8,7 +8,7 @@ from typing import Any, Awaitable, Callable, Iterator
 
 import pytest
 
-from cli.devcluster.etcd import EtcdCluster, EtcdServer
+from cli.devcluster.etcd_launcher import EtcdCluster, EtcdServer
 from controlplane.reconcile.plan import plan
 from controlplane.state.etcd import grpc_target
 from controlplane.state.store import Store
@@ -209,7 +209,7 @@ def test_store_survives_the_loss_of_the_member_it_talks_to(tmp_path: Path) -> No
 def test_etcd_picks_fresh_ports_when_a_picked_one_was_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
 
-    from cli.devcluster import etcd as etcd_server
+    from cli.devcluster import etcd_launcher as etcd_server
 
     real = etcd_server.free_port
     # A port bound (as by an outgoing connection) between being picked and etcd binding it.

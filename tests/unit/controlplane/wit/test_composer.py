@@ -206,7 +206,7 @@ def test_a_reused_fusion_is_recorded_anew_when_its_record_is_stale(tmp_path: Pat
     since replaced, is renewed, without composing again; agents would refuse it otherwise."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from cli.devcluster.etcd import EtcdServer
+    from cli.devcluster.etcd_launcher import EtcdServer
     from controlplane.state.blobs import BlobStore
     from controlplane.state.keys import ARTIFACTS, etcd_key
     from controlplane.state.store import Store

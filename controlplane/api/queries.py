@@ -16,7 +16,7 @@ from neon.model import NodeInfo
 NodeSets = tuple[dict[str, NodeInfo], dict[str, tuple[NodeInfo, float]]]
 
 
-class Reads:
+class Queries:
     """Reads of the store, shaped for the API."""
 
     def __init__(self, store: Store) -> None:
