@@ -38,8 +38,12 @@ class AgentConfig:
             insecure); empty: the listen host on any free port, registered with the control plane;
             ``off``: not served.
         capabilities: What this node offers components: ``volumes`` (granted directories),
-            ``wasi-filesystem`` and ``wasi-sockets`` (the WASI interfaces; access is still only
-            what a component is granted).
+            ``wasi-filesystem``, ``wasi-sockets`` and ``wasi-http`` (the WASI interfaces; access is
+            still only what a component is granted).
+        http_listen: Where the front door serves the routes of the HTTP components running here
+            (``host:port``; empty: no front door on this node).
+        http_cert: With ``http_key``, serve HTTPS with this certificate chain (PEM) instead of plain HTTP.
+        http_key: The private key (PEM) of ``http_cert``.
         join_token: A one-time token (``neon token create``) to join with when the agent holds
             no certificate yet; the certificate is kept in ``<data_dir>/identity``.
         ca_file: The cluster CA certificate to trust when joining (later kept with the identity).
@@ -60,7 +64,10 @@ class AgentConfig:
     taints: tuple[str, ...] = ()
     metrics_interval: float = 5.0
     metrics_listen: str = ""
-    capabilities: tuple[str, ...] = ("volumes", "wasi-filesystem", "wasi-sockets")
+    capabilities: tuple[str, ...] = ("volumes", "wasi-filesystem", "wasi-sockets", "wasi-http")
+    http_listen: str = ""
+    http_cert: Path | None = None
+    http_key: Path | None = None
     join_token: str = ""
     ca_file: Path | None = None
     join: str = ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from typing import Any
 
 import grpc
@@ -23,6 +24,9 @@ from agent.control.session import ControlSession
 from agent.dataplane.forwarder import Router
 from agent.dataplane.server import DataPlaneServicer
 from agent.dataplane.serving import LOG_FOLLOWERS, Serving
+from agent.http.server import FrontDoor
+from agent.http.serving import HttpComponent
+from agent.http.wiring import http_component, http_host
 from agent.linking import Linker
 from agent.observe.logbook import LogBook
 from agent.observe.metrics_report import metrics_report
@@ -88,6 +92,7 @@ class Agent:
         self.server: SyncServer | None = None
         self.dataplane = DataPlaneServicer(self.node, helpers=DATAPLANE_THREADS)
         self.http: HttpServer | None = None
+        self.front_door = FrontDoor(config.name, self.telemetry.registry) if config.http_listen else None
         self.address = ""
 
     @property
@@ -126,6 +131,8 @@ class Agent:
             self.http.route("/metrics", self._serve_metrics, HTTP_READERS)
             metrics_port = await self.http.start(self.config.metrics_listen or f"{host}:0")
             self.session.metrics_address = f"{self._advertised_host(self.config.metrics_listen, host)}:{metrics_port}"
+        if self.front_door is not None:
+            await self._open_front_door(host)
         self.session.connect()
         saved = self.desired.load()
         if saved is not None:
@@ -148,6 +155,16 @@ class Agent:
             labels=self.config.labels,
         )
 
+    async def _open_front_door(self, default_host: str) -> None:
+        assert self.front_door is not None
+        tls = None
+        if self.config.http_cert is not None and self.config.http_key is not None:
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(self.config.http_cert, self.config.http_key)
+        port = await self.front_door.start(self.config.http_listen, tls)
+        scheme = "https" if tls else "http"
+        self.session.http_url = f"{scheme}://{self._advertised_host(self.config.http_listen, default_host)}:{port}"
+
     def _advertised_host(self, listen: str, default: str) -> str:
         """The host others reach a port bound at ``listen`` on: its own host, unless it is a wildcard."""
         host = listen.rpartition(":")[0].strip("[]")
@@ -169,6 +186,8 @@ class Agent:
         self.dataplane.close()
         if self.http is not None:
             await self.http.stop()
+        if self.front_door is not None:
+            await self.front_door.stop()
         await self.session.close()
         self.router.close()
         await self.prober.close()
@@ -233,6 +252,8 @@ class Agent:
         elif isinstance(ins, Start):
             self._spawn(self._start(ins.key, ins.spec), f"start {ins.key}")
         elif isinstance(ins, Stop):
+            if self.front_door is not None and (served := self.front_door.remove(*ins.key)) is not None:
+                served.close()
             pool = self.node.remove(ins.key)
             if pool is not None:
                 pool.close()
@@ -280,10 +301,18 @@ class Agent:
             _log.warning("guest trapped", app=app, component=name, incident=incident, error=err.message)
             sink("agent", f"trapped (incident {incident}): {err.message}")
 
-        def build() -> InstancePool:
+        def on_http_trap(err: NeonGridError) -> str:
+            self.telemetry.trap(app, name)
+            incident = traps.add(err.message)
+            _log.warning("guest trapped serving HTTP", app=app, component=name, incident=incident, error=err.message)
+            sink("agent", f"trapped (incident {incident}): {err.message}")
+            return incident
+
+        def build() -> tuple[InstancePool, HttpComponent | None]:
             self._check_provenance(f"{app}/{name}", spec)
             component = self.runtime.load(spec.artifact, self.artifacts.path(spec.artifact))
             imports = self.linker.link(app, name, spec, component, denials)
+            host = http_host(self.runtime, component, f"{app}/{name}", spec, denials, sink)
             template = ComponentTemplate(
                 self.runtime,
                 component,
@@ -294,13 +323,15 @@ class Agent:
                 volume_root=self.config.data_dir / "volumes" / app,
                 denials=denials,
                 output=sink,
+                host=host,
             )
             pool = InstancePool(template, on_trap, self.telemetry.component_meter(app, name))
             pool.warm()
-            return pool
+            served = http_component(app, name, template, host, spec, on_http_trap) if self.front_door else None
+            return pool, served
 
         try:
-            pool = await asyncio.to_thread(build)
+            pool, served = await asyncio.to_thread(build)
         except NeonGridError as err:
             _log.warning("instance failed to start", app=app, component=name, error=err.message)
             sink("agent", f"failed to start: {err.message}")
@@ -315,6 +346,10 @@ class Agent:
         old = self.node.install(key, pool)
         if old is not None:
             old.close()
+        if self.front_door is not None:
+            replaced = self.front_door.install(served) if served is not None else self.front_door.remove(app, name)
+            if replaced is not None:
+                replaced.close()
         sink("agent", f"running {spec.artifact[:19]} ({spec.runtime.mode}, {spec.runtime.instances} instance(s))")
         _log.info(
             "instance running",

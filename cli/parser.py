@@ -113,8 +113,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=None,
         metavar="NAME",
-        help="what this node offers components, repeatable (default: volumes, wasi-filesystem, wasi-sockets)",
+        help="what this node offers components, repeatable (default: volumes, wasi-filesystem, wasi-sockets, "
+        "wasi-http)",
     )
+    p.add_argument(
+        "--http-listen",
+        default=os.environ.get("NEON_HTTP_LISTEN", ""),
+        metavar="HOST:PORT",
+        help="serve the routes of the HTTP components placed here on this address (env NEON_HTTP_LISTEN)",
+    )
+    p.add_argument("--http-cert", type=Path, default=None, help="serve HTTPS with this certificate chain (PEM)")
+    p.add_argument("--http-key", type=Path, default=None, help="the private key (PEM) of --http-cert")
     p.add_argument("--data-dir", default="", help="artifacts and compiled cache (default .neon/agent-NAME)")
     p.add_argument(
         "--cache-dir",

@@ -9,6 +9,7 @@ from typing import Any
 
 from neon._validate import INTERFACE, dns_name, list_field, mapping
 from neon.errors import InvalidManifest
+from neon.outbound_hosts import parse_host_pattern
 
 
 @dataclass(frozen=True)
@@ -29,13 +30,19 @@ class GrantSpec:
     # The imported interfaces the component may call; None: every linked one. An import left out
     # needs no link and is absent at runtime: calling it traps, kills the instance and is reported.
     interfaces: tuple[str, ...] | None = None
+    # Where outbound HTTP (wasi:http/outgoing-handler) may go, Spin's patterns; empty: nowhere.
+    outbound_hosts: tuple[str, ...] = ()
 
 
 def grants_to_dict(grants: GrantSpec) -> dict[str, Any]:
-    return {
-        "env": dict(grants.env),
-        "volumes": [{"name": v.name, "path": v.path, "readOnly": v.read_only} for v in grants.volumes],
-    } | ({"interfaces": list(grants.interfaces)} if grants.interfaces is not None else {})
+    return (
+        {
+            "env": dict(grants.env),
+            "volumes": [{"name": v.name, "path": v.path, "readOnly": v.read_only} for v in grants.volumes],
+        }
+        | ({"interfaces": list(grants.interfaces)} if grants.interfaces is not None else {})
+        | ({"allowedOutboundHosts": list(grants.outbound_hosts)} if grants.outbound_hosts else {})
+    )
 
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -45,12 +52,16 @@ _GUEST_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
 def parse_grants(doc: Any, path: str) -> GrantSpec:
     if isinstance(doc, dict) and "network" in doc:
         raise InvalidManifest(
-            f"{path}.network: outbound network cannot be granted yet: this agent's wasmtime offers no way to "
-            "limit which hosts a socket reaches, so components get no sockets at all. Call other components "
-            "through links instead",
+            f"{path}.network: raw sockets cannot be granted: this agent's wasmtime offers no way to limit which "
+            "hosts a socket reaches. Grant outbound HTTP to named hosts with allowedOutboundHosts "
+            "(['https://api.example.com']), or call other components through links",
             field=f"{path}.network",
         )
-    gr = mapping(doc, path, optional={"env", "volumes", "interfaces"})
+    gr = mapping(doc, path, optional={"env", "volumes", "interfaces", "allowedOutboundHosts"})
+    outbound = [
+        parse_host_pattern(text, f"{path}.allowedOutboundHosts[{i}]").text
+        for i, text in enumerate(list_field(gr, "allowedOutboundHosts", path))
+    ]
     interfaces = None
     if "interfaces" in gr:
         interfaces = list_field(gr, "interfaces", path)
@@ -91,4 +102,5 @@ def parse_grants(doc: Any, path: str) -> GrantSpec:
         env=dict(env),
         volumes=tuple(volumes),
         interfaces=tuple(sorted(set(interfaces))) if interfaces is not None else None,
+        outbound_hosts=tuple(dict.fromkeys(outbound)),
     )

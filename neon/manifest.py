@@ -46,7 +46,9 @@ import yaml
 from neon._validate import INTERFACE, dns_name, list_field, mapping, parse_duration
 from neon.errors import InvalidArgument, InvalidManifest
 from neon.grants import GrantSpec, grants_to_dict, parse_grants
+from neon.http_spec import HttpSpec, http_to_dict, parse_http
 from neon.policy import COLOCATE, PlacementSpec, parse_placement
+from neon.routes import Route, ambiguous, parse_route
 from neon.runtime_spec import RuntimeSpec, parse_runtime, runtime_to_dict
 from neon.security.signing import parse_public
 
@@ -69,6 +71,7 @@ class ComponentSpec:
     placement: PlacementSpec = field(default_factory=PlacementSpec)
     runtime: RuntimeSpec = field(default_factory=RuntimeSpec)
     grants: GrantSpec = field(default_factory=GrantSpec)
+    http: HttpSpec = field(default_factory=HttpSpec)  # routes served at the edge (none: not an HTTP component)
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,7 @@ class AppSpec:
                         "runtime": runtime_to_dict(c.runtime),
                         "grants": grants_to_dict(c.grants),
                     }
+                    | ({"http": http_to_dict(c.http)} if c.http.enabled else {})
                     for c in self.components
                 ],
                 "links": [_link_doc(ln) for ln in self.links],
@@ -281,6 +285,7 @@ def parse(doc: Any, *, require_digests: bool = True) -> AppSpec:
             )
         )
     _refuse_cycles(links)
+    _refuse_ambiguous_routes(components)
     app = AppSpec(
         name=name, components=tuple(components), links=tuple(links), trusted_keys=tuple(dict.fromkeys(trusted))
     )
@@ -289,7 +294,9 @@ def parse(doc: Any, *, require_digests: bool = True) -> AppSpec:
 
 
 def _component(item: Any, path: str, require_digests: bool, names: set[str]) -> ComponentSpec:
-    doc = mapping(item, path, required={"name", "artifact"}, optional={"replicas", "placement", "runtime", "grants"})
+    doc = mapping(
+        item, path, required={"name", "artifact"}, optional={"replicas", "placement", "runtime", "grants", "http"}
+    )
     name = dns_name(doc["name"], f"{path}.name")
     artifact = doc["artifact"]
     if not isinstance(artifact, str) or not artifact:
@@ -314,9 +321,38 @@ def _component(item: Any, path: str, require_digests: bool, names: set[str]) -> 
             )
     runtime = parse_runtime(doc["runtime"], f"{path}.runtime") if doc.get("runtime") is not None else RuntimeSpec()
     grants = parse_grants(doc["grants"], f"{path}.grants") if doc.get("grants") is not None else GrantSpec()
+    http = parse_http(doc["http"], f"{path}.http") if doc.get("http") is not None else HttpSpec()
+    if http.enabled and grants.volumes:
+        raise InvalidManifest(
+            f"{path}.grants.volumes: an HTTP component cannot be granted volumes yet (the agent serves its WASI "
+            "streams itself and has no filesystem behind them); keep files in a linked component",
+            field=f"{path}.grants.volumes",
+        )
     return ComponentSpec(
-        name=name, artifact=artifact, replicas=replicas, placement=placement, runtime=runtime, grants=grants
+        name=name,
+        artifact=artifact,
+        replicas=replicas,
+        placement=placement,
+        runtime=runtime,
+        grants=grants,
+        http=http,
     )
+
+
+def _refuse_ambiguous_routes(components: list[ComponentSpec]) -> None:
+    """Two components of one application whose routes a request could match alike."""
+    seen: list[tuple[int, int, Route]] = []
+    for c, comp in enumerate(components):
+        for r, text in enumerate(comp.http.routes):
+            route = parse_route(text, f"spec.components[{c}].http.routes[{r}]")
+            for oc, orr, other in seen:
+                if oc != c and ambiguous(other, route):
+                    raise InvalidManifest(
+                        f"spec.components[{c}].http.routes[{r}] {route} ({comp.name}) overlaps "
+                        f"spec.components[{oc}].http.routes[{orr}] {other} ({components[oc].name})",
+                        field=f"spec.components[{c}].http.routes[{r}]",
+                    )
+            seen.append((c, r, route))
 
 
 def _refuse_impossible_links(app: AppSpec) -> None:

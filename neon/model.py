@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from neon.grants import GrantSpec, VolumeGrant
+from neon.http_spec import HttpSpec
 from neon.runtime_spec import RuntimeSpec
 
 
@@ -28,6 +29,7 @@ class NodeInfo:
     taints: tuple[str, ...] = ()  # "key=value:Effect"
     capabilities: tuple[str, ...] = ()
     metrics_address: str = ""
+    http_url: str = ""  # the front door, where the node serves its HTTP components' routes
 
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -71,12 +73,18 @@ class ComponentAssignment:
     trusted_keys: tuple[str, ...] = ()  # publisher keys; "*": the control plane allows unsigned artifacts
     inputs: tuple[str, ...] = ()  # a fused artifact's input digests
     callers: tuple[str, ...] = ()  # nodes linked to it across nodes: whose forwarded calls it accepts
+    http: HttpSpec = field(default_factory=HttpSpec)  # routes it serves at this node's front door
 
     def shape(self) -> tuple[Any, ...]:
         """What requires a restart when it changes (not the remote endpoints)."""
         links = tuple(sorted((b.import_name, b.component, b.local, b.idempotent) for b in self.imports))
-        grants = (tuple(sorted(self.grants.env.items())), self.grants.volumes, self.grants.interfaces)
-        return (self.artifact, links, self.runtime, grants, self.signatures, self.trusted_keys)
+        grants = (
+            tuple(sorted(self.grants.env.items())),
+            self.grants.volumes,
+            self.grants.interfaces,
+            self.grants.outbound_hosts,
+        )
+        return (self.artifact, links, self.runtime, grants, self.signatures, self.trusted_keys, self.http)
 
 
 @dataclass(frozen=True)
@@ -107,13 +115,15 @@ class Assignment:
                     ],
                     "runtime": asdict(c.runtime),
                     "grants": {"env": dict(c.grants.env), "volumes": [asdict(v) for v in c.grants.volumes]}
-                    | ({"interfaces": list(c.grants.interfaces)} if c.grants.interfaces is not None else {}),
+                    | ({"interfaces": list(c.grants.interfaces)} if c.grants.interfaces is not None else {})
+                    | ({"outbound_hosts": list(c.grants.outbound_hosts)} if c.grants.outbound_hosts else {}),
                     "fused_members": list(c.fused_members),
                     "signatures": list(c.signatures),
                     "trusted_keys": list(c.trusted_keys),
                     "inputs": list(c.inputs),
                 }
                 | ({"callers": list(c.callers)} if c.callers else {})
+                | ({"http": asdict(c.http)} if c.http.enabled else {})
                 for c in self.components
             ],
         }
@@ -142,12 +152,14 @@ class Assignment:
                         env=dict(c.get("grants", {}).get("env", {})),
                         volumes=tuple(VolumeGrant(**v) for v in c.get("grants", {}).get("volumes", ())),
                         interfaces=(tuple(c["grants"]["interfaces"]) if "interfaces" in c.get("grants", {}) else None),
+                        outbound_hosts=tuple(c.get("grants", {}).get("outbound_hosts", ())),
                     ),
                     fused_members=tuple(c.get("fused_members", ())),
                     signatures=tuple(c.get("signatures", ())),
                     trusted_keys=tuple(c.get("trusted_keys", ())),
                     inputs=tuple(c.get("inputs", ())),
                     callers=tuple(c.get("callers", ())),
+                    http=_http(c["http"]) if "http" in c else HttpSpec(),
                 )
                 for c in doc.get("components", ())
             ),
@@ -197,3 +209,7 @@ class Event:
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Event:
         return cls(**doc)
+
+
+def _http(doc: dict[str, Any]) -> HttpSpec:
+    return HttpSpec(**{**doc, "routes": tuple(doc.get("routes", ()))})

@@ -9,6 +9,7 @@ from google.protobuf import json_format
 
 from neon._proto import control_pb2
 from neon.grants import GrantSpec, VolumeGrant
+from neon.http_spec import HttpSpec
 from neon.model import Assignment, ComponentAssignment, Event, ImportBinding, InstanceReport, NodeInfo
 from neon.runtime_spec import RuntimeSpec
 
@@ -46,15 +47,41 @@ def assignment_to_proto(a: Assignment) -> control_pb2.Assignment:
                     ],
                     limit_interfaces=c.grants.interfaces is not None,
                     interfaces=list(c.grants.interfaces or ()),
+                    allowed_outbound_hosts=list(c.grants.outbound_hosts),
                 ),
                 fused_members=list(c.fused_members),
                 signatures=list(c.signatures),
                 trusted_keys=list(c.trusted_keys),
                 inputs=list(c.inputs),
                 callers=list(c.callers),
+                http=_http_to_proto(c.http) if c.http.enabled else None,
             )
             for c in a.components
         ],
+    )
+
+
+def _http_to_proto(h: HttpSpec) -> control_pb2.HttpSettings:
+    return control_pb2.HttpSettings(
+        routes=list(h.routes),
+        instances=h.instances,
+        max_concurrent=h.max_concurrent,
+        max_body_bytes=h.max_body_bytes,
+        max_header_bytes=h.max_header_bytes,
+        first_byte_timeout=h.first_byte_timeout,
+        request_timeout=h.request_timeout,
+    )
+
+
+def _http_from_proto(m: control_pb2.HttpSettings) -> HttpSpec:
+    return HttpSpec(
+        routes=tuple(m.routes),
+        instances=m.instances,
+        max_concurrent=m.max_concurrent,
+        max_body_bytes=m.max_body_bytes,
+        max_header_bytes=m.max_header_bytes,
+        first_byte_timeout=m.first_byte_timeout,
+        request_timeout=m.request_timeout,
     )
 
 
@@ -89,12 +116,14 @@ def assignment_from_proto(msg: control_pb2.Assignment) -> Assignment:
                         VolumeGrant(name=v.name, path=v.path, read_only=v.read_only) for v in c.grants.volumes
                     ),
                     interfaces=tuple(c.grants.interfaces) if c.grants.limit_interfaces else None,
+                    outbound_hosts=tuple(c.grants.allowed_outbound_hosts),
                 ),
                 fused_members=tuple(c.fused_members),
                 signatures=tuple(c.signatures),
                 trusted_keys=tuple(c.trusted_keys),
                 inputs=tuple(c.inputs),
                 callers=tuple(c.callers),
+                http=_http_from_proto(c.http) if c.HasField("http") else HttpSpec(),
             )
             for c in msg.components
         ),
@@ -120,6 +149,7 @@ def node_to_proto(
         slots_used=slots_used,
         unreachable_since=unreachable_since,
         metrics_address=node.metrics_address,
+        http_url=node.http_url,
     )
 
 

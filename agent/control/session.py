@@ -44,6 +44,7 @@ class ControlSession:
         self.identity = Identity(Credentials.insecure())
         self.address = ""  # this node's data-plane address, as registered
         self.metrics_address = ""
+        self.http_url = ""  # the front door, when this node serves HTTP
         self.peers: list[tuple[str, str]] = []  # (name, data-plane address), from heartbeats
         self.report_dirty = asyncio.Event()
         self.registered = asyncio.Event()
@@ -107,6 +108,7 @@ class ControlSession:
                         taints=list(self.config.taints),
                         capabilities=list(self.config.capabilities),
                         metrics_address=self.metrics_address,
+                        http_url=self.http_url,
                     ),
                     timeout=10,
                 )

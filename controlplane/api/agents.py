@@ -64,6 +64,7 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
             taints=tuple(request.taints),
             capabilities=tuple(sorted(set(request.capabilities))),
             metrics_address=request.metrics_address,
+            http_url=request.http_url,
         )
         old = await self.cp.store.get_node(request.name)
         _, away_since = await self.cp.store.get_member(request.name) or (None, 0.0)

@@ -10,6 +10,7 @@ from controlplane.api.plane import Plane
 from controlplane.reconcile.events import new_event
 from controlplane.reconcile.plan import explain
 from controlplane.security.trust import check_app, checked_signatures, merged
+from controlplane.wit.front_door import check_http_exports, check_route_claims
 from controlplane.wit.interfaces import describe
 from controlplane.wit.links import check_links
 from neon import manifest
@@ -69,6 +70,9 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
             summaries[comp.artifact] = meta["interfaces"]
             records[comp.artifact] = meta
         capabilities = check_links(spec, summaries)
+        check_http_exports(spec, summaries)
+        if any(c.http.enabled for c in spec.components):
+            check_route_claims(spec, [record.spec for record in await self.cp.store.list_apps()])
         check_app(spec, records, self.cp.security)
         record = await self.cp.store.put_app(spec, capabilities)
         await self.cp.store.events.record(

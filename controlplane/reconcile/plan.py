@@ -82,6 +82,7 @@ def slice_graph(
                 runtime=root.runtime,
                 grants=replace(root.grants, env=env, volumes=tuple(volumes[p] for p in sorted(volumes))),
                 fused_members=group.members,
+                http=root.http,
             )
         )
         inside |= {(group.node, m) for m in group.members if m not in group.standalone}
@@ -96,6 +97,7 @@ def slice_graph(
                     imports=bindings(node, (comp.name,), set()),
                     runtime=comp.runtime,
                     grants=comp.grants,
+                    http=comp.http,
                 )
             )
     # Who may call each component across nodes: the nodes holding a remote binding to it.

@@ -23,7 +23,7 @@ from neon.errors import InvalidArgument
 # WASI packages whose import makes a component need a node capability of the same meaning.
 WASI_CAPABILITIES = {"wasi:filesystem": "wasi-filesystem", "wasi:sockets": "wasi-sockets", "wasi:http": "wasi-http"}
 
-# {"imports": {iface: {fn: sig}}, "exports": {...}, "wasi": [iface, ...],
+# {"imports": {iface: {fn: sig}}, "exports": {...}, "wasi": [iface, ...], "wasi_exports": [iface, ...],
 #  "uses": {exported iface: [ifaces whose types it uses, directly or not]}}
 Summary = dict[str, Any]
 
@@ -46,15 +46,14 @@ def summarize(resolve: dict[str, Any]) -> Summary:
     """The summary of the component's world from wasm-tools' JSON."""
     world = resolve["worlds"][-1]
     render = _Renderer(resolve)
-    out: Summary = {"imports": {}, "exports": {}, "wasi": [], "uses": {}}
+    out: Summary = {"imports": {}, "exports": {}, "wasi": [], "wasi_exports": [], "uses": {}}
     for direction in ("imports", "exports"):
         for key, item in world[direction].items():
             if "interface" in item:
                 iface_id = item["interface"]["id"]
                 name = render.interface_name(iface_id) or key
                 if name.startswith("wasi:"):
-                    if direction == "imports":
-                        out["wasi"].append(name)
+                    out["wasi" if direction == "imports" else "wasi_exports"].append(name)
                     continue
                 functions = resolve["interfaces"][iface_id].get("functions", {})
                 out[direction][name] = {fn: render.signature(f) for fn, f in sorted(functions.items())}
@@ -65,6 +64,7 @@ def summarize(resolve: dict[str, Any]) -> Summary:
             elif "function" in item:
                 out[direction].setdefault("", {})[key] = render.signature(item["function"])
     out["wasi"].sort()
+    out["wasi_exports"].sort()
     return out
 
 

@@ -955,6 +955,7 @@ class Node(_message.Message):
     SLOTS_USED_FIELD_NUMBER: _builtins.int
     UNREACHABLE_SINCE_FIELD_NUMBER: _builtins.int
     METRICS_ADDRESS_FIELD_NUMBER: _builtins.int
+    HTTP_URL_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     dataplane_address: _builtins.str
     state: _builtins.str
@@ -970,6 +971,8 @@ class Node(_message.Message):
     """When the node was found without its lease (Unreachable); 0 while Ready."""
     metrics_address: _builtins.str
     """Where the agent serves Prometheus metrics (https with the cluster CA unless --insecure)."""
+    http_url: _builtins.str
+    """Where the node's front door serves HTTP routes ("http://host:port"); empty: none."""
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -996,10 +999,11 @@ class Node(_message.Message):
         slots_used: _builtins.int = ...,
         unreachable_since: _builtins.float = ...,
         metrics_address: _builtins.str = ...,
+        http_url: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "dataplane_address", b"dataplane_address", "instance_slots", b"instance_slots", "instances", b"instances", "labels", b"labels", "memory_bytes", b"memory_bytes", "memory_used", b"memory_used", "metrics_address", b"metrics_address", "name", b"name", "registered_at", b"registered_at", "slots_used", b"slots_used", "state", b"state", "taints", b"taints", "unreachable_since", b"unreachable_since", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "dataplane_address", b"dataplane_address", "http_url", b"http_url", "instance_slots", b"instance_slots", "instances", b"instances", "labels", b"labels", "memory_bytes", b"memory_bytes", "memory_used", b"memory_used", "metrics_address", b"metrics_address", "name", b"name", "registered_at", b"registered_at", "slots_used", b"slots_used", "state", b"state", "taints", b"taints", "unreachable_since", b"unreachable_since", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1312,12 +1316,15 @@ class RegisterRequest(_message.Message):
     TAINTS_FIELD_NUMBER: _builtins.int
     CAPABILITIES_FIELD_NUMBER: _builtins.int
     METRICS_ADDRESS_FIELD_NUMBER: _builtins.int
+    HTTP_URL_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     dataplane_address: _builtins.str
     memory_bytes: _builtins.int
     instance_slots: _builtins.int
     version: _builtins.str
     metrics_address: _builtins.str
+    http_url: _builtins.str
+    """The node's front door ("http://host:port" or "https://..."); empty: it serves no HTTP."""
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -1340,10 +1347,11 @@ class RegisterRequest(_message.Message):
         taints: _abc.Iterable[_builtins.str] | None = ...,
         capabilities: _abc.Iterable[_builtins.str] | None = ...,
         metrics_address: _builtins.str = ...,
+        http_url: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "dataplane_address", b"dataplane_address", "instance_slots", b"instance_slots", "labels", b"labels", "memory_bytes", b"memory_bytes", "metrics_address", b"metrics_address", "name", b"name", "taints", b"taints", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "dataplane_address", b"dataplane_address", "http_url", b"http_url", "instance_slots", b"instance_slots", "labels", b"labels", "memory_bytes", b"memory_bytes", "metrics_address", b"metrics_address", "name", b"name", "taints", b"taints", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1503,6 +1511,7 @@ class ComponentAssignment(_message.Message):
     TRUSTED_KEYS_FIELD_NUMBER: _builtins.int
     INPUTS_FIELD_NUMBER: _builtins.int
     CALLERS_FIELD_NUMBER: _builtins.int
+    HTTP_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     artifact: _builtins.str
     @_builtins.property
@@ -1535,6 +1544,10 @@ class ComponentAssignment(_message.Message):
         whose forwarded calls it accepts.
         """
 
+    @_builtins.property
+    def http(self) -> Global___HttpSettings:
+        """Set when the component serves HTTP at this node's front door (wasi:http/incoming-handler)."""
+
     def __init__(
         self,
         *,
@@ -1548,14 +1561,63 @@ class ComponentAssignment(_message.Message):
         trusted_keys: _abc.Iterable[_builtins.str] | None = ...,
         inputs: _abc.Iterable[_builtins.str] | None = ...,
         callers: _abc.Iterable[_builtins.str] | None = ...,
+        http: Global___HttpSettings | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["grants", b"grants", "runtime", b"runtime"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["grants", b"grants", "http", b"http", "runtime", b"runtime"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "callers", b"callers", "fused_members", b"fused_members", "grants", b"grants", "imports", b"imports", "inputs", b"inputs", "name", b"name", "runtime", b"runtime", "signatures", b"signatures", "trusted_keys", b"trusted_keys"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "callers", b"callers", "fused_members", b"fused_members", "grants", b"grants", "http", b"http", "imports", b"imports", "inputs", b"inputs", "name", b"name", "runtime", b"runtime", "signatures", b"signatures", "trusted_keys", b"trusted_keys"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ComponentAssignment: _TypeAlias = ComponentAssignment  # noqa: Y015
+
+@_typing.final
+class HttpSettings(_message.Message):
+    """How an agent serves a component over HTTP (the manifest's `http` block)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROUTES_FIELD_NUMBER: _builtins.int
+    INSTANCES_FIELD_NUMBER: _builtins.int
+    MAX_CONCURRENT_FIELD_NUMBER: _builtins.int
+    MAX_BODY_BYTES_FIELD_NUMBER: _builtins.int
+    MAX_HEADER_BYTES_FIELD_NUMBER: _builtins.int
+    FIRST_BYTE_TIMEOUT_FIELD_NUMBER: _builtins.int
+    REQUEST_TIMEOUT_FIELD_NUMBER: _builtins.int
+    instances: _builtins.str
+    """"fresh" (a new instance per request) or "reuse" (instances kept across requests)."""
+    max_concurrent: _builtins.int
+    """Requests at once on one node; more are answered 503."""
+    max_body_bytes: _builtins.int
+    """A larger request body is answered 413."""
+    max_header_bytes: _builtins.int
+    """A larger request line or header field is answered 431."""
+    first_byte_timeout: _builtins.float
+    """Seconds until the guest must have set its response (else 504)."""
+    request_timeout: _builtins.float
+    """Seconds for the whole request (else 408 while reading, 504 after)."""
+    @_builtins.property
+    def routes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Spin's route syntax: "/exact", "/prefix/...", "/users/:id", optionally "host.name/path"."""
+
+    def __init__(
+        self,
+        *,
+        routes: _abc.Iterable[_builtins.str] | None = ...,
+        instances: _builtins.str = ...,
+        max_concurrent: _builtins.int = ...,
+        max_body_bytes: _builtins.int = ...,
+        max_header_bytes: _builtins.int = ...,
+        first_byte_timeout: _builtins.float = ...,
+        request_timeout: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_byte_timeout", b"first_byte_timeout", "instances", b"instances", "max_body_bytes", b"max_body_bytes", "max_concurrent", b"max_concurrent", "max_header_bytes", b"max_header_bytes", "request_timeout", b"request_timeout", "routes", b"routes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HttpSettings: _TypeAlias = HttpSettings  # noqa: Y015
 
 @_typing.final
 class RuntimeSettings(_message.Message):
@@ -1619,6 +1681,7 @@ class Grants(_message.Message):
     VOLUMES_FIELD_NUMBER: _builtins.int
     LIMIT_INTERFACES_FIELD_NUMBER: _builtins.int
     INTERFACES_FIELD_NUMBER: _builtins.int
+    ALLOWED_OUTBOUND_HOSTS_FIELD_NUMBER: _builtins.int
     limit_interfaces: _builtins.bool
     """When limit_interfaces is set, only these imports may be called; others are absent."""
     @_builtins.property
@@ -1627,6 +1690,12 @@ class Grants(_message.Message):
     def volumes(self) -> _containers.RepeatedCompositeFieldContainer[Global___VolumeGrant]: ...
     @_builtins.property
     def interfaces(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def allowed_outbound_hosts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Where the component's outbound HTTP may go (Spin's patterns: "https://api.example.com",
+        "https://*.example.com:443", "http://127.0.0.1:*"); nothing else is reachable.
+        """
+
     def __init__(
         self,
         *,
@@ -1634,10 +1703,11 @@ class Grants(_message.Message):
         volumes: _abc.Iterable[Global___VolumeGrant] | None = ...,
         limit_interfaces: _builtins.bool = ...,
         interfaces: _abc.Iterable[_builtins.str] | None = ...,
+        allowed_outbound_hosts: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["env", b"env", "interfaces", b"interfaces", "limit_interfaces", b"limit_interfaces", "volumes", b"volumes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_outbound_hosts", b"allowed_outbound_hosts", "env", b"env", "interfaces", b"interfaces", "limit_interfaces", b"limit_interfaces", "volumes", b"volumes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -21,6 +21,7 @@ LAYERS = {
     "agent.dataplane": 4,
     "agent.control": 4,
     "agent.linking": 5,
+    "agent.http": 5,
     "agent.shell": 6,
     "agent.main": 7,
     "controlplane": 1,

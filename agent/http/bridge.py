@@ -1,0 +1,152 @@
+"""Between the front door's event loop and the thread that runs a guest: the request body pulled from the
+connection as the guest reads it (:class:`StreamedBody`), and the response pushed to the connection as
+the guest writes it (:class:`ResponseBridge`). Both bound what is in flight, so a slow client slows the
+guest and never fills memory; both stop at the request's deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from agent.http.messages import ResponseClosed
+
+CHUNK = 64 << 10
+IN_FLIGHT = 4  # response chunks written by the guest and not yet taken by the connection
+
+
+class StreamedBody:
+    """A request body read from the connection on demand (a :class:`agent.http.streams.Source`)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, content: Any, limit: int, deadline: float) -> None:
+        self.loop = loop
+        self.content = content  # aiohttp's StreamReader
+        self.limit = limit
+        self.deadline = deadline  # time.monotonic() by which the whole request must be in
+        self.pending = b""
+        self.eof = False
+        self.received = 0
+        self.too_large = False
+        self.timed_out = False
+        self.broken = False
+
+    def read(self, n: int, wait: bool) -> bytes | None:
+        if not self.pending and not self.eof and wait:
+            self._fetch()
+        if self.pending:
+            chunk, self.pending = self.pending[:n], self.pending[n:]
+            return chunk
+        return None if self.eof else b""
+
+    def ready(self) -> bool:
+        return bool(self.pending) or self.eof
+
+    def wait(self) -> None:
+        if not self.ready():
+            self._fetch()
+
+    def _fetch(self) -> None:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            self._stop("timed_out")
+            return
+        future = asyncio.run_coroutine_threadsafe(self.content.readany(), self.loop)
+        try:
+            data = future.result(remaining)
+        except FutureTimeout:
+            future.cancel()
+            self._stop("timed_out")
+            return
+        except Exception:  # noqa: BLE001 - the client went away mid-body
+            self._stop("broken")
+            return
+        if not data:
+            self.eof = True
+            return
+        self.received += len(data)
+        if self.received > self.limit:
+            self._stop("too_large")
+            return
+        self.pending += data
+
+    def _stop(self, why: str) -> None:
+        setattr(self, why, True)
+        self.eof = True
+        self.pending = b""
+
+
+class ResponseBridge:
+    """A :class:`agent.http.messages.Responder` whose events the event loop takes with :meth:`next`."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        self.loop = loop
+        self.deadline = deadline
+        self.events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self.buffer = bytearray()
+        self.credits = threading.Semaphore(IN_FLIGHT)
+        self.closed = False  # the front door answered already, or the client went away
+        self.finished = False
+
+    # ------------------------------------------------------------------ the guest's thread --
+
+    def _put(self, *event: Any) -> None:
+        self.loop.call_soon_threadsafe(self.events.put_nowait, event)
+
+    def start(self, status: int, headers: list[tuple[str, bytes]]) -> None:
+        if self.closed:
+            raise ResponseClosed("the response was already answered")
+        self._put("start", status, headers)
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            raise ResponseClosed("the client is gone or the response was already answered")
+        self.buffer += data
+        if len(self.buffer) >= CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.buffer:
+            return
+        if not self.credits.acquire(timeout=max(0.0, self.deadline - time.monotonic())):
+            self.closed = True
+            raise ResponseClosed("the client did not take the response in time")
+        if self.closed:
+            raise ResponseClosed("the client is gone")
+        chunk, self.buffer = bytes(self.buffer), bytearray()
+        self._put("data", chunk)
+
+    def finish(self, trailers: list[tuple[str, bytes]] | None) -> None:
+        chunk, self.buffer = bytes(self.buffer), bytearray()
+        if chunk:
+            self._put("data", chunk)
+        self.finished = True
+        self._put("end", trailers)
+
+    def fail(self, reason: str) -> None:
+        self._put("fail", reason)
+
+    def done(self, outcome: Any) -> None:
+        """The guest's call returned (or trapped): the last event."""
+        self._put("done", outcome)
+
+    # ----------------------------------------------------------------------- the event loop --
+
+    async def next(self, timeout: float) -> tuple[Any, ...]:
+        return await asyncio.wait_for(self.events.get(), max(0.0, timeout))
+
+    def ready(self) -> tuple[Any, ...] | None:
+        try:
+            return self.events.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+
+    def taken(self) -> None:
+        """A chunk went out: the guest may write another."""
+        self.credits.release()
+
+    def close(self) -> None:
+        self.closed = True
+        self.credits.release()  # a guest blocked on a full pipe wakes up and sees the close

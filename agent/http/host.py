@@ -1,0 +1,156 @@
+"""The wasi:http host of one component: which interfaces the agent must define for it, and one request
+served on an instance.
+
+wasmtime-py offers only the client side of wasi:http, with resource types defined in Rust that Python
+cannot create, so the agent defines wasi:http itself. A ``use``d resource type must be the same in every
+interface that names it, so the agent also defines every interface that shares a resource type with
+the ones it implements (wasi:io, cli stdio, the monotonic clock, and for componentize-py guests the
+filesystem and socket interfaces that hand out streams and pollables). The closure is computed from the
+component's own import types (resource-type equality); wasmtime keeps the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import wasmtime
+from wasmtime import component as wc
+from wasmtime.component import ResourceType
+
+from agent.http.glue import HostTrap, Table, add_func, dtor, using
+from agent.http.interfaces import HostContext, implementations
+from agent.http.messages import IncomingRequest, Responder, ResponseOutparam
+from agent.http.outbound import Outbound
+from agent.runtime.denials import WASI_GATES, DenialLog
+from agent.runtime.engine import FunctionRef
+from neon.errors import ComponentError
+from neon.http_spec import HANDLER
+
+ROOTS = ("wasi:io/", "wasi:http/")
+
+
+def handler_export(engine: wasmtime.Engine, component: wc.Component) -> FunctionRef | None:
+    """The component's ``wasi:http/incoming-handler@0.2.x#handle``, if it exports one."""
+    for name in component.type.exports(engine):
+        if name.startswith(HANDLER):
+            return FunctionRef(name, "handle")
+    return None
+
+
+class InstanceState:
+    """One instance's table of host objects, entered around every call into the instance."""
+
+    def __init__(self) -> None:
+        self.table = Table()
+        self._using = using(self.table)
+
+    def __enter__(self) -> Table:
+        return self._using.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._using.__exit__(*exc)
+
+
+def uses_http(import_names: list[str]) -> bool:
+    """Whether a component needs the agent's wasi:http (it imports a wasi:http interface)."""
+    return any(name.startswith("wasi:http/") for name in import_names)
+
+
+class HttpHost:
+    """The interfaces the agent defines for one HTTP component (a :class:`agent.runtime.engine.WasiHost`)."""
+
+    def __init__(self, engine: wasmtime.Engine, component: wc.Component, label: str, outbound: Outbound) -> None:
+        self.label = label
+        self.outbound = outbound
+        self.handler = handler_export(engine, component)  # None: it only makes outbound requests
+        self._items = {
+            name: dict(ext.ty.exports(engine).items())
+            for name, ext in component.type.imports(engine).items()
+            if isinstance(ext.ty, wc.ComponentInstanceType)
+        }
+        self._groups = self._resource_groups()
+        self.interfaces = frozenset(self._closure())
+        self.output_sink: Any = None  # (stream, bytes) -> None: the component's stdout and stderr
+
+    def _resource_groups(self) -> dict[tuple[str, str], int]:
+        """(interface, resource) -> a host type id shared by every name of the same resource type."""
+        seen: list[ResourceType] = []
+        groups: dict[tuple[str, str], int] = {}
+        for iface, exports in self._items.items():
+            for item, ext in exports.items():
+                if isinstance(ext.ty, ResourceType):
+                    index = next((i for i, r in enumerate(seen) if r == ext.ty), None)
+                    if index is None:
+                        seen.append(ext.ty)
+                        index = len(seen) - 1
+                    groups[(iface, item)] = index + 1
+        return groups
+
+    def _closure(self) -> set[str]:
+        python = {i for i in self._items if i.startswith(ROOTS)}
+        while True:
+            shared = {g for (i, _), g in self._groups.items() if i in python}
+            more = {i for (i, _), g in self._groups.items() if g in shared} - python
+            if not more:
+                return python
+            python |= more
+
+    def define(self, root: wc.LinkerInstance, denials: DenialLog) -> None:
+        type_ids = {(_base(i), r): g for (i, r), g in self._groups.items()}
+        ctx = HostContext(type_ids, self._output, self.outbound)
+        impls = implementations(ctx)
+        for iface in sorted(self.interfaces):
+            gate = WASI_GATES.get(_base(iface))
+            with root.add_instance(iface) as inst:
+                for item, ext in self._items[iface].items():
+                    ty = ext.ty
+                    if isinstance(ty, ResourceType):
+                        inst.add_resource(item, ResourceType.host(self._groups[(iface, item)]), dtor)
+                    elif isinstance(ty, wc.FuncType):
+                        impl = impls.get((_base(iface), item))
+                        if impl is None and gate is not None and item in gate[1]:
+                            impl = denials.stub(gate[0])
+                        elif impl is None:
+                            impl = _absent(f"{iface}#{item}")
+                        add_func(inst, item, impl, ty)
+
+    def _output(self, stream: str, data: bytes) -> None:
+        if self.output_sink is not None:
+            self.output_sink(stream, data)
+
+    def scope(self) -> InstanceState:
+        return InstanceState()
+
+    def serve(self, instance: Any, request: IncomingRequest, responder: Responder, timeout: float) -> ResponseOutparam:
+        """Call the handler with the request; returns the outparam (``set`` says whether it answered).
+        Raises what the call raised (a trap poisons the instance)."""
+        if self.handler is None:
+            raise ComponentError(
+                f"{self.label} does not export {HANDLER}.x; it cannot serve HTTP", component=self.label
+            )
+        state: InstanceState = instance.scope
+        outparam = ResponseOutparam(responder)
+        with state as table:
+            handles = [
+                table.own(self._type_id("incoming-request"), request),
+                table.own(self._type_id("response-outparam"), outparam),
+            ]
+        instance.call(self.handler, handles, timeout=timeout)
+        return outparam
+
+    def _type_id(self, resource: str) -> int:
+        for (iface, item), group in self._groups.items():
+            if item == resource and _base(iface) == "wasi:http/types":
+                return group
+        raise ComponentError(f"{self.label} imports no wasi:http/types {resource}", component=self.label)
+
+
+def _base(name: str) -> str:
+    return name.split("@", 1)[0]
+
+
+def _absent(name: str) -> Any:
+    def trap(*_args: Any) -> Any:
+        raise HostTrap(f"{name} is not available to HTTP components on this agent")
+
+    return trap

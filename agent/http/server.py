@@ -1,0 +1,276 @@
+"""The front door: the agent's HTTP server (aiohttp's low-level server), serving the routes of the HTTP
+components running on this node.
+
+A request is matched to the most specific route (:mod:`neon.routes`), checked against its component's
+limits (413 body, 431 headers, 503 when it has no free slot), and run on an instance in a worker thread;
+its body is read as the guest reads it and its response sent as the guest writes it
+(:mod:`agent.http.bridge`). The guest must set its response within ``firstByteTimeout`` (else 504) and
+finish within ``requestTimeout`` (408 while the body was still coming, 504 after). A trap answers 500
+with the incident id. Every answer is counted in ``neon_http_requests_total{app,component,route,code}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiohttp import web
+
+from agent.http.bridge import ResponseBridge, StreamedBody
+from agent.http.messages import IncomingRequest
+from agent.http.serving import HttpComponent, Outcome, status_for
+from agent.http.streams import Buffered
+from neon.observe import log
+from neon.observe.metrics import Registry
+from neon.routes import Route, best, parse_route
+
+_log = log.get("neon.agent.http")
+_PARSER_LOG = logging.getLogger("neon.agent.http.parser")
+_PARSER_LOG.setLevel(logging.CRITICAL)
+
+BUFFERED = 64 << 10  # a body announced at most this long is read whole before the guest starts
+PARSER_LIMIT = 64 << 10  # the longest request line or header field the parser takes (else 400)
+WORKERS = 32
+Key = tuple[str, str]
+
+
+class FrontDoor:
+    """The routes of this node's HTTP components, and the server that serves them."""
+
+    def __init__(self, node: str, registry: Registry, workers: int = WORKERS) -> None:
+        self.node = node
+        self.components: dict[Key, HttpComponent] = {}
+        self._routes: list[tuple[Route, tuple[HttpComponent, str]]] = []
+        self.executor = ThreadPoolExecutor(workers, thread_name_prefix="http")
+        self.requests = registry.counter(
+            "neon_http_requests_total",
+            "HTTP requests answered at this node's front door, by route and status code",
+            ("app", "component", "route", "code"),
+        )
+        self.duration = registry.histogram(
+            "neon_http_request_duration_seconds",
+            "Time from a request's arrival to the end of its response",
+            ("app", "component", "route"),
+        )
+        self.unrouted = registry.counter(
+            "neon_http_unrouted_total", "Requests no route of this node matched (answered 404)"
+        )
+        self._runner: web.ServerRunner | None = None
+        self.url = ""
+
+    # ------------------------------------------------------------------------------ routes --
+
+    def install(self, component: HttpComponent) -> HttpComponent | None:
+        """Serve ``component``'s routes (replacing the same component's earlier version); returns the old."""
+        key = (component.app, component.name)
+        old = self.components.get(key)
+        self.components[key] = component
+        self._rebuild()
+        return old
+
+    def remove(self, app: str, name: str) -> HttpComponent | None:
+        old = self.components.pop((app, name), None)
+        self._rebuild()
+        return old
+
+    def _rebuild(self) -> None:
+        self._routes = [
+            (parse_route(text, "route"), (comp, text)) for comp in self.components.values() for text in comp.spec.routes
+        ]
+
+    def routes(self) -> list[tuple[str, str, str]]:
+        """(route, app, component) served here."""
+        return sorted((text, comp.app, comp.name) for _, (comp, text) in self._routes)
+
+    # ------------------------------------------------------------------------------ server --
+
+    async def start(self, listen: str, tls: ssl.SSLContext | None = None) -> int:
+        server = web.Server(
+            self._handle,
+            max_line_size=PARSER_LIMIT,
+            max_field_size=PARSER_LIMIT,
+            max_headers=256,
+            logger=_PARSER_LOG,  # malformed requests are the clients' fault: answered 400, not logged as errors
+        )
+        self._runner = web.ServerRunner(server, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        host, _, port = listen.rpartition(":")
+        site = web.TCPSite(self._runner, host.strip("[]") or "0.0.0.0", int(port), ssl_context=tls, reuse_address=True)
+        await site.start()
+        bound = self._runner.addresses[0][1]
+        self.url = f"{'https' if tls else 'http'}://{host or '0.0.0.0'}:{bound}"
+        _log.info("front door serving", url=self.url)
+        return int(bound)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        for comp in self.components.values():
+            comp.close()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------------------------ a request --
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        started = time.monotonic()
+        found = best(self._routes, request.host, request.path_qs)
+        if found is None:
+            self.unrouted.inc()
+            return _text(404, f"no route on {self.node} matches {request.path}\n")
+        comp, route = found
+        response = await self._serve(comp, request, started)
+        self.requests.inc(comp.app, comp.name, route, str(response.status))
+        self.duration.observe(time.monotonic() - started, comp.app, comp.name, route)
+        return response
+
+    async def _serve(self, comp: HttpComponent, request: web.BaseRequest, started: float) -> web.StreamResponse:
+        spec = comp.spec
+        length = request.content_length
+        if length is not None and length > spec.max_body_bytes:
+            return _text(413, f"the body is {length} bytes; {comp.label} takes at most {spec.max_body_bytes}\n")
+        header_bytes = len(request.raw_path) + sum(len(k) + len(v) + 4 for k, v in request.raw_headers)
+        if header_bytes > spec.max_header_bytes:
+            return _text(
+                431, f"the request line and headers are {header_bytes} bytes; the limit is {spec.max_header_bytes}\n"
+            )
+        if not comp.admit():
+            return _text(
+                503, f"{comp.label} is serving {spec.max_concurrent} requests on {self.node}; retry\n", retry=1
+            )
+        admitted = True
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = started + spec.request_timeout
+            source: Any
+            if length is not None and length <= BUFFERED or not request.body_exists:
+                try:
+                    body = await asyncio.wait_for(request.read(), max(0.0, deadline - time.monotonic()))
+                except TimeoutError:
+                    return _text(408, "the request body did not arrive in time\n")
+                source = Buffered(body)
+            else:
+                source = StreamedBody(loop, request.content, spec.max_body_bytes, deadline)
+            incoming = IncomingRequest(
+                method=request.method,
+                path_with_query=request.raw_path,
+                headers=[(k.decode("latin-1"), v) for k, v in request.raw_headers],
+                source=source,
+                scheme="https" if request.secure else "http",
+                authority=request.host,
+            )
+            bridge = ResponseBridge(loop, deadline)
+
+            def run() -> None:
+                try:
+                    outcome = comp.run(incoming, bridge)
+                except Exception as err:  # noqa: BLE001 - an instance that fails to start is a 500
+                    _log.warning("request failed", component=comp.label, error=str(err))
+                    outcome = Outcome(answered=False, error=None, incident="")
+                finally:
+                    comp.release()
+                bridge.done(outcome)
+
+            loop.run_in_executor(self.executor, run)
+            admitted = False  # the worker releases the slot when the guest is done
+            return await _respond(request, bridge, spec.first_byte_timeout, deadline, source, comp.label)
+        finally:
+            if admitted:
+                comp.release()
+
+
+async def _respond(
+    request: web.BaseRequest, bridge: ResponseBridge, first_byte: float, deadline: float, source: Any, label: str
+) -> web.StreamResponse:
+    """Turn the guest's events into the response."""
+    try:
+        event = await bridge.next(min(first_byte, deadline - time.monotonic()))
+    except TimeoutError:
+        bridge.close()
+        if getattr(source, "timed_out", False):
+            return _text(408, "the request body did not arrive in time\n")
+        return _text(504, f"{label} did not start its response within {first_byte:g}s\n")
+    cut = _cut_short(source)  # the body broke a limit: what the guest answered to a partial body is not sent
+    if event[0] != "start" or cut is not None:
+        bridge.close()
+        if cut is not None:
+            return cut
+        if event[0] == "fail":
+            return _text(500, f"{label}: {event[1]}\n")
+        code, text = status_for(event[1])
+        return _text(code, f"{text}\n")
+    _, status, headers = event
+    chunks: list[bytes] = []
+    ended = returned = False
+    while not ended and (more := bridge.ready()) is not None:  # small responses go out whole
+        if more[0] == "data":
+            chunks.append(more[1])
+            bridge.taken()
+        elif more[0] == "end":
+            ended = True
+        elif more[0] == "done":
+            returned = True
+            break
+    if ended and _cut_short(source) is None:
+        response = web.Response(status=status, body=b"".join(chunks))
+        _copy_headers(response, headers)
+        bridge.close()
+        return response
+    streamed = web.StreamResponse(status=status)
+    _copy_headers(streamed, headers)
+    await streamed.prepare(request)
+    for chunk in chunks:
+        await streamed.write(chunk)
+    if returned:  # the guest returned without finishing its body: the response is cut off
+        bridge.close()
+        _abort(request)
+        return streamed
+    while True:
+        try:
+            event = await bridge.next(deadline - time.monotonic())
+        except TimeoutError:
+            bridge.close()
+            _abort(request)
+            return streamed
+        if event[0] == "data":
+            await streamed.write(event[1])
+            bridge.taken()
+        elif event[0] == "end" and _cut_short(source) is None:
+            await streamed.write_eof()
+            bridge.close()
+            return streamed
+        else:  # the guest trapped or returned before finishing its body: the response is cut off
+            bridge.close()
+            _abort(request)
+            return streamed
+
+
+def _cut_short(source: Any) -> web.Response | None:
+    if getattr(source, "too_large", False):
+        return _text(413, "the request body is larger than the component takes\n")
+    if getattr(source, "timed_out", False):
+        return _text(408, "the request body did not arrive in time\n")
+    return None
+
+
+def _copy_headers(response: web.StreamResponse, headers: list[tuple[str, bytes]]) -> None:
+    for name, value in headers:
+        if name.lower() in ("content-length",):
+            continue
+        response.headers.add(name, value.decode("latin-1"))
+
+
+def _abort(request: web.BaseRequest) -> None:
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+def _text(status: int, text: str, retry: int | None = None) -> web.Response:
+    response = web.Response(status=status, text=text)
+    if retry is not None:
+        response.headers["Retry-After"] = str(retry)
+    return response

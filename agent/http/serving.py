@@ -1,0 +1,131 @@
+"""One HTTP component on this node: its instances (a fresh one per request, or kept for reuse), how many
+requests it takes at once, and what a request's outcome was. Runs in the front door's worker threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from agent.http.host import HttpHost
+from agent.http.messages import IncomingRequest, Responder
+from agent.runtime.engine import ComponentInstance, ComponentTemplate
+from neon.errors import CapabilityDenied, DeadlineExceeded, NeonGridError
+from neon.http_spec import HttpSpec
+
+MAX_IDLE = 8  # instances a reusing component keeps between requests
+MAX_LIVE_HANDLES = 1000  # a reused instance holding more (guests leak request handles) is retired
+
+
+@dataclass
+class Outcome:
+    """How a request ended inside the guest (the front door turns it into a status when nothing was sent)."""
+
+    answered: bool  # the guest set its response
+    error: NeonGridError | None = None
+    incident: str = ""  # the trap's incident id (in the agent's log and the Trapped event)
+
+
+class HttpComponent:
+    """What the front door needs of one component: run a request on an instance, within its limits."""
+
+    def __init__(
+        self,
+        app: str,
+        name: str,
+        template: ComponentTemplate,
+        host: HttpHost,
+        spec: HttpSpec,
+        on_trap: Callable[[NeonGridError], str],
+    ) -> None:
+        self.app = app
+        self.name = name
+        self.template = template
+        self.host = host
+        self.spec = spec
+        self.on_trap = on_trap
+        self._slots = threading.BoundedSemaphore(spec.max_concurrent)
+        self._idle: list[ComponentInstance] = []
+        self._lock = threading.Lock()
+        self.instantiated = 0
+        self.retired = 0
+        self.closed = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.app}/{self.name}"
+
+    def admit(self) -> bool:
+        """Take a request slot now, or say no (the caller answers 503)."""
+        return self._slots.acquire(blocking=False)
+
+    def release(self) -> None:
+        self._slots.release()
+
+    def warm(self) -> None:
+        """Make one instance ahead (reuse mode keeps it; a fresh-instance component checks it starts)."""
+        instance = self._instantiate()
+        if self.spec.instances == "reuse":
+            self._give_back(instance)
+
+    def run(self, request: IncomingRequest, responder: Responder) -> Outcome:
+        """Serve one request (the caller holds a slot). A trap discards the instance and is reported."""
+        instance = self._take()
+        try:
+            outparam = self.host.serve(instance, request, responder, self.spec.request_timeout)
+        except NeonGridError as err:
+            instance.poisoned = True
+            incident = "" if isinstance(err, CapabilityDenied) else self.on_trap(err)
+            return Outcome(answered=False, error=err, incident=incident)
+        finally:
+            self._give_back(instance)
+        return Outcome(answered=outparam.set)
+
+    def _take(self) -> ComponentInstance:
+        if self.spec.instances == "reuse":
+            with self._lock:
+                if self._idle:
+                    return self._idle.pop()
+        return self._instantiate()
+
+    def _instantiate(self) -> ComponentInstance:
+        instance = self.template.instantiate()
+        self.instantiated += 1
+        return instance
+
+    def _give_back(self, instance: ComponentInstance) -> None:
+        if self.spec.instances != "reuse" or instance.poisoned or self.closed:
+            return
+        if instance.scope is not None and _table_of(instance).live > MAX_LIVE_HANDLES:
+            self.retired += 1
+            return
+        with self._lock:
+            if len(self._idle) < MAX_IDLE:
+                self._idle.append(instance)
+
+    def live_handles(self) -> list[int]:
+        """Host-resource handles each kept instance still holds (a leak shows here)."""
+        with self._lock:
+            return [_table_of(i).live for i in self._idle if i.scope is not None]
+
+    def close(self) -> None:
+        self.closed = True
+        with self._lock:
+            self._idle.clear()
+
+
+def status_for(outcome: Outcome) -> tuple[int, str]:
+    """The status and text when the guest sent nothing itself."""
+    if isinstance(outcome.error, DeadlineExceeded):
+        return 504, f"the component did not answer in time: {outcome.error.message}"
+    if isinstance(outcome.error, CapabilityDenied):
+        return 500, f"the component was stopped: {outcome.error.message}"
+    if outcome.error is not None:
+        return 500, f"the component failed (incident {outcome.incident}); see the agent's log"
+    return 500, "the component returned without setting a response"
+
+
+def _table_of(instance: ComponentInstance) -> Any:
+    state: Any = instance.scope
+    return state.table

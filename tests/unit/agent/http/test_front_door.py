@@ -1,0 +1,286 @@
+"""The front door in-process, with real guests (componentize-py, wasi:http/proxy@0.2.0), a real HTTP client on
+loopback and a real HTTP server for outbound requests: routes, fresh and reused instances, streamed bodies
+both ways, every limit's status, traps and misbehaving guests, hostile clients, and handles not leaking."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import http.server
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.http.host import HttpHost
+from agent.http.messages import IncomingRequest
+from agent.http.outbound import Outbound
+from agent.http.server import FrontDoor
+from agent.http.serving import MAX_LIVE_HANDLES, HttpComponent
+from agent.http.streams import Buffered
+from agent.runtime.engine import ComponentTemplate, Runtime
+from cli.devcluster.guests import build_hello_http, build_http_guest
+from neon.errors import DeadlineExceeded, NeonGridError
+from neon.http_spec import HttpSpec
+from neon.observe.metrics import Registry
+from neon.outbound_hosts import parse_host_pattern
+from tests.support.helpers import GUESTS, LoopThread, assert_eventually
+
+
+@pytest.fixture(scope="module")
+def runtime(compiled_cache: Path) -> Iterator[Runtime]:
+    rt = Runtime(compiled_cache)
+    yield rt
+    rt.close()
+
+
+def _load(runtime: Runtime, wasm: Path) -> Any:
+    return runtime.load("sha256:" + hashlib.sha256(wasm.read_bytes()).hexdigest(), wasm)
+
+
+@pytest.fixture(scope="module")
+def hello(runtime: Runtime) -> Any:
+    return _load(runtime, build_hello_http())
+
+
+@pytest.fixture(scope="module")
+def probe(runtime: Runtime) -> Any:
+    root = GUESTS / "http-probe"
+    return _load(runtime, build_http_guest(root, "http-probe", root / "app"))
+
+
+@dataclass
+class Door:
+    """A front door on loopback and what its components reported."""
+
+    door: FrontDoor
+    port: int
+    registry: Registry
+    traps: list[NeonGridError] = field(default_factory=list)
+    denied: list[str] = field(default_factory=list)
+
+    def request(self, method: str, path: str, body: bytes | None = None, **headers: str) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def count(self, code: int) -> float:
+        return sum(v for labels, v in self.door.requests.items() if labels[-1] == str(code))
+
+
+@pytest.fixture
+def door(runtime: Runtime) -> Iterator[Any]:
+    loop = LoopThread()
+    opened: list[Door] = []
+
+    def open_door(component: Any, spec: HttpSpec, allowed: tuple[str, ...] = ()) -> Door:
+        registry = Registry()
+        front = FrontDoor("node-1", registry)
+        made = Door(front, 0, registry)
+        patterns = tuple(parse_host_pattern(p, "test") for p in allowed)
+        host = HttpHost(runtime.engine, component, "app/web", Outbound(patterns, made.denied.append))
+        template = ComponentTemplate(runtime, component, "app/web", {}, host=host)
+
+        def on_trap(err: NeonGridError) -> str:
+            made.traps.append(err)
+            return f"incident{len(made.traps)}"
+
+        served = HttpComponent("app", "web", template, host, spec, on_trap)
+        served.warm()
+        front.install(served)
+        made.port = loop.run(front.start("127.0.0.1:0"))
+        opened.append(made)
+        return made
+
+    yield open_door
+    for made in opened:
+        loop.run(made.door.stop())
+    loop.close()
+
+
+@pytest.mark.parametrize("mode", ["fresh", "reuse"])
+def test_routes_reach_the_component_in_both_instance_modes(door: Any, hello: Any, mode: str) -> None:
+    d = door(hello, HttpSpec(routes=("/hello/...",), instances=mode))
+    assert d.request("GET", "/hello/ada?x=1") == (200, b"hello, ada (you asked for /hello/ada?x=1)\n")
+    assert d.request("POST", "/hello/echo", b"some bytes") == (200, b"some bytes")
+    status, text = d.request("GET", "/elsewhere")
+    assert status == 404 and b"no route on node-1 matches /elsewhere" in text
+    assert d.count(200) == 2 and d.door.unrouted.value() == 1
+
+
+def test_bodies_stream_both_ways(door: Any, probe: Any) -> None:
+    d = door(probe, HttpSpec(routes=("/...",), instances="reuse", max_body_bytes=8 << 20))
+    payload = bytes(range(256)) * 8192  # 2 MiB, far past what is buffered before the guest starts
+    assert d.request("POST", "/echo", payload) == (200, payload)
+
+    def chunks() -> Iterator[bytes]:
+        for i in range(0, len(payload), 100_000):
+            yield payload[i : i + 100_000]
+
+    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
+    conn.request("POST", "/echo", body=chunks(), encode_chunked=True)  # no length announced
+    response = conn.getresponse()
+    assert (response.status, response.read()) == (200, payload)
+    conn.close()
+    assert d.request("GET", "/big?n=3000000") == (200, b"x" * 3_000_000)
+
+
+def test_each_limit_answers_its_status(door: Any, probe: Any) -> None:
+    d = door(
+        probe,
+        HttpSpec(
+            routes=("/...",),
+            max_body_bytes=1000,
+            max_header_bytes=2048,
+            max_concurrent=1,
+            first_byte_timeout=0.5,
+            request_timeout=2.0,
+        ),
+    )
+    status, text = d.request("POST", "/echo", b"x" * 1001)
+    assert status == 413 and b"at most 1000" in text
+
+    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
+    conn.request("POST", "/read", body=iter([b"y" * 600, b"y" * 600]), encode_chunked=True)
+    assert conn.getresponse().status == 413, "a streamed body over the limit"
+    conn.close()
+
+    status, text = d.request("GET", "/", **{"x-big": "z" * 3000})
+    assert status == 431 and b"the limit is 2048" in text
+
+    # the guest that read the cut-off body may still be finishing its answer, in the one slot
+    assert_eventually(lambda: d.request("GET", "/")[0] == 200, timeout=10)
+    started = time.monotonic()
+    status, text = d.request("GET", "/never")
+    assert status == 504 and b"did not start its response within 0.5s" in text
+    assert time.monotonic() - started < 1.9
+    # The guest still spins until its request deadline: the one slot is taken, so the next is turned away.
+    status, text = d.request("GET", "/")
+    assert status == 503 and b"retry" in text
+    assert_eventually(lambda: d.traps and isinstance(d.traps[-1], DeadlineExceeded), timeout=10)
+    assert_eventually(lambda: d.request("GET", "/")[0] == 200, timeout=10)
+
+
+def test_misbehaving_guests_get_their_status_and_the_door_keeps_serving(door: Any, probe: Any) -> None:
+    d = door(probe, HttpSpec(routes=("/...",), instances="reuse"))
+    status, text = d.request("GET", "/trap")
+    assert status == 500 and b"incident1" in text, text
+    status, text = d.request("GET", "/silent")
+    assert status == 500 and b"returned without setting a response" in text
+    with pytest.raises((http.client.IncompleteRead, ConnectionError)):
+        d.request("GET", "/unfinished")  # a body begun and never finished is cut off, not passed off as whole
+    with pytest.raises((http.client.IncompleteRead, ConnectionError)):
+        d.request("GET", "/twice")  # the second set traps (in the guest: its handle was moved) after the first
+    assert len(d.traps) == 2 and "trapped" in d.traps[-1].message, d.traps
+    assert d.request("GET", "/fine") == (200, b"probe Method_Get /fine 0")
+
+
+class _Upstream(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        body = f"upstream saw {self.path}".encode()
+        self.send_response(201)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+def test_outbound_http_goes_only_to_allowed_hosts(door: Any, probe: Any) -> None:
+    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    try:
+        port = upstream.server_address[1]
+        d = door(probe, HttpSpec(routes=("/...",)), allowed=(f"http://127.0.0.1:{port}",))
+        assert d.request("GET", f"/fetch?url=http://127.0.0.1:{port}/x") == (200, b"201 upstream saw /x")
+        status, text = d.request("GET", f"/fetch?url=http://localhost:{port}/x")
+        assert status == 502 and b"HttpRequestDenied" in text, text
+        status, text = d.request("GET", f"/fetch?url=http://127.0.0.1:{port + 1}/x")
+        assert status == 502 and b"HttpRequestDenied" in text, "another port of an allowed host"
+        assert len(d.denied) == 2 and f"http://localhost:{port}" in d.denied[0]
+    finally:
+        upstream.shutdown()
+
+
+def _raw(port: int, data: bytes, read: bool = True) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        if not read:
+            return b""
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _status(answer: bytes) -> int:
+    line = answer.split(b"\r\n", 1)[0].split()
+    assert len(line) >= 2 and line[0].startswith(b"HTTP/1."), f"not an HTTP answer: {answer[:80]!r}"
+    return int(line[1])
+
+
+def test_hostile_clients_are_cut_off_and_nothing_else_is_disturbed(door: Any, probe: Any) -> None:
+    d = door(probe, HttpSpec(routes=("/...",), request_timeout=1.0, first_byte_timeout=1.0))
+    assert _status(_raw(d.port, b"GARBAGE\r\n\r\n")) == 400
+    assert _status(_raw(d.port, b"GET / HTTP/1.1\r\nBad Header\r\n\r\n")) == 400
+    assert _status(_raw(d.port, b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n")) == 400
+    # A body announced and never sent in full: cut off at the request deadline, answered 408.
+    slow = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    slow.sendall(b"POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"a")
+    started = time.monotonic()
+    answer = slow.recv(65536)
+    assert _status(answer) == 408, answer[:80]
+    assert time.monotonic() - started < 5
+    slow.close()
+    # Gone mid-body.
+    _raw(d.port, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\n\r\n" + b"a" * 100_000, read=False)
+    assert d.request("GET", "/after") == (200, b"probe Method_Get /after 0")
+
+
+@pytest.mark.parametrize(("mode", "requests"), [("fresh", 1000), ("reuse", 10_000)])
+def test_handles_do_not_pile_up(runtime: Runtime, hello: Any, mode: str, requests: int) -> None:
+    """A reused instance outlives 10,000 requests without its handles growing past the bound; a fresh one
+    per request is never kept (1,000 are enough to show it: none holds anything after its request)."""
+    host = HttpHost(runtime.engine, hello, "app/web", Outbound((), lambda _m: None))
+    template = ComponentTemplate(runtime, hello, "app/web", {}, host=host)
+    served = HttpComponent("app", "web", template, host, HttpSpec(routes=("/...",), instances=mode), str)
+
+    class Sink:
+        def start(self, status: int, headers: Any) -> None:
+            assert status == 200
+
+        def write(self, data: bytes) -> None:
+            return None
+
+        def flush(self) -> None:
+            return None
+
+        def finish(self, trailers: Any) -> None:
+            return None
+
+        def fail(self, reason: str) -> None:
+            raise AssertionError(reason)
+
+    for i in range(requests):
+        assert served.admit()
+        try:
+            outcome = served.run(IncomingRequest("GET", f"/hello/{i}", [], Buffered(b"")), Sink())
+        finally:
+            served.release()
+        assert outcome.answered and outcome.error is None
+    live = served.live_handles()
+    if mode == "reuse":
+        assert live and max(live) <= MAX_LIVE_HANDLES, f"live handles per kept instance: {live}"
+        assert served.instantiated == 1 + served.retired, (served.instantiated, served.retired)
+    else:
+        assert live == [] and served.instantiated == requests  # one per request, none kept
