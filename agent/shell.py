@@ -343,7 +343,7 @@ class Agent:
             self._feed(InstanceFailed(key, spec, f"{type(err).__name__}: {err}"))
             return
         self.notes.denials[key] = denials
-        old = self.node.install(key, pool)
+        old = self.node.install(key, pool, spec.fused_members)
         if old is not None:
             old.close()
         if self.front_door is not None:

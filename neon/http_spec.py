@@ -84,8 +84,8 @@ def parse_http(doc: Any, path: str) -> HttpSpec:
         )
     body = _size(http, "maxBodySize", path, default.max_body_bytes, 0, 1 << 30)
     header = _size(http, "maxHeaderSize", path, default.max_header_bytes, 1 << 10, 1 << 20)
-    first = _duration(http, "firstByteTimeout", path, default.first_byte_timeout)
     whole = _duration(http, "requestTimeout", path, default.request_timeout)
+    first = _duration(http, "firstByteTimeout", path, min(default.first_byte_timeout, whole))
     if first > whole:
         raise InvalidManifest(
             f"{path}.firstByteTimeout ({first:g}s) is longer than {path}.requestTimeout ({whole:g}s)",

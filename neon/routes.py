@@ -6,9 +6,11 @@ control plane (checked at apply) and the agent (requests matched to components).
 - ``/static/...``: a trailing wildcard matches ``/static`` and everything below it;
 - ``example.com/api/...``: a route may start with a host name (matched without the port, case-insensitive).
 
-When several routes match a request, the more specific wins: segment by segment a literal beats a
-``:name``, which beats the wildcard; a route with a host beats one without. Two routes are *ambiguous*
-when some request matches both and neither is more specific at every segment: such a pair is refused.
+When several routes of one application match a request, the more specific wins: segment by segment a
+literal beats a ``:name``, which beats the wildcard; a route with a host beats one without. Two routes are
+*ambiguous* when some request matches both and neither is more specific at every segment: such a pair is
+refused. Routes of different applications may not *overlap* at all (no request may match both), so no
+application can take over part of another's.
 """
 
 from __future__ import annotations
@@ -89,6 +91,12 @@ def parse_route(text: object, field: str) -> Route:
     if "//" in path:
         raise InvalidManifest(f"{field}: {text!r} has an empty segment ('//')", field=field)
     return Route(text=text, host=host, segments=segments)
+
+
+def overlaps(a: Route, b: Route) -> bool:
+    """True when some request matches both routes (a route without a host matches every host)."""
+    hosts_meet = a.host is None or b.host is None or a.host == b.host
+    return hosts_meet and _overlap(a.segments, b.segments)
 
 
 def ambiguous(a: Route, b: Route) -> bool:

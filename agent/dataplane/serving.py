@@ -28,6 +28,9 @@ class Serving:
         self.name = name
         self.logs = logs
         self._pools: dict[Key, InstancePool] = {}
+        # A member of a fused group -> the group's key: calls to the member land in the fused component
+        # (which exports what its root calls of the member; anything else is not found there).
+        self._fused: dict[Key, Key] = {}
         self.lock = threading.Lock()
         self._callers: dict[Key, frozenset[str]] = {}  # from the desired state: who may forward calls here
         # Counts changes to what this node serves (a pool started, swapped or stopped; the callers allowed):
@@ -43,11 +46,14 @@ class Serving:
         with self.lock:
             self.serving += 1
 
-    def install(self, key: Key, pool: InstancePool) -> InstancePool | None:
-        """Serve ``key`` from ``pool`` from now on; the pool it replaces, for the caller to close."""
+    def install(self, key: Key, pool: InstancePool, members: tuple[str, ...] = ()) -> InstancePool | None:
+        """Serve ``key`` from ``pool`` from now on (and, for a fused group, its ``members`` that run nowhere
+        else here); the pool it replaces, for the caller to close."""
         with self.lock:
             old = self._pools.get(key)
             self._pools[key] = pool
+            self._fused = {m: k for m, k in self._fused.items() if k != key}
+            self._fused.update({(key[0], member): key for member in members if member != key[1]})
             self.serving += 1
         return old
 
@@ -55,6 +61,7 @@ class Serving:
         """Stop serving ``key``; its pool, for the caller to close."""
         with self.lock:
             pool = self._pools.pop(key, None)
+            self._fused = {m: k for m, k in self._fused.items() if k != key}
             self.serving += 1
         return pool
 
@@ -90,6 +97,8 @@ class Serving:
 
     def pool(self, app: str, component: str) -> InstancePool:
         pool = self._pools.get((app, component))  # read without the lock (a dict read): on every call's path
+        if pool is None and (app, component) in self._fused:
+            pool = self._pools.get(self._fused[(app, component)])
         if pool is None:
             raise NotRunning(
                 f"{app}/{component} is not running on node {self.name}",

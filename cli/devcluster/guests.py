@@ -217,10 +217,11 @@ def _tail(proc: subprocess.CompletedProcess[str], lines: int = 12) -> str:
     return "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-lines:])
 
 
-def build_http_guest(root: Path, world: str, source: Path | None = None) -> Path:
+def build_http_guest(root: Path, world: str, source: Path | None = None, packages: tuple[Path, ...] = ()) -> Path:
     """A Python wasi:http/proxy guest: ``root/wit`` holds its world (``include wasi:http/proxy@0.2.0``),
-    the WASI packages are added from the cache (:mod:`cli.devcluster.wasi_wit`)."""
-    return build_python_guest(with_wasi(root / "wit", cache_dir()), world, source or root)
+    the WASI packages (and ``packages``, WIT folders its world imports from) are added from the cache
+    (:mod:`cli.devcluster.wasi_wit`)."""
+    return build_python_guest(with_wasi(root / "wit", cache_dir(), packages), world, source or root)
 
 
 def build_hello_http() -> Path:
@@ -236,18 +237,28 @@ def build_log_analyzer() -> dict[str, Path]:
 
     def build_one(name: str) -> Path:
         cached = build_python_guest(base / "wit", f"log-{name}", base / name, extra_paths=(base / "shared",))
-        target = build / f"{name}.wasm"
-        if (
-            not target.exists()
-            or target.stat().st_size != cached.stat().st_size
-            or target.read_bytes() != cached.read_bytes()
-        ):
-            shutil.copyfile(cached, target)
-        return target
+        return _copy_changed(cached, build / f"{name}.wasm")
+
+    def build_gateway() -> Path:
+        cached = build_http_guest(base / "gateway", "log-gateway", packages=(base / "wit",))
+        return _copy_changed(cached, build / "gateway.wasm")
 
     names = ("parser", "processor", "archiver", "ingestor", "monolith")
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        return dict(zip(names, pool.map(build_one, names), strict=True))
+        gateway = pool.submit(build_gateway)
+        built = dict(zip(names, pool.map(build_one, names), strict=True))
+        return built | {"gateway": gateway.result()}
+
+
+def _copy_changed(cached: Path, target: Path) -> Path:
+    """``target`` holds what ``cached`` holds (copied only when it differs)."""
+    if (
+        not target.exists()
+        or target.stat().st_size != cached.stat().st_size
+        or target.read_bytes() != cached.read_bytes()
+    ):
+        shutil.copyfile(cached, target)
+    return target
 
 
 def build_log_analyzer_native() -> dict[str, Path]:

@@ -52,13 +52,16 @@ def wasi_deps(cache: Path) -> Path:
     return out
 
 
-def with_wasi(wit: Path, cache: Path) -> Path:
-    """A WIT folder holding ``wit``'s own files and the WASI packages under ``deps/``, kept in the cache by
-    content, for toolchains that resolve ``include wasi:http/proxy@0.2.0`` from ``deps/``."""
+def with_wasi(wit: Path, cache: Path, packages: tuple[Path, ...] = ()) -> Path:
+    """A WIT folder holding ``wit``'s own files, the WASI packages and each of ``packages`` (other WIT
+    folders, e.g. the interfaces a world imports) under ``deps/``; kept in the cache by content, for
+    toolchains that resolve ``include wasi:http/proxy@0.2.0`` from ``deps/``."""
     deps = wasi_deps(cache)
     hasher = hashlib.sha256(VERSION.encode())
-    for path in sorted(p for p in wit.rglob("*") if p.is_file()):
-        hasher.update(str(path.relative_to(wit)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for root in (wit, *packages):
+        hasher.update(b"\1")
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            hasher.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     out = cache / "wit" / f"world-{hasher.hexdigest()[:20]}"
     if out.is_dir():
         return out
@@ -66,5 +69,7 @@ def with_wasi(wit: Path, cache: Path) -> Path:
         staged = Path(tmp) / "w"
         shutil.copytree(wit, staged)
         shutil.copytree(deps, staged / "deps", dirs_exist_ok=True)
+        for i, package in enumerate(packages):
+            shutil.copytree(package, staged / "deps" / f"package-{i}-{package.parent.name}")
         os.replace(staged, out)
     return out

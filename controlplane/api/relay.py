@@ -123,7 +123,8 @@ class Relay:
         running = sorted(n for n, current in up.items() if current) or sorted(up)
         if not running:
             inside = sorted({(n, inst) for (n, c), (inst, _) in serving.items() if c == comp.name and inst != c})
-            if inside:
+            running = await self._fused_exporting(request.app, comp.artifact, inside, serving, statuses)
+            if inside and not running:
                 where = ", ".join(f"{inst} on {n}" for n, inst in inside)
                 raise NotRunning(
                     f"{request.app}/{comp.name} runs only fused into {where}; its exports are not served on their "
@@ -131,17 +132,41 @@ class Relay:
                     app=request.app,
                     component=comp.name,
                 )
-            raise NotRunning(
-                f"{request.app}/{comp.name} has no running replica yet; see `neon get app {request.app}`",
-                app=request.app,
-                component=comp.name,
-            )
+            if not running:
+                raise NotRunning(
+                    f"{request.app}/{comp.name} has no running replica yet; see `neon get app {request.app}`",
+                    app=request.app,
+                    component=comp.name,
+                )
         node = nodes[running[next(self._rr) % len(running)]]
         stub = dataplane_pb2_grpc.DataPlaneStub(self._channel(node.dataplane_address))
         try:
             return await stub.Invoke(request, timeout=timeout or self.invoke_timeout)
         except grpc.aio.AioRpcError as err:
             raise from_rpc_error(err) from None
+
+    async def _fused_exporting(
+        self,
+        app: str,
+        artifact: str,
+        inside: list[tuple[str, str]],
+        serving: dict[tuple[str, str], tuple[str, str]],
+        statuses: dict[str, Any],
+    ) -> list[str]:
+        """Nodes where a component runs fused into a group that also exports one of its interfaces (an HTTP
+        root exports what it calls inside the group), with the group's root running: calls to the component
+        land there."""
+        own = await self.store.artifacts.get_artifact(artifact)
+        # WIT interfaces only (a toolchain's own exports, like componentize-py's `exports`, are everyone's)
+        exported = {name for name in (own or {}).get("interfaces", {}).get("exports", {}) if ":" in name}
+        found = []
+        for node, root in inside:
+            fused = await self.store.artifacts.get_artifact(serving[(node, root)][1])
+            if not exported & set((fused or {}).get("interfaces", {}).get("exports", {})):
+                continue
+            if any(r.app == app and r.component == root and r.state == "Running" for r in statuses.get(node, ())):
+                found.append(node)
+        return found
 
     def _channel(self, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)

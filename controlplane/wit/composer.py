@@ -27,6 +27,7 @@ from controlplane.state.world import Composition, Group
 from controlplane.wit.interfaces import Summary, describe
 from controlplane.wit.reexport import internal_interfaces, read_layout, reexport
 from neon.errors import InvalidArgument, Untrusted
+from neon.http_spec import HANDLER
 from neon.manifest import AppSpec
 from neon.observe import log
 from neon.security.signing import Signature, public_text, sign_fused, verify_fused
@@ -164,7 +165,27 @@ def fuse(root: tuple[str, Path], deps: list[tuple[str, Path]], links: list[Wire]
         refusal = _validate(out)
     if refusal:
         raise InvalidArgument(f"wasm-tools compose refused it: {refusal}")
+    summary = describe(root[1])
+    if any(name.startswith(HANDLER) for name in summary.get("wasi_exports", ())):
+        served = _reexport_served(out, root[0], links)
+        if served:
+            refusal = _validate(out)
+            if refusal:
+                raise InvalidArgument(f"exporting {', '.join(served)} beside the HTTP handler failed: {refusal}")
+            note = "; ".join(filter(None, (note, f"also exports {', '.join(served)} (beside its HTTP handler)")))
     return note
+
+
+def _reexport_served(out: Path, root: str, links: list[Wire]) -> list[str]:
+    """An HTTP component at a group's root exports only its handler; the interfaces it calls inside the group
+    are exported too, so the members that provide them can still be invoked (their calls land in the group)."""
+    data = out.read_bytes()
+    layout = read_layout(data)
+    inside = internal_interfaces(layout)
+    wanted = sorted({name for importer, name, _ in links if importer == root and name in inside} - layout.exported)
+    if wanted:
+        out.write_bytes(reexport(data, wanted))
+    return wanted
 
 
 def _reexport_used(out: Path, root: Summary) -> str:

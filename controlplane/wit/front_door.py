@@ -1,6 +1,7 @@
 """HTTP components checked at apply, before anything is stored: a component with routes must export
-``wasi:http/incoming-handler@0.2.x``, and no route of the application may be ambiguous with a route
-another application already serves (a request could match both and neither is more specific). Pure."""
+``wasi:http/incoming-handler@0.2.x``, and no route of the application may overlap a route another
+application already serves (no request may match both: one application cannot take over part of
+another's). Pure."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from controlplane.wit.interfaces import Summary
 from neon.errors import InvalidManifest
 from neon.http_spec import HANDLER
 from neon.manifest import AppSpec
-from neon.routes import ambiguous, parse_route
+from neon.routes import overlaps, parse_route
 
 
 def check_http_exports(spec: AppSpec, summaries: Mapping[str, Summary]) -> None:
@@ -28,7 +29,7 @@ def check_http_exports(spec: AppSpec, summaries: Mapping[str, Summary]) -> None:
 
 
 def check_route_claims(spec: AppSpec, others: Iterable[AppSpec]) -> None:
-    """Refuse a route of ``spec`` that is ambiguous with one another application serves, naming both."""
+    """Refuse a route of ``spec`` that overlaps one another application serves, naming both."""
     claimed = [
         (other.name, comp.name, parse_route(text, "route"))
         for other in others
@@ -41,7 +42,7 @@ def check_route_claims(spec: AppSpec, others: Iterable[AppSpec]) -> None:
             field = f"spec.components[{i}].http.routes[{r}]"
             route = parse_route(text, field)
             for app, owner, theirs in claimed:
-                if ambiguous(route, theirs):
+                if overlaps(route, theirs):
                     raise InvalidManifest(
                         f"{field} {route} ({spec.name}/{comp.name}) overlaps {theirs}, which application "
                         f"{app} serves ({app}/{owner}); change one of them, or delete {app}",

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 from concurrent import futures
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import grpc
 import pytest
@@ -43,35 +47,57 @@ def test_the_example_fuses_on_the_edge_and_archives_in_the_cloud(cluster: Cluste
 
     app = client.get_app("log-analyzer")
     where = {c.name: [r.node for r in c.replicas] for c in app.components}
-    assert where == {"ingestor": ["edge-1"], "processor": ["edge-1"], "parser": ["edge-1"], "archiver": ["cloud-1"]}
+    edge_only = {name: ["edge-1"] for name in ("gateway", "ingestor", "processor", "parser")}
+    assert where == {**edge_only, "archiver": ["cloud-1"]}
     (group,) = app.fusion
-    assert (group.node, list(group.members), group.root) == ("edge-1", ["ingestor", "parser", "processor"], "ingestor")
+    members = ["gateway", "ingestor", "parser", "processor"]
+    assert (group.node, list(group.members), group.root) == ("edge-1", members, "gateway")
+    assert "also exports cyber-systems:logs/ingestor@0.1.0 (beside its HTTP handler)" in group.note
     modes = {(ln.importer, ln.exporter): [(r.node, r.mode, list(r.targets)) for r in ln.routes] for ln in app.links}
     assert modes == {
+        ("gateway", "ingestor"): [("edge-1", "fused", ["edge-1"])],
         ("ingestor", "processor"): [("edge-1", "fused", ["edge-1"])],
         ("processor", "parser"): [("edge-1", "fused", ["edge-1"])],
         ("ingestor", "archiver"): [("edge-1", "remote", ["cloud-1"])],
     }
 
-    # Lines are parsed inside the fused component on the edge; the entries cross to the cloud once per batch.
+    # Raw text posted to the edge node's front door: parsed inside the fused component there, the entries
+    # cross to the cloud once per batch.
     text = "\n".join(SAMPLE) + "\n"
-    assert client.invoke("log-analyzer", "ingestor", "ingest", [text]) == (5, "edge-1")
+    edge = next(n for n in client.list_nodes() if n.name == "edge-1")
+    assert post(edge.http_url, "/logs", text.encode()) == (200, {"lines": 7, "accepted": 5})
     counts = {"debug": 1, "info": 2, "warn": 1, "error": 1}
+    assert client.invoke("log-analyzer", "archiver", "counts", []) == (counts, "cloud-1")
+    # The ingestor inside the group is still reachable: the group exports it beside the HTTP handler.
+    assert client.invoke("log-analyzer", "ingestor", "ingest", [text]) == (5, "edge-1")
+    counts = {k: v * 2 for k, v in counts.items()}
     assert client.invoke("log-analyzer", "archiver", "counts", []) == (counts, "cloud-1")
     many = "\n".join(SAMPLE * 30)  # 210 lines: three batches, three archive calls
     assert client.invoke("log-analyzer", "ingestor", "ingest", [many]) == (150, "edge-1")
-    assert client.invoke("log-analyzer", "archiver", "counts", [])[0] == {k: v * 31 for k, v in counts.items()}
+    assert client.invoke("log-analyzer", "archiver", "counts", [])[0] == {k: v // 2 * 32 for k, v in counts.items()}
     assert client.invoke("log-analyzer", "ingestor", "ingest", [""]) == (0, "edge-1")
     # The archive is on the archiver's granted volume on the cloud node, nowhere else.
     archive = cluster.workdir / "agents" / "cloud-1" / "volumes" / "log-analyzer" / "archive" / "entries.jsonl"
-    assert len(archive.read_text().splitlines()) == 155
+    assert len(archive.read_text().splitlines()) == 160
     assert not list((cluster.workdir / "agents" / "edge-1").glob("volumes/log-analyzer/*"))
 
-    with pytest.raises(NotRunning, match="runs only fused into ingestor on edge-1"):
+    with pytest.raises(NotRunning, match="runs only fused into gateway on edge-1"):
         client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE])
     kinds = [(e.kind, e.component, e.node) for e in client.events(history=100, app="log-analyzer")]
-    assert ("InstanceRunning", "ingestor", "edge-1") in kinds
+    assert ("InstanceRunning", "gateway", "edge-1") in kinds
     assert ("InstanceRunning", "archiver", "cloud-1") in kinds
+
+
+def post(url: str, path: str, body: bytes) -> tuple[int, Any]:
+    """POST ``body`` to a node's front door; the status and the JSON answer."""
+    where = urlsplit(url)
+    conn = http.client.HTTPConnection(where.hostname, where.port, timeout=60)
+    try:
+        conn.request("POST", path, body=body)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
 
 
 def test_split_pair_forwards_each_parse_across_nodes(cluster: Cluster, tmp_path: Path) -> None:
@@ -260,7 +286,7 @@ def test_invalid_manifest_is_refused_and_nothing_is_stored(cluster: Cluster, tmp
     assert client is not None
     with pytest.raises(InvalidManifest) as err:
         client.apply_file(_variant(tmp_path, "exporter: parser", "exporter: parsr"))
-    assert err.value.field == "spec.links[2].exporter"
+    assert err.value.field == "spec.links[3].exporter"
     assert "parsr" in err.value.message
     assert client.list_apps() == []
     world = cluster.store(lambda s: s.read_world())

@@ -189,7 +189,8 @@ class Cluster:
         It joins with a fresh token for its name (used only when it holds no admitted certificate).
         """
         assert self.client is not None
-        extra = ["--metrics-interval", str(self.metrics_interval), *extra]
+        # Every agent opens a front door on loopback (its URL is registered: Node.http_url).
+        extra = ["--metrics-interval", str(self.metrics_interval), "--http-listen", "127.0.0.1:0", *extra]
         # Without a control plane (stopped by the test) an agent can only restart with the certificate it has.
         token = self.client.create_join_token(120, node=name).token if self.cp is not None else ""
         child = spawn_agent(

@@ -90,3 +90,67 @@ def test_bad_yaml_says_where() -> None:
         manifest.load("metadata:\n  name: [unclosed\n")
     with pytest.raises(InvalidManifest, match="must be a mapping"):
         manifest.load("- a list\n")
+
+
+def _web(**http: object) -> dict:
+    return {"name": "web", "artifact": DIGEST, "http": http}
+
+
+def test_http_settings_parse_and_round_trip() -> None:
+    doc = _doc()
+    doc["spec"]["components"].append(
+        _web(routes=["/logs", "/logs/:id", "ex.io/..."], instances="reuse", maxBodySize="2Mi", requestTimeout="5s")
+    )
+    doc["spec"]["components"][0]["grants"] = {"allowedOutboundHosts": ["https://api.example.com"]}
+    spec = manifest.parse(doc)
+    web = spec.component("web").http
+    assert web.routes == ("/logs", "/logs/:id", "ex.io/...") and web.instances == "reuse"
+    assert web.max_body_bytes == 2 << 20 and web.request_timeout == 5.0
+    assert spec.component("ingestor").grants.outbound_hosts == ("https://api.example.com",)
+    assert manifest.load(spec.to_yaml()) == spec
+
+
+@pytest.mark.parametrize(
+    ("http", "field", "words"),
+    [
+        ({"routes": []}, "spec.components[4].http.routes", "at least one"),
+        ({"routes": ["nope"]}, "spec.components[4].http.routes[0]", "must start with '/'"),
+        ({"routes": ["/a", "/a"]}, "spec.components[4].http.routes[1]", "overlaps spec.components[4].http.routes[0]"),
+        ({"routes": ["/a"], "instances": "pooled"}, "spec.components[4].http.instances", "fresh, reuse"),
+        ({"routes": ["/a"], "maxConcurrent": 0}, "spec.components[4].http.maxConcurrent", "1 to 10000"),
+        ({"routes": ["/a"], "maxBodySize": "2Gi"}, "spec.components[4].http.maxBodySize", "between"),
+        (
+            {"routes": ["/a"], "firstByteTimeout": "10s", "requestTimeout": "1s"},
+            "spec.components[4].http.firstByteTimeout",
+            "longer than",
+        ),
+        ({"routes": ["/a"], "port": 80}, "spec.components[4].http.port", "unknown field"),
+    ],
+)
+def test_http_errors_name_the_field(http: dict, field: str, words: str) -> None:
+    doc = _doc()
+    doc["spec"]["components"].append(_web(**http))
+    with pytest.raises(InvalidManifest) as err:
+        manifest.parse(doc)
+    assert err.value.field == field and words in err.value.message, err.value.message
+
+
+def test_two_components_of_one_application_cannot_claim_one_route() -> None:
+    doc = _doc()
+    doc["spec"]["components"] += [_web(routes=["/api/..."]), {**_web(routes=["/api/..."]), "name": "web2"}]
+    with pytest.raises(InvalidManifest) as err:
+        manifest.parse(doc)
+    assert err.value.field == "spec.components[5].http.routes[0]"
+    assert "(web2) overlaps spec.components[4].http.routes[0] /api/... (web)" in err.value.message
+
+
+def test_http_components_get_no_volumes_and_sockets_stay_refused() -> None:
+    doc = _doc()
+    doc["spec"]["components"].append({**_web(routes=["/a"]), "grants": {"volumes": [{"name": "v", "path": "/v"}]}})
+    with pytest.raises(InvalidManifest, match="cannot be granted volumes") as err:
+        manifest.parse(doc)
+    assert err.value.field == "spec.components[4].grants.volumes"
+    doc = _doc()
+    doc["spec"]["components"][0]["grants"] = {"network": True}
+    with pytest.raises(InvalidManifest, match="allowedOutboundHosts"):
+        manifest.parse(doc)

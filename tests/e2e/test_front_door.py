@@ -1,0 +1,125 @@
+"""End to end: a standard wasi:http component applied with routes and served at the edge node's front door,
+agents as separate processes, a real HTTP client; outbound HTTP to an allowed loopback server and a denied
+one (a CapabilityDenied event); and routes another application claims refused at apply."""
+
+from __future__ import annotations
+
+import http.client
+import http.server
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from cli.devcluster.guests import build_hello_http
+from neon.errors import InvalidManifest
+from tests.support.helpers import Cluster, assert_eventually, wait_running
+
+pytestmark = pytest.mark.e2e
+
+MANIFEST = """\
+apiVersion: neon-grid.dev/v1
+kind: Application
+metadata: {{name: {name}}}
+spec:
+  components:
+    - name: web
+      artifact: {artifact}
+      placement: {{nodeSelector: {{tier: edge}}}}
+      http:
+        routes: [{routes}]
+        instances: {instances}
+      grants:
+        allowedOutboundHosts: ["http://127.0.0.1:{port}"]
+"""
+
+
+def get(url: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+    where = urlsplit(url)
+    conn = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
+    try:
+        conn.request("POST" if body is not None else "GET", path, body=body)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+class _Upstream(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        body = b"from upstream"
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+def _write(tmp_path: Path, name: str, routes: str, port: int, instances: str = "fresh") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    artifact = build_hello_http()
+    path.write_text(MANIFEST.format(name=name, artifact=artifact, routes=routes, port=port, instances=instances))
+    return path
+
+
+def test_an_http_component_answers_at_the_edge_front_door(cluster: Cluster, tmp_path: Path) -> None:
+    client = cluster.client
+    assert client is not None
+    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    port = upstream.server_address[1]
+    try:
+        client.apply_file(_write(tmp_path, "hello", '"/hello/..."', port))
+        wait_running(client, "hello")
+        urls = {n.name: n.http_url for n in client.list_nodes()}
+        assert all(u.startswith("http://127.0.0.1:") for u in urls.values()), urls
+        edge = urls["edge-1"]
+
+        assert get(edge, "/hello/grid") == (200, b"hello, grid (you asked for /hello/grid)\n")
+        assert get(edge, "/hello/x", b"posted body") == (200, b"posted body")
+        assert get(edge, f"/hello/fetch?url=http://127.0.0.1:{port}/") == (200, b"200\nfrom upstream")
+
+        status, text = get(edge, f"/hello/fetch?url=http://127.0.0.1:{port + 1}/")
+        assert status == 502 and b"HttpRequestDenied" in text
+
+        def denied_event() -> None:
+            kinds = [(e.kind, e.component) for e in client.events(history=200)]
+            assert ("CapabilityDenied", "web") in kinds, kinds
+
+        assert_eventually(denied_event, timeout=30)
+
+        # Another application may not take a route this one serves; nothing of it is stored.
+        with pytest.raises(InvalidManifest, match=r"overlaps /hello/\.\.\., which application hello serves"):
+            client.apply_file(_write(tmp_path, "copycat", '"/hello/:name"', port))
+        assert "copycat" not in {a.name for a in client.list_apps()}
+
+        # A new generation in reuse mode swaps in without a failed request.
+        failures: list[tuple[int, bytes]] = []
+        stop = threading.Event()
+
+        def hammer() -> None:
+            while not stop.is_set():
+                answer = get(edge, "/hello/swap")
+                if answer[0] != 200:
+                    failures.append(answer)
+
+        worker = threading.Thread(target=hammer)
+        worker.start()
+        try:
+            client.apply_file(_write(tmp_path, "hello", '"/hello/..."', port, instances="reuse"))
+            assert_eventually(lambda: client.get_app("hello").generation == 2 and _running(client), timeout=60)
+            assert_eventually(lambda: get(edge, "/hello/after")[0] == 200, timeout=30)
+        finally:
+            stop.set()
+            worker.join(30)
+        assert failures == [], failures[:3]
+    finally:
+        upstream.shutdown()
+
+
+def _running(client: Any) -> bool:
+    return client.get_app("hello").phase == "Running"
