@@ -66,7 +66,7 @@ class Linker:
                     table[fname] = self._local_call(app, name, binding.component, FunctionRef(iface, fname))
                 else:
                     table[fname] = self.router.forwarder(
-                        app, name, binding.component, iface, fname, sig, binding.retries(fname)
+                        app, binding.importer or name, binding.component, iface, fname, sig, binding.retries(fname)
                     )
             linked[iface] = table
         return linked

@@ -327,7 +327,8 @@ class Agent:
             )
             pool = InstancePool(template, on_trap, self.telemetry.component_meter(app, name))
             pool.warm()
-            served = http_component(app, name, template, host, spec, on_http_trap) if self.front_door else None
+            meter = self.telemetry.component_meter(app, name)
+            served = http_component(app, name, template, host, spec, on_http_trap, meter) if self.front_door else None
             return pool, served
 
         try:

@@ -4,7 +4,7 @@
     neon controlplane --etcd URL --listen ADDR
     neon agent --control ADDR --name N --label tier=edge
     neon apply -f app.yaml [--wait]
-    neon get apps | app NAME | components [APP] | nodes | controlplanes   [-o table|wide|json|yaml]
+    neon get apps | app NAME | components [APP] | nodes | routes [APP] | controlplanes   [-o table|wide|json|yaml]
     neon describe app NAME | component APP/COMPONENT | node NAME
     neon logs [APP/]COMPONENT [-f] [--tail N]
     neon top [APP] [-w]                       # calls/s, errors, p50/p99 per replica and link

@@ -180,8 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="sign each artifact with this ed25519 key as it is uploaded (besides any ARTIFACT.sig)",
     )
 
-    p = sub.add_parser("get", help="show applications, components, nodes or control-plane replicas")
-    p.add_argument("kind", choices=["apps", "app", "components", "nodes", "controlplanes"])
+    p = sub.add_parser("get", help="show applications, components, nodes, HTTP routes or control-plane replicas")
+    p.add_argument("kind", choices=["apps", "app", "components", "nodes", "routes", "controlplanes"])
     p.add_argument("name", nargs="?", help="an application (apps, app, components) or a node")
     p.add_argument("-o", "--output", choices=["table", "wide", "json", "yaml"], default="table", help="output format")
 

@@ -6,6 +6,8 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from cli.front_doors import route_rows
+
 
 def age(seconds: float) -> str:
     """kubectl's short ages: 45s, 12m, 3h, 2d."""
@@ -82,14 +84,20 @@ def components_table(apps: Sequence[Any], wide: bool = False) -> str:
 def nodes_table(nodes: Sequence[Any], wide: bool = False) -> str:
     header = ["NAME", "STATE", "LABELS", "INSTANCES", "AGE"]
     if wide:
-        header += ["DATAPLANE", "METRICS", "VERSION", "TAINTS"]
+        header += ["DATAPLANE", "METRICS", "HTTP", "VERSION", "TAINTS"]
     rows = []
     for n in nodes:
         state = f"{n.state} ({age(time.time() - n.unreachable_since)})" if n.unreachable_since else n.state
         labels = ",".join(f"{k}={v}" for k, v in sorted(n.labels.items()))
         row = [n.name, state, labels or "-", n.instances, since(n.registered_at)]
         if wide:
-            row += [n.dataplane_address, n.metrics_address or "-", n.version, ",".join(n.taints) or "-"]
+            row += [
+                n.dataplane_address,
+                n.metrics_address or "-",
+                n.http_url or "-",
+                n.version,
+                ",".join(n.taints) or "-",
+            ]
         rows.append(row)
     return table(header, rows)
 
@@ -101,8 +109,9 @@ def _short(text: str, limit: int = 70) -> str:
 # ----------------------------------------------------------- describe --
 
 
-def describe_app(app: Any, wide: bool = False, events: Sequence[Any] = ()) -> str:
-    """A human view of one application: components, replicas, fusion, links, and its recent events."""
+def describe_app(app: Any, wide: bool = False, events: Sequence[Any] = (), nodes: Sequence[Any] = ()) -> str:
+    """A human view of one application: components, replicas, fusion, links, HTTP routes (with their URLs
+    on ``nodes``' front doors), and its recent events."""
     lines = [
         f"Application: {app.name}  (generation {app.generation})",
         f"Phase:       {app.phase}" + (f" — {app.reason}" if app.reason else "") + f"  (since {since(app.since)})",
@@ -144,6 +153,12 @@ def describe_app(app: Any, wide: bool = False, events: Sequence[Any] = ()) -> st
                     f"  {link.importer} --[{getattr(link, 'import')}]--> {link.exporter}: "
                     f"{route.mode} ({route.node} -> {target}){state}"
                 )
+    routes = route_rows([app], nodes)
+    if routes:
+        lines.append("Routes:")
+        for row in routes:
+            where = " ".join(row["urls"]) or ", ".join(row["nodes"]) or "not running"
+            lines.append(f"  {row['route']} -> {row['component']}: {where}")
     lines += _events_section(events)
     return "\n".join(lines)
 

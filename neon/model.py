@@ -53,6 +53,7 @@ class ImportBinding:
     local: bool
     endpoints: tuple[str, ...] = ()
     idempotent: tuple[str, ...] = ()  # functions a forwarded call may retry on another replica ("*": all)
+    importer: str = ""  # the member that imports it, inside a fused component ("": the component itself)
 
     def retries(self, function: str) -> bool:
         return "*" in self.idempotent or function in self.idempotent
@@ -111,6 +112,7 @@ class Assignment:
                             "endpoints": list(b.endpoints),
                         }
                         | ({"idempotent": list(b.idempotent)} if b.idempotent else {})
+                        | ({"importer": b.importer} if b.importer else {})
                         for b in c.imports
                     ],
                     "runtime": asdict(c.runtime),
@@ -144,6 +146,7 @@ class Assignment:
                             local=bool(b["local"]),
                             endpoints=tuple(b.get("endpoints", ())),
                             idempotent=tuple(b.get("idempotent", ())),
+                            importer=b.get("importer", ""),
                         )
                         for b in c.get("imports", ())
                     ),

@@ -29,6 +29,7 @@ def assignment_to_proto(a: Assignment) -> control_pb2.Assignment:
                         local=b.local,
                         endpoints=list(b.endpoints),
                         idempotent=list(b.idempotent),
+                        importer=b.importer,
                     )
                     for b in c.imports
                 ],
@@ -100,6 +101,7 @@ def assignment_from_proto(msg: control_pb2.Assignment) -> Assignment:
                         local=b.local,
                         endpoints=tuple(b.endpoints),
                         idempotent=tuple(b.idempotent),
+                        importer=b.importer,
                     )
                     for b in c.imports
                 ),

@@ -5,6 +5,7 @@ requests it takes at once, and what a request's outcome was. Runs in the front d
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -13,6 +14,7 @@ from agent.http.messages import IncomingRequest, Responder
 from agent.runtime.engine import ComponentInstance, ComponentTemplate
 from neon.errors import CapabilityDenied, DeadlineExceeded, NeonGridError
 from neon.http_spec import HttpSpec
+from neon.observe.metrics import Meter
 
 MAX_IDLE = 8  # instances a reusing component keeps between requests
 MAX_LIVE_HANDLES = 1000  # a reused instance holding more (guests leak request handles) is retired
@@ -38,7 +40,9 @@ class HttpComponent:
         host: HttpHost,
         spec: HttpSpec,
         on_trap: Callable[[NeonGridError], str],
+        meter: Meter | None = None,
     ) -> None:
+        self.meter = meter  # the component's calls (neon top, the dashboard): a request is one call
         self.app = app
         self.name = name
         self.template = template
@@ -71,16 +75,23 @@ class HttpComponent:
 
     def run(self, request: IncomingRequest, responder: Responder) -> Outcome:
         """Serve one request (the caller holds a slot). A trap discards the instance and is reported."""
+        started = time.perf_counter()
         instance = self._take()
         try:
             outparam = self.host.serve(instance, request, responder, self.spec.request_timeout)
         except NeonGridError as err:
             instance.poisoned = True
             incident = "" if isinstance(err, CapabilityDenied) else self.on_trap(err)
+            self._record(started, False)
             return Outcome(answered=False, error=err, incident=incident)
         finally:
             self._give_back(instance)
+        self._record(started, outparam.set)
         return Outcome(answered=outparam.set)
+
+    def _record(self, started: float, ok: bool) -> None:
+        if self.meter is not None:
+            self.meter.record(time.perf_counter() - started, ok)
 
     def _take(self) -> ComponentInstance:
         if self.spec.instances == "reuse":

@@ -15,6 +15,7 @@ from agent.runtime.engine import ComponentTemplate, GuestOutput, Runtime
 from neon.errors import NeonGridError
 from neon.model import ComponentAssignment
 from neon.observe import log
+from neon.observe.metrics import Meter
 from neon.outbound_hosts import parse_host_pattern
 
 _log = log.get("neon.agent.http")
@@ -57,10 +58,11 @@ def http_component(
     host: HttpHost | None,
     spec: ComponentAssignment,
     on_trap: Callable[[NeonGridError], str],
+    meter: Meter | None = None,
 ) -> HttpComponent | None:
     """The component's place at the front door, when it has routes (its first instance made, to check)."""
     if not spec.http.enabled or host is None:
         return None
-    served = HttpComponent(app, name, template, host, spec.http, on_trap)
+    served = HttpComponent(app, name, template, host, spec.http, on_trap, meter)
     served.warm()
     return served

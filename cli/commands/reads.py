@@ -12,6 +12,7 @@ import yaml
 
 from cli import render
 from cli.client import ControlClient
+from cli.front_doors import route_rows
 from neon.errors import InvalidArgument, NotFound
 from neon.model_proto import to_dict
 
@@ -43,6 +44,16 @@ def get(client: ControlClient, args: argparse.Namespace) -> int:
                 print(f"error: node {args.name!r} does not exist; see `neon get nodes`", file=sys.stderr)
                 return 1
         text = render.nodes_table(items, wide)
+    elif args.kind == "routes":
+        apps = [client.get_app(args.name)] if args.name else client.list_apps()
+        items = route_rows(apps, client.list_nodes())
+        text = render.table(
+            ["ROUTE", "APP", "COMPONENT", "NODES", "URLS"],
+            [
+                [r["route"], r["app"], r["component"], ",".join(r["nodes"]) or "-", " ".join(r["urls"]) or "-"]
+                for r in items
+            ],
+        )
     elif args.kind == "components":
         apps = [client.get_app(args.name)] if args.name else client.list_apps()
         items = [{"app": a.name, **to_dict(c)} for a in apps for c in a.components]
@@ -53,7 +64,7 @@ def get(client: ControlClient, args: argparse.Namespace) -> int:
             return 2
         items = [client.get_app(args.name)] if args.kind == "app" or args.name else client.list_apps()
         if args.kind == "app" and args.output in ("table", "wide"):
-            print(render.describe_app(items[0], wide=wide))
+            print(render.describe_app(items[0], wide=wide, nodes=client.list_nodes()))
             return 0
         text = render.apps_table(items, wide)
     docs = [i if isinstance(i, dict) else to_dict(i) for i in items]
@@ -78,7 +89,7 @@ def describe(client: ControlClient, args: argparse.Namespace) -> int:
     if args.kind == "app":
         app = client.get_app(args.name)
         events = list(client.events(history=args.events, app=args.name))
-        print(render.describe_app(app, wide=True, events=events))
+        print(render.describe_app(app, wide=True, events=events, nodes=client.list_nodes()))
         return 0
     app_name, component = _component_ref(client, args.name, args.app)
     app = client.get_app(app_name)

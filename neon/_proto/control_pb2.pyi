@@ -1743,11 +1743,14 @@ Global___VolumeGrant: _TypeAlias = VolumeGrant  # noqa: Y015
 class ImportBinding(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    IMPORTER_FIELD_NUMBER: _builtins.int
     IMPORT_FIELD_NUMBER: _builtins.int
     COMPONENT_FIELD_NUMBER: _builtins.int
     LOCAL_FIELD_NUMBER: _builtins.int
     ENDPOINTS_FIELD_NUMBER: _builtins.int
     IDEMPOTENT_FIELD_NUMBER: _builtins.int
+    importer: _builtins.str
+    """The component that imports it (for a fused component, the member; empty: the component itself)."""
     component: _builtins.str
     """The exporting component in the same application."""
     local: _builtins.bool
@@ -1763,6 +1766,7 @@ class ImportBinding(_message.Message):
     def __init__(
         self,
         *,
+        importer: _builtins.str = ...,
         component: _builtins.str = ...,
         local: _builtins.bool = ...,
         endpoints: _abc.Iterable[_builtins.str] | None = ...,
@@ -1770,7 +1774,7 @@ class ImportBinding(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "endpoints", b"endpoints", "idempotent", b"idempotent", "import", b"import", "local", b"local"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "endpoints", b"endpoints", "idempotent", b"idempotent", "import", b"import", "importer", b"importer", "local", b"local"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -139,7 +139,8 @@ def test_dashboard_shows_placement_fusion_links_status_and_rates(
                 assert row.inner_text() == comp.phase
 
             def rates_shown() -> None:
-                text = page.locator('[data-rate="log-analyzer/ingestor@edge-1"]').inner_text()
+                # calls into the fused group count at its root (the gateway), whichever member they were for
+                text = page.locator('[data-rate="log-analyzer/gateway@edge-1"]').inner_text()
                 assert text.endswith("ms") and not text.startswith("0.0/s"), text
                 label = page.locator('[data-link-rate="log-analyzer/ingestor>archiver@edge-1"]').text_content() or ""
                 assert label.startswith("remote · ") and "/s" in label and not label.startswith("remote · 0.0/s"), label

@@ -1,0 +1,42 @@
+"""The routes the cluster serves at its nodes' front doors, joined from the applications (their manifests and
+where each component runs) and the nodes (their front-door URLs). Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from neon import manifest
+
+
+def route_rows(apps: Iterable[Any], nodes: Iterable[Any]) -> list[dict[str, Any]]:
+    """One row per route: route, app, component, the nodes running it, and a URL on each node with a
+    front door (a wildcard's or a ``:name`` segment's URL is its fixed prefix)."""
+    doors = {n.name: n.http_url for n in nodes}
+    rows = []
+    for app in apps:
+        spec = manifest.load(app.manifest_yaml)
+        running = {c.name: sorted({r.node for r in c.replicas if r.state == "Running"}) for c in app.components}
+        for comp in spec.components:
+            for route in comp.http.routes:
+                where = running.get(comp.name, [])
+                rows.append(
+                    {
+                        "route": route,
+                        "app": app.name,
+                        "component": comp.name,
+                        "nodes": where,
+                        "urls": [doors[n] + _prefix(route) for n in where if doors.get(n)],
+                    }
+                )
+    return sorted(rows, key=lambda r: (r["route"], r["app"]))
+
+
+def _prefix(route: str) -> str:
+    path = route if route.startswith("/") else "/" + route.partition("/")[2]
+    fixed = []
+    for segment in path.split("/")[1:]:
+        if segment == "..." or segment.startswith(":"):
+            break
+        fixed.append(segment)
+    return "/" + "/".join(fixed)
