@@ -24,8 +24,8 @@ from agent.control.session import ControlSession
 from agent.dataplane.forwarder import Router
 from agent.dataplane.server import DataPlaneServicer
 from agent.dataplane.serving import LOG_FOLLOWERS, Serving
-from agent.http.server import FrontDoor
-from agent.http.serving import HttpComponent
+from agent.http.component import HttpComponent
+from agent.http.front_door import FrontDoor
 from agent.http.wiring import http_component, http_host
 from agent.linking import Linker
 from agent.observe.logbook import LogBook

@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "apply_to_invoke": ("apply_to_invoke.py", [], []),
     "placement": ("placement.py", [], ["--components", "200", "--nodes", "1000"]),
     "controlplane_load": ("controlplane_load.py", ["--agents", "1000", "--seconds", "30"], ["--agents", "200"]),
+    "front_door": ("front_door.py", ["--seconds", "3", "--rounds", "2"], ["--seconds", "1", "--rounds", "1"]),
 }
 
 
@@ -144,7 +145,24 @@ def _load(r: dict[str, Any]) -> list[list[str]]:
     ]
 
 
+def _front_door(r: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for clients, level in r["levels"].items():
+        rows.append(
+            [
+                f"(7) front door, Python hello guest, {clients} client(s)",
+                f"reuse p50 {level['reuse']['p50_ms']:.2f} ms ({level['reuse']['rps']:.0f}/s); "
+                f"fresh {level['fresh']['p50_ms']:.2f} ms ({level['fresh']['rps']:.0f}/s)",
+                f"plain aiohttp handler p50 {level['plain']['p50_ms']:.3f} ms ({level['plain']['rps']:.0f}/s)",
+                f"reuse/plain {level['reuse_vs_plain_p50']:.1f}x (target 3x), "
+                f"fresh/reuse {level['fresh_vs_reuse_p50']:.1f}x (target 2x)",
+            ]
+        )
+    return rows
+
+
 SUMMARIES: dict[str, Callable[[dict[str, Any]], list[list[str]]]] = {
+    "front_door": _front_door,
     "fusion": _fusion,
     "forwarding": _forwarding,
     "runtime": _runtime,

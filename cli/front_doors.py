@@ -15,6 +15,8 @@ def route_rows(apps: Iterable[Any], nodes: Iterable[Any]) -> list[dict[str, Any]
     doors = {n.name: n.http_url for n in nodes}
     rows = []
     for app in apps:
+        if not app.manifest_yaml:
+            continue  # a status without its manifest (nothing to say of routes)
         spec = manifest.load(app.manifest_yaml)
         running = {c.name: sorted({r.node for r in c.replicas if r.state == "Running"}) for c in app.components}
         for comp in spec.components:

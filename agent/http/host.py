@@ -18,7 +18,7 @@ from wasmtime import component as wc
 from wasmtime.component import ResourceType
 
 from agent.http.glue import HostTrap, Table, add_func, dtor, using
-from agent.http.interfaces import HostContext, implementations
+from agent.http.implementations import HostContext, implementations
 from agent.http.messages import IncomingRequest, Responder, ResponseOutparam
 from agent.http.outbound import Outbound
 from agent.runtime.denials import WASI_GATES, DenialLog

@@ -7,9 +7,9 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable
 
+from agent.http.component import HttpComponent
 from agent.http.host import HttpHost, uses_http
 from agent.http.outbound import Outbound
-from agent.http.serving import HttpComponent
 from agent.runtime.denials import DenialLog
 from agent.runtime.engine import ComponentTemplate, GuestOutput, Runtime
 from neon.errors import NeonGridError

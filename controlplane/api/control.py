@@ -10,7 +10,7 @@ from controlplane.api.plane import Plane
 from controlplane.reconcile.events import new_event
 from controlplane.reconcile.plan import explain
 from controlplane.security.trust import check_app, checked_signatures, merged
-from controlplane.wit.front_door import check_http_exports, check_route_claims
+from controlplane.wit.http_checks import check_http_exports, check_route_claims
 from controlplane.wit.interfaces import describe
 from controlplane.wit.links import check_links
 from neon import manifest

@@ -91,10 +91,12 @@ def test_swap_inside_a_fused_group_recomposes_only_it_under_load(
 ) -> None:
     client = cluster.client
     assert client is not None
-    client.apply_file(APP)  # the full example: ingestor + processor + parser fused on the edge, archiver in the cloud
+    client.apply_file(
+        APP
+    )  # the full example: gateway + ingestor + processor + parser fused on the edge, archiver in the cloud
     wait_running(client, "log-analyzer")
     (before,) = client.get_app("log-analyzer").fusion
-    assert before.artifact and before.members == ["ingestor", "parser", "processor"]
+    assert before.artifact and before.members == ["gateway", "ingestor", "parser", "processor"]
     text = "\n".join(SAMPLE)
 
     load = _Load(lambda: client.invoke("log-analyzer", "ingestor", "ingest", [text])[0])
@@ -121,14 +123,15 @@ def test_swap_inside_a_fused_group_recomposes_only_it_under_load(
     # The group was composed again with the new parser, and still serves fused.
     assert after.artifact.startswith("sha256:") and after.artifact != before.artifact and after.reason == ""
     assert {(ln.importer, r.mode) for ln in app.links for r in ln.routes} == {
+        ("gateway", "fused"),
         ("ingestor", "fused"),
         ("processor", "fused"),
         ("ingestor", "remote"),
     }
     # The fused component (named after its root) was replaced once; the archiver was never touched.
-    assert _starts(cluster, "edge-1", "ingestor") == 2
+    assert _starts(cluster, "edge-1", "gateway") == 2
     assert _starts(cluster, "cloud-1", "archiver") == 1
-    assert _starts(cluster, "edge-1", "parser") == 0 and _starts(cluster, "edge-1", "processor") == 0
+    assert [_starts(cluster, "edge-1", member) for member in ("ingestor", "parser", "processor")] == [0, 0, 0]
 
 
 def test_rollback_says_what_it_cannot_do(cluster: Cluster) -> None:

@@ -66,30 +66,30 @@ def test_apply_wait_status_events_metrics_logs_and_views_match_the_cluster(
         metrics = client.metrics("log-analyzer")
         comps = {(m.component, m.node): m for m in metrics.components}
         links = {(m.importer, m.exporter, m.node, m.mode): m for m in metrics.links}
-        assert ("ingestor", "edge-1") in comps and ("ingestor", "archiver", "edge-1", "remote") in links, metrics
-        assert comps[("ingestor", "edge-1")].calls == calls
+        assert ("gateway", "edge-1") in comps and ("ingestor", "archiver", "edge-1", "remote") in links, metrics
+        assert comps[("gateway", "edge-1")].calls == calls
         assert comps[("archiver", "cloud-1")].calls == calls + 1
         remote = links[("ingestor", "archiver", "edge-1", "remote")]
         assert remote.calls == calls and remote.errors == 0
         assert remote.bytes_sent > 0 and remote.bytes_received > 0
-        assert comps[("ingestor", "edge-1")].instances >= 1
+        assert comps[("gateway", "edge-1")].instances >= 1
         return metrics
 
     metrics = assert_eventually(counted, timeout=20, interval=0.2)
-    ingest = next(m for m in metrics.components if m.component == "ingestor")
+    ingest = next(m for m in metrics.components if m.component == "gateway")
     assert sum(ingest.latency_buckets) == calls and ingest.latency_sum > 0
     top = neon(cluster, "top", "log-analyzer")
     assert top.returncode == 0, top.stderr
     assert re.search(r"log-analyzer\s+ingestor -> archiver\s+edge-1\s+remote", top.stdout), top.stdout
     assert re.search(r"log-analyzer\s+processor -> parser\s+edge-1\s+fused", top.stdout), top.stdout
-    assert re.search(r"log-analyzer\s+ingestor\s+edge-1\s", top.stdout), top.stdout
+    assert re.search(r"log-analyzer\s+gateway\s+edge-1\s", top.stdout), top.stdout
 
     # Prometheus, from the agent (mTLS with a viewer certificate) and aggregated by the control plane.
     viewer = cluster.credentials("viewer")
     edge = _node(cluster, "edge-1")
     status, text = fetch(edge.metrics_address, "/metrics", viewer, AGENT_NAME)
     assert status == 200
-    assert sample(text, "neon_component_calls_total", app="log-analyzer", component="ingestor", outcome="ok") == calls
+    assert sample(text, "neon_component_calls_total", app="log-analyzer", component="gateway", outcome="ok") == calls
     assert (
         sample(
             text,
@@ -107,8 +107,8 @@ def test_apply_wait_status_events_metrics_logs_and_views_match_the_cluster(
         text, "neon_link_bytes_total", app="log-analyzer", importer="ingestor", exporter="archiver", direction="sent"
     )
     assert sent == remote.bytes_sent > 0
-    assert sample(text, "neon_component_call_seconds_count", app="log-analyzer", component="ingestor") == calls
-    assert sample(text, "neon_component_instances", app="log-analyzer", component="ingestor", state="idle") >= 1
+    assert sample(text, "neon_component_call_seconds_count", app="log-analyzer", component="gateway") == calls
+    assert sample(text, "neon_component_instances", app="log-analyzer", component="gateway", state="idle") >= 1
     denied, _ = fetch(edge.metrics_address, "/metrics", None, AGENT_NAME)
     assert denied == 403
     assert cluster.cp is not None
@@ -116,7 +116,7 @@ def test_apply_wait_status_events_metrics_logs_and_views_match_the_cluster(
     status, text = fetch(cp_http, "/metrics", viewer, CONTROLPLANE_NAME)
     assert status == 200
     assert (
-        sample(text, "neon_cluster_component_calls_total", app="log-analyzer", component="ingestor", node="edge-1")
+        sample(text, "neon_cluster_component_calls_total", app="log-analyzer", component="gateway", node="edge-1")
         == calls
     )
     assert sample(text, "neon_application_phase", app="log-analyzer", phase="Running") == 1
@@ -131,27 +131,25 @@ def test_apply_wait_status_events_metrics_logs_and_views_match_the_cluster(
     events = list(client.events(history=200))
     kinds = {(e.kind, e.node or e.component) for e in events}
     assert {("NodeJoined", "edge-1"), ("NodeJoined", "cloud-1")} <= kinds
-    assert ("Placed", "archiver") in kinds and ("InstanceRunning", "ingestor") in {
-        (e.kind, e.component) for e in events
-    }
+    assert ("Placed", "archiver") in kinds and ("InstanceRunning", "gateway") in {(e.kind, e.component) for e in events}
     assert len({e.id for e in events}) == len(events)
 
-    # Logs: the processor runs fused into the ingestor on edge-1; its stderr (malformed lines) is there.
+    # Logs: the processor runs fused into the gateway on edge-1; its stderr (malformed lines) is there.
     got = list(client.logs("log-analyzer", "processor"))
-    assert {(line.node, line.component) for line in got} == {("edge-1", "ingestor")}
+    assert {(line.node, line.component) for line in got} == {("edge-1", "gateway")}
     stderr = [line.text for line in got if line.stream == "stderr"]
     assert len(stderr) == 2 * calls and all(text.startswith("line ") for text in stderr), stderr
     assert any(line.stream == "agent" and line.text.startswith("running sha256:") for line in got)
     tail = neon(cluster, "logs", "processor", "--tail", "2")
     assert tail.returncode == 0 and len(tail.stdout.splitlines()) == 2, tail.stdout
-    assert all(line.startswith("[edge-1][ingestor] !") for line in tail.stdout.splitlines()), tail.stdout
+    assert all(line.startswith("[edge-1][gateway] !") for line in tail.stdout.splitlines()), tail.stdout
 
     # The views: components, a node and a component described as they are.
     shown = neon(cluster, "get", "components", "log-analyzer")
     rows = {line.split()[1]: line.split() for line in shown.stdout.splitlines()[1:]}
     assert rows["archiver"][2:5] == ["Running", "1/1", "cloud-1"] and rows["parser"][4] == "edge-1"
     node = neon(cluster, "describe", "node", "edge-1")
-    assert "log-analyzer/parser (inside ingestor): Running" in node.stdout, node.stdout
+    assert "log-analyzer/parser (inside gateway): Running" in node.stdout, node.stdout
     assert "NodeJoined" in node.stdout and f"Metrics:       {edge.metrics_address}" in node.stdout
     comp = neon(cluster, "describe", "component", "log-analyzer/archiver")
     assert "Phase:       Running" in comp.stdout and "on cloud-1: Running" in comp.stdout, comp.stdout

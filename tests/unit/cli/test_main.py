@@ -38,12 +38,16 @@ def test_apply_get_invoke_delete_through_the_cli(cluster: Cluster) -> None:
     shown = neon(cluster, "get", "app", "log-analyzer", "-o", "wide")
     assert shown.returncode == 0
     assert "on edge-1: Running" in shown.stdout and "on cloud-1: Running" in shown.stdout
-    assert "edge-1: ingestor + parser + processor fused (root ingestor)" in shown.stdout
+    assert "edge-1: gateway + ingestor + parser + processor fused (root gateway)" in shown.stdout
     assert "ingestor --[cyber-systems:logs/archiver@0.1.0]--> archiver: remote (edge-1 -> cloud-1)" in shown.stdout
+    edge_url = next(n.http_url for n in cluster.client.list_nodes() if n.name == "edge-1")  # type: ignore[union-attr]
+    assert f"/logs -> gateway: {edge_url}/logs" in shown.stdout
     assert "processor --[cyber-systems:logs/parser@0.1.0]--> parser: fused (edge-1 -> edge-1)" in shown.stdout
 
     listed = neon(cluster, "get", "apps")
-    assert listed.stdout.splitlines()[1].split()[:4] == ["log-analyzer", "1", "Running", "ingestor:1/1"]
+    assert listed.stdout.splitlines()[1].split()[:4] == ["log-analyzer", "1", "Running", "gateway:1/1"]
+    routes = neon(cluster, "get", "routes").stdout.splitlines()
+    assert routes[1].split() == ["/logs", "log-analyzer", "gateway", "edge-1", f"{edge_url}/logs"], routes
     nodes = json.loads(neon(cluster, "get", "nodes", "-o", "json").stdout)
     assert sorted((n["name"], n["labels"]["tier"]) for n in nodes) == [("cloud-1", "cloud"), ("edge-1", "edge")]
 
@@ -54,11 +58,11 @@ def test_apply_get_invoke_delete_through_the_cli(cluster: Cluster) -> None:
     counts = neon(cluster, "invoke", "log-analyzer", "archiver", "counts")
     assert json.loads(counts.stdout) == {"debug": 1, "info": 2, "warn": 1, "error": 1}
     inside = neon(cluster, "invoke", "log-analyzer", "parser", "parse", '"2026-11-24T08:00:00Z INFO a: b"')
-    assert inside.returncode == 1 and "runs only fused into ingestor on edge-1" in inside.stderr
+    assert inside.returncode == 1 and "runs only fused into gateway on edge-1" in inside.stderr
 
     events = neon(cluster, "events", "--app", "log-analyzer")
     assert "InstanceRunning" in events.stdout and "archiver placed on cloud-1" in events.stdout
-    assert "ingestor + parser + processor fused on edge-1" in events.stdout
+    assert "gateway + ingestor + parser + processor fused on edge-1" in events.stdout
 
     assert neon(cluster, "delete", "app", "log-analyzer").returncode == 0
 
@@ -108,12 +112,13 @@ def test_neon_dev_runs_the_example_and_ctrl_c_stops_everything(tmp_path: Path, l
             if line.startswith("Press Ctrl-C"):
                 break
         out = "\n".join(lines)
-        assert "ingestor  Running  1/1 ready" in out and "on edge-1: Running" in out and "on cloud-1: Running" in out, (
+        assert "gateway  Running  1/1 ready" in out and "on edge-1: Running" in out and "on cloud-1: Running" in out, (
             out
         )
-        assert "edge-1: ingestor + parser + processor fused (root ingestor)" in out
+        assert "edge-1: gateway + ingestor + parser + processor fused (root gateway)" in out
         assert "archiver: remote (edge-1 -> cloud-1)" in out
-        assert "ingestor.ingest on edge-1: 5 of 7 lines well formed and archived" in out
+        assert '/logs (the sample log) -> 200 {"lines": 7, "accepted": 5}' in out
+        assert "Try:  curl --data-binary @" in out and "sample.log http://127.0.0.1:" in out
         assert "archiver.counts on cloud-1: {'debug': 1, 'info': 2, 'warn': 1, 'error': 1}" in out
         pids = {p.name: int(p.read_text()) for p in state.glob("logs/*.pid")}
         proc.send_signal(signal.SIGINT)
@@ -150,8 +155,8 @@ def test_explain_shows_rejections_and_scores(cluster: Cluster) -> None:
     assert lines[2].split()[:2] == ["*", "edge-1"]
     assert lines[-1] == "  rejected 1 node(s) by node-selector: tier!=edge"
     everything = json.loads(neon(cluster, "explain", "log-analyzer", "-o", "json").stdout)
-    assert [c["component"] for c in everything] == ["ingestor", "processor", "parser", "archiver"]
-    archiver = everything[3]
+    assert [c["component"] for c in everything] == ["gateway", "ingestor", "processor", "parser", "archiver"]
+    archiver = everything[4]
     chosen = [c for c in archiver["candidates"] if c["chosen"]]
     assert [c["node"] for c in chosen] == ["cloud-1"] and chosen[0]["scores"]["sticky"] == 10.0
     missing = neon(cluster, "explain", "log-analyzer", "nope")

@@ -23,7 +23,8 @@ def _doc(**spec_overrides: object) -> dict:
 def test_example_parses_and_round_trips() -> None:
     spec = manifest.parse(_doc())
     assert spec.name == "log-analyzer"
-    assert [c.name for c in spec.components] == ["ingestor", "processor", "parser", "archiver"]
+    assert [c.name for c in spec.components] == ["gateway", "ingestor", "processor", "parser", "archiver"]
+    assert spec.component("gateway").http.routes == ("/logs",)
     assert spec.component("parser").placement.node_selector == {"tier": "edge"}
     assert spec.component("archiver").grants.volumes[0].path == "/archive"
     assert spec.links_from("processor")[0].import_name == "cyber-systems:logs/parser@0.1.0"
@@ -49,21 +50,21 @@ def test_paths_are_allowed_only_client_side() -> None:
         (lambda d: d["spec"]["components"][1].update(replica=2), "spec.components[1].replica", "unknown field"),
         (lambda d: d["spec"]["components"][0].update(replicas=0), "spec.components[0].replicas", "1 to"),
         (lambda d: d["spec"]["components"][0].update(replicas=True), "spec.components[0].replicas", "integer"),
-        (lambda d: d["spec"]["components"][3].update(name="parser"), "spec.components[3].name", "used twice"),
+        (lambda d: d["spec"]["components"][4].update(name="parser"), "spec.components[4].name", "used twice"),
         (
             lambda d: d["spec"]["components"][0]["placement"]["nodeSelector"].update(gpu=True),
             "spec.components[0].placement.nodeSelector.gpu",
             "quote",
         ),
         (lambda d: d["spec"]["links"][0].update(exporter="nope"), "spec.links[0].exporter", "not a component"),
-        (lambda d: d["spec"]["links"][0].update(exporter="ingestor"), "spec.links[0].exporter", "its own import"),
+        (lambda d: d["spec"]["links"][1].update(exporter="ingestor"), "spec.links[1].exporter", "its own import"),
         (lambda d: d["spec"]["links"][0].update(**{"import": "parser"}), "spec.links[0].import", "WIT interface"),
-        (lambda d: d["spec"]["links"].append(dict(d["spec"]["links"][0])), "spec.links[3].import", "already linked"),
+        (lambda d: d["spec"]["links"].append(dict(d["spec"]["links"][0])), "spec.links[4].import", "already linked"),
         (lambda d: d["spec"].update(components=[]), "spec.components", "non-empty"),
         (lambda d: d["spec"]["links"][0].update(idempotent="parse"), "spec.links[0].idempotent", "list"),
         (
-            lambda d: d["spec"]["components"][3]["grants"].update(volumes=5),
-            "spec.components[3].grants.volumes",
+            lambda d: d["spec"]["components"][4]["grants"].update(volumes=5),
+            "spec.components[4].grants.volumes",
             "must be a list",
         ),
         (lambda d: d["spec"]["links"][0].update(idempotent=["Parse!"]), "spec.links[0].idempotent", "function"),
@@ -99,12 +100,12 @@ def _web(**http: object) -> dict:
 def test_http_settings_parse_and_round_trip() -> None:
     doc = _doc()
     doc["spec"]["components"].append(
-        _web(routes=["/logs", "/logs/:id", "ex.io/..."], instances="reuse", maxBodySize="2Mi", requestTimeout="5s")
+        _web(routes=["/web", "/web/:id", "ex.io/..."], instances="reuse", maxBodySize="2Mi", requestTimeout="5s")
     )
-    doc["spec"]["components"][0]["grants"] = {"allowedOutboundHosts": ["https://api.example.com"]}
+    doc["spec"]["components"][1]["grants"] = {"allowedOutboundHosts": ["https://api.example.com"]}
     spec = manifest.parse(doc)
     web = spec.component("web").http
-    assert web.routes == ("/logs", "/logs/:id", "ex.io/...") and web.instances == "reuse"
+    assert web.routes == ("/web", "/web/:id", "ex.io/...") and web.instances == "reuse"
     assert web.max_body_bytes == 2 << 20 and web.request_timeout == 5.0
     assert spec.component("ingestor").grants.outbound_hosts == ("https://api.example.com",)
     assert manifest.load(spec.to_yaml()) == spec
@@ -113,18 +114,18 @@ def test_http_settings_parse_and_round_trip() -> None:
 @pytest.mark.parametrize(
     ("http", "field", "words"),
     [
-        ({"routes": []}, "spec.components[4].http.routes", "at least one"),
-        ({"routes": ["nope"]}, "spec.components[4].http.routes[0]", "must start with '/'"),
-        ({"routes": ["/a", "/a"]}, "spec.components[4].http.routes[1]", "overlaps spec.components[4].http.routes[0]"),
-        ({"routes": ["/a"], "instances": "pooled"}, "spec.components[4].http.instances", "fresh, reuse"),
-        ({"routes": ["/a"], "maxConcurrent": 0}, "spec.components[4].http.maxConcurrent", "1 to 10000"),
-        ({"routes": ["/a"], "maxBodySize": "2Gi"}, "spec.components[4].http.maxBodySize", "between"),
+        ({"routes": []}, "spec.components[5].http.routes", "at least one"),
+        ({"routes": ["nope"]}, "spec.components[5].http.routes[0]", "must start with '/'"),
+        ({"routes": ["/a", "/a"]}, "spec.components[5].http.routes[1]", "overlaps spec.components[5].http.routes[0]"),
+        ({"routes": ["/a"], "instances": "pooled"}, "spec.components[5].http.instances", "fresh, reuse"),
+        ({"routes": ["/a"], "maxConcurrent": 0}, "spec.components[5].http.maxConcurrent", "1 to 10000"),
+        ({"routes": ["/a"], "maxBodySize": "2Gi"}, "spec.components[5].http.maxBodySize", "between"),
         (
             {"routes": ["/a"], "firstByteTimeout": "10s", "requestTimeout": "1s"},
-            "spec.components[4].http.firstByteTimeout",
+            "spec.components[5].http.firstByteTimeout",
             "longer than",
         ),
-        ({"routes": ["/a"], "port": 80}, "spec.components[4].http.port", "unknown field"),
+        ({"routes": ["/a"], "port": 80}, "spec.components[5].http.port", "unknown field"),
     ],
 )
 def test_http_errors_name_the_field(http: dict, field: str, words: str) -> None:
@@ -140,8 +141,8 @@ def test_two_components_of_one_application_cannot_claim_one_route() -> None:
     doc["spec"]["components"] += [_web(routes=["/api/..."]), {**_web(routes=["/api/..."]), "name": "web2"}]
     with pytest.raises(InvalidManifest) as err:
         manifest.parse(doc)
-    assert err.value.field == "spec.components[5].http.routes[0]"
-    assert "(web2) overlaps spec.components[4].http.routes[0] /api/... (web)" in err.value.message
+    assert err.value.field == "spec.components[6].http.routes[0]"
+    assert "(web2) overlaps spec.components[5].http.routes[0] /api/... (web)" in err.value.message
 
 
 def test_http_components_get_no_volumes_and_sockets_stay_refused() -> None:
@@ -149,8 +150,8 @@ def test_http_components_get_no_volumes_and_sockets_stay_refused() -> None:
     doc["spec"]["components"].append({**_web(routes=["/a"]), "grants": {"volumes": [{"name": "v", "path": "/v"}]}})
     with pytest.raises(InvalidManifest, match="cannot be granted volumes") as err:
         manifest.parse(doc)
-    assert err.value.field == "spec.components[4].grants.volumes"
+    assert err.value.field == "spec.components[5].grants.volumes"
     doc = _doc()
-    doc["spec"]["components"][0]["grants"] = {"network": True}
+    doc["spec"]["components"][1]["grants"] = {"network": True}
     with pytest.raises(InvalidManifest, match="allowedOutboundHosts"):
         manifest.parse(doc)

@@ -93,9 +93,11 @@ def test_the_whole_example_validates(summaries: dict[str, dict]) -> None:  # typ
     digests = {c.name: "sha256:" + str(i) * 64 for i, c in enumerate(spec.components, 1)}
     spec = spec.with_artifacts(lambda c: digests[c.name])
     by_digest = {digests[name]: summaries[name] for name in digests}
-    assert set(check_links(spec, by_digest)) == {"ingestor", "processor", "parser", "archiver"}
+    caps = check_links(spec, by_digest)
+    assert set(caps) == {"gateway", "ingestor", "processor", "parser", "archiver"}
+    assert "wasi-http" in caps["gateway"]  # it imports wasi:http: a node must offer it
     unlinked = manifest.parse(
-        {**spec.to_dict(), "spec": {**spec.to_dict()["spec"], "links": spec.to_dict()["spec"]["links"][:2]}}
+        {**spec.to_dict(), "spec": {**spec.to_dict()["spec"], "links": spec.to_dict()["spec"]["links"][:3]}}
     )
     with pytest.raises(InvalidManifest, match=f"processor imports {PARSE}, but no link satisfies it"):
         check_links(unlinked, by_digest)

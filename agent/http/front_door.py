@@ -21,8 +21,8 @@ from typing import Any
 from aiohttp import web
 
 from agent.http.bridge import ResponseBridge, StreamedBody
+from agent.http.component import HttpComponent, Outcome, status_for
 from agent.http.messages import IncomingRequest
-from agent.http.serving import HttpComponent, Outcome, status_for
 from agent.http.streams import Buffered
 from neon.observe import log
 from neon.observe.metrics import Registry
@@ -190,8 +190,8 @@ async def _respond(
         event = await bridge.next(min(first_byte, deadline - time.monotonic()))
     except TimeoutError:
         bridge.close()
-        if getattr(source, "timed_out", False):
-            return _text(408, "the request body did not arrive in time\n")
+        if getattr(source, "timed_out", False) or not getattr(source, "eof", True):
+            return _text(408, "the request body did not arrive in time\n")  # the client is slow, not the guest
         return _text(504, f"{label} did not start its response within {first_byte:g}s\n")
     cut = _cut_short(source)  # the body broke a limit: what the guest answered to a partial body is not sent
     if event[0] != "start" or cut is not None:

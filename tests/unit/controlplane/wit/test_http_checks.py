@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cli.devcluster.guests import build_hello_http
-from controlplane.wit.front_door import check_http_exports, check_route_claims
+from controlplane.wit.http_checks import check_http_exports, check_route_claims
 from controlplane.wit.interfaces import describe
 from neon import manifest
 from neon.errors import InvalidManifest
