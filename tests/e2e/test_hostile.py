@@ -458,3 +458,135 @@ def test_the_monitoring_surfaces_refuse_hostile_input(cluster: Cluster, fault_re
         f"hostile monitoring input: {TRIED['http requests']} HTTP requests, {TRIED['metrics reports']} metrics "
         f"reports, {TRIED['log requests']} log requests; refused clearly, still serving"
     )
+
+
+# ------------------------------------------------------------ the front door --
+
+PROBE_HTTP = """\
+apiVersion: neon-grid.dev/v1
+kind: Application
+metadata: {{name: probe-http}}
+spec:
+  components:
+    - name: web
+      artifact: {artifact}
+      placement: {{nodeSelector: {{tier: edge}}}}
+      http:
+        routes: ["/..."]
+        instances: reuse
+        maxBodySize: 4Ki
+        maxHeaderSize: 2Ki
+        firstByteTimeout: 1s
+        requestTimeout: 2s
+"""
+
+
+def _exchange(address: tuple[str, int], data: bytes, timeout: float = 10.0) -> bytes:
+    """Send ``data`` on a fresh connection and read until the server closes it or answers one response."""
+    import socket
+
+    with socket.create_connection(address, timeout=timeout) as sock:
+        sock.sendall(data)
+        got = b""
+        try:
+            while chunk := sock.recv(65536):
+                got += chunk
+                if b"\r\n\r\n" in got:
+                    head, _, body = got.partition(b"\r\n\r\n")
+                    length = next(
+                        (
+                            int(v)
+                            for k, _, v in (ln.partition(b":") for ln in head.split(b"\r\n"))
+                            if k.lower() == b"content-length"
+                        ),
+                        None,
+                    )
+                    if length is not None and len(body) >= length:
+                        break
+        except (ConnectionResetError, TimeoutError):
+            pass
+        return got
+
+
+def _code(answer: bytes) -> int:
+    parts = answer.split(b"\r\n", 1)[0].split()
+    return int(parts[1]) if len(parts) >= 2 and parts[0].startswith(b"HTTP/1.") else 0
+
+
+def test_the_front_door_refuses_hostile_http_and_keeps_serving(
+    cluster: Cluster, tmp_path: Path, fault_report: list[str]
+) -> None:
+    import random
+    import socket
+    from urllib.parse import urlsplit
+
+    from cli.devcluster.guests import build_http_guest
+    from tests.support.helpers import GUESTS, assert_eventually
+
+    client = cluster.client
+    assert client is not None
+    root = GUESTS / "http-probe"
+    manifest_path = tmp_path / "probe-http.yaml"
+    manifest_path.write_text(PROBE_HTTP.format(artifact=build_http_guest(root, "http-probe", root / "app")))
+    client.apply_file(manifest_path)
+    wait_running(client, "probe-http")
+    url = urlsplit(next(n.http_url for n in client.list_nodes() if n.name == "edge-1"))
+    address = (url.hostname or "127.0.0.1", url.port or 80)
+    ok = b"GET /fine HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    assert _code(_exchange(address, ok)) == 200
+    counts: collections.Counter[str] = collections.Counter()
+    rng = random.Random(22)
+
+    for _ in range(60):  # request lines and headers that are not HTTP
+        junk = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200)))
+        code = _code(_exchange(address, junk + b"\r\n\r\n"))
+        assert code in (0, 400), (junk, code)  # answered 400, or the connection closed
+        counts["malformed requests"] += 1
+    for name, line in (
+        ("a header field over the component's limit", b"X-Big: " + b"a" * 3000 + b"\r\n"),
+        ("a header field over the parser's limit", b"X-Huge: " + b"a" * 70_000 + b"\r\n"),
+    ):
+        code = _code(_exchange(address, b"GET / HTTP/1.1\r\nHost: x\r\n" + line + b"\r\n"))
+        assert code in (431, 400), (name, code)
+        counts["oversized headers"] += 1
+    body = b"b" * 5000
+    answer = _exchange(address, b"POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + body)
+    assert _code(answer) == 413
+    chunked = b"POST /read HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunked += b"".join(b"%x\r\n%s\r\n" % (1000, b"c" * 1000) for _ in range(5)) + b"0\r\n\r\n"
+    assert _code(_exchange(address, chunked)) == 413
+    counts["oversized bodies"] += 2
+
+    slow = socket.create_connection(address, timeout=10)  # a byte a second, never the whole body
+    slow.sendall(b"POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 4000\r\n\r\n")
+    for _ in range(3):
+        slow.sendall(b"s")
+        slow.settimeout(1.0)
+        try:
+            answer = slow.recv(65536)
+            break
+        except TimeoutError:
+            continue
+    else:
+        slow.settimeout(10)
+        answer = slow.recv(65536)
+    assert _code(answer) == 408, answer[:80]
+    slow.close()
+    counts["slow clients"] += 1
+    for _ in range(5):  # gone mid-body
+        with socket.create_connection(address, timeout=10) as sock:
+            sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4000\r\n\r\n" + b"d" * 1000)
+        counts["disconnects mid-body"] += 1
+    assert _code(_exchange(address, b"GET /never HTTP/1.1\r\nHost: x\r\n\r\n")) in (503, 504)
+    assert _exchange(address, b"GET /twice HTTP/1.1\r\nHost: x\r\n\r\n").count(b"HTTP/1.1") <= 1
+    assert _code(_exchange(address, b"GET /trap HTTP/1.1\r\nHost: x\r\n\r\n")) == 500
+    counts["misbehaving guests"] += 3
+
+    assert_eventually(lambda: _code(_exchange(address, ok)) == 200, timeout=20)  # still serving
+    agent = cluster.agents["edge-1"]
+    assert agent.alive(), agent.tail()
+    fault_report.append(
+        "hostile HTTP at the front door: "
+        + ", ".join(f"{n} {what}" for what, n in sorted(counts.items()))
+        + "; each answered 400/408/413/431/500/503/504 or cut off, and the agent kept serving"
+    )
