@@ -108,12 +108,13 @@ def _componentize_js() -> str:
     return str(binary)
 
 
-def build_js_guest(wit: Path, world: str, source: Path) -> Path:
+def build_js_guest(wit: Path, world: str, source: Path, http: bool = False) -> Path:
     """Build a JavaScript guest (one ES module) with componentize-js; returns the cached .wasm path.
 
-    The HTTP and fetch-event WASI features are disabled: these guests are called, not served.
+    Without ``http`` the HTTP and fetch-event WASI features are disabled: such guests are called, not
+    served. With it, the guest answers StarlingMonkey's fetch event and exports wasi:http's handler.
     """
-    hasher = hashlib.sha256(f"componentize-js {COMPONENTIZE_JS}\0{world}\0".encode())
+    hasher = hashlib.sha256(f"componentize-js {COMPONENTIZE_JS}\0{world}\0{http}\0".encode())
     _tree_hash(hasher, wit)
     hasher.update(source.read_bytes())
     out = cache_dir() / "guests" / f"{world}-js-{hasher.hexdigest()[:20]}.wasm"
@@ -127,9 +128,7 @@ def build_js_guest(wit: Path, world: str, source: Path) -> Path:
                 str(wit),
                 "-n",
                 world,
-                "-d",
-                "http",
-                "fetch-event",
+                *([] if http else ["-d", "http", "fetch-event"]),
                 "-o",
                 str(target),
             ]
@@ -222,6 +221,25 @@ def build_http_guest(root: Path, world: str, source: Path | None = None, package
     the WASI packages (and ``packages``, WIT folders its world imports from) are added from the cache
     (:mod:`cli.devcluster.wasi_wit`)."""
     return build_python_guest(with_wasi(root / "wit", cache_dir(), packages), world, source or root)
+
+
+def build_js_http_guest(root: Path, world: str, source: Path) -> Path:
+    """A JavaScript wasi:http guest (componentize-js' fetch event): ``root/wit`` holds its world, which includes
+    ``wasi:http/proxy@0.2.10``, the version StarlingMonkey in componentize-js 0.23 exports. The WASI packages
+    come with componentize-js (its jco's 0.2.12 WIT, named 0.2.10 here: the 0.2.x WIT is compatible)."""
+    builtin = Path(_componentize_js()).parents[1] / "@bytecodealliance" / "jco" / "lib" / "wit" / "builtin" / "0.2.12"
+    if not builtin.is_dir():
+        raise ComponentError(f"componentize-js {COMPONENTIZE_JS} came without jco's WASI 0.2.12 WIT ({builtin})")
+    staged = cache_dir() / "wit" / f"js-{world}-{hashlib.sha256(str(root).encode()).hexdigest()[:12]}"
+    if staged.exists():
+        shutil.rmtree(staged)
+    shutil.copytree(root / "wit", staged)
+    for package in builtin.iterdir():
+        for wit in package.glob("*.wit"):
+            target = staged / "deps" / package.name / wit.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(wit.read_text().replace("@0.2.12", "@0.2.10"))
+    return build_js_guest(staged, world, source, http=True)
 
 
 def build_hello_http() -> Path:

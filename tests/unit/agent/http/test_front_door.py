@@ -24,7 +24,7 @@ from agent.http.messages import IncomingRequest
 from agent.http.outbound import Outbound
 from agent.http.streams import Buffered
 from agent.runtime.engine import ComponentTemplate, Runtime
-from cli.devcluster.guests import build_hello_http, build_http_guest
+from cli.devcluster.guests import EXAMPLES, build_hello_http, build_http_guest, build_js_http_guest
 from neon.errors import DeadlineExceeded, NeonGridError
 from neon.http_spec import HttpSpec
 from neon.observe.metrics import Registry
@@ -46,6 +46,12 @@ def _load(runtime: Runtime, wasm: Path) -> Any:
 @pytest.fixture(scope="module")
 def hello(runtime: Runtime) -> Any:
     return _load(runtime, build_hello_http())
+
+
+@pytest.fixture(scope="module")
+def hello_js(runtime: Runtime) -> Any:
+    root = EXAMPLES / "hello-http" / "js"
+    return _load(runtime, build_js_http_guest(root, "hello", root / "app.js"))
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +121,18 @@ def test_routes_reach_the_component_in_both_instance_modes(door: Any, hello: Any
     status, text = d.request("GET", "/elsewhere")
     assert status == 404 and b"no route on node-1 matches /elsewhere" in text
     assert d.count(200) == 2 and d.door.unrouted.value() == 1
+
+
+def test_a_componentize_js_guest_runs_unchanged(door: Any, hello_js: Any) -> None:
+    """StarlingMonkey's fetch event, wasi:http 0.2.10 with WASI 0.2.12 beside it: a fresh instance each time
+    (it answers one fetch event per instance)."""
+    d = door(hello_js, HttpSpec(routes=("/hello/...",), instances="fresh"))
+    for i in range(3):
+        assert d.request("GET", f"/hello/js{i}?q=1") == (
+            200,
+            f"hello, js{i} (you asked for /hello/js{i}?q=1)\n".encode(),
+        )
+    assert d.request("POST", "/hello/x", b"from node") == (200, b"from node")
 
 
 def test_bodies_stream_both_ways(door: Any, probe: Any) -> None:
