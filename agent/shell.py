@@ -26,7 +26,7 @@ from agent.dataplane.server import DataPlaneServicer
 from agent.dataplane.serving import LOG_FOLLOWERS, Serving
 from agent.http.component import HttpComponent
 from agent.http.front_door import FrontDoor
-from agent.http.wiring import http_component, http_host
+from agent.http.wiring import connect_front_door, http_component, http_host
 from agent.linking import Linker
 from agent.observe.logbook import LogBook
 from agent.observe.metrics_report import metrics_report
@@ -92,7 +92,10 @@ class Agent:
         self.server: SyncServer | None = None
         self.dataplane = DataPlaneServicer(self.node, helpers=DATAPLANE_THREADS)
         self.http: HttpServer | None = None
-        self.front_door = FrontDoor(config.name, self.telemetry.registry) if config.http_listen else None
+        # HTTP components run on every node they are placed on (a request may be handed over to them);
+        # only a node given --http-listen also takes requests itself.
+        self.front_door = FrontDoor(config.name, self.telemetry.registry)
+        connect_front_door(self.front_door, self.router, self.dataplane, self.session, self.telemetry)
         self.address = ""
 
     @property
@@ -131,7 +134,7 @@ class Agent:
             self.http.route("/metrics", self._serve_metrics, HTTP_READERS)
             metrics_port = await self.http.start(self.config.metrics_listen or f"{host}:0")
             self.session.metrics_address = f"{self._advertised_host(self.config.metrics_listen, host)}:{metrics_port}"
-        if self.front_door is not None:
+        if self.config.http_listen:
             await self._open_front_door(host)
         self.session.connect()
         saved = self.desired.load()
@@ -156,7 +159,6 @@ class Agent:
         )
 
     async def _open_front_door(self, default_host: str) -> None:
-        assert self.front_door is not None
         tls = None
         if self.config.http_cert is not None and self.config.http_key is not None:
             tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -186,8 +188,7 @@ class Agent:
         self.dataplane.close()
         if self.http is not None:
             await self.http.stop()
-        if self.front_door is not None:
-            await self.front_door.stop()
+        await self.front_door.stop()
         await self.session.close()
         self.router.close()
         await self.prober.close()
@@ -252,7 +253,7 @@ class Agent:
         elif isinstance(ins, Start):
             self._spawn(self._start(ins.key, ins.spec), f"start {ins.key}")
         elif isinstance(ins, Stop):
-            if self.front_door is not None and (served := self.front_door.remove(*ins.key)) is not None:
+            if (served := self.front_door.remove(*ins.key)) is not None:
                 served.close()
             pool = self.node.remove(ins.key)
             if pool is not None:
@@ -328,7 +329,7 @@ class Agent:
             pool = InstancePool(template, on_trap, self.telemetry.component_meter(app, name))
             pool.warm()
             meter = self.telemetry.component_meter(app, name)
-            served = http_component(app, name, template, host, spec, on_http_trap, meter) if self.front_door else None
+            served = http_component(app, name, template, host, spec, on_http_trap, meter)
             return pool, served
 
         try:
@@ -347,10 +348,9 @@ class Agent:
         old = self.node.install(key, pool, spec.fused_members)
         if old is not None:
             old.close()
-        if self.front_door is not None:
-            replaced = self.front_door.install(served) if served is not None else self.front_door.remove(app, name)
-            if replaced is not None:
-                replaced.close()
+        replaced = self.front_door.install(served) if served is not None else self.front_door.remove(app, name)
+        if replaced is not None:
+            replaced.close()
         sink("agent", f"running {spec.artifact[:19]} ({spec.runtime.mode}, {spec.runtime.instances} instance(s))")
         _log.info(
             "instance running",

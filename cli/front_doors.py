@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from neon import manifest
+from neon.routes import url_prefix
 
 
 def route_rows(apps: Iterable[Any], nodes: Iterable[Any]) -> list[dict[str, Any]]:
@@ -28,17 +29,7 @@ def route_rows(apps: Iterable[Any], nodes: Iterable[Any]) -> list[dict[str, Any]
                         "app": app.name,
                         "component": comp.name,
                         "nodes": where,
-                        "urls": [doors[n] + _prefix(route) for n in where if doors.get(n)],
+                        "urls": [doors[n] + url_prefix(route) for n in where if doors.get(n)],
                     }
                 )
     return sorted(rows, key=lambda r: (r["route"], r["app"]))
-
-
-def _prefix(route: str) -> str:
-    path = route if route.startswith("/") else "/" + route.partition("/")[2]
-    fixed = []
-    for segment in path.split("/")[1:]:
-        if segment == "..." or segment.startswith(":"):
-            break
-        fixed.append(segment)
-    return "/" + "/".join(fixed)

@@ -115,6 +115,17 @@ def best(routes: Sequence[tuple[Route, T]], host: str, path: str) -> T | None:
     return max(found, key=lambda rv: (rv[0].host is not None, _seq(rv[0], n)))[1]
 
 
+def url_prefix(route: str) -> str:
+    """The fixed path a route starts with, to print a URL for it (``/users/:id`` -> ``/users``)."""
+    path = route if route.startswith("/") else "/" + route.partition("/")[2]
+    fixed = []
+    for segment in path.split("/")[1:]:
+        if segment == "..." or segment.startswith(":"):
+            break
+        fixed.append(segment)
+    return "/" + "/".join(fixed)
+
+
 def split_path(path: str) -> tuple[str, ...]:
     """A request path's segments (the query string and empty segments dropped)."""
     return tuple(s for s in path.split("?", 1)[0].split("#", 1)[0].split("/") if s)

@@ -25,6 +25,7 @@ from neon.security import pki
 from neon.security.tls import Credentials, aio_channel
 
 _log = log.get("neon.agent")
+RouteRow = tuple[str, str, str, tuple[str, ...], tuple[str, ...]]  # route, app, component, nodes, endpoints
 
 
 class ControlSession:
@@ -45,6 +46,11 @@ class ControlSession:
         self.address = ""  # this node's data-plane address, as registered
         self.metrics_address = ""
         self.http_url = ""  # the front door, when this node serves HTTP
+        # The cluster's HTTP route table, from heartbeats: (version, [(route, app, component, nodes, endpoints)]).
+        self.routes_version = ""
+        self.on_routes: Callable[[str, list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]]], None] | None = (
+            None
+        )
         self.peers: list[tuple[str, str]] = []  # (name, data-plane address), from heartbeats
         self.report_dirty = asyncio.Event()
         self.registered = asyncio.Event()
@@ -199,9 +205,19 @@ class ControlSession:
             await asyncio.sleep(interval)
             try:
                 reply = await self.control.Heartbeat(
-                    control_pb2.HeartbeatRequest(name=self.config.name, lease_id=lease_id), timeout=interval
+                    control_pb2.HeartbeatRequest(
+                        name=self.config.name, lease_id=lease_id, routes_version=self.routes_version
+                    ),
+                    timeout=interval,
                 )
                 self.peers = [(p.name, p.dataplane_address) for p in reply.peers]
+                if reply.routes_changed:
+                    self.routes_version = reply.routes_version
+                    if self.on_routes is not None:
+                        self.on_routes(
+                            reply.routes_version,
+                            [(r.route, r.app, r.component, tuple(r.nodes), tuple(r.endpoints)) for r in reply.routes],
+                        )
             except grpc.aio.AioRpcError as err:
                 _log.warning("heartbeat failed", code=err.code().name, error=err.details())
                 if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE):

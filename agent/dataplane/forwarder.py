@@ -115,6 +115,17 @@ class Router:
             self._channels.clear()
             self._lanes.clear()
 
+    def channel(self, address: str) -> grpc.Channel:
+        """The channel to ``address``'s data plane with this node's credentials (opened on first use)."""
+        with self._lock:
+            return self._channel(address)
+
+    def _channel(self, address: str) -> grpc.Channel:
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = self._channels[address] = tls.sync_channel(address, self.creds, pki.AGENT_NAME, CHANNEL_OPTIONS)
+        return channel
+
     def lane(self, address: str) -> Lane:
         """The calls to ``address``, over its channel (opened on first use)."""
         lane = self._lanes.get(address)
@@ -123,8 +134,7 @@ class Router:
         with self._lock:
             lane = self._lanes.get(address)
             if lane is None:
-                channel = tls.sync_channel(address, self.creds, pki.AGENT_NAME, CHANNEL_OPTIONS)
-                self._channels[address] = channel
+                channel = self._channel(address)
                 lane = self._lanes[address] = Lane(
                     self.node,
                     _raw_method(channel, "Call"),

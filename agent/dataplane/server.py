@@ -36,7 +36,7 @@ from agent.runtime.pool import InstancePool
 from neon._proto import dataplane_pb2
 from neon._proto.values_pb2 import Value
 from neon._validate import loads_json
-from neon.errors import CallFailed, DeadlineExceeded, InvalidArgument, NeonGridError, PermissionDenied
+from neon.errors import CallFailed, DeadlineExceeded, InvalidArgument, NeonGridError, NotRunning, PermissionDenied
 from neon.observe import log
 from neon.rpc.servers import GuardedServer, SyncContext, edge
 from neon.security.tls import peer_of
@@ -59,6 +59,8 @@ class DataPlaneServicer:
         self._routes_serving = -1
         # Threads that run a batch's calls beside its handler thread, for components with several instances.
         self._helpers = futures.ThreadPoolExecutor(helpers, thread_name_prefix="batch")
+        # Serves an HTTP request handed over by another node's front door (set by the agent's front door).
+        self.serve_http: Callable[[dataplane_pb2.HttpRequest], dataplane_pb2.HttpResponse] | None = None
 
     def close(self) -> None:
         self._helpers.shutdown(wait=False, cancel_futures=True)
@@ -81,6 +83,9 @@ class DataPlaneServicer:
             ),
             "Logs": grpc.unary_stream_rpc_method_handler(
                 self.Logs, pb.LogsRequest.FromString, pb.LogLine.SerializeToString
+            ),
+            "ServeHttp": grpc.unary_unary_rpc_method_handler(
+                self.ServeHttp, pb.HttpRequest.FromString, pb.HttpResponse.SerializeToString
             ),
         }
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(frames.SERVICE, forwarded | others),))
@@ -212,6 +217,15 @@ class DataPlaneServicer:
         routes[(app, component, ref.interface, ref.name)] = route
         self._routes, self._routes_serving = routes, serving
         return route
+
+    @edge
+    def ServeHttp(self, request: dataplane_pb2.HttpRequest, context: SyncContext) -> dataplane_pb2.HttpResponse:
+        """An HTTP request another node's front door handed over: served by this node's front door."""
+        if self.serve_http is None:
+            raise NotRunning(
+                f"node {self.node.name} serves no HTTP components", app=request.app, component=request.component
+            )
+        return self.serve_http(request)
 
     @edge
     def Invoke(self, request: dataplane_pb2.InvokeRequest, context: SyncContext) -> dataplane_pb2.InvokeResponse:

@@ -22,8 +22,10 @@ from aiohttp import web
 
 from agent.http.bridge import ResponseBridge, StreamedBody
 from agent.http.component import HttpComponent, Outcome, status_for
+from agent.http.handover import Handover, serve_handed_over
 from agent.http.messages import IncomingRequest
 from agent.http.streams import Buffered
+from neon._proto import dataplane_pb2
 from neon.observe import log
 from neon.observe.metrics import Registry
 from neon.routes import Route, best, parse_route
@@ -59,6 +61,7 @@ class FrontDoor:
         self.unrouted = registry.counter(
             "neon_http_unrouted_total", "Requests no route of this node matched (answered 404)"
         )
+        self.handover = Handover(node)  # the cluster's routes, for requests this node does not serve
         self._runner: web.ServerRunner | None = None
         self.url = ""
 
@@ -119,13 +122,28 @@ class FrontDoor:
         started = time.monotonic()
         found = best(self._routes, request.host, request.path_qs)
         if found is None:
-            self.unrouted.inc()
-            return _text(404, f"no route on {self.node} matches {request.path}\n")
+            target = self.handover.target(request.host, request.path_qs)
+            if target is None:
+                self.unrouted.inc()
+                return _text(404, f"no route on {self.node} or elsewhere in the cluster matches {request.path}\n")
+            handed = await self.handover.forward(request, target, self.executor)
+            self._count(target.app, target.component, target.route, handed.status, started)
+            return handed
         comp, route = found
         response = await self._serve(comp, request, started)
-        self.requests.inc(comp.app, comp.name, route, str(response.status))
-        self.duration.observe(time.monotonic() - started, comp.app, comp.name, route)
+        self._count(comp.app, comp.name, route, response.status, started)
         return response
+
+    def _count(self, app: str, component: str, route: str, status: int, started: float) -> None:
+        self.requests.inc(app, component, route, str(status))
+        self.duration.observe(time.monotonic() - started, app, component, route)
+
+    def serve_handed_over(self, request: dataplane_pb2.HttpRequest) -> dataplane_pb2.HttpResponse:
+        """A request another node's front door handed here (in a data-plane thread)."""
+        started = time.monotonic()
+        answer = serve_handed_over(self.node, self.components, request)
+        self._count(request.app, request.component, f"(handed over by {request.via})", answer.status, started)
+        return answer
 
     async def _serve(self, comp: HttpComponent, request: web.BaseRequest, started: float) -> web.StreamResponse:
         spec = comp.spec

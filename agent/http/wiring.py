@@ -7,11 +7,18 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable
 
+from agent.control.session import ControlSession
+from agent.dataplane.forwarder import Router
+from agent.dataplane.server import DataPlaneServicer
 from agent.http.component import HttpComponent
+from agent.http.front_door import FrontDoor
+from agent.http.handover import RouteTarget
 from agent.http.host import HttpHost, uses_http
 from agent.http.outbound import Outbound
+from agent.observe.telemetry import Telemetry
 from agent.runtime.denials import DenialLog
 from agent.runtime.engine import ComponentTemplate, GuestOutput, Runtime
+from neon._proto import dataplane_pb2, dataplane_pb2_grpc
 from neon.errors import NeonGridError
 from neon.model import ComponentAssignment
 from neon.observe import log
@@ -66,3 +73,21 @@ def http_component(
     served = HttpComponent(app, name, template, host, spec.http, on_trap, meter)
     served.warm()
     return served
+
+
+def connect_front_door(
+    door: FrontDoor, router: Router, dataplane: DataPlaneServicer, session: ControlSession, telemetry: Telemetry
+) -> None:
+    """Hand requests this node does not serve to the nodes that do (over the data plane, nearest first, with the
+    route table the heartbeats bring), and serve the requests other nodes hand here."""
+
+    def send(endpoint: str, message: dataplane_pb2.HttpRequest, timeout: float) -> dataplane_pb2.HttpResponse:
+        return dataplane_pb2_grpc.DataPlaneStub(router.channel(endpoint)).ServeHttp(message, timeout=timeout)
+
+    def rtt(node: str) -> float | None:
+        return telemetry.peer_rtt.value(node) or None
+
+    door.handover.send = send
+    door.handover.rtt = rtt
+    dataplane.serve_http = door.serve_handed_over
+    session.on_routes = lambda version, routes: door.handover.set_routes(version, [RouteTarget(*r) for r in routes])

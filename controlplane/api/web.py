@@ -17,7 +17,9 @@ from typing import Any
 from google.protobuf import json_format
 
 from controlplane.api.plane import Plane
+from neon import manifest
 from neon.observe.metrics import CONTENT_TYPE, Counter, Family, Gauge, Histogram, HistogramValue, Registry, render
+from neon.routes import url_prefix
 from neon.rpc.http import HttpServer, Request, Response
 from neon.security.authz import HTTP_READERS
 
@@ -92,6 +94,7 @@ class Web:
                 "tier": _tier(n.labels),
                 "labels": n.labels,
                 "dataplane": n.dataplane_address,
+                "http": n.http_url,
                 "version": n.version,
             }
             for n in live.values()
@@ -101,7 +104,9 @@ class Web:
             for info, _ in unreachable.values()
         ]
         statuses = await self.cp.reads.statuses(nodes=(live, unreachable))
+        doors = {n.name: n.http_url for n in live.values()}
         for status in statuses:
+            status["routes"] = _routes(status, doors)
             status.pop("manifest_yaml", None)
         telemetry = await self.cp.reads.telemetry()
         _, events = await self.cp.store.events.recent_events(25)
@@ -127,6 +132,26 @@ class Web:
                 "events": [e.to_dict() for e in reversed(events)],
             }
         )
+
+
+def _routes(status: dict[str, Any], doors: dict[str, str]) -> list[dict[str, Any]]:
+    """An application's HTTP routes, each with its component and a URL on every front door running it."""
+    text = status.get("manifest_yaml") or ""
+    if not text:
+        return []
+    running = {
+        c["name"]: sorted({r["node"] for r in c.get("replicas", []) if r.get("state") == "Running"})
+        for c in status.get("components", [])
+    }
+    return [
+        {
+            "route": route,
+            "component": comp.name,
+            "urls": [doors[n] + url_prefix(route) for n in running.get(comp.name, []) if doors.get(n)],
+        }
+        for comp in manifest.load(text).components
+        for route in comp.http.routes
+    ]
 
 
 def _tier(labels: dict[str, str]) -> str:

@@ -13,6 +13,7 @@ from typing import Callable
 from controlplane.placement import Placer
 from controlplane.reconcile.events import new_event
 from controlplane.reconcile.plan import NOT_COMPOSED, next_grace_expiry, plan
+from controlplane.reconcile.route_table import RouteEntry, route_table
 from controlplane.state.store import Store
 from controlplane.state.world import Composition, World
 from controlplane.wit.composer import Composer
@@ -44,6 +45,10 @@ class ReconcileLoop:
         self._nodes: dict[str, NodeInfo] = {}
         self._sorted_nodes: list[NodeInfo] = []
         self._endpoints_of: dict[str, set[str]] = {}  # node -> nodes its assignments forward to
+        # The cluster's HTTP routes and where they run, for the agents' front doors (sent with heartbeats);
+        # no version until this replica has reconciled (a follower sends none).
+        self.routes_version: str = ""
+        self.routes: tuple[RouteEntry, ...] = ()
 
     def mark_dirty(self) -> None:
         self._dirty.set()
@@ -97,6 +102,7 @@ class ReconcileLoop:
                             by_address[a] for a in binding.get("endpoints", []) if a in by_address
                         )
         self._endpoints_of = endpoints
+        self.routes_version, self.routes = route_table(world)
         first, _ = plan(world, self.placer)
         compositions = {}
         for draft in first:  # fuse what placement co-locates (cached by inputs), then plan with the results

@@ -1385,21 +1385,66 @@ class HeartbeatRequest(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     LEASE_ID_FIELD_NUMBER: _builtins.int
+    ROUTES_VERSION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     lease_id: _builtins.int
+    routes_version: _builtins.str
+    """The version of the cluster's HTTP route table this agent holds; the reply carries the table
+    only when the control plane's differs.
+    """
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         lease_id: _builtins.int = ...,
+        routes_version: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease_id", b"lease_id", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease_id", b"lease_id", "name", b"name", "routes_version", b"routes_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HeartbeatRequest: _TypeAlias = HeartbeatRequest  # noqa: Y015
+
+@_typing.final
+class HttpRoute(_message.Message):
+    """One HTTP route of the cluster and the nodes that serve it (a front door hands a request it cannot
+    serve itself to one of them).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROUTE_FIELD_NUMBER: _builtins.int
+    APP_FIELD_NUMBER: _builtins.int
+    COMPONENT_FIELD_NUMBER: _builtins.int
+    NODES_FIELD_NUMBER: _builtins.int
+    ENDPOINTS_FIELD_NUMBER: _builtins.int
+    route: _builtins.str
+    app: _builtins.str
+    component: _builtins.str
+    @_builtins.property
+    def nodes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def endpoints(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The data-plane addresses of `nodes`, in the same order."""
+
+    def __init__(
+        self,
+        *,
+        route: _builtins.str = ...,
+        app: _builtins.str = ...,
+        component: _builtins.str = ...,
+        nodes: _abc.Iterable[_builtins.str] | None = ...,
+        endpoints: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app", b"app", "component", b"component", "endpoints", b"endpoints", "nodes", b"nodes", "route", b"route"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HttpRoute: _TypeAlias = HttpRoute  # noqa: Y015
 
 @_typing.final
 class HeartbeatResponse(_message.Message):
@@ -1407,20 +1452,31 @@ class HeartbeatResponse(_message.Message):
 
     TTL_SECONDS_FIELD_NUMBER: _builtins.int
     PEERS_FIELD_NUMBER: _builtins.int
+    ROUTES_VERSION_FIELD_NUMBER: _builtins.int
+    ROUTES_FIELD_NUMBER: _builtins.int
+    ROUTES_CHANGED_FIELD_NUMBER: _builtins.int
     ttl_seconds: _builtins.int
+    routes_version: _builtins.str
+    """The control plane's route table version, and the table when it differs from the request's."""
+    routes_changed: _builtins.bool
     @_builtins.property
     def peers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Peer]:
         """Nodes whose round trip this node should measure."""
 
+    @_builtins.property
+    def routes(self) -> _containers.RepeatedCompositeFieldContainer[Global___HttpRoute]: ...
     def __init__(
         self,
         *,
         ttl_seconds: _builtins.int = ...,
         peers: _abc.Iterable[Global___Peer] | None = ...,
+        routes_version: _builtins.str = ...,
+        routes: _abc.Iterable[Global___HttpRoute] | None = ...,
+        routes_changed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["peers", b"peers", "ttl_seconds", b"ttl_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["peers", b"peers", "routes", b"routes", "routes_changed", b"routes_changed", "routes_version", b"routes_version", "ttl_seconds", b"ttl_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -55,6 +55,11 @@ class DataPlaneStub:
                 request_serializer=neon_dot_v1_dot_dataplane__pb2.LogsRequest.SerializeToString,
                 response_deserializer=neon_dot_v1_dot_dataplane__pb2.LogLine.FromString,
                 _registered_method=True)
+        self.ServeHttp = channel.unary_unary(
+                '/neon.v1.DataPlane/ServeHttp',
+                request_serializer=neon_dot_v1_dot_dataplane__pb2.HttpRequest.SerializeToString,
+                response_deserializer=neon_dot_v1_dot_dataplane__pb2.HttpResponse.FromString,
+                _registered_method=True)
 
 
 class DataPlaneServicer:
@@ -90,6 +95,14 @@ class DataPlaneServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ServeHttp(self, request, context):
+        """An HTTP request another agent's front door received for a route whose component runs here
+        (not there): served by this node's instance of it, the whole response returned.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DataPlaneServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -112,6 +125,11 @@ def add_DataPlaneServicer_to_server(servicer, server):
                     servicer.Logs,
                     request_deserializer=neon_dot_v1_dot_dataplane__pb2.LogsRequest.FromString,
                     response_serializer=neon_dot_v1_dot_dataplane__pb2.LogLine.SerializeToString,
+            ),
+            'ServeHttp': grpc.unary_unary_rpc_method_handler(
+                    servicer.ServeHttp,
+                    request_deserializer=neon_dot_v1_dot_dataplane__pb2.HttpRequest.FromString,
+                    response_serializer=neon_dot_v1_dot_dataplane__pb2.HttpResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +240,33 @@ class DataPlane:
             '/neon.v1.DataPlane/Logs',
             neon_dot_v1_dot_dataplane__pb2.LogsRequest.SerializeToString,
             neon_dot_v1_dot_dataplane__pb2.LogLine.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ServeHttp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neon.v1.DataPlane/ServeHttp',
+            neon_dot_v1_dot_dataplane__pb2.HttpRequest.SerializeToString,
+            neon_dot_v1_dot_dataplane__pb2.HttpResponse.FromString,
             options,
             channel_credentials,
             insecure,

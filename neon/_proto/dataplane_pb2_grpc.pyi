@@ -44,6 +44,10 @@ class DataPlaneStub:
     """A component's output on this node (guest stdout and stderr, and what the agent says about it):
     the last lines, then new ones while following.
     """
+    ServeHttp: _grpc.UnaryUnaryMultiCallable[_dataplane_pb2.HttpRequest, _dataplane_pb2.HttpResponse]
+    """An HTTP request another agent's front door received for a route whose component runs here
+    (not there): served by this node's instance of it, the whole response returned.
+    """
 
 @_typing.type_check_only
 class DataPlaneAsyncStub(DataPlaneStub):
@@ -59,6 +63,10 @@ class DataPlaneAsyncStub(DataPlaneStub):
     Logs: _aio.UnaryStreamMultiCallable[_dataplane_pb2.LogsRequest, _dataplane_pb2.LogLine]  # type: ignore[assignment]
     """A component's output on this node (guest stdout and stderr, and what the agent says about it):
     the last lines, then new ones while following.
+    """
+    ServeHttp: _aio.UnaryUnaryMultiCallable[_dataplane_pb2.HttpRequest, _dataplane_pb2.HttpResponse]  # type: ignore[assignment]
+    """An HTTP request another agent's front door received for a route whose component runs here
+    (not there): served by this node's instance of it, the whole response returned.
     """
 
 class DataPlaneServicer(metaclass=_abc_1.ABCMeta):
@@ -96,6 +104,16 @@ class DataPlaneServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_dataplane_pb2.LogLine], _abc.AsyncIterator[_dataplane_pb2.LogLine]]:
         """A component's output on this node (guest stdout and stderr, and what the agent says about it):
         the last lines, then new ones while following.
+        """
+
+    @_abc_1.abstractmethod
+    def ServeHttp(
+        self,
+        request: _dataplane_pb2.HttpRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_dataplane_pb2.HttpResponse, _abc.Awaitable[_dataplane_pb2.HttpResponse]]:
+        """An HTTP request another agent's front door received for a route whose component runs here
+        (not there): served by this node's instance of it, the whole response returned.
         """
 
 def add_DataPlaneServicer_to_server(servicer: DataPlaneServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

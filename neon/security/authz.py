@@ -45,6 +45,7 @@ POLICY: dict[str, frozenset[str]] = {
     "/neon.v1.DataPlane/Call": frozenset({AGENT}),
     "/neon.v1.DataPlane/CallBatch": frozenset({AGENT}),
     "/neon.v1.DataPlane/Invoke": frozenset({CONTROLPLANE}),
+    "/neon.v1.DataPlane/ServeHttp": frozenset({AGENT}),  # a front door handing a request to where it runs
     # A component's output is relayed to users by the control plane.
     "/neon.v1.DataPlane/Logs": frozenset({CONTROLPLANE}),
 }

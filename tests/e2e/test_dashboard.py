@@ -146,6 +146,11 @@ def test_dashboard_shows_placement_fusion_links_status_and_rates(
                 assert label.startswith("remote · ") and "/s" in label and not label.startswith("remote · 0.0/s"), label
 
             assert_eventually(rates_shown, timeout=20, interval=0.5)
+
+            # HTTP routes, with the URL at the edge node's front door.
+            edge_url = next(n.http_url for n in client.list_nodes() if n.name == "edge-1")
+            route = page.locator('[data-route="log-analyzer /logs"]').inner_text()
+            assert "/logs" in route and "gateway" in route and f"{edge_url}/logs" in route, route
             events = page.locator("#events tr[data-event]")
             assert events.count() > 0
             OUTPUT.mkdir(parents=True, exist_ok=True)

@@ -36,15 +36,20 @@ spec:
 """
 
 
-def get(url: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+def request(url: str, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes, dict[str, str]]:
     where = urlsplit(url)
     conn = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
     try:
-        conn.request("POST" if body is not None else "GET", path, body=body)
+        conn.request(method, path, body=body)
         response = conn.getresponse()
-        return response.status, response.read()
+        return response.status, response.read(), dict(response.getheaders())
     finally:
         conn.close()
+
+
+def get(url: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+    status, data, _ = request(url, "POST" if body is not None else "GET", path, body)
+    return status, data
 
 
 class _Upstream(http.server.BaseHTTPRequestHandler):
@@ -82,6 +87,18 @@ def test_an_http_component_answers_at_the_edge_front_door(cluster: Cluster, tmp_
         assert get(edge, "/hello/grid") == (200, b"hello, grid (you asked for /hello/grid)\n")
         assert get(edge, "/hello/x", b"posted body") == (200, b"posted body")
         assert get(edge, f"/hello/fetch?url=http://127.0.0.1:{port}/") == (200, b"200\nfrom upstream")
+
+        # The cloud node runs no instance of it: its front door hands the request over the data plane to
+        # edge-1 (the route table reaches it with a heartbeat) and says who served it.
+        cloud = urls["cloud-1"]
+
+        def handed_over() -> None:
+            answer = request(cloud, "POST", "/hello/via", b"over the data plane")
+            assert answer[:2] == (200, b"over the data plane"), answer
+            assert answer[2].get("Via") == "1.1 edge-1", answer[2]
+
+        assert_eventually(handed_over, timeout=30)
+        assert get(cloud, "/nothing/here")[0] == 404
 
         status, text = get(edge, f"/hello/fetch?url=http://127.0.0.1:{port + 1}/")
         assert status == 502 and b"HttpRequestDenied" in text

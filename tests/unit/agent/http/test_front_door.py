@@ -304,3 +304,59 @@ def test_handles_do_not_pile_up(runtime: Runtime, hello: Any, mode: str, request
         assert served.instantiated == 1 + served.retired, (served.instantiated, served.retired)
     else:
         assert live == [] and served.instantiated == requests  # one per request, none kept
+
+
+def test_routes_served_elsewhere_are_handed_over_or_refused_with_the_reason(door: Any, hello: Any) -> None:
+    from agent.http.handover import RouteTarget
+
+    d = door(hello, HttpSpec(routes=("/hello/...",)))
+    handover = d.door.handover
+    sent: list[tuple[str, Any]] = []
+
+    def send(endpoint: str, message: Any, timeout: float) -> Any:
+        from neon._proto import dataplane_pb2
+
+        sent.append((endpoint, message))
+        return dataplane_pb2.HttpResponse(status=201, body=b"from " + endpoint.encode(), served_by="far")
+
+    handover.send = send
+    handover.rtt = {"near": 0.001, "far": 0.050}.get
+    handover.set_routes(
+        "v1",
+        [
+            RouteTarget("/shop/...", "shop", "web", ("far", "near", "node-1"), ("10.0.0.2:1", "10.0.0.3:1", "me:1")),
+            RouteTarget("/gone", "old", "web", (), ()),
+        ],
+    )
+    assert handover.order(handover.target("h", "/shop/x")) == [("near", "10.0.0.3:1"), ("far", "10.0.0.2:1")]
+    assert d.request("POST", "/shop/cart", b"items") == (201, b"from 10.0.0.3:1")  # the nearest first, not itself
+    endpoint, message = sent[0]
+    assert (message.app, message.component, message.method, message.path_with_query, message.body, message.via) == (
+        "shop",
+        "web",
+        "POST",
+        "/shop/cart",
+        b"items",
+        "node-1",
+    )
+    status, text = d.request("GET", "/gone")
+    assert status == 503 and b"/gone is served by old/web, which runs on no node now" in text
+    assert d.request("GET", "/hello/here")[0] == 200  # what runs here is served here
+
+
+def test_a_handed_over_request_is_served_whole(runtime: Runtime, hello: Any) -> None:
+    from agent.http.handover import serve_handed_over
+    from neon._proto import dataplane_pb2
+    from neon.errors import NotRunning
+
+    host = HttpHost(runtime.engine, hello, "app/web", Outbound((), lambda _m: None))
+    template = ComponentTemplate(runtime, hello, "app/web", {}, host=host)
+    served = HttpComponent("app", "web", template, host, HttpSpec(routes=("/hello/...",), max_body_bytes=10), str)
+    components = {("app", "web"): served}
+    ask = dataplane_pb2.HttpRequest(app="app", component="web", method="POST", path_with_query="/hello/x", body=b"hi")
+    answer = serve_handed_over("edge-9", components, ask)
+    assert (answer.status, answer.body, answer.served_by) == (200, b"hi", "edge-9")
+    too_big = dataplane_pb2.HttpRequest(app="app", component="web", method="POST", path_with_query="/", body=b"x" * 11)
+    assert serve_handed_over("edge-9", components, too_big).status == 413
+    with pytest.raises(NotRunning, match="app/other serves no HTTP on node edge-9"):
+        serve_handed_over("edge-9", components, dataplane_pb2.HttpRequest(app="app", component="other"))
