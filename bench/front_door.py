@@ -1,13 +1,16 @@
 """The front door, measured: per-request p50, p99 and requests/s at 1, 8 and 64 concurrent clients, for the
 Python hello-http guest with a fresh instance per request and with instances reused, beside a plain Python
-handler on the same HTTP server library (aiohttp) returning the same bytes, all in this run, interleaved.
+handler on the same HTTP server library (aiohttp) returning the same bytes; and the JavaScript hello-http
+guest with a fresh instance per request beside `jco serve --isolate-requests instance` (npm's jco, the one
+componentize-js installs) serving the same component. All in this run, interleaved.
 
     python bench/front_door.py [--seconds 3] [--rounds 2] [--json bench/results/front_door.json]
 
 Each variant is a server process on loopback; the load comes from another process (aiohttp's client, one
 keep-alive connection per concurrent client). Targets (issue 22): reuse within 3x the plain handler, a fresh
-instance within 2x reuse; figures below them are printed with a cross, not hidden. The comparison with
-`jco serve` serving the same component is not here yet.
+instance within 2x reuse, requests/s ahead of `jco serve`; figures short of them are printed with a cross,
+not hidden. `jco serve` cannot run the componentize-py guest on this machine's Node 20 (its V8 refuses the
+guest's extended constant expressions), so the jco comparison is the JavaScript guest's.
 """
 
 from __future__ import annotations
@@ -29,6 +32,33 @@ from bench._results import save  # noqa: E402
 
 PATH = "/hello/bench"
 LEVELS = (1, 8, 64)
+VARIANTS = ("plain", "reuse", "fresh", "fresh-js", "jco-js")
+
+
+def _jco(ready: Any) -> None:
+    """`jco serve` of the JavaScript guest, a fresh instance per request, until killed."""
+    import socket
+    import subprocess
+
+    from cli.devcluster.guests import EXAMPLES, _componentize_js, build_js_http_guest
+
+    root = EXAMPLES / "hello-http" / "js"
+    wasm = build_js_http_guest(root, "hello", root / "app.js")
+    jco = Path(_componentize_js()).parent / "jco"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = [str(jco), "serve", str(wasm), "--port", str(port), "--host", "127.0.0.1", "--isolate-requests", "instance"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    ready.send(port)
+    proc.wait()
 
 
 def _serve(variant: str, ready: Any, cache: str) -> None:
@@ -48,6 +78,9 @@ def _serve(variant: str, ready: Any, cache: str) -> None:
             await web.TCPSite(runner, "127.0.0.1", 0).start()
             ready.send(runner.addresses[0][1])
             await asyncio.Event().wait()
+        if variant == "jco-js":
+            _jco(ready)
+            return
         import hashlib
 
         from agent.http.component import HttpComponent
@@ -55,16 +88,20 @@ def _serve(variant: str, ready: Any, cache: str) -> None:
         from agent.http.host import HttpHost
         from agent.http.outbound import Outbound
         from agent.runtime.engine import ComponentTemplate, Runtime
-        from cli.devcluster.guests import build_hello_http
+        from cli.devcluster.guests import EXAMPLES, build_hello_http, build_js_http_guest
         from neon.http_spec import HttpSpec
         from neon.observe.metrics import Registry
 
-        wasm = build_hello_http()
+        if variant == "fresh-js":
+            root = EXAMPLES / "hello-http" / "js"
+            wasm = build_js_http_guest(root, "hello", root / "app.js")
+        else:
+            wasm = build_hello_http()
         runtime = Runtime(Path(cache))
         component = runtime.load("sha256:" + hashlib.sha256(wasm.read_bytes()).hexdigest(), wasm)
         host = HttpHost(runtime.engine, component, "bench/hello", Outbound((), lambda _m: None))
         template = ComponentTemplate(runtime, component, "bench/hello", {}, host=host)
-        spec = HttpSpec(routes=("/hello/...",), instances=variant, max_concurrent=256)
+        spec = HttpSpec(routes=("/hello/...",), instances=variant.removesuffix("-js"), max_concurrent=256)
         served = HttpComponent("bench", "hello", template, host, spec, lambda _e: "")
         served.warm()
         door = FrontDoor("bench", Registry(), workers=64)
@@ -122,7 +159,7 @@ def main() -> None:
     args = parser.parse_args()
     cache = os.environ.get("NEON_BENCH_COMPILED", str(Path.home() / ".cache" / "neon-grid" / "bench-compiled"))
     servers: dict[str, tuple[multiprocessing.Process, int]] = {}
-    for variant in ("plain", "reuse", "fresh"):
+    for variant in VARIANTS:
         receive, send = multiprocessing.Pipe(duplex=False)
         proc = multiprocessing.Process(target=_serve, args=(variant, send, cache), daemon=True)
         proc.start()
@@ -147,12 +184,15 @@ def main() -> None:
             print(f"{clients:>7}  {variant:<7} {v['p50_ms']:>8.3f} {v['p99_ms']:>8.3f} {v['rps']:>8.0f}")
         reuse_vs_plain = level["reuse"]["p50_ms"] / level["plain"]["p50_ms"]
         fresh_vs_reuse = level["fresh"]["p50_ms"] / level["reuse"]["p50_ms"]
+        js_vs_jco = level["fresh-js"]["rps"] / level["jco-js"]["rps"]
         level["reuse_vs_plain_p50"] = reuse_vs_plain
         level["fresh_vs_reuse_p50"] = fresh_vs_reuse
+        level["js_vs_jco_rps"] = js_vs_jco
         mark = {True: "✓", False: "✗"}
         print(
             f"{'':>7}  reuse/plain p50 {reuse_vs_plain:.2f}x (target 3x {mark[reuse_vs_plain <= 3]}), "
-            f"fresh/reuse p50 {fresh_vs_reuse:.2f}x (target 2x {mark[fresh_vs_reuse <= 2]})"
+            f"fresh/reuse p50 {fresh_vs_reuse:.2f}x (target 2x {mark[fresh_vs_reuse <= 2]}), "
+            f"JS guest req/s vs jco serve {js_vs_jco:.2f}x (target above 1x {mark[js_vs_jco > 1]})"
         )
         summary["levels"][str(clients)] = level
     save(args.json, summary)

@@ -155,7 +155,8 @@ def _front_door(r: dict[str, Any]) -> list[list[str]]:
                 f"fresh {level['fresh']['p50_ms']:.2f} ms ({level['fresh']['rps']:.0f}/s)",
                 f"plain aiohttp handler p50 {level['plain']['p50_ms']:.3f} ms ({level['plain']['rps']:.0f}/s)",
                 f"reuse/plain {level['reuse_vs_plain_p50']:.1f}x (target 3x), "
-                f"fresh/reuse {level['fresh_vs_reuse_p50']:.1f}x (target 2x)",
+                f"fresh/reuse {level['fresh_vs_reuse_p50']:.1f}x (target 2x), "
+                f"JS fresh vs jco serve {level['js_vs_jco_rps']:.2f}x req/s (target > 1x)",
             ]
         )
     return rows
