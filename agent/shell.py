@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 from typing import Any
 
 import grpc
@@ -25,7 +24,7 @@ from agent.dataplane.forwarder import Router
 from agent.dataplane.server import DataPlaneServicer
 from agent.dataplane.serving import LOG_FOLLOWERS, Serving
 from agent.http.component import HttpComponent
-from agent.http.front_door import FrontDoor
+from agent.http.front_door import FrontDoor, https_context
 from agent.http.wiring import connect_front_door, http_component, http_host
 from agent.linking import Linker
 from agent.observe.logbook import LogBook
@@ -161,8 +160,7 @@ class Agent:
     async def _open_front_door(self, default_host: str) -> None:
         tls = None
         if self.config.http_cert is not None and self.config.http_key is not None:
-            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            tls.load_cert_chain(self.config.http_cert, self.config.http_key)
+            tls = https_context(self.config.http_cert, self.config.http_key)
         port = await self.front_door.start(self.config.http_listen, tls)
         scheme = "https" if tls else "http"
         self.session.http_url = f"{scheme}://{self._advertised_host(self.config.http_listen, default_host)}:{port}"

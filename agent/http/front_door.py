@@ -16,6 +16,7 @@ import logging
 import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -264,6 +265,13 @@ async def _respond(
             bridge.close()
             _abort(request)
             return streamed
+
+
+def https_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """Serve HTTPS with ``cert`` (a PEM chain) and ``key``; clients present no certificate."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
 
 
 def _cut_short(source: Any) -> web.Response | None:

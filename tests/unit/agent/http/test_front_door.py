@@ -360,3 +360,36 @@ def test_a_handed_over_request_is_served_whole(runtime: Runtime, hello: Any) -> 
     assert serve_handed_over("edge-9", components, too_big).status == 413
     with pytest.raises(NotRunning, match="app/other serves no HTTP on node edge-9"):
         serve_handed_over("edge-9", components, dataplane_pb2.HttpRequest(app="app", component="other"))
+
+
+def test_the_front_door_serves_https_with_a_given_certificate(runtime: Runtime, hello: Any, tmp_path: Path) -> None:
+    import ssl
+
+    from agent.http.front_door import https_context
+    from neon.security import pki
+
+    ca = pki.create_ca()
+    issued = pki.issue(ca, "edge-1", pki.AGENT, hosts=("127.0.0.1",))
+    (tmp_path / "cert.pem").write_bytes(issued.cert)
+    (tmp_path / "key.pem").write_bytes(issued.key)
+    host = HttpHost(runtime.engine, hello, "app/web", Outbound((), lambda _m: None))
+    template = ComponentTemplate(runtime, hello, "app/web", {}, host=host)
+    front = FrontDoor("node-1", Registry())
+    front.install(HttpComponent("app", "web", template, host, HttpSpec(routes=("/hello/...",)), str))
+    loop = LoopThread()
+    try:
+        port = loop.run(front.start("127.0.0.1:0", https_context(tmp_path / "cert.pem", tmp_path / "key.pem")))
+        assert front.url.startswith("https://")
+        trusting = ssl.create_default_context(cadata=ca.cert.decode())
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=30, context=trusting)
+        conn.request("GET", "/hello/tls")
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (200, b"hello, tls (you asked for /hello/tls)\n")
+        conn.close()
+        plain = http.client.HTTPConnection("127.0.0.1", port, timeout=10)  # plaintext to the TLS port: no answer
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+            plain.request("GET", "/hello/x")
+            plain.getresponse()
+    finally:
+        loop.run(front.stop())
+        loop.close()
