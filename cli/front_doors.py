@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from neon import manifest
-from neon.routes import url_prefix
 
 
 def route_rows(apps: Iterable[Any], nodes: Iterable[Any]) -> list[dict[str, Any]]:
@@ -18,18 +17,7 @@ def route_rows(apps: Iterable[Any], nodes: Iterable[Any]) -> list[dict[str, Any]
     for app in apps:
         if not app.manifest_yaml:
             continue  # a status without its manifest (nothing to say of routes)
-        spec = manifest.load(app.manifest_yaml)
         running = {c.name: sorted({r.node for r in c.replicas if r.state == "Running"}) for c in app.components}
-        for comp in spec.components:
-            for route in comp.http.routes:
-                where = running.get(comp.name, [])
-                rows.append(
-                    {
-                        "route": route,
-                        "app": app.name,
-                        "component": comp.name,
-                        "nodes": where,
-                        "urls": [doors[n] + url_prefix(route) for n in where if doors.get(n)],
-                    }
-                )
+        for route, component, where, urls in manifest.load(app.manifest_yaml).served_routes(running, doors):
+            rows.append({"route": route, "app": app.name, "component": component, "nodes": where, "urls": urls})
     return sorted(rows, key=lambda r: (r["route"], r["app"]))

@@ -38,6 +38,7 @@ dotted path of the offending field (``spec.components[1].replicas``).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
@@ -48,7 +49,7 @@ from neon.errors import InvalidArgument, InvalidManifest
 from neon.grants import GrantSpec, grants_to_dict, parse_grants
 from neon.http_spec import HttpSpec, http_to_dict, parse_http
 from neon.policy import COLOCATE, PlacementSpec, parse_placement
-from neon.routes import Route, ambiguous, parse_route
+from neon.routes import Route, ambiguous, parse_route, url_prefix
 from neon.runtime_spec import RuntimeSpec, parse_runtime, runtime_to_dict
 from neon.security.signing import parse_public
 
@@ -114,6 +115,18 @@ class AppSpec:
 
     def links_from(self, importer: str) -> list[LinkSpec]:
         return [link for link in self.links if link.importer == importer]
+
+    def served_routes(
+        self, running: Mapping[str, Sequence[str]], doors: Mapping[str, str]
+    ) -> list[tuple[str, str, list[str], list[str]]]:
+        """(route, component, the nodes ``running`` it, a URL on each of those with a front door in ``doors``)
+        for every HTTP route; a wildcard's or a ``:name`` segment's URL is its fixed prefix."""
+        out = []
+        for comp in self.components:
+            for route in comp.http.routes:
+                nodes = list(running.get(comp.name, ()))
+                out.append((route, comp.name, nodes, [doors[n] + url_prefix(route) for n in nodes if doors.get(n)]))
+        return out
 
     def with_artifacts(self, resolve: Callable[[ComponentSpec], str]) -> AppSpec:
         """A copy whose artifacts are replaced by ``resolve(component)``."""

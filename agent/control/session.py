@@ -46,11 +46,9 @@ class ControlSession:
         self.address = ""  # this node's data-plane address, as registered
         self.metrics_address = ""
         self.http_url = ""  # the front door, when this node serves HTTP
-        # The cluster's HTTP route table, from heartbeats: (version, [(route, app, component, nodes, endpoints)]).
+        # The cluster's HTTP route table from heartbeats: the version held, and who is told of a new table.
         self.routes_version = ""
-        self.on_routes: Callable[[str, list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]]], None] | None = (
-            None
-        )
+        self.on_routes: Callable[[list[RouteRow]], None] | None = None
         self.peers: list[tuple[str, str]] = []  # (name, data-plane address), from heartbeats
         self.report_dirty = asyncio.Event()
         self.registered = asyncio.Event()
@@ -215,8 +213,7 @@ class ControlSession:
                     self.routes_version = reply.routes_version
                     if self.on_routes is not None:
                         self.on_routes(
-                            reply.routes_version,
-                            [(r.route, r.app, r.component, tuple(r.nodes), tuple(r.endpoints)) for r in reply.routes],
+                            [(r.route, r.app, r.component, tuple(r.nodes), tuple(r.endpoints)) for r in reply.routes]
                         )
             except grpc.aio.AioRpcError as err:
                 _log.warning("heartbeat failed", code=err.code().name, error=err.details())

@@ -31,7 +31,6 @@ class StreamedBody:
         self.received = 0
         self.too_large = False
         self.timed_out = False
-        self.broken = False
 
     def read(self, n: int, wait: bool) -> bytes | None:
         if not self.pending and not self.eof and wait:
@@ -60,8 +59,8 @@ class StreamedBody:
             future.cancel()
             self._stop("timed_out")
             return
-        except Exception:  # noqa: BLE001 - the client went away mid-body
-            self._stop("broken")
+        except Exception:  # noqa: BLE001 - the client went away mid-body: the guest sees the body end
+            self._stop()
             return
         if not data:
             self.eof = True
@@ -72,8 +71,9 @@ class StreamedBody:
             return
         self.pending += data
 
-    def _stop(self, why: str) -> None:
-        setattr(self, why, True)
+    def _stop(self, why: str = "") -> None:
+        if why:
+            setattr(self, why, True)  # too_large or timed_out: the front door answers 413 or 408
         self.eof = True
         self.pending = b""
 
@@ -88,7 +88,6 @@ class ResponseBridge:
         self.buffer = bytearray()
         self.credits = threading.Semaphore(IN_FLIGHT)
         self.closed = False  # the front door answered already, or the client went away
-        self.finished = False
 
     # ------------------------------------------------------------------ the guest's thread --
 
@@ -122,7 +121,6 @@ class ResponseBridge:
         chunk, self.buffer = bytes(self.buffer), bytearray()
         if chunk:
             self._put("data", chunk)
-        self.finished = True
         self._put("end", trailers)
 
     def fail(self, reason: str) -> None:

@@ -60,6 +60,16 @@ class HttpComponent:
     def label(self) -> str:
         return f"{self.app}/{self.name}"
 
+    def too_large(self, length: int | None) -> str | None:
+        """Why a body of ``length`` bytes is refused (413), or None."""
+        if length is not None and length > self.spec.max_body_bytes:
+            return f"the body is {length} bytes; {self.label} takes at most {self.spec.max_body_bytes}"
+        return None
+
+    def busy(self, node: str) -> str:
+        """What a request it has no slot for is told (503)."""
+        return f"{self.label} is serving {self.spec.max_concurrent} requests on {node}; retry"
+
     def admit(self) -> bool:
         """Take a request slot now, or say no (the caller answers 503)."""
         return self._slots.acquire(blocking=False)

@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from agent.http.answers import copy_headers, text
 from agent.http.bridge import ResponseBridge, StreamedBody
 from agent.http.component import HttpComponent, Outcome, status_for
 from agent.http.handover import Handover, serve_handed_over
@@ -86,10 +87,6 @@ class FrontDoor:
             (parse_route(text, "route"), (comp, text)) for comp in self.components.values() for text in comp.spec.routes
         ]
 
-    def routes(self) -> list[tuple[str, str, str]]:
-        """(route, app, component) served here."""
-        return sorted((text, comp.app, comp.name) for _, (comp, text) in self._routes)
-
     # ------------------------------------------------------------------------------ server --
 
     async def start(self, listen: str, tls: ssl.SSLContext | None = None) -> int:
@@ -126,7 +123,7 @@ class FrontDoor:
             target = self.handover.target(request.host, request.path_qs)
             if target is None:
                 self.unrouted.inc()
-                return _text(404, f"no route on {self.node} or elsewhere in the cluster matches {request.path}\n")
+                return text(404, f"no route on {self.node} or elsewhere in the cluster matches {request.path}\n")
             handed = await self.handover.forward(request, target, self.executor)
             self._count(target.app, target.component, target.route, handed.status, started)
             return handed
@@ -149,17 +146,16 @@ class FrontDoor:
     async def _serve(self, comp: HttpComponent, request: web.BaseRequest, started: float) -> web.StreamResponse:
         spec = comp.spec
         length = request.content_length
-        if length is not None and length > spec.max_body_bytes:
-            return _text(413, f"the body is {length} bytes; {comp.label} takes at most {spec.max_body_bytes}\n")
+        refused = comp.too_large(length)
+        if refused is not None:
+            return text(413, f"{refused}\n")
         header_bytes = len(request.raw_path) + sum(len(k) + len(v) + 4 for k, v in request.raw_headers)
         if header_bytes > spec.max_header_bytes:
-            return _text(
+            return text(
                 431, f"the request line and headers are {header_bytes} bytes; the limit is {spec.max_header_bytes}\n"
             )
         if not comp.admit():
-            return _text(
-                503, f"{comp.label} is serving {spec.max_concurrent} requests on {self.node}; retry\n", retry=1
-            )
+            return text(503, f"{comp.busy(self.node)}\n", retry=1)
         admitted = True
         try:
             loop = asyncio.get_running_loop()
@@ -169,7 +165,7 @@ class FrontDoor:
                 try:
                     body = await asyncio.wait_for(request.read(), max(0.0, deadline - time.monotonic()))
                 except TimeoutError:
-                    return _text(408, "the request body did not arrive in time\n")
+                    return text(408, "the request body did not arrive in time\n")
                 source = Buffered(body)
             else:
                 source = StreamedBody(loop, request.content, spec.max_body_bytes, deadline)
@@ -210,17 +206,17 @@ async def _respond(
     except TimeoutError:
         bridge.close()
         if getattr(source, "timed_out", False) or not getattr(source, "eof", True):
-            return _text(408, "the request body did not arrive in time\n")  # the client is slow, not the guest
-        return _text(504, f"{label} did not start its response within {first_byte:g}s\n")
+            return text(408, "the request body did not arrive in time\n")  # the client is slow, not the guest
+        return text(504, f"{label} did not start its response within {first_byte:g}s\n")
     cut = _cut_short(source)  # the body broke a limit: what the guest answered to a partial body is not sent
     if event[0] != "start" or cut is not None:
         bridge.close()
         if cut is not None:
             return cut
         if event[0] == "fail":
-            return _text(500, f"{label}: {event[1]}\n")
-        code, text = status_for(event[1])
-        return _text(code, f"{text}\n")
+            return text(500, f"{label}: {event[1]}\n")
+        code, reason = status_for(event[1])
+        return text(code, f"{reason}\n")
     _, status, headers = event
     chunks: list[bytes] = []
     ended = returned = False
@@ -235,11 +231,11 @@ async def _respond(
             break
     if ended and _cut_short(source) is None:
         response = web.Response(status=status, body=b"".join(chunks))
-        _copy_headers(response, headers)
+        copy_headers(response, headers)
         bridge.close()
         return response
     streamed = web.StreamResponse(status=status)
-    _copy_headers(streamed, headers)
+    copy_headers(streamed, headers)
     await streamed.prepare(request)
     for chunk in chunks:
         await streamed.write(chunk)
@@ -276,27 +272,13 @@ def https_context(cert: Path, key: Path) -> ssl.SSLContext:
 
 def _cut_short(source: Any) -> web.Response | None:
     if getattr(source, "too_large", False):
-        return _text(413, "the request body is larger than the component takes\n")
+        return text(413, "the request body is larger than the component takes\n")
     if getattr(source, "timed_out", False):
-        return _text(408, "the request body did not arrive in time\n")
+        return text(408, "the request body did not arrive in time\n")
     return None
-
-
-def _copy_headers(response: web.StreamResponse, headers: list[tuple[str, bytes]]) -> None:
-    for name, value in headers:
-        if name.lower() in ("content-length",):
-            continue
-        response.headers.add(name, value.decode("latin-1"))
 
 
 def _abort(request: web.BaseRequest) -> None:
     transport = request.transport
     if transport is not None:
         transport.abort()
-
-
-def _text(status: int, text: str, retry: int | None = None) -> web.Response:
-    response = web.Response(status=status, text=text)
-    if retry is not None:
-        response.headers["Retry-After"] = str(retry)
-    return response

@@ -45,14 +45,11 @@ class Table:
     def __init__(self) -> None:
         self.items: dict[int, Any] = {}
         self._next = 1
-        self.made = 0
-        self.released = 0
 
     def own(self, type_id: int, obj: Any) -> ResourceHost:
         rep = self._next
         self._next += 1
         self.items[rep] = obj
-        self.made += 1
         return ResourceHost.own(rep, type_id)
 
     def get(self, rep: int) -> Any:
@@ -64,7 +61,6 @@ class Table:
     def release(self, rep: int) -> Any:
         obj = self.get(rep)
         del self.items[rep]
-        self.released += 1
         dropped = getattr(obj, "dropped", None)
         if dropped is not None:
             dropped()

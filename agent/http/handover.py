@@ -19,6 +19,7 @@ from typing import NamedTuple
 import grpc
 from aiohttp import web
 
+from agent.http.answers import copy_headers, text
 from agent.http.component import HttpComponent, status_for
 from agent.http.messages import IncomingRequest
 from agent.http.streams import Buffered
@@ -46,12 +47,10 @@ class Handover:
         self.node = node
         self.send = send
         self.rtt = rtt or (lambda _node: None)
-        self.version = ""
         self._routes: list[tuple[Route, RouteTarget]] = []
 
-    def set_routes(self, version: str, targets: Iterable[RouteTarget]) -> None:
+    def set_routes(self, targets: Iterable[RouteTarget]) -> None:
         self._routes = [(parse_route(t.route, "route"), t) for t in targets]
-        self.version = version
 
     def target(self, host: str, path: str) -> RouteTarget | None:
         return best(self._routes, host, path)
@@ -65,12 +64,12 @@ class Handover:
         """Hand ``request`` to a node running ``target``'s component; its answer, or why there is none."""
         where = self.order(target)
         if not where or self.send is None:
-            return _text(
+            return text(
                 503, f"{target.route} is served by {target.app}/{target.component}, which runs on no node now\n"
             )
         length = request.content_length
         if length is not None and length > HANDOVER_MAX:
-            return _text(413, f"a request handed to another node may carry at most {HANDOVER_MAX} bytes\n")
+            return text(413, f"a request handed to another node may carry at most {HANDOVER_MAX} bytes\n")
         body = await request.read()  # aiohttp's own client_max_size bounds an unannounced body
         message = dataplane_pb2.HttpRequest(
             app=target.app,
@@ -92,12 +91,10 @@ class Handover:
                 failures.append(f"{node}: {from_rpc_error(err).message}")
                 continue
             response = web.Response(status=answer.status, body=answer.body)
-            for header in answer.headers:
-                if header.name.lower() != "content-length":
-                    response.headers.add(header.name, header.value.decode("latin-1"))
+            copy_headers(response, ((h.name, h.value) for h in answer.headers))
             response.headers.add("Via", f"1.1 {answer.served_by or node}")
             return response
-        return _text(502, f"no node serving {target.app}/{target.component} answered: {'; '.join(failures)}\n")
+        return text(502, f"no node serving {target.app}/{target.component} answered: {'; '.join(failures)}\n")
 
 
 class _Collect:
@@ -139,12 +136,11 @@ def serve_handed_over(
             node=node,
         )
     spec = comp.spec
-    if len(request.body) > spec.max_body_bytes:
-        return _answer(
-            node, 413, f"the body is {len(request.body)} bytes; {comp.label} takes at most {spec.max_body_bytes}"
-        )
+    refused = comp.too_large(len(request.body))
+    if refused is not None:
+        return _answer(node, 413, refused)
     if not comp.admit():
-        return _answer(node, 503, f"{comp.label} is serving {spec.max_concurrent} requests on {node}; retry")
+        return _answer(node, 503, comp.busy(node))
     started = time.monotonic()
     collected = _Collect()
     try:
@@ -165,8 +161,8 @@ def serve_handed_over(
     if collected.failure:
         return _answer(node, 500, f"{comp.label}: {collected.failure}")
     if not collected.status or not collected.finished or outcome.error is not None:
-        code, text = status_for(outcome)
-        return _answer(node, code, text)
+        code, reason = status_for(outcome)
+        return _answer(node, code, reason)
     if time.monotonic() - started > spec.request_timeout:
         return _answer(node, 504, f"{comp.label} took longer than {spec.request_timeout:g}s")
     return dataplane_pb2.HttpResponse(
@@ -184,7 +180,3 @@ def _answer(node: str, status: int, text: str) -> dataplane_pb2.HttpResponse:
         body=(text + "\n").encode(),
         served_by=node,
     )
-
-
-def _text(status: int, text: str) -> web.Response:
-    return web.Response(status=status, text=text)

@@ -11,6 +11,7 @@ component's own import types (resource-type equality); wasmtime keeps the rest.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import wasmtime
@@ -35,20 +36,6 @@ def handler_export(engine: wasmtime.Engine, component: wc.Component) -> Function
         if name.startswith(HANDLER):
             return FunctionRef(name, "handle")
     return None
-
-
-class InstanceState:
-    """One instance's table of host objects, entered around every call into the instance."""
-
-    def __init__(self) -> None:
-        self.table = Table()
-        self._using = using(self.table)
-
-    def __enter__(self) -> Table:
-        return self._using.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        self._using.__exit__(*exc)
 
 
 def uses_http(import_names: list[str]) -> bool:
@@ -118,8 +105,9 @@ class HttpHost:
         if self.output_sink is not None:
             self.output_sink(stream, data)
 
-    def scope(self) -> InstanceState:
-        return InstanceState()
+    def scope(self) -> using:
+        """One instance's table of host objects, entered around every call into the instance."""
+        return using(Table())
 
     def serve(self, instance: Any, request: IncomingRequest, responder: Responder, timeout: float) -> ResponseOutparam:
         """Call the handler with the request; returns the outparam (``set`` says whether it answered).
@@ -128,15 +116,18 @@ class HttpHost:
             raise ComponentError(
                 f"{self.label} does not export {HANDLER}.x; it cannot serve HTTP", component=self.label
             )
-        state: InstanceState = instance.scope
+        state: using = instance.scope
         outparam = ResponseOutparam(responder)
+        request_type, outparam_type = self._handler_types
         with state as table:
-            handles = [
-                table.own(self._type_id("incoming-request"), request),
-                table.own(self._type_id("response-outparam"), outparam),
-            ]
+            handles = [table.own(request_type, request), table.own(outparam_type, outparam)]
         instance.call(self.handler, handles, timeout=timeout)
         return outparam
+
+    @functools.cached_property
+    def _handler_types(self) -> tuple[int, int]:
+        """The host type ids of the handler's arguments, looked up once (not on every request)."""
+        return self._type_id("incoming-request"), self._type_id("response-outparam")
 
     def _type_id(self, resource: str) -> int:
         for (iface, item), group in self._groups.items():

@@ -12,8 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from wasmtime.component import Variant
-
 from agent.http import messages as m
 from agent.http.glue import Impl, current
 from agent.http.outbound import Outbound, OutgoingRequest, RequestOptions
@@ -103,9 +101,9 @@ def implementations(ctx: HostContext) -> dict[tuple[str, str], Impl]:
     define(t, "[method]fields.clone")(lambda f: fields(m.Fields(f.entries)))
 
     # ---- incoming request and body
-    define(t, "[method]incoming-request.method")(lambda r: r.method_variant())
+    define(t, "[method]incoming-request.method")(lambda r: m.method_variant(r.method))
     define(t, "[method]incoming-request.path-with-query")(lambda r: r.path_with_query)
-    define(t, "[method]incoming-request.scheme")(lambda r: r.scheme_variant())
+    define(t, "[method]incoming-request.scheme")(lambda r: m.scheme_variant(r.scheme))
     define(t, "[method]incoming-request.authority")(lambda r: r.authority or None)
     define(t, "[method]incoming-request.headers")(lambda r: fields(m.Fields(r.headers, mutable=False)))
     define(t, "[method]incoming-request.consume")(lambda r: _map_ok(r.consume(), resource("incoming-body")))
@@ -161,10 +159,10 @@ def _accessors(
     for name in names:
         attr = name.replace("-", "_")
         if name == "method":
-            define(iface, f"[method]{res}.method")(lambda r: _method_variant(r.method))
+            define(iface, f"[method]{res}.method")(lambda r: m.method_variant(r.method))
             define(iface, f"[method]{res}.set-method")(_setter("method", _method_name))
         elif name == "scheme":
-            define(iface, f"[method]{res}.scheme")(lambda r: None if r.scheme is None else _scheme_variant(r.scheme))
+            define(iface, f"[method]{res}.scheme")(lambda r: None if r.scheme is None else m.scheme_variant(r.scheme))
             define(iface, f"[method]{res}.set-scheme")(_setter("scheme", _scheme_name))
         else:
             define(iface, f"[method]{res}.{name}")(lambda r, a=attr: getattr(r, a))
@@ -181,17 +179,8 @@ def _setter(attr: str, convert: Callable[[Any], Any] | None = None) -> Impl:
     return set_value
 
 
-def _method_variant(method: str) -> Any:
-    known = {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
-    return Variant(method.lower()) if method in known else Variant("other", method)
-
-
 def _method_name(v: Any) -> str:
     return str(v.payload) if v.tag == "other" else v.tag.upper()
-
-
-def _scheme_variant(scheme: str) -> Any:
-    return Variant("HTTPS") if scheme == "https" else Variant("HTTP") if scheme == "http" else Variant("other", scheme)
 
 
 def _scheme_name(v: Any) -> str:

@@ -88,6 +88,19 @@ class Fields:
         return ok(cls(entries))
 
 
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+
+
+def method_variant(method: str) -> Variant:
+    """wasi:http's ``method`` for an HTTP method name."""
+    return Variant(method.lower()) if method in METHODS else Variant("other", method)
+
+
+def scheme_variant(scheme: str) -> Variant:
+    """wasi:http's ``scheme`` for a URL scheme."""
+    return Variant("HTTPS") if scheme == "https" else Variant("HTTP") if scheme == "http" else Variant("other", scheme)
+
+
 class ResponseClosed(ConnectionError):
     """The response can take no more: the client went away, or the front door answered already."""
 
@@ -111,13 +124,6 @@ class IncomingRequest:
     scheme: str = "http"
     authority: str = ""
     consumed: bool = False
-
-    def method_variant(self) -> Variant:
-        known = {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
-        return Variant(self.method.lower()) if self.method in known else Variant("other", self.method)
-
-    def scheme_variant(self) -> Variant:
-        return Variant("HTTPS") if self.scheme == "https" else Variant("HTTP")
 
     def consume(self) -> Variant:
         if self.consumed:

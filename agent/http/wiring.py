@@ -90,4 +90,4 @@ def connect_front_door(
     door.handover.send = send
     door.handover.rtt = rtt
     dataplane.serve_http = door.serve_handed_over
-    session.on_routes = lambda version, routes: door.handover.set_routes(version, [RouteTarget(*r) for r in routes])
+    session.on_routes = lambda routes: door.handover.set_routes([RouteTarget(*r) for r in routes])

@@ -19,7 +19,6 @@ from google.protobuf import json_format
 from controlplane.api.plane import Plane
 from neon import manifest
 from neon.observe.metrics import CONTENT_TYPE, Counter, Family, Gauge, Histogram, HistogramValue, Registry, render
-from neon.routes import url_prefix
 from neon.rpc.http import HttpServer, Request, Response
 from neon.security.authz import HTTP_READERS
 
@@ -144,13 +143,8 @@ def _routes(status: dict[str, Any], doors: dict[str, str]) -> list[dict[str, Any
         for c in status.get("components", [])
     }
     return [
-        {
-            "route": route,
-            "component": comp.name,
-            "urls": [doors[n] + url_prefix(route) for n in running.get(comp.name, []) if doors.get(n)],
-        }
-        for comp in manifest.load(text).components
-        for route in comp.http.routes
+        {"route": route, "component": component, "urls": urls}
+        for route, component, _, urls in manifest.load(text).served_routes(running, doors)
     ]
 
 

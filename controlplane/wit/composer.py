@@ -165,14 +165,12 @@ def fuse(root: tuple[str, Path], deps: list[tuple[str, Path]], links: list[Wire]
         refusal = _validate(out)
     if refusal:
         raise InvalidArgument(f"wasm-tools compose refused it: {refusal}")
-    summary = describe(root[1])
-    if any(name.startswith(HANDLER) for name in summary.get("wasi_exports", ())):
-        served = _reexport_served(out, root[0], links)
-        if served:
-            refusal = _validate(out)
-            if refusal:
-                raise InvalidArgument(f"exporting {', '.join(served)} beside the HTTP handler failed: {refusal}")
-            note = "; ".join(filter(None, (note, f"also exports {', '.join(served)} (beside its HTTP handler)")))
+    served = _reexport_served(out, root[0], links)
+    if served:
+        refusal = _validate(out)
+        if refusal:
+            raise InvalidArgument(f"exporting {', '.join(served)} beside the HTTP handler failed: {refusal}")
+        note = "; ".join(filter(None, (note, f"also exports {', '.join(served)} (beside its HTTP handler)")))
     return note
 
 
@@ -181,6 +179,8 @@ def _reexport_served(out: Path, root: str, links: list[Wire]) -> list[str]:
     are exported too, so the members that provide them can still be invoked (their calls land in the group)."""
     data = out.read_bytes()
     layout = read_layout(data)
+    if not any(name.startswith(HANDLER) for name in layout.exported):
+        return []  # not an HTTP root: the group exports what its root exports
     inside = internal_interfaces(layout)
     wanted = sorted({name for importer, name, _ in links if importer == root and name in inside} - layout.exported)
     if wanted:

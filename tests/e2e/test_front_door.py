@@ -9,13 +9,12 @@ import http.server
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 from cli.devcluster.guests import build_hello_http
 from neon.errors import InvalidManifest
-from tests.support.helpers import Cluster, assert_eventually, wait_running
+from tests.support.helpers import Cluster, assert_eventually, http_request, wait_running
 
 pytestmark = pytest.mark.e2e
 
@@ -36,19 +35,8 @@ spec:
 """
 
 
-def request(url: str, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes, dict[str, str]]:
-    where = urlsplit(url)
-    conn = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
-    try:
-        conn.request(method, path, body=body)
-        response = conn.getresponse()
-        return response.status, response.read(), dict(response.getheaders())
-    finally:
-        conn.close()
-
-
 def get(url: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-    status, data, _ = request(url, "POST" if body is not None else "GET", path, body)
+    status, data, _ = http_request(url, "POST" if body is not None else "GET", path, body)
     return status, data
 
 
@@ -93,7 +81,7 @@ def test_an_http_component_answers_at_the_edge_front_door(cluster: Cluster, tmp_
         cloud = urls["cloud-1"]
 
         def handed_over() -> None:
-            answer = request(cloud, "POST", "/hello/via", b"over the data plane")
+            answer = http_request(cloud, "POST", "/hello/via", b"over the data plane")
             assert answer[:2] == (200, b"over the data plane"), answer
             assert answer[2].get("Via") == "1.1 edge-1", answer[2]
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 from concurrent import futures
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import grpc
 import pytest
@@ -21,6 +19,7 @@ from tests.support.helpers import (
     Cluster,
     assert_eventually,
     example_manifest,
+    http_request,
     https_get,
     pair_manifest,
     sample,
@@ -90,14 +89,8 @@ def test_the_example_fuses_on_the_edge_and_archives_in_the_cloud(cluster: Cluste
 
 def post(url: str, path: str, body: bytes) -> tuple[int, Any]:
     """POST ``body`` to a node's front door; the status and the JSON answer."""
-    where = urlsplit(url)
-    conn = http.client.HTTPConnection(where.hostname, where.port, timeout=60)
-    try:
-        conn.request("POST", path, body=body)
-        response = conn.getresponse()
-        return response.status, json.loads(response.read())
-    finally:
-        conn.close()
+    status, data, _ = http_request(url, "POST", path, body)
+    return status, json.loads(data)
 
 
 def test_split_pair_forwards_each_parse_across_nodes(cluster: Cluster, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import http.client
 import importlib.util
 import random
 import re
@@ -16,6 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable, Coroutine, TypeVar
+from urllib.parse import urlsplit
 
 import grpc
 
@@ -63,6 +65,20 @@ class LoopThread:
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+
+
+def http_request(
+    url: str, method: str, path: str, body: bytes | None = None, timeout: float = 60.0
+) -> tuple[int, bytes, dict[str, str]]:
+    """One request to a node's front door (``url`` as ``Node.http_url`` gives it): status, body, headers."""
+    where = urlsplit(url)
+    conn = http.client.HTTPConnection(where.hostname, where.port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body)
+        response = conn.getresponse()
+        return response.status, response.read(), dict(response.getheaders())
+    finally:
+        conn.close()
 
 
 def wait_running(client: ControlClient, app: str, timeout: float = 90.0) -> None:

@@ -322,7 +322,6 @@ def test_routes_served_elsewhere_are_handed_over_or_refused_with_the_reason(door
     handover.send = send
     handover.rtt = {"near": 0.001, "far": 0.050}.get
     handover.set_routes(
-        "v1",
         [
             RouteTarget("/shop/...", "shop", "web", ("far", "near", "node-1"), ("10.0.0.2:1", "10.0.0.3:1", "me:1")),
             RouteTarget("/gone", "old", "web", (), ()),
