@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
 from agent.http.component import MAX_LIVE_HANDLES, HttpComponent
@@ -342,6 +343,20 @@ def test_routes_served_elsewhere_are_handed_over_or_refused_with_the_reason(door
     assert status == 503 and b"/gone is served by old/web, which runs on no node now" in text
     assert d.request("GET", "/hello/here")[0] == 200  # what runs here is served here
 
+    class Down(grpc.RpcError):
+        def code(self) -> grpc.StatusCode:
+            return grpc.StatusCode.UNAVAILABLE
+
+        def details(self) -> str:
+            return "connection refused"
+
+    def unreachable(endpoint: str, message: Any, timeout: float) -> Any:
+        raise Down()
+
+    handover.send = unreachable  # every node running it fails: one answer says which and why
+    status, text = d.request("GET", "/shop/x")
+    assert status == 502 and b"no node serving shop/web answered: near: connection refused; far:" in text, text
+
 
 def test_a_handed_over_request_is_served_whole(runtime: Runtime, hello: Any) -> None:
     from agent.http.handover import serve_handed_over
@@ -357,6 +372,11 @@ def test_a_handed_over_request_is_served_whole(runtime: Runtime, hello: Any) -> 
     assert (answer.status, answer.body, answer.served_by) == (200, b"hi", "edge-9")
     too_big = dataplane_pb2.HttpRequest(app="app", component="web", method="POST", path_with_query="/", body=b"x" * 11)
     assert serve_handed_over("edge-9", components, too_big).status == 413
+    slots = [served.admit() for _ in range(served.spec.max_concurrent)]
+    busy = serve_handed_over("edge-9", components, ask)
+    assert all(slots) and busy.status == 503 and b"app/web is serving 64 requests on edge-9; retry" in busy.body
+    for _ in slots:
+        served.release()
     with pytest.raises(NotRunning, match="app/other serves no HTTP on node edge-9"):
         serve_handed_over("edge-9", components, dataplane_pb2.HttpRequest(app="app", component="other"))
 
