@@ -44,6 +44,8 @@ class AgentConfig:
             (``host:port``; empty: no front door on this node).
         http_cert: With ``http_key``, serve HTTPS with this certificate chain (PEM) instead of plain HTTP.
         http_key: The private key (PEM) of ``http_cert``.
+        max_instances: Component instances this node may hold at once: the size of wasmtime's pooling
+            allocator, reserved when the agent starts (0: allocate on demand, without a pool).
         join_token: A one-time token (``neon token create``) to join with when the agent holds
             no certificate yet; the certificate is kept in ``<data_dir>/identity``.
         ca_file: The cluster CA certificate to trust when joining (later kept with the identity).
@@ -68,6 +70,7 @@ class AgentConfig:
     http_listen: str = ""
     http_cert: Path | None = None
     http_key: Path | None = None
+    max_instances: int = 1000
     join_token: str = ""
     ca_file: Path | None = None
     join: str = ""

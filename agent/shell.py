@@ -33,6 +33,7 @@ from agent.observe.rtt import RttProber
 from agent.observe.status_notes import StatusNotes
 from agent.observe.telemetry import PoolStats, Telemetry
 from agent.runtime.denials import DenialLog, Incidents
+from agent.runtime.allocator import PoolLimits
 from agent.runtime.engine import ComponentTemplate, Runtime
 from agent.runtime.pool import InstancePool
 from agent.state import (
@@ -74,7 +75,8 @@ class Agent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         self.state = AgentState()
-        self.runtime = Runtime(config.cache_dir or config.data_dir / "compiled")
+        pool = PoolLimits(config.max_instances) if config.max_instances > 0 else None
+        self.runtime = Runtime(config.cache_dir or config.data_dir / "compiled", pool)
         self.artifacts = ArtifactCache(config.data_dir / "artifacts")
         self.desired = DesiredStateFile(config.data_dir / "desired.json")
         self.telemetry = Telemetry(config.name, __version__)
@@ -155,6 +157,7 @@ class Agent:
             metrics=f"{self.http.scheme}://{self.session.metrics_address}/metrics" if self.http else "off",
             control=self.config.control,
             labels=self.config.labels,
+            instances=self.runtime.allocator,
         )
 
     async def _open_front_door(self, default_host: str) -> None:

@@ -9,7 +9,11 @@
    WIT-typed codec vs protobuf serializing + parsing the same Value message;
 4. cold start, per instance mode: from nothing to the first call's result
    (load, link, instantiate, call), from the artifact (compiling it) vs from
-   the compiled cache.
+   the compiled cache;
+5. per-call instances, for the C parser and the componentize-py parser, with
+   wasmtime's pooling allocator and without it: instantiating, and a per-call
+   call against a pooled one (issue 23's targets: instantiation within 100 us
+   for C and 300 us for componentize-py, a per-call call within 3x a pooled one).
 
     python bench/runtime.py
 """
@@ -29,10 +33,11 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from agent.runtime.allocator import DEFAULT_POOL  # noqa: E402
 from agent.runtime.engine import ComponentTemplate, FunctionRef, Runtime  # noqa: E402
 from agent.runtime.pool import InstancePool  # noqa: E402
 from agent.values.signature import Signature  # noqa: E402
-from cli.devcluster.guests import build_log_analyzer  # noqa: E402
+from cli.devcluster.guests import build_log_analyzer, build_log_analyzer_native  # noqa: E402
 from neon._proto import values_pb2  # noqa: E402
 from neon.runtime_spec import RuntimeSpec  # noqa: E402
 
@@ -154,6 +159,9 @@ def main() -> int:
                 assert cold.call(PARSE, [LINE]) is not None
                 results["cold_start_ms"][f"{source}/{mode}"] = (time.perf_counter() - start) * 1e3
                 fresh.close()
+    results["instances"] = instance_figures(
+        {"c": build_log_analyzer_native()["parser"], "componentize-py": parser_wasm}
+    )
     cs = results["cold_start_ms"]
     cs["ratio_artifact_vs_cache_pooled"] = cs["artifact/pooled"] / cs["compiled_cache/pooled"]
 
@@ -183,10 +191,53 @@ def main() -> int:
         f"{cs['compiled_cache/pooled']:.0f} ms ({cs['ratio_artifact_vs_cache_pooled']:.0f}x);  per-call: artifact "
         f"{cs['artifact/per-call']:.0f} ms, compiled cache {cs['compiled_cache/per-call']:.0f} ms"
     )
+    mark = {True: "✓", False: "✗"}
+    for guest, by_allocator in results["instances"].items():
+        for allocator, f in by_allocator.items():
+            target = INSTANTIATE_TARGET_US[guest]
+            print(
+                f"per-call, {guest:<16} {allocator:<9} instantiate {f['instantiate_us']:.0f} us "
+                f"(target {target} {mark[f['instantiate_us'] <= target]})   per-call call {f['per_call_us']:.0f} us "
+                f"vs pooled {f['pooled_us']:.1f} us = {f['ratio']:.1f}x (target 3x {mark[f['ratio'] <= 3]})"
+            )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {out.relative_to(ROOT)}")
+    print(f"wrote {out}")
     return 0
+
+
+INSTANTIATE_TARGET_US = {"c": 100, "componentize-py": 300}
+
+
+def instance_figures(guests: dict[str, Path]) -> dict[str, Any]:
+    """Per guest, with the pooling allocator and on demand: instantiation, and a per-call call beside a pooled one."""
+    figures: dict[str, Any] = {}
+    for guest, wasm in guests.items():
+        figures[guest] = {}
+        for allocator, limits in (("pooling", DEFAULT_POOL), ("on-demand", None)):
+            with tempfile.TemporaryDirectory() as tmp:
+                runtime = Runtime(Path(tmp), limits)
+                figures[guest][allocator] = _instance_figures(runtime, wasm, guest)
+                runtime.close()
+    return figures
+
+
+def _instance_figures(runtime: Runtime, wasm: Path, guest: str) -> dict[str, float]:
+    component = runtime.load("sha256:" + hashlib.sha256(wasm.read_bytes()).hexdigest(), wasm)
+
+    def template(mode: str) -> ComponentTemplate:
+        return ComponentTemplate(runtime, component, f"bench/{guest}", {}, settings=RuntimeSpec(mode=mode))
+
+    pooled, per_call = InstancePool(template("pooled")), InstancePool(template("per-call"))
+    pooled.warm()
+    pooled_us = per_call_us(lambda: pooled.call(PARSE, [LINE]), 1000)
+    per_call_call_us = per_call_us(lambda: per_call.call(PARSE, [LINE]), 200)
+    return {
+        "instantiate_us": per_call_us(template("per-call").instantiate, 200),
+        "pooled_us": pooled_us,
+        "per_call_us": per_call_call_us,
+        "ratio": per_call_call_us / pooled_us,
+    }
 
 
 if __name__ == "__main__":

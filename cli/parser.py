@@ -124,6 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--http-cert", type=Path, default=None, help="serve HTTPS with this certificate chain (PEM)")
     p.add_argument("--http-key", type=Path, default=None, help="the private key (PEM) of --http-cert")
+    p.add_argument(
+        "--max-instances",
+        type=int,
+        default=1000,
+        help="component instances this node may hold at once, reserved up front in wasmtime's pooling allocator "
+        "(0: allocate each on demand)",
+    )
     p.add_argument("--data-dir", default="", help="artifacts and compiled cache (default .neon/agent-NAME)")
     p.add_argument(
         "--cache-dir",

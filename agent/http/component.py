@@ -53,6 +53,7 @@ class HttpComponent:
         self._idle: list[ComponentInstance] = []
         self._lock = threading.Lock()
         self.instantiated = 0
+        self.first_requests = 0  # requests served on an instance no request had run on
         self.retired = 0
         self.closed = False
 
@@ -87,6 +88,7 @@ class HttpComponent:
         """Serve one request (the caller holds a slot). A trap discards the instance and is reported."""
         started = time.perf_counter()
         instance = self._take()
+        self.first_requests += instance.calls == 0
         try:
             outparam = self.host.serve(instance, request, responder, self.spec.request_timeout)
         except NeonGridError as err:

@@ -17,7 +17,8 @@ from agent.http.host import HttpHost, uses_http
 from agent.http.outbound import Outbound
 from agent.observe.telemetry import Telemetry
 from agent.runtime.denials import DenialLog
-from agent.runtime.engine import ComponentTemplate, GuestOutput, Runtime
+from agent.runtime.engine import ComponentTemplate, Runtime
+from agent.runtime.guest_output import GuestOutput
 from neon._proto import dataplane_pb2, dataplane_pb2_grpc
 from neon.errors import NeonGridError
 from neon.model import ComponentAssignment

@@ -39,8 +39,10 @@ from typing import Any, Callable, NamedTuple, Protocol
 import wasmtime
 from wasmtime import component as wc
 
+from agent.runtime.allocator import DEFAULT_POOL, PoolLimits, full_pool_hint, pooled_engine
 from agent.runtime.denials import DenialLog, wasi_gates
-from agent.runtime.functypes import fix_type
+from agent.runtime.functypes import fix_type, pin_type
+from agent.runtime.guest_output import GuestOutput
 from agent.runtime.rawcall import Plan, set_epoch_deadline
 from agent.values.signature import Signature
 from neon.errors import CallFailed, ComponentError, DeadlineExceeded, NeonGridError, NotFound
@@ -89,10 +91,9 @@ class WasiHost(Protocol):
 class Runtime:
     """The agent's wasmtime engine and compiled-artifact cache."""
 
-    def __init__(self, cache_dir: Path) -> None:
-        config = wasmtime.Config()
-        config.epoch_interruption = True
-        self.engine = wasmtime.Engine(config)
+    def __init__(self, cache_dir: Path, pool: PoolLimits | None = DEFAULT_POOL) -> None:
+        self.pool = pool
+        self.engine, self.allocator = pooled_engine(_config, pool)
         self.cache_dir = Path(cache_dir) / f"wasmtime-{WASMTIME_VERSION}"
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -221,6 +222,10 @@ class ComponentTemplate:
         self.exports = runtime.exports(component)
         self._signatures: dict[FunctionRef, Signature] = {}
         self._sig_lock = threading.Lock()
+        # Looked up once per component, not once per instance: a fresh instance's first call must not pay
+        # for reading the export's index and type through the C API again (80 us on a componentize-py guest).
+        self._indexes: dict[FunctionRef, Any] = {}
+        self._types: dict[FunctionRef, Any] = {}
         self.denials = denials or DenialLog(label)
         self.linker = wc.Linker(runtime.engine)
         self.linker.add_wasip2()
@@ -284,6 +289,27 @@ class ComponentTemplate:
                 self._signatures[ref] = sig
             return sig
 
+    def export_index(self, ref: FunctionRef) -> Any:
+        """The component's index of an export, valid in every instance of it (read once)."""
+        index = self._indexes.get(ref)
+        if index is not None:
+            return index
+        if ref not in self.exports:
+            raise NotFound(f"{self.label} exports no function {ref}", kind="function", name=str(ref))
+        parent = self.component.get_export_index(ref.interface) if ref.interface else None
+        index = self.component.get_export_index(ref.name, parent)
+        if index is None:
+            raise NotFound(f"{self.label} exports no function {ref}", kind="function", name=str(ref))
+        return self._indexes.setdefault(ref, index)
+
+    def fix_func_type(self, ref: FunctionRef, func: wc.Func, store: wasmtime.Store) -> None:
+        """Make ``func`` (an instance's export ``ref``) answer its type from the one read for the component."""
+        fixed = self._types.get(ref)
+        if fixed is None:
+            self._types.setdefault(ref, fix_type(func, store))
+            return
+        pin_type(func, fixed)
+
     def instantiate(self) -> ComponentInstance:
         """A fresh instance in its own store, with this template's limits and grants."""
         store = wasmtime.Store(self.runtime.engine)
@@ -306,7 +332,9 @@ class ComponentTemplate:
                 instance = self.linker.instantiate(store, self.component)
         except wasmtime.WasmtimeError as err:
             raise ComponentError(
-                f"{self.label} failed to instantiate: {_trap_message(err, _take_pending())}", component=self.label
+                f"{self.label} failed to instantiate: "
+                + full_pool_hint(_trap_message(err, _take_pending()), self.runtime.pool),
+                component=self.label,
             ) from None
         return ComponentInstance(self, store, instance, scope)
 
@@ -388,19 +416,19 @@ class ComponentInstance:
         func = self._funcs.get(ref)
         if func is not None:
             return func
-        if ref not in self.template.exports:
-            raise NotFound(f"{self.label} exports no function {ref}", kind="function", name=str(ref))
-        if ref.interface:
-            parent = self.instance.get_export_index(self.store, ref.interface)
-            index = self.instance.get_export_index(self.store, ref.name, parent)
-        else:
-            index = self.instance.get_export_index(self.store, ref.name)
-        found = self.instance.get_func(self.store, index) if index is not None else None
+        index = self.template.export_index(ref)
+        found = self.instance.get_func(self.store, index)
         if found is None:
             raise NotFound(f"{self.label} exports no function {ref}", kind="function", name=str(ref))
-        fix_type(found, self.store)  # read its type once, not on every call
+        self.template.fix_func_type(ref, found, self.store)  # its type read once per component, not per call
         self._funcs[ref] = found
         return found
+
+
+def _config() -> wasmtime.Config:
+    config = wasmtime.Config()
+    config.epoch_interruption = True
+    return config
 
 
 def _ticks(seconds: float) -> int:
@@ -437,32 +465,6 @@ def _take_pending() -> Exception | None:
     err = getattr(_pending, "error", None)
     _pending.error = None
     return err
-
-
-class GuestOutput:
-    """Collects a guest's stdout or stderr and logs it line by line with the component's id."""
-
-    MAX_LINE = 8192
-
-    def __init__(self, label: str, stream: str, sink: Callable[[str, str], None] | None = None) -> None:
-        self.label = label
-        self.stream = stream
-        self.sink = sink
-        self.pending = b""
-        self.log = log.get("neon.guest")
-
-    def __call__(self, data: bytes) -> None:
-        self.pending += data
-        while b"\n" in self.pending or len(self.pending) > self.MAX_LINE:
-            line, sep, rest = self.pending.partition(b"\n")
-            if not sep:
-                line, rest = self.pending[: self.MAX_LINE], self.pending[self.MAX_LINE :]
-            self.pending = rest
-            text = line.decode("utf-8", "replace")
-            emit = self.log.warning if self.stream == "stderr" else self.log.info
-            emit(f"guest {self.stream}", guest=self.label, text=text)
-            if self.sink is not None:
-                self.sink(self.stream, text)
 
 
 def _trap_message(err: Exception, cause: Exception | None) -> str:

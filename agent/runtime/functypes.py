@@ -34,12 +34,17 @@ _FIXED: dict[type, type] = {}
 def fix_type(func: wc.Func, store: Any) -> Any:
     """Read ``func``'s type once and make ``func`` use it from now on; returns the fixed type."""
     fixed = fix(func.type(store))
+    pin_type(func, fixed)
+    return fixed
+
+
+def pin_type(func: wc.Func, fixed: Any) -> None:
+    """Make ``func`` answer ``fixed`` (a type read by :func:`fix`, e.g. for another instance of its component)."""
 
     def read(_store: Any) -> Any:
         return fixed
 
     func.type = read  # type: ignore[method-assign,assignment]
-    return fixed
 
 
 def fix(ty: Any) -> Any:

@@ -101,6 +101,7 @@ def agent(args: argparse.Namespace) -> int:
             http_listen=args.http_listen,
             http_cert=args.http_cert,
             http_key=args.http_key,
+            max_instances=args.max_instances,
         ),
         args.ready_file,
     )
