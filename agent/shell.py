@@ -32,8 +32,8 @@ from agent.observe.metrics_report import metrics_report
 from agent.observe.rtt import RttProber
 from agent.observe.status_notes import StatusNotes
 from agent.observe.telemetry import PoolStats, Telemetry
-from agent.runtime.denials import DenialLog, Incidents
 from agent.runtime.allocator import PoolLimits
+from agent.runtime.denials import DenialLog, Incidents
 from agent.runtime.engine import ComponentTemplate, Runtime
 from agent.runtime.pool import InstancePool
 from agent.state import (

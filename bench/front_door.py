@@ -1,8 +1,8 @@
 """The front door, measured: per-request p50, p99 and requests/s at 1, 8 and 64 concurrent clients, for the
-Python hello-http guest with a fresh instance per request and with instances reused, beside a plain Python
-handler on the same HTTP server library (aiohttp) returning the same bytes; and the JavaScript hello-http
-guest with a fresh instance per request beside `jco serve --isolate-requests instance` (npm's jco, the one
-componentize-js installs) serving the same component. All in this run, interleaved.
+Python and the C hello-http guests with a fresh instance per request and with instances reused, beside a
+plain Python handler on the same HTTP server library (aiohttp) returning the same bytes; and the JavaScript
+and C guests with a fresh instance per request beside `jco serve --isolate-requests instance` (npm's jco, the
+one componentize-js installs) serving the same component. All in this run, interleaved.
 
     python bench/front_door.py [--seconds 3] [--rounds 2] [--json bench/results/front_door.json]
 
@@ -32,18 +32,27 @@ from bench._results import save  # noqa: E402
 
 PATH = "/hello/bench"
 LEVELS = (1, 8, 64)
-VARIANTS = ("plain", "reuse", "fresh", "fresh-js", "jco-js")
+VARIANTS = ("plain", "reuse", "fresh", "reuse-c", "fresh-c", "jco-c", "fresh-js", "jco-js")
 
 
-def _jco(ready: Any) -> None:
-    """`jco serve` of the JavaScript guest, a fresh instance per request, until killed."""
+def _guest(variant: str) -> Path:
+    """The hello guest a variant serves: Python (no suffix), ``-c`` or ``-js``."""
+    from cli.devcluster.guests import EXAMPLES, build_hello_http, build_hello_http_c, build_js_http_guest
+
+    if variant.endswith("-js"):
+        root = EXAMPLES / "hello-http" / "js"
+        return build_js_http_guest(root, "hello", root / "app.js")
+    return build_hello_http_c() if variant.endswith("-c") else build_hello_http()
+
+
+def _jco(variant: str, ready: Any) -> None:
+    """`jco serve` of the variant's guest, a fresh instance per request, until killed."""
     import socket
     import subprocess
 
-    from cli.devcluster.guests import EXAMPLES, _componentize_js, build_js_http_guest
+    from cli.devcluster.guests import _componentize_js
 
-    root = EXAMPLES / "hello-http" / "js"
-    wasm = build_js_http_guest(root, "hello", root / "app.js")
+    wasm = _guest(variant)
     jco = Path(_componentize_js()).parent / "jco"
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -78,8 +87,8 @@ def _serve(variant: str, ready: Any, cache: str) -> None:
             await web.TCPSite(runner, "127.0.0.1", 0).start()
             ready.send(runner.addresses[0][1])
             await asyncio.Event().wait()
-        if variant == "jco-js":
-            _jco(ready)
+        if variant.startswith("jco-"):
+            _jco(variant, ready)
             return
         import hashlib
 
@@ -88,20 +97,15 @@ def _serve(variant: str, ready: Any, cache: str) -> None:
         from agent.http.host import HttpHost
         from agent.http.outbound import Outbound
         from agent.runtime.engine import ComponentTemplate, Runtime
-        from cli.devcluster.guests import EXAMPLES, build_hello_http, build_js_http_guest
         from neon.http_spec import HttpSpec
         from neon.observe.metrics import Registry
 
-        if variant == "fresh-js":
-            root = EXAMPLES / "hello-http" / "js"
-            wasm = build_js_http_guest(root, "hello", root / "app.js")
-        else:
-            wasm = build_hello_http()
+        wasm = _guest(variant)
         runtime = Runtime(Path(cache))
         component = runtime.load("sha256:" + hashlib.sha256(wasm.read_bytes()).hexdigest(), wasm)
         host = HttpHost(runtime.engine, component, "bench/hello", Outbound((), lambda _m: None))
         template = ComponentTemplate(runtime, component, "bench/hello", {}, host=host)
-        spec = HttpSpec(routes=("/hello/...",), instances=variant.removesuffix("-js"), max_concurrent=256)
+        spec = HttpSpec(routes=("/hello/...",), instances=variant.split("-")[0], max_concurrent=256)
         served = HttpComponent("bench", "hello", template, host, spec, lambda _e: "")
         served.warm()
         door = FrontDoor("bench", Registry(), workers=64)
@@ -174,26 +178,31 @@ def main() -> None:
         for proc, _ in servers.values():
             proc.kill()
     summary: dict[str, Any] = {"levels": {}}
-    print(f"{'clients':>7}  {'variant':<7} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}")
+    print(f"{'clients':>7}  {'variant':<8} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}")
     for clients in LEVELS:
         level: dict[str, Any] = {}
         for variant in servers:
             runs = results[variant][clients]
             level[variant] = {k: statistics.median(r[k] for r in runs) for k in ("p50_ms", "p99_ms", "rps")}
             v = level[variant]
-            print(f"{clients:>7}  {variant:<7} {v['p50_ms']:>8.3f} {v['p99_ms']:>8.3f} {v['rps']:>8.0f}")
-        reuse_vs_plain = level["reuse"]["p50_ms"] / level["plain"]["p50_ms"]
-        fresh_vs_reuse = level["fresh"]["p50_ms"] / level["reuse"]["p50_ms"]
-        js_vs_jco = level["fresh-js"]["rps"] / level["jco-js"]["rps"]
-        level["reuse_vs_plain_p50"] = reuse_vs_plain
-        level["fresh_vs_reuse_p50"] = fresh_vs_reuse
-        level["js_vs_jco_rps"] = js_vs_jco
+            print(f"{clients:>7}  {variant:<8} {v['p50_ms']:>8.3f} {v['p99_ms']:>8.3f} {v['rps']:>8.0f}")
         mark = {True: "✓", False: "✗"}
-        print(
-            f"{'':>7}  reuse/plain p50 {reuse_vs_plain:.2f}x (target 3x {mark[reuse_vs_plain <= 3]}), "
-            f"fresh/reuse p50 {fresh_vs_reuse:.2f}x (target 2x {mark[fresh_vs_reuse <= 2]}), "
-            f"JS guest req/s vs jco serve {js_vs_jco:.2f}x (target above 1x {mark[js_vs_jco > 1]})"
-        )
+        for guest, suffix in (("Python", ""), ("C", "-c")):
+            reuse_vs_plain = level[f"reuse{suffix}"]["p50_ms"] / level["plain"]["p50_ms"]
+            fresh_vs_reuse = level[f"fresh{suffix}"]["p50_ms"] / level[f"reuse{suffix}"]["p50_ms"]
+            level[f"reuse{suffix}_vs_plain_p50"] = reuse_vs_plain
+            level[f"fresh{suffix}_vs_reuse_p50"] = fresh_vs_reuse
+            print(
+                f"{'':>7}  {guest} guest: reuse/plain p50 {reuse_vs_plain:.2f}x "
+                f"(target 3x {mark[reuse_vs_plain <= 3]}), "
+                f"fresh/reuse p50 {fresh_vs_reuse:.2f}x (target 2x {mark[fresh_vs_reuse <= 2]})"
+            )
+        for guest, suffix in (("JS", "-js"), ("C", "-c")):
+            vs_jco = level[f"fresh{suffix}"]["rps"] / level[f"jco{suffix}"]["rps"]
+            level[f"fresh{suffix}_vs_jco_rps"] = vs_jco
+            print(
+                f"{'':>7}  {guest} guest, fresh: req/s vs jco serve {vs_jco:.2f}x (target above 1x {mark[vs_jco > 1]})"
+            )
         summary["levels"][str(clients)] = level
     save(args.json, summary)
 

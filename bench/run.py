@@ -148,15 +148,24 @@ def _load(r: dict[str, Any]) -> list[list[str]]:
 def _front_door(r: dict[str, Any]) -> list[list[str]]:
     rows = []
     for clients, level in r["levels"].items():
+        for guest, suffix in (("Python", ""), ("C", "-c")):
+            reuse, fresh = level[f"reuse{suffix}"], level[f"fresh{suffix}"]
+            rows.append(
+                [
+                    f"(7) front door, {guest} hello guest, {clients} client(s)",
+                    f"reuse p50 {reuse['p50_ms']:.2f} ms ({reuse['rps']:.0f}/s); "
+                    f"fresh {fresh['p50_ms']:.2f} ms ({fresh['rps']:.0f}/s)",
+                    f"plain aiohttp handler p50 {level['plain']['p50_ms']:.3f} ms ({level['plain']['rps']:.0f}/s)",
+                    f"reuse/plain {level[f'reuse{suffix}_vs_plain_p50']:.1f}x (target 3x), "
+                    f"fresh/reuse {level[f'fresh{suffix}_vs_reuse_p50']:.1f}x (target 2x)",
+                ]
+            )
         rows.append(
             [
-                f"(7) front door, Python hello guest, {clients} client(s)",
-                f"reuse p50 {level['reuse']['p50_ms']:.2f} ms ({level['reuse']['rps']:.0f}/s); "
-                f"fresh {level['fresh']['p50_ms']:.2f} ms ({level['fresh']['rps']:.0f}/s)",
-                f"plain aiohttp handler p50 {level['plain']['p50_ms']:.3f} ms ({level['plain']['rps']:.0f}/s)",
-                f"reuse/plain {level['reuse_vs_plain_p50']:.1f}x (target 3x), "
-                f"fresh/reuse {level['fresh_vs_reuse_p50']:.1f}x (target 2x), "
-                f"JS fresh vs jco serve {level['js_vs_jco_rps']:.2f}x req/s (target > 1x)",
+                f"(7) front door vs jco serve, fresh instances, {clients} client(s)",
+                f"JS {level['fresh-js']['rps']:.0f}/s, C {level['fresh-c']['rps']:.0f}/s",
+                f"jco serve: JS {level['jco-js']['rps']:.0f}/s, C {level['jco-c']['rps']:.0f}/s",
+                f"JS {level['fresh-js_vs_jco_rps']:.2f}x, C {level['fresh-c_vs_jco_rps']:.2f}x req/s (target > 1x)",
             ]
         )
     return rows

@@ -16,6 +16,7 @@ from agent.http.messages import ResponseClosed
 
 CHUNK = 64 << 10
 IN_FLIGHT = 4  # response chunks written by the guest and not yet taken by the connection
+INLINE_LIMIT = 16 << 20  # bytes a guest running on the event loop's own thread may write (nothing drains it)
 
 
 class StreamedBody:
@@ -79,11 +80,16 @@ class StreamedBody:
 
 
 class ResponseBridge:
-    """A :class:`agent.http.messages.Responder` whose events the event loop takes with :meth:`next`."""
+    """A :class:`agent.http.messages.Responder` whose events the event loop takes with :meth:`next`.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+    ``inline``: the guest runs on the event loop's own thread, which takes the events only after it returns;
+    so a write never waits for room, and a response longer than :data:`INLINE_LIMIT` is cut off."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, deadline: float, inline: bool = False) -> None:
         self.loop = loop
         self.deadline = deadline
+        self.inline = inline
+        self.written = 0
         self.events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self.buffer = bytearray()
         self.credits = threading.Semaphore(IN_FLIGHT)
@@ -92,7 +98,10 @@ class ResponseBridge:
     # ------------------------------------------------------------------ the guest's thread --
 
     def _put(self, *event: Any) -> None:
-        self.loop.call_soon_threadsafe(self.events.put_nowait, event)
+        if self.inline:
+            self.events.put_nowait(event)  # this is the loop's thread
+        else:
+            self.loop.call_soon_threadsafe(self.events.put_nowait, event)
 
     def start(self, status: int, headers: list[tuple[str, bytes]]) -> None:
         if self.closed:
@@ -109,7 +118,14 @@ class ResponseBridge:
     def flush(self) -> None:
         if not self.buffer:
             return
-        if not self.credits.acquire(timeout=max(0.0, self.deadline - time.monotonic())):
+        if self.inline:
+            self.written += len(self.buffer)
+            if self.written > INLINE_LIMIT:
+                self.closed = True
+                raise ResponseClosed(
+                    f"the response is longer than {INLINE_LIMIT} bytes, which a quick request may send"
+                )
+        elif not self.credits.acquire(timeout=max(0.0, self.deadline - time.monotonic())):
             self.closed = True
             raise ResponseClosed("the client did not take the response in time")
         if self.closed:

@@ -1,10 +1,14 @@
 """The front door: the agent's HTTP server (aiohttp's low-level server), serving the routes of the HTTP
 components running on this node.
 
-A request is matched to the most specific route (:mod:`neon.routes`), checked against its component's
-limits (413 body, 431 headers, 503 when it has no free slot), and run on an instance in a worker thread;
-its body is read as the guest reads it and its response sent as the guest writes it
-(:mod:`agent.http.bridge`). The guest must set its response within ``firstByteTimeout`` (else 504) and
+The server runs on an event loop of its own, in its own thread, so that nothing it does can delay the
+agent's control loop. A request is matched to the most specific route (:mod:`neon.routes`), checked
+against its component's limits (413 body, 431 headers, 503 when it has no free slot), and run on an
+instance in a worker thread; its body is read as the guest reads it and its response sent as the guest
+writes it (:mod:`agent.http.bridge`). A request whose body is in hand, for a component whose requests are
+quick (:meth:`agent.http.component.HttpComponent.quick`), runs on the server's thread itself.
+
+The guest must set its response within ``firstByteTimeout`` (else 504) and
 finish within ``requestTimeout`` (408 while the body was still coming, 504 after). A trap answers 500
 with the incident id. Every answer is counted in ``neon_http_requests_total{app,component,route,code}``.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -65,6 +70,9 @@ class FrontDoor:
         )
         self.handover = Handover(node)  # the cluster's routes, for requests this node does not serve
         self._runner: web.ServerRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.inlined = 0  # requests run on the server's own thread (quick components, body in hand)
+        self._thread: threading.Thread | None = None
         self.url = ""
 
     # ------------------------------------------------------------------------------ routes --
@@ -90,6 +98,21 @@ class FrontDoor:
     # ------------------------------------------------------------------------------ server --
 
     async def start(self, listen: str, tls: ssl.SSLContext | None = None) -> int:
+        """Serve on ``listen`` (``host:port``, port 0 for any) from the front door's own thread; the bound port."""
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="front-door", daemon=True)
+        self._thread.start()
+        try:
+            return int(await self._on_door_loop(self._open(listen, tls)))
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _on_door_loop(self, coro: Any) -> Any:
+        assert self._loop is not None
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
+
+    async def _open(self, listen: str, tls: ssl.SSLContext | None) -> int:
         server = web.Server(
             self._handle,
             max_line_size=PARSER_LIMIT,
@@ -108,8 +131,14 @@ class FrontDoor:
         return int(bound)
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        loop, thread = self._loop, self._thread
+        if loop is not None and thread is not None:
+            if self._runner is not None:
+                await self._on_door_loop(self._runner.cleanup())
+            loop.call_soon_threadsafe(loop.stop)
+            await asyncio.to_thread(thread.join)
+            loop.close()
+            self._loop = self._thread = self._runner = None
         for comp in self.components.values():
             comp.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -161,7 +190,9 @@ class FrontDoor:
             loop = asyncio.get_running_loop()
             deadline = started + spec.request_timeout
             source: Any
-            if length is not None and length <= BUFFERED or not request.body_exists:
+            if not request.body_exists:
+                source = Buffered(b"")
+            elif length is not None and length <= BUFFERED:
                 try:
                     body = await asyncio.wait_for(request.read(), max(0.0, deadline - time.monotonic()))
                 except TimeoutError:
@@ -177,11 +208,13 @@ class FrontDoor:
                 scheme="https" if request.secure else "http",
                 authority=request.host,
             )
-            bridge = ResponseBridge(loop, deadline)
+            inline = isinstance(source, Buffered) and comp.quick()
+            self.inlined += inline
+            bridge = ResponseBridge(loop, deadline, inline)
 
             def run() -> None:
                 try:
-                    outcome = comp.run(incoming, bridge)
+                    outcome = comp.run(incoming, bridge, inline)
                 except Exception as err:  # noqa: BLE001 - an instance that fails to start is a 500
                     _log.warning("request failed", component=comp.label, error=str(err))
                     outcome = Outcome(answered=False, error=None, incident="")
@@ -189,8 +222,11 @@ class FrontDoor:
                     comp.release()
                 bridge.done(outcome)
 
-            loop.run_in_executor(self.executor, run)
-            admitted = False  # the worker releases the slot when the guest is done
+            admitted = False  # run() releases the slot when the guest is done
+            if inline:
+                run()
+            else:
+                loop.run_in_executor(self.executor, run)
             return await _respond(request, bridge, spec.first_byte_timeout, deadline, source, comp.label)
         finally:
             if admitted:
@@ -202,7 +238,7 @@ async def _respond(
 ) -> web.StreamResponse:
     """Turn the guest's events into the response."""
     try:
-        event = await bridge.next(min(first_byte, deadline - time.monotonic()))
+        event = bridge.ready() or await bridge.next(min(first_byte, deadline - time.monotonic()))
     except TimeoutError:
         bridge.close()
         if getattr(source, "timed_out", False) or not getattr(source, "eof", True):

@@ -13,7 +13,8 @@ from the bare payload), so the adapters from and to that uniform form are comput
 
 Every ``borrow<T>`` a host function receives is released before the implementation runs (the call traps
 otherwise: "borrow handles still remain at the end of the call"), and every ``own<T>`` handed to the host
-is taken out of the store's table, exactly once.
+is taken out of the store's table, exactly once. Resources cross as bare C pointers and reps, not as
+wasmtime-py's ``ResourceAny``/``ResourceHost`` objects (four objects and their finalizers per handle).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import threading
 from typing import Any, Callable
 
 import wasmtime
+from wasmtime import _bindings as raw
 from wasmtime import _ffi as ffi
 from wasmtime import component as wc
 from wasmtime.component import ResourceHost, Variant, _linker
@@ -36,6 +38,20 @@ Impl = Callable[..., Any]
 
 _KIND_U8 = ffi.WASMTIME_COMPONENT_U8.value
 _LIST = ffi.WASMTIME_COMPONENT_LIST
+_RESOURCE = ffi.WASMTIME_COMPONENT_RESOURCE
+_HOST_P = ctypes.POINTER(ffi.wasmtime_component_resource_host_t)
+_ANY_P = ctypes.POINTER(ffi.wasmtime_component_resource_any_t)
+
+
+class Owned:
+    """A host object handed to the guest as an ``own`` handle: its rep in the instance's table, its type.
+    (Not a tuple: wasmtime-py tells a variant's cases apart by their Python classes.)"""
+
+    __slots__ = ("rep", "type_id")
+
+    def __init__(self, rep: int, type_id: int) -> None:
+        self.rep = rep
+        self.type_id = type_id
 
 
 class Table:
@@ -47,10 +63,16 @@ class Table:
         self._next = 1
 
     def own(self, type_id: int, obj: Any) -> ResourceHost:
+        """``obj`` kept under a new handle, as wasmtime-py's value (for a call through its bindings)."""
+        owned = self.keep(type_id, obj)
+        return ResourceHost.own(owned.rep, type_id)
+
+    def keep(self, type_id: int, obj: Any) -> Owned:
+        """``obj`` kept under a new handle, as a host function returns it (:func:`prepare`'s types lower it)."""
         rep = self._next
         self._next += 1
         self.items[rep] = obj
-        return ResourceHost.own(rep, type_id)
+        return Owned(rep, type_id)
 
     def get(self, rep: int) -> Any:
         try:
@@ -126,8 +148,50 @@ def _bytes_to_c(_store: Any, val: Any, ptr: Any) -> None:
     ptr.contents.of.list = raw
 
 
+# -------------------------------------------------------------- resources, as pointers and reps --
+
+
+def _take_resource(c: Any) -> Any:
+    """A resource argument's ``resource_any`` pointer, taken from wasmtime's value (lifted by :func:`_rep`)."""
+    return ffi.take_pointer(c.of, "resource")
+
+
+def _rep(store: Any, any_ptr: Any) -> int:
+    """The rep of the host resource behind ``any_ptr`` (a handle the guest passed), and ``any_ptr`` freed."""
+    host = _HOST_P()
+    error = raw._wasmtime_component_resource_any_to_host(store._context(), any_ptr, ctypes.byref(host))
+    raw._wasmtime_component_resource_any_delete(any_ptr)
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+    rep: int = raw._wasmtime_component_resource_host_rep(host)
+    raw._wasmtime_component_resource_host_delete(host)
+    return rep
+
+
+def _own_to_c(fallback: Callable[..., None]) -> Callable[[Any, Any, Any], None]:
+    def convert(store: Any, val: Any, ptr: Any) -> None:
+        if type(val) is not Owned:
+            fallback(store, val, ptr)
+            return
+        host = raw._wasmtime_component_resource_host_new(True, val.rep, val.type_id)
+        handle = _ANY_P()
+        error = raw._wasmtime_component_resource_host_to_any(store._context(), host, ctypes.byref(handle))
+        raw._wasmtime_component_resource_host_delete(host)
+        if error:
+            raise wasmtime.WasmtimeError._from_ptr(error)
+        ptr.contents.kind = _RESOURCE
+        ptr.contents.of.resource = handle
+
+    return convert
+
+
+def _resource_classes(found: set[type]) -> None:
+    """What a resource is in Python here: a bare pointer coming in, an :class:`Owned` going out."""
+    found.update((_ANY_P, Owned, wc.ResourceAny, ResourceHost))
+
+
 def prepare(ty: Any) -> Any:
-    """Read a value type once; byte lists get the one-slice conversions."""
+    """Read a value type once; byte lists get the one-slice conversions, resources the pointer ones."""
     ty = fix(ty)
     _bytes_fast(ty, set())
     return ty
@@ -137,7 +201,12 @@ def _bytes_fast(ty: Any, seen: set[int]) -> None:
     if ty is None or id(ty) in seen:
         return
     seen.add(id(ty))
-    if isinstance(ty, wc.ListType):
+    if isinstance(ty, (wc.OwnType, wc.BorrowType)):
+        ty.convert_from_c = _take_resource  # type: ignore[method-assign]
+        ty.add_classes = _resource_classes  # type: ignore[method-assign,assignment]
+        if isinstance(ty, wc.OwnType):
+            ty.convert_to_c = _own_to_c(ty.convert_to_c)  # type: ignore[method-assign,assignment]
+    elif isinstance(ty, wc.ListType):
         if isinstance(ty.element, wc.U8):
             ty.convert_from_c = _bytes_from_c  # type: ignore[method-assign]
             ty.convert_to_c = _bytes_to_c  # type: ignore[method-assign,assignment]
@@ -160,9 +229,9 @@ def _bytes_fast(ty: Any, seen: set[int]) -> None:
 def lift(ty: Any) -> Callable[[Any, Any], Any] | None:
     """From what wasmtime-py lifts to the uniform form (None: no change)."""
     if isinstance(ty, wc.OwnType):
-        return lambda store, v: current().release(v.to_host(store).rep)
+        return lambda store, v: current().release(_rep(store, v))
     if isinstance(ty, wc.BorrowType):
-        return lambda store, v: current().get(v.to_host(store).rep)
+        return lambda store, v: current().get(_rep(store, v))
     if isinstance(ty, wc.OptionType):
         some = lift(ty.payload)
         if ty._tagged():

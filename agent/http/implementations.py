@@ -30,7 +30,7 @@ class HostContext:
     outbound: Outbound
 
     def new(self, iface: str, resource: str, obj: Any) -> Any:
-        return current().own(self.type_ids[(iface, resource)], obj)
+        return current().keep(self.type_ids[(iface, resource)], obj)
 
 
 def implementations(ctx: HostContext) -> dict[tuple[str, str], Impl]:

@@ -12,9 +12,10 @@ wasmtime-py does not offer the pooling allocator; the library it ships exports i
 
 The pool is reserved address space, not memory: each memory slot is wasmtime's 4 GiB reservation plus its
 guard, about 8 TiB for the default 1,000 instances, committed only as guests touch it; so the pool holds at
-most :data:`MAX_INSTANCES` (a pool larger than the address space crashed wasmtime 51 on its first instance). When the pool is full,
-instantiating fails with a message naming ``neon agent --max-instances``. If the engine cannot be made with
-the pool (address space limited by ``ulimit -v``), the agent falls back to on-demand allocation and says so.
+most :data:`MAX_INSTANCES` (a pool larger than the address space crashed wasmtime 51 on its first instance).
+When the pool is full, instantiating fails with a message naming ``neon agent --max-instances``. If the
+engine cannot be made with the pool (address space limited by ``ulimit -v``), the agent falls back to
+on-demand allocation and says so.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ CORE_PER_INSTANCE = 16
 MEMORIES_PER_INSTANCE = 2
 TABLES_PER_INSTANCE = 4
 TABLE_ELEMENTS = 100_000  # componentize-py's indirect-call tables hold tens of thousands of functions
+# The metadata of one instance (its imports, exports, resource tables): wasmtime's default, 1 MiB, refuses the log
+# analyzer's fused group of four componentize-py components at compile time; 2 MiB takes it. Reserved, not used.
+COMPONENT_INSTANCE_SIZE = 16 << 20
+CORE_INSTANCE_SIZE = 4 << 20
 # Bytes at the start of a memory reset with memset when its slot is reused, instead of handed back to the kernel
 # (which costs page faults when the next instance touches them). Measured (bench/runtime.py, per-call call of
 # the C parser / instantiating the componentize-py one): 0: 84 / 231 us; 256 KiB: 57 / 252 us; 1 MiB: 58 / 327 us.
@@ -89,7 +94,9 @@ def pooled_engine(make_config: Callable[[], wasmtime.Config], limits: PoolLimits
 
 
 def full_pool_hint(message: str, limits: PoolLimits | None) -> str:
-    """``message`` with what to do when it says the pool is full."""
+    """``message`` with what to do when it says the pool is full or too small for the component."""
+    if limits is not None and "pooling allocator" in message:
+        return f"{message} (run the agent with --max-instances 0 to allocate such components on demand)"
     if limits is None or "limit" not in message or "reached" not in message:
         return message
     return (
@@ -105,4 +112,6 @@ def _set_limits(pool: object, limits: PoolLimits) -> None:
     ffi.wasmtime_pooling_allocation_config_total_memories_set(pool, n * MEMORIES_PER_INSTANCE)
     ffi.wasmtime_pooling_allocation_config_total_tables_set(pool, n * TABLES_PER_INSTANCE)
     ffi.wasmtime_pooling_allocation_config_table_elements_set(pool, TABLE_ELEMENTS)
+    ffi.wasmtime_pooling_allocation_config_max_component_instance_size_set(pool, COMPONENT_INSTANCE_SIZE)
+    ffi.wasmtime_pooling_allocation_config_max_core_instance_size_set(pool, CORE_INSTANCE_SIZE)
     ffi.wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(pool, KEEP_RESIDENT)

@@ -54,6 +54,7 @@ _log = log.get("neon.agent.runtime")
 
 WASMTIME_VERSION = importlib.metadata.version("wasmtime")
 EPOCH_TICK = 0.01  # seconds per epoch tick
+MAX_DEADLINE = 3600.0  # seconds: the longest a call may be given (runtime.timeout and the HTTP timeouts allow)
 # Interfaces the agent's WASI implementation provides; everything else must be linked.
 WASI_PREFIXES = ("wasi:",)
 
@@ -107,6 +108,10 @@ class Runtime:
     def _tick(self) -> None:
         while not self._stop.wait(EPOCH_TICK):
             self.engine.increment_epoch()
+        # Closed: every deadline passes now, so no guest still running (one spinning on a worker thread the
+        # process waits for at exit) outlives the runtime. The longest deadline is an hour.
+        for _ in range(_ticks(MAX_DEADLINE) + 1):
+            self.engine.increment_epoch()
 
     def close(self) -> None:
         self._stop.set()
@@ -137,9 +142,8 @@ class Runtime:
         try:
             component = wc.Component(self.engine, wasm_path.read_bytes())
         except wasmtime.WasmtimeError as err:
-            raise ComponentError(
-                f"artifact {digest} is not a valid component: {_first_line(err)}", artifact=digest
-            ) from None
+            reason = full_pool_hint(_first_line(err), self.pool)
+            raise ComponentError(f"artifact {digest} could not be compiled: {reason}", artifact=digest) from None
         fd, tmp = tempfile.mkstemp(dir=self.cache_dir, prefix=".cwasm-")
         with os.fdopen(fd, "wb") as out:
             out.write(component.serialize())

@@ -247,6 +247,13 @@ def build_hello_http() -> Path:
     return build_http_guest(EXAMPLES / "hello-http" / "python", "hello")
 
 
+def build_hello_http_c() -> Path:
+    """``examples/hello-http/c``: the hello guest in C, with no language runtime inside."""
+    root = EXAMPLES / "hello-http" / "c"
+    cabi = EXAMPLES / "log-analyzer" / "native" / "cabi.c"
+    return build_c_guest(with_wasi(root / "wit", cache_dir()), "hello", (root / "hello.c", cabi))
+
+
 def build_log_analyzer() -> dict[str, Path]:
     """Build the log analyzer's components into ``examples/log-analyzer/build``."""
     base = EXAMPLES / "log-analyzer"

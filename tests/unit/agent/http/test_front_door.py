@@ -18,14 +18,20 @@ from typing import Any
 import grpc
 import pytest
 
-from agent.http.component import MAX_LIVE_HANDLES, HttpComponent
+from agent.http.component import MAX_LIVE_HANDLES, WARMUP, HttpComponent
 from agent.http.front_door import FrontDoor
 from agent.http.host import HttpHost
 from agent.http.messages import IncomingRequest
 from agent.http.outbound import Outbound
 from agent.http.streams import Buffered
 from agent.runtime.engine import ComponentTemplate, Runtime
-from cli.devcluster.guests import EXAMPLES, build_hello_http, build_http_guest, build_js_http_guest
+from cli.devcluster.guests import (
+    EXAMPLES,
+    build_hello_http,
+    build_hello_http_c,
+    build_http_guest,
+    build_js_http_guest,
+)
 from neon.errors import DeadlineExceeded, NeonGridError
 from neon.http_spec import HttpSpec
 from neon.observe.metrics import Registry
@@ -53,6 +59,11 @@ def hello(runtime: Runtime) -> Any:
 def hello_js(runtime: Runtime) -> Any:
     root = EXAMPLES / "hello-http" / "js"
     return _load(runtime, build_js_http_guest(root, "hello", root / "app.js"))
+
+
+@pytest.fixture(scope="module")
+def hello_c(runtime: Runtime) -> Any:
+    return _load(runtime, build_hello_http_c())
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +145,22 @@ def test_a_componentize_js_guest_runs_unchanged(door: Any, hello_js: Any) -> Non
             f"hello, js{i} (you asked for /hello/js{i}?q=1)\n".encode(),
         )
     assert d.request("POST", "/hello/x", b"from node") == (200, b"from node")
+
+
+@pytest.mark.parametrize("mode", ["fresh", "reuse"])
+def test_a_c_guest_with_no_runtime_inside_is_served_in_both_instance_modes(door: Any, hello_c: Any, mode: str) -> None:
+    """The C guest writes the canonical ABI by hand: resources, a result in a return pointer, a list of tuples."""
+    d = door(hello_c, HttpSpec(routes=("/hello/...",), instances=mode))
+    for i in range(3):
+        conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
+        conn.request("GET", f"/hello/c{i}?q=1")
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (200, f"hello, c{i} (you asked for /hello/c{i}?q=1)\n".encode())
+        assert response.getheader("content-type") == "text/plain; charset=utf-8"
+        conn.close()
+    served = d.door.components[("app", "web")]
+    assert served.first_requests == (3 if mode == "fresh" else 1)
+    assert served.live_handles() == ([] if mode == "fresh" else [0])  # the guest dropped every handle it held
 
 
 def test_bodies_stream_both_ways(door: Any, probe: Any) -> None:
@@ -412,3 +439,51 @@ def test_the_front_door_serves_https_with_a_given_certificate(runtime: Runtime, 
     finally:
         loop.run(front.stop())
         loop.close()
+
+
+def test_quick_requests_run_on_the_door_thread_until_one_stalls(door: Any, probe: Any) -> None:
+    d = door(probe, HttpSpec(routes=("/...",), instances="reuse", first_byte_timeout=0.5, request_timeout=1.0))
+    served = _until_quick(d, "/")
+    assert d.request("GET", "/")[0] == 200 and d.door.inlined >= 1, (served.typical, d.door.inlined)
+    inlined = d.door.inlined
+    assert d.request("GET", "/big?n=300000") == (200, b"x" * 300_000)  # more than a chunk, on the quick path
+    assert d.door.inlined == inlined + 1
+    # On the door's thread nothing can answer 504 at the first-byte timeout: the guest spins to its deadline,
+    # and the component never runs there again.
+    status, text = d.request("GET", "/never")
+    assert status == 504 and b"did not answer in time" in text, (status, text)
+    assert not served.quick() and not served.may_inline
+    inlined = d.door.inlined
+    started = time.monotonic()
+    status, text = d.request("GET", "/never")
+    assert status == 504 and b"did not start its response within 0.5s" in text, (status, text)
+    assert time.monotonic() - started < 0.95 and d.door.inlined == inlined
+
+
+def test_an_answer_too_long_for_the_quick_path_is_cut_off(door: Any, probe: Any, monkeypatch: Any) -> None:
+    from agent.http import bridge
+
+    monkeypatch.setattr(bridge, "INLINE_LIMIT", 200_000)
+    d = door(probe, HttpSpec(routes=("/...",), instances="reuse"))
+    _until_quick(d, "/")
+    with pytest.raises((http.client.IncompleteRead, ConnectionError)):
+        d.request("GET", "/big?n=1000000")
+    assert d.request("GET", "/")[0] == 200
+
+
+def test_a_component_that_may_wait_on_the_network_never_runs_on_the_door_thread(door: Any, hello: Any) -> None:
+    d = door(hello, HttpSpec(routes=("/hello/...",), instances="reuse"), allowed=("http://127.0.0.1:*",))
+    served = d.door.components[("app", "web")]
+    for _ in range(WARMUP + 5):
+        assert d.request("GET", "/hello/x")[0] == 200
+    assert not served.may_inline and not served.quick() and d.door.inlined == 0
+
+
+def _until_quick(d: Door, path: str) -> HttpComponent:
+    """Serve requests until the component counts as quick (its first requests are slower: the guest warms up)."""
+    served: HttpComponent = d.door.components[("app", "web")]
+    for _ in range(500):
+        if served.quick():
+            return served
+        assert d.request("GET", path)[0] == 200
+    raise AssertionError(f"after 500 requests {served.label} still takes {served.typical * 1000:.1f} ms a request")
