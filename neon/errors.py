@@ -2,9 +2,12 @@
 
 Every error a user can see is a :class:`NeonGridError` subclass with keyword
 attributes. Servers turn them into a gRPC status whose trailing metadata
-carries the class name and attributes (``neon-error-bin``, JSON); the client
-turns that back into the same exception, so callers catch domain errors on
-both sides of the wire.
+carries the class name, the status code and the attributes (``neon-error-bin``,
+JSON); the client turns that back into the same exception, so callers catch
+domain errors on both sides of the wire. A process that relays an error whose
+class it has not loaded (the control plane relaying an agent's ``CodecError``)
+rebuilds it as the base class of its status code, keeping the code, the name
+(:attr:`NeonGridError.type_name`) and the details, so the next hop sees what the first sent.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ class NeonGridError(Exception):
     """
 
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+    _type_name = ""  # the class name a relayed error had where it was raised, when this process lacks that class
 
     def __init__(self, message: str, **attrs: Any) -> None:
         super().__init__(message)
@@ -34,8 +38,14 @@ class NeonGridError(Exception):
         for key, value in attrs.items():
             setattr(self, key, value)
 
+    @property
+    def type_name(self) -> str:
+        """The error's class name, as the process that raised it knew it."""
+        return self._type_name or type(self).__name__
+
     def to_json(self) -> bytes:
-        return json.dumps({"type": type(self).__name__, "message": self.message, "attrs": self.attrs}).encode()
+        payload = {"type": self.type_name, "code": self.code.value[0], "message": self.message, "attrs": self.attrs}
+        return json.dumps(payload).encode()
 
 
 class InvalidArgument(NeonGridError):
@@ -170,13 +180,25 @@ def from_status(code: grpc.StatusCode, details: str, error_json: bytes | None) -
     if error_json:
         try:
             payload = json.loads(error_json)
-            cls = _all_subclasses(NeonGridError).get(payload["type"], NeonGridError)
-            return cls(payload["message"], **payload.get("attrs", {}))
-        except (ValueError, KeyError, TypeError):
+            name, message, attrs = str(payload["type"]), str(payload["message"]), dict(payload.get("attrs", {}))
+            sent = status_code(int(payload.get("code", code.value[0])))
+        except (ValueError, KeyError, TypeError, AttributeError):
             pass
-    for cls in (Unavailable, DeadlineExceeded, NotFound, InvalidArgument, Conflict, Unauthenticated, PermissionDenied):
-        if cls.code == code:
-            return cls(details or code.name)
-    error = NeonGridError(details or code.name)
-    error.code = code
+        else:
+            known = _all_subclasses(NeonGridError).get(name)
+            error = (known or _base_for(sent))(message, **attrs)
+            if known is None:
+                error._type_name = name
+            if error.code != sent:
+                error.code = sent
+            return error
+    error = _base_for(code)(details or code.name)
+    if error.code != code:
+        error.code = code
     return error
+
+
+def _base_for(code: grpc.StatusCode) -> type[NeonGridError]:
+    """The class this module defines for a status code (the most general one), or the root."""
+    candidates: list[type[NeonGridError]] = [Unavailable, FailedPrecondition, *NeonGridError.__subclasses__()]
+    return next((cls for cls in candidates if cls.code == code), NeonGridError)

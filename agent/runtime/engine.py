@@ -72,6 +72,11 @@ class FunctionRef(NamedTuple):
         return f"{self.interface}#{self.name}" if self.interface else self.name
 
 
+# Exports a guest toolchain adds for itself, not part of the component's API: componentize-py's
+# pre-initialization entry point (run once at build time; calling it again re-runs the guest's start-up).
+TOOLCHAIN_EXPORTS = frozenset({FunctionRef("exports", "init")})
+
+
 def short_interface(interface: str) -> str:
     """``cyber-systems:logs/parser@0.1.0`` -> ``parser``."""
     return interface.rsplit("/", 1)[-1].split("@", 1)[0]
@@ -157,7 +162,8 @@ class Runtime:
             self._loaded.pop(digest, None)
 
     def exports(self, component: wc.Component) -> dict[FunctionRef, Any]:
-        """Every exported function (root and one level of interfaces) with its FuncType."""
+        """Every exported function (root and one level of interfaces) with its FuncType, but a guest
+        toolchain's own (:data:`TOOLCHAIN_EXPORTS`): those are neither listed nor invocable."""
         found: dict[FunctionRef, Any] = {}
         for name, ext in component.type.exports(self.engine).items():
             ty = ext.ty
@@ -168,7 +174,7 @@ class Runtime:
                     fty = fext.ty
                     if isinstance(fty, wc.FuncType):
                         found[FunctionRef(name, fname)] = fty
-        return found
+        return {ref: ty for ref, ty in found.items() if ref not in TOOLCHAIN_EXPORTS}
 
     def import_names(self, component: wc.Component) -> list[str]:
         """Every import's name, WASI's included."""

@@ -14,7 +14,7 @@ from controlplane.reconcile.status import served
 from controlplane.state.store import Store
 from controlplane.state.world import AppRecord
 from neon._proto import dataplane_pb2, dataplane_pb2_grpc
-from neon.errors import NotFound, NotRunning, from_rpc_error
+from neon.errors import FailedPrecondition, NotFound, NotRunning, from_rpc_error
 from neon.manifest import ComponentSpec
 from neon.rpc.servers import CHANNEL_OPTIONS
 from neon.security import pki, tls
@@ -125,12 +125,14 @@ class Relay:
             inside = sorted({(n, inst) for (n, c), (inst, _) in serving.items() if c == comp.name and inst != c})
             running = await self._fused_exporting(request.app, comp.artifact, inside, serving, statuses)
             if inside and not running:
+                # Not a transient state a retry outlives: the placement fused it (FAILED_PRECONDITION, not UNAVAILABLE).
                 where = ", ".join(f"{inst} on {n}" for n, inst in inside)
-                raise NotRunning(
+                raise FailedPrecondition(
                     f"{request.app}/{comp.name} runs only fused into {where}; its exports are not served on their "
                     f"own there (call the root, or set colocate: never on its links)",
                     app=request.app,
                     component=comp.name,
+                    root=inside[0][1],
                 )
             if not running:
                 raise NotRunning(

@@ -202,7 +202,7 @@ def serving(cluster: Cluster, native_guests: dict[str, Path], tmp_path: Path) ->
 
 
 @pytest.mark.e2e
-def test_the_data_plane_refuses_hostile_calls_clearly_and_keeps_serving(serving: Any) -> None:
+def test_the_data_plane_refuses_hostile_calls_clearly_and_keeps_serving(serving: Any, cluster: Cluster) -> None:
     stub, peer, channel = serving
 
     def invoke(args_json: str, function: str = "parse", app: str = "pair") -> grpc.StatusCode:
@@ -259,6 +259,17 @@ def test_the_data_plane_refuses_hostile_calls_clearly_and_keeps_serving(serving:
         dataplane_pb2.InvokeRequest(app="pair", component="parser", function="parse", args_json='["bad"]'), timeout=30
     )
     assert json.loads(reply.result_json) == {"err": "expected '<timestamp> <LEVEL> <source>: <message>', got 'bad'"}
+
+    # Relayed by the control plane (which has not loaded the agent's codec): the agent's CodecError reaches
+    # the client as itself, INVALID_ARGUMENT with its name and details, not as UNKNOWN.
+    assert cluster.client is not None
+    with pytest.raises(InvalidArgument) as refused:
+        cluster.client.invoke("pair", "parser", "parse", [42])
+    assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT and refused.value.type_name == "CodecError", (
+        refused.value.code,
+        refused.value.type_name,
+        refused.value.message,
+    )
 
 
 @pytest.mark.e2e

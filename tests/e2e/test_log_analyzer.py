@@ -12,7 +12,7 @@ import pytest
 
 from cli.devcluster.guests import EXAMPLES
 from neon._proto import dataplane_pb2, dataplane_pb2_grpc, values_pb2
-from neon.errors import InvalidManifest, NotFound, NotRunning
+from neon.errors import FailedPrecondition, InvalidManifest, NotFound, NotRunning
 from neon.security import pki
 from neon.security.pki import AGENT_NAME
 from tests.support.helpers import (
@@ -80,8 +80,9 @@ def test_the_example_fuses_on_the_edge_and_archives_in_the_cloud(cluster: Cluste
     assert len(archive.read_text().splitlines()) == 160
     assert not list((cluster.workdir / "agents" / "edge-1").glob("volumes/log-analyzer/*"))
 
-    with pytest.raises(NotRunning, match="runs only fused into gateway on edge-1"):
+    with pytest.raises(FailedPrecondition, match="runs only fused into gateway on edge-1") as fused:
         client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE])
+    assert fused.value.attrs["root"] == "gateway"  # FAILED_PRECONDITION: no retry makes it answer
     kinds = [(e.kind, e.component, e.node) for e in client.events(history=100, app="log-analyzer")]
     assert ("InstanceRunning", "gateway", "edge-1") in kinds
     assert ("InstanceRunning", "archiver", "cloud-1") in kinds
@@ -320,7 +321,7 @@ def test_colocated_link_runs_locally_with_identical_results(cluster: Cluster, tm
     assert group.artifact.startswith("sha256:") and group.reason == ""
     assert {c.name: c.replicas[0].reason for c in app.components}["parser"] == "fused into processor"
     assert client.invoke("log-analyzer", "processor", "process-batch", [SAMPLE]) == (5, "edge-1")
-    with pytest.raises(NotRunning, match="runs only fused into processor on edge-1"):
+    with pytest.raises(FailedPrecondition, match="runs only fused into processor on edge-1"):
         client.invoke("log-analyzer", "parser", "parse", ["x"])
 
     # Moving the processor to the cloud splits the link; results stay the same.

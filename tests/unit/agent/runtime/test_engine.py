@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 from agent.runtime.engine import ComponentTemplate, FunctionRef, Runtime
 from agent.runtime.pool import InstancePool
 from neon._proto import values_pb2
-from neon.errors import CallFailed, CapabilityDenied, DeadlineExceeded, ResourceExhausted
+from neon.errors import CallFailed, CapabilityDenied, DeadlineExceeded, NotFound, ResourceExhausted
 from neon.grants import GrantSpec, VolumeGrant
 from neon.runtime_spec import RuntimeSpec
 from tests.support.helpers import GUESTS, assert_eventually
@@ -281,3 +281,14 @@ def test_a_function_without_a_result_is_called_with_a_lifter(runtime: Runtime, t
     assert instance.call(add, [4], None, refuse) is None
     wired = instance.call(total, [], None, instance.template.signature(total).wire_result)
     assert values_pb2.Value.FromString(wired).u64 == 7
+
+
+def test_a_toolchains_own_exports_are_neither_listed_nor_invocable(runtime: Runtime, component: Any) -> None:
+    assert "exports" in component.type.exports(runtime.engine)  # componentize-py's pre-initialization entry
+    template = ComponentTemplate(runtime, component, "test/probe", {})
+    assert template.functions and all(ref.interface != "exports" for ref in template.functions)
+    with pytest.raises(NotFound) as missing:
+        template.resolve("exports#init")
+    assert "init" not in missing.value.message.split("(exports:")[1], missing.value.message
+    with pytest.raises(NotFound):
+        template.signature(FunctionRef("exports", "init"))
