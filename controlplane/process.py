@@ -34,9 +34,11 @@ from neon._proto import control_pb2_grpc
 from neon.model import NodeInfo
 from neon.observe import log
 from neon.rpc.http import HttpServer
+from neon.rpc.reflection import add_reflection
 from neon.rpc.servers import add_join_port, create_server, mark_serving
 
 _log = log.get("neon.controlplane")
+SERVICES = ("neon.v1.Control", "neon.v1.AgentControl", "neon.v1.Join")
 # The nodes holding a lease, and the Unreachable ones with when they were found so (0: not yet).
 NodeSets = tuple[dict[str, NodeInfo], dict[str, tuple[NodeInfo, float]]]
 
@@ -112,11 +114,12 @@ class ControlPlane:
             control_pb2_grpc.add_ControlServicer_to_server(ControlServicer(self), server)
             control_pb2_grpc.add_AgentControlServicer_to_server(AgentServicer(self), server)
             control_pb2_grpc.add_JoinServicer_to_server(JoinServicer(self), server)
+            add_reflection(server, [*SERVICES, "grpc.health.v1.Health"])
 
         self.server, self.port = create_server(
             self.config.listen,
             register,
-            ["neon.v1.Control", "neon.v1.AgentControl", "neon.v1.Join"],
+            list(SERVICES),
             self.security.creds,
         )
         if not self.security.creds.plaintext:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from neon.errors import PermissionDenied, Unauthenticated
-from neon.security.pki import ADMIN, AGENT, CONTROLPLANE, VIEWER
+from neon.security.pki import ADMIN, AGENT, CONTROLPLANE, ROLES, VIEWER
 from neon.security.tls import Peer
 
 _CONTROL_READS = (
@@ -48,6 +48,8 @@ POLICY: dict[str, frozenset[str]] = {
     "/neon.v1.DataPlane/ServeHttp": frozenset({AGENT}),  # a front door handing a request to where it runs
     # A component's output is relayed to users by the control plane.
     "/neon.v1.DataPlane/Logs": frozenset({CONTROLPLANE}),
+    # What the API is (gRPC server reflection, both versions): any member of the cluster may ask.
+    **{f"/grpc.reflection.{v}.ServerReflection/ServerReflectionInfo": frozenset(ROLES) for v in ("v1", "v1alpha")},
 }
 # Who may read the HTTPS pages (metrics, dashboard): users, and replicas scraping each other.
 HTTP_READERS = frozenset({VIEWER, ADMIN, CONTROLPLANE})
