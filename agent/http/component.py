@@ -13,7 +13,7 @@ from typing import Any, Callable
 from agent.http.host import HttpHost
 from agent.http.messages import IncomingRequest, Responder
 from agent.runtime.engine import ComponentInstance, ComponentTemplate
-from neon.errors import CapabilityDenied, DeadlineExceeded, NeonGridError
+from neon.errors import CapabilityDenied, ComponentError, DeadlineExceeded, NeonGridError
 from neon.http_spec import HttpSpec
 from neon.observe import log
 from neon.observe.metrics import Meter, moving_average
@@ -166,6 +166,8 @@ class HttpComponent:
 
 def status_for(outcome: Outcome) -> tuple[int, str]:
     """The status and text when the guest sent nothing itself."""
+    if isinstance(outcome.error, ComponentError):  # no instance could be made for the request
+        return 503, f"the component could not start an instance: {outcome.error.message}"
     if isinstance(outcome.error, DeadlineExceeded):
         return 504, f"the component did not answer in time: {outcome.error.message}"
     if isinstance(outcome.error, CapabilityDenied):

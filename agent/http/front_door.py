@@ -33,6 +33,7 @@ from agent.http.handover import Handover, serve_handed_over
 from agent.http.messages import IncomingRequest
 from agent.http.streams import Buffered
 from neon._proto import dataplane_pb2
+from neon.errors import ComponentError
 from neon.observe import log
 from neon.observe.metrics import Registry
 from neon.routes import Route, best, parse_route
@@ -215,9 +216,10 @@ class FrontDoor:
             def run() -> None:
                 try:
                     outcome = comp.run(incoming, bridge, inline)
-                except Exception as err:  # noqa: BLE001 - an instance that fails to start is a 500
-                    _log.warning("request failed", component=comp.label, error=str(err))
-                    outcome = Outcome(answered=False, error=None, incident="")
+                except Exception as err:  # noqa: BLE001 - no instance to run it on: 503, with the reason
+                    _log.warning("no instance for a request", component=comp.label, error=str(err))
+                    reason = err if isinstance(err, ComponentError) else ComponentError(str(err), component=comp.label)
+                    outcome = Outcome(answered=False, error=reason, incident="")
                 finally:
                     comp.release()
                 bridge.done(outcome)

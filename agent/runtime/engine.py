@@ -54,7 +54,6 @@ _log = log.get("neon.agent.runtime")
 
 WASMTIME_VERSION = importlib.metadata.version("wasmtime")
 EPOCH_TICK = 0.01  # seconds per epoch tick
-MAX_DEADLINE = 3600.0  # seconds: the longest a call may be given (runtime.timeout and the HTTP timeouts allow)
 # Interfaces the agent's WASI implementation provides; everything else must be linked.
 WASI_PREFIXES = ("wasi:",)
 
@@ -107,6 +106,7 @@ class Runtime:
         self._loading: dict[str, threading.Lock] = {}
         self.compiled = 0  # how many artifacts this process compiled (not loaded from the cache)
         self._stop = threading.Event()
+        self.longest_ticks = 0  # the longest deadline given to a call, in ticks
         self._ticker = threading.Thread(target=self._tick, name="epoch-ticker", daemon=True)
         self._ticker.start()
 
@@ -114,8 +114,8 @@ class Runtime:
         while not self._stop.wait(EPOCH_TICK):
             self.engine.increment_epoch()
         # Closed: every deadline passes now, so no guest still running (one spinning on a worker thread the
-        # process waits for at exit) outlives the runtime. The longest deadline is an hour.
-        for _ in range(_ticks(MAX_DEADLINE) + 1):
+        # process waits for at exit) outlives the runtime.
+        for _ in range(self.longest_ticks + 1):
             self.engine.increment_epoch()
 
     def close(self) -> None:
@@ -335,7 +335,9 @@ class ComponentTemplate:
             wasi.preopen_dir(str(host), volume.path, fs_mutable=not volume.read_only)
         store.set_wasi(wasi)
         store.set_limits(memory_size=self.settings.memory_bytes)
-        store.set_epoch_deadline(_ticks(self.settings.timeout_seconds))  # instantiation runs guest code too
+        ticks = _ticks(self.settings.timeout_seconds)
+        self.runtime.longest_ticks = max(self.runtime.longest_ticks, ticks)
+        store.set_epoch_deadline(ticks)  # instantiation runs guest code too
         scope = self.host.scope() if self.host is not None else None
         try:
             with scope if scope is not None else contextlib.nullcontext():
@@ -388,6 +390,9 @@ class ComponentInstance:
     def _call(self, ref: FunctionRef, args: list[Any], timeout: float | None, lift: Callable[[Any], Any] | None) -> Any:
         limit = self.template.settings.timeout_seconds if timeout is None else timeout
         ticks = _ticks(limit)
+        runtime = self.template.runtime
+        if ticks > runtime.longest_ticks:
+            runtime.longest_ticks = ticks
         self.calls += 1
         started = time.monotonic()
         try:

@@ -32,7 +32,7 @@ from cli.devcluster.guests import (
     build_http_guest,
     build_js_http_guest,
 )
-from neon.errors import DeadlineExceeded, NeonGridError
+from neon.errors import ComponentError, DeadlineExceeded, NeonGridError
 from neon.http_spec import HttpSpec
 from neon.observe.metrics import Registry
 from neon.outbound_hosts import parse_host_pattern
@@ -487,3 +487,19 @@ def _until_quick(d: Door, path: str) -> HttpComponent:
             return served
         assert d.request("GET", path)[0] == 200
     raise AssertionError(f"after 500 requests {served.label} still takes {served.typical * 1000:.1f} ms a request")
+
+
+def test_a_request_no_instance_can_be_made_for_is_answered_503_with_the_reason(
+    door: Any, hello: Any, monkeypatch: Any
+) -> None:
+    d = door(hello, HttpSpec(routes=("/hello/...",), instances="fresh"))
+    served = d.door.components[("app", "web")]
+
+    def refuse() -> Any:
+        raise ComponentError("app/web failed to instantiate: maximum concurrent limit of 2 reached (raise ...)")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(served.template, "instantiate", refuse)
+        status, text = d.request("GET", "/hello/x")
+        assert status == 503 and b"could not start an instance" in text and b"maximum concurrent limit" in text
+    assert d.request("GET", "/hello/x")[0] == 200
