@@ -46,6 +46,9 @@ class AgentConfig:
         http_key: The private key (PEM) of ``http_cert``.
         max_instances: Component instances this node may hold at once: the size of wasmtime's pooling
             allocator, reserved when the agent starts (0: allocate on demand, without a pool).
+        compiler: What makes native code from artifacts: ``cranelift`` (optimizing, the default),
+            ``cranelift-O0`` or ``winch`` (wasmtime's baseline compiler: 3 to 5 times faster to compile,
+            CPU-bound guest code about 1.45 times slower; bench/compile_tiers.py).
         join_token: A one-time token (``neon token create``) to join with when the agent holds
             no certificate yet; the certificate is kept in ``<data_dir>/identity``.
         ca_file: The cluster CA certificate to trust when joining (later kept with the identity).
@@ -71,6 +74,7 @@ class AgentConfig:
     http_cert: Path | None = None
     http_key: Path | None = None
     max_instances: int = 1000
+    compiler: str = "cranelift"
     join_token: str = ""
     ca_file: Path | None = None
     join: str = ""

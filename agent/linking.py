@@ -10,7 +10,8 @@ from agent.dataplane.forwarder import Router
 from agent.dataplane.serving import Serving
 from agent.observe.telemetry import Telemetry
 from agent.runtime.denials import DenialLog
-from agent.runtime.engine import FunctionRef, HostFunc, Runtime
+from agent.runtime.engine import FunctionRef, Runtime
+from agent.runtime.traps import HostFunc
 from agent.values.signature import Signature as CallSignature
 from neon.errors import ComponentError
 from neon.model import ComponentAssignment

@@ -76,7 +76,7 @@ class Agent:
         self.config = config
         self.state = AgentState()
         pool = PoolLimits(config.max_instances) if config.max_instances > 0 else None
-        self.runtime = Runtime(config.cache_dir or config.data_dir / "compiled", pool)
+        self.runtime = Runtime(config.cache_dir or config.data_dir / "compiled", pool, config.compiler)
         self.artifacts = ArtifactCache(config.data_dir / "artifacts")
         self.desired = DesiredStateFile(config.data_dir / "desired.json")
         self.telemetry = Telemetry(config.name, __version__)
@@ -158,6 +158,7 @@ class Agent:
             control=self.config.control,
             labels=self.config.labels,
             instances=self.runtime.allocator,
+            compiler=self.runtime.tier,
         )
 
     async def _open_front_door(self, default_host: str) -> None:

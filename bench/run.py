@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "placement": ("placement.py", [], ["--components", "200", "--nodes", "1000"]),
     "controlplane_load": ("controlplane_load.py", ["--agents", "1000", "--seconds", "30"], ["--agents", "200"]),
     "front_door": ("front_door.py", ["--seconds", "3", "--rounds", "2"], ["--seconds", "1", "--rounds", "1"]),
+    "compile_tiers": ("compile_tiers.py", [], ["--lines", "500", "--rounds", "3"]),
 }
 
 
@@ -171,7 +172,24 @@ def _front_door(r: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _compile_tiers(r: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for guest, tiers in r.items():
+        winch, cranelift = tiers["winch"], tiers["cranelift"]
+        rows.append(
+            [
+                f"(8) compile tiers, {guest}",
+                f"Winch: compile {winch['compile_s']:.2f} s, run {winch['run_ms']:.2f} ms",
+                f"Cranelift: compile {cranelift['compile_s']:.2f} s, run {cranelift['run_ms']:.2f} ms",
+                f"compile {winch['compile_vs_cranelift']:.2f}x, run {winch['run_vs_cranelift']:.2f}x, "
+                f"same answers: {'yes' if all(t['same'] for t in tiers.values()) else 'NO'}",
+            ]
+        )
+    return rows
+
+
 SUMMARIES: dict[str, Callable[[dict[str, Any]], list[list[str]]]] = {
+    "compile_tiers": _compile_tiers,
     "front_door": _front_door,
     "fusion": _fusion,
     "forwarding": _forwarding,

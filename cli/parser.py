@@ -131,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="component instances this node may hold at once, reserved up front in wasmtime's pooling allocator "
         "(0: allocate each on demand)",
     )
+    p.add_argument(
+        "--compiler",
+        choices=("cranelift", "cranelift-O0", "winch"),
+        default=os.environ.get("NEON_COMPILER", "cranelift"),
+        help="what compiles artifacts to native code: cranelift (optimizing, default), or winch (3-5x faster to "
+        "compile, CPU-bound guest code about 1.45x slower); env NEON_COMPILER",
+    )
     p.add_argument("--data-dir", default="", help="artifacts and compiled cache (default .neon/agent-NAME)")
     p.add_argument(
         "--cache-dir",

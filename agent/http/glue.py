@@ -30,8 +30,8 @@ from wasmtime import component as wc
 from wasmtime.component import ResourceHost, Variant, _linker
 from wasmtime.component._enter import catch_exceptions
 
-from agent.runtime.engine import park
 from agent.runtime.functypes import fix
+from agent.runtime.traps import park
 from agent.values.clayout import OF, VAL
 
 Impl = Callable[..., Any]

@@ -44,6 +44,8 @@ from agent.runtime.denials import DenialLog, wasi_gates
 from agent.runtime.functypes import fix_type, pin_type
 from agent.runtime.guest_output import GuestOutput
 from agent.runtime.rawcall import Plan, set_epoch_deadline
+from agent.runtime.tiers import CRANELIFT, apply_tier, cache_name, check_tier
+from agent.runtime.traps import HostFunc, first_line, host_func, take_pending, trap_message
 from agent.values.signature import Signature
 from neon.errors import CallFailed, ComponentError, DeadlineExceeded, NeonGridError, NotFound
 from neon.grants import GrantSpec
@@ -56,8 +58,6 @@ WASMTIME_VERSION = importlib.metadata.version("wasmtime")
 EPOCH_TICK = 0.01  # seconds per epoch tick
 # Interfaces the agent's WASI implementation provides; everything else must be linked.
 WASI_PREFIXES = ("wasi:",)
-
-HostFunc = Callable[..., Any]
 
 
 class FunctionRef(NamedTuple):
@@ -96,10 +96,18 @@ class WasiHost(Protocol):
 class Runtime:
     """The agent's wasmtime engine and compiled-artifact cache."""
 
-    def __init__(self, cache_dir: Path, pool: PoolLimits | None = DEFAULT_POOL) -> None:
+    def __init__(self, cache_dir: Path, pool: PoolLimits | None = DEFAULT_POOL, tier: str = CRANELIFT) -> None:
         self.pool = pool
-        self.engine, self.allocator = pooled_engine(_config, pool)
-        self.cache_dir = Path(cache_dir) / f"wasmtime-{WASMTIME_VERSION}"
+        self.tier = check_tier(tier)
+
+        def config() -> wasmtime.Config:
+            made = wasmtime.Config()
+            made.epoch_interruption = True
+            apply_tier(made, tier)
+            return made
+
+        self.engine, self.allocator = pooled_engine(config, pool)
+        self.cache_dir = Path(cache_dir) / cache_name(WASMTIME_VERSION, tier)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._loaded: dict[str, wc.Component] = {}
@@ -147,7 +155,7 @@ class Runtime:
         try:
             component = wc.Component(self.engine, wasm_path.read_bytes())
         except wasmtime.WasmtimeError as err:
-            reason = full_pool_hint(_first_line(err), self.pool)
+            reason = full_pool_hint(first_line(err), self.pool)
             raise ComponentError(f"artifact {digest} could not be compiled: {reason}", artifact=digest) from None
         fd, tmp = tempfile.mkstemp(dir=self.cache_dir, prefix=".cwasm-")
         with os.fdopen(fd, "wb") as out:
@@ -248,15 +256,15 @@ class ComponentTemplate:
             for iface, (capability, names) in sorted(gates.items()):
                 with root.add_instance(iface) as inst:
                     for fname in names:
-                        inst.add_func(fname, _host(self.denials.stub(capability)))
+                        inst.add_func(fname, host_func(self.denials.stub(capability)))
             for iface, funcs in sorted(imports.items()):
                 if iface == "":
                     for fname, fn in funcs.items():
-                        root.add_func(fname, _host(fn))
+                        root.add_func(fname, host_func(fn))
                     continue
                 with root.add_instance(iface) as inst:
                     for fname, fn in funcs.items():
-                        inst.add_func(fname, _host(fn))
+                        inst.add_func(fname, host_func(fn))
         if self.grants.volumes and volume_root is None:
             raise ComponentError(f"{label} is granted volumes but the agent has no volume directory")
 
@@ -345,7 +353,7 @@ class ComponentTemplate:
         except wasmtime.WasmtimeError as err:
             raise ComponentError(
                 f"{self.label} failed to instantiate: "
-                + full_pool_hint(_trap_message(err, _take_pending()), self.runtime.pool),
+                + full_pool_hint(trap_message(err, take_pending()), self.runtime.pool),
                 component=self.label,
             ) from None
         return ComponentInstance(self, store, instance, scope)
@@ -408,10 +416,10 @@ class ComponentInstance:
                 result = plan.call(args, ticks, lift)  # post_return included
         except wasmtime.WasmtimeError as err:
             self.poisoned = True
-            cause = _take_pending()
+            cause = take_pending()
             if isinstance(cause, NeonGridError):
                 raise cause from None
-            message = _trap_message(err, cause)
+            message = trap_message(err, cause)
             if message == "wasm trap: interrupt":
                 took = time.monotonic() - started
                 raise DeadlineExceeded(
@@ -440,59 +448,5 @@ class ComponentInstance:
         return found
 
 
-def _config() -> wasmtime.Config:
-    config = wasmtime.Config()
-    config.epoch_interruption = True
-    return config
-
-
 def _ticks(seconds: float) -> int:
     return max(1, math.ceil(seconds / EPOCH_TICK))
-
-
-_pending = threading.local()
-
-
-def park(err: BaseException) -> None:
-    """Keep a host function's exception for the call that trapped on it (thread-local, see :func:`_host`)."""
-    _pending.error = err
-
-
-def _host(fn: HostFunc) -> HostFunc:
-    """Adapt ``fn(*args)`` to wasmtime's ``(store, *args)`` host-function convention.
-
-    wasmtime-py parks a host function's Python exception in a process-global
-    slot, which races between threads; instead the exception is kept in a
-    thread-local and the guest sees a trap carrying its message.
-    """
-
-    def call(_store: Any, *args: Any) -> Any:
-        try:
-            return fn(*args)
-        except Exception as err:  # noqa: BLE001 - every failure must become a trap
-            _pending.error = err
-            raise wasmtime.WasmtimeError(str(err)) from None
-
-    return call
-
-
-def _take_pending() -> Exception | None:
-    err = getattr(_pending, "error", None)
-    _pending.error = None
-    return err
-
-
-def _trap_message(err: Exception, cause: Exception | None) -> str:
-    if cause is not None:
-        return f"{type(cause).__name__}: {cause}"
-    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
-    # wasmtime puts the backtrace first and the reason last ("Caused by: ...").
-    for i, line in enumerate(lines):
-        if line.startswith("Caused by"):
-            return "; ".join(lines[i + 1 : i + 3])
-    return lines[0] if lines else type(err).__name__
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

@@ -102,6 +102,7 @@ def agent(args: argparse.Namespace) -> int:
             http_cert=args.http_cert,
             http_key=args.http_key,
             max_instances=args.max_instances,
+            compiler=args.compiler,
         ),
         args.ready_file,
     )
