@@ -27,11 +27,18 @@ class Linker:
         self.telemetry = telemetry
 
     def link(
-        self, app: str, name: str, spec: ComponentAssignment, component: Any, denials: DenialLog
+        self,
+        app: str,
+        name: str,
+        spec: ComponentAssignment,
+        component: Any,
+        denials: DenialLog,
+        runtime: Runtime | None = None,
     ) -> dict[str, dict[str, HostFunc]]:
         """Host functions for every non-WASI import: local calls, gRPC forwarders, or (for an
-        interface ``grants.interfaces`` leaves out) stubs that deny."""
-        needed = self.runtime.imports(component)
+        interface ``grants.interfaces`` leaves out) stubs that deny. ``runtime``: the one that compiled
+        ``component``, if not the node's first."""
+        needed = (runtime or self.runtime).imports(component)
         bindings = {b.import_name: b for b in spec.imports}
         for import_name in bindings:
             if import_name not in needed:

@@ -25,7 +25,7 @@ from agent.dataplane.server import DataPlaneServicer
 from agent.dataplane.serving import LOG_FOLLOWERS, Serving
 from agent.http.component import HttpComponent
 from agent.http.front_door import FrontDoor, https_context
-from agent.http.wiring import connect_front_door, http_component, http_host
+from agent.http.wiring import connect_front_door
 from agent.linking import Linker
 from agent.observe.logbook import LogBook
 from agent.observe.metrics_report import metrics_report
@@ -34,8 +34,10 @@ from agent.observe.status_notes import StatusNotes
 from agent.observe.telemetry import PoolStats, Telemetry
 from agent.runtime.allocator import PoolLimits
 from agent.runtime.denials import DenialLog, Incidents
-from agent.runtime.engine import ComponentTemplate, Runtime
+from agent.runtime.engine import Runtime
 from agent.runtime.pool import InstancePool
+from agent.runtime.tiering import Tiers
+from agent.starter import Hooks, Starter, in_daemon_thread
 from agent.state import (
     AgentState,
     ArtifactFailed,
@@ -54,7 +56,7 @@ from agent.state import (
     Stop,
 )
 from neon import __version__
-from neon.errors import CapabilityDenied, NeonGridError
+from neon.errors import NeonGridError
 from neon.model import Assignment, ComponentAssignment, InstanceReport
 from neon.observe import log
 from neon.observe.metrics import CONTENT_TYPE
@@ -76,7 +78,8 @@ class Agent:
         self.config = config
         self.state = AgentState()
         pool = PoolLimits(config.max_instances) if config.max_instances > 0 else None
-        self.runtime = Runtime(config.cache_dir or config.data_dir / "compiled", pool, config.compiler)
+        self.tiers = Tiers(config.cache_dir or config.data_dir / "compiled", pool, config.compiler)
+        self.runtime = self.tiers.first
         self.artifacts = ArtifactCache(config.data_dir / "artifacts")
         self.desired = DesiredStateFile(config.data_dir / "desired.json")
         self.telemetry = Telemetry(config.name, __version__)
@@ -85,6 +88,8 @@ class Agent:
         self.telemetry.watch(self._pool_stats, self.notes.denial_counts)
         self.router = Router(config.name, config.call_timeout, self.telemetry)
         self.linker = Linker(self.runtime, self.router, self.node, self.telemetry)
+        volumes = config.data_dir / "volumes"
+        self.starter = Starter(self.artifacts, self.linker, self.telemetry, volumes, self._check_provenance)
         self.session = ControlSession(config, self._desired_changed, self._use_identity, self._status)
         self.server_identity = ServerIdentity(self.session.identity.creds)
         self.prober = RttProber()
@@ -158,7 +163,7 @@ class Agent:
             control=self.config.control,
             labels=self.config.labels,
             instances=self.runtime.allocator,
-            compiler=self.runtime.tier,
+            compiler=self.tiers.describe(),
         )
 
     async def _open_front_door(self, default_host: str) -> None:
@@ -196,7 +201,7 @@ class Agent:
         await self.prober.close()
         for pool in self.node.remove_all():
             pool.close()
-        self.runtime.close()
+        self.tiers.close()
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)
@@ -295,47 +300,10 @@ class Agent:
             traps = self.notes.traps[key] = Incidents(report_soon)
         sink = self.node.logs.sink(key)
 
-        def on_trap(err: NeonGridError) -> None:
-            self.telemetry.trap(app, name)
-            if isinstance(err, CapabilityDenied):
-                sink("agent", err.message)
-                return  # reported as a denial
-            incident = traps.add(err.message)
-            _log.warning("guest trapped", app=app, component=name, incident=incident, error=err.message)
-            sink("agent", f"trapped (incident {incident}): {err.message}")
-
-        def on_http_trap(err: NeonGridError) -> str:
-            self.telemetry.trap(app, name)
-            incident = traps.add(err.message)
-            _log.warning("guest trapped serving HTTP", app=app, component=name, incident=incident, error=err.message)
-            sink("agent", f"trapped (incident {incident}): {err.message}")
-            return incident
-
-        def build() -> tuple[InstancePool, HttpComponent | None]:
-            self._check_provenance(f"{app}/{name}", spec)
-            component = self.runtime.load(spec.artifact, self.artifacts.path(spec.artifact))
-            imports = self.linker.link(app, name, spec, component, denials)
-            host = http_host(self.runtime, component, f"{app}/{name}", spec, denials, sink)
-            template = ComponentTemplate(
-                self.runtime,
-                component,
-                f"{app}/{name}",
-                imports,
-                settings=spec.runtime,
-                grants=spec.grants,
-                volume_root=self.config.data_dir / "volumes" / app,
-                denials=denials,
-                output=sink,
-                host=host,
-            )
-            pool = InstancePool(template, on_trap, self.telemetry.component_meter(app, name))
-            pool.warm()
-            meter = self.telemetry.component_meter(app, name)
-            served = http_component(app, name, template, host, spec, on_http_trap, meter)
-            return pool, served
-
+        hooks = Hooks.of(key, denials, sink, traps, self.telemetry)
+        runtime = self.tiers.start_on(spec.artifact)
         try:
-            pool, served = await asyncio.to_thread(build)
+            pool, served = await asyncio.to_thread(self.starter.build, runtime, key, spec, hooks)
         except NeonGridError as err:
             _log.warning("instance failed to start", app=app, component=name, error=err.message)
             sink("agent", f"failed to start: {err.message}")
@@ -347,12 +315,9 @@ class Agent:
             self._feed(InstanceFailed(key, spec, f"{type(err).__name__}: {err}"))
             return
         self.notes.denials[key] = denials
-        old = self.node.install(key, pool, spec.fused_members)
-        if old is not None:
-            old.close()
-        replaced = self.front_door.install(served) if served is not None else self.front_door.remove(app, name)
-        if replaced is not None:
-            replaced.close()
+        self._install(key, spec, pool, served)
+        if (better := self.tiers.better_than(runtime)) is not None:
+            self._spawn(self._optimize(key, spec, hooks, better), f"optimize {app}/{name}")
         sink("agent", f"running {spec.artifact[:19]} ({spec.runtime.mode}, {spec.runtime.instances} instance(s))")
         _log.info(
             "instance running",
@@ -363,6 +328,35 @@ class Agent:
             instances=spec.runtime.instances,
         )
         self._feed(InstanceStarted(key, spec))
+
+    def _install(self, key: Key, spec: ComponentAssignment, pool: InstancePool, served: HttpComponent | None) -> None:
+        """Serve ``key`` with ``pool`` (and ``served`` at the front door); the ones replaced finish their calls."""
+        old = self.node.install(key, pool, spec.fused_members)
+        if old is not None:
+            old.close()
+        replaced = self.front_door.install(served) if served is not None else self.front_door.remove(*key)
+        if replaced is not None:
+            replaced.close()
+
+    async def _optimize(self, key: Key, spec: ComponentAssignment, hooks: Hooks, better: Runtime) -> None:
+        """Compile ``key``'s artifact with ``better`` in the background and move the component to that code,
+        if it still runs ``spec`` then (:mod:`agent.runtime.tiering`)."""
+
+        def current() -> bool:
+            inst = self.state.instances.get(key)
+            return inst is not None and inst.phase == "Running" and inst.spec == spec and inst.next is None
+
+        try:
+            pool, served = await in_daemon_thread(self.starter.build, better, key, spec, hooks)
+        except Exception as err:  # noqa: BLE001 - the component keeps running on the code it started with
+            _log.warning("could not move to optimized code", app=key[0], component=key[1], error=str(err))
+            return
+        if not current():
+            pool.close()
+            return
+        self._install(key, spec, pool, served)
+        hooks.sink("agent", f"now running {better.tier}'s code for {spec.artifact[:19]}")
+        _log.info("moved to optimized code", app=key[0], component=key[1], compiler=better.tier)
 
     def _check_provenance(self, label: str, spec: ComponentAssignment) -> None:
         """Before anything is compiled: :func:`agent.control.provenance.check_provenance`."""

@@ -145,7 +145,7 @@ class Runtime:
             return component
 
     def _load_uncached(self, digest: str, wasm_path: Path) -> wc.Component:
-        cached = self.cache_dir / f"{digest.replace(':', '-')}.cwasm"
+        cached = self._cached(digest)
         if cached.exists():
             try:
                 return wc.Component.deserialize(self.engine, cached.read_bytes())
@@ -164,6 +164,13 @@ class Runtime:
         self.compiled += 1
         _log.info("compiled artifact", artifact=digest, cache=str(cached))
         return component
+
+    def has_code(self, digest: str) -> bool:
+        """Whether this runtime has the artifact's code (loaded, or in its compiled cache)."""
+        return digest in self._loaded or self._cached(digest).exists()
+
+    def _cached(self, digest: str) -> Path:
+        return self.cache_dir / f"{digest.replace(':', '-')}.cwasm"
 
     def forget(self, digest: str) -> None:
         with self._lock:

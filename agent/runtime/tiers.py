@@ -15,7 +15,15 @@ from neon.errors import InvalidArgument
 
 CRANELIFT, CRANELIFT_O0, WINCH = "cranelift", "cranelift-O0", "winch"
 TIERS = (CRANELIFT, CRANELIFT_O0, WINCH)
+TIERED = "tiered"  # Winch first, Cranelift in the background (agent/runtime/tiering.py)
+COMPILERS = (*TIERS, TIERED)
 _STRATEGY = {CRANELIFT: 1, CRANELIFT_O0: 1, WINCH: 2}  # wasmtime_strategy_t: auto 0, cranelift 1, winch 2
+
+
+def check_compiler(compiler: str) -> str:
+    if compiler not in COMPILERS:
+        raise InvalidArgument(f"--compiler must be one of {', '.join(COMPILERS)}, got {compiler!r}", field="compiler")
+    return compiler
 
 
 def check_tier(tier: str) -> str:

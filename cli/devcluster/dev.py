@@ -31,9 +31,10 @@ from neon.security.tls import Credentials
 AGENTS = {"edge-1": {"tier": "edge", "zone": "factory-a"}, "cloud-1": {"tier": "cloud", "zone": "eu-west"}}
 # Each agent's front door (HTTP for the wasi:http components placed on it), on loopback.
 FRONT_DOORS = {"edge-1": "127.0.0.1:8080", "cloud-1": "127.0.0.1:8081"}
-# A development cluster compiles with Winch: the log analyzer's artifacts and its fused group compile 3 to 5
-# times faster, and its guests answer alike (bench/compile_tiers.py); production agents default to Cranelift.
-DEV_COMPILER = os.environ.get("NEON_COMPILER", "winch")
+# A development cluster starts on Winch's code (the log analyzer's artifacts and its fused group compile 3 to 5
+# times faster, and its guests answer alike: bench/compile_tiers.py) and moves to Cranelift's as it is made in
+# the background (agent/runtime/tiering.py); production agents default to Cranelift.
+DEV_COMPILER = os.environ.get("NEON_COMPILER", "tiered")
 
 
 def _say(text: str) -> None:

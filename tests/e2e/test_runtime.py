@@ -10,7 +10,7 @@ import pytest
 
 from cli.client import ControlClient
 from neon.errors import DeadlineExceeded
-from tests.support.helpers import Cluster, wait_running
+from tests.support.helpers import Cluster, assert_eventually, wait_running, write_pair
 
 pytestmark = pytest.mark.e2e
 
@@ -129,3 +129,54 @@ def test_a_resource_link_is_refused_at_apply_with_the_function_named(
         "spec.links[0]: test:res/files#open uses a resource (func(path: string) -> own<"
     )
     assert client.list_apps() == []
+
+
+def test_a_tiered_agent_serves_on_winchs_code_then_moves_to_cranelifts_without_a_failed_call(
+    tmp_path: Path, log_analyzer: dict[str, Path]
+) -> None:
+    """``--compiler tiered``: the first start compiles with Winch; Cranelift compiles in the background and the
+    component moves to its code while calls keep coming; restarted, the agent starts on Cranelift's code."""
+    cluster = Cluster(tmp_path, tmp_path / "compiled", agents={})  # a cache of its own: nothing compiled yet
+    cluster.start()
+    try:
+        edge = cluster.add_agent("edge-1", {"tier": "edge"}, extra=["--compiler", "tiered"])
+        cluster.add_agent("cloud-1", {"tier": "cloud"}, extra=["--compiler", "tiered"])
+        client = cluster.client
+        assert client is not None
+        client.apply_file(write_pair(tmp_path, log_analyzer["parser"], log_analyzer["processor"]))
+        wait_running(client, "pair", timeout=120)
+        line = "2026-11-24T08:00:02Z ERROR auth: login failed for user bob"
+        failures: list[str] = []
+        calls = [0]
+        stop = threading.Event()
+
+        def load() -> None:
+            while not stop.is_set():
+                try:
+                    assert client.invoke("pair", "processor", "process-batch", [[line] * 5])[0]
+                    calls[0] += 1
+                except Exception as err:  # noqa: BLE001 - counted: the test fails on any
+                    failures.append(f"{type(err).__name__}: {err}")
+
+        caller = threading.Thread(target=load, daemon=True)
+        caller.start()
+        moved = cluster.agents
+        try:
+            # Cranelift compiles each 18 MB guest in about 5 s here; both agents move within a few times that.
+            assert_eventually(
+                lambda: all("moved to optimized code" in a.log_path.read_text() for a in moved.values()), timeout=180
+            )
+        finally:
+            stop.set()
+            caller.join(30)
+        assert not failures and calls[0] > 0, (failures[:3], calls[0])
+        assert (tmp_path / "compiled" / "wasmtime-51.0.0-winch").is_dir()
+        assert edge.stop() == 0
+        restarted = cluster.add_agent("edge-1", {"tier": "edge"}, extra=["--compiler", "tiered"])
+        wait_running(client, "pair", timeout=60)
+        assert client.invoke("pair", "processor", "process-batch", [[line]])[0]
+        log = restarted.log_path.read_text()
+        after = log[log.rindex("agent started") :]  # the log file is shared with the first run
+        assert '"compiled artifact"' not in after and "moved to optimized code" not in after, after[-2000:]
+    finally:
+        cluster.stop()

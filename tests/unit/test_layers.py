@@ -22,6 +22,7 @@ LAYERS = {
     "agent.control": 4,
     "agent.linking": 5,
     "agent.http": 5,
+    "agent.starter": 5,
     "agent.shell": 6,
     "agent.main": 7,
     "controlplane": 1,

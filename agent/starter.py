@@ -1,0 +1,138 @@
+"""What starting a component on this node makes: its artifact checked and compiled (or loaded compiled), its
+imports linked, its instance pool warmed, and, for an HTTP component, its place at the front door. Runs in a
+worker thread; the shell installs what it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from agent.control.artifact_cache import ArtifactCache
+from agent.http.component import HttpComponent
+from agent.http.wiring import http_component, http_host
+from agent.linking import Linker
+from agent.observe.telemetry import Telemetry
+from agent.runtime.denials import DenialLog, Incidents
+from agent.runtime.engine import ComponentTemplate, Runtime
+from agent.runtime.pool import InstancePool
+from neon.errors import CapabilityDenied, NeonGridError
+from neon.model import ComponentAssignment
+from neon.observe import log
+
+_log = log.get("neon.agent")
+
+Key = tuple[str, str]
+T = TypeVar("T")
+
+
+async def in_daemon_thread(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a thread of its own that does not hold the process up at exit (asyncio's worker
+    threads do): for background work a stopping agent abandons, such as compiling optimized code."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def deliver(setter: Callable[[Any], None], value: Any) -> None:
+        def apply() -> None:
+            if not done.done():  # the awaiting task may have been cancelled
+                setter(value)
+
+        try:
+            loop.call_soon_threadsafe(apply)
+        except RuntimeError:
+            pass  # the loop closed while this ran: nobody waits for it
+
+    def work() -> None:
+        try:
+            result = fn(*args)
+        except BaseException as err:  # noqa: BLE001 - handed to the awaiting task
+            deliver(done.set_exception, err)
+        else:
+            deliver(done.set_result, result)
+
+    threading.Thread(target=work, name=f"background-{getattr(fn, '__name__', 'work')}", daemon=True).start()
+    return await done
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """Where one component's denials, output and traps go (the same for every build of it)."""
+
+    denials: DenialLog
+    sink: Callable[[str, str], None]
+    on_trap: Callable[[NeonGridError], None]
+    on_http_trap: Callable[[NeonGridError], str]
+
+    @classmethod
+    def of(
+        cls, key: Key, denials: DenialLog, sink: Callable[[str, str], None], traps: Incidents, telemetry: Telemetry
+    ) -> Hooks:
+        """A trap is counted, kept as an incident (a denial is reported as one instead) and told to the log."""
+        app, name = key
+
+        def on_trap(err: NeonGridError) -> None:
+            telemetry.trap(app, name)
+            if isinstance(err, CapabilityDenied):
+                sink("agent", err.message)
+                return  # reported as a denial
+            incident = traps.add(err.message)
+            _log.warning("guest trapped", app=app, component=name, incident=incident, error=err.message)
+            sink("agent", f"trapped (incident {incident}): {err.message}")
+
+        def on_http_trap(err: NeonGridError) -> str:
+            telemetry.trap(app, name)
+            incident = traps.add(err.message)
+            _log.warning("guest trapped serving HTTP", app=app, component=name, incident=incident, error=err.message)
+            sink("agent", f"trapped (incident {incident}): {err.message}")
+            return incident
+
+        return cls(denials, sink, on_trap, on_http_trap)
+
+
+class Starter:
+    """Builds components' instances from their assignments."""
+
+    def __init__(
+        self,
+        artifacts: ArtifactCache,
+        linker: Linker,
+        telemetry: Telemetry,
+        volumes: Path,
+        check_provenance: Callable[[str, ComponentAssignment], None],
+    ) -> None:
+        self.artifacts = artifacts
+        self.linker = linker
+        self.telemetry = telemetry
+        self.volumes = volumes
+        self.check_provenance = check_provenance
+
+    def build(
+        self, runtime: Runtime, key: Key, spec: ComponentAssignment, hooks: Hooks
+    ) -> tuple[InstancePool, HttpComponent | None]:
+        """The component's pool (warm) and its front-door place (None without routes), compiled by ``runtime``."""
+        app, name = key
+        label = f"{app}/{name}"
+        self.check_provenance(label, spec)  # before anything is compiled
+        component = runtime.load(spec.artifact, self.artifacts.path(spec.artifact))
+        imports = self.linker.link(app, name, spec, component, hooks.denials, runtime)
+        host = http_host(runtime, component, label, spec, hooks.denials, hooks.sink)
+        template = ComponentTemplate(
+            runtime,
+            component,
+            label,
+            imports,
+            settings=spec.runtime,
+            grants=spec.grants,
+            volume_root=self.volumes / app,
+            denials=hooks.denials,
+            output=hooks.sink,
+            host=host,
+        )
+        meter = self.telemetry.component_meter(app, name)
+        pool = InstancePool(template, hooks.on_trap, meter)
+        pool.warm()
+        served = http_component(app, name, template, host, spec, hooks.on_http_trap, meter)
+        return pool, served
