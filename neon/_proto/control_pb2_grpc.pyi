@@ -40,10 +40,17 @@ class ControlStub:
     ApplyApplication: _grpc.UnaryUnaryMultiCallable[_control_pb2.ApplyApplicationRequest, _control_pb2.Application]
     """Validates and stores an application manifest (YAML); placement follows."""
     GetApplication: _grpc.UnaryUnaryMultiCallable[_control_pb2.GetApplicationRequest, _control_pb2.Application]
+    """One application: its spec, generation, phase and reason, and each component's
+    replicas, links and routes, computed from etcd on every read.
+    """
     ListApplications: _grpc.UnaryUnaryMultiCallable[_control_pb2.ListApplicationsRequest, _control_pb2.ListApplicationsResponse]
+    """Every application, as GetApplication returns each."""
     DeleteApplication: _grpc.UnaryUnaryMultiCallable[_control_pb2.DeleteApplicationRequest, _control_pb2.DeleteApplicationResponse]
     """Removes the application; agents stop its instances."""
     ListNodes: _grpc.UnaryUnaryMultiCallable[_control_pb2.ListNodesRequest, _control_pb2.ListNodesResponse]
+    """Every node that registered: labels, taints, state (Ready, Unreachable), memory and
+    instance slots offered and used, and its data-plane, metrics and front-door addresses.
+    """
     DeleteNode: _grpc.UnaryUnaryMultiCallable[_control_pb2.DeleteNodeRequest, _control_pb2.DeleteNodeResponse]
     """Forget an Unreachable node: what it ran is rescheduled now, whatever the tolerations."""
     ListControlPlanes: _grpc.UnaryUnaryMultiCallable[_control_pb2.ListControlPlanesRequest, _control_pb2.ListControlPlanesResponse]
@@ -77,10 +84,17 @@ class ControlAsyncStub(ControlStub):
     ApplyApplication: _aio.UnaryUnaryMultiCallable[_control_pb2.ApplyApplicationRequest, _control_pb2.Application]  # type: ignore[assignment]
     """Validates and stores an application manifest (YAML); placement follows."""
     GetApplication: _aio.UnaryUnaryMultiCallable[_control_pb2.GetApplicationRequest, _control_pb2.Application]  # type: ignore[assignment]
+    """One application: its spec, generation, phase and reason, and each component's
+    replicas, links and routes, computed from etcd on every read.
+    """
     ListApplications: _aio.UnaryUnaryMultiCallable[_control_pb2.ListApplicationsRequest, _control_pb2.ListApplicationsResponse]  # type: ignore[assignment]
+    """Every application, as GetApplication returns each."""
     DeleteApplication: _aio.UnaryUnaryMultiCallable[_control_pb2.DeleteApplicationRequest, _control_pb2.DeleteApplicationResponse]  # type: ignore[assignment]
     """Removes the application; agents stop its instances."""
     ListNodes: _aio.UnaryUnaryMultiCallable[_control_pb2.ListNodesRequest, _control_pb2.ListNodesResponse]  # type: ignore[assignment]
+    """Every node that registered: labels, taints, state (Ready, Unreachable), memory and
+    instance slots offered and used, and its data-plane, metrics and front-door addresses.
+    """
     DeleteNode: _aio.UnaryUnaryMultiCallable[_control_pb2.DeleteNodeRequest, _control_pb2.DeleteNodeResponse]  # type: ignore[assignment]
     """Forget an Unreachable node: what it ran is rescheduled now, whatever the tolerations."""
     ListControlPlanes: _aio.UnaryUnaryMultiCallable[_control_pb2.ListControlPlanesRequest, _control_pb2.ListControlPlanesResponse]  # type: ignore[assignment]
@@ -122,14 +136,18 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _control_pb2.GetApplicationRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_control_pb2.Application, _abc.Awaitable[_control_pb2.Application]]: ...
+    ) -> _typing.Union[_control_pb2.Application, _abc.Awaitable[_control_pb2.Application]]:
+        """One application: its spec, generation, phase and reason, and each component's
+        replicas, links and routes, computed from etcd on every read.
+        """
 
     @_abc_1.abstractmethod
     def ListApplications(
         self,
         request: _control_pb2.ListApplicationsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_control_pb2.ListApplicationsResponse, _abc.Awaitable[_control_pb2.ListApplicationsResponse]]: ...
+    ) -> _typing.Union[_control_pb2.ListApplicationsResponse, _abc.Awaitable[_control_pb2.ListApplicationsResponse]]:
+        """Every application, as GetApplication returns each."""
 
     @_abc_1.abstractmethod
     def DeleteApplication(
@@ -144,7 +162,10 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _control_pb2.ListNodesRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_control_pb2.ListNodesResponse, _abc.Awaitable[_control_pb2.ListNodesResponse]]: ...
+    ) -> _typing.Union[_control_pb2.ListNodesResponse, _abc.Awaitable[_control_pb2.ListNodesResponse]]:
+        """Every node that registered: labels, taints, state (Ready, Unreachable), memory and
+        instance slots offered and used, and its data-plane, metrics and front-door addresses.
+        """
 
     @_abc_1.abstractmethod
     def DeleteNode(
