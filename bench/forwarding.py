@@ -61,7 +61,7 @@ from agent.values.signature import Signature  # noqa: E402
 from cli.devcluster.etcd_launcher import free_port  # noqa: E402
 from cli.devcluster.guests import EXAMPLES, build_log_analyzer, build_log_analyzer_native  # noqa: E402
 from neon import manifest  # noqa: E402
-from neon._proto import dataplane_pb2, dataplane_pb2_grpc, values_pb2  # noqa: E402
+from neon._proto import calls_pb2, dataplane_pb2, dataplane_pb2_grpc, values_pb2  # noqa: E402
 from neon.security import pki  # noqa: E402
 from neon.security.tls import Credentials, sync_channel  # noqa: E402
 
@@ -215,7 +215,7 @@ def forwarder(work: Path, app: str, edge: str, parser: Path) -> Iterator[Callabl
 
 
 def timed_batches(work: Path, address: str, app: str, lines: list[str], rounds: int) -> list[float]:
-    request = dataplane_pb2.InvokeRequest(
+    request = calls_pb2.InvokeRequest(
         app=app, component="processor", function="process-batch", args_json=json.dumps([lines])
     )
     with agent_channel(work, address) as channel:

@@ -46,7 +46,7 @@ from cli.client import ControlClient  # noqa: E402
 from cli.devcluster.guests import EXAMPLES, build_log_analyzer, build_log_analyzer_native  # noqa: E402
 from controlplane.wit.composer import fuse  # noqa: E402
 from neon import manifest  # noqa: E402
-from neon._proto import dataplane_pb2, dataplane_pb2_grpc  # noqa: E402
+from neon._proto import calls_pb2, dataplane_pb2_grpc  # noqa: E402
 from neon.observe import log  # noqa: E402
 from neon.security.tls import Credentials  # noqa: E402
 
@@ -173,7 +173,7 @@ def _time_shapes(
     for name in SHAPES:
         node = "cloud-1" if name == "split" else "edge-1"
         stub = dataplane_pb2_grpc.DataPlaneStub(channels[node])
-        msg = dataplane_pb2.InvokeRequest(
+        msg = calls_pb2.InvokeRequest(
             app=f"{guests}-{name}", component="processor", function="process-batch", args_json=request
         )
         reply = stub.Invoke(msg, timeout=60)

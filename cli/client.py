@@ -15,7 +15,7 @@ import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from neon import manifest
-from neon._proto import control_pb2, control_pb2_grpc, dataplane_pb2
+from neon._proto import calls_pb2, control_pb2, control_pb2_grpc
 from neon.errors import InvalidManifest, from_rpc_error
 from neon.manifest import AppSpec, ComponentSpec
 from neon.rpc.servers import CHANNEL_OPTIONS, channel_target
@@ -218,7 +218,7 @@ class ControlClient:
     ) -> tuple[Any, str]:
         """Call an exported function; returns ``(result, node that served it)``."""
         reply = self.stub.Invoke(
-            dataplane_pb2.InvokeRequest(app=app, component=component, function=function, args_json=json.dumps(args)),
+            calls_pb2.InvokeRequest(app=app, component=component, function=function, args_json=json.dumps(args)),
             timeout=timeout or self.timeout,
         )
         return json.loads(reply.result_json), reply.node
@@ -231,7 +231,7 @@ class ControlClient:
     @_translate
     def logs(
         self, app: str, component: str, tail: int = 0, follow: bool = False, timeout: float | None = None
-    ) -> Iterator[dataplane_pb2.LogLine]:
+    ) -> Iterator[calls_pb2.LogLine]:
         """A component's output from every node running it (tail: the last lines; 0: all kept)."""
-        request = dataplane_pb2.LogsRequest(app=app, component=component, tail=tail, follow=follow)
+        request = calls_pb2.LogsRequest(app=app, component=component, tail=tail, follow=follow)
         yield from self.stub.Logs(request, timeout=timeout if follow else (timeout or self.timeout))

@@ -54,7 +54,7 @@ Python (`pip install grpcio`, the stubs from `proto/` with `grpc_tools.protoc`, 
 ```python
 import grpc
 import json
-from neon._proto import control_pb2, control_pb2_grpc, dataplane_pb2
+from neon._proto import control_pb2, control_pb2_grpc, calls_pb2
 
 read = lambda name: open(name, "rb").read()
 creds = grpc.ssl_channel_credentials(read("ca.pem"), read("me.key"), read("me.pem"))

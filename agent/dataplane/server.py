@@ -33,7 +33,7 @@ from agent.dataplane.serving import Serving
 from agent.observe.logbook import Line
 from agent.runtime.engine import FunctionRef
 from agent.runtime.pool import InstancePool
-from neon._proto import dataplane_pb2
+from neon._proto import calls_pb2, dataplane_pb2
 from neon._proto.values_pb2 import Value
 from neon._validate import loads_json
 from neon.errors import CallFailed, DeadlineExceeded, InvalidArgument, NeonGridError, NotRunning, PermissionDenied
@@ -79,10 +79,10 @@ class DataPlaneServicer:
         }
         others: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
             "Invoke": grpc.unary_unary_rpc_method_handler(
-                self.Invoke, pb.InvokeRequest.FromString, pb.InvokeResponse.SerializeToString
+                self.Invoke, calls_pb2.InvokeRequest.FromString, calls_pb2.InvokeResponse.SerializeToString
             ),
             "Logs": grpc.unary_stream_rpc_method_handler(
-                self.Logs, pb.LogsRequest.FromString, pb.LogLine.SerializeToString
+                self.Logs, calls_pb2.LogsRequest.FromString, calls_pb2.LogLine.SerializeToString
             ),
             "ServeHttp": grpc.unary_unary_rpc_method_handler(
                 self.ServeHttp, pb.HttpRequest.FromString, pb.HttpResponse.SerializeToString
@@ -228,7 +228,7 @@ class DataPlaneServicer:
         return self.serve_http(request)
 
     @edge
-    def Invoke(self, request: dataplane_pb2.InvokeRequest, context: SyncContext) -> dataplane_pb2.InvokeResponse:
+    def Invoke(self, request: calls_pb2.InvokeRequest, context: SyncContext) -> calls_pb2.InvokeResponse:
         template = self.node.pool(request.app, request.component).template
         ref = template.resolve(request.function)
         signature = template.signature(ref)
@@ -239,12 +239,10 @@ class DataPlaneServicer:
             )
         args = signature.args_from_json(docs)
         result = self._run(request.app, request.component, ref, args, _deadline(context))
-        return dataplane_pb2.InvokeResponse(
-            result_json=json.dumps(signature.result_to_json(result)), node=self.node.name
-        )
+        return calls_pb2.InvokeResponse(result_json=json.dumps(signature.result_to_json(result)), node=self.node.name)
 
     @edge
-    def Logs(self, request: dataplane_pb2.LogsRequest, context: SyncContext) -> Iterator[dataplane_pb2.LogLine]:
+    def Logs(self, request: calls_pb2.LogsRequest, context: SyncContext) -> Iterator[calls_pb2.LogLine]:
         key = (request.app, request.component)
         if request.tail < 0:
             raise InvalidArgument("tail must be >= 0", field="tail")
@@ -311,5 +309,5 @@ def _failed(err: NeonGridError) -> bytes:
     ).SerializeToString()
 
 
-def _line(line: Line, node: str, component: str) -> dataplane_pb2.LogLine:
-    return dataplane_pb2.LogLine(time=line.time, stream=line.stream, text=line.text, node=node, component=component)
+def _line(line: Line, node: str, component: str) -> calls_pb2.LogLine:
+    return calls_pb2.LogLine(time=line.time, stream=line.stream, text=line.text, node=node, component=component)

@@ -101,7 +101,7 @@ class FrontDoor:
     async def start(self, listen: str, tls: ssl.SSLContext | None = None) -> int:
         """Serve on ``listen`` (``host:port``, port 0 for any) from the front door's own thread; the bound port."""
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="front-door", daemon=True)
+        self._thread = threading.Thread(target=_serve_until_stopped, args=(self._loop,), name="front-door", daemon=True)
         self._thread.start()
         try:
             return int(await self._on_door_loop(self._open(listen, tls)))
@@ -137,8 +137,7 @@ class FrontDoor:
             if self._runner is not None:
                 await self._on_door_loop(self._runner.cleanup())
             loop.call_soon_threadsafe(loop.stop)
-            await asyncio.to_thread(thread.join)
-            loop.close()
+            await asyncio.to_thread(thread.join)  # the thread closes the loop
             self._loop = self._thread = self._runner = None
         for comp in self.components.values():
             comp.close()
@@ -299,6 +298,21 @@ async def _respond(
             bridge.close()
             _abort(request)
             return streamed
+
+
+def _serve_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
+    """The front door's thread: its loop until stopped, then what is left on it cancelled (a guest's read of a
+    body it never got to) before the loop closes."""
+    asyncio.set_event_loop(loop)
+    loop.run_forever()
+    try:
+        loop.run_until_complete(asyncio.sleep(0))  # callbacks scheduled from guests' threads become tasks
+        left = asyncio.all_tasks(loop)
+        for task in left:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+    finally:
+        loop.close()
 
 
 def https_context(cert: Path, key: Path) -> ssl.SSLContext:

@@ -14,7 +14,7 @@ from controlplane.wit.http_checks import check_http_exports, check_route_claims
 from controlplane.wit.interfaces import describe
 from controlplane.wit.links import check_links
 from neon import manifest
-from neon._proto import control_pb2, control_pb2_grpc, dataplane_pb2
+from neon._proto import calls_pb2, control_pb2, control_pb2_grpc
 from neon.errors import InvalidArgument, InvalidManifest, NotFound, Untrusted
 from neon.model_proto import application_to_proto, event_to_proto, explanation_to_proto, node_to_proto
 from neon.observe import log
@@ -191,14 +191,14 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         return reply
 
     @edge
-    async def Logs(self, request: dataplane_pb2.LogsRequest, context: Context) -> AsyncIterator[dataplane_pb2.LogLine]:
+    async def Logs(self, request: calls_pb2.LogsRequest, context: Context) -> AsyncIterator[calls_pb2.LogLine]:
         if request.tail < 0:
             raise InvalidArgument("tail must be >= 0", field="tail")
         async for line in self.cp.relay.logs(request):
             yield line
 
     @edge
-    async def Invoke(self, request: dataplane_pb2.InvokeRequest, context: Context) -> dataplane_pb2.InvokeResponse:
+    async def Invoke(self, request: calls_pb2.InvokeRequest, context: Context) -> calls_pb2.InvokeResponse:
         remaining = context.time_remaining()
         return await self.cp.relay.invoke(request, remaining)
 

@@ -13,7 +13,7 @@ import grpc
 from controlplane.reconcile.status import served
 from controlplane.state.store import Store
 from controlplane.state.world import AppRecord
-from neon._proto import dataplane_pb2, dataplane_pb2_grpc
+from neon._proto import calls_pb2, dataplane_pb2_grpc
 from neon.errors import FailedPrecondition, NotFound, NotRunning, from_rpc_error
 from neon.manifest import ComponentSpec
 from neon.rpc.servers import CHANNEL_OPTIONS
@@ -49,7 +49,7 @@ class Relay:
                 name=component,
             ) from None
 
-    async def logs(self, request: dataplane_pb2.LogsRequest) -> AsyncIterator[dataplane_pb2.LogLine]:
+    async def logs(self, request: calls_pb2.LogsRequest) -> AsyncIterator[calls_pb2.LogLine]:
         """A component's lines from every live node serving it (its fused root's where it is fused),
         merged by time; while following, as they come."""
         record, comp = await self._component(request.app, request.component)
@@ -66,16 +66,14 @@ class Relay:
             (
                 node,
                 dataplane_pb2_grpc.DataPlaneStub(self._channel(nodes[node].dataplane_address)).Logs(
-                    dataplane_pb2.LogsRequest(
-                        app=request.app, component=inst, tail=request.tail, follow=request.follow
-                    ),
+                    calls_pb2.LogsRequest(app=request.app, component=inst, tail=request.tail, follow=request.follow),
                     timeout=None if request.follow else 10.0,
                 ),
             )
             for node, inst in where
         ]
         if not request.follow:
-            lines: list[dataplane_pb2.LogLine] = []
+            lines: list[calls_pb2.LogLine] = []
             for node, call in calls:
                 try:
                     lines.extend([line async for line in call])
@@ -85,7 +83,7 @@ class Relay:
             for line in lines[-request.tail :] if request.tail else lines:
                 yield line
             return
-        queue: asyncio.Queue[dataplane_pb2.LogLine] = asyncio.Queue(1000)
+        queue: asyncio.Queue[calls_pb2.LogLine] = asyncio.Queue(1000)
 
         async def pump(node: str, call: Any) -> None:
             try:
@@ -105,7 +103,7 @@ class Relay:
             for _, call in calls:
                 call.cancel()
 
-    async def invoke(self, request: dataplane_pb2.InvokeRequest, timeout: float | None) -> dataplane_pb2.InvokeResponse:
+    async def invoke(self, request: calls_pb2.InvokeRequest, timeout: float | None) -> calls_pb2.InvokeResponse:
         """Relay a user's call to an agent running the component."""
         record, comp = await self._component(request.app, request.component)
         nodes = {n.name: n for n in await self.store.list_nodes()}
@@ -178,5 +176,5 @@ class Relay:
         return channel
 
 
-def _note(node: str, component: str, text: str) -> dataplane_pb2.LogLine:
-    return dataplane_pb2.LogLine(time=time.time(), stream="neon", text=text, node=node, component=component)
+def _note(node: str, component: str, text: str) -> calls_pb2.LogLine:
+    return calls_pb2.LogLine(time=time.time(), stream="neon", text=text, node=node, component=component)

@@ -4,8 +4,8 @@
 import grpc
 import warnings
 
+from . import calls_pb2 as neon_dot_v1_dot_calls__pb2
 from . import control_pb2 as neon_dot_v1_dot_control__pb2
-from . import dataplane_pb2 as neon_dot_v1_dot_dataplane__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -80,8 +80,8 @@ class ControlStub:
                 _registered_method=True)
         self.Invoke = channel.unary_unary(
                 '/neon.v1.Control/Invoke',
-                request_serializer=neon_dot_v1_dot_dataplane__pb2.InvokeRequest.SerializeToString,
-                response_deserializer=neon_dot_v1_dot_dataplane__pb2.InvokeResponse.FromString,
+                request_serializer=neon_dot_v1_dot_calls__pb2.InvokeRequest.SerializeToString,
+                response_deserializer=neon_dot_v1_dot_calls__pb2.InvokeResponse.FromString,
                 _registered_method=True)
         self.UploadArtifact = channel.stream_unary(
                 '/neon.v1.Control/UploadArtifact',
@@ -110,8 +110,8 @@ class ControlStub:
                 _registered_method=True)
         self.Logs = channel.unary_stream(
                 '/neon.v1.Control/Logs',
-                request_serializer=neon_dot_v1_dot_dataplane__pb2.LogsRequest.SerializeToString,
-                response_deserializer=neon_dot_v1_dot_dataplane__pb2.LogLine.FromString,
+                request_serializer=neon_dot_v1_dot_calls__pb2.LogsRequest.SerializeToString,
+                response_deserializer=neon_dot_v1_dot_calls__pb2.LogLine.FromString,
                 _registered_method=True)
 
 
@@ -274,8 +274,8 @@ def add_ControlServicer_to_server(servicer, server):
             ),
             'Invoke': grpc.unary_unary_rpc_method_handler(
                     servicer.Invoke,
-                    request_deserializer=neon_dot_v1_dot_dataplane__pb2.InvokeRequest.FromString,
-                    response_serializer=neon_dot_v1_dot_dataplane__pb2.InvokeResponse.SerializeToString,
+                    request_deserializer=neon_dot_v1_dot_calls__pb2.InvokeRequest.FromString,
+                    response_serializer=neon_dot_v1_dot_calls__pb2.InvokeResponse.SerializeToString,
             ),
             'UploadArtifact': grpc.stream_unary_rpc_method_handler(
                     servicer.UploadArtifact,
@@ -304,8 +304,8 @@ def add_ControlServicer_to_server(servicer, server):
             ),
             'Logs': grpc.unary_stream_rpc_method_handler(
                     servicer.Logs,
-                    request_deserializer=neon_dot_v1_dot_dataplane__pb2.LogsRequest.FromString,
-                    response_serializer=neon_dot_v1_dot_dataplane__pb2.LogLine.SerializeToString,
+                    request_deserializer=neon_dot_v1_dot_calls__pb2.LogsRequest.FromString,
+                    response_serializer=neon_dot_v1_dot_calls__pb2.LogLine.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -551,8 +551,8 @@ class Control:
             request,
             target,
             '/neon.v1.Control/Invoke',
-            neon_dot_v1_dot_dataplane__pb2.InvokeRequest.SerializeToString,
-            neon_dot_v1_dot_dataplane__pb2.InvokeResponse.FromString,
+            neon_dot_v1_dot_calls__pb2.InvokeRequest.SerializeToString,
+            neon_dot_v1_dot_calls__pb2.InvokeResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -713,8 +713,8 @@ class Control:
             request,
             target,
             '/neon.v1.Control/Logs',
-            neon_dot_v1_dot_dataplane__pb2.LogsRequest.SerializeToString,
-            neon_dot_v1_dot_dataplane__pb2.LogLine.FromString,
+            neon_dot_v1_dot_calls__pb2.LogsRequest.SerializeToString,
+            neon_dot_v1_dot_calls__pb2.LogLine.FromString,
             options,
             channel_credentials,
             insecure,

@@ -8,8 +8,8 @@ AgentControl for agents.
 
 from collections import abc as _abc
 from grpc import aio as _aio
+from . import calls_pb2 as _calls_pb2
 from . import control_pb2 as _control_pb2
-from . import dataplane_pb2 as _dataplane_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys
@@ -57,7 +57,7 @@ class ControlStub:
     """The live control-plane replicas and which one leads (reconciles)."""
     WatchEvents: _grpc.UnaryStreamMultiCallable[_control_pb2.WatchEventsRequest, _control_pb2.Event]
     """Recent events, then live ones while the stream is open."""
-    Invoke: _grpc.UnaryUnaryMultiCallable[_dataplane_pb2.InvokeRequest, _dataplane_pb2.InvokeResponse]
+    Invoke: _grpc.UnaryUnaryMultiCallable[_calls_pb2.InvokeRequest, _calls_pb2.InvokeResponse]
     """Calls an exported function of a deployed component, on a node running it."""
     UploadArtifact: _grpc.StreamUnaryMultiCallable[_control_pb2.ArtifactChunk, _control_pb2.ArtifactRef]
     """Streams an artifact in; it is stored under its sha256 digest."""
@@ -73,7 +73,7 @@ class ControlStub:
     """Calls, errors, latency and instances per component replica and per link, over the agents'
     last report window (neon top).
     """
-    Logs: _grpc.UnaryStreamMultiCallable[_dataplane_pb2.LogsRequest, _dataplane_pb2.LogLine]
+    Logs: _grpc.UnaryStreamMultiCallable[_calls_pb2.LogsRequest, _calls_pb2.LogLine]
     """A component's output from every node running it (neon logs)."""
 
 @_typing.type_check_only
@@ -101,7 +101,7 @@ class ControlAsyncStub(ControlStub):
     """The live control-plane replicas and which one leads (reconciles)."""
     WatchEvents: _aio.UnaryStreamMultiCallable[_control_pb2.WatchEventsRequest, _control_pb2.Event]  # type: ignore[assignment]
     """Recent events, then live ones while the stream is open."""
-    Invoke: _aio.UnaryUnaryMultiCallable[_dataplane_pb2.InvokeRequest, _dataplane_pb2.InvokeResponse]  # type: ignore[assignment]
+    Invoke: _aio.UnaryUnaryMultiCallable[_calls_pb2.InvokeRequest, _calls_pb2.InvokeResponse]  # type: ignore[assignment]
     """Calls an exported function of a deployed component, on a node running it."""
     UploadArtifact: _aio.StreamUnaryMultiCallable[_control_pb2.ArtifactChunk, _control_pb2.ArtifactRef]  # type: ignore[assignment]
     """Streams an artifact in; it is stored under its sha256 digest."""
@@ -117,7 +117,7 @@ class ControlAsyncStub(ControlStub):
     """Calls, errors, latency and instances per component replica and per link, over the agents'
     last report window (neon top).
     """
-    Logs: _aio.UnaryStreamMultiCallable[_dataplane_pb2.LogsRequest, _dataplane_pb2.LogLine]  # type: ignore[assignment]
+    Logs: _aio.UnaryStreamMultiCallable[_calls_pb2.LogsRequest, _calls_pb2.LogLine]  # type: ignore[assignment]
     """A component's output from every node running it (neon logs)."""
 
 class ControlServicer(metaclass=_abc_1.ABCMeta):
@@ -194,9 +194,9 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def Invoke(
         self,
-        request: _dataplane_pb2.InvokeRequest,
+        request: _calls_pb2.InvokeRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_dataplane_pb2.InvokeResponse, _abc.Awaitable[_dataplane_pb2.InvokeResponse]]:
+    ) -> _typing.Union[_calls_pb2.InvokeResponse, _abc.Awaitable[_calls_pb2.InvokeResponse]]:
         """Calls an exported function of a deployed component, on a node running it."""
 
     @_abc_1.abstractmethod
@@ -246,9 +246,9 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def Logs(
         self,
-        request: _dataplane_pb2.LogsRequest,
+        request: _calls_pb2.LogsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_dataplane_pb2.LogLine], _abc.AsyncIterator[_dataplane_pb2.LogLine]]:
+    ) -> _typing.Union[_abc.Iterator[_calls_pb2.LogLine], _abc.AsyncIterator[_calls_pb2.LogLine]]:
         """A component's output from every node running it (neon logs)."""
 
 def add_ControlServicer_to_server(servicer: ControlServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

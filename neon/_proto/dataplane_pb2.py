@@ -23,42 +23,35 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from . import calls_pb2 as neon_dot_v1_dot_calls__pb2
 from . import values_pb2 as neon_dot_v1_dot_values__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17neon/v1/dataplane.proto\x12\x07neon.v1\x1a\x14neon/v1/values.proto\")\n\nHttpHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"\xba\x01\n\x0bHttpRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x11\n\tcomponent\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x17\n\x0fpath_with_query\x18\x04 \x01(\t\x12$\n\x07headers\x18\x05 \x03(\x0b\x32\x13.neon.v1.HttpHeader\x12\x0c\n\x04\x62ody\x18\x06 \x01(\x0c\x12\x11\n\tauthority\x18\x07 \x01(\t\x12\x0e\n\x06scheme\x18\x08 \x01(\t\x12\x0b\n\x03via\x18\t \x01(\t\"e\n\x0cHttpResponse\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12$\n\x07headers\x18\x02 \x03(\x0b\x32\x13.neon.v1.HttpHeader\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x12\x11\n\tserved_by\x18\x04 \x01(\t\"K\n\x0bLogsRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x11\n\tcomponent\x18\x02 \x01(\t\x12\x0c\n\x04tail\x18\x03 \x01(\x05\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\"V\n\x07LogLine\x12\x0c\n\x04time\x18\x01 \x01(\x01\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x0c\n\x04node\x18\x04 \x01(\t\x12\x11\n\tcomponent\x18\x05 \x01(\t\"\x80\x01\n\x0b\x43\x61llRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x11\n\tcomponent\x18\x02 \x01(\t\x12\x11\n\tinterface\x18\x03 \x01(\t\x12\x10\n\x08\x66unction\x18\x04 \x01(\t\x12\x1c\n\x04\x61rgs\x18\x05 \x03(\x0b\x32\x0e.neon.v1.Value\x12\x0e\n\x06\x63\x61ller\x18\x06 \x01(\t\">\n\x0c\x43\x61llResponse\x12#\n\x06result\x18\x01 \x01(\x0b\x32\x0e.neon.v1.ValueH\x00\x88\x01\x01\x42\t\n\x07_result\"G\n\x10\x43\x61llBatchRequest\x12\x0e\n\x06\x63\x61ller\x18\x01 \x01(\t\x12#\n\x05\x63\x61lls\x18\x02 \x03(\x0b\x32\x14.neon.v1.BatchedCall\"B\n\x0b\x42\x61tchedCall\x12\"\n\x04\x63\x61ll\x18\x01 \x01(\x0b\x32\x14.neon.v1.CallRequest\x12\x0f\n\x07timeout\x18\x02 \x01(\x01\";\n\x11\x43\x61llBatchResponse\x12&\n\x08outcomes\x18\x01 \x03(\x0b\x32\x14.neon.v1.CallOutcome\"k\n\x0b\x43\x61llOutcome\x12#\n\x06result\x18\x01 \x01(\x0b\x32\x0e.neon.v1.ValueH\x00\x88\x01\x01\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\x0c\x42\t\n\x07_result\"T\n\rInvokeRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x11\n\tcomponent\x18\x02 \x01(\t\x12\x10\n\x08\x66unction\x18\x03 \x01(\t\x12\x11\n\targs_json\x18\x04 \x01(\t\"3\n\x0eInvokeResponse\x12\x13\n\x0bresult_json\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t2\xab\x02\n\tDataPlane\x12\x33\n\x04\x43\x61ll\x12\x14.neon.v1.CallRequest\x1a\x15.neon.v1.CallResponse\x12\x42\n\tCallBatch\x12\x19.neon.v1.CallBatchRequest\x1a\x1a.neon.v1.CallBatchResponse\x12\x39\n\x06Invoke\x12\x16.neon.v1.InvokeRequest\x1a\x17.neon.v1.InvokeResponse\x12\x30\n\x04Logs\x12\x14.neon.v1.LogsRequest\x1a\x10.neon.v1.LogLine0\x01\x12\x38\n\tServeHttp\x12\x14.neon.v1.HttpRequest\x1a\x15.neon.v1.HttpResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17neon/v1/dataplane.proto\x12\x07neon.v1\x1a\x13neon/v1/calls.proto\x1a\x14neon/v1/values.proto\")\n\nHttpHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"\xba\x01\n\x0bHttpRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x11\n\tcomponent\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x17\n\x0fpath_with_query\x18\x04 \x01(\t\x12$\n\x07headers\x18\x05 \x03(\x0b\x32\x13.neon.v1.HttpHeader\x12\x0c\n\x04\x62ody\x18\x06 \x01(\x0c\x12\x11\n\tauthority\x18\x07 \x01(\t\x12\x0e\n\x06scheme\x18\x08 \x01(\t\x12\x0b\n\x03via\x18\t \x01(\t\"e\n\x0cHttpResponse\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12$\n\x07headers\x18\x02 \x03(\x0b\x32\x13.neon.v1.HttpHeader\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x12\x11\n\tserved_by\x18\x04 \x01(\t\"\x80\x01\n\x0b\x43\x61llRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x11\n\tcomponent\x18\x02 \x01(\t\x12\x11\n\tinterface\x18\x03 \x01(\t\x12\x10\n\x08\x66unction\x18\x04 \x01(\t\x12\x1c\n\x04\x61rgs\x18\x05 \x03(\x0b\x32\x0e.neon.v1.Value\x12\x0e\n\x06\x63\x61ller\x18\x06 \x01(\t\">\n\x0c\x43\x61llResponse\x12#\n\x06result\x18\x01 \x01(\x0b\x32\x0e.neon.v1.ValueH\x00\x88\x01\x01\x42\t\n\x07_result\"G\n\x10\x43\x61llBatchRequest\x12\x0e\n\x06\x63\x61ller\x18\x01 \x01(\t\x12#\n\x05\x63\x61lls\x18\x02 \x03(\x0b\x32\x14.neon.v1.BatchedCall\"B\n\x0b\x42\x61tchedCall\x12\"\n\x04\x63\x61ll\x18\x01 \x01(\x0b\x32\x14.neon.v1.CallRequest\x12\x0f\n\x07timeout\x18\x02 \x01(\x01\";\n\x11\x43\x61llBatchResponse\x12&\n\x08outcomes\x18\x01 \x03(\x0b\x32\x14.neon.v1.CallOutcome\"k\n\x0b\x43\x61llOutcome\x12#\n\x06result\x18\x01 \x01(\x0b\x32\x0e.neon.v1.ValueH\x00\x88\x01\x01\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\x0c\x42\t\n\x07_result2\xab\x02\n\tDataPlane\x12\x33\n\x04\x43\x61ll\x12\x14.neon.v1.CallRequest\x1a\x15.neon.v1.CallResponse\x12\x42\n\tCallBatch\x12\x19.neon.v1.CallBatchRequest\x1a\x1a.neon.v1.CallBatchResponse\x12\x39\n\x06Invoke\x12\x16.neon.v1.InvokeRequest\x1a\x17.neon.v1.InvokeResponse\x12\x30\n\x04Logs\x12\x14.neon.v1.LogsRequest\x1a\x10.neon.v1.LogLine0\x01\x12\x38\n\tServeHttp\x12\x14.neon.v1.HttpRequest\x1a\x15.neon.v1.HttpResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dataplane_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_HTTPHEADER']._serialized_start=58
-  _globals['_HTTPHEADER']._serialized_end=99
-  _globals['_HTTPREQUEST']._serialized_start=102
-  _globals['_HTTPREQUEST']._serialized_end=288
-  _globals['_HTTPRESPONSE']._serialized_start=290
-  _globals['_HTTPRESPONSE']._serialized_end=391
-  _globals['_LOGSREQUEST']._serialized_start=393
-  _globals['_LOGSREQUEST']._serialized_end=468
-  _globals['_LOGLINE']._serialized_start=470
-  _globals['_LOGLINE']._serialized_end=556
-  _globals['_CALLREQUEST']._serialized_start=559
-  _globals['_CALLREQUEST']._serialized_end=687
-  _globals['_CALLRESPONSE']._serialized_start=689
-  _globals['_CALLRESPONSE']._serialized_end=751
-  _globals['_CALLBATCHREQUEST']._serialized_start=753
-  _globals['_CALLBATCHREQUEST']._serialized_end=824
-  _globals['_BATCHEDCALL']._serialized_start=826
-  _globals['_BATCHEDCALL']._serialized_end=892
-  _globals['_CALLBATCHRESPONSE']._serialized_start=894
-  _globals['_CALLBATCHRESPONSE']._serialized_end=953
-  _globals['_CALLOUTCOME']._serialized_start=955
-  _globals['_CALLOUTCOME']._serialized_end=1062
-  _globals['_INVOKEREQUEST']._serialized_start=1064
-  _globals['_INVOKEREQUEST']._serialized_end=1148
-  _globals['_INVOKERESPONSE']._serialized_start=1150
-  _globals['_INVOKERESPONSE']._serialized_end=1201
-  _globals['_DATAPLANE']._serialized_start=1204
-  _globals['_DATAPLANE']._serialized_end=1503
+  _globals['_HTTPHEADER']._serialized_start=79
+  _globals['_HTTPHEADER']._serialized_end=120
+  _globals['_HTTPREQUEST']._serialized_start=123
+  _globals['_HTTPREQUEST']._serialized_end=309
+  _globals['_HTTPRESPONSE']._serialized_start=311
+  _globals['_HTTPRESPONSE']._serialized_end=412
+  _globals['_CALLREQUEST']._serialized_start=415
+  _globals['_CALLREQUEST']._serialized_end=543
+  _globals['_CALLRESPONSE']._serialized_start=545
+  _globals['_CALLRESPONSE']._serialized_end=607
+  _globals['_CALLBATCHREQUEST']._serialized_start=609
+  _globals['_CALLBATCHREQUEST']._serialized_end=680
+  _globals['_BATCHEDCALL']._serialized_start=682
+  _globals['_BATCHEDCALL']._serialized_end=748
+  _globals['_CALLBATCHRESPONSE']._serialized_start=750
+  _globals['_CALLBATCHRESPONSE']._serialized_end=809
+  _globals['_CALLOUTCOME']._serialized_start=811
+  _globals['_CALLOUTCOME']._serialized_end=918
+  _globals['_DATAPLANE']._serialized_start=921
+  _globals['_DATAPLANE']._serialized_end=1220
 # @@protoc_insertion_point(module_scope)

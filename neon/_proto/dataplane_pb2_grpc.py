@@ -4,6 +4,7 @@
 import grpc
 import warnings
 
+from . import calls_pb2 as neon_dot_v1_dot_calls__pb2
 from . import dataplane_pb2 as neon_dot_v1_dot_dataplane__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -47,13 +48,13 @@ class DataPlaneStub:
                 _registered_method=True)
         self.Invoke = channel.unary_unary(
                 '/neon.v1.DataPlane/Invoke',
-                request_serializer=neon_dot_v1_dot_dataplane__pb2.InvokeRequest.SerializeToString,
-                response_deserializer=neon_dot_v1_dot_dataplane__pb2.InvokeResponse.FromString,
+                request_serializer=neon_dot_v1_dot_calls__pb2.InvokeRequest.SerializeToString,
+                response_deserializer=neon_dot_v1_dot_calls__pb2.InvokeResponse.FromString,
                 _registered_method=True)
         self.Logs = channel.unary_stream(
                 '/neon.v1.DataPlane/Logs',
-                request_serializer=neon_dot_v1_dot_dataplane__pb2.LogsRequest.SerializeToString,
-                response_deserializer=neon_dot_v1_dot_dataplane__pb2.LogLine.FromString,
+                request_serializer=neon_dot_v1_dot_calls__pb2.LogsRequest.SerializeToString,
+                response_deserializer=neon_dot_v1_dot_calls__pb2.LogLine.FromString,
                 _registered_method=True)
         self.ServeHttp = channel.unary_unary(
                 '/neon.v1.DataPlane/ServeHttp',
@@ -118,13 +119,13 @@ def add_DataPlaneServicer_to_server(servicer, server):
             ),
             'Invoke': grpc.unary_unary_rpc_method_handler(
                     servicer.Invoke,
-                    request_deserializer=neon_dot_v1_dot_dataplane__pb2.InvokeRequest.FromString,
-                    response_serializer=neon_dot_v1_dot_dataplane__pb2.InvokeResponse.SerializeToString,
+                    request_deserializer=neon_dot_v1_dot_calls__pb2.InvokeRequest.FromString,
+                    response_serializer=neon_dot_v1_dot_calls__pb2.InvokeResponse.SerializeToString,
             ),
             'Logs': grpc.unary_stream_rpc_method_handler(
                     servicer.Logs,
-                    request_deserializer=neon_dot_v1_dot_dataplane__pb2.LogsRequest.FromString,
-                    response_serializer=neon_dot_v1_dot_dataplane__pb2.LogLine.SerializeToString,
+                    request_deserializer=neon_dot_v1_dot_calls__pb2.LogsRequest.FromString,
+                    response_serializer=neon_dot_v1_dot_calls__pb2.LogLine.SerializeToString,
             ),
             'ServeHttp': grpc.unary_unary_rpc_method_handler(
                     servicer.ServeHttp,
@@ -211,8 +212,8 @@ class DataPlane:
             request,
             target,
             '/neon.v1.DataPlane/Invoke',
-            neon_dot_v1_dot_dataplane__pb2.InvokeRequest.SerializeToString,
-            neon_dot_v1_dot_dataplane__pb2.InvokeResponse.FromString,
+            neon_dot_v1_dot_calls__pb2.InvokeRequest.SerializeToString,
+            neon_dot_v1_dot_calls__pb2.InvokeResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -238,8 +239,8 @@ class DataPlane:
             request,
             target,
             '/neon.v1.DataPlane/Logs',
-            neon_dot_v1_dot_dataplane__pb2.LogsRequest.SerializeToString,
-            neon_dot_v1_dot_dataplane__pb2.LogLine.FromString,
+            neon_dot_v1_dot_calls__pb2.LogsRequest.SerializeToString,
+            neon_dot_v1_dot_calls__pb2.LogLine.FromString,
             options,
             channel_credentials,
             insecure,

@@ -6,6 +6,7 @@ Served by every agent: calls into the components it runs."""
 
 from collections import abc as _abc
 from grpc import aio as _aio
+from . import calls_pb2 as _calls_pb2
 from . import dataplane_pb2 as _dataplane_pb2
 import abc as _abc_1
 import grpc as _grpc
@@ -38,9 +39,9 @@ class DataPlaneStub:
     """Several calls from one forwarder at once: what it sends while its earlier calls to this node are
     still in flight. Each call has its own deadline and its own outcome; one failing fails no other.
     """
-    Invoke: _grpc.UnaryUnaryMultiCallable[_dataplane_pb2.InvokeRequest, _dataplane_pb2.InvokeResponse]
+    Invoke: _grpc.UnaryUnaryMultiCallable[_calls_pb2.InvokeRequest, _calls_pb2.InvokeResponse]
     """A user's call relayed by the control plane; arguments and result in JSON."""
-    Logs: _grpc.UnaryStreamMultiCallable[_dataplane_pb2.LogsRequest, _dataplane_pb2.LogLine]
+    Logs: _grpc.UnaryStreamMultiCallable[_calls_pb2.LogsRequest, _calls_pb2.LogLine]
     """A component's output on this node (guest stdout and stderr, and what the agent says about it):
     the last lines, then new ones while following.
     """
@@ -58,9 +59,9 @@ class DataPlaneAsyncStub(DataPlaneStub):
     """Several calls from one forwarder at once: what it sends while its earlier calls to this node are
     still in flight. Each call has its own deadline and its own outcome; one failing fails no other.
     """
-    Invoke: _aio.UnaryUnaryMultiCallable[_dataplane_pb2.InvokeRequest, _dataplane_pb2.InvokeResponse]  # type: ignore[assignment]
+    Invoke: _aio.UnaryUnaryMultiCallable[_calls_pb2.InvokeRequest, _calls_pb2.InvokeResponse]  # type: ignore[assignment]
     """A user's call relayed by the control plane; arguments and result in JSON."""
-    Logs: _aio.UnaryStreamMultiCallable[_dataplane_pb2.LogsRequest, _dataplane_pb2.LogLine]  # type: ignore[assignment]
+    Logs: _aio.UnaryStreamMultiCallable[_calls_pb2.LogsRequest, _calls_pb2.LogLine]  # type: ignore[assignment]
     """A component's output on this node (guest stdout and stderr, and what the agent says about it):
     the last lines, then new ones while following.
     """
@@ -91,17 +92,17 @@ class DataPlaneServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def Invoke(
         self,
-        request: _dataplane_pb2.InvokeRequest,
+        request: _calls_pb2.InvokeRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_dataplane_pb2.InvokeResponse, _abc.Awaitable[_dataplane_pb2.InvokeResponse]]:
+    ) -> _typing.Union[_calls_pb2.InvokeResponse, _abc.Awaitable[_calls_pb2.InvokeResponse]]:
         """A user's call relayed by the control plane; arguments and result in JSON."""
 
     @_abc_1.abstractmethod
     def Logs(
         self,
-        request: _dataplane_pb2.LogsRequest,
+        request: _calls_pb2.LogsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_dataplane_pb2.LogLine], _abc.AsyncIterator[_dataplane_pb2.LogLine]]:
+    ) -> _typing.Union[_abc.Iterator[_calls_pb2.LogLine], _abc.AsyncIterator[_calls_pb2.LogLine]]:
         """A component's output on this node (guest stdout and stderr, and what the agent says about it):
         the last lines, then new ones while following.
         """

@@ -80,7 +80,7 @@ def test_a_killed_edge_node_is_replaced_and_calls_follow(
 def test_an_edge_agent_restarted_offline_runs_its_last_desired_state(cluster: Cluster, tmp_path: Path) -> None:
     import grpc
 
-    from neon._proto import dataplane_pb2, dataplane_pb2_grpc
+    from neon._proto import calls_pb2, dataplane_pb2_grpc
 
     client = cluster.client
     assert client is not None
@@ -96,7 +96,7 @@ def test_an_edge_agent_restarted_offline_runs_its_last_desired_state(cluster: Cl
     cluster.agents["edge-1"].kill()  # ... and its agent dies and comes back while it is
     edge = cluster.add_agent("edge-1", {"tier": "edge"}, wait=False, extra=listen)
     edge.wait_ready()
-    request = dataplane_pb2.InvokeRequest(
+    request = calls_pb2.InvokeRequest(
         app="log-analyzer", component="processor", function="process-batch", args_json=json.dumps([SAMPLE])
     )
 

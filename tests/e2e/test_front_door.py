@@ -13,7 +13,11 @@ from typing import Any
 import pytest
 
 from cli.devcluster.guests import build_hello_http
+from neon import __version__
+from neon._proto import control_pb2, control_pb2_grpc
 from neon.errors import InvalidManifest
+from neon.security import pki
+from neon.security.tls import Credentials
 from tests.support.helpers import Cluster, assert_eventually, http_request, wait_running
 
 pytestmark = pytest.mark.e2e
@@ -87,6 +91,7 @@ def test_an_http_component_answers_at_the_edge_front_door(cluster: Cluster, tmp_
 
         assert_eventually(handed_over, timeout=30)
         assert get(cloud, "/nothing/here")[0] == 404
+        _routes_go_out_only_to_an_agent_whose_table_is_old(cluster)
 
         status, text = get(edge, f"/hello/fetch?url=http://127.0.0.1:{port + 1}/")
         assert status == 502 and b"HttpRequestDenied" in text
@@ -124,6 +129,37 @@ def test_an_http_component_answers_at_the_edge_front_door(cluster: Cluster, tmp_
         assert failures == [], failures[:3]
     finally:
         upstream.shutdown()
+
+
+def _routes_go_out_only_to_an_agent_whose_table_is_old(cluster: Cluster) -> None:
+    """A heartbeat carries the route table only when the agent's version differs (a node that joins, here)."""
+    assert cluster.client is not None
+    token = cluster.client.create_join_token(120, node="probe-1").token
+    csr, key = pki.csr_for("probe-1")
+    with cluster.channel(cluster.control) as channel:
+        request = control_pb2.JoinRequest(node_name="probe-1", token=token, csr_pem=csr)
+        admitted = control_pb2_grpc.JoinStub(channel).Join(request, timeout=30)
+    with cluster.channel(cluster.control, Credentials(admitted.ca_pem, admitted.cert_pem, key)) as channel:
+        agents = control_pb2_grpc.AgentControlStub(channel)
+        joined = agents.Register(
+            control_pb2.RegisterRequest(
+                name="probe-1",
+                labels={"tier": "probe"},
+                dataplane_address="127.0.0.1:9",
+                memory_bytes=1 << 30,
+                instance_slots=1,
+                version=__version__,
+            ),
+            timeout=30,
+        )
+        first = agents.Heartbeat(control_pb2.HeartbeatRequest(name="probe-1", lease_id=joined.lease_id), timeout=30)
+        assert first.routes_changed and first.routes_version, first
+        assert [(r.route, r.app, list(r.nodes)) for r in first.routes] == [("/hello/...", "hello", ["edge-1"])]
+        again = agents.Heartbeat(
+            control_pb2.HeartbeatRequest(name="probe-1", lease_id=joined.lease_id, routes_version=first.routes_version),
+            timeout=30,
+        )
+        assert not again.routes_changed and not again.routes and not again.routes_version, again
 
 
 def _running(client: Any) -> bool:

@@ -22,7 +22,7 @@ from agent.values.signature import compile_type
 from cli.devcluster.guests import EXAMPLES
 from controlplane.state.keys import IDENTITIES
 from neon import manifest
-from neon._proto import dataplane_pb2, dataplane_pb2_grpc, values_pb2
+from neon._proto import calls_pb2, dataplane_pb2, dataplane_pb2_grpc, values_pb2
 from neon.errors import InvalidArgument, InvalidManifest
 from neon.rpc.servers import CHANNEL_OPTIONS
 from neon.security import pki, signing
@@ -207,7 +207,7 @@ def test_the_data_plane_refuses_hostile_calls_clearly_and_keeps_serving(serving:
 
     def invoke(args_json: str, function: str = "parse", app: str = "pair") -> grpc.StatusCode:
         TRIED["data-plane requests"] += 1
-        request = dataplane_pb2.InvokeRequest(app=app, component="parser", function=function, args_json=args_json)
+        request = calls_pb2.InvokeRequest(app=app, component="parser", function=function, args_json=args_json)
         return _status(stub.Invoke, request)
 
     assert invoke(json.dumps(["2026-11-24T08:00:00Z INFO a: b"])) == grpc.StatusCode.OK
@@ -256,7 +256,7 @@ def test_the_data_plane_refuses_hostile_calls_clearly_and_keeps_serving(serving:
     random_calls()
     # Still serving, and right.
     reply = stub.Invoke(
-        dataplane_pb2.InvokeRequest(app="pair", component="parser", function="parse", args_json='["bad"]'), timeout=30
+        calls_pb2.InvokeRequest(app="pair", component="parser", function="parse", args_json='["bad"]'), timeout=30
     )
     assert json.loads(reply.result_json) == {"err": "expected '<timestamp> <LEVEL> <source>: <message>', got 'bad'"}
 
@@ -457,8 +457,8 @@ def test_the_monitoring_surfaces_refuse_hostile_input(cluster: Cluster, fault_re
     assert reported == [("edge-1", "c")]
     control = control_pb2_grpc.ControlStub(cluster.channel(cluster.control, viewer))
     for request, code in [
-        (dataplane_pb2.LogsRequest(app="nope", component="x"), grpc.StatusCode.NOT_FOUND),
-        (dataplane_pb2.LogsRequest(app="nope", component="x", tail=-1), grpc.StatusCode.INVALID_ARGUMENT),
+        (calls_pb2.LogsRequest(app="nope", component="x"), grpc.StatusCode.NOT_FOUND),
+        (calls_pb2.LogsRequest(app="nope", component="x", tail=-1), grpc.StatusCode.INVALID_ARGUMENT),
     ]:
         TRIED["log requests"] += 1
         with pytest.raises(grpc.RpcError) as err:

@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from cli.devcluster.guests import EXAMPLES
-from neon._proto import dataplane_pb2, dataplane_pb2_grpc, values_pb2
+from neon._proto import calls_pb2, dataplane_pb2, dataplane_pb2_grpc, values_pb2
 from neon.errors import FailedPrecondition, InvalidManifest, NotFound, NotRunning
 from neon.security import pki
 from neon.security.pki import AGENT_NAME
@@ -260,7 +260,7 @@ def test_delete_stops_instances_on_both_agents(cluster: Cluster) -> None:  # the
                 stub = dataplane_pb2_grpc.DataPlaneStub(channel)
                 with pytest.raises(grpc.RpcError) as err:
                     stub.Invoke(
-                        dataplane_pb2.InvokeRequest(
+                        calls_pb2.InvokeRequest(
                             app="log-analyzer", component=component, function="parse", args_json='["x"]'
                         ),
                         timeout=5,

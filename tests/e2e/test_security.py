@@ -15,7 +15,7 @@ import pytest
 import wasmtime
 
 from cli.client import ControlClient
-from neon._proto import control_pb2, control_pb2_grpc, dataplane_pb2, dataplane_pb2_grpc
+from neon._proto import calls_pb2, control_pb2, control_pb2_grpc, dataplane_pb2, dataplane_pb2_grpc
 from neon.errors import CapabilityDenied, InvalidArgument, NeonGridError, PermissionDenied, Untrusted
 from neon.rpc.servers import CHANNEL_OPTIONS
 from neon.security import pki, signing
@@ -94,7 +94,7 @@ def test_every_hop_is_mutual_tls_and_every_rpc_checks_the_callers_role(
     # Agents' data planes: the control plane may relay invokes, an admin may not call them directly,
     # and plaintext gets nothing.
     edge = cluster.agents["edge-1"].address
-    invoke = dataplane_pb2.InvokeRequest(app="x", component="y", function="z", args_json="[]")
+    invoke = calls_pb2.InvokeRequest(app="x", component="y", function="z", args_json="[]")
     with cluster.channel(edge, cluster.credentials("admin")) as channel:
         with pytest.raises(grpc.RpcError) as err:
             dataplane_pb2_grpc.DataPlaneStub(channel).Invoke(invoke, timeout=5)
