@@ -25,7 +25,7 @@ from controlplane.security.admission import Admission
 from controlplane.security.identity import Security
 from controlplane.state.assignments import AssignmentHub
 from controlplane.state.blobs import BlobStore
-from controlplane.state.keys import APPS, MEMBERS, NODES, PLACEMENTS
+from controlplane.state.keys import APPS, MEMBERS, NODES
 from controlplane.state.leader import Election
 from controlplane.state.replication import BlobReplicator
 from controlplane.state.store import Store
@@ -56,8 +56,7 @@ class ControlPlane:
         self.replicator = BlobReplicator(self.store, self.blobs, config.identity, self.security.creds)
         self.composer = Composer(self.store, self.blobs, fetch=self.replicator.ensure, signer=self.security.signing_key)
         self.election: Election | None = None
-        self._leader_tasks: list[asyncio.Task[Any]] = []  # what this replica runs as leader, or as follower
-        self._stopping = False
+        self._leader_tasks: list[asyncio.Task[Any]] = []
         self.server: grpc.aio.Server | None = None
         self.port = 0
         self.join_port = 0
@@ -141,7 +140,6 @@ class ControlPlane:
             self._follow,
             http_address=self.http_address,
         )
-        self._leader_tasks = self._follower_tasks()
         self._tasks = [
             asyncio.create_task(self.election.run(), name="election"),
             asyncio.create_task(self.assignments.run(), name="assignment-watch"),
@@ -168,7 +166,6 @@ class ControlPlane:
     async def _lead(self) -> None:
         """This replica was elected: reconcile from etcd's state, as if freshly started."""
         self.intake.forget()
-        await self._cancel_role_tasks()
         self._leader_tasks = [
             asyncio.create_task(self.reconciler.run(), name="reconcile"),
             asyncio.create_task(self.reconciler.watch(APPS), name="watch-apps"),
@@ -181,22 +178,6 @@ class ControlPlane:
         )
 
     async def _follow(self) -> None:
-        await self._cancel_role_tasks()
-        if not self._stopping:
-            self._leader_tasks = self._follower_tasks()
-
-    def _follower_tasks(self) -> list[asyncio.Task[Any]]:
-        """A follower keeps what its heartbeats answer (peers, the route table) current with etcd."""
-        return [
-            asyncio.create_task(self.reconciler.observe(), name="observe"),
-            *(
-                asyncio.create_task(self.reconciler.watch(prefix), name=f"observe-{prefix.decode()}")
-                for prefix in (APPS, NODES, PLACEMENTS)
-            ),
-        ]
-
-    async def _cancel_role_tasks(self) -> None:
-        """Stop what this replica ran as leader, or as follower."""
         tasks, self._leader_tasks = self._leader_tasks, []
         for task in tasks:
             task.cancel()
@@ -205,7 +186,6 @@ class ControlPlane:
                 await task
 
     async def stop(self, grace: float = 2.0) -> None:
-        self._stopping = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -214,7 +194,6 @@ class ControlPlane:
         if self.election is not None:
             with contextlib.suppress(Exception):
                 await self.election.resign()
-        await self._cancel_role_tasks()
         if self.server is not None:
             await self.server.stop(grace)
         if self.http is not None:

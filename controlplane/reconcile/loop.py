@@ -46,7 +46,7 @@ class ReconcileLoop:
         self._sorted_nodes: list[NodeInfo] = []
         self._endpoints_of: dict[str, set[str]] = {}  # node -> nodes its assignments forward to
         # The cluster's HTTP routes and where they run, for the agents' front doors (sent with heartbeats);
-        # no version until this replica has reconciled (the leader) or read the cluster's state (a follower).
+        # no version until this replica has reconciled (a follower sends none).
         self.routes_version: str = ""
         self.routes: tuple[RouteEntry, ...] = ()
 
@@ -85,26 +85,10 @@ class ReconcileLoop:
                 await asyncio.sleep(0.5)
                 self.mark_dirty()
 
-    async def observe(self) -> None:
-        """A follower's loop: keep what heartbeats answer (peers to measure, the route table) up to date with
-        etcd, as the leader writes it, without planning or writing anything; until cancelled."""
-        self.mark_dirty()  # read it now: what changed before this replica followed sent no watch event here
-        while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._dirty.wait(), timeout=self.resync_interval)
-            self._dirty.clear()
-            await asyncio.sleep(0.02)  # coalesce bursts of changes
-            try:
-                self._observe(await self.store.read_world())
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:  # noqa: BLE001 - etcd hiccups: the next change or resync retries
-                _log.warning("reading the cluster's state failed", error=str(err))
-                await asyncio.sleep(0.5)
-                self.mark_dirty()
-
-    def _observe(self, world: World) -> None:
-        """What heartbeats answer, from ``world``: the nodes, who forwards to whom, the route table."""
+    async def reconcile_once(self) -> None:
+        """Reflect etcd into the model, plan, and write each changed application back."""
+        world = await self._mark_unreachable(await self.store.read_world())
+        self._wake_for_grace(next_grace_expiry(world))
         if world.nodes != self._nodes:
             self._nodes = dict(world.nodes)
             self._sorted_nodes = [n for _, n in sorted(self._nodes.items())]
@@ -119,12 +103,6 @@ class ReconcileLoop:
                         )
         self._endpoints_of = endpoints
         self.routes_version, self.routes = route_table(world)
-
-    async def reconcile_once(self) -> None:
-        """Reflect etcd into the model, plan, and write each changed application back."""
-        world = await self._mark_unreachable(await self.store.read_world())
-        self._wake_for_grace(next_grace_expiry(world))
-        self._observe(world)
         first, _ = plan(world, self.placer)
         compositions = {}
         for draft in first:  # fuse what placement co-locates (cached by inputs), then plan with the results
