@@ -73,23 +73,21 @@ class Hooks:
         """A trap is counted, kept as an incident (a denial is reported as one instead) and told to the log."""
         app, name = key
 
-        def on_trap(err: NeonGridError) -> None:
-            telemetry.trap(app, name)
-            if isinstance(err, CapabilityDenied):
-                sink("agent", err.message)
-                return  # reported as a denial
-            incident = traps.add(err.message)
-            _log.warning("guest trapped", app=app, component=name, incident=incident, error=err.message)
-            sink("agent", f"trapped (incident {incident}): {err.message}")
-
-        def on_http_trap(err: NeonGridError) -> str:
+        def kept(err: NeonGridError, what: str) -> str:
             telemetry.trap(app, name)
             incident = traps.add(err.message)
-            _log.warning("guest trapped serving HTTP", app=app, component=name, incident=incident, error=err.message)
+            _log.warning(what, app=app, component=name, incident=incident, error=err.message)
             sink("agent", f"trapped (incident {incident}): {err.message}")
             return incident
 
-        return cls(denials, sink, on_trap, on_http_trap)
+        def on_trap(err: NeonGridError) -> None:
+            if isinstance(err, CapabilityDenied):
+                telemetry.trap(app, name)
+                sink("agent", err.message)
+                return  # reported as a denial
+            kept(err, "guest trapped")
+
+        return cls(denials, sink, on_trap, lambda err: kept(err, "guest trapped serving HTTP"))
 
 
 class Starter:

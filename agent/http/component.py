@@ -103,7 +103,10 @@ class HttpComponent:
         """Serve one request (the caller holds a slot; ``inline``: on the front door's thread). A trap discards
         the instance and is reported."""
         started = time.perf_counter()
-        instance = self._take()
+        try:
+            instance = self._take()
+        except ComponentError as err:  # no instance could be made (a full pool, a failing start): 503
+            return Outcome(answered=False, error=err)
         self.first_requests += instance.calls == 0
         try:
             outparam = self.host.serve(instance, request, responder, self.spec.request_timeout)

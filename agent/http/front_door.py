@@ -215,10 +215,9 @@ class FrontDoor:
             def run() -> None:
                 try:
                     outcome = comp.run(incoming, bridge, inline)
-                except Exception as err:  # noqa: BLE001 - no instance to run it on: 503, with the reason
-                    _log.warning("no instance for a request", component=comp.label, error=str(err))
-                    reason = err if isinstance(err, ComponentError) else ComponentError(str(err), component=comp.label)
-                    outcome = Outcome(answered=False, error=reason, incident="")
+                except Exception as err:  # noqa: BLE001 - the agent's own failure: 503, with the reason
+                    _log.warning("request failed", component=comp.label, error=str(err))
+                    outcome = Outcome(answered=False, error=ComponentError(str(err), component=comp.label))
                 finally:
                     comp.release()
                 bridge.done(outcome)

@@ -20,11 +20,11 @@ import grpc
 from aiohttp import web
 
 from agent.http.answers import copy_headers, text
-from agent.http.component import HttpComponent, Outcome, status_for
+from agent.http.component import HttpComponent, status_for
 from agent.http.messages import IncomingRequest
 from agent.http.streams import Buffered
 from neon._proto import dataplane_pb2
-from neon.errors import ComponentError, NeonGridError, NotRunning, from_rpc_error
+from neon.errors import NeonGridError, NotRunning, from_rpc_error
 from neon.routes import Route, best, parse_route
 
 HANDOVER_MAX = 16 << 20
@@ -154,8 +154,6 @@ def serve_handed_over(
         )
         try:
             outcome = comp.run(incoming, collected)
-        except ComponentError as err:  # no instance could be made for it
-            return _answer(node, *status_for(Outcome(answered=False, error=err)))
         except NeonGridError as err:
             return _answer(node, 500, f"{comp.label}: {err.message}")
     finally:

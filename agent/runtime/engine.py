@@ -129,6 +129,13 @@ class Runtime:
     def close(self) -> None:
         self._stop.set()
 
+    def ticks(self, seconds: float) -> int:
+        """A deadline of ``seconds`` in epoch ticks, kept if it is the longest given (see :meth:`_tick`)."""
+        ticks = max(1, math.ceil(seconds / EPOCH_TICK))
+        if ticks > self.longest_ticks:
+            self.longest_ticks = ticks
+        return ticks
+
     def load(self, digest: str, wasm_path: Path) -> wc.Component:
         """Return the compiled component for an artifact, compiling at most once per digest."""
         with self._lock:
@@ -309,7 +316,7 @@ class ComponentTemplate:
             sig = self._signatures.get(ref)
             if sig is None:
                 if ref not in self.exports:
-                    raise NotFound(f"{self.label} exports no function {ref}", kind="function", name=str(ref))
+                    raise self.missing(ref)
                 sig = Signature.of(self.exports[ref], str(ref))
                 self._signatures[ref] = sig
             return sig
@@ -320,12 +327,16 @@ class ComponentTemplate:
         if index is not None:
             return index
         if ref not in self.exports:
-            raise NotFound(f"{self.label} exports no function {ref}", kind="function", name=str(ref))
+            raise self.missing(ref)
         parent = self.component.get_export_index(ref.interface) if ref.interface else None
         index = self.component.get_export_index(ref.name, parent)
         if index is None:
-            raise NotFound(f"{self.label} exports no function {ref}", kind="function", name=str(ref))
+            raise self.missing(ref)
         return self._indexes.setdefault(ref, index)
+
+    def missing(self, ref: FunctionRef) -> NotFound:
+        """What asking for an export it does not have raises."""
+        return NotFound(f"{self.label} exports no function {ref}", kind="function", name=str(ref))
 
     def fix_func_type(self, ref: FunctionRef, func: wc.Func, store: wasmtime.Store) -> None:
         """Make ``func`` (an instance's export ``ref``) answer its type from the one read for the component."""
@@ -350,9 +361,7 @@ class ComponentTemplate:
             wasi.preopen_dir(str(host), volume.path, fs_mutable=not volume.read_only)
         store.set_wasi(wasi)
         store.set_limits(memory_size=self.settings.memory_bytes)
-        ticks = _ticks(self.settings.timeout_seconds)
-        self.runtime.longest_ticks = max(self.runtime.longest_ticks, ticks)
-        store.set_epoch_deadline(ticks)  # instantiation runs guest code too
+        store.set_epoch_deadline(self.runtime.ticks(self.settings.timeout_seconds))  # instantiation runs guest code
         scope = self.host.scope() if self.host is not None else None
         try:
             with scope if scope is not None else contextlib.nullcontext():
@@ -404,10 +413,7 @@ class ComponentInstance:
 
     def _call(self, ref: FunctionRef, args: list[Any], timeout: float | None, lift: Callable[[Any], Any] | None) -> Any:
         limit = self.template.settings.timeout_seconds if timeout is None else timeout
-        ticks = _ticks(limit)
-        runtime = self.template.runtime
-        if ticks > runtime.longest_ticks:
-            runtime.longest_ticks = ticks
+        ticks = self.template.runtime.ticks(limit)
         self.calls += 1
         started = time.monotonic()
         try:
@@ -449,11 +455,7 @@ class ComponentInstance:
         index = self.template.export_index(ref)
         found = self.instance.get_func(self.store, index)
         if found is None:
-            raise NotFound(f"{self.label} exports no function {ref}", kind="function", name=str(ref))
+            raise self.template.missing(ref)
         self.template.fix_func_type(ref, found, self.store)  # its type read once per component, not per call
         self._funcs[ref] = found
         return found
-
-
-def _ticks(seconds: float) -> int:
-    return max(1, math.ceil(seconds / EPOCH_TICK))

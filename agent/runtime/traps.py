@@ -35,7 +35,7 @@ def host_func(fn: HostFunc) -> HostFunc:
         try:
             return fn(*args)
         except Exception as err:  # noqa: BLE001 - every failure must become a trap
-            _pending.error = err
+            park(err)
             raise wasmtime.WasmtimeError(str(err)) from None
 
     return call

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from grpc_reflection.v1alpha import reflection, reflection_pb2
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 V1 = "grpc.reflection.v1.ServerReflection"
 
@@ -20,7 +20,7 @@ def add_reflection(server: grpc.aio.Server, service_names: list[str]) -> None:
     """Serve reflection on ``server`` for ``service_names`` (and for reflection itself), both versions."""
     names = [*service_names, reflection.SERVICE_NAME, V1]
     servicer = reflection.aio.ReflectionServicer(names)
-    reflection.enable_server_reflection(names, server)
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)  # v1alpha
     handler: Any = grpc.stream_stream_rpc_method_handler(
         servicer.ServerReflectionInfo,
         request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
