@@ -353,6 +353,8 @@ class Agent:
             return
         if not current():
             pool.close()
+            if served is not None:
+                served.close()
             return
         self._install(key, spec, pool, served)
         hooks.sink("agent", f"now running {better.tier}'s code for {spec.artifact[:19]}")
