@@ -31,6 +31,8 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "controlplane_load": ("controlplane_load.py", ["--agents", "1000", "--seconds", "30"], ["--agents", "200"]),
     "front_door": ("front_door.py", ["--seconds", "3", "--rounds", "2"], ["--seconds", "1", "--rounds", "1"]),
     "compile_tiers": ("compile_tiers.py", [], ["--lines", "500", "--rounds", "3"]),
+    "control_reads": ("control_reads.py", [], ["--calls", "100"]),
+    "control_invoke": ("control_invoke.py", [], ["--calls", "300"]),
 }
 
 
@@ -188,7 +190,43 @@ def _compile_tiers(r: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _control_reads(r: dict[str, Any]) -> list[list[str]]:
+    base = r["reads"]["health check (baseline)"]
+    return [
+        [
+            f"(9) control API {name}, {r['nodes']} nodes, {r['apps']} apps",
+            f"p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms",
+            f"health check p50 {base['p50_ms']:.2f} ms",
+            f"{row['ratio_to_health']:.1f}x; target p50 {r['target_p50_ms']:g} ms",
+        ]
+        for name, row in r["reads"].items()
+        if not name.startswith("health")
+    ]
+
+
+def _control_invoke(r: dict[str, Any]) -> list[list[str]]:
+    calls, rates = r["calls"], r["calls_per_second"]
+    return [
+        [
+            f"(10) Control.Invoke, {name.removeprefix('invoke ')}",
+            f"p50 {calls[name]['p50_ms']:.3f} ms",
+            f"forwarded call + mTLS hop {r['baseline_p50_ms']:.3f} ms",
+            f"{r[f'ratio {name}']:.2f}x (target {r['target']}x)",
+        ]
+        for name in ("invoke (JSON)", "invoke (typed)")
+    ] + [
+        [
+            "(10) Control.Invoke, 16 callers at once",
+            f"{rates['16 callers']:.0f} calls/s",
+            f"1 caller {rates['1 caller']:.0f} calls/s",
+            f"{rates['16 callers'] / rates['1 caller']:.2f}x (not serialized)",
+        ]
+    ]
+
+
 SUMMARIES: dict[str, Callable[[dict[str, Any]], list[list[str]]]] = {
+    "control_reads": _control_reads,
+    "control_invoke": _control_invoke,
     "compile_tiers": _compile_tiers,
     "front_door": _front_door,
     "fusion": _fusion,

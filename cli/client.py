@@ -15,7 +15,7 @@ import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from neon import manifest
-from neon._proto import calls_pb2, control_pb2, control_pb2_grpc
+from neon._proto import calls_pb2, control_pb2, control_pb2_grpc, values_pb2
 from neon.errors import InvalidManifest, from_rpc_error
 from neon.manifest import AppSpec, ComponentSpec
 from neon.rpc.servers import CHANNEL_OPTIONS, channel_target
@@ -52,6 +52,7 @@ _READ_RETRIES = json.dumps(
                         "ListNodes",
                         "ListControlPlanes",
                         "ExplainPlacement",
+                        "DescribeComponent",
                     )
                 ],
                 "retryPolicy": {
@@ -222,6 +223,24 @@ class ControlClient:
             timeout=timeout or self.timeout,
         )
         return json.loads(reply.result_json), reply.node
+
+    @_translate
+    def invoke_values(
+        self, app: str, component: str, function: str, args: list[values_pb2.Value], timeout: float | None = None
+    ) -> tuple[values_pb2.Value | None, str]:
+        """Call an exported function with typed values (one per parameter); returns ``(result, node)``,
+        the result None for a function without one."""
+        request = calls_pb2.InvokeRequest(
+            app=app, component=component, function=function, args=values_pb2.ValueList(values=args)
+        )
+        reply = self.stub.Invoke(request, timeout=timeout or self.timeout)
+        return (reply.result if reply.HasField("result") else None), reply.node
+
+    @_translate
+    def describe_component(self, app: str, component: str) -> control_pb2.ComponentDescription:
+        """What the component exports and imports, with every function's WIT signature and type tree."""
+        request = control_pb2.DescribeComponentRequest(app=app, component=component)
+        return self.stub.DescribeComponent(request, timeout=self.timeout)
 
     @_translate
     def metrics(self, app: str = "") -> control_pb2.GetMetricsResponse:

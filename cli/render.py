@@ -163,7 +163,7 @@ def describe_app(app: Any, wide: bool = False, events: Sequence[Any] = (), nodes
     return "\n".join(lines)
 
 
-def describe_component(app: Any, name: str, metrics: Any = None, events: Sequence[Any] = ()) -> str:
+def describe_component(app: Any, name: str, metrics: Any = None, events: Sequence[Any] = (), wit: Any = None) -> str:
     comp = next(c for c in app.components if c.name == name)
     lines = [
         f"Component:   {app.name}/{comp.name}",
@@ -194,8 +194,26 @@ def describe_component(app: Any, name: str, metrics: Any = None, events: Sequenc
     for link in exports:
         modes = ", ".join(f"{r.mode} from {r.node}" for r in link.routes)
         lines.append(f"  serves {getattr(link, 'import')} to {link.importer}: {modes or 'not placed'}")
+    if wit is not None:
+        lines += _wit_section(wit)
     lines += _events_section(events)
     return "\n".join(lines)
+
+
+def _wit_section(wit: Any) -> list[str]:
+    """A ComponentDescription: each interface's functions as WIT, and the types they use."""
+    lines = []
+    for title, interfaces in (("Exports", wit.exports), ("Imports", wit.imports)):
+        if interfaces:
+            lines.append(f"{title}:")
+        for iface in interfaces:
+            lines.append(f"  {iface.name or '(world)'}")
+            lines += [f"    {function.wit}" for function in iface.functions]
+            lines += [f"    {definition}" for definition in iface.types]
+    for title, names in (("WASI imports", wit.wasi_imports), ("WASI exports", wit.wasi_exports)):
+        if names:
+            lines.append(f"{title}: {', '.join(names)}")
+    return lines
 
 
 def describe_node(node: Any, apps: Sequence[Any], events: Sequence[Any] = ()) -> str:

@@ -27,6 +27,7 @@ from controlplane.state.assignments import AssignmentHub
 from controlplane.state.blobs import BlobStore
 from controlplane.state.keys import APPS, MEMBERS, NODES
 from controlplane.state.leader import Election
+from controlplane.state.mirror import Mirror
 from controlplane.state.replication import BlobReplicator
 from controlplane.state.store import Store
 from controlplane.wit.composer import Composer
@@ -66,8 +67,9 @@ class ControlPlane:
             self.store, self.placer, self.composer, config.resync_interval, self.web.reconciles.observe
         )
         self.intake = ReportIntake(self.store)
-        self.reads = Queries(self.store)
-        self.relay = Relay(self.store, self.security.creds, config.invoke_timeout)
+        self.mirror = Mirror(self.store)
+        self.reads = Queries(self.store, self.mirror)
+        self.relay = Relay(self.store, self.mirror, self.security.creds, config.invoke_timeout)
         self.assignments = AssignmentHub(self.store)
         self.store.events.on_record = lambda event: self.web.events.inc(event.kind)
         self.http: HttpServer | None = None
@@ -144,6 +146,7 @@ class ControlPlane:
             asyncio.create_task(self.election.run(), name="election"),
             asyncio.create_task(self.assignments.run(), name="assignment-watch"),
             asyncio.create_task(self.replicator.run(), name="blob-sync"),
+            asyncio.create_task(self.mirror.run(), name="read-mirror"),
         ]
         _log.info(
             "control plane serving",

@@ -37,6 +37,7 @@ dotted path of the offending field (``spec.components[1].replicas``).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -53,6 +54,7 @@ from neon.routes import Route, ambiguous, parse_route, url_prefix
 from neon.runtime_spec import RuntimeSpec, parse_runtime, runtime_to_dict
 from neon.security.signing import parse_public
 
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's emitter when present
 API_VERSION = "neon-grid.dev/v1"
 KIND = "Application"
 MAX_REPLICAS = 1000
@@ -157,7 +159,12 @@ class AppSpec:
         }
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        return self._yaml
+
+    @functools.cached_property
+    def _yaml(self) -> str:
+        # Statuses carry it on every read: made once per spec, with libyaml's emitter when present.
+        return yaml.dump(self.to_dict(), Dumper=_DUMPER, sort_keys=False)
 
 
 def _link_doc(link: LinkSpec) -> dict[str, Any]:

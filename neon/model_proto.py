@@ -199,7 +199,9 @@ def event_to_proto(e: Event) -> control_pb2.Event:
 
 
 def application_to_proto(doc: dict[str, Any]) -> control_pb2.Application:
-    return json_format.ParseDict(doc, control_pb2.Application(), ignore_unknown_fields=False)
+    """The status document (:func:`controlplane.reconcile.status.app_status`) as its message: the constructor
+    takes nested dicts in C, several times faster than ``json_format.ParseDict``, and also refuses unknown fields."""
+    return control_pb2.Application(**doc)
 
 
 def explanation_to_proto(component: str, decision: Any) -> control_pb2.ComponentExplanation:

@@ -40,14 +40,18 @@ an admin may also write.
   conflicting write), `FAILED_PRECONDITION` (the cluster's state forbids it: e.g. a component that runs only
   fused into `attrs.root`), `RESOURCE_EXHAUSTED` (a limit; retry later), `UNAVAILABLE` (not running yet, or
   a node is unreachable; retry), `DEADLINE_EXCEEDED`, `UNAUTHENTICATED` (no or a foreign certificate),
-  `PERMISSION_DENIED` (the role may not call it).
+  `PERMISSION_DENIED` (the role may not call it). The control port requires a client certificate in the TLS
+  handshake itself, so a client with none, or one another CA signed, gets no RPC answer at all: grpc reports
+  `UNAVAILABLE` (the connection failed); check `ca.pem` and the certificate's issuer first.
 - **Self-description.** gRPC server reflection (`grpc.reflection.v1` and `v1alpha`) lists these services
   and serves their descriptors: `grpcurl -cacert ca.pem -cert me.pem -key me.key -authority
   controlplane.neon-grid HOST:7400 list`. The standard health service (`grpc.health.v1.Health`, `Check` and
   `Watch` of `""` or of a service name) answers without a client certificate, for load balancers.
 - **Values.** `Invoke` takes the function's arguments as a JSON array (`args_json`), one element per
-  parameter, and returns the result as JSON (`result_json`); README's "Values across nodes" gives the JSON
-  of every WIT type.
+  parameter, and returns the result as JSON (`result_json`); or typed `Value`s (`args`), answered with a typed
+  `result`. In JSON, 64-bit integers are decimal strings both ways, as in proto3's JSON mapping. README's
+  "Values across nodes" gives both forms of every WIT type; `DescribeComponent` gives each function's
+  parameter and result types, as WIT text and as a tree.
 
 Python (`pip install grpcio`, the stubs from `proto/` with `grpc_tools.protoc`, or `neon._proto`):
 
@@ -110,6 +114,38 @@ def _roles(method: str) -> str:
 
 
 LINE = '"2026-11-24T08:00:00Z INFO auth: ok"'
+# What each RPC may answer besides OK, beyond what any call may (UNAUTHENTICATED, PERMISSION_DENIED for a role
+# not listed, UNAVAILABLE while etcd is unreachable, DEADLINE_EXCEEDED): every RPC of SERVICES has a line.
+ERRORS = {
+    "ApplyApplication": "`INVALID_ARGUMENT` (a bad manifest, `attrs.field` naming the field; an artifact not "
+    "uploaded; links between interfaces that do not match; a route another application claims; an unsigned or "
+    "untrusted artifact), `ABORTED` (the application kept changing while applied; retry)",
+    "GetApplication": "`NOT_FOUND` (`attrs.kind` application)",
+    "ListApplications": "none",
+    "DeleteApplication": "`NOT_FOUND`",
+    "ListNodes": "none",
+    "DeleteNode": "`NOT_FOUND`",
+    "ListControlPlanes": "none",
+    "WatchEvents": "`INVALID_ARGUMENT` (a negative `history`)",
+    "Invoke": "`NOT_FOUND` (the application, component or function; the message lists the exports), "
+    "`INVALID_ARGUMENT` (`CodecError`: arguments that do not fit the signature, `attrs.path` where), "
+    "`FAILED_PRECONDITION` (a member of a fused group: call `attrs.root`), `UNAVAILABLE` (no replica running "
+    "yet; retry), `RESOURCE_EXHAUSTED` (the component's queue is full; retry later), `INTERNAL` (`CallFailed`: "
+    "the guest trapped; the instance was discarded), `DEADLINE_EXCEEDED` (the call ran out of time)",
+    "UploadArtifact": "`INVALID_ARGUMENT` (not a valid component, a digest that does not match, a bad "
+    "signature document)",
+    "ExplainPlacement": "`NOT_FOUND` (the application or component)",
+    "RollbackApplication": "`NOT_FOUND` (the application, or no kept generation to roll back to), then as "
+    "ApplyApplication",
+    "CreateJoinToken": "`INVALID_ARGUMENT` (a bad node name or TTL)",
+    "GetMetrics": "none",
+    "Logs": "`NOT_FOUND` (the application or component), `INVALID_ARGUMENT` (a negative `tail`), `UNAVAILABLE` "
+    "(no live node runs it)",
+    "DescribeComponent": "`NOT_FOUND` (the application or component), `UNAVAILABLE` (the artifact is not on this "
+    "replica yet; retry)",
+    "Join": "`UNAUTHENTICATED` (an unknown, used or expired token), `INVALID_ARGUMENT` (a bad CSR or node name), "
+    "`PERMISSION_DENIED` (a token bound to another node)",
+}
 # Example values of request fields, by name (the log analyzer of examples/, on `./run dev`'s nodes).
 SAMPLES: dict[str, tuple[str, str]] = {  # field -> (Python, JavaScript)
     "manifest_yaml": ('open("app.yaml").read()', 'fs.readFileSync("app.yaml", "utf8")'),
@@ -202,7 +238,10 @@ def render() -> str:
                 lines += [f"### `{method.name}({arrow}) returns ({back})`", ""]
                 if (doc := comments.get((6, i, 2, j))) is not None:
                     lines += [doc, ""]
-                lines += [f"Roles: {_roles(path)}.", "", *_example(full, method, modules)]
+                if method.name not in ERRORS:
+                    raise SystemExit(f"proto/api_docs.py: add {method.name} to ERRORS (what it may answer)")
+                lines += [f"Roles: {_roles(path)}.", "", f"Errors: {ERRORS[method.name]}.", ""]
+                lines += _example(full, method, modules)
     lines += ["## Messages", ""]
     for name in sorted(messages):
         message, comments, path = messages[name]

@@ -66,8 +66,8 @@ class DataPlaneServicer:
         self._helpers.shutdown(wait=False, cancel_futures=True)
 
     def add_to_server(self, server: GuardedServer) -> None:
-        """Register the service on ``server``: ``Call`` and ``CallBatch`` answer serialized messages
-        (no response serializer) and are served inline where the server can (:mod:`neon.rpc.inline`:
+        """Register the service on ``server``: ``Call``, ``CallBatch`` and ``Invoke`` answer serialized
+        messages (no response serializer) and are served inline where the server can (:mod:`neon.rpc.inline`:
         a quick call runs in the thread that received it, :meth:`quick`), the others as the
         generated code would register them."""
         pb = dataplane_pb2
@@ -76,11 +76,11 @@ class DataPlaneServicer:
             "CallBatch": grpc.unary_unary_rpc_method_handler(
                 self.CallBatch, request_deserializer=pb.CallBatchRequest.FromString
             ),
+            "Invoke": grpc.unary_unary_rpc_method_handler(
+                self._invoke_serialized, request_deserializer=calls_pb2.InvokeRequest.FromString
+            ),
         }
         others: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
-            "Invoke": grpc.unary_unary_rpc_method_handler(
-                self.Invoke, calls_pb2.InvokeRequest.FromString, calls_pb2.InvokeResponse.SerializeToString
-            ),
             "Logs": grpc.unary_stream_rpc_method_handler(
                 self.Logs, calls_pb2.LogsRequest.FromString, calls_pb2.LogLine.SerializeToString
             ),
@@ -90,7 +90,12 @@ class DataPlaneServicer:
         }
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(frames.SERVICE, forwarded | others),))
         server.add_registered_method_handlers(frames.SERVICE, others)
-        server.add_inline_method_handlers(frames.SERVICE, forwarded, {"Call": self.quick, "CallBatch": _batched})
+        quick: dict[str, Callable[[Any], bool]] = {
+            "Call": self.quick,
+            "CallBatch": _batched,
+            "Invoke": self.quick_invoke,
+        }
+        server.add_inline_method_handlers(frames.SERVICE, forwarded, quick)
 
     def quick(self, request: Any) -> bool:
         """Whether a ``Call`` may run in the thread that received it: its function was served
@@ -99,6 +104,15 @@ class DataPlaneServicer:
         and an idle instance is there now (no wait behind a batch, no instance to make)."""
         route = self._kept(request)
         return route is not None and 0.0 < route.pool.typical_call < QUICK_BELOW and route.pool.ready()
+
+    def quick_invoke(self, request: calls_pb2.InvokeRequest) -> bool:
+        """Whether a user's ``Invoke`` (relayed by the control plane) may run in the thread that received it:
+        as :meth:`quick`, judged by its component's calls."""
+        try:
+            pool = self.node.pool(request.app, request.component)
+        except NeonGridError:
+            return False  # answered (NotRunning) by a worker
+        return 0.0 < pool.typical_call < QUICK_BELOW and pool.ready()
 
     def _kept(self, request: dataplane_pb2.CallRequest) -> _Route | None:
         """What serving ``request``'s function takes, as kept since its first call, unless what
@@ -227,11 +241,18 @@ class DataPlaneServicer:
             )
         return self.serve_http(request)
 
+    def _invoke_serialized(self, request: calls_pb2.InvokeRequest, context: SyncContext) -> bytes:
+        return self.Invoke(request, context).SerializeToString()
+
     @edge
     def Invoke(self, request: calls_pb2.InvokeRequest, context: SyncContext) -> calls_pb2.InvokeResponse:
         template = self.node.pool(request.app, request.component).template
         ref = template.resolve(request.function)
         signature = template.signature(ref)
+        if request.WhichOneof("arguments") == "args":  # typed values in, a typed value out
+            args = signature.args_from_proto(request.args.values)
+            result = self._run(request.app, request.component, ref, args, _deadline(context))
+            return calls_pb2.InvokeResponse(result=signature.result_to_proto(result), node=self.node.name)
         docs = loads_json(request.args_json or "[]", "args_json")
         if not isinstance(docs, list):
             raise InvalidArgument(

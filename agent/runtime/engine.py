@@ -51,6 +51,7 @@ from neon.errors import CallFailed, ComponentError, DeadlineExceeded, NeonGridEr
 from neon.grants import GrantSpec
 from neon.observe import log
 from neon.runtime_spec import RuntimeSpec
+from neon.toolchain_exports import TOOLCHAIN_EXPORTS as TOOLCHAIN_REFS
 
 _log = log.get("neon.agent.runtime")
 
@@ -71,9 +72,8 @@ class FunctionRef(NamedTuple):
         return f"{self.interface}#{self.name}" if self.interface else self.name
 
 
-# Exports a guest toolchain adds for itself, not part of the component's API: componentize-py's
-# pre-initialization entry point (run once at build time; calling it again re-runs the guest's start-up).
-TOOLCHAIN_EXPORTS = frozenset({FunctionRef("exports", "init")})
+# Exports a guest toolchain adds for itself (neon.toolchain_exports), as the references calls resolve to.
+TOOLCHAIN_EXPORTS = frozenset(FunctionRef(interface, name) for interface, name in TOOLCHAIN_REFS)
 
 
 def short_interface(interface: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 import struct
 from typing import Any
 
@@ -46,6 +47,7 @@ class IntCodec(Codec):
         self.lo = -(1 << (bits - 1)) if signed else 0
         self.hi = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
         self.field = "s64" if signed else "u64"
+        self.wide = bits == 64
         letter = {8: "b", 16: "h", 32: "i", 64: "q"}[bits]
         self._raw = struct.Struct("@" + (letter if signed else letter.upper()))  # how wasmtime holds it
         self._key = key_of(Value, self.field, VARINT)
@@ -76,10 +78,18 @@ class IntCodec(Codec):
         return self._check(getattr(msg, self.field), path)
 
     def to_json(self, value: Any) -> Any:
-        return value
+        # proto3's JSON mapping: 64-bit integers as decimal strings (JavaScript's numbers round above 2^53).
+        return str(value) if self.wide else value
 
     def from_json(self, doc: Any, path: str = "") -> Any:
+        if type(doc) is str:  # proto3's JSON mapping: any integer may come as a decimal string
+            if not _DECIMAL.fullmatch(doc):
+                raise _fail(path, f"expected {self.wit} (a number or a decimal string), got {doc[:40]!r}")
+            doc = int(doc)
         return self._check(doc, path)
+
+
+_DECIMAL = re.compile(r"-?[0-9]{1,20}")
 
 
 class FloatCodec(Codec):

@@ -94,7 +94,8 @@ def describe(client: ControlClient, args: argparse.Namespace) -> int:
     app_name, component = _component_ref(client, args.name, args.app)
     app = client.get_app(app_name)
     events = [e for e in client.events(history=1000, app=app_name) if e.component in ("", component)]
-    print(render.describe_component(app, component, client.metrics(app_name), events[-args.events :]))
+    wit = client.describe_component(app_name, component)
+    print(render.describe_component(app, component, client.metrics(app_name), events[-args.events :], wit))
     return 0
 
 

@@ -106,7 +106,7 @@ def run_dev(state_dir: Path, once: bool = False) -> int:
             _say(f"• POST {edge.http_url}/logs (the sample log) -> {status} {answer.strip()}")
             _say(f"  ({took:.1f} ms: parsed inside the fused component on edge-1, archived over gRPC in the cloud)")
             counts, node = client.invoke("log-analyzer", "archiver", "counts", [])
-            _say(f"• archiver.counts on {node}: {counts}")
+            _say(f"• archiver.counts on {node}: " + ", ".join(f"{level} {n}" for level, n in counts.items()))
             curl = f"curl --data-binary @{_shown(sample)} {edge.http_url}/logs"
         _say("")
         cli = f"neon --pki {pki_dir} --control {control}"

@@ -7,15 +7,17 @@ import time
 from typing import AsyncIterator
 
 from controlplane.api.plane import Plane
+from controlplane.api.queries import find_component
 from controlplane.reconcile.events import new_event
 from controlplane.reconcile.plan import explain
 from controlplane.security.trust import check_app, checked_signatures, merged
 from controlplane.wit.http_checks import check_http_exports, check_route_claims
 from controlplane.wit.interfaces import describe
 from controlplane.wit.links import check_links
+from controlplane.wit.typetree import describe_artifact
 from neon import manifest
 from neon._proto import calls_pb2, control_pb2, control_pb2_grpc
-from neon.errors import InvalidArgument, InvalidManifest, NotFound, Untrusted
+from neon.errors import InvalidArgument, InvalidManifest, NotFound, Unavailable, Untrusted
 from neon.model_proto import application_to_proto, event_to_proto, explanation_to_proto, node_to_proto
 from neon.observe import log
 from neon.rpc.servers import Context, edge
@@ -108,8 +110,9 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
 
     @edge
     async def ListNodes(self, request: control_pb2.ListNodesRequest, context: Context) -> control_pb2.ListNodesResponse:
-        reports = await self.cp.store.reports.all_status()
-        live, unreachable = await self.cp.reads.nodes()
+        view = await self.cp.reads.view()
+        reports = view.status
+        live, unreachable = await self.cp.reads.nodes(view)
         out = []
         for name in sorted(live.keys() | unreachable.keys()):
             if name in live:
@@ -201,6 +204,21 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     async def Invoke(self, request: calls_pb2.InvokeRequest, context: Context) -> calls_pb2.InvokeResponse:
         remaining = context.time_remaining()
         return await self.cp.relay.invoke(request, remaining)
+
+    @edge
+    async def DescribeComponent(
+        self, request: control_pb2.DescribeComponentRequest, context: Context
+    ) -> control_pb2.ComponentDescription:
+        _, comp = find_component(await self.cp.reads.view(), request.app, request.component)
+        if not self.cp.blobs.exists(comp.artifact):
+            raise Unavailable(
+                f"artifact {comp.artifact} of {request.app}/{comp.name} is not on this control-plane replica yet "
+                "(replicas copy blobs from each other); retry",
+                app=request.app,
+                component=comp.name,
+            )
+        doc = await asyncio.to_thread(describe_artifact, comp.artifact, self.cp.blobs.path(comp.artifact))
+        return control_pb2.ComponentDescription(app=request.app, component=comp.name, artifact=comp.artifact, **doc)
 
     @edge
     async def UploadArtifact(

@@ -1,5 +1,5 @@
 """What several API surfaces read the same way: nodes (live and Unreachable), application statuses,
-the agents' last metrics reports."""
+the agents' last metrics reports; from the read mirror (:mod:`controlplane.state.mirror`)."""
 
 from __future__ import annotations
 
@@ -7,50 +7,71 @@ import time
 from typing import Any
 
 from controlplane.reconcile.status import app_status
+from controlplane.state.mirror import Mirror, View
 from controlplane.state.store import Store
+from controlplane.state.world import AppRecord
 from neon._proto import control_pb2
 from neon.errors import NotFound
+from neon.manifest import ComponentSpec
 from neon.model import NodeInfo
 
 # The nodes holding a lease, and the Unreachable ones with when they were found so (0: not yet).
 NodeSets = tuple[dict[str, NodeInfo], dict[str, tuple[NodeInfo, float]]]
 
 
+def find_component(view: View, app: str, component: str) -> tuple[AppRecord, ComponentSpec]:
+    """An application's record and one of its components; NotFound naming what exists otherwise."""
+    record = view.apps.get(app)
+    if record is None:
+        raise NotFound(f"application {app!r} does not exist", kind="application", name=app)
+    try:
+        return record, record.spec.component(component)
+    except KeyError:
+        names = ", ".join(c.name for c in record.spec.components)
+        raise NotFound(
+            f"application {app!r} has no component {component!r} (it has: {names})",
+            kind="component",
+            name=component,
+        ) from None
+
+
 class Queries:
     """Reads of the store, shaped for the API."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, mirror: Mirror) -> None:
         self.store = store
+        self.mirror = mirror
 
-    async def nodes(self) -> NodeSets:
+    async def view(self, fresh: bool = True) -> View:
+        """What the API reads (``fresh``: every write finished before the call is in it)."""
+        return await self.mirror.view(fresh)
+
+    async def nodes(self, view: View | None = None) -> NodeSets:
         """The nodes holding a lease, and the Unreachable ones (with when they were found so; 0: not yet)."""
-        live = {n.name: n for n in await self.store.list_nodes()}
-        members = await self.store.members()
-        return live, {name: member for name, member in members.items() if name not in live}
+        view = view or await self.view()
+        return view.nodes, view.unreachable()
 
-    async def statuses(self, name: str | None = None, nodes: NodeSets | None = None) -> list[dict[str, Any]]:
+    async def statuses(self, name: str | None = None, view: View | None = None) -> list[dict[str, Any]]:
         """The status of one application (NotFound if it does not exist) or, without a name, of every one;
-        ``nodes`` is :meth:`nodes` when the caller has just read it."""
+        ``view`` is what the caller has just read."""
+        view = view or await self.view()
         if name is not None:
-            record = await self.store.get_app(name)
+            record = view.apps.get(name)
             if record is None:
                 raise NotFound(f"application {name!r} does not exist", kind="application", name=name)
             records = [record]
         else:
-            records = sorted(await self.store.list_apps(), key=lambda r: r.spec.name)
-        live, unreachable = nodes or await self.nodes()
-        reports = await self.store.reports.all_status()
-        leader = await self.store.replicas.leader() is not None
+            records = sorted(view.apps.values(), key=lambda r: r.spec.name)
         now = time.time()
-        gone = {n: since or now for n, (_, since) in unreachable.items()}
-        out = []
-        for record in records:
-            placement = await self.store.get_placement(record.spec.name)
-            out.append(app_status(record, placement, reports, live, gone, leader))
-        return out
+        gone = {n: since or now for n, (_, since) in view.unreachable().items()}
+        leader = view.leader is not None
+        return [
+            app_status(record, view.placements.get(record.spec.name), view.status, view.nodes, gone, leader)
+            for record in records
+        ]
 
     async def telemetry(self) -> list[control_pb2.MetricsReport]:
         """The last metrics report of every live node."""
-        live = {n.name for n in await self.store.list_nodes()}
+        live = (await self.view()).nodes
         reports = await self.store.reports.all_telemetry()
         return [control_pb2.MetricsReport.FromString(raw) for node, raw in sorted(reports.items()) if node in live]

@@ -10,12 +10,13 @@ from typing import Any, AsyncIterator
 
 import grpc
 
+from controlplane.api.queries import find_component
 from controlplane.reconcile.status import served
+from controlplane.state.mirror import Mirror, View
 from controlplane.state.store import Store
-from controlplane.state.world import AppRecord
 from neon._proto import calls_pb2, dataplane_pb2_grpc
 from neon.errors import FailedPrecondition, NotFound, NotRunning, from_rpc_error
-from neon.manifest import ComponentSpec
+from neon.model import NodeInfo
 from neon.rpc.servers import CHANNEL_OPTIONS
 from neon.security import pki, tls
 from neon.security.tls import Credentials
@@ -24,37 +25,26 @@ from neon.security.tls import Credentials
 class Relay:
     """Relays over mutual TLS, one channel per agent kept open."""
 
-    def __init__(self, store: Store, creds: Credentials, invoke_timeout: float) -> None:
+    def __init__(self, store: Store, mirror: Mirror, creds: Credentials, invoke_timeout: float) -> None:
         self.store = store
+        self.mirror = mirror
         self.creds = creds
         self.invoke_timeout = invoke_timeout
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._stubs: dict[str, dataplane_pb2_grpc.DataPlaneAsyncStub] = {}
         self._rr = itertools.count()
 
     async def close(self) -> None:
         for channel in self._channels.values():
             await channel.close(None)
 
-    async def _component(self, app: str, component: str) -> tuple[AppRecord, ComponentSpec]:
-        record = await self.store.get_app(app)
-        if record is None:
-            raise NotFound(f"application {app!r} does not exist", kind="application", name=app)
-        try:
-            return record, record.spec.component(component)
-        except KeyError:
-            names = ", ".join(c.name for c in record.spec.components)
-            raise NotFound(
-                f"application {app!r} has no component {component!r} (it has: {names})",
-                kind="component",
-                name=component,
-            ) from None
-
     async def logs(self, request: calls_pb2.LogsRequest) -> AsyncIterator[calls_pb2.LogLine]:
         """A component's lines from every live node serving it (its fused root's where it is fused),
         merged by time; while following, as they come."""
-        record, comp = await self._component(request.app, request.component)
-        serving = served(record.spec, await self.store.get_placement(request.app))
-        nodes = {n.name: n for n in await self.store.list_nodes()}
+        view = await self.mirror.view()
+        record, comp = find_component(view, request.app, request.component)
+        serving = served(record.spec, view.placements.get(request.app))
+        nodes = view.nodes
         where = sorted((n, inst) for (n, c), (inst, _) in serving.items() if c == comp.name and n in nodes)
         if not where:
             raise NotRunning(
@@ -104,11 +94,27 @@ class Relay:
                 call.cancel()
 
     async def invoke(self, request: calls_pb2.InvokeRequest, timeout: float | None) -> calls_pb2.InvokeResponse:
-        """Relay a user's call to an agent running the component."""
-        record, comp = await self._component(request.app, request.component)
-        nodes = {n.name: n for n in await self.store.list_nodes()}
-        statuses = await self.store.reports.all_status()
-        serving = served(record.spec, await self.store.get_placement(request.app))
+        """Relay a user's call to an agent running the component: routed on the read mirror as it is (the
+        watch is milliseconds behind), and on a fresh read before answering that nothing runs it."""
+        try:
+            node = await self._pick(request, await self.mirror.view(fresh=False))
+        except (NotFound, NotRunning, FailedPrecondition):
+            node = await self._pick(request, await self.mirror.view())
+        stub = self._stubs.get(node.dataplane_address)
+        if stub is None:
+            stub = self._stubs[node.dataplane_address] = dataplane_pb2_grpc.DataPlaneStub(
+                self._channel(node.dataplane_address)
+            )
+        try:
+            return await stub.Invoke(request, timeout=timeout or self.invoke_timeout)
+        except grpc.aio.AioRpcError as err:
+            raise from_rpc_error(err) from None
+
+    async def _pick(self, request: calls_pb2.InvokeRequest, view: View) -> NodeInfo:
+        """The node to relay a call to (round robin over those running the component)."""
+        record, comp = find_component(view, request.app, request.component)
+        nodes, statuses = view.nodes, view.status
+        serving = served(record.spec, view.placements.get(request.app))
         # Nodes placed to serve the component whose instance runs; during a swap the old
         # artifact keeps serving until the new one is ready, so it counts when nothing newer does.
         up = {
@@ -138,12 +144,7 @@ class Relay:
                     app=request.app,
                     component=comp.name,
                 )
-        node = nodes[running[next(self._rr) % len(running)]]
-        stub = dataplane_pb2_grpc.DataPlaneStub(self._channel(node.dataplane_address))
-        try:
-            return await stub.Invoke(request, timeout=timeout or self.invoke_timeout)
-        except grpc.aio.AioRpcError as err:
-            raise from_rpc_error(err) from None
+        return nodes[running[next(self._rr) % len(running)]]
 
     async def _fused_exporting(
         self,

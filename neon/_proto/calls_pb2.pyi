@@ -9,6 +9,7 @@ that control.proto and dataplane.proto both import.
 
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from . import values_pb2 as _values_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -30,6 +31,7 @@ class InvokeRequest(_message.Message):
     COMPONENT_FIELD_NUMBER: _builtins.int
     FUNCTION_FIELD_NUMBER: _builtins.int
     ARGS_JSON_FIELD_NUMBER: _builtins.int
+    ARGS_FIELD_NUMBER: _builtins.int
     app: _builtins.str
     """The application's name."""
     component: _builtins.str
@@ -39,7 +41,15 @@ class InvokeRequest(_message.Message):
     function: _builtins.str
     """"process-batch" or "parser.parse" / "cyber-systems:logs/parser@0.1.0#parse"."""
     args_json: _builtins.str
-    """A JSON array with one element per parameter (README: "Values across nodes" maps each WIT type)."""
+    """A JSON array with one element per parameter (README: "Values across nodes" maps each WIT type;
+    64-bit integers are strings, as in proto3's JSON mapping). The result comes back as result_json.
+    """
+    @_builtins.property
+    def args(self) -> _values_pb2.ValueList:
+        """Typed values, one per parameter in order (Control.DescribeComponent gives their types). The
+        result comes back typed too (InvokeResponse.result).
+        """
+
     def __init__(
         self,
         *,
@@ -47,12 +57,15 @@ class InvokeRequest(_message.Message):
         component: _builtins.str = ...,
         function: _builtins.str = ...,
         args_json: _builtins.str = ...,
+        args: _values_pb2.ValueList | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "args_json", b"args_json", "arguments", b"arguments"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app", b"app", "args_json", b"args_json", "component", b"component", "function", b"function"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app", b"app", "args", b"args", "args_json", b"args_json", "arguments", b"arguments", "component", b"component", "function", b"function"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType_arguments: _TypeAlias = _typing.Literal["args_json", "args"]  # noqa: Y015
+    _WhichOneofArgType_arguments: _TypeAlias = _typing.Literal["arguments", b"arguments"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_arguments) -> _WhichOneofReturnType_arguments | None: ...
 
 Global___InvokeRequest: _TypeAlias = InvokeRequest  # noqa: Y015
 
@@ -62,19 +75,25 @@ class InvokeResponse(_message.Message):
 
     RESULT_JSON_FIELD_NUMBER: _builtins.int
     NODE_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
     result_json: _builtins.str
-    """The result as JSON ("null" for a function without a result)."""
+    """The result as JSON ("null" for a function without a result), for a call made with args_json."""
     node: _builtins.str
     """The node that served the call."""
+    @_builtins.property
+    def result(self) -> _values_pb2.Value:
+        """The result as a typed value, for a call made with args (absent for a function without a result)."""
+
     def __init__(
         self,
         *,
         result_json: _builtins.str = ...,
         node: _builtins.str = ...,
+        result: _values_pb2.Value | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["node", b"node", "result_json", b"result_json"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node", b"node", "result", b"result", "result_json", b"result_json"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

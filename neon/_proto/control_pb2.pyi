@@ -10,6 +10,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from . import wit_pb2 as _wit_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -20,6 +21,78 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+@_typing.final
+class DescribeComponentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_FIELD_NUMBER: _builtins.int
+    COMPONENT_FIELD_NUMBER: _builtins.int
+    app: _builtins.str
+    component: _builtins.str
+    def __init__(
+        self,
+        *,
+        app: _builtins.str = ...,
+        component: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app", b"app", "component", b"component"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DescribeComponentRequest: _TypeAlias = DescribeComponentRequest  # noqa: Y015
+
+@_typing.final
+class ComponentDescription(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_FIELD_NUMBER: _builtins.int
+    COMPONENT_FIELD_NUMBER: _builtins.int
+    ARTIFACT_FIELD_NUMBER: _builtins.int
+    EXPORTS_FIELD_NUMBER: _builtins.int
+    IMPORTS_FIELD_NUMBER: _builtins.int
+    WASI_IMPORTS_FIELD_NUMBER: _builtins.int
+    WASI_EXPORTS_FIELD_NUMBER: _builtins.int
+    app: _builtins.str
+    component: _builtins.str
+    artifact: _builtins.str
+    """The artifact's sha256 digest, as the application's current generation names it."""
+    @_builtins.property
+    def exports(self) -> _containers.RepeatedCompositeFieldContainer[_wit_pb2.WitInterface]:
+        """Interfaces and functions it exports: what Invoke can call."""
+
+    @_builtins.property
+    def imports(self) -> _containers.RepeatedCompositeFieldContainer[_wit_pb2.WitInterface]:
+        """Non-WASI interfaces it imports: what its links must provide."""
+
+    @_builtins.property
+    def wasi_imports(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The WASI interfaces it imports (`wasi:filesystem/types@0.2.0`): the capabilities it may ask for."""
+
+    @_builtins.property
+    def wasi_exports(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The WASI interfaces it exports (`wasi:http/incoming-handler@0.2.0` for an HTTP component)."""
+
+    def __init__(
+        self,
+        *,
+        app: _builtins.str = ...,
+        component: _builtins.str = ...,
+        artifact: _builtins.str = ...,
+        exports: _abc.Iterable[_wit_pb2.WitInterface] | None = ...,
+        imports: _abc.Iterable[_wit_pb2.WitInterface] | None = ...,
+        wasi_imports: _abc.Iterable[_builtins.str] | None = ...,
+        wasi_exports: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app", b"app", "artifact", b"artifact", "component", b"component", "exports", b"exports", "imports", b"imports", "wasi_exports", b"wasi_exports", "wasi_imports", b"wasi_imports"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ComponentDescription: _TypeAlias = ComponentDescription  # noqa: Y015
 
 @_typing.final
 class GetMetricsRequest(_message.Message):

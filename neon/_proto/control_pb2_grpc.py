@@ -113,6 +113,11 @@ class ControlStub:
                 request_serializer=neon_dot_v1_dot_calls__pb2.LogsRequest.SerializeToString,
                 response_deserializer=neon_dot_v1_dot_calls__pb2.LogLine.FromString,
                 _registered_method=True)
+        self.DescribeComponent = channel.unary_unary(
+                '/neon.v1.Control/DescribeComponent',
+                request_serializer=neon_dot_v1_dot_control__pb2.DescribeComponentRequest.SerializeToString,
+                response_deserializer=neon_dot_v1_dot_control__pb2.ComponentDescription.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -229,6 +234,15 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DescribeComponent(self, request, context):
+        """What a component exports and imports, read from its artifact (neon describe component): each function's
+        WIT signature as text and as a type tree (what typed Invoke arguments are built from), the named types
+        it uses, and the WASI interfaces it imports. A guest toolchain's own exports are left out.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -306,6 +320,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.Logs,
                     request_deserializer=neon_dot_v1_dot_calls__pb2.LogsRequest.FromString,
                     response_serializer=neon_dot_v1_dot_calls__pb2.LogLine.SerializeToString,
+            ),
+            'DescribeComponent': grpc.unary_unary_rpc_method_handler(
+                    servicer.DescribeComponent,
+                    request_deserializer=neon_dot_v1_dot_control__pb2.DescribeComponentRequest.FromString,
+                    response_serializer=neon_dot_v1_dot_control__pb2.ComponentDescription.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -715,6 +734,33 @@ class Control:
             '/neon.v1.Control/Logs',
             neon_dot_v1_dot_calls__pb2.LogsRequest.SerializeToString,
             neon_dot_v1_dot_calls__pb2.LogLine.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DescribeComponent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neon.v1.Control/DescribeComponent',
+            neon_dot_v1_dot_control__pb2.DescribeComponentRequest.SerializeToString,
+            neon_dot_v1_dot_control__pb2.ComponentDescription.FromString,
             options,
             channel_credentials,
             insecure,

@@ -75,6 +75,11 @@ class ControlStub:
     """
     Logs: _grpc.UnaryStreamMultiCallable[_calls_pb2.LogsRequest, _calls_pb2.LogLine]
     """A component's output from every node running it (neon logs)."""
+    DescribeComponent: _grpc.UnaryUnaryMultiCallable[_control_pb2.DescribeComponentRequest, _control_pb2.ComponentDescription]
+    """What a component exports and imports, read from its artifact (neon describe component): each function's
+    WIT signature as text and as a type tree (what typed Invoke arguments are built from), the named types
+    it uses, and the WASI interfaces it imports. A guest toolchain's own exports are left out.
+    """
 
 @_typing.type_check_only
 class ControlAsyncStub(ControlStub):
@@ -119,6 +124,11 @@ class ControlAsyncStub(ControlStub):
     """
     Logs: _aio.UnaryStreamMultiCallable[_calls_pb2.LogsRequest, _calls_pb2.LogLine]  # type: ignore[assignment]
     """A component's output from every node running it (neon logs)."""
+    DescribeComponent: _aio.UnaryUnaryMultiCallable[_control_pb2.DescribeComponentRequest, _control_pb2.ComponentDescription]  # type: ignore[assignment]
+    """What a component exports and imports, read from its artifact (neon describe component): each function's
+    WIT signature as text and as a type tree (what typed Invoke arguments are built from), the named types
+    it uses, and the WASI interfaces it imports. A guest toolchain's own exports are left out.
+    """
 
 class ControlServicer(metaclass=_abc_1.ABCMeta):
     """---------------------------------------------------------------- users --"""
@@ -250,6 +260,17 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_calls_pb2.LogLine], _abc.AsyncIterator[_calls_pb2.LogLine]]:
         """A component's output from every node running it (neon logs)."""
+
+    @_abc_1.abstractmethod
+    def DescribeComponent(
+        self,
+        request: _control_pb2.DescribeComponentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.ComponentDescription, _abc.Awaitable[_control_pb2.ComponentDescription]]:
+        """What a component exports and imports, read from its artifact (neon describe component): each function's
+        WIT signature as text and as a type tree (what typed Invoke arguments are built from), the named types
+        it uses, and the WASI interfaces it imports. A guest toolchain's own exports are left out.
+        """
 
 def add_ControlServicer_to_server(servicer: ControlServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

@@ -23,6 +23,7 @@ _CONTROL_READS = (
     "ExplainPlacement",
     "GetMetrics",
     "Logs",
+    "DescribeComponent",
 )
 _CONTROL_WRITES = (
     "ApplyApplication",

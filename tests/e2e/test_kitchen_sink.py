@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from neon._proto import values_pb2
 from tests.support.helpers import Cluster, wait_running
 
 pytestmark = pytest.mark.e2e
@@ -39,10 +40,16 @@ def _deploy(cluster: Cluster, sink_guests: dict[str, Path], tmp_path: Path) -> N
 
 
 JSON_CASES: list[tuple[str, list[object], object]] = [
+    # s64 and u64 come back as strings (proto3's JSON mapping of 64-bit integers), and go in as either
     (
         "echo-ints",
         [-128, -32768, -(2**31), -(2**63), 255, 65535, 2**32 - 1, 2**64 - 1],
-        [-128, -32768, -(2**31), -(2**63), 255, 65535, 2**32 - 1, 2**64 - 1],
+        [-128, -32768, -(2**31), str(-(2**63)), 255, 65535, 2**32 - 1, str(2**64 - 1)],
+    ),
+    (
+        "echo-ints",
+        [-128, -32768, -(2**31), str(-(2**63)), 255, 65535, 2**32 - 1, str(2**64 - 1)],
+        [-128, -32768, -(2**31), str(-(2**63)), 255, 65535, 2**32 - 1, str(2**64 - 1)],
     ),
     ("echo-floats", [1.5, "NaN"], [1.5, "NaN"]),
     ("echo-floats", ["Infinity", "-Infinity"], ["Infinity", "-Infinity"]),
@@ -77,3 +84,12 @@ def test_every_type_crosses_nodes_between_python_and_javascript(
         if got != (expected, "edge-1"):
             mismatches.append((function, args, got))
     assert mismatches == []
+
+    # Typed values: a record and a u64 at its limit, as a client that read DescribeComponent builds them.
+    point = values_pb2.Value(list=values_pb2.ValueList(values=[values_pb2.Value(s64=1), values_pb2.Value(s64=-2)]))
+    point.list.values.append(values_pb2.Value(string="p"))
+    assert cluster.client.invoke_values("sink", "server", "echo-record", [point]) == (point, "edge-1")
+    ints = [values_pb2.Value(s64=v) for v in (-128, -32768, -(2**31), -(2**63))]
+    ints += [values_pb2.Value(u64=v) for v in (255, 65535, 2**32 - 1, 2**64 - 1)]
+    echoed, _ = cluster.client.invoke_values("sink", "server", "echo-ints", ints)
+    assert echoed is not None and list(echoed.list.values) == ints

@@ -65,15 +65,18 @@ def test_the_example_fuses_on_the_edge_and_archives_in_the_cloud(cluster: Cluste
     text = "\n".join(SAMPLE) + "\n"
     edge = next(n for n in client.list_nodes() if n.name == "edge-1")
     assert post(edge.http_url, "/logs", text.encode()) == (200, {"lines": 7, "accepted": 5})
+    # level-counts' fields are u64: JSON strings, as proto3's JSON mapping writes 64-bit integers
     counts = {"debug": 1, "info": 2, "warn": 1, "error": 1}
-    assert client.invoke("log-analyzer", "archiver", "counts", []) == (counts, "cloud-1")
+    assert client.invoke("log-analyzer", "archiver", "counts", []) == (_u64(counts), "cloud-1")
     # The ingestor inside the group is still reachable: the group exports it beside the HTTP handler.
     assert client.invoke("log-analyzer", "ingestor", "ingest", [text]) == (5, "edge-1")
     counts = {k: v * 2 for k, v in counts.items()}
-    assert client.invoke("log-analyzer", "archiver", "counts", []) == (counts, "cloud-1")
+    assert client.invoke("log-analyzer", "archiver", "counts", []) == (_u64(counts), "cloud-1")
     many = "\n".join(SAMPLE * 30)  # 210 lines: three batches, three archive calls
     assert client.invoke("log-analyzer", "ingestor", "ingest", [many]) == (150, "edge-1")
-    assert client.invoke("log-analyzer", "archiver", "counts", [])[0] == {k: v // 2 * 32 for k, v in counts.items()}
+    assert client.invoke("log-analyzer", "archiver", "counts", [])[0] == _u64(
+        {k: v // 2 * 32 for k, v in counts.items()}
+    )
     assert client.invoke("log-analyzer", "ingestor", "ingest", [""]) == (0, "edge-1")
     # The archive is on the archiver's granted volume on the cloud node, nowhere else.
     archive = cluster.workdir / "agents" / "cloud-1" / "volumes" / "log-analyzer" / "archive" / "entries.jsonl"
@@ -483,3 +486,7 @@ def test_agents_report_round_trips_and_link_call_rates(cluster: Cluster, tmp_pat
     assert (link["app"], link["importer"], link["exporter"]) == ("log-analyzer", "processor", "parser")
     assert link["total"] >= len(SAMPLE)  # every parse call was counted on the importer's node
     assert metrics["edge-1"]["links"] == []
+
+
+def _u64(counts: dict[str, int]) -> dict[str, str]:
+    return {k: str(v) for k, v in counts.items()}

@@ -1,5 +1,6 @@
 """A Node.js client written from docs/api.md alone (its connection snippet, field names as in the .proto files)
-lists, reads, invokes, streams events and gets the right status code, with details, for each bad request."""
+lists, reads, describes a component, invokes with JSON and with typed values, streams events and gets the right
+status code, with details, for each bad request."""
 
 from __future__ import annotations
 
@@ -48,6 +49,17 @@ const LINE = "2026-11-24T08:00:00Z INFO auth: ok";
   const parse = {app: "log-analyzer", component: "parser", function: "parse", args_json: JSON.stringify([LINE])};
   out.fused = failure(await call(admin, "Invoke", parse));
   out.not_found = failure(await call(viewer, "GetApplication", {name: "nope"}));
+  // Self-description, then typed values built from it: the archiver's `counts` returns a record of u64s.
+  const described = (await call(viewer, "DescribeComponent", {app: "log-analyzer", component: "archiver"})).reply;
+  const counts = described.exports.flatMap((i) => i.functions).find((f) => f.name === "counts");
+  out.counts_wit = [counts.wit, counts.invoke_as, counts.result.fields.map((f) => `${f.name}:${f.type.kind}`)];
+  const archiver = {app: "log-analyzer", component: "archiver", function: counts.invoke_as};
+  out.counts_json = JSON.parse((await call(admin, "Invoke", {...archiver, args_json: "[]"})).reply.result_json);
+  const typed = (await call(admin, "Invoke", {...archiver, args: {values: []}})).reply;
+  out.counts_typed = typed.result.list.values.map((v) => v.u64);
+  const ingested = (await call(admin, "Invoke", {...ingest, args: {values: [{string: LINE}]}})).reply;
+  out.ingest_typed = [ingested.result.u64, ingested.result_json];
+  out.bad_typed = failure(await call(admin, "Invoke", {...ingest, args: {values: [{u64: "7"}]}}));
   out.denied = failure(await call(viewer, "DeleteApplication", {name: "log-analyzer"}));
   const events = viewer.WatchEvents({history: 20, no_follow: true});
   out.events = await new Promise((resolve) => {
@@ -93,3 +105,15 @@ def test_a_nodejs_client_from_the_reference_gets_answers_and_status_codes(cluste
     code, details = out["denied"]
     assert code == 7 and details["type"] == "PermissionDenied", out["denied"]
     assert "InstanceRunning" in out["events"], out["events"]
+    # DescribeComponent gives the signature as WIT and as a tree; 64-bit integers travel as strings in JSON and
+    # in typed values alike (JavaScript would round numbers above 2^53); the one line ingested above is an info
+    assert out["counts_wit"] == [
+        "counts: func() -> level-counts",
+        "cyber-systems:logs/archiver@0.1.0#counts",
+        ["debug:u64", "info:u64", "warn:u64", "error:u64"],
+    ], out["counts_wit"]
+    assert out["counts_json"] == {"debug": "0", "info": "1", "warn": "0", "error": "0"}, out["counts_json"]
+    assert out["counts_typed"] == ["0", "1", "0", "0"], out["counts_typed"]
+    assert out["ingest_typed"] == ["1", ""], "a typed call answers typed only"
+    code, details = out["bad_typed"]
+    assert code == 3 and details["type"] == "CodecError", out["bad_typed"]
