@@ -61,7 +61,7 @@ def edge_and_cloud(
     """
     pki_dir = work / "pki"
     pki.init(pki_dir)
-    with EtcdServer(work / "etcd") as etcd:
+    with EtcdServer(work / "etcd", pki_dir=pki_dir) as etcd:
         cp = spawn_controlplane(etcd.url, work, pki_dir=pki_dir, extra=["--trust-key", str(pki_dir / "publisher.pub")])
         agents: list[Child] = []
         try:

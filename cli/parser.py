@@ -44,8 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("controlplane", help="run a control plane")
     p.add_argument(
         "--etcd",
-        default=os.environ.get("NEON_ETCD", "http://127.0.0.1:2379"),
-        help="etcd client URL; a cluster's members comma-separated, or one name that resolves to them all",
+        default=os.environ.get("NEON_ETCD", ""),
+        help="etcd client URL, https:// (mutual TLS with the control plane's certificate); a cluster's members "
+        "comma-separated, or one name that resolves to them all (env NEON_ETCD; default https://127.0.0.1:2379, "
+        "http://127.0.0.1:2379 with --insecure)",
     )
     p.add_argument("--listen", default=DEFAULT_CONTROL, help="gRPC listen address (port 0: any free port)")
     p.add_argument("--data-dir", default=".neon/controlplane", help="where artifact blobs are kept")
@@ -260,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     q = certs.add_parser("init", help="a development PKI: CA, control plane, admin, viewer, signing keys")
     q.add_argument("--dir", type=Path, default=None, help="where (default: --pki)")
     q.add_argument("--host", action="append", default=[], help="an extra name or IP for the control plane's cert")
+    q.add_argument(
+        "--etcd-host", action="append", default=[], help="an extra name or IP etcd members reach each other at"
+    )
     q = certs.add_parser("issue", help="a user certificate signed by the CA in --pki")
     q.add_argument("name", help="the user's name (lowercase DNS label)")
     q.add_argument("--role", choices=["admin", "viewer"], required=True)

@@ -11,7 +11,7 @@ class ControlPlaneConfig:
     """Settings of one control-plane process.
 
     Attributes:
-        etcd: etcd client URL, e.g. ``http://127.0.0.1:2379``.
+        etcd: etcd client URL, e.g. ``https://127.0.0.1:2379`` (``http://`` only with ``insecure``).
         listen: gRPC listen address; port 0 picks a free port.
         data_dir: Where artifact blobs are kept.
         node_ttl: Seconds an agent's lease lives without a heartbeat.
@@ -43,7 +43,7 @@ class ControlPlaneConfig:
             topology-balance 2, link-cost 3).
     """
 
-    etcd: str = "http://127.0.0.1:2379"
+    etcd: str = "https://127.0.0.1:2379"
     listen: str = "127.0.0.1:7400"
     data_dir: Path = Path(".neon/controlplane")
     node_ttl: int = 10

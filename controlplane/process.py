@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 
 from controlplane.api.agents import AgentServicer
+from controlplane.api.beats import Beats
 from controlplane.api.control import ControlServicer
 from controlplane.api.join import JoinServicer
 from controlplane.api.queries import Queries
@@ -50,7 +51,7 @@ class ControlPlane:
     def __init__(self, config: ControlPlaneConfig) -> None:
         self.config = config
         self.security = Security.load(config)
-        self.store = Store(config.etcd)
+        self.store = Store(config.etcd, tls=None if self.security.creds.plaintext else self.security.creds)
         self.admission = Admission(self.store, self.security.ca, config.node_cert_ttl)
         self.blobs = BlobStore(config.data_dir / "blobs")
         self.placer = Placer(weights=config.placement_weights)
@@ -69,6 +70,7 @@ class ControlPlane:
         self.intake = ReportIntake(self.store)
         self.mirror = Mirror(self.store)
         self.reads = Queries(self.store, self.mirror)
+        self.beats = Beats(self.mirror, self.reconciler)
         self.relay = Relay(self.store, self.mirror, self.security.creds, config.invoke_timeout)
         self.assignments = AssignmentHub(self.store)
         self.store.events.on_record = lambda event: self.web.events.inc(event.kind)

@@ -35,7 +35,7 @@ def controlplane(args: argparse.Namespace) -> int:
     log.configure(args.log_level, service="controlplane")
     run_cp(
         ControlPlaneConfig(
-            etcd=args.etcd,
+            etcd=args.etcd or f"{'http' if args.insecure else 'https'}://127.0.0.1:2379",
             listen=args.listen,
             data_dir=Path(args.data_dir),
             node_ttl=args.node_ttl,

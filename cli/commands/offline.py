@@ -11,7 +11,7 @@ from neon.security import pki, signing
 def certs(args: argparse.Namespace) -> int:
     directory = args.dir or args.pki
     if args.action == "init":
-        for path in pki.init(directory, tuple(args.host)):
+        for path in pki.init(directory, tuple(args.host), tuple(args.etcd_host)):
             print(path)
         print(
             f"# a development PKI; keep {directory}/ca.key and the *.key files secret. "

@@ -45,8 +45,8 @@ def run_dev(state_dir: Path, once: bool = False) -> int:
     state_dir = state_dir.resolve()
     logs = state_dir / "logs"
     children: list[Child] = []
-    etcd = EtcdServer(state_dir / "etcd")
     pki_dir = state_dir / "pki"
+    etcd = EtcdServer(state_dir / "etcd", pki_dir=pki_dir)  # mutual TLS: only the control plane's certificate
     try:
         _say("• building the log analyzer's components (componentize-py; cached after the first run)")
         built = build_log_analyzer()

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from neon.errors import Unavailable
+from neon.security import pki
 
 
 def etcd_binary() -> Path:
@@ -52,6 +53,9 @@ class EtcdServer:
         name: The member name.
         peer_port: Peer port (0 picks a free one).
         initial_cluster: ``name=peer-url,...`` of every member; default this one alone.
+        pki_dir: Serve clients and peers over TLS with the certificates there (``neon certs init``: etcd.pem,
+            made from ca.key when missing): clients must present a certificate for ``controlplane.neon-grid``,
+            peers one for ``etcd.neon-grid``, both signed by its CA. None: plaintext (``--insecure``).
     """
 
     def __init__(
@@ -61,8 +65,11 @@ class EtcdServer:
         name: str = "neon",
         peer_port: int = 0,
         initial_cluster: str = "",
+        pki_dir: Path | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.pki_dir = pki_dir
+        self.scheme = "https" if pki_dir is not None else "http"
         self.client_port = client_port or free_port()
         self.peer_port = peer_port or free_port()
         self.name = name
@@ -73,11 +80,23 @@ class EtcdServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"{self.scheme}://127.0.0.1:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer_port}"
+        return f"{self.scheme}://127.0.0.1:{self.peer_port}"
+
+    def _tls_flags(self) -> list[str]:
+        if self.pki_dir is None:
+            return []
+        cert = pki.ensure_etcd(self.pki_dir)
+        key, ca = cert.with_suffix(".key"), self.pki_dir / "ca.pem"
+        return [
+            *("--cert-file", str(cert), "--key-file", str(key), "--trusted-ca-file", str(ca)),
+            *("--client-cert-auth", "--client-cert-allowed-hostname", pki.CONTROLPLANE_NAME),
+            *("--peer-cert-file", str(cert), "--peer-key-file", str(key), "--peer-trusted-ca-file", str(ca)),
+            *("--peer-client-cert-auth", "--peer-cert-allowed-hostname", pki.ETCD_NAME),
+        ]
 
     def start(self, timeout: float = 30.0) -> EtcdServer:
         """Start the member and wait until its client port listens (a member of a new
@@ -118,6 +137,7 @@ class EtcdServer:
                     "neon-grid",
                     "--log-level",
                     "warn",
+                    *self._tls_flags(),
                 ],
                 stdout=log_file,
                 stderr=log_file,
@@ -170,17 +190,20 @@ class EtcdCluster:
     controlplane --etcd`` takes it.
     """
 
-    def __init__(self, data_dir: Path, size: int = 3) -> None:
+    def __init__(self, data_dir: Path, size: int = 3, pki_dir: Path | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.size = size
+        self.pki_dir = pki_dir
         self.members = self._members(self.data_dir)
 
     def _members(self, data_dir: Path) -> list[EtcdServer]:
         names = [f"member-{i}" for i in range(self.size)]
         peers = {name: free_port() for name in names}
-        initial = ",".join(f"{name}=http://127.0.0.1:{port}" for name, port in peers.items())
+        scheme = "https" if self.pki_dir is not None else "http"
+        initial = ",".join(f"{name}={scheme}://127.0.0.1:{port}" for name, port in peers.items())
         return [
-            EtcdServer(data_dir / name, name=name, peer_port=peers[name], initial_cluster=initial) for name in names
+            EtcdServer(data_dir / name, name=name, peer_port=peers[name], initial_cluster=initial, pki_dir=self.pki_dir)
+            for name in names
         ]
 
     @property

@@ -101,20 +101,19 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
         except NotFound:
             self._leases.pop(request.name, None)
             raise
-        peers = [
-            control_pb2.Peer(name=n.name, dataplane_address=n.dataplane_address)
-            for n in self.cp.reconciler.peers_of(node.name)
-        ]
-        reply = control_pb2.HeartbeatResponse(ttl_seconds=ttl, peers=peers)
-        loop = self.cp.reconciler
-        if loop.routes_version and request.routes_version != loop.routes_version:
-            reply.routes_version = loop.routes_version
+        peers, version, routes = await self.cp.beats.answers(node.name)
+        reply = control_pb2.HeartbeatResponse(
+            ttl_seconds=ttl,
+            peers=[control_pb2.Peer(name=n.name, dataplane_address=n.dataplane_address) for n in peers],
+        )
+        if version and request.routes_version != version:
+            reply.routes_version = version
             reply.routes_changed = True
             reply.routes.extend(
                 control_pb2.HttpRoute(
                     route=e.route, app=e.app, component=e.component, nodes=e.nodes, endpoints=e.endpoints
                 )
-                for e in loop.routes
+                for e in routes
             )
         return reply
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from controlplane.api.beats import Beats
 from controlplane.api.queries import Queries
 from controlplane.api.relay import Relay
 from controlplane.config import ControlPlaneConfig
@@ -33,6 +34,7 @@ class Plane(Protocol):
     reconciler: ReconcileLoop
     intake: ReportIntake
     reads: Queries
+    beats: Beats
     relay: Relay
 
     @property

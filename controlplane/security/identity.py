@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from controlplane.config import ControlPlaneConfig
+from controlplane.state.etcd import etcd_scheme
 from neon.errors import InvalidArgument
 from neon.observe import log
 from neon.security import pki, signing
@@ -35,6 +36,13 @@ class Security:
         if config.insecure:
             warn_plaintext("controlplane")
             return cls(Credentials.insecure(), trusted_keys=tuple(trusted), allow_unsigned=config.allow_unsigned)
+        if etcd_scheme(config.etcd) != "https":
+            raise InvalidArgument(
+                f"etcd at {config.etcd} would be reached in plaintext: serve it over TLS with the cluster's "
+                "certificates (`neon certs init` makes etcd.pem; deploy/README.md shows the flags) and give its "
+                "https:// URL, or run with --insecure",
+                field="etcd",
+            )
         creds = Credentials.from_dir(config.pki_dir, pki.CONTROLPLANE)
         info = creds.identity
         if info is None or info.role != pki.CONTROLPLANE:

@@ -1,4 +1,5 @@
-"""etcd endpoints as gRPC targets, and the aetcd client with its transient errors retried or raised as Unavailable."""
+"""etcd endpoints as gRPC targets, the aetcd client (over mutual TLS for https endpoints) with its transient
+errors retried or raised as Unavailable."""
 
 from __future__ import annotations
 
@@ -9,8 +10,13 @@ import time
 from typing import Any
 
 import aetcd
+import grpc
+from aetcd import rpc as aetcd_rpc
+from aetcd import watcher as aetcd_watcher
 
-from neon.errors import Unavailable
+from neon.errors import InvalidArgument, Unavailable
+from neon.security import pki
+from neon.security.tls import Credentials
 
 
 def parse_etcd_url(url: str) -> tuple[str, int]:
@@ -20,6 +26,57 @@ def parse_etcd_url(url: str) -> tuple[str, int]:
     if not host or not port.isdigit():
         raise ValueError(f"etcd endpoint must look like http://HOST:PORT, got {url!r}")
     return host, int(port)
+
+
+def etcd_scheme(urls: str) -> str:
+    """``https`` when the endpoints are reached over TLS, ``http`` when in plaintext (a bare ``HOST:PORT`` is
+    plaintext); every endpoint of a cluster must say the same."""
+    schemes = {u.strip().split("://", 1)[0].lower() if "://" in u else "http" for u in urls.split(",") if u.strip()}
+    if not schemes <= {"http", "https"} or len(schemes) != 1:
+        raise ValueError(f"etcd endpoints must all be http:// or all https://, got {urls!r}")
+    return schemes.pop()
+
+
+def etcd_client(url: str, timeout: float, tls: Credentials | None) -> aetcd.Client:
+    """An aetcd client for ``url``: over TLS with ``tls``' certificate when the URL says https."""
+    host, _, port = grpc_target(url).rpartition(":")
+    if etcd_scheme(url) == "http":
+        return aetcd.Client(host=host, port=int(port), timeout=timeout)
+    if tls is None or tls.plaintext or not tls.cert:
+        raise InvalidArgument(
+            f"etcd at {url} is served over TLS: the control plane needs its certificate (drop --insecure)",
+            field="etcd",
+        )
+    return _TlsClient(host, int(port), timeout, tls)
+
+
+class _TlsClient(aetcd.Client):  # type: ignore[misc]  # aetcd has no type hints
+    """aetcd's client over mutual TLS: aetcd dials only in plaintext, so this opens the channel itself and
+    hangs aetcd's stubs on it (as aetcd's ``connect`` does with its own channel). The etcd members' certificate
+    answers to ``etcd.neon-grid`` whatever address they are reached at."""
+
+    def __init__(self, host: str, port: int, timeout: float, tls: Credentials) -> None:
+        super().__init__(host=host, port=port, timeout=timeout)
+        self._tls = tls
+
+    async def connect(self) -> None:
+        if self._connected.is_set():
+            return
+        if self._is_connecting:  # type: ignore[has-type]  # another task opens it: wait for that
+            await asyncio.wait_for(self._connected.wait(), self._connect_wait_timeout)
+            return
+        self._is_connecting = True
+        try:
+            options = [("grpc.ssl_target_name_override", pki.ETCD_NAME)]
+            self.channel = grpc.aio.secure_channel(f"{self._host}:{self._port}", self._tls.channel(), options)
+            self.kvstub = aetcd_rpc.KVStub(self.channel)
+            self.clusterstub = aetcd_rpc.ClusterStub(self.channel)
+            self.leasestub = aetcd_rpc.LeaseStub(self.channel)
+            self.maintenancestub = aetcd_rpc.MaintenanceStub(self.channel)
+            self._watcher = aetcd_watcher.Watcher(aetcd_rpc.WatchStub(self.channel), timeout=self._timeout)
+            self._connected.set()
+        finally:
+            self._is_connecting = False
 
 
 def grpc_target(urls: str) -> str:

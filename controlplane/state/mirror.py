@@ -103,6 +103,7 @@ class Mirror:
         self._read_at: dict[bytes, int] = {}
         self._moved = asyncio.Event()
         self.fallbacks = 0  # reads that went to etcd (the copy was not open or did not catch up)
+        self.changes = 0  # grows whenever a table changes or is read again: what is derived from them is stale
 
     async def view(self, fresh: bool = True) -> View:
         """What the API reads; ``fresh`` (the default) sees every write finished before the call."""
@@ -147,6 +148,7 @@ class Mirror:
         start = min(read_at.values())
         watch = await self.store.client.watch(b"\0", range_end=b"\0", start_revision=start + 1)
         self._tables, self._read_at, self.revision, self.open = tables, read_at, start, True
+        self.changes += 1
         self._wake()
         try:
             async for event in watch:
@@ -172,6 +174,7 @@ class Mirror:
                         _log.warning("unreadable value in etcd left out of the read mirror", key=key, error=str(err))
                 else:
                     self._tables[prefix].pop(name, None)
+                self.changes += 1
             break
         if revision > self.revision:
             self.revision = revision

@@ -12,10 +12,8 @@ import json
 import time
 from typing import Any
 
-import aetcd
-
 from controlplane.state.artifact_records import ArtifactRecords
-from controlplane.state.etcd import EtcdCalls, grpc_target
+from controlplane.state.etcd import EtcdCalls, etcd_client
 from controlplane.state.event_log import EventLog
 from controlplane.state.keys import (
     APPS,
@@ -38,6 +36,7 @@ from neon import manifest
 from neon.errors import Conflict, FailedPrecondition, NotFound, Unavailable
 from neon.manifest import AppSpec
 from neon.model import Event, NodeInfo
+from neon.security.tls import Credentials
 
 
 class Store:
@@ -45,16 +44,15 @@ class Store:
 
     Args:
         url: One etcd client URL, or the members of a cluster comma-separated.
+        tls: The certificate the control plane presents to etcd served over TLS (an ``https://`` URL).
         timeout: Seconds one etcd request may take (it answers in milliseconds
             when healthy; a request stuck on a lost etcd leader is cut here, then
             retried where that is safe).
     """
 
-    def __init__(self, url: str, timeout: float = 3.0) -> None:
-        # aetcd dials f"{host}:{port}"; split the target so that it dials it as it is.
-        host, _, port = grpc_target(url).rpartition(":")
+    def __init__(self, url: str, timeout: float = 3.0, tls: Credentials | None = None) -> None:
         self.url = url
-        self.client = EtcdCalls(aetcd.Client(host=host, port=int(port), timeout=timeout), url)
+        self.client = EtcdCalls(etcd_client(url, timeout, tls), url)
         self.events = EventLog(self.client)
         self.reports = Reports(self.client)
         self.artifacts = ArtifactRecords(self.client)

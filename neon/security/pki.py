@@ -7,7 +7,9 @@ and its organisation is the role, as Kubernetes puts groups there:
 - ``controlplane``: control-plane replicas (server name ``controlplane.neon-grid``);
 - ``agent``: one per node, issued when the node joins (server names
   ``agent.neon-grid`` and ``NODE.node.neon-grid``);
-- ``admin`` and ``viewer``: users of the control API (read-write and read-only).
+- ``admin`` and ``viewer``: users of the control API (read-write and read-only);
+- ``etcd``: the etcd members (server name ``etcd.neon-grid``), which admit as clients only certificates that
+  answer to ``controlplane.neon-grid`` (etcd's ``--client-cert-allowed-hostname``), and as peers only each other.
 
 Clients check servers by these role names rather than by host or IP, so an
 agent reached at any address must still hold an agent certificate, and only
@@ -19,6 +21,7 @@ the control plane's certificate answers to ``controlplane.neon-grid``.
     controlplane.pem controlplane.key   every control-plane replica
     admin.pem admin.key                 a read-write user
     viewer.pem viewer.key               a read-only user
+    etcd.pem etcd.key                   every etcd member (clients and peers over TLS)
     signing.key signing.pub             the control plane's ed25519 key for fused artifacts
     publisher.key publisher.pub         an ed25519 key to sign components with (``neon sign``)
 """
@@ -43,7 +46,8 @@ from neon.security.keyfiles import write_private
 DOMAIN = "neon-grid"
 CONTROLPLANE_NAME = f"controlplane.{DOMAIN}"
 AGENT_NAME = f"agent.{DOMAIN}"
-ADMIN, VIEWER, AGENT, CONTROLPLANE = "admin", "viewer", "agent", "controlplane"
+ETCD_NAME = f"etcd.{DOMAIN}"
+ADMIN, VIEWER, AGENT, CONTROLPLANE, ETCD = "admin", "viewer", "agent", "controlplane", "etcd"
 USER_ROLES = (ADMIN, VIEWER)
 ROLES = (ADMIN, VIEWER, AGENT, CONTROLPLANE)
 CA_DAYS = 3650
@@ -100,7 +104,11 @@ def create_ca(common_name: str = "Neon Grid CA") -> Issued:
 
 def server_names(name: str, role: str) -> list[str]:
     """The DNS names a certificate answers to: its role's name (and, for an agent, the node's)."""
-    return {CONTROLPLANE: [CONTROLPLANE_NAME], AGENT: [AGENT_NAME, node_server_name(name)]}.get(role, [])
+    return {
+        CONTROLPLANE: [CONTROLPLANE_NAME],
+        AGENT: [AGENT_NAME, node_server_name(name)],
+        ETCD: [ETCD_NAME],
+    }.get(role, [])
 
 
 def issue(
@@ -116,7 +124,7 @@ def issue(
     The names and usages come from the role alone: nothing a requester asks for
     (a CSR's extensions) reaches the certificate.
     """
-    if role not in ROLES:
+    if role not in (*ROLES, ETCD):  # an etcd member's certificate is no caller of the API
         raise InvalidArgument(f"role must be one of {', '.join(ROLES)}, got {role!r}", field="role")
     if not NAME_PATTERN.match(name):
         raise InvalidArgument(f"identity name must be a lowercase DNS label, got {name!r}", field="name")
@@ -249,7 +257,7 @@ def _belong_together(issued: Issued) -> bool:
     return bool(cert.public_key().public_bytes(*fmt) == key.public_key().public_bytes(*fmt))
 
 
-def init(directory: Path, hosts: tuple[str, ...] = ()) -> list[Path]:
+def init(directory: Path, hosts: tuple[str, ...] = (), etcd_hosts: tuple[str, ...] = ()) -> list[Path]:
     """Create a development PKI in ``directory`` (see the module docstring); refuses to overwrite a CA."""
     if (directory / "ca.pem").exists():
         raise InvalidArgument(
@@ -261,6 +269,17 @@ def init(directory: Path, hosts: tuple[str, ...] = ()) -> list[Path]:
     save(directory, CONTROLPLANE, issue(ca, CONTROLPLANE, CONTROLPLANE, hosts=("localhost", "127.0.0.1", *hosts)))
     save(directory, ADMIN, issue(ca, ADMIN, ADMIN))
     save(directory, VIEWER, issue(ca, VIEWER, VIEWER))
+    ensure_etcd(directory, etcd_hosts)
     for stem in ("signing", "publisher"):
         signing.create_key(directory / f"{stem}.key")
     return sorted(directory.iterdir())
+
+
+def ensure_etcd(directory: Path, hosts: tuple[str, ...] = ()) -> Path:
+    """The etcd members' certificate in ``directory``, issued by its CA if it is not there yet (a PKI made
+    before etcd was served over TLS has none); it answers to ``etcd.neon-grid``, localhost, 127.0.0.1 and
+    ``hosts`` (the names members reach each other at)."""
+    if not (directory / f"{ETCD}.pem").exists():
+        ca = load(directory, "ca")
+        save(directory, ETCD, issue(ca, ETCD, ETCD, hosts=("localhost", "127.0.0.1", *hosts)))
+    return directory / f"{ETCD}.pem"

@@ -7,6 +7,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,9 +15,12 @@ from cli.client import ControlClient
 from cli.devcluster.etcd_launcher import EtcdCluster, EtcdServer
 from cli.devcluster.guests import EXAMPLES
 from cli.devcluster.processes import Child, join_tokens, spawn_agent, spawn_controlplane
+from neon import __version__
+from neon._proto import control_pb2, control_pb2_grpc
 from neon.errors import NeonGridError
+from neon.rpc.servers import CHANNEL_OPTIONS
 from neon.security import pki, signing
-from neon.security.tls import Credentials
+from neon.security.tls import Credentials, sync_channel
 from tests.support.helpers import assert_eventually, pair_manifest, stable_port, wait_running
 
 pytestmark = pytest.mark.e2e
@@ -94,6 +98,52 @@ def _replicas_and_agents(
             child.stop()
 
 
+def _route_tables(client: ControlClient, workdir: Path, addresses: dict[str, str]) -> dict[str, Any]:
+    """A probe node admitted and registered, and a heartbeat to each replica from it: replica -> its beat."""
+    token = client.create_join_token(120, node="probe-1").token
+    csr, key = pki.csr_for("probe-1")
+    first = next(iter(addresses.values()))
+    admin = Credentials.from_dir(_pki(workdir), "admin")
+    with sync_channel(first, admin, pki.CONTROLPLANE_NAME, CHANNEL_OPTIONS) as channel:
+        request = control_pb2.JoinRequest(node_name="probe-1", token=token, csr_pem=csr)
+        admitted = control_pb2_grpc.JoinStub(channel).Join(request, timeout=30)
+    creds = Credentials(admitted.ca_pem, admitted.cert_pem, key)
+    with sync_channel(first, creds, pki.CONTROLPLANE_NAME, CHANNEL_OPTIONS) as channel:
+        node = control_pb2.RegisterRequest(
+            name="probe-1",
+            labels={"tier": "probe"},
+            dataplane_address="127.0.0.1:9",
+            memory_bytes=1 << 30,
+            instance_slots=1,
+            version=__version__,
+        )
+        lease = control_pb2_grpc.AgentControlStub(channel).Register(node, timeout=30).lease_id
+
+    def beat(address: str) -> Any:
+        with sync_channel(address, creds, pki.CONTROLPLANE_NAME, CHANNEL_OPTIONS) as channel:
+            heartbeat = control_pb2.HeartbeatRequest(name="probe-1", lease_id=lease)
+            return control_pb2_grpc.AgentControlStub(channel).Heartbeat(heartbeat, timeout=30)
+
+    return {name: (lambda address=address: beat(address)) for name, address in addresses.items()}
+
+
+def _forget(client: ControlClient, node: str) -> None:
+    try:
+        client.delete_node(node)
+    except NeonGridError as err:  # Ready until its lease lapses; retried by assert_eventually
+        raise AssertionError(err.message) from None
+
+
+def _route_tables_now(beats: dict[str, Any]) -> list[str]:
+    """Each replica's route-table version, as a heartbeat from an agent holding none gets it."""
+    versions = []
+    for name, beat in beats.items():
+        reply = beat()
+        assert reply.routes_changed and reply.routes_version, f"{name} sent no route table"
+        versions.append(reply.routes_version)
+    return versions
+
+
 def _roles(client: ControlClient) -> dict[str, bool]:
     return {r.identity: r.leader for r in client.control_planes().replicas}
 
@@ -110,7 +160,7 @@ def test_killing_the_leader_hands_over_and_nothing_is_lost(
     tmp_path: Path, compiled_cache: Path, log_analyzer: dict[str, Path], fault_report: list[str]
 ) -> None:
     with (
-        EtcdServer(tmp_path / "etcd") as etcd,
+        EtcdServer(tmp_path / "etcd", pki_dir=_pki(tmp_path)) as etcd,
         _replicas_and_agents(etcd.url, tmp_path, compiled_cache) as (cps, control, children),
     ):
         with _client(control, tmp_path) as client:
@@ -122,6 +172,10 @@ def test_killing_the_leader_hands_over_and_nothing_is_lost(
 
             (leader,) = [name for name, leads in roles.items() if leads]
             (survivor,) = set(REPLICAS) - {leader}
+            # A follower's heartbeats carry the same route table as the leader's (agents may beat to either).
+            tables = _route_tables(client, tmp_path, {name: cp.address for name, cp in cps.items()})
+            assert_eventually(lambda: _assert_equal(len(set(_route_tables_now(tables))), 1), timeout=20)
+            assert_eventually(lambda: _forget(client, "probe-1"), timeout=30)  # once its lease has lapsed
             # Both blobs reach the follower's disk before anything fails.
             blobs = tmp_path / survivor / "blobs"
             assert_eventually(lambda: _assert_count(len(list(blobs.rglob("*"))), 2, at_least=True), timeout=30)
@@ -164,7 +218,7 @@ def test_losing_one_etcd_member_of_three_loses_nothing(
     tmp_path: Path, compiled_cache: Path, log_analyzer: dict[str, Path], fault_report: list[str]
 ) -> None:
     with (
-        EtcdCluster(tmp_path / "etcd", size=3) as etcd,
+        EtcdCluster(tmp_path / "etcd", size=3, pki_dir=_pki(tmp_path)) as etcd,
         _replicas_and_agents(etcd.url, tmp_path, compiled_cache) as (_, control, _),
         _client(control, tmp_path) as client,
     ):

@@ -33,6 +33,7 @@ READS = {
     "ExplainPlacement",
     "GetMetrics",
     "Logs",
+    "DescribeComponent",
 }
 
 

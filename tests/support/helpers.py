@@ -114,8 +114,8 @@ class Cluster:
         self.node_ttl = node_ttl
         self.metrics_interval = metrics_interval
         self.cp_listen = cp_listen
-        self.etcd = EtcdServer(workdir / "etcd")
         self.pki = workdir / "pki"
+        self.etcd = EtcdServer(workdir / "etcd", pki_dir=self.pki)  # mutual TLS, as the control plane
         self.loop = LoopThread()
         self.cp: ControlPlane | None = None
         self._control = ""
@@ -157,8 +157,8 @@ class Cluster:
         return sync_channel(address, creds or self.credentials("controlplane"), pki.AGENT_NAME, CHANNEL_OPTIONS)
 
     def start(self) -> Cluster:
-        self.etcd.start()
         pki.init(self.pki, ())
+        self.etcd.start()
         self.cp = ControlPlane(self._config(self.cp_listen))
         self.loop.run(self.cp.start())
         # The tests' uploads are signed with the PKI's publisher key, which the control plane trusts.

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cli.devcluster.etcd_launcher import etcd_binary
 from cli.parser import build_parser
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
@@ -28,17 +29,33 @@ def test_compose_commands_parse() -> None:
     assert len(commands) == 4  # two control-plane replicas, two agents
     for command in commands:
         _neon_args(command)
-    # Three etcd members that name each other, all behind the alias the control planes dial.
+    # Three etcd members that name each other over TLS, all behind the alias the control planes dial.
     members = {name: svc for name, svc in services.items() if name.startswith("etcd")}
     assert sorted(members) == ["etcd-0", "etcd-1", "etcd-2"]
     for name, svc in members.items():
-        assert f"--name={name}" in svc["command"]
-        (initial,) = [a for a in svc["command"] if a.startswith("--initial-cluster=")]
-        assert initial.count("=http://etcd-") == 3
+        argv = svc["entrypoint"] + svc["command"]
+        assert argv[0] == "etcd" and f"--name={name}" in argv
+        (initial,) = [a for a in argv if a.startswith("--initial-cluster=")]
+        assert initial.count("=https://etcd-") == 3
         assert svc["networks"]["default"]["aliases"] == ["etcd"]
+        _etcd_flags(argv[1:])
     for cp in ("cp-a", "cp-b"):
         command = services[cp]["command"]
-        assert command[command.index("--etcd") + 1] == "http://etcd:2379"
+        assert command[command.index("--etcd") + 1] == "https://etcd:2379"
+
+
+def _etcd_flags(argv: list[str]) -> None:
+    """Every flag is one this etcd knows, and clients and peers are held to mutual TLS with the right names."""
+    known = subprocess.run([str(etcd_binary()), "--help"], capture_output=True, text=True, timeout=30).stdout
+    names = [a.split("=", 1)[0] for a in argv if a.startswith("--")]
+    assert [n for n in names if f"  {n} " not in known] == [], "flags this etcd does not know"
+    for needed in (
+        "--client-cert-auth",
+        "--client-cert-allowed-hostname=controlplane.neon-grid",
+        "--peer-client-cert-auth",
+        "--peer-cert-allowed-hostname=etcd.neon-grid",
+    ):
+        assert needed in argv, needed
 
 
 def test_kubernetes_manifests_parse_and_args_are_valid() -> None:
@@ -47,6 +64,8 @@ def test_kubernetes_manifests_parse_and_args_are_valid() -> None:
     assert kinds == ["DaemonSet", "DaemonSet", "Deployment", "Namespace", "Service", "Service", "StatefulSet"]
     (etcd,) = [d for d in docs if d["kind"] == "StatefulSet"]
     assert (etcd["spec"]["replicas"], etcd["spec"]["podManagementPolicy"]) == (3, "Parallel")
+    (member,) = etcd["spec"]["template"]["spec"]["containers"]
+    _etcd_flags(member["command"][1:])
     for doc in docs:
         if doc["kind"] in ("Deployment", "DaemonSet"):
             (container,) = doc["spec"]["template"]["spec"]["containers"]

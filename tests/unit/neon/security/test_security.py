@@ -36,6 +36,8 @@ def test_certs_init_lays_out_a_pki_with_private_keys_readable_by_the_owner_only(
         "admin.key",
         "viewer.pem",
         "viewer.key",
+        "etcd.pem",
+        "etcd.key",
         "signing.key",
         "signing.pub",
         "publisher.key",
@@ -44,8 +46,10 @@ def test_certs_init_lays_out_a_pki_with_private_keys_readable_by_the_owner_only(
     for name in files:
         mode = stat.S_IMODE((tmp_path / "pki" / name).stat().st_mode)
         assert (mode == 0o600) == name.endswith(".key"), (name, oct(mode))
-    roles = {stem: pki.describe((tmp_path / "pki" / f"{stem}.pem").read_bytes()) for stem in ("admin", "viewer")}
-    assert [(i.name, i.role) for i in roles.values()] == [("admin", "admin"), ("viewer", "viewer")]
+    roles = {
+        stem: pki.describe((tmp_path / "pki" / f"{stem}.pem").read_bytes()) for stem in ("admin", "viewer", "etcd")
+    }
+    assert [(i.name, i.role) for i in roles.values()] == [("admin", "admin"), ("viewer", "viewer"), ("etcd", "etcd")]
     with pytest.raises(InvalidArgument, match="already holds a CA"):
         pki.init(tmp_path / "pki")
     (tmp_path / "pki" / "admin.key").write_bytes((tmp_path / "pki" / "viewer.key").read_bytes())
