@@ -237,6 +237,11 @@ class ControlClient:
         return (reply.result if reply.HasField("result") else None), reply.node
 
     @_translate
+    def backup(self, timeout: float = 600.0) -> Iterator[control_pb2.BackupChunk]:
+        """etcd's snapshot in pieces, then the manifest (admin)."""
+        yield from self.stub.Backup(control_pb2.BackupRequest(), timeout=timeout)
+
+    @_translate
     def describe_component(self, app: str, component: str) -> control_pb2.ComponentDescription:
         """What the component exports and imports, with every function's WIT signature and type tree."""
         request = control_pb2.DescribeComponentRequest(app=app, component=component)

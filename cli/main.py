@@ -33,7 +33,7 @@ import sys
 from typing import Callable, Sequence
 
 from cli.client import ControlClient
-from cli.commands import daemons, invoke, offline, reads, writes
+from cli.commands import backup, daemons, invoke, offline, reads, writes
 from cli.options import user_credentials
 from cli.parser import build_parser
 from neon.errors import NeonGridError, Unavailable
@@ -49,6 +49,7 @@ LOCAL: dict[str, Callable[[argparse.Namespace], int]] = {
     "certs": offline.certs,
     "keys": offline.keys,
     "sign": offline.sign,
+    "backup": backup.run,  # create asks the control plane; restore works on files alone
 }
 # Commands that talk to a control plane, through a client with the user's certificate.
 REMOTE: dict[str, Callable[[ControlClient, argparse.Namespace], int]] = {

@@ -270,6 +270,29 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--role", choices=["admin", "viewer"], required=True)
     q.add_argument("--dir", type=Path, default=None, help="the PKI holding ca.key (default: --pki)")
 
+    p = sub.add_parser("backup", help="back the cluster's state up (etcd's snapshot and a manifest), restore it")
+    backups = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = backups.add_parser("create", help="FILE: etcd's snapshot and what it holds, from the control plane (admin)")
+    q.add_argument("file", type=Path)
+    q = backups.add_parser("restore", help="FILE into a fresh etcd data directory and the control plane's blobs")
+    q.add_argument("file", type=Path)
+    q.add_argument("--etcd-data-dir", type=Path, required=True, help="a new (empty or absent) etcd data directory")
+    q.add_argument("--etcd-name", default="neon", help="the etcd member's name (./run dev's is neon)")
+    q.add_argument(
+        "--etcd-peer-url", default="https://127.0.0.1:2380", help="the member's peer URL, as etcd will be started"
+    )
+    q.add_argument("--blob-dir", type=Path, required=True, help="the control plane's blob directory (DATA_DIR/blobs)")
+    q.add_argument(
+        "--blobs-from",
+        type=Path,
+        action="append",
+        default=[],
+        help="a directory to find the artifacts in by sha256 (an old blob directory, an agent's data directory)",
+    )
+    q.add_argument(
+        "--allow-missing-artifacts", action="store_true", help="restore even if some artifact cannot be found"
+    )
+
     p = sub.add_parser("token", help="one-time join tokens for agents")
     tokens = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     q = tokens.add_parser("create", help="a token one agent can join with once")

@@ -141,6 +141,7 @@ ERRORS = {
     "GetMetrics": "none",
     "Logs": "`NOT_FOUND` (the application or component), `INVALID_ARGUMENT` (a negative `tail`), `UNAVAILABLE` "
     "(no live node runs it)",
+    "Backup": "`UNAVAILABLE` (etcd did not answer; retry)",
     "DescribeComponent": "`NOT_FOUND` (the application or component), `UNAVAILABLE` (the artifact is not on this "
     "replica yet; retry)",
     "Join": "`UNAUTHENTICATED` (an unknown, used or expired token), `INVALID_ARGUMENT` (a bad CSR or node name), "

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+import uuid
 from typing import AsyncIterator
 
 from controlplane.api.plane import Plane
@@ -11,6 +13,7 @@ from controlplane.api.queries import find_component
 from controlplane.reconcile.events import new_event
 from controlplane.reconcile.plan import explain
 from controlplane.security.trust import check_app, checked_signatures, merged
+from controlplane.state import snapshot
 from controlplane.wit.http_checks import check_http_exports, check_route_claims
 from controlplane.wit.interfaces import describe
 from controlplane.wit.links import check_links
@@ -219,6 +222,24 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
             )
         doc = await asyncio.to_thread(describe_artifact, comp.artifact, self.cp.blobs.path(comp.artifact))
         return control_pb2.ComponentDescription(app=request.app, component=comp.name, artifact=comp.artifact, **doc)
+
+    @edge
+    async def Backup(
+        self, request: control_pb2.BackupRequest, context: Context
+    ) -> AsyncIterator[control_pb2.BackupChunk]:
+        taken = self.cp.config.data_dir / f"backup-{uuid.uuid4().hex}.db"
+        try:
+            manifest = await snapshot.take(self.cp.store, taken, self.cp.identity)
+            with taken.open("rb") as f:
+                while chunk := await asyncio.to_thread(f.read, 1 << 20):
+                    yield control_pb2.BackupChunk(data=chunk)
+            yield control_pb2.BackupChunk(manifest_json=json.dumps(manifest))
+        finally:
+            taken.unlink(missing_ok=True)
+        who = peer_of(context).name or "a plaintext client"
+        await self.cp.store.events.record(
+            new_event("BackedUp", f"backup of etcd revision {manifest['etcd_revision']} taken by {who}")
+        )
 
     @edge
     async def UploadArtifact(

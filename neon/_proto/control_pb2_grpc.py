@@ -118,6 +118,11 @@ class ControlStub:
                 request_serializer=neon_dot_v1_dot_control__pb2.DescribeComponentRequest.SerializeToString,
                 response_deserializer=neon_dot_v1_dot_control__pb2.ComponentDescription.FromString,
                 _registered_method=True)
+        self.Backup = channel.unary_stream(
+                '/neon.v1.Control/Backup',
+                request_serializer=neon_dot_v1_dot_control__pb2.BackupRequest.SerializeToString,
+                response_deserializer=neon_dot_v1_dot_control__pb2.BackupChunk.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -243,6 +248,14 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Backup(self, request, context):
+        """A backup of the cluster's state (neon backup create): etcd's snapshot in pieces, then a last message with
+        the manifest of what it holds. Admin only: the snapshot holds every key, token hashes included.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -325,6 +338,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.DescribeComponent,
                     request_deserializer=neon_dot_v1_dot_control__pb2.DescribeComponentRequest.FromString,
                     response_serializer=neon_dot_v1_dot_control__pb2.ComponentDescription.SerializeToString,
+            ),
+            'Backup': grpc.unary_stream_rpc_method_handler(
+                    servicer.Backup,
+                    request_deserializer=neon_dot_v1_dot_control__pb2.BackupRequest.FromString,
+                    response_serializer=neon_dot_v1_dot_control__pb2.BackupChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -761,6 +779,33 @@ class Control:
             '/neon.v1.Control/DescribeComponent',
             neon_dot_v1_dot_control__pb2.DescribeComponentRequest.SerializeToString,
             neon_dot_v1_dot_control__pb2.ComponentDescription.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Backup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/neon.v1.Control/Backup',
+            neon_dot_v1_dot_control__pb2.BackupRequest.SerializeToString,
+            neon_dot_v1_dot_control__pb2.BackupChunk.FromString,
             options,
             channel_credentials,
             insecure,

@@ -80,6 +80,10 @@ class ControlStub:
     WIT signature as text and as a type tree (what typed Invoke arguments are built from), the named types
     it uses, and the WASI interfaces it imports. A guest toolchain's own exports are left out.
     """
+    Backup: _grpc.UnaryStreamMultiCallable[_control_pb2.BackupRequest, _control_pb2.BackupChunk]
+    """A backup of the cluster's state (neon backup create): etcd's snapshot in pieces, then a last message with
+    the manifest of what it holds. Admin only: the snapshot holds every key, token hashes included.
+    """
 
 @_typing.type_check_only
 class ControlAsyncStub(ControlStub):
@@ -128,6 +132,10 @@ class ControlAsyncStub(ControlStub):
     """What a component exports and imports, read from its artifact (neon describe component): each function's
     WIT signature as text and as a type tree (what typed Invoke arguments are built from), the named types
     it uses, and the WASI interfaces it imports. A guest toolchain's own exports are left out.
+    """
+    Backup: _aio.UnaryStreamMultiCallable[_control_pb2.BackupRequest, _control_pb2.BackupChunk]  # type: ignore[assignment]
+    """A backup of the cluster's state (neon backup create): etcd's snapshot in pieces, then a last message with
+    the manifest of what it holds. Admin only: the snapshot holds every key, token hashes included.
     """
 
 class ControlServicer(metaclass=_abc_1.ABCMeta):
@@ -270,6 +278,16 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
         """What a component exports and imports, read from its artifact (neon describe component): each function's
         WIT signature as text and as a type tree (what typed Invoke arguments are built from), the named types
         it uses, and the WASI interfaces it imports. A guest toolchain's own exports are left out.
+        """
+
+    @_abc_1.abstractmethod
+    def Backup(
+        self,
+        request: _control_pb2.BackupRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_control_pb2.BackupChunk], _abc.AsyncIterator[_control_pb2.BackupChunk]]:
+        """A backup of the cluster's state (neon backup create): etcd's snapshot in pieces, then a last message with
+        the manifest of what it holds. Admin only: the snapshot holds every key, token hashes included.
         """
 
 def add_ControlServicer_to_server(servicer: ControlServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

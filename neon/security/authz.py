@@ -33,6 +33,7 @@ _CONTROL_WRITES = (
     "UploadArtifact",
     "RollbackApplication",
     "CreateJoinToken",
+    "Backup",  # a read, but of everything: token hashes, certificate serials
 )
 _AGENT_CALLS = ("Register", "Heartbeat", "WatchAssignments", "ReportStatus", "ReportMetrics", "RenewCertificate")
 
