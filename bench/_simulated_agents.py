@@ -15,6 +15,7 @@ import asyncio
 import json
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from neon._proto import control_pb2, control_pb2_grpc  # noqa: E402
+
+
+def spawn(control: str, agents: int, seconds: float) -> subprocess.Popen[str]:
+    """This script as another process (its stdout a pipe: read the "registered" line, then the summary)."""
+    argv = [sys.executable, __file__, "--control", control, "--agents", str(agents), "--seconds", str(seconds)]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
 
 
 class Sim:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _results import save  # noqa: E402
+from _simulated_agents import spawn as simulated_agents  # noqa: E402
 
 from cli.client import ControlClient  # noqa: E402
 from cli.devcluster.etcd_launcher import EtcdServer  # noqa: E402
@@ -90,20 +90,7 @@ def main() -> int:
         sim = None
         try:
             control = cp.wait_ready()
-            sim = subprocess.Popen(
-                [
-                    sys.executable,
-                    str(ROOT / "bench" / "_simulated_agents.py"),
-                    "--control",
-                    control,
-                    "--agents",
-                    str(args.agents),
-                    "--seconds",
-                    "3600",
-                ],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
+            sim = simulated_agents(control, args.agents, 3600)
             assert sim.stdout is not None
             json.loads(sim.stdout.readline())  # all registered
             with ControlClient(control, Credentials.insecure()) as client:

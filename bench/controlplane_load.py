@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _results import save  # noqa: E402
+from _simulated_agents import spawn as simulated_agents  # noqa: E402
 
 from cli.client import ControlClient  # noqa: E402
 from cli.devcluster.etcd_launcher import EtcdServer  # noqa: E402
@@ -101,20 +101,7 @@ def main() -> int:
             time.sleep(2.0)
             idle = window(pid, min(args.seconds, 10.0))
             print(f"control plane idle: {idle['cpu_percent']:.1f}% CPU, {idle['rss_mib']:.0f} MiB", flush=True)
-            sim = subprocess.Popen(
-                [
-                    sys.executable,
-                    str(ROOT / "bench" / "_simulated_agents.py"),
-                    "--control",
-                    control,
-                    "--agents",
-                    str(args.agents),
-                    "--seconds",
-                    str(args.seconds + 15),
-                ],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
+            sim = simulated_agents(control, args.agents, args.seconds + 15)
             assert sim.stdout is not None
             registered = json.loads(sim.stdout.readline())
             print(f"{args.agents} agents registered in {registered['seconds']:.1f}s", flush=True)

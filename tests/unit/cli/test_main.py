@@ -58,6 +58,10 @@ def test_apply_get_invoke_delete_through_the_cli(cluster: Cluster) -> None:
     counts = neon(cluster, "invoke", "log-analyzer", "archiver", "counts")
     # u64 fields as JSON strings (proto3's JSON mapping of 64-bit integers)
     assert json.loads(counts.stdout) == {"debug": "1", "info": "2", "warn": "1", "error": "1"}
+    described = neon(cluster, "describe", "component", "log-analyzer/archiver")
+    assert described.returncode == 0, described.stderr
+    assert "    counts: func() -> level-counts" in described.stdout  # its WIT, from DescribeComponent
+    assert "    record level-counts { debug: u64, info: u64, warn: u64, error: u64 }" in described.stdout
     inside = neon(cluster, "invoke", "log-analyzer", "parser", "parse", '"2026-11-24T08:00:00Z INFO a: b"')
     assert inside.returncode == 1 and "runs only fused into gateway on edge-1" in inside.stderr
 
