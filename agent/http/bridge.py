@@ -53,7 +53,16 @@ class StreamedBody:
         if remaining <= 0:
             self._stop("timed_out")
             return
-        future = asyncio.run_coroutine_threadsafe(self.content.readany(), self.loop)
+        if not self.loop.is_running():  # the front door is stopping: the body ends here
+            self._stop()
+            return
+        reading = self.content.readany()
+        try:
+            future = asyncio.run_coroutine_threadsafe(reading, self.loop)
+        except RuntimeError:  # the loop closed in between: the read never starts (and is not left unawaited)
+            reading.close()
+            self._stop()
+            return
         try:
             data = future.result(remaining)
         except FutureTimeout:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from typing import AsyncIterator
 
 from controlplane.api.plane import Plane
-from controlplane.api.queries import find_component
+from controlplane.api.queries import find_component, status_docs
 from controlplane.reconcile.events import new_event
 from controlplane.reconcile.plan import explain
 from controlplane.security.trust import check_app, checked_signatures, merged
@@ -21,7 +20,7 @@ from controlplane.wit.typetree import describe_artifact
 from neon import manifest
 from neon._proto import calls_pb2, control_pb2, control_pb2_grpc
 from neon.errors import InvalidArgument, InvalidManifest, NotFound, Unavailable, Untrusted
-from neon.model_proto import application_to_proto, event_to_proto, explanation_to_proto, node_to_proto
+from neon.model_proto import application_to_proto, event_to_proto, explanation_to_proto
 from neon.observe import log
 from neon.rpc.servers import Context, edge
 from neon.security.tls import peer_of
@@ -97,8 +96,13 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     async def ListApplications(
         self, request: control_pb2.ListApplicationsRequest, context: Context
     ) -> control_pb2.ListApplicationsResponse:
-        return control_pb2.ListApplicationsResponse(
-            applications=[application_to_proto(doc) for doc in await self.cp.reads.statuses()]
+        view = await self.cp.reads.view()
+        return self.cp.reads.memo(
+            "apps",
+            view,
+            lambda: control_pb2.ListApplicationsResponse(
+                applications=[application_to_proto(doc) for doc in status_docs(view)]
+            ),
         )
 
     @edge
@@ -114,16 +118,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     @edge
     async def ListNodes(self, request: control_pb2.ListNodesRequest, context: Context) -> control_pb2.ListNodesResponse:
         view = await self.cp.reads.view()
-        reports = view.status
-        live, unreachable = await self.cp.reads.nodes(view)
-        out = []
-        for name in sorted(live.keys() | unreachable.keys()):
-            if name in live:
-                out.append(node_to_proto(live[name], "Ready", len(reports.get(name, []))))
-            else:
-                info, since = unreachable[name]
-                out.append(node_to_proto(info, "Unreachable", 0, unreachable_since=since or time.time()))
-        return control_pb2.ListNodesResponse(nodes=out)
+        return self.cp.reads.memo("nodes", view, lambda: self.cp.reads.node_list(view))
 
     @edge
     async def DeleteNode(
@@ -307,5 +302,5 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         )
 
     async def _status(self, name: str) -> control_pb2.Application:
-        (doc,) = await self.cp.reads.statuses(name)
-        return application_to_proto(doc)
+        view = await self.cp.reads.view()
+        return self.cp.reads.memo(("app", name), view, lambda: application_to_proto(status_docs(view, name)[0]))

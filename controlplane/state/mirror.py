@@ -11,7 +11,9 @@ cleanly. While the watch is not open (starting, etcd lost, the revision compacte
 as before (:func:`read_view`).
 
 A watch response's events are queued by aetcd without yielding to the event loop and applied here without
-awaiting, so a reader woken by a revision never sees half of a transaction.
+awaiting, so a reader woken by a revision never sees half of a transaction. Every view carries the copy's
+change count (its ``stamp``): what is made from a view holds for every view of the same stamp, so answers can
+be kept until a table changes (:meth:`controlplane.api.queries.Queries.memo`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class View:
     placements: dict[str, dict[str, Any]]
     status: dict[str, list[InstanceReport]]
     leader: dict[str, Any] | None
+    # The mirror's change count it was copied at: two views of one stamp hold the same (-1: read from etcd).
+    stamp: int = -1
 
     def unreachable(self) -> dict[str, tuple[NodeInfo, float]]:
         """The members without a lease, with when they were found so (0: not yet)."""
@@ -76,7 +80,7 @@ def _table(prefix: bytes, got: Any) -> dict[str, Any]:
     return {bytes(kv.key[len(prefix) :]).decode(): parse(kv.value, kv.mod_revision) for kv in got}
 
 
-def _view(tables: dict[bytes, dict[str, Any]]) -> View:
+def _view(tables: dict[bytes, dict[str, Any]], stamp: int = -1) -> View:
     return View(
         apps=dict(tables[APPS]),
         nodes=dict(tables[NODES]),
@@ -84,6 +88,7 @@ def _view(tables: dict[bytes, dict[str, Any]]) -> View:
         placements=dict(tables[PLACEMENTS]),
         status=dict(tables[STATUS]),
         leader=tables[LEADER].get(""),
+        stamp=stamp,
     )
 
 
@@ -109,9 +114,9 @@ class Mirror:
         """What the API reads; ``fresh`` (the default) sees every write finished before the call."""
         if self.open:
             if not fresh:
-                return _view(self._tables)
+                return _view(self._tables, self.changes)
             if await self._reach(await self.store.revision()):
-                return _view(self._tables)
+                return _view(self._tables, self.changes)
         self.fallbacks += 1
         return await read_view(self.store)
 
