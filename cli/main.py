@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 from cli.client import ControlClient
-from cli.commands import backup, daemons, invoke, offline, reads, writes
+from cli.commands import backup, config, daemons, invoke, offline, reads, writes
+from cli.contexts import Config
 from cli.options import user_credentials
-from cli.parser import build_parser
+from cli.parser import DEFAULT_CONTROL, DEFAULT_PKI, build_parser
 from neon.errors import NeonGridError, Unavailable
 from neon.security.signing import load_key
 
@@ -50,6 +52,7 @@ LOCAL: dict[str, Callable[[argparse.Namespace], int]] = {
     "keys": offline.keys,
     "sign": offline.sign,
     "backup": backup.run,  # create asks the control plane; restore works on files alone
+    "config": config.run,
 }
 # Commands that talk to a control plane, through a client with the user's certificate.
 REMOTE: dict[str, Callable[[ControlClient, argparse.Namespace], int]] = {
@@ -85,7 +88,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _settle(args: argparse.Namespace) -> None:
+    """Each of --control, --pki, --user: the flag, else its environment variable (the parser's default), else
+    the current context's, else the built-in default."""
+    context = Config.load().active() if args.command != "config" else None
+    args.control = args.control or (context.control if context else "") or DEFAULT_CONTROL
+    args.pki = args.pki or Path(context.pki if context and context.pki else DEFAULT_PKI)
+    args.user = args.user or (context.user if context else "") or "admin"
+
+
 def _dispatch(args: argparse.Namespace) -> int:
+    _settle(args)
     local = LOCAL.get(args.command)
     if local is not None:
         return local(args)

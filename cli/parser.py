@@ -12,21 +12,24 @@ DEFAULT_PKI = ".neon/pki"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neon", description="Neon Grid: WebAssembly components from cloud to edge.")
+    # Unset here, a setting comes from the current context (neon config), else its default (cli/contexts.py).
     parser.add_argument(
         "--control",
-        default=os.environ.get("NEON_CONTROL", DEFAULT_CONTROL),
-        help=f"control plane address (env NEON_CONTROL, default {DEFAULT_CONTROL})",
+        default=os.environ.get("NEON_CONTROL") or None,
+        help=f"control plane address (env NEON_CONTROL, else the current context's, else {DEFAULT_CONTROL})",
     )
     parser.add_argument(
         "--pki",
         type=Path,
-        default=Path(os.environ.get("NEON_PKI", DEFAULT_PKI)),
-        help=f"the PKI directory (neon certs init): CA, certificates, keys (env NEON_PKI, default {DEFAULT_PKI})",
+        default=Path(os.environ["NEON_PKI"]) if os.environ.get("NEON_PKI") else None,
+        help="the PKI directory (neon certs init): CA, certificates, keys (env NEON_PKI, else the current "
+        f"context's, else {DEFAULT_PKI})",
     )
     parser.add_argument(
         "--user",
-        default=os.environ.get("NEON_USER", "admin"),
-        help="whose certificate the CLI presents: USER.pem/USER.key in --pki (env NEON_USER, default admin)",
+        default=os.environ.get("NEON_USER") or None,
+        help="whose certificate the CLI presents: USER.pem/USER.key in --pki (env NEON_USER, else the current "
+        "context's, else admin)",
     )
     parser.add_argument(
         "--insecure",
@@ -292,6 +295,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument(
         "--allow-missing-artifacts", action="store_true", help="restore even if some artifact cannot be found"
     )
+
+    p = sub.add_parser("config", help="contexts: which control plane, PKI and user commands use by default")
+    contexts = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    contexts.add_parser("get-contexts", help="every context; * marks the current one")
+    contexts.add_parser("current-context", help="the current context's name")
+    q = contexts.add_parser("use-context", help="make NAME the current context")
+    q.add_argument("name")
+    q = contexts.add_parser("set-context", help="create or change context NAME (unset values are kept)")
+    q.add_argument("name")
+    q.add_argument("--control", dest="context_control", default="", help="the control plane's address(es)")
+    q.add_argument("--pki", dest="context_pki", type=Path, default=None, help="the PKI directory")
+    q.add_argument("--user", dest="context_user", default="", help="whose certificate (USER.pem in the PKI)")
+    q.add_argument("--use", action="store_true", help="and make it the current context")
 
     p = sub.add_parser("token", help="one-time join tokens for agents")
     tokens = p.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -11,6 +12,19 @@ from cli.devcluster.guests import build_log_analyzer
 from tests.support.helpers import GUESTS, Cluster
 
 _FAULT_REPORT: list[str] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cli_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The CLI's contexts file for the whole run (and every neon process it starts): never the user's own."""
+    path = tmp_path_factory.mktemp("neon-config") / "config.yaml"
+    before = os.environ.get("NEON_CONFIG")
+    os.environ["NEON_CONFIG"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("NEON_CONFIG", None)
+    else:
+        os.environ["NEON_CONFIG"] = before
 
 
 @pytest.fixture(scope="session")

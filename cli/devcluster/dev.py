@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from cli.client import ControlClient
+from cli.contexts import Config
 from cli.devcluster.etcd_launcher import EtcdServer
 from cli.devcluster.guests import EXAMPLES, build_log_analyzer
 from cli.devcluster.processes import Child, join_tokens, spawn_agent, spawn_controlplane
@@ -109,11 +110,14 @@ def run_dev(state_dir: Path, once: bool = False) -> int:
             _say(f"• archiver.counts on {node}: " + ", ".join(f"{level} {n}" for level, n in counts.items()))
             curl = f"curl --data-binary @{_shown(sample)} {edge.http_url}/logs"
         _say("")
-        cli = f"neon --pki {pki_dir} --control {control}"
+        contexts = Config.load()
+        contexts.set("dev", control=control, pki=str(pki_dir), user="admin")
+        contexts.use("dev")
+        _say(f"• context dev      selected in {contexts.save()} (neon config get-contexts)")
         _say(f"Logs: {logs}")
         _say(f"Try:  {curl}")
         for command in ("get routes", "get app log-analyzer -o wide", "top log-analyzer", "logs gateway", "dashboard"):
-            _say(f"      {cli} {command}")
+            _say(f"      neon {command}")
         if once:
             return 0
         _say("Press Ctrl-C to stop.")

@@ -125,6 +125,12 @@ def test_neon_dev_runs_the_example_and_ctrl_c_stops_everything(tmp_path: Path, l
         assert '/logs (the sample log) -> 200 {"lines": 7, "accepted": 5}' in out
         assert "Try:  curl --data-binary @" in out and "sample.log http://127.0.0.1:" in out
         assert "archiver.counts on cloud-1: debug 1, info 2, warn 1, error 1" in out
+        # The dev context is selected: a second terminal needs no flags (tests/conftest.py: NEON_CONFIG).
+        assert "• context dev" in out and "      neon get routes" in out
+        plain = subprocess.run(
+            [sys.executable, "-m", "neon", "get", "apps"], capture_output=True, text=True, timeout=60
+        )
+        assert plain.returncode == 0 and "log-analyzer" in plain.stdout, plain.stderr
         pids = {p.name: int(p.read_text()) for p in state.glob("logs/*.pid")}
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
