@@ -5,6 +5,7 @@ before anything is written), and finding the artifacts it lists by their sha256.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tarfile
@@ -28,7 +29,7 @@ def write(path: Path, snapshot: Path, manifest: dict[str, Any]) -> None:
             data = json.dumps(manifest, indent=2, sort_keys=True).encode()
             info = tarfile.TarInfo(MANIFEST)
             info.size, info.mtime = len(data), int(manifest.get("created_at", 0))
-            tar.addfile(info, _Bytes(data))
+            tar.addfile(info, io.BytesIO(data))
             tar.add(snapshot, arcname=SNAPSHOT)
         os.replace(tmp, path)
     finally:
@@ -117,13 +118,3 @@ def _sha256(path: Path) -> str:
         while data := f.read(1 << 20):
             digest.update(data)
     return digest.hexdigest()
-
-
-class _Bytes:
-    def __init__(self, data: bytes) -> None:
-        self.data, self.at = data, 0
-
-    def read(self, n: int = -1) -> bytes:
-        end = len(self.data) if n < 0 else self.at + n
-        chunk, self.at = self.data[self.at : end], min(end, len(self.data))
-        return chunk

@@ -36,7 +36,7 @@ from typing import Callable, Sequence
 from cli.client import ControlClient
 from cli.commands import backup, config, daemons, invoke, offline, reads, writes
 from cli.contexts import Config
-from cli.options import user_credentials
+from cli.options import control_client
 from cli.parser import DEFAULT_CONTROL, DEFAULT_PKI, build_parser
 from neon.errors import NeonGridError, Unavailable
 from neon.security.signing import load_key
@@ -103,6 +103,5 @@ def _dispatch(args: argparse.Namespace) -> int:
     if local is not None:
         return local(args)
     signer = load_key(args.sign_with) if getattr(args, "sign_with", None) is not None else None
-    creds = user_credentials(args.pki, args.user, args.insecure)
-    with ControlClient(args.control, creds, sign_with=signer) as client:
+    with control_client(args, signer) as client:
         return REMOTE[args.command](client, args)

@@ -1,4 +1,5 @@
-"""What several commands read from their arguments the same way: the user's credentials, durations."""
+"""What several commands read from their arguments the same way: the user's credentials and a client with them,
+durations."""
 
 from __future__ import annotations
 
@@ -17,6 +18,13 @@ def user_credentials(pki_dir: Path, user: str, insecure: bool) -> Any:
         print("warning: --insecure: plaintext, no certificates; do not use this across a network", file=sys.stderr)
         return Credentials.insecure()
     return Credentials.from_dir(pki_dir, user)
+
+
+def control_client(args: Any, sign_with: Any = None) -> Any:
+    """A client of the control plane at ``--control``, as ``--user`` from ``--pki`` (or plaintext)."""
+    from cli.client import ControlClient
+
+    return ControlClient(args.control, user_credentials(args.pki, args.user, args.insecure), sign_with=sign_with)
 
 
 def parse_duration(text: str) -> float:

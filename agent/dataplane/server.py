@@ -103,7 +103,7 @@ class DataPlaneServicer:
         :data:`QUICK_BELOW` (a component whose calls wait for others, forwarded on, takes longer);
         and an idle instance is there now (no wait behind a batch, no instance to make)."""
         route = self._kept(request)
-        return route is not None and 0.0 < route.pool.typical_call < QUICK_BELOW and route.pool.ready()
+        return route is not None and _quick(route.pool)
 
     def quick_invoke(self, request: calls_pb2.InvokeRequest) -> bool:
         """Whether a user's ``Invoke`` (relayed by the control plane) may run in the thread that received it:
@@ -112,7 +112,7 @@ class DataPlaneServicer:
             pool = self.node.pool(request.app, request.component)
         except NeonGridError:
             return False  # answered (NotRunning) by a worker
-        return 0.0 < pool.typical_call < QUICK_BELOW and pool.ready()
+        return _quick(pool)
 
     def _kept(self, request: dataplane_pb2.CallRequest) -> _Route | None:
         """What serving ``request``'s function takes, as kept since its first call, unless what
@@ -249,17 +249,19 @@ class DataPlaneServicer:
         template = self.node.pool(request.app, request.component).template
         ref = template.resolve(request.function)
         signature = template.signature(ref)
-        if request.WhichOneof("arguments") == "args":  # typed values in, a typed value out
+        typed = request.WhichOneof("arguments") == "args"  # typed values in, a typed value out
+        if typed:
             args = signature.args_from_proto(request.args.values)
-            result = self._run(request.app, request.component, ref, args, _deadline(context))
-            return calls_pb2.InvokeResponse(result=signature.result_to_proto(result), node=self.node.name)
-        docs = loads_json(request.args_json or "[]", "args_json")
-        if not isinstance(docs, list):
-            raise InvalidArgument(
-                f"args_json must be a JSON list of arguments, got {type(docs).__name__}", field="args_json"
-            )
-        args = signature.args_from_json(docs)
+        else:
+            docs = loads_json(request.args_json or "[]", "args_json")
+            if not isinstance(docs, list):
+                raise InvalidArgument(
+                    f"args_json must be a JSON list of arguments, got {type(docs).__name__}", field="args_json"
+                )
+            args = signature.args_from_json(docs)
         result = self._run(request.app, request.component, ref, args, _deadline(context))
+        if typed:
+            return calls_pb2.InvokeResponse(result=signature.result_to_proto(result), node=self.node.name)
         return calls_pb2.InvokeResponse(result_json=json.dumps(signature.result_to_json(result)), node=self.node.name)
 
     @edge
@@ -321,6 +323,12 @@ def _deadline(context: SyncContext) -> float | None:
     """When the caller stops waiting (monotonic), if it said."""
     remaining = context.time_remaining()
     return time.monotonic() + remaining if remaining is not None else None
+
+
+def _quick(pool: InstancePool) -> bool:
+    """Whether a call to ``pool``'s component may run in the thread that received it: its calls take under
+    :data:`QUICK_BELOW` and an idle instance is there now."""
+    return 0.0 < pool.typical_call < QUICK_BELOW and pool.ready()
 
 
 def _failed(err: NeonGridError) -> bytes:

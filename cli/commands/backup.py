@@ -15,14 +15,14 @@ from typing import Any
 from cli import backup_archive
 from cli.client import ControlClient
 from cli.devcluster.etcd_launcher import etcd_binary
-from cli.options import user_credentials
+from cli.options import control_client
 from controlplane.state.blobs import BlobStore
 from neon.errors import IntegrityError, InvalidArgument
 
 
 def run(args: argparse.Namespace) -> int:
     if args.action == "create":
-        with ControlClient(args.control, user_credentials(args.pki, args.user, args.insecure)) as client:
+        with control_client(args) as client:
             return create(client, args.file)
     return restore(args)
 

@@ -37,6 +37,11 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def _scheme(pki_dir: Path | None) -> str:
+    """How etcd is reached: over TLS with a PKI, in plaintext without."""
+    return "https" if pki_dir is not None else "http"
+
+
 class PortTaken(Unavailable):
     """etcd could not bind a port: something else took it after it was picked."""
 
@@ -69,7 +74,7 @@ class EtcdServer:
     ) -> None:
         self.data_dir = Path(data_dir)
         self.pki_dir = pki_dir
-        self.scheme = "https" if pki_dir is not None else "http"
+        self.scheme = _scheme(pki_dir)
         self.client_port = client_port or free_port()
         self.peer_port = peer_port or free_port()
         self.name = name
@@ -199,8 +204,7 @@ class EtcdCluster:
     def _members(self, data_dir: Path) -> list[EtcdServer]:
         names = [f"member-{i}" for i in range(self.size)]
         peers = {name: free_port() for name in names}
-        scheme = "https" if self.pki_dir is not None else "http"
-        initial = ",".join(f"{name}={scheme}://127.0.0.1:{port}" for name, port in peers.items())
+        initial = ",".join(f"{name}={_scheme(self.pki_dir)}://127.0.0.1:{port}" for name, port in peers.items())
         return [
             EtcdServer(data_dir / name, name=name, peer_port=peers[name], initial_cluster=initial, pki_dir=self.pki_dir)
             for name in names

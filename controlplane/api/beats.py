@@ -12,6 +12,7 @@ from __future__ import annotations
 from controlplane.reconcile.loop import ReconcileLoop
 from controlplane.reconcile.route_table import RouteEntry, route_table_of
 from controlplane.state.mirror import Mirror, View
+from controlplane.state.world import placed_nodes
 from neon.model import NodeInfo
 
 PEERS_LIMIT = 64  # in a larger cluster a node measures only the nodes its links forward to
@@ -39,10 +40,7 @@ class Beats:
 
     def _make(self, view: View) -> None:
         gone = view.unreachable()
-        placed = {
-            app: {comp: tuple(doc.get("nodes", ())) for comp, doc in placement.get("components", {}).items()}
-            for app, placement in view.placements.items()
-        }
+        placed = {app: placed_nodes(placement) for app, placement in view.placements.items()}
         self.routes_version, self.routes = route_table_of(view.apps, placed, view.nodes, gone)
         self._nodes = view.nodes
         self._sorted = [info for _, info in sorted(view.nodes.items())]

@@ -16,8 +16,8 @@ from neon.manifest import ComponentSpec
 from neon.model import NodeInfo
 from neon.model_proto import node_to_proto
 
-# The nodes holding a lease, and the Unreachable ones with when they were found so (0: not yet).
 T = TypeVar("T")
+# The nodes holding a lease, and the Unreachable ones with when they were found so (0: not yet).
 NodeSets = tuple[dict[str, NodeInfo], dict[str, tuple[NodeInfo, float]]]
 
 

@@ -31,7 +31,7 @@ class Relay:
         self.creds = creds
         self.invoke_timeout = invoke_timeout
         self._channels: dict[str, grpc.aio.Channel] = {}
-        self._stubs: dict[str, dataplane_pb2_grpc.DataPlaneAsyncStub] = {}
+        self._stubs: dict[str, dataplane_pb2_grpc.DataPlaneAsyncStub] = {}  # by address, on those channels
         self._rr = itertools.count()
 
     async def close(self) -> None:
@@ -55,7 +55,7 @@ class Relay:
         calls = [
             (
                 node,
-                dataplane_pb2_grpc.DataPlaneStub(self._channel(nodes[node].dataplane_address)).Logs(
+                self._stub(nodes[node].dataplane_address).Logs(
                     calls_pb2.LogsRequest(app=request.app, component=inst, tail=request.tail, follow=request.follow),
                     timeout=None if request.follow else 10.0,
                 ),
@@ -100,13 +100,8 @@ class Relay:
             node = await self._pick(request, await self.mirror.view(fresh=False))
         except (NotFound, NotRunning, FailedPrecondition):
             node = await self._pick(request, await self.mirror.view())
-        stub = self._stubs.get(node.dataplane_address)
-        if stub is None:
-            stub = self._stubs[node.dataplane_address] = dataplane_pb2_grpc.DataPlaneStub(
-                self._channel(node.dataplane_address)
-            )
         try:
-            return await stub.Invoke(request, timeout=timeout or self.invoke_timeout)
+            return await self._stub(node.dataplane_address).Invoke(request, timeout=timeout or self.invoke_timeout)
         except grpc.aio.AioRpcError as err:
             raise from_rpc_error(err) from None
 
@@ -169,12 +164,14 @@ class Relay:
                 found.append(node)
         return found
 
-    def _channel(self, address: str) -> grpc.aio.Channel:
-        channel = self._channels.get(address)
-        if channel is None:
+    def _stub(self, address: str) -> dataplane_pb2_grpc.DataPlaneAsyncStub:
+        """The agent's data plane, on a channel kept open."""
+        stub = self._stubs.get(address)
+        if stub is None:
             channel = tls.aio_channel(address, self.creds, pki.AGENT_NAME, CHANNEL_OPTIONS)
             self._channels[address] = channel
-        return channel
+            stub = self._stubs[address] = dataplane_pb2_grpc.DataPlaneStub(channel)
+        return stub
 
 
 def _note(node: str, component: str, text: str) -> calls_pb2.LogLine:

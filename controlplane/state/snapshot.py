@@ -15,8 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aetcd.utils import prefix_range_end
+
 from controlplane.state.keys import APPS, ARTIFACTS, HISTORY, MEMBERS, PLACEMENTS, TOKENS
 from controlplane.state.store import Store
+from controlplane.state.world import placed_nodes
 
 FORMAT = "neon-grid-backup/v1"
 
@@ -25,15 +28,18 @@ async def take(store: Store, snapshot: Path, identity: str) -> dict[str, Any]:
     """Write etcd's snapshot to ``snapshot``; returns the manifest (with the snapshot's size and sha256)."""
     tx = store.client.transactions
     prefixes = (APPS, MEMBERS, PLACEMENTS, TOKENS, ARTIFACTS, HISTORY)
-    ok, ranges = await store.client.transaction(
-        compare=[], success=[tx.get(p, _prefix_end(p)) for p in prefixes], failure=[]
+    _, ranges = await store.client.transaction(
+        compare=[], success=[tx.get(p, prefix_range_end(p)) for p in prefixes], failure=[]
     )
-    apps, members, placements, tokens, artifacts, history = ({bytes(m.key): v for v, m in r} for r in ranges)
+    # Each table by name (the key after its prefix), its values parsed (tokens are only counted).
+    apps, members, placements, tokens, artifacts, history = (
+        {bytes(m.key)[len(p) :].decode(): v for v, m in r} for p, r in zip(prefixes, ranges, strict=True)
+    )
+    apps, placements, artifacts = ({k: json.loads(v) for k, v in t.items()} for t in (apps, placements, artifacts))
     revision = await store.revision()  # the snapshot, taken next, holds every change up to it
     used: dict[str, set[str]] = {}
-    for value in [*apps.values(), *history.values()]:
-        doc = json.loads(value)
-        spec = doc["spec"] if "generation" in doc else doc  # an app record holds its manifest; history is one
+    kept = [json.loads(v) for v in history.values()]  # each a manifest; an app record holds its own
+    for spec in [*(doc["spec"] for doc in apps.values()), *kept]:
         name = spec["metadata"]["name"]
         for comp in spec["spec"]["components"]:
             used.setdefault(comp["artifact"], set()).add(f"{name}/{comp['name']}")
@@ -42,34 +48,25 @@ async def take(store: Store, snapshot: Path, identity: str) -> dict[str, Any]:
         "created_at": time.time(),
         "controlplane": identity,
         "etcd_revision": int(revision),
-        "applications": {
-            json.loads(v)["spec"]["metadata"]["name"]: int(json.loads(v)["generation"]) for v in apps.values()
-        },
-        "placements": {
-            k[len(PLACEMENTS) :].decode(): {c: d["nodes"] for c, d in json.loads(v)["components"].items()}
-            for k, v in placements.items()
-        },
-        "nodes": sorted(k[len(MEMBERS) :].decode() for k in members),
+        "applications": {name: int(doc["generation"]) for name, doc in apps.items()},
+        "placements": {app: placed_nodes(doc) for app, doc in placements.items()},
+        "nodes": sorted(members),
         "join_tokens": len(tokens),
         "artifacts": {
-            k[len(ARTIFACTS) :].decode(): {
-                "name": json.loads(v).get("name", ""),
-                "size": int(json.loads(v).get("size", 0)),
-                "used_by": sorted(used.get(k[len(ARTIFACTS) :].decode(), ())),
+            digest: {
+                "name": doc.get("name", ""),
+                "size": int(doc.get("size", 0)),
+                "used_by": sorted(used.get(digest, ())),
             }
-            for k, v in artifacts.items()
+            for digest, doc in artifacts.items()
         },
     }
-    digest, size = hashlib.sha256(), 0
+    hasher = hashlib.sha256()
     with snapshot.open("wb") as out:
-        await store.client.snapshot(_Hashing(out, digest))
+        await store.client.snapshot(_Hashing(out, hasher))
         size = out.tell()
-    manifest["snapshot"] = {"size": size, "sha256": digest.hexdigest()}
+    manifest["snapshot"] = {"size": size, "sha256": hasher.hexdigest()}
     return manifest
-
-
-def _prefix_end(prefix: bytes) -> bytes:
-    return prefix[:-1] + bytes([prefix[-1] + 1])
 
 
 class _Hashing:

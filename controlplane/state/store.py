@@ -31,7 +31,7 @@ from controlplane.state.keys import (
 )
 from controlplane.state.replicas import Replicas
 from controlplane.state.reports import Reports
-from controlplane.state.world import AppPlan, AppRecord, World
+from controlplane.state.world import AppPlan, AppRecord, World, placed_nodes
 from neon import manifest
 from neon.errors import Conflict, FailedPrecondition, NotFound, Unavailable
 from neon.manifest import AppSpec
@@ -231,7 +231,7 @@ class Store:
         for kv in await self.client.get_prefix(PLACEMENTS):
             doc = json.loads(kv.value)
             app = kv.key[len(PLACEMENTS) :].decode()
-            placements[app] = {c: tuple(d["nodes"]) for c, d in doc["components"].items()}
+            placements[app] = placed_nodes(doc)
             placed_at[app] = {c: float(d.get("since", 0.0)) for c, d in doc["components"].items()}
             fusion[app] = doc.get("fusion", [])
         assigned: dict[str, dict[str, dict[str, Any]]] = {}

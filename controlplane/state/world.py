@@ -43,6 +43,11 @@ class AppRecord:
         )
 
 
+def placed_nodes(placement: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """A stored placement document's nodes per component."""
+    return {comp: tuple(doc.get("nodes", ())) for comp, doc in placement.get("components", {}).items()}
+
+
 @dataclass(frozen=True)
 class World:
     """Everything the reconciler needs, read at one point in time."""
