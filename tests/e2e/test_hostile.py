@@ -27,7 +27,7 @@ from neon.errors import InvalidArgument, InvalidManifest
 from neon.rpc.servers import CHANNEL_OPTIONS
 from neon.security import pki, signing
 from neon.security.tls import Credentials, sync_channel
-from tests.support.helpers import Cluster, wait_running, write_pair
+from tests.support.helpers import Cluster, assert_eventually, wait_running, write_pair
 from tests.unit.agent.values.test_codec_properties import types, wasmtime_type
 
 TRIED: collections.Counter[str] = collections.Counter()
@@ -450,11 +450,18 @@ def test_the_monitoring_surfaces_refuse_hostile_input(cluster: Cluster, fault_re
         lying = control_pb2.ComponentMetrics(
             app="a", component="c", node="cloud-1", latency_buckets=[0] * (len(LATENCY_BUCKETS) + 1)
         )
-        assert _status(stub.ReportMetrics, control_pb2.MetricsReport(node="edge-1", components=[lying])) == (
-            grpc.StatusCode.OK
-        )
-    reported = [(m.node, m.component) for m in cluster.client.metrics("a").components]
-    assert reported == [("edge-1", "c")]
+
+        def lie_and_read() -> None:
+            # The real edge-1 agent reports every 0.5 s, replacing this report: send it again until it is read
+            # back before that happens.
+            assert _status(stub.ReportMetrics, control_pb2.MetricsReport(node="edge-1", components=[lying])) == (
+                grpc.StatusCode.OK
+            )
+            assert cluster.client is not None
+            reported = [(m.node, m.component) for m in cluster.client.metrics("a").components]
+            assert reported == [("edge-1", "c")]
+
+        assert_eventually(lie_and_read, timeout=15)
     control = control_pb2_grpc.ControlStub(cluster.channel(cluster.control, viewer))
     for request, code in [
         (calls_pb2.LogsRequest(app="nope", component="x"), grpc.StatusCode.NOT_FOUND),
