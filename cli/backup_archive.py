@@ -89,7 +89,33 @@ def _manifest(path: Path, raw: Any) -> dict[str, Any]:
     snapshot = doc.get("snapshot")
     if not isinstance(snapshot, dict) or not isinstance(snapshot.get("size"), int) or not snapshot.get("sha256"):
         raise InvalidArgument(f"{path}: {MANIFEST} does not say the snapshot's size and sha256", field="file")
+    wrong = [what for what, ok in _SHAPES.items() if not ok(doc.get(what))]
+    if wrong:
+        raise InvalidArgument(
+            f"{path}: {MANIFEST} is damaged: {', '.join(wrong)} not as `neon backup create` writes them",
+            field="file",
+        )
     return doc
+
+
+def _artifact(info: Any) -> bool:
+    return (
+        isinstance(info, dict)
+        and isinstance(info.get("size"), int)
+        and isinstance(info.get("used_by"), list)
+        and all(isinstance(u, str) for u in info["used_by"])
+    )
+
+
+_SHAPES = {
+    "etcd_revision": lambda v: isinstance(v, int),
+    "applications": lambda v: isinstance(v, dict) and all(isinstance(g, int) for g in v.values()),
+    "nodes": lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v),
+    "artifacts": lambda v: (
+        isinstance(v, dict)
+        and all(isinstance(d, str) and d.startswith("sha256:") and _artifact(a) for d, a in v.items())
+    ),
+}
 
 
 def find_blobs(wanted: dict[str, int], sources: list[Path]) -> dict[str, Path]:

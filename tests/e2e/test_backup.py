@@ -1,7 +1,8 @@
 """Backup and restore: the log analyzer deployed, backed up with `neon backup create`; etcd and the control plane
 destroyed (its blob directory too); `neon backup restore` into a fresh etcd and blob directory, the artifacts
 found again by sha256; the same applications, generations and placements come back, the agents reattach and
-serve. Hostile backup files (truncated, foreign, altered) and a non-empty target are refused, nothing written."""
+serve. Hostile backup files (truncated, foreign, altered, a manifest of the wrong shape) and a non-empty target
+are refused, nothing written."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import shutil
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -78,6 +80,8 @@ def test_a_backup_restores_into_a_fresh_etcd_and_the_agents_reattach(
     assert "truncated" in refusals["a truncated file"].stderr
     assert "not a Neon Grid backup" in refusals["a foreign file"].stderr
     assert "truncated or altered" in refusals["an altered snapshot"].stderr
+    assert "manifest.json is damaged: artifacts" in refusals["a manifest of the wrong shape"].stderr
+    assert not (tmp_path / "never-written").exists(), "a refused restore wrote nothing"
     assert target.exists(), "the live etcd's data was left alone"
 
     # Disaster: the control plane, etcd's data and the control plane's blobs are gone.
@@ -125,18 +129,32 @@ def _hostile(cluster: Cluster, backup: Path, tmp_path: Path) -> dict[str, object
     foreign = tmp_path / "foreign.backup"
     with tarfile.open(foreign, "w") as tar:
         tar.add(EXAMPLES / "log-analyzer" / "sample.log", arcname="sample.log")
-    altered = tmp_path / "altered.backup"
-    with tarfile.open(backup) as src, tarfile.open(altered, "w") as dst:
-        for member in src.getmembers():
-            body = src.extractfile(member).read()  # type: ignore[union-attr]
-            if member.name == "etcd.db":
-                body = body[:100] + bytes([body[100] ^ 0xFF]) + body[101:]
-            member.size = len(body)
-            dst.addfile(member, io.BytesIO(body))
+    altered = _altered(
+        backup, tmp_path / "altered.backup", "etcd.db", lambda b: b[:100] + bytes([b[100] ^ 0xFF]) + b[101:]
+    )
+    lying = _altered(
+        backup,
+        tmp_path / "lying.backup",
+        "manifest.json",
+        lambda b: json.dumps(json.loads(b) | {"artifacts": "all of them"}).encode(),
+    )
     fresh = tmp_path / "never-written"
     return {
         "a non-empty target": _restore(cluster, backup, cluster.etcd.data_dir),
         "a truncated file": _restore(cluster, truncated, fresh),
         "a foreign file": _restore(cluster, foreign, fresh),
         "an altered snapshot": _restore(cluster, altered, fresh),
+        "a manifest of the wrong shape": _restore(cluster, lying, fresh),
     }
+
+
+def _altered(backup: Path, out: Path, name: str, change: Callable[[bytes], bytes]) -> Path:
+    """A copy of ``backup`` with member ``name``'s bytes changed."""
+    with tarfile.open(backup) as src, tarfile.open(out, "w") as dst:
+        for member in src.getmembers():
+            body = src.extractfile(member).read()  # type: ignore[union-attr]
+            if member.name == name:
+                body = change(body)
+            member.size = len(body)
+            dst.addfile(member, io.BytesIO(body))
+    return out

@@ -14,14 +14,21 @@ from cli import backup_archive
 from neon.errors import InvalidArgument
 
 
+def _manifest(snapshot: bytes) -> dict[str, object]:
+    return {
+        "format": backup_archive.FORMAT,
+        "etcd_revision": 42,
+        "applications": {"shop": 3},
+        "nodes": ["edge-1"],
+        "artifacts": {"sha256:" + "a" * 64: {"name": "cart", "size": 10, "used_by": ["shop/cart"]}},
+        "snapshot": {"size": len(snapshot), "sha256": hashlib.sha256(snapshot).hexdigest()},
+    }
+
+
 def _backup(tmp_path: Path, snapshot: bytes = b"etcd snapshot bytes" * 100) -> Path:
     db = tmp_path / "etcd.db"
     db.write_bytes(snapshot)
-    manifest = {
-        "format": backup_archive.FORMAT,
-        "applications": {"shop": 3},
-        "snapshot": {"size": len(snapshot), "sha256": hashlib.sha256(snapshot).hexdigest()},
-    }
+    manifest = _manifest(snapshot)
     path = tmp_path / "out" / "cluster.backup"
     backup_archive.write(path, db, manifest)
     return path
@@ -96,3 +103,24 @@ def test_artifacts_are_found_by_content_wherever_they_lie(tmp_path: Path) -> Non
     assert {d: p.read_bytes() for d, p in found.items()} == {
         d: b for b in blobs for d in wanted if d.endswith(hashlib.sha256(b).hexdigest())
     }
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("artifacts", ["sha256:" + "a" * 64]),
+        ("artifacts", {"md5:abc": {"size": 1, "used_by": []}}),
+        ("artifacts", {"sha256:" + "a" * 64: {"size": "10", "used_by": ["shop/cart"]}}),
+        ("applications", {"shop": "three"}),
+        ("nodes", "edge-1"),
+        ("etcd_revision", None),
+    ],
+)
+def test_a_manifest_of_the_wrong_shape_is_refused_by_name(tmp_path: Path, field: str, value: object) -> None:
+    """A manifest altered by hand (its snapshot untouched) is refused before a restore relies on it."""
+    path = _backup(tmp_path)
+    manifest = _manifest(b"etcd snapshot bytes" * 100)
+    manifest[field] = value
+    _rewrite(path, manifest=manifest)
+    with pytest.raises(InvalidArgument, match=f"manifest.json is damaged: {field} not as"):
+        backup_archive.read(path, tmp_path)
