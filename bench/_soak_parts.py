@@ -1,0 +1,118 @@
+"""The soak's parts: steady callers that log every failure, the fault windows that explain them, and a sampler of
+each process's RSS, open file descriptors and threads (from /proc)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+GRACE = 3.0  # seconds after a fault's recovery in which a failure is still its doing (a caller's retry in flight)
+
+
+@dataclass
+class Failure:
+    at: float  # seconds since the soak began
+    kind: str  # which caller
+    error: str
+    cause: str = ""  # the injected fault that explains it, or "" when none does
+
+
+@dataclass
+class Fault:
+    """One injected fault, from when it was made until the cluster served again."""
+
+    what: str
+    started: float
+    affects: frozenset[str]  # the callers it may fail
+    ended: float | None = None
+
+    def explains(self, failure: Failure) -> bool:
+        end = self.ended if self.ended is not None else float("inf")
+        return failure.kind in self.affects and self.started <= failure.at <= end + GRACE
+
+
+@dataclass
+class Ledger:
+    """Every call's outcome and every fault, shared by the threads."""
+
+    began: float = field(default_factory=time.monotonic)
+    calls: dict[str, int] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def now(self) -> float:
+        return time.monotonic() - self.began
+
+    def record(self, kind: str, error: str | None) -> None:
+        with self.lock:
+            self.calls[kind] = self.calls.get(kind, 0) + 1
+            if error is not None:
+                self.failures.append(Failure(self.now(), kind, error))
+
+    def fault(self, what: str, affects: set[str]) -> Fault:
+        made = Fault(what, self.now(), frozenset(affects))
+        with self.lock:
+            self.faults.append(made)
+        return made
+
+    def explain(self) -> list[Failure]:
+        """Give each failure the fault that explains it; returns those no fault explains."""
+        for failure in self.failures:
+            failure.cause = next((f.what for f in self.faults if f.explains(failure)), "")
+        return [f for f in self.failures if not f.cause]
+
+
+class Caller(threading.Thread):
+    """Calls ``call`` ``rate`` times a second until stopped; an exception or a falsy answer is a failure."""
+
+    def __init__(self, kind: str, call: Callable[[], Any], rate: float, ledger: Ledger, stop: threading.Event):
+        super().__init__(name=f"soak-{kind}", daemon=True)
+        self.kind, self.call, self.period, self.ledger, self.stop = kind, call, 1.0 / rate, ledger, stop
+
+    def run(self) -> None:
+        due = time.monotonic()
+        while not self.stop.is_set():
+            try:
+                error = None if self.call() else "a wrong answer"
+            except Exception as err:  # noqa: BLE001 - every failure is logged with its cause, none ends the soak
+                error = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+            self.ledger.record(self.kind, error)
+            due += self.period
+            # A caller that fell behind (a call that waited out a fault) starts again from now, not in a burst.
+            due = max(due, time.monotonic())
+            self.stop.wait(due - time.monotonic())
+
+
+@dataclass(frozen=True)
+class Usage:
+    rss_mib: float
+    fds: int
+    threads: int
+
+
+def usage(pid: int) -> Usage | None:
+    """A process's resident memory, open file descriptors and threads, or None when it is gone."""
+    try:
+        status = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+        )
+        fds = len(list(Path(f"/proc/{pid}/fd").iterdir()))
+    except (OSError, ValueError):
+        return None
+    return Usage(int(status["VmRSS"].split()[0]) / 1024, fds, int(status["Threads"]))
+
+
+def growth(series: list[float]) -> float:
+    """Percent growth over ``series`` (samples taken after settling): the mean of its last fifth against the
+    mean of its first fifth, so that one sample's passing spike (a connection open, a worker thread busy) is
+    not taken for growth, while a leak, which climbs through the whole run, still shows in full."""
+    if len(series) < 2:
+        return 0.0
+    window = max(1, len(series) // 5)
+    early, late = sum(series[:window]) / window, sum(series[-window:]) / window
+    return 100.0 * (late - early) / early if early else 0.0
