@@ -11,7 +11,7 @@ import os
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from controlplane.state.snapshot import FORMAT
 from neon.errors import InvalidArgument
@@ -107,7 +107,7 @@ def _artifact(info: Any) -> bool:
     )
 
 
-_SHAPES = {
+_SHAPES: dict[str, Callable[[Any], bool]] = {
     "etcd_revision": lambda v: isinstance(v, int),
     "applications": lambda v: isinstance(v, dict) and all(isinstance(g, int) for g in v.values()),
     "nodes": lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v),

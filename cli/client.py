@@ -18,6 +18,7 @@ from neon import manifest
 from neon._proto import calls_pb2, control_pb2, control_pb2_grpc, values_pb2
 from neon.errors import InvalidManifest, from_rpc_error
 from neon.manifest import AppSpec, ComponentSpec
+from neon.oci.reference import is_oci
 from neon.rpc.servers import CHANNEL_OPTIONS, channel_target
 from neon.security import signing
 from neon.security.pki import CONTROLPLANE_NAME
@@ -138,7 +139,7 @@ class ControlClient:
         """Upload every artifact named by path (relative to ``base``) and use its digest."""
 
         def resolve(comp: ComponentSpec) -> str:
-            if manifest.is_digest(comp.artifact):
+            if manifest.is_digest(comp.artifact) or is_oci(comp.artifact):  # an oci:// one the control plane pulls
                 return comp.artifact
             path = (base / comp.artifact).resolve()
             if not path.is_file():
@@ -151,17 +152,16 @@ class ControlClient:
 
         return spec.with_artifacts(resolve)
 
-    def apply_file(self, path: Path) -> control_pb2.Application:
+    def apply_file(self, path: Path, allow_latest: bool = False) -> control_pb2.Application:
         """Validate a manifest file, upload its artifacts and apply it."""
         path = Path(path)
         spec = manifest.load(path.read_text(), require_digests=False)
-        return self.apply(self.resolve_artifacts(spec, path.parent))
+        return self.apply(self.resolve_artifacts(spec, path.parent), allow_latest)
 
     @_translate
-    def apply(self, spec: AppSpec) -> control_pb2.Application:
-        return self.stub.ApplyApplication(
-            control_pb2.ApplyApplicationRequest(manifest_yaml=spec.to_yaml()), timeout=self.timeout
-        )
+    def apply(self, spec: AppSpec, allow_latest: bool = False) -> control_pb2.Application:
+        request = control_pb2.ApplyApplicationRequest(manifest_yaml=spec.to_yaml(), allow_latest=allow_latest)
+        return self.stub.ApplyApplication(request, timeout=max(self.timeout, 300.0))
 
     @_translate
     def rollback(self, name: str, generation: int = 0) -> control_pb2.Application:

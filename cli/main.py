@@ -19,6 +19,7 @@
     neon token create [--ttl 1h] [--node N]   # a one-time join token for an agent
     neon keys create PATH                     # an ed25519 signing key (PATH and PATH.pub)
     neon sign ARTIFACT --key PATH             # writes ARTIFACT.sig
+    neon push FILE oci://REGISTRY/REPO:TAG [--sign-with KEY]   # to an OCI registry; name it in a manifest
 
 Every connection is mutual TLS with the PKI in --pki (env NEON_PKI, default
 .neon/pki); the CLI presents --user's certificate (admin or viewer). --insecure
@@ -51,6 +52,7 @@ LOCAL: dict[str, Callable[[argparse.Namespace], int]] = {
     "certs": offline.certs,
     "keys": offline.keys,
     "sign": offline.sign,
+    "push": offline.push,
     "backup": backup.run,  # create asks the control plane; restore works on files alone
     "config": config.run,
 }

@@ -69,6 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="the join port, for agents joining with a token (default: the listen port + 1)",
     )
     p.add_argument(
+        "--registry-config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="credentials of the OCI registries oci:// artifacts are pulled from: a docker-style config.json "
+        "(default ~/.docker/config.json)",
+    )
+    p.add_argument("--registry-ca", type=Path, default=None, metavar="FILE", help="a CA bundle for private registries")
+    p.add_argument(
         "--trust-key",
         action="append",
         default=[],
@@ -199,6 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY",
         help="sign each artifact with this ed25519 key as it is uploaded (besides any ARTIFACT.sig)",
     )
+    p.add_argument(
+        "--allow-latest",
+        action="store_true",
+        help="accept oci:// artifacts tagged latest or untagged (the generation still pins the digest)",
+    )
 
     p = sub.add_parser("get", help="show applications, components, nodes, HTTP routes or control-plane replicas")
     p.add_argument("kind", choices=["apps", "app", "components", "nodes", "routes", "controlplanes"])
@@ -323,6 +337,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sign", help="sign an artifact: writes ARTIFACT.sig, uploaded with it by neon apply")
     p.add_argument("artifact", type=Path)
     p.add_argument("--key", type=Path, required=True, help="the ed25519 private key (neon keys create)")
+
+    p = sub.add_parser("push", help="push a component to an OCI registry (the CNCF Wasm layout), optionally signed")
+    p.add_argument("artifact", type=Path, help="the component (.wasm)")
+    p.add_argument("reference", help="oci://REGISTRY/REPOSITORY:TAG")
+    p.add_argument("--sign-with", type=Path, default=None, metavar="KEY", help="attach a signature by this key")
+    p.add_argument(
+        "--registry-config",
+        type=Path,
+        default=Path(os.environ["NEON_REGISTRY_CONFIG"]) if os.environ.get("NEON_REGISTRY_CONFIG") else None,
+        metavar="FILE",
+        help="registry credentials: a docker-style config.json (env NEON_REGISTRY_CONFIG; default "
+        "~/.docker/config.json)",
+    )
+    p.add_argument(
+        "--registry-ca",
+        type=Path,
+        default=Path(os.environ["NEON_REGISTRY_CA"]) if os.environ.get("NEON_REGISTRY_CA") else None,
+        metavar="FILE",
+        help="a CA bundle for a registry with a private CA (env NEON_REGISTRY_CA)",
+    )
+    p.add_argument("--allow-latest", action="store_true", help="push to the tag latest")
 
     p = sub.add_parser("dev", help="run etcd, a control plane, two agents and the log analyzer locally")
     p.add_argument("--dir", type=Path, default=Path(".neon-dev"), help="state directory")

@@ -37,6 +37,9 @@ class ControlPlaneConfig:
         http_listen: Metrics (Prometheus), the dashboard and its JSON, read-only: https asking for a
             viewer or admin certificate unless insecure; default the listen host with the listen port + 2
             (any free port when that is 0); ``off``: not served.
+        registry_config: A docker-style ``config.json`` with the credentials of the OCI registries
+            ``oci://`` artifacts are pulled from (default ``~/.docker/config.json`` when it exists).
+        registry_ca: A CA bundle for registries with a private CA.
         placement_weights: Scorer name -> weight, overriding the defaults
             (``controlplane.placement.DEFAULT_WEIGHTS``: balance 1, sticky 10,
             preferred-labels 2, preferred-affinity 2, prefer-no-schedule 1,
@@ -59,4 +62,6 @@ class ControlPlaneConfig:
     allow_unsigned: bool = False
     node_cert_ttl: float = 365 * 86400.0
     http_listen: str = ""
+    registry_config: Path | None = None
+    registry_ca: Path | None = None
     placement_weights: dict[str, float] = field(default_factory=dict)

@@ -22,6 +22,7 @@ from controlplane.placement import Placer
 from controlplane.reconcile.events import new_event
 from controlplane.reconcile.intake import ReportIntake
 from controlplane.reconcile.loop import ReconcileLoop
+from controlplane.registry.pull import Puller
 from controlplane.security.admission import Admission
 from controlplane.security.identity import Security
 from controlplane.state.assignments import AssignmentHub
@@ -73,6 +74,7 @@ class ControlPlane:
         self.beats = Beats(self.mirror, self.reconciler)
         self.relay = Relay(self.store, self.mirror, self.security.creds, config.invoke_timeout)
         self.assignments = AssignmentHub(self.store)
+        self.puller = Puller(self.store, self.blobs, config.registry_config, config.registry_ca)
         self.store.events.on_record = lambda event: self.web.events.inc(event.kind)
         self.http: HttpServer | None = None
         self.http_port = 0

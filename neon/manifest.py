@@ -9,7 +9,7 @@ A manifest is one YAML document per application::
     spec:
       components:
         - name: parser
-          artifact: sha256:<hex>      # or a path, resolved and uploaded by the CLI
+          artifact: sha256:<hex>      # or a path (uploaded by the CLI), or oci://REGISTRY/REPO:TAG (pulled at apply)
           replicas: 1
           placement:
             nodeSelector: {tier: edge}
@@ -49,6 +49,7 @@ from neon._validate import INTERFACE, dns_name, list_field, mapping, parse_durat
 from neon.errors import InvalidArgument, InvalidManifest
 from neon.grants import GrantSpec, grants_to_dict, parse_grants
 from neon.http_spec import HttpSpec, http_to_dict, parse_http
+from neon.oci import reference as oci
 from neon.policy import COLOCATE, PlacementSpec, parse_placement
 from neon.routes import Route, ambiguous, parse_route, url_prefix
 from neon.runtime_spec import RuntimeSpec, parse_runtime, runtime_to_dict
@@ -321,10 +322,15 @@ def _component(item: Any, path: str, require_digests: bool, names: set[str]) -> 
     artifact = doc["artifact"]
     if not isinstance(artifact, str) or not artifact:
         raise InvalidManifest(f"{path}.artifact must be a sha256 digest or a file path", field=f"{path}.artifact")
-    if require_digests and not is_digest(artifact):
+    if oci.is_oci(artifact):
+        try:
+            oci.parse(artifact, allow_latest=True, field=f"{path}.artifact")  # the tag's policy is apply's
+        except InvalidArgument as err:
+            raise InvalidManifest(err.message, field=f"{path}.artifact") from None
+    elif require_digests and not is_digest(artifact):
         raise InvalidManifest(
-            f"{path}.artifact must be 'sha256:<64 hex digits>' (upload the file first; `neon apply` does it), "
-            f"got {artifact!r}",
+            f"{path}.artifact must be 'sha256:<64 hex digits>' (upload the file first; `neon apply` does it) "
+            f"or an OCI reference (oci://REGISTRY/REPOSITORY:TAG), got {artifact!r}",
             field=f"{path}.artifact",
         )
     replicas = doc.get("replicas", 1)

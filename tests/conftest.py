@@ -9,6 +9,7 @@ from typing import Iterator
 import pytest
 
 from cli.devcluster.guests import build_log_analyzer
+from cli.devcluster.registry_launcher import RegistryServer
 from tests.support.helpers import GUESTS, Cluster
 
 _FAULT_REPORT: list[str] = []
@@ -117,3 +118,10 @@ def native_guests() -> dict[str, Path]:
     from cli.devcluster.guests import build_log_analyzer_native
 
     return build_log_analyzer_native()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """A real OCI registry on loopback (Debian's docker-registry): TLS from a CA of its own, one htpasswd account."""
+    with RegistryServer(tmp_path_factory.mktemp("registry"), secure=True) as server:
+        yield server

@@ -50,6 +50,8 @@ def controlplane(args: argparse.Namespace) -> int:
             allow_unsigned=args.allow_unsigned,
             node_cert_ttl=parse_duration(args.node_cert_ttl),
             http_listen=args.http_listen,
+            registry_config=args.registry_config,
+            registry_ca=args.registry_ca,
         ),
         args.ready_file,
     )

@@ -29,7 +29,7 @@ def token(client: ControlClient, args: argparse.Namespace) -> int:
 
 
 def apply(client: ControlClient, args: argparse.Namespace) -> int:
-    app = client.apply_file(args.file)
+    app = client.apply_file(args.file, args.allow_latest)
     print(f"application/{app.name} applied (generation {app.generation})")
     if args.wait:
         return wait_running(client, app.name, args.timeout)

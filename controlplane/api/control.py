@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Sequence
 from typing import AsyncIterator
 
 from controlplane.api.plane import Plane
@@ -36,7 +37,8 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     async def ApplyApplication(
         self, request: control_pb2.ApplyApplicationRequest, context: Context
     ) -> control_pb2.Application:
-        return await self._apply(manifest.load(request.manifest_yaml))
+        spec, pulled = await self.cp.puller.resolve(manifest.load(request.manifest_yaml), request.allow_latest)
+        return await self._apply(spec, [p.note() for p in pulled])
 
     @edge
     async def RollbackApplication(
@@ -60,8 +62,9 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         )
         return await self._apply(history[target])
 
-    async def _apply(self, spec: manifest.AppSpec) -> control_pb2.Application:
-        """Validate against the artifacts' interfaces, then store; nothing is written for a refused spec."""
+    async def _apply(self, spec: manifest.AppSpec, pulled: Sequence[str] = ()) -> control_pb2.Application:
+        """Validate against the artifacts' interfaces, then store; nothing is written for a refused spec.
+        ``pulled``: what was pulled from OCI registries for it (said in the Applied event)."""
         summaries, records = {}, {}
         for i, comp in enumerate(spec.components):
             meta = await self.cp.store.artifacts.get_artifact(comp.artifact)
@@ -80,7 +83,12 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         check_app(spec, records, self.cp.security)
         record = await self.cp.store.put_app(spec, capabilities)
         await self.cp.store.events.record(
-            new_event("Applied", f"{spec.name} generation {record.generation} applied", app=spec.name)
+            new_event(
+                "Applied",
+                f"{spec.name} generation {record.generation} applied"
+                + (f" (from OCI: {'; '.join(pulled)})" if pulled else ""),
+                app=spec.name,
+            )
         )
         _log.info("application applied", app=spec.name, generation=record.generation)
         self.cp.reconciler.mark_dirty()

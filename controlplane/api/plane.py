@@ -12,6 +12,7 @@ from controlplane.config import ControlPlaneConfig
 from controlplane.placement import Placer
 from controlplane.reconcile.intake import ReportIntake
 from controlplane.reconcile.loop import ReconcileLoop
+from controlplane.registry.pull import Puller
 from controlplane.security.admission import Admission
 from controlplane.security.identity import Security
 from controlplane.state.assignments import AssignmentHub
@@ -36,6 +37,7 @@ class Plane(Protocol):
     reads: Queries
     beats: Beats
     relay: Relay
+    puller: Puller
 
     @property
     def identity(self) -> str: ...

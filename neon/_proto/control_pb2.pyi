@@ -616,15 +616,21 @@ class ApplyApplicationRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     MANIFEST_YAML_FIELD_NUMBER: _builtins.int
+    ALLOW_LATEST_FIELD_NUMBER: _builtins.int
     manifest_yaml: _builtins.str
+    allow_latest: _builtins.bool
+    """Accept an oci:// artifact with the tag "latest" or none (whatever was pushed last); the generation still pins
+    the digest it resolved to.
+    """
     def __init__(
         self,
         *,
         manifest_yaml: _builtins.str = ...,
+        allow_latest: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["manifest_yaml", b"manifest_yaml"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_latest", b"allow_latest", "manifest_yaml", b"manifest_yaml"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

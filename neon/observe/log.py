@@ -34,7 +34,10 @@ class serving:  # noqa: N801 - used like a function: ``with log.serving("Call", 
         self._token = SERVING.set(self._call)
 
     def __exit__(self, *exc: object) -> None:
-        SERVING.reset(self._token)
+        try:
+            SERVING.reset(self._token)
+        except ValueError:  # a streaming handler closed from another task (a cancelled stream): its context
+            pass  # is not this one, and the context it set the variable in ends with it
 
 
 def _merge_serving(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:

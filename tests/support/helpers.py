@@ -106,8 +106,11 @@ class Cluster:
         metrics_interval: float = 0.5,
         cp_listen: str = "127.0.0.1:0",
         node_cert_ttl: float = 365 * 86400.0,
+        registry_config: Path | None = None,
+        registry_ca: Path | None = None,
     ) -> None:
         self.workdir = workdir
+        self.registry_config, self.registry_ca = registry_config, registry_ca
         self.node_cert_ttl = node_cert_ttl
         self.compiled_cache = compiled_cache
         self.agent_specs = dict(DEFAULT_AGENTS if agents is None else agents)
@@ -137,6 +140,8 @@ class Cluster:
             node_ttl=self.node_ttl,
             pki_dir=self.pki,
             node_cert_ttl=self.node_cert_ttl,
+            registry_config=self.registry_config,
+            registry_ca=self.registry_ca,
         )
 
     def credentials(self, user: str = "admin") -> Credentials:

@@ -159,6 +159,7 @@ def test_a_c_guest_with_no_runtime_inside_is_served_in_both_instance_modes(door:
         assert response.getheader("content-type") == "text/plain; charset=utf-8"
         conn.close()
     served = d.door.components[("app", "web")]
+
     # The client has the whole answer before the serving thread gives the instance back and counts the request.
     def all_counted() -> None:
         assert served.served == 3, f"{served.served} of 3 requests counted as finished"
