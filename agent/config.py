@@ -14,6 +14,9 @@ def _memory_bytes() -> int:
         return 0
 
 
+PULL_LABEL = "neon-grid.dev/pull"  # "registry": this node pulls oci:// artifacts itself
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     """Settings of one agent process.
@@ -54,11 +57,21 @@ class AgentConfig:
         ca_file: The cluster CA certificate to trust when joining (later kept with the identity).
         join: The control planes' join addresses (default: each control address's port + 1).
         insecure: Plaintext without certificates, for a control plane run with ``--insecure``.
+        registry_config: A docker-style ``config.json`` with registry credentials, for a node labelled
+            ``neon-grid.dev/pull=registry`` (it pulls ``oci://`` artifacts from their registry itself).
+        registry_ca: A CA bundle for registries with a private CA.
     """
 
     name: str
     control: str = "127.0.0.1:7400"
     labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pulls_from_registries(self) -> bool:
+        """Labelled ``neon-grid.dev/pull=registry``: fetch ``oci://`` artifacts from their registry, not the
+        control plane."""
+        return self.labels.get(PULL_LABEL) == "registry"
+
     listen: str = "127.0.0.1:0"
     advertise: str = ""
     data_dir: Path = Path(".neon/agent")
@@ -78,4 +91,6 @@ class AgentConfig:
     join_token: str = ""
     ca_file: Path | None = None
     join: str = ""
+    registry_config: Path | None = None
+    registry_ca: Path | None = None
     insecure: bool = False

@@ -60,6 +60,7 @@ from neon.errors import NeonGridError
 from neon.model import Assignment, ComponentAssignment, InstanceReport
 from neon.observe import log
 from neon.observe.metrics import CONTENT_TYPE
+from neon.oci.registry import RegistryClient
 from neon.rpc.http import HttpServer, Request, Response
 from neon.rpc.servers import GuardedServer, SyncServer, create_sync_server, mark_serving
 from neon.security.authz import HTTP_READERS
@@ -80,7 +81,9 @@ class Agent:
         pool = PoolLimits(config.max_instances) if config.max_instances > 0 else None
         self.tiers = Tiers(config.cache_dir or config.data_dir / "compiled", pool, config.compiler)
         self.runtime = self.tiers.first
-        self.artifacts = ArtifactCache(config.data_dir / "artifacts")
+        # A node labelled to pull oci:// artifacts from their registry does; others fetch from the control plane.
+        registry = RegistryClient(config.registry_config, config.registry_ca) if config.pulls_from_registries else None
+        self.artifacts = ArtifactCache(config.data_dir / "artifacts", registry)
         self.desired = DesiredStateFile(config.data_dir / "desired.json")
         self.telemetry = Telemetry(config.name, __version__)
         self.notes = StatusNotes()
@@ -256,7 +259,7 @@ class Agent:
 
     def _execute(self, ins: Instruction) -> None:
         if isinstance(ins, Fetch):
-            self._spawn(self._fetch(ins.digest), f"fetch {ins.digest[:19]}")
+            self._spawn(self._fetch(ins.digest, ins.source), f"fetch {ins.digest[:19]}")
         elif isinstance(ins, Start):
             self._spawn(self._start(ins.key, ins.spec), f"start {ins.key}")
         elif isinstance(ins, Stop):
@@ -274,11 +277,9 @@ class Agent:
                 self._report = ins.instances
                 self.session.report_dirty.set()
 
-    async def _fetch(self, digest: str) -> None:
+    async def _fetch(self, digest: str, source: str) -> None:
         try:
-            if not await asyncio.to_thread(self.artifacts.verified, digest):
-                await self.artifacts.store(digest, self.session.fetch(digest))
-                _log.info("artifact fetched", artifact=digest)
+            await self.artifacts.obtain(digest, source, self.session.fetch)
         except grpc.aio.AioRpcError as err:
             self._feed(ArtifactFailed(digest, f"fetch failed: {err.details()}"))
         except NeonGridError as err:

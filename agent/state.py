@@ -80,6 +80,7 @@ Event = DesiredChanged | ArtifactFetched | ArtifactFailed | InstanceStarted | In
 @dataclass(frozen=True)
 class Fetch:
     digest: str
+    source: str = ""  # the oci:// reference it may be pulled from
 
 
 @dataclass(frozen=True)
@@ -233,7 +234,7 @@ class AgentState:
             status = self.artifacts.get(want.artifact)
             if status is None:
                 self.artifacts[want.artifact] = "fetching"
-                out.append(Fetch(want.artifact))
+                out.append(Fetch(want.artifact, want.source))
                 status = "fetching"
             if status == "fetching":
                 self.instances[key] = _Instance(want, "Fetching", f"fetching {want.artifact[:19]}")
@@ -259,7 +260,7 @@ class AgentState:
         status = self.artifacts.get(want.artifact)
         if status is None:
             self.artifacts[want.artifact] = "fetching"
-            out.append(Fetch(want.artifact))
+            out.append(Fetch(want.artifact, want.source))
             status = "fetching"
         if status == "fetching":
             inst.next_phase = "Fetching"

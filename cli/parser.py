@@ -160,6 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="compiled-artifact cache, shareable between agents (default DATA_DIR/compiled)",
     )
     p.add_argument(
+        "--registry-config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="registry credentials (docker config.json) for a node labelled neon-grid.dev/pull=registry, which "
+        "pulls oci:// artifacts from their registry itself",
+    )
+    p.add_argument("--registry-ca", type=Path, default=None, metavar="FILE", help="a CA bundle for private registries")
+    p.add_argument(
         "--join-token",
         default=os.environ.get("NEON_JOIN_TOKEN", ""),
         help="one-time token to join with when the node has no certificate yet (env NEON_JOIN_TOKEN)",

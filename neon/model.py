@@ -75,6 +75,7 @@ class ComponentAssignment:
     inputs: tuple[str, ...] = ()  # a fused artifact's input digests
     callers: tuple[str, ...] = ()  # nodes linked to it across nodes: whose forwarded calls it accepts
     http: HttpSpec = field(default_factory=HttpSpec)  # routes it serves at this node's front door
+    source: str = ""  # the pinned oci:// reference it was pulled from (a node labelled to pull fetches it there)
 
     def shape(self) -> tuple[Any, ...]:
         """What requires a restart when it changes (not the remote endpoints)."""
@@ -126,6 +127,7 @@ class Assignment:
                 }
                 | ({"callers": list(c.callers)} if c.callers else {})
                 | ({"http": asdict(c.http)} if c.http.enabled else {})
+                | ({"source": c.source} if c.source else {})
                 for c in self.components
             ],
         }
@@ -163,6 +165,7 @@ class Assignment:
                     inputs=tuple(c.get("inputs", ())),
                     callers=tuple(c.get("callers", ())),
                     http=_http(c["http"]) if "http" in c else HttpSpec(),
+                    source=c.get("source", ""),
                 )
                 for c in doc.get("components", ())
             ),

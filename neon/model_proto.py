@@ -56,6 +56,7 @@ def assignment_to_proto(a: Assignment) -> control_pb2.Assignment:
                 inputs=list(c.inputs),
                 callers=list(c.callers),
                 http=_http_to_proto(c.http) if c.http.enabled else None,
+                source=c.source,
             )
             for c in a.components
         ],
@@ -126,6 +127,7 @@ def assignment_from_proto(msg: control_pb2.Assignment) -> Assignment:
                 inputs=tuple(c.inputs),
                 callers=tuple(c.callers),
                 http=_http_from_proto(c.http) if c.HasField("http") else HttpSpec(),
+                source=c.source,
             )
             for c in msg.components
         ),

@@ -98,6 +98,8 @@ def agent(args: argparse.Namespace) -> int:
                 else ""
             ),
             ca_file=args.ca,
+            registry_config=args.registry_config,
+            registry_ca=args.registry_ca,
             join=args.join,
             insecure=args.insecure,
             http_listen=args.http_listen,

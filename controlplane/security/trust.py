@@ -81,4 +81,6 @@ async def for_assignment(doc: dict[str, Any], spec: AppSpec | None, store: Store
     for digest in inputs:
         signatures += (await store.artifacts.get_artifact(digest) or {}).get("signatures", [])
     trusted = trusted_for(spec, security)
-    return {**doc, "signatures": signatures, "inputs": inputs, "trusted_keys": trusted}
+    source = str(record.get("name", ""))
+    pulled = {"source": source} if source.startswith("oci://") else {}
+    return {**doc, "signatures": signatures, "inputs": inputs, "trusted_keys": trusted} | pulled

@@ -1689,8 +1689,13 @@ class ComponentAssignment(_message.Message):
     INPUTS_FIELD_NUMBER: _builtins.int
     CALLERS_FIELD_NUMBER: _builtins.int
     HTTP_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     artifact: _builtins.str
+    source: _builtins.str
+    """The pinned oci:// reference the artifact was pulled from; a node labelled neon-grid.dev/pull=registry
+    fetches it there (checked against the artifact's digest) instead of from the control plane.
+    """
     @_builtins.property
     def imports(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImportBinding]: ...
     @_builtins.property
@@ -1739,10 +1744,11 @@ class ComponentAssignment(_message.Message):
         inputs: _abc.Iterable[_builtins.str] | None = ...,
         callers: _abc.Iterable[_builtins.str] | None = ...,
         http: Global___HttpSettings | None = ...,
+        source: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["grants", b"grants", "http", b"http", "runtime", b"runtime"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "callers", b"callers", "fused_members", b"fused_members", "grants", b"grants", "http", b"http", "imports", b"imports", "inputs", b"inputs", "name", b"name", "runtime", b"runtime", "signatures", b"signatures", "trusted_keys", b"trusted_keys"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "callers", b"callers", "fused_members", b"fused_members", "grants", b"grants", "http", b"http", "imports", b"imports", "inputs", b"inputs", "name", b"name", "runtime", b"runtime", "signatures", b"signatures", "source", b"source", "trusted_keys", b"trusted_keys"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

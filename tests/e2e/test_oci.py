@@ -123,6 +123,27 @@ def test_push_sign_apply_by_tag_and_pin_the_digest(
     latest = neon_cli(cluster, "apply", "-f", str(allowed), "--allow-latest")
     assert latest.returncode == 0, latest.stderr
     assert _artifact(client, "parser", "latest") == parser_digest  # pinned to what latest was at apply
+
+    # A node labelled to pull fetches oci:// artifacts from the registry itself, checked against the digest.
+    config = registry.docker_config(tmp_path / "edge-2-docker" / "config.json")
+    labels = {"tier": "edge", "zone": "pulls", "neon-grid.dev/pull": "registry"}
+    extra = ["--registry-config", str(config), "--registry-ca", str(registry.ca)]
+    puller = cluster.add_agent("edge-2", labels, extra=extra)
+    direct = pair_manifest(
+        tmp_path,
+        ("name: log-analyzer", "name: direct"),
+        ("tier: edge", "zone: pulls"),
+        ("build/parser.wasm", f"{base}/parser:0.1.0"),
+        ("build/processor.wasm", f"{base}/processor:0.1.0"),
+        name="direct.yaml",
+    )
+    assert neon_cli(cluster, "apply", "-f", str(direct), "--wait").returncode == 0
+    assert client.invoke("direct", "processor", "process-batch", [[INFO, FATAL]])[0] == 2
+    pulled = _artifact(client, "parser", "direct")
+    lines = [line for line in puller.log_path.read_text().splitlines() if pulled in line]
+    assert any("artifact pulled from its registry" in line for line in lines), puller.tail(40)
+    assert not any("artifact fetched" in line or "registry pull failed" in line for line in lines), lines
+
     fault_report.append(
         f"OCI: pushed, signed as referrers, applied by tag and pinned; {len(refusals)} bad references refused at "
         "apply naming the component, the application unchanged"
