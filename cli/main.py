@@ -19,6 +19,8 @@
     neon token create [--ttl 1h] [--node N]   # a one-time join token for an agent
     neon keys create PATH                     # an ed25519 signing key (PATH and PATH.pub)
     neon sign ARTIFACT --key PATH             # writes ARTIFACT.sig
+    neon new NAME --lang python|js|c          # a component project (WIT, source, manifest, README)
+    neon build [DIR]                          # build it with the language's toolchain: DIR/build/NAME.wasm
     neon push FILE oci://REGISTRY/REPO:TAG [--sign-with KEY]   # to an OCI registry; name it in a manifest
 
 Every connection is mutual TLS with the PKI in --pki (env NEON_PKI, default
@@ -35,7 +37,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from cli.client import ControlClient
-from cli.commands import backup, config, daemons, invoke, offline, reads, writes
+from cli.commands import backup, config, daemons, invoke, offline, project, reads, writes
 from cli.contexts import Config
 from cli.options import control_client
 from cli.parser import DEFAULT_CONTROL, DEFAULT_PKI, build_parser
@@ -53,6 +55,8 @@ LOCAL: dict[str, Callable[[argparse.Namespace], int]] = {
     "keys": offline.keys,
     "sign": offline.sign,
     "push": offline.push,
+    "new": project.new,
+    "build": project.build,
     "backup": backup.run,  # create asks the control plane; restore works on files alone
     "config": config.run,
 }

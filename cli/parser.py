@@ -347,6 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("artifact", type=Path)
     p.add_argument("--key", type=Path, required=True, help="the ed25519 private key (neon keys create)")
 
+    p = sub.add_parser("new", help="a new component project: WIT, source, build file, manifest, README")
+    p.add_argument("name", help="the component's name (lowercase words joined by '-')")
+    p.add_argument("--lang", choices=["python", "js", "c"], required=True, help="the language of its source")
+    p.add_argument("--dir", type=Path, default=None, help="where to write it (default ./NAME)")
+
+    p = sub.add_parser("build", help="build a component project (its neon.yaml) into build/NAME.wasm")
+    p.add_argument("dir", nargs="?", type=Path, default=Path("."), help="the project (default .)")
+
     p = sub.add_parser("push", help="push a component to an OCI registry (the CNCF Wasm layout), optionally signed")
     p.add_argument("artifact", type=Path, help="the component (.wasm)")
     p.add_argument("reference", help="oci://REGISTRY/REPOSITORY:TAG")

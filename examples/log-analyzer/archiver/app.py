@@ -19,6 +19,25 @@ def _check_volume() -> None:
         raise RuntimeError("no /archive: grant the archiver a volume at /archive")
 
 
+# How much of the archive has been counted: (bytes, entries in them). An append reads only what was written
+# since (by this instance or any other), not the whole archive.
+_counted = (0, 0)
+
+
+def _entries() -> int:
+    global _counted
+    offset, count = _counted
+    size = os.path.getsize(ARCHIVE) if os.path.exists(ARCHIVE) else 0
+    if size < offset:  # the archive was replaced: count it again
+        offset, count = 0, 0
+    if size > offset:
+        with open(ARCHIVE, "rb") as archive:
+            archive.seek(offset)
+            count += archive.read(size - offset).count(b"\n")
+    _counted = (size, count)
+    return count
+
+
 class Archiver(exports.Archiver):
     def append(self, entries: list[LogEntry]) -> int:
         _check_volume()
@@ -26,8 +45,7 @@ class Archiver(exports.Archiver):
             for e in entries:
                 doc = {"timestamp": e.timestamp, "level": e.level.name, "source": e.source, "message": e.message}
                 out.write(json.dumps(doc) + "\n")
-        with open(ARCHIVE, encoding="utf-8") as archive:
-            return sum(1 for _ in archive)
+        return _entries()
 
     def counts(self) -> LevelCounts:
         _check_volume()

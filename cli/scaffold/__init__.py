@@ -1,0 +1,1 @@
+"""Component projects: what `neon new` writes (templates) and how `neon build` builds them."""
