@@ -22,7 +22,7 @@ def new(args: argparse.Namespace) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     print(f"created {root}/ ({args.lang}): {', '.join(sorted(made))}")
-    print(f"next: neon build {root} && neon apply -f {root}/app.yaml --wait")
+    print(f"next: neon build {root} && neon apply -f {root}/app.yaml --sign-with KEY --wait")
     print(f"      neon invoke {args.name} {args.name} greet '\"world\"'")
     return 0
 

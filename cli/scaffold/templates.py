@@ -164,7 +164,7 @@ A WebAssembly component ({lang}) for Neon Grid: `wit/world.wit` says what it exp
 
 ```bash
 neon build {name}                                   # with {toolchain}; writes build/{name}.wasm
-neon apply -f {name}/app.yaml --wait
+neon apply -f {name}/app.yaml --sign-with KEY --wait   # KEY: a publisher key the cluster trusts
 neon invoke {name} {name} greet '"world"'           # "hello, world!"
 
 # or through an OCI registry (./run dev runs one on 127.0.0.1:5000):

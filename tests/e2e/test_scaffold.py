@@ -27,7 +27,19 @@ def test_each_template_builds_applies_and_answers(cluster: Cluster, tmp_path: Pa
         done = neon_cli(cluster, "build", str(root), timeout=600)
         assert done.returncode == 0, done.stderr
         built[lang] = (root / "build" / f"{name}.wasm").stat().st_size
-        applied = neon_cli(cluster, "apply", "-f", str(root / "app.yaml"), "--wait", "--timeout", "300", timeout=330)
+        key = str(cluster.pki / "publisher.key")
+        applied = neon_cli(
+            cluster,
+            "apply",
+            "-f",
+            str(root / "app.yaml"),
+            "--sign-with",
+            key,
+            "--wait",
+            "--timeout",
+            "300",
+            timeout=330,
+        )
         assert applied.returncode == 0, applied.stdout + applied.stderr
         answer = neon_cli(cluster, "invoke", name, name, "greet", json.dumps(f"from {lang}"))
         assert answer.returncode == 0, answer.stderr
