@@ -27,6 +27,7 @@ from controlplane.security.admission import Admission
 from controlplane.security.identity import Security
 from controlplane.state.assignments import AssignmentHub
 from controlplane.state.blobs import BlobStore
+from controlplane.state.compaction import Compactor
 from controlplane.state.keys import APPS, MEMBERS, NODES
 from controlplane.state.leader import Election
 from controlplane.state.mirror import Mirror
@@ -178,6 +179,7 @@ class ControlPlane:
             asyncio.create_task(self.reconciler.watch(APPS), name="watch-apps"),
             asyncio.create_task(self.reconciler.watch(NODES), name="watch-nodes"),
             asyncio.create_task(self.reconciler.watch(MEMBERS), name="watch-members"),
+            asyncio.create_task(Compactor(self.store, self.config.compaction_interval).run(), name="compact-etcd"),
         ]
         self.reconciler.mark_dirty()
         await self.store.events.record(

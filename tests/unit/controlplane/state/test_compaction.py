@@ -1,0 +1,43 @@
+"""etcd's history compacted by the leader against a real etcd: revisions older than the one seen an interval
+ago are gone, newer ones (what a watch may resume from) are kept, and a second compaction of the same revision
+(another leader got there first) is no error."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aetcd
+import pytest
+
+from cli.devcluster.etcd_launcher import EtcdServer
+from controlplane.state.compaction import Compactor
+from controlplane.state.store import Store
+
+
+def test_the_history_before_the_previous_interval_is_compacted(tmp_path: Path) -> None:
+    async def run() -> None:
+        store = Store(etcd.url)
+        await store.connect()
+        try:
+            await store.client.put(b"/neon/x", b"0")
+            first = await store.revision()
+            for i in range(20):  # heartbeats and reports: history etcd would keep forever
+                await store.client.put(b"/neon/x", str(i).encode())
+            compactor = Compactor(store, interval=0.2)
+            task = asyncio.create_task(compactor.run())
+            for _ in range(200):  # the first interval remembers a revision, the second compacts to it
+                if compactor.compacted:
+                    break
+                await asyncio.sleep(0.05)
+            task.cancel()
+            assert compactor.compacted > first, "no compaction within 10 s"
+            with pytest.raises(aetcd.ClientError, match="compacted"):  # the history before it is gone
+                await store.client.compact(first)
+            assert (await store.client.get(b"/neon/x")).value == b"19"  # the data is not
+            await compactor.compact(compactor.compacted)  # again (another leader got there first): no error
+        finally:
+            await store.close()
+
+    with EtcdServer(tmp_path / "etcd") as etcd:
+        asyncio.run(run())
