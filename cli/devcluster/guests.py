@@ -276,13 +276,15 @@ def build_log_analyzer() -> dict[str, Path]:
 
 
 def _copy_changed(cached: Path, target: Path) -> Path:
-    """``target`` holds what ``cached`` holds (copied only when it differs)."""
+    """``target`` holds what ``cached`` holds (copied only when it differs; then the signatures beside the old
+    content, ``TARGET.sig``, are for other bytes and are removed, or the next upload would be refused)."""
     if (
         not target.exists()
         or target.stat().st_size != cached.stat().st_size
         or target.read_bytes() != cached.read_bytes()
     ):
         shutil.copyfile(cached, target)
+        target.with_name(target.name + ".sig").unlink(missing_ok=True)
     return target
 
 
