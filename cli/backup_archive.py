@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from controlplane.state.snapshot import FORMAT
 from neon.errors import InvalidArgument
+from neon.security.signing import file_digest
 
 MANIFEST, SNAPSHOT = "manifest.json", "etcd.db"
 _MANIFEST_LIMIT = 64 << 20
@@ -130,17 +131,9 @@ def find_blobs(wanted: dict[str, int], sources: list[Path]) -> dict[str, Path]:
             try:
                 if path.stat().st_size not in sizes:
                     continue
-                digest = "sha256:" + _sha256(path)
+                digest = file_digest(path)
             except OSError:
                 continue
             if digest in wanted and digest not in found:
                 found[digest] = path
     return found
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while data := f.read(1 << 20):
-            digest.update(data)
-    return digest.hexdigest()

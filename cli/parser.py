@@ -68,15 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         help="the join port, for agents joining with a token (default: the listen port + 1)",
     )
-    p.add_argument(
-        "--registry-config",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="credentials of the OCI registries oci:// artifacts are pulled from: a docker-style config.json "
-        "(default ~/.docker/config.json)",
-    )
-    p.add_argument("--registry-ca", type=Path, default=None, metavar="FILE", help="a CA bundle for private registries")
+    _registry_flags(p, "the OCI registries oci:// artifacts are pulled from")
     p.add_argument(
         "--trust-key",
         action="append",
@@ -159,15 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("NEON_COMPILED_CACHE", ""),
         help="compiled-artifact cache, shareable between agents (default DATA_DIR/compiled)",
     )
-    p.add_argument(
-        "--registry-config",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="registry credentials (docker config.json) for a node labelled neon-grid.dev/pull=registry, which "
-        "pulls oci:// artifacts from their registry itself",
-    )
-    p.add_argument("--registry-ca", type=Path, default=None, metavar="FILE", help="a CA bundle for private registries")
+    _registry_flags(p, "a node labelled neon-grid.dev/pull=registry, which pulls oci:// artifacts itself")
     p.add_argument(
         "--join-token",
         default=os.environ.get("NEON_JOIN_TOKEN", ""),
@@ -359,24 +343,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("artifact", type=Path, help="the component (.wasm)")
     p.add_argument("reference", help="oci://REGISTRY/REPOSITORY:TAG")
     p.add_argument("--sign-with", type=Path, default=None, metavar="KEY", help="attach a signature by this key")
-    p.add_argument(
-        "--registry-config",
-        type=Path,
-        default=Path(os.environ["NEON_REGISTRY_CONFIG"]) if os.environ.get("NEON_REGISTRY_CONFIG") else None,
-        metavar="FILE",
-        help="registry credentials: a docker-style config.json (env NEON_REGISTRY_CONFIG; default "
-        "~/.docker/config.json)",
-    )
-    p.add_argument(
-        "--registry-ca",
-        type=Path,
-        default=Path(os.environ["NEON_REGISTRY_CA"]) if os.environ.get("NEON_REGISTRY_CA") else None,
-        metavar="FILE",
-        help="a CA bundle for a registry with a private CA (env NEON_REGISTRY_CA)",
-    )
+    _registry_flags(p, "the registry pushed to")
     p.add_argument("--allow-latest", action="store_true", help="push to the tag latest")
 
     p = sub.add_parser("dev", help="run etcd, a control plane, two agents and the log analyzer locally")
     p.add_argument("--dir", type=Path, default=Path(".neon-dev"), help="state directory")
     p.add_argument("--once", action="store_true", help="stop after the demo instead of waiting for Ctrl-C")
     return parser
+
+
+def _registry_flags(p: argparse.ArgumentParser, whose: str) -> None:
+    """--registry-config and --registry-ca (env NEON_REGISTRY_CONFIG, NEON_REGISTRY_CA)."""
+    config, ca = os.environ.get("NEON_REGISTRY_CONFIG"), os.environ.get("NEON_REGISTRY_CA")
+    p.add_argument(
+        "--registry-config",
+        type=Path,
+        default=Path(config) if config else None,
+        metavar="FILE",
+        help=f"credentials of {whose}: a docker-style config.json (env NEON_REGISTRY_CONFIG; default "
+        "~/.docker/config.json)",
+    )
+    p.add_argument(
+        "--registry-ca",
+        type=Path,
+        default=Path(ca) if ca else None,
+        metavar="FILE",
+        help="a CA bundle for a registry with a private CA (env NEON_REGISTRY_CA)",
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 
 from neon.errors import InvalidArgument
@@ -50,8 +49,7 @@ def push(args: argparse.Namespace) -> int:
         raise InvalidArgument(f"{ref}: push to a tag; the registry gives the digest", field="reference")
     document = ""
     if args.sign_with is not None:
-        digest = "sha256:" + hashlib.sha256(args.artifact.read_bytes()).hexdigest()
-        document = signing.sign(signing.load_key(args.sign_with), digest).to_json()
+        document = signing.sign(signing.load_key(args.sign_with), signing.file_digest(args.artifact)).to_json()
     pushed = RegistryClient(args.registry_config, args.registry_ca).push(args.artifact, ref, document)
     print(f"pushed {args.artifact} ({pushed.layer_size} bytes, layer {pushed.layer_digest})")
     print(f"  {ref}")

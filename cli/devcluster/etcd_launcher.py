@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from cli.devcluster.processes import terminate
 from neon.errors import Unavailable
 from neon.security import pki
 
@@ -172,13 +173,7 @@ class EtcdServer:
         self.process = None
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         self.process = None
 
     def __enter__(self) -> EtcdServer:

@@ -185,8 +185,10 @@ def build_c_guest(wit: Path, world: str, sources: tuple[Path, ...]) -> Path:
 
 
 RUSTC = Path("/usr/bin/rustc")  # Debian's, with its wasm32 standard library (libstd-rust-dev-wasm32)
-RUST_FLAGS = ("--edition", "2021", "--target", "wasm32-unknown-unknown", "-O", "--crate-type", "cdylib")
-RUST_FLAGS += ("-C", "panic=abort", "-C", "strip=symbols")
+RUST_FLAGS: tuple[str, ...] = (
+    *("--edition", "2021", "--target", "wasm32-unknown-unknown", "-O", "--crate-type", "cdylib"),
+    *("-C", "panic=abort", "-C", "strip=symbols"),
+)
 
 
 def build_rust_guest(wit: Path, world: str, source: Path) -> Path:

@@ -84,6 +84,17 @@ class Child:
             self.process.wait()
 
 
+def terminate(process: subprocess.Popen[bytes] | None, grace: float = 10.0) -> None:
+    """SIGTERM a server we started, then SIGKILL after ``grace`` seconds; nothing when it is gone already."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def security_args(pki_dir: Path | None) -> list[str]:
     """The global flags for a PKI directory, or for plaintext when there is none."""
     return ["--pki", str(pki_dir)] if pki_dir is not None else ["--insecure"]

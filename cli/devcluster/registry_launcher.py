@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from cli.devcluster.etcd_launcher import free_port
+from cli.devcluster.processes import terminate
 from neon.errors import Unavailable
 from neon.security import pki
 
@@ -118,13 +119,7 @@ class RegistryServer:
             return ""
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
 
     def __enter__(self) -> RegistryServer:
         return self.start()

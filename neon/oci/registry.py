@@ -27,6 +27,7 @@ import requests
 
 from neon.errors import IntegrityError, InvalidArgument, NeonGridError, NotFound, PermissionDenied, Unavailable
 from neon.oci.reference import Reference
+from neon.security.signing import file_digest
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 INDEX = "application/vnd.oci.image.index.v1+json"
@@ -72,7 +73,7 @@ class RegistryClient:
         client, scheme = self._client(ref)
         with tempfile.TemporaryDirectory() as tmp:
             config = Path(tmp) / "config.json"
-            layer = "sha256:" + _sha256_file(wasm)
+            layer = file_digest(wasm)
             config.write_text(json.dumps({"architecture": "wasm", "os": "wasip2", "layerDigests": [layer]}))
             response = self._call(
                 ref,
@@ -387,11 +388,3 @@ def _fallback_tag(digest: str) -> str:
 
 def _digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while data := f.read(1 << 20):
-            digest.update(data)
-    return digest.hexdigest()

@@ -129,16 +129,21 @@ def signatures_beside(artifact: Path) -> list[str]:
     return [line for line in sig_file.read_text().splitlines() if line.strip()]
 
 
-def sign_file(artifact: Path, key: Ed25519PrivateKey) -> Signature:
-    """Sign a file and keep the signature in ``ARTIFACT.sig`` (one JSON document per line, one per key,
-    the newest last; past :data:`MAX_SIGNATURES` the oldest is dropped)."""
+def file_digest(path: Path) -> str:
+    """A file's content address, ``sha256:<hex>``, read a MiB at a time."""
     import hashlib
 
     hasher = hashlib.sha256()
-    with artifact.open("rb") as handle:
+    with path.open("rb") as handle:
         while data := handle.read(1 << 20):
             hasher.update(data)
-    sig = sign(key, f"sha256:{hasher.hexdigest()}")
+    return f"sha256:{hasher.hexdigest()}"
+
+
+def sign_file(artifact: Path, key: Ed25519PrivateKey) -> Signature:
+    """Sign a file and keep the signature in ``ARTIFACT.sig`` (one JSON document per line, one per key,
+    the newest last; past :data:`MAX_SIGNATURES` the oldest is dropped)."""
+    sig = sign(key, file_digest(artifact))
     out = artifact.with_name(artifact.name + ".sig")
     out.write_text("\n".join(with_signature(signatures_beside(artifact), sig, str(out))) + "\n")
     return sig
