@@ -403,6 +403,13 @@ def report(
         {
             "minutes": args.minutes,
             "processes": table,
+            "series": {  # every sample of every process: (seconds, RSS MiB, fds, threads), None while it was down
+                name: [
+                    (round(t), u.rss_mib, u.fds, u.threads) if (u := used.get(name)) else (round(t), None)
+                    for t, used, _ in samples
+                ]
+                for name in last[1]
+            },
             "instances": {n: [s[2].get(n) for s in samples] for n in last[2]},
             "calls": ledger.calls,
             "failures_by_cause": causes,
