@@ -53,6 +53,6 @@ def test_each_template_builds_applies_and_answers(cluster: Cluster, tmp_path: Pa
     assert nothing.returncode != 0 and "no neon.yaml" in nothing.stderr
     fault_report.append(
         "templates: "
-        + ", ".join(f"{lang} {size / 1e6:.1f} MB" for lang, size in built.items())
+        + ", ".join(f"{lang} {size / 1e3:,.0f} kB" for lang, size in built.items())
         + "; each built, applied and invoked through the CLI"
     )
