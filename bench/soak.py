@@ -44,13 +44,12 @@ from _results import save  # noqa: E402
 from _soak_parts import Caller, Ledger, Usage, growth, usage  # noqa: E402
 
 from cli.client import ControlClient  # noqa: E402
-from cli.devcluster.etcd_launcher import EtcdServer  # noqa: E402
+from cli.devcluster.etcd_launcher import EtcdServer, stable_port  # noqa: E402
 from cli.devcluster.guests import EXAMPLES, build_log_analyzer, build_python_guest  # noqa: E402
 from cli.devcluster.processes import Child, join_tokens, spawn_agent, spawn_controlplane  # noqa: E402
 from neon import manifest  # noqa: E402
 from neon.security import pki, signing  # noqa: E402
 from neon.security.tls import Credentials  # noqa: E402
-from tests.support.helpers import stable_port  # noqa: E402
 
 BASE = EXAMPLES / "log-analyzer"
 SAMPLE = (BASE / "sample.log").read_text()

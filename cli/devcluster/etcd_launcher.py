@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -36,6 +37,25 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def stable_port(host: str = "127.0.0.1") -> int:
+    """A free port below the kernel's ephemeral range, for a server restarted on the same port.
+
+    A port from the ephemeral range can be taken while the server is down by an outgoing
+    connection, even by a peer's redial of that very address (a TCP self-connect), and the
+    restart then fails to bind.
+    """
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(100):
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise Unavailable(f"no free port below {low} (the ephemeral range starts there)")
 
 
 def _scheme(pki_dir: Path | None) -> str:

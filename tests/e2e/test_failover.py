@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from cli.client import ControlClient
-from cli.devcluster.etcd_launcher import EtcdCluster, EtcdServer
+from cli.devcluster.etcd_launcher import EtcdCluster, EtcdServer, stable_port
 from cli.devcluster.guests import EXAMPLES
 from cli.devcluster.processes import Child, join_tokens, spawn_agent, spawn_controlplane
 from neon import __version__
@@ -21,7 +21,7 @@ from neon.errors import NeonGridError
 from neon.rpc.servers import CHANNEL_OPTIONS
 from neon.security import pki, signing
 from neon.security.tls import Credentials, sync_channel
-from tests.support.helpers import assert_eventually, pair_manifest, stable_port, wait_running
+from tests.support.helpers import assert_eventually, pair_manifest, wait_running
 
 pytestmark = pytest.mark.e2e
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from cli.devcluster.etcd_launcher import stable_port
 from cli.devcluster.guests import EXAMPLES
-from tests.support.helpers import Cluster, assert_eventually, pair_manifest, stable_port, wait_running
+from tests.support.helpers import Cluster, assert_eventually, pair_manifest, wait_running
 
 pytestmark = pytest.mark.e2e
 

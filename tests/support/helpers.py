@@ -6,9 +6,7 @@ import asyncio
 import functools
 import http.client
 import importlib.util
-import random
 import re
-import socket
 import ssl
 import subprocess
 import sys
@@ -423,25 +421,6 @@ def https_get(address: str, path: str, creds: Credentials | None, server_name: s
         ctx.verify_mode = ssl.CERT_NONE
     status, _, body = get(address, path, ctx, server_name)
     return status, body.decode()
-
-
-def stable_port(host: str = "127.0.0.1") -> int:
-    """A free port below the kernel's ephemeral range, for a server restarted on the same port.
-
-    A port from the ephemeral range can be taken while the server is down by an outgoing
-    connection, even by a peer's redial of that very address (a TCP self-connect), and the
-    restart then fails to bind.
-    """
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    for _ in range(100):
-        port = random.randrange(max(1024, low - 12000), low)
-        with socket.socket() as sock:
-            try:
-                sock.bind((host, port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError(f"no free port below {low}")
 
 
 def sample(text: str, name: str, **labels: str) -> float:
