@@ -53,3 +53,38 @@ def test_agent_cache_verifies_downloads_and_drops_corrupt_files(tmp_path: Path) 
     assert cache.verified(good)
     path.write_bytes(b"bit rot")
     assert not cache.verified(good) and not path.exists()
+
+
+def test_a_node_that_pulls_from_registries_pulls_checks_and_falls_back(tmp_path: Path) -> None:
+    """``obtain``: kept when verified; pulled when this node pulls and the registry holds the assigned digest;
+    fetched from the control plane otherwise, also when the registry fails or holds other bytes."""
+    from cli.devcluster.registry_launcher import RegistryServer
+    from neon.oci.reference import parse
+    from neon.oci.registry import RegistryClient
+
+    body, other = b"\0asm component bytes", b"\0asm other bytes"
+    wasm = tmp_path / "c.wasm"
+    fetched: list[str] = []
+
+    def fetch(digest: str) -> AsyncIterator[bytes]:
+        fetched.append(digest)
+        return _chunks(body)
+
+    with RegistryServer(tmp_path / "registry") as registry:
+        wasm.write_bytes(body)
+        pinned = str(RegistryClient().push(wasm, parse(f"oci://{registry.host}/c:1")).reference)
+        wasm.write_bytes(other)
+        elsewhere = str(RegistryClient().push(wasm, parse(f"oci://{registry.host}/other:1")).reference)
+        cache = ArtifactCache(tmp_path / "a", RegistryClient())
+        assert asyncio.run(cache.obtain(_digest(body), pinned, fetch)) == "pulled" and fetched == []
+        assert asyncio.run(cache.obtain(_digest(body), pinned, fetch)) == "kept"
+        cache.path(_digest(body)).unlink()
+        # The reference holds other bytes than the control plane assigned: refused, fetched instead.
+        assert asyncio.run(cache.obtain(_digest(body), elsewhere, fetch)) == "fetched" and len(fetched) == 1
+        cache.path(_digest(body)).unlink()
+    # The registry is gone: fetched from the control plane.
+    assert asyncio.run(cache.obtain(_digest(body), pinned, fetch)) == "fetched" and len(fetched) == 2
+    # A node that does not pull from registries never asks one.
+    plain = ArtifactCache(tmp_path / "b")
+    assert asyncio.run(plain.obtain(_digest(body), pinned, fetch)) == "fetched" and len(fetched) == 3
+    assert cache.verified(_digest(body)) and plain.verified(_digest(body))
