@@ -116,3 +116,30 @@ def growth(series: list[float]) -> float:
     window = max(1, len(series) // 5)
     early, late = sum(series[:window]) / window, sum(series[-window:]) / window
     return 100.0 * (late - early) / early if early else 0.0
+
+
+def connections(pids: dict[str, int]) -> dict[str, dict[str, int]]:
+    """Per process of ``pids``: its established TCP connections on loopback, counted by the process at the
+    other end (named from ``pids``; "soak" for this script, "other" for anyone else), from ``ss``."""
+    import os
+    import re
+    import subprocess
+
+    names = {pid: name for name, pid in pids.items()} | {os.getpid(): "soak"}
+    out = subprocess.run(["ss", "-tnpH", "state", "established"], capture_output=True, text=True).stdout
+    owner: dict[str, str] = {}
+    ends: list[tuple[str, str, str]] = []
+    for line in out.splitlines():
+        parts = line.split()
+        found = re.search(r"pid=(\d+)", line)
+        if len(parts) < 4 or found is None:
+            continue
+        local, remote = parts[2], parts[3]
+        name = names.get(int(found.group(1)), "other")
+        owner[local] = name
+        ends.append((name, local, remote))
+    counts: dict[str, dict[str, int]] = {}
+    for name, _local, remote in ends:
+        peer = owner.get(remote, "other")
+        counts.setdefault(name, {})[peer] = counts.setdefault(name, {}).get(peer, 0) + 1
+    return counts

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _results import save  # noqa: E402
-from _soak_parts import Caller, Ledger, Usage, growth, usage  # noqa: E402
+from _soak_parts import Caller, Ledger, Usage, connections, growth, usage  # noqa: E402
 
 from cli.client import ControlClient  # noqa: E402
 from cli.devcluster.etcd_launcher import EtcdServer, stable_port  # noqa: E402
@@ -302,6 +302,13 @@ def run(
         for caller in callers:
             caller.join(30)
     lost = losses(client, swaps)
+    try:  # whose sockets a control plane's fds are (a replica's count rises as clients move to it)
+        links = connections(soak.processes())
+    except (OSError, ValueError) as err:
+        links = {}
+        print(f"  (no connection list: {err})")
+    for name in sorted(n for n in links if n.startswith("cp-") or n == "etcd"):
+        print(f"  connections of {name}: " + ", ".join(f"{peer} {n}" for peer, n in sorted(links[name].items())))
     return report(args, ledger, samples, soak.restarts, lost)
 
 
