@@ -77,13 +77,11 @@ class Puller:
             documents = await asyncio.to_thread(client.signatures, artifact)
             new = checked_signatures(digest, documents, str(artifact.reference))
             interfaces = await asyncio.to_thread(describe, self.blobs.path(digest))
-        except (InvalidArgument, Untrusted) as err:
+        except NeonGridError as err:
             if fetched and known is None:
-                self.blobs.remove(digest)  # refused: nothing is left behind
-            raise InvalidArgument(f"{ref}: {err.message}", field="artifact") from None
-        except NeonGridError:
-            if fetched and known is None:
-                self.blobs.remove(digest)
+                self.blobs.remove(digest)  # refused or failed: nothing is left behind
+            if isinstance(err, (InvalidArgument, Untrusted)):
+                raise InvalidArgument(f"{ref}: {err.message}", field="artifact") from None
             raise
         name = str(artifact.reference)
         await self.store.artifacts.put_artifact(digest, name, artifact.layer_size, interfaces, merged(known, new))

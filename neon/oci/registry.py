@@ -70,7 +70,7 @@ class RegistryClient:
     def push(self, wasm: Path, ref: Reference, signature: str = "") -> Artifact:
         """Push ``wasm`` to ``ref`` (a tag); with ``signature`` (a signature document over the layer's digest)
         attach it as a referrer. Returns the pushed manifest, pinned."""
-        client, scheme = self._client(ref)
+        client, _ = self._client(ref)
         with tempfile.TemporaryDirectory() as tmp:
             config = Path(tmp) / "config.json"
             layer = file_digest(wasm)
@@ -96,7 +96,6 @@ class RegistryClient:
     def attach_signature(self, artifact: Artifact, document: str) -> None:
         """Push ``document`` as a referrer of ``artifact`` and list it in the referrers fallback index."""
         ref = artifact.reference
-        client, scheme = self._client(ref)
         body = document.encode()
         empty = b"{}"
         for blob in (body, empty):
