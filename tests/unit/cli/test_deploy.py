@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cli.devcluster.etcd_launcher import etcd_binary
+from cli.devcluster.etcd_launcher import TUNING, etcd_binary
 from cli.parser import build_parser
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
@@ -54,6 +54,7 @@ def _etcd_flags(argv: list[str]) -> None:
         "--client-cert-allowed-hostname=controlplane.neon-grid",
         "--peer-client-cert-auth",
         "--peer-cert-allowed-hostname=etcd.neon-grid",
+        *TUNING,  # the same tuning as the local etcd's, which the soak measured
     ):
         assert needed in argv, needed
 

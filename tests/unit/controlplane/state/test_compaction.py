@@ -1,6 +1,7 @@
 """etcd's history compacted by the leader against a real etcd: revisions older than the one seen an interval
 ago are gone, newer ones (what a watch may resume from) are kept, and a second compaction of the same revision
-(another leader got there first) is no error."""
+(another leader got there first) is no error. And the raft log etcd holds in memory is bounded: every etcd
+the project starts snapshots each 10,000 entries."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import aetcd
 import pytest
 
-from cli.devcluster.etcd_launcher import EtcdServer
+from cli.devcluster.etcd_launcher import TUNING, EtcdServer
 from controlplane.state.compaction import Compactor
 from controlplane.state.store import Store
 
@@ -41,3 +42,11 @@ def test_the_history_before_the_previous_interval_is_compacted(tmp_path: Path) -
 
     with EtcdServer(tmp_path / "etcd") as etcd:
         asyncio.run(run())
+
+
+def test_the_local_etcd_runs_with_the_memory_tuning(tmp_path: Path) -> None:
+    with EtcdServer(tmp_path / "etcd") as etcd:
+        assert etcd.process is not None
+        argv = Path(f"/proc/{etcd.process.pid}/cmdline").read_bytes().decode().split("\0")
+    assert "--snapshot-count=10000" in TUNING
+    assert [flag for flag in TUNING if flag not in argv] == [], f"etcd runs without its tuning: {argv}"
