@@ -41,8 +41,8 @@ class AgentConfig:
             insecure); empty: the listen host on any free port, registered with the control plane;
             ``off``: not served.
         capabilities: What this node offers components: ``volumes`` (granted directories),
-            ``wasi-filesystem``, ``wasi-sockets`` and ``wasi-http`` (the WASI interfaces; access is
-            still only what a component is granted).
+            ``wasi-filesystem``, ``wasi-sockets``, ``wasi-http``, ``wasi-config`` and ``wasi-keyvalue`` (the
+            WASI interfaces; access is still only what a component is granted).
         http_listen: Where the front door serves the routes of the HTTP components running here
             (``host:port``; empty: no front door on this node).
         http_cert: With ``http_key``, serve HTTPS with this certificate chain (PEM) instead of plain HTTP.
@@ -82,7 +82,14 @@ class AgentConfig:
     taints: tuple[str, ...] = ()
     metrics_interval: float = 5.0
     metrics_listen: str = ""
-    capabilities: tuple[str, ...] = ("volumes", "wasi-filesystem", "wasi-sockets", "wasi-http")
+    capabilities: tuple[str, ...] = (
+        "volumes",
+        "wasi-filesystem",
+        "wasi-sockets",
+        "wasi-http",
+        "wasi-config",
+        "wasi-keyvalue",
+    )
     http_listen: str = ""
     http_cert: Path | None = None
     http_key: Path | None = None

@@ -32,8 +32,9 @@ from agent.observe.metrics_report import metrics_report
 from agent.observe.rtt import RttProber
 from agent.observe.status_notes import StatusNotes
 from agent.observe.telemetry import PoolStats, Telemetry
+from agent.platform.kv_buckets import Buckets
+from agent.platform.secret_keeper import SecretKeeper
 from agent.runtime.allocator import PoolLimits
-from agent.runtime.denials import DenialLog, Incidents
 from agent.runtime.engine import Runtime
 from agent.runtime.pool import InstancePool
 from agent.runtime.tiering import Tiers
@@ -92,8 +93,13 @@ class Agent:
         self.router = Router(config.name, config.call_timeout, self.telemetry)
         self.linker = Linker(self.runtime, self.router, self.node, self.telemetry)
         volumes = config.data_dir / "volumes"
-        self.starter = Starter(self.artifacts, self.linker, self.telemetry, volumes, self._check_provenance)
         self.session = ControlSession(config, self._desired_changed, self._use_identity, self._status)
+        self.buckets = Buckets(config.data_dir / "kv", self.session.key_value)
+        self.starter = Starter(
+            self.artifacts, self.linker, self.telemetry, volumes, self._check_provenance, self.buckets
+        )
+        identity_dir = config.data_dir / "identity"
+        self.secrets = SecretKeeper(config.data_dir / "secrets", identity_dir / "seal.key", self.session.fetch_secrets)
         self.server_identity = ServerIdentity(self.session.identity.creds)
         self.prober = RttProber()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -121,6 +127,7 @@ class Agent:
         def register(server: GuardedServer) -> None:
             self.dataplane.add_to_server(server)
 
+        self.buckets.bind(asyncio.get_running_loop())
         identity = await self.session.join()
         self.router.creds = self.prober.creds = identity.creds
         self.server_identity = ServerIdentity(identity.creds)
@@ -204,6 +211,7 @@ class Agent:
         await self.prober.close()
         for pool in self.node.remove_all():
             pool.close()
+        self.buckets.close()
         self.tiers.close()
 
     def _spawn(self, coro: Any, name: str) -> None:
@@ -266,6 +274,8 @@ class Agent:
             if (served := self.front_door.remove(*ins.key)) is not None:
                 served.close()
             pool = self.node.remove(ins.key)
+            if ins.key not in self.state.desired:
+                self.secrets.forget(ins.key)
             if pool is not None:
                 pool.close()
                 _log.info("instance stopped", app=ins.key[0], component=ins.key[1])
@@ -289,22 +299,18 @@ class Agent:
 
     async def _start(self, key: Key, spec: ComponentAssignment) -> None:
         app, name = key
-
         loop = asyncio.get_running_loop()
 
         def report_soon() -> None:
             loop.call_soon_threadsafe(self.session.report_dirty.set)
 
-        denials = DenialLog(f"{app}/{name}", report_soon)
-        traps = self.notes.traps.get(key)
-        if traps is None:
-            traps = self.notes.traps[key] = Incidents(report_soon)
+        denials, traps, misses = self.notes.for_start(key, report_soon)
         sink = self.node.logs.sink(key)
-
-        hooks = Hooks.of(key, denials, sink, traps, self.telemetry)
+        hooks = Hooks.of(key, denials, sink, traps, self.telemetry, misses)
         runtime = self.tiers.start_on(spec.artifact)
         try:
-            pool, served = await asyncio.to_thread(self.starter.build, runtime, key, spec, hooks)
+            config = await self.secrets.config_for(key, spec)
+            pool, served = await asyncio.to_thread(self.starter.build, runtime, key, spec, hooks, config)
         except NeonGridError as err:
             _log.warning("instance failed to start", app=app, component=name, error=err.message)
             sink("agent", f"failed to start: {err.message}")
@@ -318,7 +324,7 @@ class Agent:
         self.notes.denials[key] = denials
         self._install(key, spec, pool, served)
         if (better := self.tiers.better_than(runtime)) is not None:
-            self._spawn(self._optimize(key, spec, hooks, better), f"optimize {app}/{name}")
+            self._spawn(self._optimize(key, spec, hooks, config, better), f"optimize {app}/{name}")
         sink("agent", f"running {spec.artifact[:19]} ({spec.runtime.mode}, {spec.runtime.instances} instance(s))")
         _log.info(
             "instance running",
@@ -339,7 +345,9 @@ class Agent:
         if replaced is not None:
             replaced.close()
 
-    async def _optimize(self, key: Key, spec: ComponentAssignment, hooks: Hooks, better: Runtime) -> None:
+    async def _optimize(
+        self, key: Key, spec: ComponentAssignment, hooks: Hooks, config: dict[str, str], better: Runtime
+    ) -> None:
         """Compile ``key``'s artifact with ``better`` in the background and move the component to that code,
         if it still runs ``spec`` then (:mod:`agent.runtime.tiering`)."""
 
@@ -348,7 +356,7 @@ class Agent:
             return inst is not None and inst.phase == "Running" and inst.spec == spec and inst.next is None
 
         try:
-            pool, served = await in_daemon_thread(self.starter.build, better, key, spec, hooks)
+            pool, served = await in_daemon_thread(self.starter.build, better, key, spec, hooks, config)
         except Exception as err:  # noqa: BLE001 - the component keeps running on the code it started with
             _log.warning("could not move to optimized code", app=key[0], component=key[1], error=str(err))
             return

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -16,8 +17,12 @@ from agent.http.component import HttpComponent
 from agent.http.wiring import http_component, http_host
 from agent.linking import Linker
 from agent.observe.telemetry import Telemetry
+from agent.platform.config_store import ConfigMisses, config_imports
+from agent.platform.kv_buckets import Buckets
+from agent.platform.kv_host import KeyValueHost, uses_keyvalue
 from agent.runtime.denials import DenialLog, Incidents
 from agent.runtime.engine import ComponentTemplate, Runtime
+from agent.runtime.glue import combined
 from agent.runtime.pool import InstancePool
 from neon.errors import CapabilityDenied, NeonGridError
 from neon.model import ComponentAssignment
@@ -59,16 +64,23 @@ async def in_daemon_thread(fn: Callable[..., T], *args: Any) -> T:
 
 @dataclass(frozen=True)
 class Hooks:
-    """Where one component's denials, output and traps go (the same for every build of it)."""
+    """Where one component's denials, output, traps and config misses go (the same for every build of it)."""
 
     denials: DenialLog
     sink: Callable[[str, str], None]
     on_trap: Callable[[NeonGridError], None]
     on_http_trap: Callable[[NeonGridError], str]
+    misses: ConfigMisses
 
     @classmethod
     def of(
-        cls, key: Key, denials: DenialLog, sink: Callable[[str, str], None], traps: Incidents, telemetry: Telemetry
+        cls,
+        key: Key,
+        denials: DenialLog,
+        sink: Callable[[str, str], None],
+        traps: Incidents,
+        telemetry: Telemetry,
+        misses: ConfigMisses,
     ) -> Hooks:
         """A trap is counted, kept as an incident (a denial is reported as one instead) and told to the log."""
         app, name = key
@@ -87,7 +99,7 @@ class Hooks:
                 return  # reported as a denial
             kept(err, "guest trapped")
 
-        return cls(denials, sink, on_trap, lambda err: kept(err, "guest trapped serving HTTP"))
+        return cls(denials, sink, on_trap, lambda err: kept(err, "guest trapped serving HTTP"), misses)
 
 
 class Starter:
@@ -100,7 +112,9 @@ class Starter:
         telemetry: Telemetry,
         volumes: Path,
         check_provenance: Callable[[str, ComponentAssignment], None],
+        buckets: Buckets,
     ) -> None:
+        self.buckets = buckets
         self.artifacts = artifacts
         self.linker = linker
         self.telemetry = telemetry
@@ -108,15 +122,23 @@ class Starter:
         self.check_provenance = check_provenance
 
     def build(
-        self, runtime: Runtime, key: Key, spec: ComponentAssignment, hooks: Hooks
+        self, runtime: Runtime, key: Key, spec: ComponentAssignment, hooks: Hooks, config: Mapping[str, str]
     ) -> tuple[InstancePool, HttpComponent | None]:
-        """The component's pool (warm) and its front-door place (None without routes), compiled by ``runtime``."""
+        """The component's pool (warm) and its front-door place (None without routes), compiled by ``runtime``;
+        ``config``: what its wasi:config/store gives (secrets' values resolved)."""
         app, name = key
         label = f"{app}/{name}"
         self.check_provenance(label, spec)  # before anything is compiled
         component = runtime.load(spec.artifact, self.artifacts.path(spec.artifact))
         imports = self.linker.link(app, name, spec, component, hooks.denials, runtime)
-        host = http_host(runtime, component, label, spec, hooks.denials, hooks.sink)
+        names = runtime.import_names(component)
+        imports |= config_imports(names, config, hooks.misses)
+        http = http_host(runtime, component, label, spec, hooks.denials, hooks.sink)
+        kv = None
+        if uses_keyvalue(names):
+            openers = {b.name: self.buckets.opener(app, name, b) for b in spec.buckets}
+            kv = KeyValueHost(runtime.engine, component, label, openers)
+        host = combined(http, kv)
         template = ComponentTemplate(
             runtime,
             component,
@@ -132,5 +154,5 @@ class Starter:
         meter = self.telemetry.component_meter(app, name)
         pool = InstancePool(template, hooks.on_trap, meter)
         pool.warm()
-        served = http_component(app, name, template, host, spec, hooks.on_http_trap, meter)
+        served = http_component(app, name, template, http, spec, hooks.on_http_trap, meter)
         return pool, served

@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "compile_tiers": ("compile_tiers.py", [], ["--lines", "500", "--rounds", "3"]),
     "control_reads": ("control_reads.py", [], ["--calls", "100"]),
     "control_invoke": ("control_invoke.py", [], ["--calls", "300"]),
+    "keyvalue": ("keyvalue.py", [], ["--times", "300", "--cluster-times", "50"]),
 }
 
 
@@ -224,7 +225,21 @@ def _control_invoke(r: dict[str, Any]) -> list[list[str]]:
     ]
 
 
+def _keyvalue(r: dict[str, Any]) -> list[list[str]]:
+    return [
+        [
+            f"(11) wasi:keyvalue {op}, {backend} bucket, from a guest",
+            f"{r[backend][f'guest_{op}_us']:.1f} us",
+            f"the store from Python {r[backend][f'direct_{op}_us']:.1f} us",
+            f"{r[backend][f'{op}_ratio']:.2f}x" + ("; target 3x" if (backend, op) == ("node", "get") else ""),
+        ]
+        for backend in ("node", "cluster")
+        for op in ("get", "set")
+    ]
+
+
 SUMMARIES: dict[str, Callable[[dict[str, Any]], list[list[str]]]] = {
+    "keyvalue": _keyvalue,
     "control_reads": _control_reads,
     "control_invoke": _control_invoke,
     "compile_tiers": _compile_tiers,

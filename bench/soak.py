@@ -45,7 +45,7 @@ from _soak_parts import Caller, Ledger, Usage, connections, growth, usage  # noq
 
 from cli.client import ControlClient  # noqa: E402
 from cli.devcluster.etcd_launcher import EtcdServer, stable_port  # noqa: E402
-from cli.devcluster.guests import EXAMPLES, build_log_analyzer, build_python_guest  # noqa: E402
+from cli.devcluster.guests import EXAMPLES, build_log_analyzer, build_python_guest, log_analyzer_wit  # noqa: E402
 from cli.devcluster.processes import Child, join_tokens, spawn_agent, spawn_controlplane  # noqa: E402
 from neon import manifest  # noqa: E402
 from neon.security import pki, signing  # noqa: E402
@@ -247,7 +247,10 @@ def main() -> int:
     args = parser.parse_args()
     built = build_log_analyzer()
     parser_v2 = build_python_guest(
-        BASE / "wit", "log-parser", ROOT / "tests" / "support" / "guests" / "parser-v2", extra_paths=(BASE / "shared",)
+        log_analyzer_wit(),
+        "log-parser",
+        ROOT / "tests" / "support" / "guests" / "parser-v2",
+        extra_paths=(BASE / "shared",),
     )
     with tempfile.TemporaryDirectory(prefix="neon-soak-") as tmp, cluster(Path(tmp)) as soak:
         paths = manifests(Path(tmp), built, parser_v2)

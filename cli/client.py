@@ -96,6 +96,7 @@ class ControlClient:
             [*CHANNEL_OPTIONS, ("grpc.service_config", _READ_RETRIES)],
         )
         self.stub = control_pb2_grpc.ControlStub(self.channel)
+        self._secrets = control_pb2_grpc.SecretsStub(self.channel)
 
     def close(self) -> None:
         self.channel.close()
@@ -162,6 +163,23 @@ class ControlClient:
     def apply(self, spec: AppSpec, allow_latest: bool = False) -> control_pb2.Application:
         request = control_pb2.ApplyApplicationRequest(manifest_yaml=spec.to_yaml(), allow_latest=allow_latest)
         return self.stub.ApplyApplication(request, timeout=max(self.timeout, 300.0))
+
+    @_translate
+    def put_secret(self, name: str, data: dict[str, str], replace: bool = False) -> control_pb2.SecretInfo:
+        request = control_pb2.PutSecretRequest(name=name, data=data, replace=replace)
+        return self._secrets.PutSecret(request, timeout=self.timeout)
+
+    @_translate
+    def list_secrets(self) -> list[control_pb2.SecretInfo]:
+        return list(self._secrets.ListSecrets(control_pb2.ListSecretsRequest(), timeout=self.timeout).secrets)
+
+    @_translate
+    def delete_secret(self, name: str) -> None:
+        self._secrets.DeleteSecret(control_pb2.DeleteSecretRequest(name=name), timeout=self.timeout)
+
+    @_translate
+    def rotate_secret_key(self) -> control_pb2.RotateSecretKeyResponse:
+        return self._secrets.RotateSecretKey(control_pb2.RotateSecretKeyRequest(), timeout=self.timeout)
 
     @_translate
     def rollback(self, name: str, generation: int = 0) -> control_pb2.Application:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from cli.client import ControlClient
-from cli.commands import backup, config, daemons, invoke, offline, project, reads, writes
+from cli.commands import backup, config, daemons, invoke, offline, project, reads, secret, writes
 from cli.contexts import Config
 from cli.options import control_client
 from cli.parser import DEFAULT_CONTROL, DEFAULT_PKI, build_parser
@@ -63,6 +63,7 @@ LOCAL: dict[str, Callable[[argparse.Namespace], int]] = {
 # Commands that talk to a control plane, through a client with the user's certificate.
 REMOTE: dict[str, Callable[[ControlClient, argparse.Namespace], int]] = {
     "token": writes.token,
+    "secret": secret.secret,
     "apply": writes.apply,
     "rollback": writes.rollback,
     "delete": writes.delete,

@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="NAME",
         help="what this node offers components, repeatable (default: volumes, wasi-filesystem, wasi-sockets, "
-        "wasi-http)",
+        "wasi-http, wasi-config, wasi-keyvalue)",
     )
     p.add_argument(
         "--http-listen",
@@ -321,6 +321,21 @@ def build_parser() -> argparse.ArgumentParser:
     q = tokens.add_parser("create", help="a token one agent can join with once")
     q.add_argument("--ttl", default="1h", help="how long it may be used: 90s, 30m, 1h, 2d (default 1h)")
     q.add_argument("--node", default="", help="only this node may join with it (also re-admits an existing node)")
+
+    p = sub.add_parser("secret", help="secrets components' config takes values from (encrypted at rest)")
+    secrets = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = secrets.add_parser(
+        "create", help="create secret NAME; with --replace, give it new keys and values (rolled out to its users)"
+    )
+    q.add_argument("name")
+    q.add_argument("--from-literal", action="append", default=[], metavar="KEY=VALUE", help="a key and its value")
+    q.add_argument("--from-file", action="append", default=[], metavar="KEY=PATH", help="a key and a file's text")
+    q.add_argument("--replace", action="store_true", help="replace an existing secret's keys and values")
+    q = secrets.add_parser("get", help="secrets' names, keys, versions and users (never a value)")
+    q.add_argument("name", nargs="?", default="")
+    q = secrets.add_parser("delete", help="delete a secret no application uses")
+    q.add_argument("name")
+    secrets.add_parser("rotate-key", help="a new data key: every secret is encrypted again with it")
 
     p = sub.add_parser("keys", help="ed25519 keys that sign components")
     keys = p.add_subparsers(dest="action", required=True, metavar="ACTION")

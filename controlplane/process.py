@@ -16,6 +16,7 @@ from controlplane.api.control import ControlServicer
 from controlplane.api.join import JoinServicer
 from controlplane.api.queries import Queries
 from controlplane.api.relay import Relay
+from controlplane.api.secrets import SecretsServicer
 from controlplane.api.web import Web
 from controlplane.config import ControlPlaneConfig
 from controlplane.placement import Placer
@@ -28,7 +29,7 @@ from controlplane.security.identity import Security
 from controlplane.state.assignments import AssignmentHub
 from controlplane.state.blobs import BlobStore
 from controlplane.state.compaction import Compactor
-from controlplane.state.keys import APPS, MEMBERS, NODES
+from controlplane.state.keys import APPS, MEMBERS, NODES, SECRETS
 from controlplane.state.leader import Election
 from controlplane.state.mirror import Mirror
 from controlplane.state.replication import BlobReplicator
@@ -42,7 +43,7 @@ from neon.rpc.reflection import add_reflection
 from neon.rpc.servers import add_join_port, create_server, mark_serving
 
 _log = log.get("neon.controlplane")
-SERVICES = ("neon.v1.Control", "neon.v1.AgentControl", "neon.v1.Join")
+SERVICES = ("neon.v1.Control", "neon.v1.AgentControl", "neon.v1.Join", "neon.v1.Secrets")
 # The nodes holding a lease, and the Unreachable ones with when they were found so (0: not yet).
 NodeSets = tuple[dict[str, NodeInfo], dict[str, tuple[NodeInfo, float]]]
 
@@ -53,7 +54,12 @@ class ControlPlane:
     def __init__(self, config: ControlPlaneConfig) -> None:
         self.config = config
         self.security = Security.load(config)
-        self.store = Store(config.etcd, tls=None if self.security.creds.plaintext else self.security.creds)
+        self.store = Store(
+            config.etcd,
+            tls=None if self.security.creds.plaintext else self.security.creds,
+            kek=self.security.secrets_kek,
+            no_kek=self.security.no_secrets,
+        )
         self.admission = Admission(self.store, self.security.ca, config.node_cert_ttl)
         self.blobs = BlobStore(config.data_dir / "blobs")
         self.placer = Placer(weights=config.placement_weights)
@@ -121,6 +127,7 @@ class ControlPlane:
             control_pb2_grpc.add_ControlServicer_to_server(ControlServicer(self), server)
             control_pb2_grpc.add_AgentControlServicer_to_server(AgentServicer(self), server)
             control_pb2_grpc.add_JoinServicer_to_server(JoinServicer(self), server)
+            control_pb2_grpc.add_SecretsServicer_to_server(SecretsServicer(self), server)
             add_reflection(server, [*SERVICES, "grpc.health.v1.Health"])
 
         self.server, self.port = create_server(
@@ -179,6 +186,7 @@ class ControlPlane:
             asyncio.create_task(self.reconciler.watch(APPS), name="watch-apps"),
             asyncio.create_task(self.reconciler.watch(NODES), name="watch-nodes"),
             asyncio.create_task(self.reconciler.watch(MEMBERS), name="watch-members"),
+            asyncio.create_task(self.reconciler.watch(SECRETS), name="watch-secrets"),  # a new version rolls out
             asyncio.create_task(Compactor(self.store, self.config.compaction_interval).run(), name="compact-etcd"),
         ]
         self.reconciler.mark_dirty()

@@ -80,6 +80,12 @@ class Conflict(NeonGridError):
     code = grpc.StatusCode.ABORTED
 
 
+class AlreadyExists(NeonGridError):
+    """An object of that name exists; the message says how to replace it, if that is what was meant."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
 class FailedPrecondition(NeonGridError):
     """The object is in a state that does not allow this; the message says what to change first."""
 

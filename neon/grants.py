@@ -32,6 +32,8 @@ class GrantSpec:
     interfaces: tuple[str, ...] | None = None
     # Where outbound HTTP (wasi:http/outgoing-handler) may go, Spin's patterns; empty: nowhere.
     outbound_hosts: tuple[str, ...] = ()
+    # The application's key-value buckets it may open through wasi:keyvalue; empty: none.
+    key_value: tuple[str, ...] = ()
 
 
 def grants_to_dict(grants: GrantSpec) -> dict[str, Any]:
@@ -42,6 +44,7 @@ def grants_to_dict(grants: GrantSpec) -> dict[str, Any]:
         }
         | ({"interfaces": list(grants.interfaces)} if grants.interfaces is not None else {})
         | ({"allowedOutboundHosts": list(grants.outbound_hosts)} if grants.outbound_hosts else {})
+        | ({"keyValue": list(grants.key_value)} if grants.key_value else {})
     )
 
 
@@ -57,7 +60,8 @@ def parse_grants(doc: Any, path: str) -> GrantSpec:
             "(['https://api.example.com']), or call other components through links",
             field=f"{path}.network",
         )
-    gr = mapping(doc, path, optional={"env", "volumes", "interfaces", "allowedOutboundHosts"})
+    gr = mapping(doc, path, optional={"env", "volumes", "interfaces", "allowedOutboundHosts", "keyValue"})
+    key_value = [dns_name(b, f"{path}.keyValue[{i}]") for i, b in enumerate(list_field(gr, "keyValue", path))]
     outbound = [
         parse_host_pattern(text, f"{path}.allowedOutboundHosts[{i}]").text
         for i, text in enumerate(list_field(gr, "allowedOutboundHosts", path))
@@ -103,4 +107,5 @@ def parse_grants(doc: Any, path: str) -> GrantSpec:
         volumes=tuple(volumes),
         interfaces=tuple(sorted(set(interfaces))) if interfaces is not None else None,
         outbound_hosts=tuple(dict.fromkeys(outbound)),
+        key_value=tuple(sorted(set(key_value))),
     )

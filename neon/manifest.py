@@ -19,6 +19,10 @@ A manifest is one YAML document per application::
             maxQueue: 64              # calls that may wait for an instance; more are refused
             memory: 64Mi              # linear memory per instance
             timeout: 5s               # per-call deadline
+          config:                     # what the guest reads through wasi:config/store
+            retention: "500"
+            token: {valueFrom: {secret: archive-creds, key: token}}   # `neon secret create`
+          secrets: {persist: true}    # optional: an agent restarted offline keeps the secret's values
           grants:                     # nothing else is visible to the guest
             env: {LOG_FORMAT: rfc3339}
             volumes:
@@ -46,6 +50,8 @@ from typing import Any, Callable
 import yaml
 
 from neon._validate import INTERFACE, dns_name, list_field, mapping, parse_duration
+from neon.bucket_spec import BucketSpec, buckets_to_list, parse_buckets
+from neon.config_spec import ConfigSpec, config_to_dict, parse_config
 from neon.errors import InvalidArgument, InvalidManifest
 from neon.grants import GrantSpec, grants_to_dict, parse_grants
 from neon.http_spec import HttpSpec, http_to_dict, parse_http
@@ -76,6 +82,7 @@ class ComponentSpec:
     runtime: RuntimeSpec = field(default_factory=RuntimeSpec)
     grants: GrantSpec = field(default_factory=GrantSpec)
     http: HttpSpec = field(default_factory=HttpSpec)  # routes served at the edge (none: not an HTTP component)
+    config: ConfigSpec = field(default_factory=ConfigSpec)  # what wasi:config/store gives it
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,13 @@ class AppSpec:
     components: tuple[ComponentSpec, ...]
     links: tuple[LinkSpec, ...] = ()
     trusted_keys: tuple[str, ...] = ()  # ed25519 publisher keys; empty: the cluster's trust policy
+    buckets: tuple[BucketSpec, ...] = ()  # key-value buckets its components may be granted
+
+    def bucket(self, name: str) -> BucketSpec:
+        for bucket in self.buckets:
+            if bucket.name == name:
+                return bucket
+        raise KeyError(name)
 
     def component(self, name: str) -> ComponentSpec:
         for comp in self.components:
@@ -152,11 +166,13 @@ class AppSpec:
                         "grants": grants_to_dict(c.grants),
                     }
                     | ({"http": http_to_dict(c.http)} if c.http.enabled else {})
+                    | config_to_dict(c.config)
                     for c in self.components
                 ],
                 "links": [_link_doc(ln) for ln in self.links],
             }
-            | ({"trustedKeys": list(self.trusted_keys)} if self.trusted_keys else {}),
+            | ({"trustedKeys": list(self.trusted_keys)} if self.trusted_keys else {})
+            | ({"buckets": buckets_to_list(self.buckets)} if self.buckets else {}),
         }
 
     def to_yaml(self) -> str:
@@ -216,7 +232,8 @@ def parse(doc: Any, *, require_digests: bool = True) -> AppSpec:
         raise InvalidManifest(f"kind must be {KIND!r}, got {top['kind']!r}", field="kind")
     meta = mapping(top["metadata"], "metadata", required={"name"}, optional={"labels"})
     name = dns_name(meta["name"], "metadata.name")
-    spec = mapping(top["spec"], "spec", required={"components"}, optional={"links", "trustedKeys"})
+    spec = mapping(top["spec"], "spec", required={"components"}, optional={"links", "trustedKeys", "buckets"})
+    buckets = parse_buckets(spec.get("buckets"), "spec.buckets")
     trusted = list_field(spec, "trustedKeys", "spec")
     for i, key in enumerate(trusted):
         try:
@@ -307,8 +324,13 @@ def parse(doc: Any, *, require_digests: bool = True) -> AppSpec:
         )
     _refuse_cycles(links)
     _refuse_ambiguous_routes(components)
+    _refuse_unknown_buckets(components, buckets)
     app = AppSpec(
-        name=name, components=tuple(components), links=tuple(links), trusted_keys=tuple(dict.fromkeys(trusted))
+        name=name,
+        components=tuple(components),
+        links=tuple(links),
+        trusted_keys=tuple(dict.fromkeys(trusted)),
+        buckets=buckets,
     )
     _refuse_impossible_links(app)
     return app
@@ -316,7 +338,10 @@ def parse(doc: Any, *, require_digests: bool = True) -> AppSpec:
 
 def _component(item: Any, path: str, require_digests: bool, names: set[str]) -> ComponentSpec:
     doc = mapping(
-        item, path, required={"name", "artifact"}, optional={"replicas", "placement", "runtime", "grants", "http"}
+        item,
+        path,
+        required={"name", "artifact"},
+        optional={"replicas", "placement", "runtime", "grants", "http", "config", "secrets"},
     )
     name = dns_name(doc["name"], f"{path}.name")
     artifact = doc["artifact"]
@@ -362,6 +387,7 @@ def _component(item: Any, path: str, require_digests: bool, names: set[str]) -> 
         runtime=runtime,
         grants=grants,
         http=http,
+        config=parse_config(doc.get("config"), doc.get("secrets"), path),
     )
 
 
@@ -379,6 +405,19 @@ def _refuse_ambiguous_routes(components: list[ComponentSpec]) -> None:
                         field=f"spec.components[{c}].http.routes[{r}]",
                     )
             seen.append((c, r, route))
+
+
+def _refuse_unknown_buckets(components: list[ComponentSpec], buckets: tuple[BucketSpec, ...]) -> None:
+    declared = {b.name for b in buckets}
+    for c, comp in enumerate(components):
+        for i, name in enumerate(comp.grants.key_value):
+            if name not in declared:
+                field = f"spec.components[{c}].grants.keyValue[{i}]"
+                raise InvalidManifest(
+                    f"{field}: bucket {name!r} is not declared; add it to spec.buckets "
+                    f"(declared: {', '.join(sorted(declared)) or 'none'})",
+                    field=field,
+                )
 
 
 def _refuse_impossible_links(app: AppSpec) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from neon.bucket_spec import BucketSpec
+from neon.config_spec import ConfigSpec, config_from_dict, config_to_dict
 from neon.grants import GrantSpec, VolumeGrant
 from neon.http_spec import HttpSpec
 from neon.runtime_spec import RuntimeSpec
@@ -76,6 +78,10 @@ class ComponentAssignment:
     callers: tuple[str, ...] = ()  # nodes linked to it across nodes: whose forwarded calls it accepts
     http: HttpSpec = field(default_factory=HttpSpec)  # routes it serves at this node's front door
     source: str = ""  # the pinned oci:// reference it was pulled from (a node labelled to pull fetches it there)
+    config: ConfigSpec = field(default_factory=ConfigSpec)  # what wasi:config/store gives it (secrets by reference)
+    # (secret, version) of every secret its config takes a value from: a changed secret is a new rollout
+    secret_versions: tuple[tuple[str, int], ...] = ()
+    buckets: tuple[BucketSpec, ...] = ()  # the key-value buckets it is granted (grants.keyValue), as declared
 
     def shape(self) -> tuple[Any, ...]:
         """What requires a restart when it changes (not the remote endpoints)."""
@@ -86,7 +92,18 @@ class ComponentAssignment:
             self.grants.interfaces,
             self.grants.outbound_hosts,
         )
-        return (self.artifact, links, self.runtime, grants, self.signatures, self.trusted_keys, self.http)
+        return (
+            self.artifact,
+            links,
+            self.runtime,
+            grants,
+            self.signatures,
+            self.trusted_keys,
+            self.http,
+            self.config,
+            self.secret_versions,
+            self.buckets,
+        )
 
 
 @dataclass(frozen=True)
@@ -128,6 +145,9 @@ class Assignment:
                 | ({"callers": list(c.callers)} if c.callers else {})
                 | ({"http": asdict(c.http)} if c.http.enabled else {})
                 | ({"source": c.source} if c.source else {})
+                | config_to_dict(c.config)
+                | ({"secret_versions": dict(c.secret_versions)} if c.secret_versions else {})
+                | ({"buckets": [asdict(b) for b in c.buckets]} if c.buckets else {})
                 for c in self.components
             ],
         }
@@ -166,6 +186,9 @@ class Assignment:
                     callers=tuple(c.get("callers", ())),
                     http=_http(c["http"]) if "http" in c else HttpSpec(),
                     source=c.get("source", ""),
+                    config=config_from_dict(c),
+                    secret_versions=tuple(sorted((k, int(v)) for k, v in c.get("secret_versions", {}).items())),
+                    buckets=tuple(BucketSpec(**b) for b in c.get("buckets", ())),
                 )
                 for c in doc.get("components", ())
             ),
@@ -188,6 +211,8 @@ class InstanceReport:
     traps: int = 0  # calls that trapped (each discarded its instance)
     last_trap: str = ""
     last_trap_id: str = ""  # the incident id the agent's log line carries
+    config_misses: int = 0  # asks through wasi:config/store for keys its config does not give
+    missed_config: str = ""  # those keys, comma-separated (the first 20)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -8,6 +8,8 @@ from typing import Any
 from google.protobuf import json_format
 
 from neon._proto import control_pb2
+from neon.bucket_spec import BucketSpec
+from neon.config_spec import ConfigSpec, SecretRef
 from neon.grants import GrantSpec, VolumeGrant
 from neon.http_spec import HttpSpec
 from neon.model import Assignment, ComponentAssignment, Event, ImportBinding, InstanceReport, NodeInfo
@@ -57,9 +59,33 @@ def assignment_to_proto(a: Assignment) -> control_pb2.Assignment:
                 callers=list(c.callers),
                 http=_http_to_proto(c.http) if c.http.enabled else None,
                 source=c.source,
+                config=_config_to_proto(c.config, c.secret_versions) if not c.config.empty else None,
+                buckets=[
+                    control_pb2.Bucket(
+                        name=b.name, backend=b.backend, max_value_bytes=b.max_value_bytes, max_bytes=b.max_bytes
+                    )
+                    for b in c.buckets
+                ],
             )
             for c in a.components
         ],
+    )
+
+
+def _config_to_proto(spec: ConfigSpec, versions: tuple[tuple[str, int], ...]) -> control_pb2.ConfigSettings:
+    return control_pb2.ConfigSettings(
+        values=dict(spec.values),
+        secrets=[control_pb2.SecretRef(key=r.key, secret=r.secret, secret_key=r.secret_key) for r in spec.secrets],
+        persist_secrets=spec.persist_secrets,
+        secret_versions=dict(versions),
+    )
+
+
+def _config_from_proto(m: control_pb2.ConfigSettings) -> ConfigSpec:
+    return ConfigSpec(
+        values=tuple(sorted(m.values.items())),
+        secrets=tuple(sorted((SecretRef(r.key, r.secret, r.secret_key) for r in m.secrets), key=lambda r: r.key)),
+        persist_secrets=m.persist_secrets,
     )
 
 
@@ -128,6 +154,9 @@ def assignment_from_proto(msg: control_pb2.Assignment) -> Assignment:
                 callers=tuple(c.callers),
                 http=_http_from_proto(c.http) if c.HasField("http") else HttpSpec(),
                 source=c.source,
+                config=_config_from_proto(c.config) if c.HasField("config") else ConfigSpec(),
+                secret_versions=tuple(sorted(c.config.secret_versions.items())),
+                buckets=tuple(BucketSpec(b.name, b.backend, b.max_value_bytes, b.max_bytes) for b in c.buckets),
             )
             for c in msg.components
         ),
@@ -174,6 +203,8 @@ def report_to_proto(r: InstanceReport) -> control_pb2.InstanceStatus:
         traps=r.traps,
         last_trap=r.last_trap,
         last_trap_id=r.last_trap_id,
+        config_misses=r.config_misses,
+        missed_config=r.missed_config,
     )
 
 
@@ -191,6 +222,8 @@ def report_from_proto(msg: control_pb2.InstanceStatus) -> InstanceReport:
         traps=msg.traps,
         last_trap=msg.last_trap[:500],
         last_trap_id=msg.last_trap_id if _INCIDENT.match(msg.last_trap_id) else "",
+        config_misses=msg.config_misses,
+        missed_config=msg.missed_config[:2000],
     )
 
 

@@ -80,6 +80,41 @@ def probe_wasm() -> Path:
 
 
 @pytest.fixture(scope="session")
+def settings_guests() -> dict[str, Path]:
+    """tests/support/guests/settings, reading wasi:config/store: Python (componentize-py) and JavaScript
+    (componentize-js), built against the WIT Spin 3 ships."""
+    from cli.devcluster.guests import build_js_guest, build_python_guest, cache_dir
+    from cli.devcluster.wasi_wit import with_wasi
+
+    root = GUESTS / "settings"
+    wit = with_wasi(root / "wit", cache_dir())
+    return {
+        "python": build_python_guest(wit, "settings", root / "py"),
+        "js": build_js_guest(wit, "settings", root / "settings.js"),
+    }
+
+
+@pytest.fixture(scope="session")
+def kv_guest() -> Path:
+    """tests/support/guests/kv-probe (Python, componentize-py): wasi:keyvalue store, atomics and batch."""
+    from cli.devcluster.guests import build_python_guest, cache_dir
+    from cli.devcluster.wasi_wit import with_wasi
+
+    root = GUESTS / "kv-probe"
+    return build_python_guest(with_wasi(root / "wit", cache_dir()), "kv-probe", root / "py")
+
+
+@pytest.fixture(scope="session")
+def kv_js_guest() -> Path:
+    """tests/support/guests/kv-probe's kv-basic world in JavaScript (componentize-js): get, set, increment."""
+    from cli.devcluster.guests import build_js_guest, cache_dir
+    from cli.devcluster.wasi_wit import with_wasi
+
+    root = GUESTS / "kv-probe"
+    return build_js_guest(with_wasi(root / "wit", cache_dir()), "kv-basic", root / "kv.js")
+
+
+@pytest.fixture(scope="session")
 def sink_guests() -> dict[str, Path]:
     """The kitchen-sink exporter (JavaScript, componentize-js) and importer (Python, componentize-py)."""
     from cli.devcluster.guests import build_js_guest, build_python_guest
@@ -94,10 +129,10 @@ def sink_guests() -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def parser_v2() -> Path:
     """A second version of the example's parser (accepts FATAL), for hot swaps."""
-    from cli.devcluster.guests import EXAMPLES, build_python_guest
+    from cli.devcluster.guests import EXAMPLES, build_python_guest, log_analyzer_wit
 
-    base = EXAMPLES / "log-analyzer"
-    return build_python_guest(base / "wit", "log-parser", GUESTS / "parser-v2", extra_paths=(base / "shared",))
+    shared = EXAMPLES / "log-analyzer" / "shared"
+    return build_python_guest(log_analyzer_wit(), "log-parser", GUESTS / "parser-v2", extra_paths=(shared,))
 
 
 @pytest.fixture(scope="session")

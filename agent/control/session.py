@@ -242,6 +242,23 @@ class ControlSession:
         except grpc.aio.AioRpcError as err:
             _log.warning("metrics report failed", code=err.code().name, error=err.details())
 
+    async def fetch_secrets(self, app: str, component: str) -> tuple[dict[str, str], dict[str, int]]:
+        """The values of the secrets ``app/component``'s config references (config key -> value), and their
+        versions; only over mutual TLS, for a component assigned to this node."""
+        request = control_pb2.FetchSecretsRequest(node=self.config.name, app=app, component=component)
+        reply = await self.control.FetchSecrets(request, timeout=10)
+        return dict(reply.values), dict(reply.versions)
+
+    async def key_value(
+        self, app: str, component: str, bucket: str, op: str, **fields: Any
+    ) -> control_pb2.KeyValueResponse:
+        """One operation on a cluster bucket (``fields``: keys, values, delta, cursor, version). While the control
+        plane is being reconnected to, the call waits for the channel (it is sent once, when it can be)."""
+        request = control_pb2.KeyValueRequest(
+            node=self.config.name, app=app, component=component, bucket=bucket, op=op, **fields
+        )
+        return await self.control.KeyValue(request, timeout=10, wait_for_ready=True)
+
     async def fetch(self, digest: str) -> AsyncIterator[bytes]:
         """An artifact's bytes from the control plane's blob store, chunk by chunk."""
         stream = self.control.FetchArtifact(control_pb2.FetchArtifactRequest(digest=digest), timeout=300)

@@ -18,12 +18,12 @@ import wasmtime
 from wasmtime import component as wc
 from wasmtime.component import ResourceType
 
-from agent.http.glue import HostTrap, Table, add_func, dtor, using
 from agent.http.implementations import HostContext, implementations
 from agent.http.messages import IncomingRequest, Responder, ResponseOutparam
 from agent.http.outbound import Outbound
 from agent.runtime.denials import WASI_GATES, DenialLog
 from agent.runtime.engine import FunctionRef
+from agent.runtime.glue import HostTrap, Table, add_func, dtor, using
 from neon.errors import ComponentError
 from neon.http_spec import HANDLER
 

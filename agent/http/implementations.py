@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.http import messages as m
-from agent.http.glue import Impl, current
 from agent.http.outbound import Outbound, OutgoingRequest, RequestOptions
 from agent.http.streams import InputStream, OutputStream, Pollable, ok, poll
+from agent.runtime.glue import Impl, current
 
 IO_ERROR, POLL, STREAMS = "wasi:io/error", "wasi:io/poll", "wasi:io/streams"
 CLOCK, TYPES, OUTGOING = "wasi:clocks/monotonic-clock", "wasi:http/types", "wasi:http/outgoing-handler"

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 from wasmtime.component import Variant
 
-from agent.http.glue import HostTrap
 from agent.http.streams import InputStream, OutputStream, Source, err, ok
+from agent.runtime.glue import HostTrap
 
 _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 FORBIDDEN = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "host"})

@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 import urllib3
 from wasmtime.component import Variant
 
-from agent.http.glue import HostTrap
 from agent.http.messages import Fields, IncomingBody, header_error
 from agent.http.streams import Buffered, OutputStream, Pollable, err, ok
+from agent.runtime.glue import HostTrap
 from neon.outbound_hosts import HostPattern, allowed
 
 MAX_RESPONSE = 16 << 20

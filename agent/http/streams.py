@@ -13,7 +13,7 @@ from typing import Any, Callable, Protocol
 
 from wasmtime.component import Variant
 
-from agent.http.glue import HostTrap
+from agent.runtime.glue import HostTrap
 
 CHUNK = 64 << 10  # what check-write offers, and the most a read hands back at once
 

@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -27,13 +28,18 @@ from cli.devcluster.guests import EXAMPLES, build_log_analyzer
 from cli.devcluster.processes import Child, join_tokens, spawn_agent, spawn_controlplane
 from cli.devcluster.registry_launcher import RegistryServer, registry_binary
 from cli.render import describe_app
+from neon import manifest
 from neon.errors import NeonGridError, Unavailable
 from neon.security import pki, signing
 from neon.security.tls import Credentials
 
-AGENTS = {"edge-1": {"tier": "edge", "zone": "factory-a"}, "cloud-1": {"tier": "cloud", "zone": "eu-west"}}
+AGENTS = {
+    "edge-1": {"tier": "edge", "zone": "factory-a"},
+    "cloud-1": {"tier": "cloud", "zone": "eu-west"},
+    "cloud-2": {"tier": "cloud", "zone": "eu-central"},  # where the archiver moves to, its counts with it
+}
 # Each agent's front door (HTTP for the wasi:http components placed on it), on loopback.
-FRONT_DOORS = {"edge-1": "127.0.0.1:8080", "cloud-1": "127.0.0.1:8081"}
+FRONT_DOORS = {"edge-1": "127.0.0.1:8080", "cloud-1": "127.0.0.1:8081", "cloud-2": "127.0.0.1:8082"}
 # A development cluster starts on Winch's code (the log analyzer's artifacts and its fused group compile 3 to 5
 # times faster, and its guests answer alike: bench/compile_tiers.py) and moves to Cranelift's as it is made in
 # the background (agent/runtime/tiering.py); production agents default to Cranelift.
@@ -110,8 +116,7 @@ def run_dev(state_dir: Path, once: bool = False) -> int:
             _say("")
             _say(f"• POST {edge.http_url}/logs (the sample log) -> {status} {answer.strip()}")
             _say(f"  ({took:.1f} ms: parsed inside the fused component on edge-1, archived over gRPC in the cloud)")
-            counts, node = client.invoke("log-analyzer", "archiver", "counts", [])
-            _say(f"• archiver.counts on {node}: " + ", ".join(f"{level} {n}" for level, n in counts.items()))
+            _show_archiver_move(client)
             curl = f"curl --data-binary @{_shown(sample)} {edge.http_url}/logs"
         _say("")
         contexts = Config.load()
@@ -178,6 +183,33 @@ def _free(address: str) -> str:
         except OSError:
             return f"{host}:0"
     return address
+
+
+def _show_archiver_move(client: ControlClient) -> None:
+    """The archiver's configured retention and its counts (in the cluster bucket ``counts``), then the archiver
+    moved to the other cloud node (a new generation) and its counts read there: the same."""
+    base = EXAMPLES / "log-analyzer"
+    spec = client.resolve_artifacts(manifest.load((base / "app.yaml").read_text(), require_digests=False), base)
+    retention = dict(spec.component("archiver").config.values).get("retention", "unlimited")
+    counts, node = client.invoke("log-analyzer", "archiver", "counts", [])
+    shown = ", ".join(f"{level} {n}" for level, n in counts.items())
+    _say(f"• archiver on {node}: retention {retention} entries (its config), counts {shown} (bucket counts, etcd)")
+    other = next(n for n, labels in AGENTS.items() if labels["tier"] == "cloud" and n != node)
+    archiver = spec.component("archiver")
+    placement = replace(archiver.placement, node_selector={"tier": "cloud", "zone": AGENTS[other]["zone"]})
+    moved = replace(
+        spec, components=tuple(replace(c, placement=placement) if c is archiver else c for c in spec.components)
+    )
+    generation = client.apply(moved).generation
+
+    def there() -> bool:
+        comp = next(c for c in client.get_app("log-analyzer").components if c.name == "archiver")
+        return [(r.node, r.state) for r in comp.replicas] == [(other, "Running")]
+
+    _wait(there, 120, f"the archiver to run on {other}")
+    counts, node = client.invoke("log-analyzer", "archiver", "counts", [])
+    shown = ", ".join(f"{level} {n}" for level, n in counts.items())
+    _say(f"• moved the archiver to {node} (generation {generation}): counts {shown}, the same")
 
 
 def _post(url: str, body: bytes) -> tuple[int, str]:

@@ -292,14 +292,20 @@ def build_hello_http_c() -> Path:
     return build_c_guest(with_wasi(root / "wit", cache_dir()), "hello", (root / "hello.c", cabi))
 
 
+def log_analyzer_wit() -> Path:
+    """The log analyzer's WIT with the WASI packages it imports (the archiver reads wasi:config)."""
+    return with_wasi(EXAMPLES / "log-analyzer" / "wit", cache_dir())
+
+
 def build_log_analyzer() -> dict[str, Path]:
     """Build the log analyzer's components into ``examples/log-analyzer/build``."""
     base = EXAMPLES / "log-analyzer"
     build = base / "build"
     build.mkdir(exist_ok=True)
+    wit = log_analyzer_wit()
 
     def build_one(name: str) -> Path:
-        cached = build_python_guest(base / "wit", f"log-{name}", base / name, extra_paths=(base / "shared",))
+        cached = build_python_guest(wit, f"log-{name}", base / name, extra_paths=(base / "shared",))
         return _copy_changed(cached, build / f"{name}.wasm")
 
     def build_gateway() -> Path:
@@ -334,12 +340,12 @@ def build_log_analyzer_native() -> dict[str, Path]:
     language runtime inside: what a boundary costs without componentize-py's
     bindings on either side of it.
     """
-    base = EXAMPLES / "log-analyzer"
-    native = base / "native"
+    native = EXAMPLES / "log-analyzer" / "native"
+    wit = log_analyzer_wit()
     common = (native / "logline.c", native / "cabi.c")
     built = {
-        name: build_c_guest(base / "wit", f"log-{name}", (native / f"{name}.c", *common))
+        name: build_c_guest(wit, f"log-{name}", (native / f"{name}.c", *common))
         for name in ("parser", "processor", "monolith")
     }
-    built["parser-rust"] = build_rust_guest(base / "wit", "log-parser", native / "parser.rs")
+    built["parser-rust"] = build_rust_guest(wit, "log-parser", native / "parser.rs")
     return built

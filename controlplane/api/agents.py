@@ -7,12 +7,13 @@ import time
 from dataclasses import replace
 from typing import Any, AsyncIterator
 
+from controlplane.api.keyvalue import Grants, assigned_component, key_value
 from controlplane.api.plane import Plane
 from controlplane.reconcile.events import new_event
 from controlplane.security.trust import for_assignment
 from neon._proto import control_pb2, control_pb2_grpc
 from neon._validate import NAME as NAME_PATTERN
-from neon.errors import InvalidArgument, NeonGridError, NotFound
+from neon.errors import InvalidArgument, NeonGridError, NotFound, PermissionDenied
 from neon.model import Assignment, NodeInfo
 from neon.model_proto import assignment_to_proto, report_from_proto
 from neon.observe import log
@@ -33,6 +34,7 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
         # node -> the lease it registered with here, checked once in etcd: a heartbeat with it needs only
         # the lease refresh (which fails for a lease revoked by a newer registration, wherever that was).
         self._leases: dict[str, NodeInfo] = {}
+        self._grants = Grants()  # the components' bucket grants, read at most once a second
 
     @edge
     async def Register(self, request: control_pb2.RegisterRequest, context: Context) -> control_pb2.RegisterResponse:
@@ -193,6 +195,38 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
         cert = await self.cp.admission.renew(request.name, peer.serial, request.csr_pem)
         _log.info("node certificate renewed", node=request.name, old_serial=peer.serial)
         return control_pb2.RenewCertificateResponse(cert_pem=cert)
+
+    @edge
+    async def FetchSecrets(
+        self, request: control_pb2.FetchSecretsRequest, context: Context
+    ) -> control_pb2.FetchSecretsResponse:
+        """The values of the secrets a component assigned to the calling node references (the call guard has
+        checked that the certificate is the node's); over mutual TLS only."""
+        if not peer_of(context).authenticated:
+            raise PermissionDenied(
+                "secrets are given only over mutual TLS, to the certificate of the node that runs them"
+            )
+        comp = await assigned_component(self.cp.store, request.node, request.app, request.component, "secrets")
+        values: dict[str, str] = {}
+        versions: dict[str, int] = {}
+        for ref in comp.config.secrets:
+            data, versions[ref.secret] = await self.cp.store.secrets.values(ref.secret)
+            if ref.secret_key not in data:
+                raise NotFound(
+                    f"secret {ref.secret} has no key {ref.secret_key!r} any more; {request.app}/{request.component} "
+                    "needs it for its config key " + ref.key,
+                    kind="secret key",
+                    name=ref.secret_key,
+                )
+            values[ref.key] = data[ref.secret_key]
+        _log.info(
+            "secrets given", node=request.node, app=request.app, component=request.component, secrets=sorted(versions)
+        )
+        return control_pb2.FetchSecretsResponse(values=values, versions=versions)
+
+    @edge
+    async def KeyValue(self, request: control_pb2.KeyValueRequest, context: Context) -> control_pb2.KeyValueResponse:
+        return await key_value(self.cp.store, request, self._grants)
 
     @edge
     async def FetchArtifact(

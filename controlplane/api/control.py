@@ -10,6 +10,7 @@ from typing import AsyncIterator
 
 from controlplane.api.plane import Plane
 from controlplane.api.queries import find_component, status_docs
+from controlplane.api.secrets import referenced_secrets
 from controlplane.reconcile.events import new_event
 from controlplane.reconcile.plan import explain
 from controlplane.security.trust import check_app, checked_signatures, merged
@@ -81,7 +82,8 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         if any(c.http.enabled for c in spec.components):
             check_route_claims(spec, [record.spec for record in await self.cp.store.list_apps()])
         check_app(spec, records, self.cp.security)
-        record = await self.cp.store.put_app(spec, capabilities)
+        guards = await referenced_secrets(spec, self.cp.store.secrets)
+        record = await self.cp.store.put_app(spec, capabilities, guards)
         await self.cp.store.events.record(
             new_event(
                 "Applied",

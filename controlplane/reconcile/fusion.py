@@ -12,9 +12,12 @@ A group that cannot be fused says why, and its links stay host-linked.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from controlplane.placement import Placement
 from controlplane.state.world import Group
-from neon.manifest import AppSpec
+from neon.config_spec import ConfigSpec
+from neon.manifest import AppSpec, ComponentSpec
 
 
 def groups(spec: AppSpec, placement: Placement) -> list[Group]:
@@ -48,6 +51,9 @@ def _group(spec: AppSpec, node: str, members: set[str], local: list) -> Group:  
     exporters = {ln.exporter for ln in inside}
     roots = sorted(members - exporters)
     ordered = tuple(sorted(members))
+    clash = config_clash([spec.component(m) for m in ordered])
+    if clash:
+        return Group(node, ordered, reason=clash)
     if len(roots) != 1:
         return Group(
             node,
@@ -70,3 +76,33 @@ def _group(spec: AppSpec, node: str, members: set[str], local: list) -> Group:  
                 standalone.add(ln.exporter)
                 frontier.append(ln.exporter)
     return Group(node, ordered, root=roots[0], standalone=tuple(sorted(standalone)))
+
+
+def _config_entries(comp: ComponentSpec) -> dict[str, object]:
+    return dict(comp.config.values) | {r.key: (r.secret, r.secret_key) for r in comp.config.secrets}
+
+
+def config_clash(members: Sequence[ComponentSpec]) -> str:
+    """Why members cannot share one wasi:config/store (a key each gives differently); empty when they can."""
+    seen: dict[str, tuple[str, object]] = {}
+    for comp in members:
+        for key, value in _config_entries(comp).items():
+            if key in seen and seen[key][1] != value:
+                return (
+                    f"config key {key!r} differs between {seen[key][0]} and {comp.name}, and a fused component "
+                    "has one config; give it one value, or set fuse: false on their link"
+                )
+            seen.setdefault(key, (comp.name, value))
+    return ""
+
+
+def merged_config(members: Sequence[ComponentSpec]) -> ConfigSpec:
+    """The one config of a fused group (its members agree on every key they share: :func:`config_clash`)."""
+    values = dict(v for comp in members for v in comp.config.values)
+    refs = {r.key: r for comp in members for r in comp.config.secrets}
+    with_secrets = [comp for comp in members if comp.config.secrets]
+    return ConfigSpec(
+        values=tuple(sorted(values.items())),
+        secrets=tuple(refs[k] for k in sorted(refs)),
+        persist_secrets=bool(with_secrets) and all(comp.config.persist_secrets for comp in with_secrets),
+    )

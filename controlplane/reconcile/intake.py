@@ -54,6 +54,17 @@ class ReportIntake:
                         node=node.name,
                     )
                 )
+            if rep.missed_config and rep.missed_config != (old.missed_config if old is not None else ""):
+                await self.store.events.record(
+                    new_event(
+                        "ConfigMissing",
+                        f"asked through wasi:config/store for {rep.missed_config}, which its config does not give "
+                        f"(answered none; on {node.name}, {rep.config_misses} asks so far); add them to its config",
+                        app=rep.app,
+                        component=rep.component,
+                        node=node.name,
+                    )
+                )
         for app, comp in sorted(set(before) - set(now)):
             await self.store.events.record(
                 new_event("InstanceStopped", f"{comp} stopped on {node.name}", app=app, component=comp, node=node.name)

@@ -16,7 +16,9 @@ from controlplane.placement import NodeTable, NodeView, Placement, Placer
 from controlplane.placement.capacity import demand
 from controlplane.reconcile import fusion
 from controlplane.state.world import AppPlan, Composition, Group, World
-from neon.manifest import AppSpec
+from neon.bucket_spec import BucketSpec
+from neon.config_spec import ConfigSpec
+from neon.manifest import AppSpec, ComponentSpec
 from neon.model import Assignment, ComponentAssignment, ImportBinding, NodeInfo
 from neon.policy import UNREACHABLE, parse_taint, unreachable_grace
 
@@ -43,6 +45,7 @@ def slice_graph(
     nodes: Mapping[str, NodeInfo],
     groups: list[Group] | None = None,
     compositions: Compositions | None = None,
+    secret_versions: Mapping[str, int] | None = None,
 ) -> dict[str, Assignment]:
     """Cut the application's graph into per-node assignments.
 
@@ -52,6 +55,15 @@ def slice_graph(
     the members' links to components outside the group (all remote).
     """
     fused = [g for g in groups or [] if not g.reason]
+    versions = secret_versions or {}
+
+    def versions_of(config: ConfigSpec) -> tuple[tuple[str, int], ...]:
+        return tuple((name, versions.get(name, 0)) for name in config.secret_names())
+
+    def granted(members: list[ComponentSpec]) -> tuple[BucketSpec, ...]:
+        names = sorted({name for m in members for name in m.grants.key_value})
+        return tuple(spec.bucket(name) for name in names)
+
     inside: set[tuple[str, str]] = set()  # (node, member) served only inside a fused component
     per_node: dict[str, list[ComponentAssignment]] = {}
 
@@ -77,6 +89,7 @@ def slice_graph(
         for member in reversed(members):  # the root's grants win
             env.update(member.grants.env)
             volumes.update({v.path: v for v in member.grants.volumes})
+        config = fusion.merged_config(members)
         per_node.setdefault(group.node, []).append(
             ComponentAssignment(
                 name=root.name,
@@ -86,6 +99,9 @@ def slice_graph(
                 grants=replace(root.grants, env=env, volumes=tuple(volumes[p] for p in sorted(volumes))),
                 fused_members=group.members,
                 http=root.http,
+                config=config,
+                secret_versions=versions_of(config),
+                buckets=granted(members),
             )
         )
         inside |= {(group.node, m) for m in group.members if m not in group.standalone}
@@ -101,6 +117,9 @@ def slice_graph(
                     runtime=comp.runtime,
                     grants=comp.grants,
                     http=comp.http,
+                    config=comp.config,
+                    secret_versions=versions_of(comp.config),
+                    buckets=granted([comp]),
                 )
             )
     # Who may call each component across nodes: the nodes holding a remote binding to it.
@@ -238,7 +257,9 @@ def plan(
         placement = placer.place(record.placement_spec(), table, current, world.call_rates.get(name, {}))
         composed = (compositions or {}).get(name, {})
         groups = resolve_groups(record.spec, placement, composed)
-        assignments = slice_graph(record.spec, record.generation, placement, world.nodes, groups, composed)
+        assignments = slice_graph(
+            record.spec, record.generation, placement, world.nodes, groups, composed, world.secret_versions
+        )
         fusion_record = fusion_doc(groups, composed)
         stored = world.assigned.get(name, {})
         writes = {node: a for node, a in assignments.items() if stored.get(node) != a.to_dict()}

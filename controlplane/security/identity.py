@@ -8,9 +8,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from controlplane.config import ControlPlaneConfig
 from controlplane.state.etcd import etcd_scheme
+from controlplane.state.secret_store import KEK_PURPOSE
 from neon.errors import InvalidArgument
 from neon.observe import log
-from neon.security import pki, signing
+from neon.security import pki, sealing, signing
 from neon.security.tls import Credentials, warn_plaintext
 
 _log = log.get("neon.controlplane")
@@ -25,6 +26,7 @@ class Security:
     signing_key: Ed25519PrivateKey | None = None
     trusted_keys: tuple[str, ...] = ()
     allow_unsigned: bool = False
+    secrets_kek: bytes | None = None  # seals the secrets' data keys; derived from the CA's key
 
     @classmethod
     def load(cls, config: ControlPlaneConfig) -> Security:
@@ -54,12 +56,24 @@ class Security:
         publisher = config.pki_dir / "publisher.pub"
         if publisher.is_file():
             trusted.append(signing.read_public(str(publisher)))
+        ca = pki.load(config.pki_dir, "ca")
         return cls(
             creds=creds,
-            ca=pki.load(config.pki_dir, "ca"),
+            ca=ca,
+            secrets_kek=sealing.derive_key(ca.key, KEK_PURPOSE),
             signing_key=signing.load_key(config.pki_dir / "signing.key"),
             trusted_keys=tuple(dict.fromkeys(trusted)),
             allow_unsigned=config.allow_unsigned,
+        )
+
+    @property
+    def no_secrets(self) -> str:
+        """Why this replica cannot hold secrets (empty: it can)."""
+        if self.secrets_kek is not None:
+            return ""
+        return (
+            "secrets need mutual TLS and the cluster CA's key, and this control plane runs --insecure: "
+            "run it with --pki (neon certs init makes one)"
         )
 
     @property

@@ -16,6 +16,10 @@ Key layout (all values JSON):
     /neon/telemetry/<node>           the agent's last neon.v1.MetricsReport (protobuf bytes), on the node's lease
     /neon/leader                     {"identity", "address", "since"}: the replica that reconciles, on its lease
     /neon/controlplanes/<identity>   {"address", "started"}: every live replica, on its own lease
+    /neon/kv/<app>/<bucket>/<key>    a cluster bucket's value (controlplane.state.kv_store)
+    /neon/kvsize/<app>/<bucket>      {"bytes"}: what the bucket holds, moved with every write
+    /neon/secrets/<name>             a secret's keys, version and sealed values (controlplane.state.secret_store)
+    /neon/secret-keys/<id>           a data key, sealed with the key derived from the CA's
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ LEADER = PREFIX + b"leader"
 REPLICAS = PREFIX + b"controlplanes/"
 TOKENS = PREFIX + b"tokens/"
 IDENTITIES = PREFIX + b"identities/"  # admitted nodes' certificate serials
+KV = PREFIX + b"kv/"
+KV_SIZE = PREFIX + b"kvsize/"
+SECRETS = PREFIX + b"secrets/"
+SECRET_KEYS = PREFIX + b"secret-keys/"
 HISTORY_KEEP = 10
 EVENT_HISTORY = 1000
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from aetcd.utils import prefix_range_end
 
-from controlplane.state.keys import APPS, ARTIFACTS, HISTORY, MEMBERS, PLACEMENTS, TOKENS
+from controlplane.state.keys import APPS, ARTIFACTS, HISTORY, MEMBERS, PLACEMENTS, SECRETS, TOKENS
 from controlplane.state.store import Store
 from controlplane.state.world import placed_nodes
 
@@ -27,12 +27,12 @@ FORMAT = "neon-grid-backup/v1"
 async def take(store: Store, snapshot: Path, identity: str) -> dict[str, Any]:
     """Write etcd's snapshot to ``snapshot``; returns the manifest (with the snapshot's size and sha256)."""
     tx = store.client.transactions
-    prefixes = (APPS, MEMBERS, PLACEMENTS, TOKENS, ARTIFACTS, HISTORY)
+    prefixes = (APPS, MEMBERS, PLACEMENTS, TOKENS, ARTIFACTS, HISTORY, SECRETS)
     _, ranges = await store.client.transaction(
         compare=[], success=[tx.get(p, prefix_range_end(p)) for p in prefixes], failure=[]
     )
     # Each table by name (the key after its prefix), its values parsed (tokens are only counted).
-    apps, members, placements, tokens, artifacts, history = (
+    apps, members, placements, tokens, artifacts, history, secrets = (
         {bytes(m.key)[len(p) :].decode(): v for v, m in r} for p, r in zip(prefixes, ranges, strict=True)
     )
     apps, placements, artifacts = ({k: json.loads(v) for k, v in t.items()} for t in (apps, placements, artifacts))
@@ -52,6 +52,9 @@ async def take(store: Store, snapshot: Path, identity: str) -> dict[str, Any]:
         "placements": {app: placed_nodes(doc) for app, doc in placements.items()},
         "nodes": sorted(members),
         "join_tokens": len(tokens),
+        # Names and versions only: the values are sealed with a key derived from the CA's, so a restore
+        # opens them with the same PKI.
+        "secrets": {name: int(json.loads(doc)["version"]) for name, doc in secrets.items()},
         "artifacts": {
             digest: {
                 "name": doc.get("name", ""),

@@ -29,8 +29,10 @@ from controlplane.state.keys import (
     dump,
     etcd_key,
 )
+from controlplane.state.kv_store import KvStore
 from controlplane.state.replicas import Replicas
 from controlplane.state.reports import Reports
+from controlplane.state.secret_store import SecretStore
 from controlplane.state.world import AppPlan, AppRecord, World, placed_nodes
 from neon import manifest
 from neon.errors import Conflict, FailedPrecondition, NotFound, Unavailable
@@ -50,13 +52,17 @@ class Store:
             retried where that is safe).
     """
 
-    def __init__(self, url: str, timeout: float = 3.0, tls: Credentials | None = None) -> None:
+    def __init__(
+        self, url: str, timeout: float = 3.0, tls: Credentials | None = None, kek: bytes | None = None, no_kek: str = ""
+    ) -> None:
         self.url = url
         self.client = EtcdCalls(etcd_client(url, timeout, tls), url)
         self.events = EventLog(self.client)
         self.reports = Reports(self.client)
         self.artifacts = ArtifactRecords(self.client)
         self.replicas = Replicas(self.client)
+        self.secrets = SecretStore(self.client, kek, no_kek)  # ``kek``: see controlplane.state.secret_store
+        self.kv = KvStore(self.client)
 
     async def connect(self, wait: float = 30.0) -> None:
         """Connect, waiting up to ``wait`` seconds for etcd to answer."""
@@ -82,9 +88,16 @@ class Store:
     async def list_apps(self) -> list[AppRecord]:
         return [app_record(kv.value, kv.mod_revision) for kv in await self.client.get_prefix(APPS)]
 
-    async def put_app(self, spec: AppSpec, capabilities: dict[str, tuple[str, ...]] | None = None) -> AppRecord:
-        """Create or update an application atomically; the generation grows on every change."""
+    async def put_app(
+        self,
+        spec: AppSpec,
+        capabilities: dict[str, tuple[str, ...]] | None = None,
+        guards: dict[bytes, int] | None = None,
+    ) -> AppRecord:
+        """Create or update an application atomically; the generation grows on every change. ``guards``: keys
+        (the secrets it references) that must still be at the mod revision read, or it is refused."""
         key = etcd_key(APPS, spec.name)
+        guards = guards or {}
         for _ in range(10):
             got = await self.client.get(key)
             now = time.time()
@@ -105,6 +118,7 @@ class Store:
                 )
                 compare = [self.client.transactions.mod(key) == got.mod_revision]
             tx = self.client.transactions
+            compare += [tx.mod(k) == rev for k, rev in guards.items()]
             ops = [
                 tx.put(key, _app_doc(record)),
                 tx.put(_history_key(spec.name, record.generation), dump(spec.to_dict())),
@@ -114,11 +128,17 @@ class Store:
             ok, _ = await self.client.transaction(compare=compare, success=ops, failure=[])
             if ok:
                 return record
+            for guarded, rev in guards.items():
+                now_at = await self.client.get(guarded)
+                if now_at is None or now_at.mod_revision != rev:
+                    what = guarded.decode().removeprefix("/neon/").rstrip("/")
+                    raise Conflict(f"{what} changed while {spec.name} was applied; apply again", app=spec.name)
         raise Conflict(f"application {spec.name!r} kept changing while it was applied; retry", app=spec.name)
 
     async def delete_app(self, name: str) -> bool:
         result = await self.client.delete(etcd_key(APPS, name))
         await self.client.delete_prefix(etcd_key(HISTORY, name) + b"/")
+        await self.kv.delete_app(name)
         return result is not None and result.deleted > 0  # aetcd returns None when nothing matched
 
     async def history(self, name: str) -> dict[int, AppSpec]:
@@ -248,7 +268,9 @@ class Store:
                 per_app = rates.setdefault(link["app"], {})
                 key = (link["importer"], link["exporter"])
                 per_app[key] = per_app.get(key, 0.0) + float(link["rate"])
+        secret_versions = await self.secrets.versions()
         return World(
+            secret_versions=secret_versions,
             apps=apps,
             nodes=nodes,
             placements=placements,

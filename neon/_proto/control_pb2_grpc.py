@@ -817,6 +817,221 @@ class Control:
             _registered_method=True)
 
 
+class SecretsStub:
+    """Secrets (neon secret): named sets of keys and values that components' config takes values from. Stored
+    encrypted in etcd (AES-256-GCM under data keys wrapped by a key derived from the cluster CA's), given only to
+    agents running a component whose config references them, over mutual TLS. Values are never read back.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.PutSecret = channel.unary_unary(
+                '/neon.v1.Secrets/PutSecret',
+                request_serializer=neon_dot_v1_dot_control__pb2.PutSecretRequest.SerializeToString,
+                response_deserializer=neon_dot_v1_dot_control__pb2.SecretInfo.FromString,
+                _registered_method=True)
+        self.ListSecrets = channel.unary_unary(
+                '/neon.v1.Secrets/ListSecrets',
+                request_serializer=neon_dot_v1_dot_control__pb2.ListSecretsRequest.SerializeToString,
+                response_deserializer=neon_dot_v1_dot_control__pb2.ListSecretsResponse.FromString,
+                _registered_method=True)
+        self.DeleteSecret = channel.unary_unary(
+                '/neon.v1.Secrets/DeleteSecret',
+                request_serializer=neon_dot_v1_dot_control__pb2.DeleteSecretRequest.SerializeToString,
+                response_deserializer=neon_dot_v1_dot_control__pb2.DeleteSecretResponse.FromString,
+                _registered_method=True)
+        self.RotateSecretKey = channel.unary_unary(
+                '/neon.v1.Secrets/RotateSecretKey',
+                request_serializer=neon_dot_v1_dot_control__pb2.RotateSecretKeyRequest.SerializeToString,
+                response_deserializer=neon_dot_v1_dot_control__pb2.RotateSecretKeyResponse.FromString,
+                _registered_method=True)
+
+
+class SecretsServicer:
+    """Secrets (neon secret): named sets of keys and values that components' config takes values from. Stored
+    encrypted in etcd (AES-256-GCM under data keys wrapped by a key derived from the cluster CA's), given only to
+    agents running a component whose config references them, over mutual TLS. Values are never read back.
+    """
+
+    def PutSecret(self, request, context):
+        """Creates a secret, or with replace set replaces every key of an existing one (a new version, rolled out
+        to the components that use it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSecrets(self, request, context):
+        """Every secret's name, keys, version and users; never a value.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSecret(self, request, context):
+        """Removes a secret no application's config references.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateSecretKey(self, request, context):
+        """A new data key: every secret is encrypted again with it, and the old keys are dropped.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_SecretsServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'PutSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutSecret,
+                    request_deserializer=neon_dot_v1_dot_control__pb2.PutSecretRequest.FromString,
+                    response_serializer=neon_dot_v1_dot_control__pb2.SecretInfo.SerializeToString,
+            ),
+            'ListSecrets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSecrets,
+                    request_deserializer=neon_dot_v1_dot_control__pb2.ListSecretsRequest.FromString,
+                    response_serializer=neon_dot_v1_dot_control__pb2.ListSecretsResponse.SerializeToString,
+            ),
+            'DeleteSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSecret,
+                    request_deserializer=neon_dot_v1_dot_control__pb2.DeleteSecretRequest.FromString,
+                    response_serializer=neon_dot_v1_dot_control__pb2.DeleteSecretResponse.SerializeToString,
+            ),
+            'RotateSecretKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateSecretKey,
+                    request_deserializer=neon_dot_v1_dot_control__pb2.RotateSecretKeyRequest.FromString,
+                    response_serializer=neon_dot_v1_dot_control__pb2.RotateSecretKeyResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'neon.v1.Secrets', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('neon.v1.Secrets', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Secrets:
+    """Secrets (neon secret): named sets of keys and values that components' config takes values from. Stored
+    encrypted in etcd (AES-256-GCM under data keys wrapped by a key derived from the cluster CA's), given only to
+    agents running a component whose config references them, over mutual TLS. Values are never read back.
+    """
+
+    @staticmethod
+    def PutSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neon.v1.Secrets/PutSecret',
+            neon_dot_v1_dot_control__pb2.PutSecretRequest.SerializeToString,
+            neon_dot_v1_dot_control__pb2.SecretInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSecrets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neon.v1.Secrets/ListSecrets',
+            neon_dot_v1_dot_control__pb2.ListSecretsRequest.SerializeToString,
+            neon_dot_v1_dot_control__pb2.ListSecretsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neon.v1.Secrets/DeleteSecret',
+            neon_dot_v1_dot_control__pb2.DeleteSecretRequest.SerializeToString,
+            neon_dot_v1_dot_control__pb2.DeleteSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateSecretKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neon.v1.Secrets/RotateSecretKey',
+            neon_dot_v1_dot_control__pb2.RotateSecretKeyRequest.SerializeToString,
+            neon_dot_v1_dot_control__pb2.RotateSecretKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class JoinStub:
     """Served on the control plane's join port, which asks for no client certificate:
     an agent trades a one-time token and a certificate request for its node certificate.
@@ -941,6 +1156,16 @@ class AgentControlStub:
                 request_serializer=neon_dot_v1_dot_control__pb2.RenewCertificateRequest.SerializeToString,
                 response_deserializer=neon_dot_v1_dot_control__pb2.RenewCertificateResponse.FromString,
                 _registered_method=True)
+        self.FetchSecrets = channel.unary_unary(
+                '/neon.v1.AgentControl/FetchSecrets',
+                request_serializer=neon_dot_v1_dot_control__pb2.FetchSecretsRequest.SerializeToString,
+                response_deserializer=neon_dot_v1_dot_control__pb2.FetchSecretsResponse.FromString,
+                _registered_method=True)
+        self.KeyValue = channel.unary_unary(
+                '/neon.v1.AgentControl/KeyValue',
+                request_serializer=neon_dot_v1_dot_control__pb2.KeyValueRequest.SerializeToString,
+                response_deserializer=neon_dot_v1_dot_control__pb2.KeyValueResponse.FromString,
+                _registered_method=True)
 
 
 class AgentControlServicer:
@@ -994,6 +1219,22 @@ class AgentControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FetchSecrets(self, request, context):
+        """The values of the secrets a component assigned to this node references (its config keys -> values),
+        over mutual TLS only; an agent keeps them in memory.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def KeyValue(self, request, context):
+        """One operation on a cluster key-value bucket a component assigned to this node is granted (what its
+        wasi:keyvalue calls do); the bucket's limits are checked and every write is one etcd transaction.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1031,6 +1272,16 @@ def add_AgentControlServicer_to_server(servicer, server):
                     servicer.RenewCertificate,
                     request_deserializer=neon_dot_v1_dot_control__pb2.RenewCertificateRequest.FromString,
                     response_serializer=neon_dot_v1_dot_control__pb2.RenewCertificateResponse.SerializeToString,
+            ),
+            'FetchSecrets': grpc.unary_unary_rpc_method_handler(
+                    servicer.FetchSecrets,
+                    request_deserializer=neon_dot_v1_dot_control__pb2.FetchSecretsRequest.FromString,
+                    response_serializer=neon_dot_v1_dot_control__pb2.FetchSecretsResponse.SerializeToString,
+            ),
+            'KeyValue': grpc.unary_unary_rpc_method_handler(
+                    servicer.KeyValue,
+                    request_deserializer=neon_dot_v1_dot_control__pb2.KeyValueRequest.FromString,
+                    response_serializer=neon_dot_v1_dot_control__pb2.KeyValueResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1224,6 +1475,60 @@ class AgentControl:
             '/neon.v1.AgentControl/RenewCertificate',
             neon_dot_v1_dot_control__pb2.RenewCertificateRequest.SerializeToString,
             neon_dot_v1_dot_control__pb2.RenewCertificateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchSecrets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neon.v1.AgentControl/FetchSecrets',
+            neon_dot_v1_dot_control__pb2.FetchSecretsRequest.SerializeToString,
+            neon_dot_v1_dot_control__pb2.FetchSecretsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def KeyValue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neon.v1.AgentControl/KeyValue',
+            neon_dot_v1_dot_control__pb2.KeyValueRequest.SerializeToString,
+            neon_dot_v1_dot_control__pb2.KeyValueResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -292,6 +292,88 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
 
 def add_ControlServicer_to_server(servicer: ControlServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
+class SecretsStub:
+    """Secrets (neon secret): named sets of keys and values that components' config takes values from. Stored
+    encrypted in etcd (AES-256-GCM under data keys wrapped by a key derived from the cluster CA's), given only to
+    agents running a component whose config references them, over mutual TLS. Values are never read back.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> SecretsAsyncStub: ...
+    PutSecret: _grpc.UnaryUnaryMultiCallable[_control_pb2.PutSecretRequest, _control_pb2.SecretInfo]
+    """Creates a secret, or with replace set replaces every key of an existing one (a new version, rolled out
+    to the components that use it).
+    """
+    ListSecrets: _grpc.UnaryUnaryMultiCallable[_control_pb2.ListSecretsRequest, _control_pb2.ListSecretsResponse]
+    """Every secret's name, keys, version and users; never a value."""
+    DeleteSecret: _grpc.UnaryUnaryMultiCallable[_control_pb2.DeleteSecretRequest, _control_pb2.DeleteSecretResponse]
+    """Removes a secret no application's config references."""
+    RotateSecretKey: _grpc.UnaryUnaryMultiCallable[_control_pb2.RotateSecretKeyRequest, _control_pb2.RotateSecretKeyResponse]
+    """A new data key: every secret is encrypted again with it, and the old keys are dropped."""
+
+@_typing.type_check_only
+class SecretsAsyncStub(SecretsStub):
+    """Secrets (neon secret): named sets of keys and values that components' config takes values from. Stored
+    encrypted in etcd (AES-256-GCM under data keys wrapped by a key derived from the cluster CA's), given only to
+    agents running a component whose config references them, over mutual TLS. Values are never read back.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    PutSecret: _aio.UnaryUnaryMultiCallable[_control_pb2.PutSecretRequest, _control_pb2.SecretInfo]  # type: ignore[assignment]
+    """Creates a secret, or with replace set replaces every key of an existing one (a new version, rolled out
+    to the components that use it).
+    """
+    ListSecrets: _aio.UnaryUnaryMultiCallable[_control_pb2.ListSecretsRequest, _control_pb2.ListSecretsResponse]  # type: ignore[assignment]
+    """Every secret's name, keys, version and users; never a value."""
+    DeleteSecret: _aio.UnaryUnaryMultiCallable[_control_pb2.DeleteSecretRequest, _control_pb2.DeleteSecretResponse]  # type: ignore[assignment]
+    """Removes a secret no application's config references."""
+    RotateSecretKey: _aio.UnaryUnaryMultiCallable[_control_pb2.RotateSecretKeyRequest, _control_pb2.RotateSecretKeyResponse]  # type: ignore[assignment]
+    """A new data key: every secret is encrypted again with it, and the old keys are dropped."""
+
+class SecretsServicer(metaclass=_abc_1.ABCMeta):
+    """Secrets (neon secret): named sets of keys and values that components' config takes values from. Stored
+    encrypted in etcd (AES-256-GCM under data keys wrapped by a key derived from the cluster CA's), given only to
+    agents running a component whose config references them, over mutual TLS. Values are never read back.
+    """
+
+    @_abc_1.abstractmethod
+    def PutSecret(
+        self,
+        request: _control_pb2.PutSecretRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.SecretInfo, _abc.Awaitable[_control_pb2.SecretInfo]]:
+        """Creates a secret, or with replace set replaces every key of an existing one (a new version, rolled out
+        to the components that use it).
+        """
+
+    @_abc_1.abstractmethod
+    def ListSecrets(
+        self,
+        request: _control_pb2.ListSecretsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.ListSecretsResponse, _abc.Awaitable[_control_pb2.ListSecretsResponse]]:
+        """Every secret's name, keys, version and users; never a value."""
+
+    @_abc_1.abstractmethod
+    def DeleteSecret(
+        self,
+        request: _control_pb2.DeleteSecretRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.DeleteSecretResponse, _abc.Awaitable[_control_pb2.DeleteSecretResponse]]:
+        """Removes a secret no application's config references."""
+
+    @_abc_1.abstractmethod
+    def RotateSecretKey(
+        self,
+        request: _control_pb2.RotateSecretKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.RotateSecretKeyResponse, _abc.Awaitable[_control_pb2.RotateSecretKeyResponse]]:
+        """A new data key: every secret is encrypted again with it, and the old keys are dropped."""
+
+def add_SecretsServicer_to_server(servicer: SecretsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
 class JoinStub:
     """Served on the control plane's join port, which asks for no client certificate:
     an agent trades a one-time token and a certificate request for its node certificate.
@@ -344,6 +426,14 @@ class AgentControlStub:
     """Measured round trips to peers and observed call rates per link."""
     RenewCertificate: _grpc.UnaryUnaryMultiCallable[_control_pb2.RenewCertificateRequest, _control_pb2.RenewCertificateResponse]
     """A new certificate for the node's new key, before the current one expires (presented on this call)."""
+    FetchSecrets: _grpc.UnaryUnaryMultiCallable[_control_pb2.FetchSecretsRequest, _control_pb2.FetchSecretsResponse]
+    """The values of the secrets a component assigned to this node references (its config keys -> values),
+    over mutual TLS only; an agent keeps them in memory.
+    """
+    KeyValue: _grpc.UnaryUnaryMultiCallable[_control_pb2.KeyValueRequest, _control_pb2.KeyValueResponse]
+    """One operation on a cluster key-value bucket a component assigned to this node is granted (what its
+    wasi:keyvalue calls do); the bucket's limits are checked and every write is one etcd transaction.
+    """
 
 @_typing.type_check_only
 class AgentControlAsyncStub(AgentControlStub):
@@ -361,6 +451,14 @@ class AgentControlAsyncStub(AgentControlStub):
     """Measured round trips to peers and observed call rates per link."""
     RenewCertificate: _aio.UnaryUnaryMultiCallable[_control_pb2.RenewCertificateRequest, _control_pb2.RenewCertificateResponse]  # type: ignore[assignment]
     """A new certificate for the node's new key, before the current one expires (presented on this call)."""
+    FetchSecrets: _aio.UnaryUnaryMultiCallable[_control_pb2.FetchSecretsRequest, _control_pb2.FetchSecretsResponse]  # type: ignore[assignment]
+    """The values of the secrets a component assigned to this node references (its config keys -> values),
+    over mutual TLS only; an agent keeps them in memory.
+    """
+    KeyValue: _aio.UnaryUnaryMultiCallable[_control_pb2.KeyValueRequest, _control_pb2.KeyValueResponse]  # type: ignore[assignment]
+    """One operation on a cluster key-value bucket a component assigned to this node is granted (what its
+    wasi:keyvalue calls do); the bucket's limits are checked and every write is one etcd transaction.
+    """
 
 class AgentControlServicer(metaclass=_abc_1.ABCMeta):
     """--------------------------------------------------------------- agents --"""
@@ -417,5 +515,25 @@ class AgentControlServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_control_pb2.RenewCertificateResponse, _abc.Awaitable[_control_pb2.RenewCertificateResponse]]:
         """A new certificate for the node's new key, before the current one expires (presented on this call)."""
+
+    @_abc_1.abstractmethod
+    def FetchSecrets(
+        self,
+        request: _control_pb2.FetchSecretsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.FetchSecretsResponse, _abc.Awaitable[_control_pb2.FetchSecretsResponse]]:
+        """The values of the secrets a component assigned to this node references (its config keys -> values),
+        over mutual TLS only; an agent keeps them in memory.
+        """
+
+    @_abc_1.abstractmethod
+    def KeyValue(
+        self,
+        request: _control_pb2.KeyValueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.KeyValueResponse, _abc.Awaitable[_control_pb2.KeyValueResponse]]:
+        """One operation on a cluster key-value bucket a component assigned to this node is granted (what its
+        wasi:keyvalue calls do); the bucket's limits are checked and every write is one etcd transaction.
+        """
 
 def add_AgentControlServicer_to_server(servicer: AgentControlServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

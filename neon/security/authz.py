@@ -35,12 +35,24 @@ _CONTROL_WRITES = (
     "CreateJoinToken",
     "Backup",  # a read, but of everything: token hashes, certificate serials
 )
-_AGENT_CALLS = ("Register", "Heartbeat", "WatchAssignments", "ReportStatus", "ReportMetrics", "RenewCertificate")
+_AGENT_CALLS = (
+    "Register",
+    "Heartbeat",
+    "WatchAssignments",
+    "ReportStatus",
+    "ReportMetrics",
+    "RenewCertificate",
+    "FetchSecrets",  # only what a component assigned to the node references (checked by the handler)
+    "KeyValue",  # only the cluster buckets a component assigned to the node is granted (checked by the handler)
+)
 
 POLICY: dict[str, frozenset[str]] = {
     **{f"/neon.v1.Control/{m}": frozenset({VIEWER, ADMIN}) for m in _CONTROL_READS},
     **{f"/neon.v1.Control/{m}": frozenset({ADMIN}) for m in _CONTROL_WRITES},
     **{f"/neon.v1.AgentControl/{m}": frozenset({AGENT}) for m in _AGENT_CALLS},
+    # Secrets: names and keys are a read; values are never read back by anyone but an agent.
+    "/neon.v1.Secrets/ListSecrets": frozenset({VIEWER, ADMIN}),
+    **{f"/neon.v1.Secrets/{m}": frozenset({ADMIN}) for m in ("PutSecret", "DeleteSecret", "RotateSecretKey")},
     # Agents fetch what they run; replicas fetch blobs from each other.
     "/neon.v1.AgentControl/FetchArtifact": frozenset({AGENT, CONTROLPLANE}),
     # Forwarded calls come from agents; users' invokes are relayed by the control plane.

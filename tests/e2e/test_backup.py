@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from cli.devcluster.guests import EXAMPLES
+from neon.errors import NeonGridError
 from tests.support.helpers import Cluster, assert_eventually, neon_cli, pair_manifest, wait_running
 
 pytestmark = pytest.mark.e2e
@@ -109,6 +110,16 @@ def test_a_backup_restores_into_a_fresh_etcd_and_the_agents_reattach(
         assert all(a.phase == "Running" for a in client.list_apps()), [(a.name, a.phase) for a in client.list_apps()]
 
     assert_eventually(back, timeout=60)
+
+    # The archiver's counts are in a cluster bucket: read through its agent once that agent is back with the
+    # control plane (its restored lease makes it look Ready before that).
+    def counts_readable() -> None:
+        try:
+            client.invoke("log-analyzer", "archiver", "counts", [])
+        except NeonGridError as err:
+            raise AssertionError(f"the archiver cannot read its bucket yet: {err.message}") from None
+
+    assert_eventually(counts_readable, timeout=60)
     assert client.invoke("log-analyzer", "ingestor", "ingest", [SAMPLE])[0] == 5
     counts, _ = client.invoke("log-analyzer", "archiver", "counts", [])
     assert counts["info"] == "4", counts  # the archiver's volume kept the first ingest

@@ -339,6 +339,69 @@ def test_the_control_plane_refuses_hostile_manifests_and_artifacts(
     fault_report.append(f"hostile input (this module): {_tried()} tried; each refused with a clear error, none UNKNOWN")
 
 
+@pytest.mark.e2e
+def test_the_secrets_service_refuses_hostile_secrets_and_gives_values_to_no_one_else(
+    cluster: Cluster, fault_report: list[str]
+) -> None:
+    from neon._proto import control_pb2, control_pb2_grpc
+
+    def put(stub: Any, name: str, data: dict[str, str], replace: bool = False) -> grpc.StatusCode:
+        TRIED["secret requests"] += 1
+        return _status(stub.PutSecret, control_pb2.PutSecretRequest(name=name, data=data, replace=replace))
+
+    with cluster.channel(cluster.control) as channel:
+        secrets = control_pb2_grpc.SecretsStub(channel)
+        assert put(secrets, "kept", {"token": "v1"}) == grpc.StatusCode.OK
+        hostile = [
+            ("", {"k": "v"}),
+            ("UPPER", {"k": "v"}),
+            ("a" * 64, {"k": "v"}),
+            ("../etc", {"k": "v"}),
+            ("empty", {}),
+            ("bad-key", {"": "v"}),
+            ("bad-key", {"../x": "v"}),
+            ("bad-key", {"k\x00": "v"}),
+            ("huge", {"k": "x" * (64 * 1024 + 1)}),
+            ("huge", {f"k{i}": "x" * 8000 for i in range(140)}),  # each fits, together over 1 MiB
+            ("many", {f"k{i}": "v" for i in range(300)}),
+        ]
+        for name, data in hostile:
+            assert put(secrets, name, data) == grpc.StatusCode.INVALID_ARGUMENT, name
+        assert put(secrets, "kept", {"token": "other"}) == grpc.StatusCode.ALREADY_EXISTS  # no --replace
+
+        @settings(parent=SETTINGS, max_examples=40)
+        @given(st.text(max_size=70), st.dictionaries(st.text(max_size=30), st.text(max_size=50), max_size=4))
+        def random_secrets(name: str, data: dict[str, str]) -> None:
+            code = put(secrets, name, data)
+            assert code in (grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.ALREADY_EXISTS)
+            if code == grpc.StatusCode.OK and name != "kept":
+                secrets.DeleteSecret(control_pb2.DeleteSecretRequest(name=name), timeout=30)
+
+        random_secrets()
+        listed = secrets.ListSecrets(control_pb2.ListSecretsRequest(), timeout=30).secrets
+        assert [(s.name, list(s.keys), s.version) for s in listed] == [("kept", ["token"], 1)], "a secret was disturbed"
+        TRIED["secret requests"] += 1
+        missing = _status(secrets.DeleteSecret, control_pb2.DeleteSecretRequest(name="nope"))
+        assert missing == grpc.StatusCode.NOT_FOUND
+
+    # A viewer may list names, not write; an agent gets no values of components it does not run, nor
+    # speaks for another node.
+    viewer = cluster.credentials("viewer")
+    with cluster.channel(cluster.control, viewer) as channel:
+        TRIED["secret requests"] += 1
+        assert put(control_pb2_grpc.SecretsStub(channel), "v", {"k": "v"}) == grpc.StatusCode.PERMISSION_DENIED
+    agent = cluster.identity("edge-1", pki.AGENT)
+    with cluster.channel(cluster.control, agent) as channel:
+        control = control_pb2_grpc.AgentControlStub(channel)
+        for node in ("edge-1", "cloud-1"):
+            TRIED["secret requests"] += 1
+            request = control_pb2.FetchSecretsRequest(node=node, app="anything", component="x")
+            assert _status(control.FetchSecrets, request) == grpc.StatusCode.PERMISSION_DENIED
+        TRIED["secret requests"] += 1
+        assert put(control_pb2_grpc.SecretsStub(channel), "v", {"k": "v"}) == grpc.StatusCode.PERMISSION_DENIED
+    fault_report.append(f"hostile secrets: {TRIED['secret requests']} tried; refused clearly, nothing disturbed")
+
+
 def _tried() -> str:
     return ", ".join(f"{n} {what}" for what, n in sorted(TRIED.items()))
 

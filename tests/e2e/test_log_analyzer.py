@@ -244,6 +244,73 @@ def test_a_batch_of_calls_gets_one_outcome_per_call_in_order(cluster: Cluster, t
         assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
+def test_the_archiver_keeps_as_many_entries_as_its_config_says(cluster: Cluster, tmp_path: Path) -> None:
+    """The retention limit is the archiver's config (wasi:config/store): past it by a tenth, the oldest
+    entries go; a new limit is a new generation, and applies to the next append. Its level counts, in the
+    cluster bucket, count every entry ever archived."""
+    client = cluster.client
+    assert client is not None
+    client.apply_file(_variant(tmp_path, 'retention: "100000"', 'retention: "8"'))
+    wait_running(client, "log-analyzer")
+    text = "\n".join(SAMPLE) + "\n"  # 5 well-formed entries
+
+    def archived() -> int:  # append returns what the archive holds
+        return int(client.invoke("log-analyzer", "archiver", "append", [[]])[0])
+
+    assert client.invoke("log-analyzer", "ingestor", "ingest", [text])[0] == 5 and archived() == 5
+    client.invoke("log-analyzer", "ingestor", "ingest", [text])  # 10: past 8 and its tenth, so back to 8
+    assert archived() == 8
+    assert client.apply_file(_variant(tmp_path, 'retention: "100000"', 'retention: "1000"')).generation == 2
+
+    tries = []
+
+    def past_the_old_limit() -> int:
+        tries.append(client.invoke("log-analyzer", "ingestor", "ingest", [text])[0])
+        count = archived()
+        assert count > 8, "the old limit still applies"
+        return count
+
+    # Each try appends 5: the old limit keeps 8, the new one keeps them all (8 + 5 per append since).
+    count = assert_eventually(past_the_old_limit, timeout=120, interval=0.5)
+    assert count % 5 == 3, f"{count} entries: not 8 plus whole appends"
+    counts = client.invoke("log-analyzer", "archiver", "counts", [])[0]
+    assert sum(int(v) for v in counts.values()) == 10 + 5 * len(tries), (counts, tries)
+
+
+def test_the_archivers_counts_survive_its_move_to_another_node(cluster: Cluster) -> None:
+    """The level counts live in the application's cluster bucket (etcd, through the control plane), not on the
+    archiver's node: when that node is gone and the archiver starts elsewhere, the counts are still there."""
+    client = cluster.client
+    assert client is not None
+    cluster.add_agent("cloud-2", {"tier": "cloud"})
+    client.apply_file(APP)
+    wait_running(client, "log-analyzer")
+    text = "\n".join(SAMPLE) + "\n"
+    assert client.invoke("log-analyzer", "ingestor", "ingest", [text])[0] == 5
+    counts, first = client.invoke("log-analyzer", "archiver", "counts", [])
+    assert counts == _u64({"debug": 1, "info": 2, "warn": 1, "error": 1})
+
+    assert cluster.agents.pop(first).stop() == 0  # the archiver's node goes away for good
+    assert_eventually(lambda: _node_state(client, first) == "Unreachable", timeout=60)
+    client.delete_node(first)
+    other = "cloud-2" if first == "cloud-1" else "cloud-1"
+
+    def moved() -> None:
+        app = client.get_app("log-analyzer")
+        archiver = next(c for c in app.components if c.name == "archiver")
+        assert [(r.node, r.state) for r in archiver.replicas] == [(other, "Running")], archiver
+
+    assert_eventually(moved, timeout=120)
+    assert client.invoke("log-analyzer", "archiver", "counts", []) == (_u64(counts), other)
+    assert client.invoke("log-analyzer", "ingestor", "ingest", [text])[0] == 5
+    doubled = {k: 2 * int(v) for k, v in counts.items()}
+    assert client.invoke("log-analyzer", "archiver", "counts", []) == (_u64(doubled), other)
+
+
+def _node_state(client: Any, name: str) -> str:
+    return next((n.state for n in client.list_nodes() if n.name == name), "gone")
+
+
 def test_delete_stops_instances_on_both_agents(cluster: Cluster) -> None:  # the full example
     client = cluster.client
     assert client is not None

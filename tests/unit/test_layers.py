@@ -18,6 +18,7 @@ LAYERS = {
     "agent.values": 1,
     "agent.runtime": 2,
     "agent.observe": 3,
+    "agent.platform": 3,
     "agent.dataplane": 4,
     "agent.control": 4,
     "agent.linking": 5,

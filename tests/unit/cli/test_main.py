@@ -124,7 +124,11 @@ def test_neon_dev_runs_the_example_and_ctrl_c_stops_everything(tmp_path: Path, l
         assert "archiver: remote (edge-1 -> cloud-1)" in out
         assert '/logs (the sample log) -> 200 {"lines": 7, "accepted": 5}' in out
         assert "Try:  curl --data-binary @" in out and "sample.log http://127.0.0.1:" in out
-        assert "archiver.counts on cloud-1: debug 1, info 2, warn 1, error 1" in out
+        # The archiver's configured retention and its counts (a cluster bucket), then the same counts after it
+        # moved to the other cloud node.
+        counts = "counts debug 1, info 2, warn 1, error 1"
+        assert f"• archiver on cloud-1: retention 100000 entries (its config), {counts} (bucket counts" in out, out
+        assert f"• moved the archiver to cloud-2 (generation 2): {counts}, the same" in out, out
         # The dev context is selected: a second terminal needs no flags (tests/conftest.py: NEON_CONFIG).
         assert "• context dev" in out and "      neon get routes" in out
         plain = subprocess.run(
@@ -145,7 +149,7 @@ def test_neon_dev_runs_the_example_and_ctrl_c_stops_everything(tmp_path: Path, l
             for left in state.glob("logs/*.pid"):
                 with contextlib.suppress(ProcessLookupError, ValueError):
                     os.kill(int(left.read_text()), signal.SIGKILL)
-    assert sorted(pids) == ["cloud-1.pid", "controlplane.pid", "edge-1.pid", "etcd.pid"]
+    assert sorted(pids) == ["cloud-1.pid", "cloud-2.pid", "controlplane.pid", "edge-1.pid", "etcd.pid"]
     for pid in pids.values():
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)  # every child is gone

@@ -128,3 +128,38 @@ def test_changing_one_member_changes_only_its_group() -> None:
     )
     assert composer.key(spec, first) != composer.key(swapped, first)  # the group with b is composed again
     assert composer.key(spec, second) == composer.key(swapped, second)  # the other one is reused
+
+
+def _configured(configs: dict[str, dict[str, Any]], persist: str = "") -> manifest.AppSpec:
+    doc = app([("a", "b")], names="ab").to_dict()
+    for comp in doc["spec"]["components"]:
+        comp["config"] = configs.get(comp["name"], {})
+        if comp["name"] in persist:
+            comp["secrets"] = {"persist": True}
+    return manifest.parse(doc)
+
+
+def test_a_fused_component_has_its_members_config_and_secret_versions() -> None:
+    token = {"valueFrom": {"secret": "creds", "key": "token"}}
+    spec = _configured({"a": {"level": "info", "token": token}, "b": {"level": "info", "limit": "5"}}, persist="a")
+    where = placed(a="n1", b="n1")
+    compositions: dict[Any, Composition] = {("n1", ("a", "b")): Composition("sha256:" + "f" * 64)}
+    grouped = resolve_groups(spec, where, compositions)
+    (fused,) = slice_graph(spec, 1, where, NODES, grouped, compositions, {"creds": 3})["n1"].components
+    assert fused.config.values == (("level", "info"), ("limit", "5"))
+    assert [(r.key, r.secret, r.secret_key) for r in fused.config.secrets] == [("token", "creds", "token")]
+    assert fused.config.persist_secrets and fused.secret_versions == (("creds", 3),)
+    # A new version of the secret changes the assignment's shape: the agent swaps it in.
+    (newer,) = slice_graph(spec, 1, where, NODES, grouped, compositions, {"creds": 4})["n1"].components
+    assert newer.shape() != fused.shape()
+
+
+def test_members_that_configure_a_key_differently_are_not_fused() -> None:
+    spec = _configured({"a": {"level": "info"}, "b": {"level": "debug"}})
+    (group,) = groups(spec, placed(a="n1", b="n1"))
+    assert "config key 'level' differs between a and b" in group.reason
+    slices = slice_graph(spec, 1, placed(a="n1", b="n1"), NODES, [group], {})
+    assert {c.name: c.config.values for c in slices["n1"].components} == {
+        "a": (("level", "info"),),
+        "b": (("level", "debug"),),
+    }

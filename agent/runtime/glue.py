@@ -215,12 +215,23 @@ def _bytes_fast(ty: Any, seen: set[int]) -> None:
     elif isinstance(ty, (wc.ResultType, wc.OptionType, wc.VariantType)):
         for _, case in ty._cases():
             _bytes_fast(case, seen)
+        if _ambiguous(ty):
+            ty._tagged = lambda: True  # type: ignore[method-assign]
     elif isinstance(ty, wc.TupleType):
         for element in ty.elements:
             _bytes_fast(element, seen)
     elif isinstance(ty, wc.RecordType):
         for _, field in ty.fields:
             _bytes_fast(field, seen)
+
+
+def _ambiguous(ty: Any) -> bool:
+    """Whether wasmtime-py, lowering a bare payload, could pick the wrong case: it tries the cases in order by
+    the payload's Python class, and a case whose classes include ``object`` (an option, say) takes anything.
+    ``result<option<T>, E>`` is one: its error would be lowered as ``ok``. Such a type is made tagged (it is
+    lowered from ``Variant(case, payload)``)."""
+    cases = ty._cases()
+    return len(cases) > 1 and any(t is not None and object in _classes(t) for _, t in cases)
 
 
 # --------------------------------------------------------- from wasmtime-py's values, and back --
@@ -348,3 +359,28 @@ def add_func(inst: wc.LinkerInstance, name: str, impl: Impl, fty: Any) -> None:
 def dtor(_store: Any, rep: int) -> None:
     """A guest dropped its handle to a host resource."""
     current().release(rep)
+
+
+class Hosts:
+    """The WASI hosts of one component (wasi:http's, wasi:keyvalue's) as one
+    :class:`agent.runtime.engine.WasiHost`: each defines its interfaces, and an instance's resources of all of
+    them live in one table."""
+
+    def __init__(self, *hosts: Any) -> None:
+        self.hosts = [h for h in hosts if h is not None]
+        self.interfaces: frozenset[str] = frozenset().union(*(h.interfaces for h in self.hosts))
+
+    def define(self, root: wc.LinkerInstance, denials: Any) -> None:
+        for host in self.hosts:
+            host.define(root, denials)
+
+    def scope(self) -> using:
+        return using(Table())
+
+
+def combined(*hosts: Any) -> Any:
+    """One host for the component: None for none, the host itself for one, :class:`Hosts` for more."""
+    present = [h for h in hosts if h is not None]
+    if len(present) < 2:
+        return present[0] if present else None
+    return Hosts(*present)

@@ -1,0 +1,165 @@
+"""``wasi:keyvalue`` (store, atomics, batch; ``0.2.0-draft2``, as Spin 3 ships it) for one component: ``open``
+gives a bucket the component is granted (``grants.keyValue``), backed as the application declares it
+(:mod:`agent.platform.kv_buckets`). Opening any other answers ``access-denied`` and is reported as a capability
+denial. A limit or a failing backend answers ``other`` with the reason. The bucket and cas resources live in
+the calling instance's table (:mod:`agent.runtime.glue`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import wasmtime
+from wasmtime import component as wc
+from wasmtime.component import ResourceType, Variant
+
+from agent.platform.kv_buckets import Bucket, KvRefused
+from agent.runtime.denials import DenialLog
+from agent.runtime.glue import HostTrap, Impl, Table, add_func, current, dtor, using
+from neon.observe import log
+
+_log = log.get("neon.agent.keyvalue")
+
+PREFIX = "wasi:keyvalue/"
+STORE, ATOMICS, BATCH = "wasi:keyvalue/store", "wasi:keyvalue/atomics", "wasi:keyvalue/batch"
+TYPE_IDS = 1000  # host resource type ids from here: apart from the wasi:http host's, in the same linker
+
+
+def uses_keyvalue(import_names: list[str]) -> bool:
+    return any(name.startswith(PREFIX) for name in import_names)
+
+
+class Cas:
+    """A compare-and-swap handle: the key and the version its current value was read at."""
+
+    def __init__(self, bucket: Bucket, key: str, value: bytes | None, version: int) -> None:
+        self.bucket, self.key, self.value, self.version = bucket, key, value, version
+
+
+def _ok(payload: Any = None) -> Variant:
+    return Variant("ok", payload)
+
+
+def _other(message: str) -> Variant:
+    return Variant("err", Variant("other", message))
+
+
+class KeyValueHost:
+    """The wasi:keyvalue interfaces one component imports, defined by the agent (a
+    :class:`agent.runtime.engine.WasiHost`). ``buckets``: name -> what opens it, for those it is granted."""
+
+    def __init__(
+        self,
+        engine: wasmtime.Engine,
+        component: wc.Component,
+        label: str,
+        buckets: Mapping[str, Callable[[], Bucket]],
+    ) -> None:
+        self.label = label
+        self.buckets = buckets
+        self._items = {
+            name: dict(ext.ty.exports(engine).items())
+            for name, ext in component.type.imports(engine).items()
+            if name.startswith(PREFIX) and isinstance(ext.ty, wc.ComponentInstanceType)
+        }
+        self.interfaces = frozenset(self._items)
+        self._groups: dict[tuple[str, str], int] = {}
+        seen: list[ResourceType] = []
+        for iface, exports in self._items.items():
+            for item, ext in exports.items():
+                if isinstance(ext.ty, ResourceType):
+                    index = next((i for i, r in enumerate(seen) if r == ext.ty), None)
+                    if index is None:
+                        seen.append(ext.ty)
+                        index = len(seen) - 1
+                    self._groups[(iface, item)] = TYPE_IDS + index
+
+    def _type_id(self, resource: str) -> int:
+        return next(g for (iface, item), g in self._groups.items() if item == resource)
+
+    def define(self, root: wc.LinkerInstance, denials: DenialLog) -> None:
+        impls = self._implementations(denials)
+        for iface in sorted(self.interfaces):
+            base = iface.split("@", 1)[0]
+            with root.add_instance(iface) as inst:
+                for item, ext in self._items[iface].items():
+                    if isinstance(ext.ty, ResourceType):
+                        inst.add_resource(item, ResourceType.host(self._groups[(iface, item)]), dtor)
+                    elif isinstance(ext.ty, wc.FuncType):
+                        impl = impls.get((base, item))
+                        if impl is None:
+                            impl = _absent(f"{iface}#{item}")
+                        add_func(inst, item, impl, ext.ty)
+
+    def scope(self) -> using:
+        return using(Table())
+
+    def _implementations(self, denials: DenialLog) -> dict[tuple[str, str], Impl]:
+        def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+            def run(*args: Any) -> Any:
+                try:
+                    return _ok(fn(*args))
+                except KvRefused as err:
+                    return _other(str(err))
+
+            return run
+
+        def open_bucket(identifier: str) -> Variant:
+            opener = self.buckets.get(identifier)
+            if opener is None:
+                denials.add(f"{self.label} opened key-value bucket {identifier!r}, which it was not granted")
+                _log.warning("capability denied", component=self.label, capability=f"bucket {identifier}")
+                return Variant("err", Variant("access-denied"))
+            try:
+                bucket = opener()
+            except KvRefused as err:
+                return _other(str(err))
+            return _ok(current().keep(self._type_id("bucket"), bucket))
+
+        def list_keys(bucket: Bucket, cursor: str | None) -> Any:
+            keys, after = bucket.list_keys(cursor)
+            response = wc.Record()
+            response.keys = keys  # type: ignore[attr-defined]
+            response.cursor = after  # type: ignore[attr-defined]
+            return response
+
+        def new_cas(bucket: Bucket, key: str) -> Any:
+            value, version = bucket.read(key)
+            return current().keep(self._type_id("cas"), Cas(bucket, key, value, version))
+
+        def swap(cas: Cas, value: bytes) -> Variant:
+            try:
+                if cas.bucket.swap(cas.key, value, cas.version):
+                    return _ok()
+                fresh, version = cas.bucket.read(cas.key)
+                again = current().keep(self._type_id("cas"), Cas(cas.bucket, cas.key, fresh, version))
+                return Variant("err", Variant("cas-failed", again))
+            except KvRefused as err:
+                return Variant("err", Variant("store-error", Variant("other", str(err))))
+
+        def set_many(bucket: Bucket, pairs: list[tuple[str, bytes]]) -> None:
+            bucket.set_many([(k, bytes(v)) for k, v in pairs])
+
+        method = "[method]bucket."
+        return {
+            (STORE, "open"): open_bucket,
+            (STORE, method + "get"): guarded(lambda b, k: b.get(k)),
+            (STORE, method + "set"): guarded(lambda b, k, v: b.set(k, bytes(v))),
+            (STORE, method + "delete"): guarded(lambda b, k: b.delete(k)),
+            (STORE, method + "exists"): guarded(lambda b, k: b.exists(k)),
+            (STORE, method + "list-keys"): guarded(list_keys),
+            (ATOMICS, "increment"): guarded(lambda b, k, delta: b.increment(k, delta)),
+            (ATOMICS, "[static]cas.new"): guarded(new_cas),
+            (ATOMICS, "[method]cas.current"): guarded(lambda cas: cas.value),
+            (ATOMICS, "swap"): swap,
+            (BATCH, "get-many"): guarded(lambda b, keys: b.get_many(list(keys))),
+            (BATCH, "set-many"): guarded(set_many),
+            (BATCH, "delete-many"): guarded(lambda b, keys: b.delete_many(list(keys))),
+        }
+
+
+def _absent(name: str) -> Impl:
+    def absent(*_args: Any) -> Any:
+        raise HostTrap(f"{name} is not implemented by this agent")
+
+    return absent
