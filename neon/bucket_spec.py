@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,3 +80,21 @@ def buckets_to_list(buckets: tuple[BucketSpec, ...]) -> list[dict[str, Any]]:
         {"name": b.name, "backend": b.backend, "maxValueSize": b.max_value_bytes, "maxSize": b.max_bytes}
         for b in buckets
     ]
+
+
+def counter_value(value: bytes | None) -> int | None:
+    """A counter's number (absent: 0; None: not a counter), as wasi:keyvalue's ``increment`` keeps it here:
+    8 bytes, little-endian, signed."""
+    if value is None:
+        return 0
+    if len(value) != 8:
+        return None
+    number: int = struct.unpack("<q", value)[0]
+    return number
+
+
+def counter_bytes(number: int) -> bytes | None:
+    """The bytes of a counter's number (None: outside a signed 64-bit integer)."""
+    if not -(1 << 63) <= number < (1 << 63):
+        return None
+    return struct.pack("<q", number)

@@ -23,7 +23,7 @@ from agent.http.messages import IncomingRequest, Responder, ResponseOutparam
 from agent.http.outbound import Outbound
 from agent.runtime.denials import WASI_GATES, DenialLog
 from agent.runtime.engine import FunctionRef
-from agent.runtime.glue import HostTrap, Table, add_func, dtor, using
+from agent.runtime.glue import HostTrap, Table, add_func, dtor, imported_instances, resource_groups, using
 from neon.errors import ComponentError
 from neon.http_spec import HANDLER
 
@@ -50,28 +50,10 @@ class HttpHost:
         self.label = label
         self.outbound = outbound
         self.handler = handler_export(engine, component)  # None: it only makes outbound requests
-        self._items = {
-            name: dict(ext.ty.exports(engine).items())
-            for name, ext in component.type.imports(engine).items()
-            if isinstance(ext.ty, wc.ComponentInstanceType)
-        }
-        self._groups = self._resource_groups()
+        self._items = imported_instances(engine, component)
+        self._groups = resource_groups(self._items)
         self.interfaces = frozenset(self._closure())
         self.output_sink: Any = None  # (stream, bytes) -> None: the component's stdout and stderr
-
-    def _resource_groups(self) -> dict[tuple[str, str], int]:
-        """(interface, resource) -> a host type id shared by every name of the same resource type."""
-        seen: list[ResourceType] = []
-        groups: dict[tuple[str, str], int] = {}
-        for iface, exports in self._items.items():
-            for item, ext in exports.items():
-                if isinstance(ext.ty, ResourceType):
-                    index = next((i for i, r in enumerate(seen) if r == ext.ty), None)
-                    if index is None:
-                        seen.append(ext.ty)
-                        index = len(seen) - 1
-                    groups[(iface, item)] = index + 1
-        return groups
 
     def _closure(self) -> set[str]:
         python = {i for i in self._items if i.startswith(ROOTS)}

@@ -9,7 +9,6 @@ import asyncio
 import concurrent.futures
 import functools
 import sqlite3
-import struct
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -18,7 +17,7 @@ from typing import Any, Protocol
 
 import grpc
 
-from neon.bucket_spec import MAX_KEY, BucketSpec
+from neon.bucket_spec import MAX_KEY, BucketSpec, counter_bytes, counter_value
 
 PAGE = 1000  # keys per list-keys page
 
@@ -57,19 +56,17 @@ def check_value(spec: BucketSpec, key: str, value: bytes) -> None:
 
 
 def counter(value: bytes | None, key: str) -> int:
-    """A counter's value: 8 bytes, little-endian, signed (absent: 0)."""
-    if value is None:
-        return 0
-    if len(value) != 8:
-        raise KvRefused(f"{key[:80]!r} holds {len(value)} bytes, not a counter (8 bytes, little-endian)")
-    number: int = struct.unpack("<q", value)[0]
+    number = counter_value(value)
+    if number is None:
+        raise KvRefused(f"{key[:80]!r} holds {len(value or b'')} bytes, not a counter (8 bytes, little-endian)")
     return number
 
 
-def counter_bytes(number: int) -> bytes:
-    if not -(1 << 63) <= number < (1 << 63):
+def packed(number: int) -> bytes:
+    data = counter_bytes(number)
+    if data is None:
         raise KvRefused("the counter would leave the range of a signed 64-bit integer")
-    return struct.pack("<q", number)
+    return data
 
 
 class NodeBucket:
@@ -182,7 +179,7 @@ class NodeBucket:
         while True:
             value, version = self.read(key)
             number = counter(value, key) + delta
-            if self._write([(key, counter_bytes(number))], (key, version)):
+            if self._write([(key, packed(number))], (key, version)):
                 return number
 
     def swap(self, key: str, value: bytes, version: int) -> bool:

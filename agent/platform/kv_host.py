@@ -15,7 +15,17 @@ from wasmtime.component import ResourceType, Variant
 
 from agent.platform.kv_buckets import Bucket, KvRefused
 from agent.runtime.denials import DenialLog
-from agent.runtime.glue import HostTrap, Impl, Table, add_func, current, dtor, using
+from agent.runtime.glue import (
+    HostTrap,
+    Impl,
+    Table,
+    add_func,
+    current,
+    dtor,
+    imported_instances,
+    resource_groups,
+    using,
+)
 from neon.observe import log
 
 _log = log.get("neon.agent.keyvalue")
@@ -57,22 +67,9 @@ class KeyValueHost:
     ) -> None:
         self.label = label
         self.buckets = buckets
-        self._items = {
-            name: dict(ext.ty.exports(engine).items())
-            for name, ext in component.type.imports(engine).items()
-            if name.startswith(PREFIX) and isinstance(ext.ty, wc.ComponentInstanceType)
-        }
+        self._items = {k: v for k, v in imported_instances(engine, component).items() if k.startswith(PREFIX)}
         self.interfaces = frozenset(self._items)
-        self._groups: dict[tuple[str, str], int] = {}
-        seen: list[ResourceType] = []
-        for iface, exports in self._items.items():
-            for item, ext in exports.items():
-                if isinstance(ext.ty, ResourceType):
-                    index = next((i for i, r in enumerate(seen) if r == ext.ty), None)
-                    if index is None:
-                        seen.append(ext.ty)
-                        index = len(seen) - 1
-                    self._groups[(iface, item)] = TYPE_IDS + index
+        self._groups = resource_groups(self._items, TYPE_IDS)
 
     def _type_id(self, resource: str) -> int:
         return next(g for (iface, item), g in self._groups.items() if item == resource)

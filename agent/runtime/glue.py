@@ -27,7 +27,7 @@ import wasmtime
 from wasmtime import _bindings as raw
 from wasmtime import _ffi as ffi
 from wasmtime import component as wc
-from wasmtime.component import ResourceHost, Variant, _linker
+from wasmtime.component import ResourceHost, ResourceType, Variant, _linker
 from wasmtime.component._enter import catch_exceptions
 
 from agent.runtime.functypes import fix
@@ -359,6 +359,32 @@ def add_func(inst: wc.LinkerInstance, name: str, impl: Impl, fty: Any) -> None:
 def dtor(_store: Any, rep: int) -> None:
     """A guest dropped its handle to a host resource."""
     current().release(rep)
+
+
+def imported_instances(engine: wasmtime.Engine, component: wc.Component) -> dict[str, dict[str, Any]]:
+    """Every interface ``component`` imports -> its items (name -> the import's item, whose ``ty`` is a
+    function or resource type)."""
+    return {
+        name: dict(ext.ty.exports(engine).items())
+        for name, ext in component.type.imports(engine).items()
+        if isinstance(ext.ty, wc.ComponentInstanceType)
+    }
+
+
+def resource_groups(items: dict[str, dict[str, Any]], first: int = 1) -> dict[tuple[str, str], int]:
+    """(interface, resource) -> a host type id, from ``first`` on, shared by every name of the same resource
+    type (a ``use``d type is the same in each interface that names it)."""
+    seen: list[ResourceType] = []
+    groups: dict[tuple[str, str], int] = {}
+    for iface, exports in items.items():
+        for item, ext in exports.items():
+            if isinstance(ext.ty, ResourceType):
+                index = next((i for i, r in enumerate(seen) if r == ext.ty), None)
+                if index is None:
+                    seen.append(ext.ty)
+                    index = len(seen) - 1
+                groups[(iface, item)] = first + index
+    return groups
 
 
 class Hosts:

@@ -11,11 +11,10 @@ key's version (for compare-and-swap) is its etcd mod revision. An application's 
 from __future__ import annotations
 
 import json
-import struct
 
 from controlplane.state.etcd import EtcdCalls
 from controlplane.state.keys import KV, KV_SIZE, dump, etcd_key
-from neon.bucket_spec import MAX_KEY, BucketSpec
+from neon.bucket_spec import MAX_KEY, BucketSpec, counter_bytes, counter_value
 from neon.errors import Conflict, InvalidArgument, ResourceExhausted
 
 PAGE = 1000
@@ -118,7 +117,8 @@ class KvStore:
         for _ in range(20):
             size, old = await self.client.get(size_key), await self.client.get(full)
             number = _counter(bytes(old.value) if old else None, key) + delta
-            if not -(1 << 63) <= number < (1 << 63):
+            data = counter_bytes(number)
+            if data is None:
                 raise InvalidArgument(f"{key!r} would leave the range of a signed 64-bit integer", field="delta")
             used = (int(json.loads(size.value)["bytes"]) if size else 0) + (0 if old else len(key.encode()) + 8)
             if used > spec.max_bytes:
@@ -127,7 +127,7 @@ class KvStore:
                 )
             # An existing counter keeps its size: only a new one moves the bucket's (and is guarded by it).
             compare = [tx.mod(full) == old.mod_revision] if old else [tx.version(full) == 0]
-            ops = [tx.put(full, struct.pack("<q", number))]
+            ops = [tx.put(full, data)]
             if not old:
                 compare.append(tx.mod(size_key) == size.mod_revision if size else tx.version(size_key) == 0)
                 ops.append(tx.put(size_key, dump({"bytes": used})))
@@ -143,11 +143,9 @@ class KvStore:
 
 
 def _counter(value: bytes | None, key: str) -> int:
-    if value is None:
-        return 0
-    if len(value) != 8:
-        raise InvalidArgument(f"{key[:80]!r} holds {len(value)} bytes, not a counter (8 bytes, little-endian)")
-    number: int = struct.unpack("<q", value)[0]
+    number = counter_value(value)
+    if number is None:
+        raise InvalidArgument(f"{key[:80]!r} holds {len(value or b'')} bytes, not a counter (8 bytes, little-endian)")
     return number
 
 
