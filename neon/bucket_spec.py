@@ -82,6 +82,26 @@ def buckets_to_list(buckets: tuple[BucketSpec, ...]) -> list[dict[str, Any]]:
     ]
 
 
+def key_problem(key: str) -> str:
+    """What is wrong with a key a component writes or reads (empty: nothing)."""
+    size = len(key.encode())
+    return "" if key and size <= MAX_KEY else f"a key must be 1 to {MAX_KEY} bytes, got {size}"
+
+
+def value_problem(spec: BucketSpec, key: str, value: bytes) -> str:
+    """What is wrong with a value for ``spec`` (empty: nothing)."""
+    if len(value) <= spec.max_value_bytes:
+        return ""
+    return f"the value of {key[:80]!r} is {len(value)} bytes; bucket {spec.name} takes at most {spec.max_value_bytes}"
+
+
+def size_problem(spec: BucketSpec, used: int) -> str:
+    """What is wrong with a bucket that would hold ``used`` bytes of keys and values (empty: nothing)."""
+    return (
+        "" if used <= spec.max_bytes else f"bucket {spec.name} would hold {used} bytes; its maxSize is {spec.max_bytes}"
+    )
+
+
 def counter_value(value: bytes | None) -> int | None:
     """A counter's number (absent: 0; None: not a counter), as wasi:keyvalue's ``increment`` keeps it here:
     8 bytes, little-endian, signed."""

@@ -16,14 +16,13 @@ from typing import Any
 
 import wasmtime
 from wasmtime import component as wc
-from wasmtime.component import ResourceType
 
 from agent.http.implementations import HostContext, implementations
 from agent.http.messages import IncomingRequest, Responder, ResponseOutparam
 from agent.http.outbound import Outbound
 from agent.runtime.denials import WASI_GATES, DenialLog
 from agent.runtime.engine import FunctionRef
-from agent.runtime.glue import HostTrap, Table, add_func, dtor, imported_instances, resource_groups, using
+from agent.runtime.glue import HostTrap, Impl, Table, define_instances, imported_instances, resource_groups, using
 from neon.errors import ComponentError
 from neon.http_spec import HANDLER
 
@@ -66,22 +65,18 @@ class HttpHost:
 
     def define(self, root: wc.LinkerInstance, denials: DenialLog) -> None:
         type_ids = {(_base(i), r): g for (i, r), g in self._groups.items()}
-        ctx = HostContext(type_ids, self._output, self.outbound)
-        impls = implementations(ctx)
-        for iface in sorted(self.interfaces):
+        impls = implementations(HostContext(type_ids, self._output, self.outbound))
+
+        def impl_for(iface: str, item: str) -> Impl:
+            impl = impls.get((_base(iface), item))
+            if impl is not None:
+                return impl
             gate = WASI_GATES.get(_base(iface))
-            with root.add_instance(iface) as inst:
-                for item, ext in self._items[iface].items():
-                    ty = ext.ty
-                    if isinstance(ty, ResourceType):
-                        inst.add_resource(item, ResourceType.host(self._groups[(iface, item)]), dtor)
-                    elif isinstance(ty, wc.FuncType):
-                        impl = impls.get((_base(iface), item))
-                        if impl is None and gate is not None and item in gate[1]:
-                            impl = denials.stub(gate[0])
-                        elif impl is None:
-                            impl = _absent(f"{iface}#{item}")
-                        add_func(inst, item, impl, ty)
+            if gate is not None and item in gate[1]:
+                return denials.stub(gate[0])
+            return _absent(f"{iface}#{item}")
+
+        define_instances(root, self.interfaces, self._items, self._groups, impl_for)
 
     def _output(self, stream: str, data: bytes) -> None:
         if self.output_sink is not None:
@@ -122,7 +117,7 @@ def _base(name: str) -> str:
     return name.split("@", 1)[0]
 
 
-def _absent(name: str) -> Any:
+def _absent(name: str) -> Impl:
     def trap(*_args: Any) -> Any:
         raise HostTrap(f"{name} is not available to HTTP components on this agent")
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import grpc
 
-from neon.bucket_spec import MAX_KEY, BucketSpec, counter_bytes, counter_value
+from neon.bucket_spec import BucketSpec, counter_bytes, counter_value, key_problem, size_problem, value_problem
 
 PAGE = 1000  # keys per list-keys page
 
@@ -43,16 +43,13 @@ class Bucket(Protocol):
 
 
 def check_key(key: str) -> None:
-    size = len(key.encode())
-    if not key or size > MAX_KEY:
-        raise KvRefused(f"a key must be 1 to {MAX_KEY} bytes, got {size}")
+    if problem := key_problem(key):
+        raise KvRefused(problem)
 
 
 def check_value(spec: BucketSpec, key: str, value: bytes) -> None:
-    if len(value) > spec.max_value_bytes:
-        raise KvRefused(
-            f"the value of {key[:80]!r} is {len(value)} bytes; bucket {spec.name} takes at most {spec.max_value_bytes}"
-        )
+    if problem := value_problem(spec, key, value):
+        raise KvRefused(problem)
 
 
 def counter(value: bytes | None, key: str) -> int:
@@ -141,11 +138,9 @@ class NodeBucket:
                             (key, value, revision),
                         )
                 self._db.execute("UPDATE size SET bytes = ?, revision = ?", (used, revision))
-                if used > self.spec.max_bytes:
+                if problem := size_problem(self.spec, used):
                     self._db.execute("ROLLBACK")
-                    raise KvRefused(
-                        f"bucket {self.spec.name} would hold {used} bytes; its maxSize is {self.spec.max_bytes}"
-                    )
+                    raise KvRefused(problem)
                 self._db.execute("COMMIT")
                 return True
             except sqlite3.Error as err:

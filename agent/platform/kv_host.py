@@ -11,7 +11,7 @@ from typing import Any
 
 import wasmtime
 from wasmtime import component as wc
-from wasmtime.component import ResourceType, Variant
+from wasmtime.component import Variant
 
 from agent.platform.kv_buckets import Bucket, KvRefused
 from agent.runtime.denials import DenialLog
@@ -19,9 +19,8 @@ from agent.runtime.glue import (
     HostTrap,
     Impl,
     Table,
-    add_func,
     current,
-    dtor,
+    define_instances,
     imported_instances,
     resource_groups,
     using,
@@ -70,23 +69,15 @@ class KeyValueHost:
         self._items = {k: v for k, v in imported_instances(engine, component).items() if k.startswith(PREFIX)}
         self.interfaces = frozenset(self._items)
         self._groups = resource_groups(self._items, TYPE_IDS)
-
-    def _type_id(self, resource: str) -> int:
-        return next(g for (iface, item), g in self._groups.items() if item == resource)
+        self._type_ids = {item: group for (_, item), group in self._groups.items()}  # bucket, cas
 
     def define(self, root: wc.LinkerInstance, denials: DenialLog) -> None:
         impls = self._implementations(denials)
-        for iface in sorted(self.interfaces):
-            base = iface.split("@", 1)[0]
-            with root.add_instance(iface) as inst:
-                for item, ext in self._items[iface].items():
-                    if isinstance(ext.ty, ResourceType):
-                        inst.add_resource(item, ResourceType.host(self._groups[(iface, item)]), dtor)
-                    elif isinstance(ext.ty, wc.FuncType):
-                        impl = impls.get((base, item))
-                        if impl is None:
-                            impl = _absent(f"{iface}#{item}")
-                        add_func(inst, item, impl, ext.ty)
+
+        def impl_for(iface: str, item: str) -> Impl:
+            return impls.get((iface.split("@", 1)[0], item)) or _absent(f"{iface}#{item}")
+
+        define_instances(root, self.interfaces, self._items, self._groups, impl_for)
 
     def scope(self) -> using:
         return using(Table())
@@ -111,7 +102,7 @@ class KeyValueHost:
                 bucket = opener()
             except KvRefused as err:
                 return _other(str(err))
-            return _ok(current().keep(self._type_id("bucket"), bucket))
+            return _ok(current().keep(self._type_ids["bucket"], bucket))
 
         def list_keys(bucket: Bucket, cursor: str | None) -> Any:
             keys, after = bucket.list_keys(cursor)
@@ -122,14 +113,14 @@ class KeyValueHost:
 
         def new_cas(bucket: Bucket, key: str) -> Any:
             value, version = bucket.read(key)
-            return current().keep(self._type_id("cas"), Cas(bucket, key, value, version))
+            return current().keep(self._type_ids["cas"], Cas(bucket, key, value, version))
 
         def swap(cas: Cas, value: bytes) -> Variant:
             try:
                 if cas.bucket.swap(cas.key, value, cas.version):
                     return _ok()
                 fresh, version = cas.bucket.read(cas.key)
-                again = current().keep(self._type_id("cas"), Cas(cas.bucket, cas.key, fresh, version))
+                again = current().keep(self._type_ids["cas"], Cas(cas.bucket, cas.key, fresh, version))
                 return Variant("err", Variant("cas-failed", again))
             except KvRefused as err:
                 return Variant("err", Variant("store-error", Variant("other", str(err))))

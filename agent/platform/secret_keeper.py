@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from neon.errors import IntegrityError, NeonGridError, Unavailable
 from neon.model import ComponentAssignment
 from neon.observe import log
 from neon.security import sealing
+from neon.security.keyfiles import write_private
 
 _log = log.get("neon.agent.secrets")
 
@@ -88,35 +88,26 @@ class SecretKeeper:
     def _path(self, key: Key) -> Path:
         return self.directory / f"{key[0]}--{key[1]}.sealed"
 
+    def _context(self, key: Key) -> str:
+        return f"node-secrets:{key[0]}/{key[1]}"
+
     def _seal_key(self) -> bytes:
         if self.key_file.is_file():
             return base64.b64decode(self.key_file.read_bytes())
-        self.key_file.parent.mkdir(parents=True, exist_ok=True)
         key = sealing.new_key()
-        tmp = self.key_file.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(base64.b64encode(key))
-        os.replace(tmp, self.key_file)
+        write_private(self.key_file, base64.b64encode(key))
         return key
 
     def _save(self, key: Key, versions: dict[str, int], values: dict[str, str]) -> None:
         plain = json.dumps({"versions": versions, "values": values}, sort_keys=True).encode()
-        sealed = sealing.seal(self._seal_key(), plain, f"node-secrets:{key[0]}/{key[1]}")
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self._path(key)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(sealed)
-        os.replace(tmp, path)
+        write_private(self._path(key), sealing.seal(self._seal_key(), plain, self._context(key)))
 
     def _load(self, key: Key) -> tuple[dict[str, int], dict[str, str]] | None:
         path = self._path(key)
         if not path.is_file() or not self.key_file.is_file():
             return None
         try:
-            doc = json.loads(sealing.unseal(self._seal_key(), path.read_bytes(), f"node-secrets:{key[0]}/{key[1]}"))
+            doc = json.loads(sealing.unseal(self._seal_key(), path.read_bytes(), self._context(key)))
         except IntegrityError as err:
             _log.warning("persisted secrets do not open; ignored", path=str(path), error=err.message)
             return None

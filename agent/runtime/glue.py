@@ -387,6 +387,24 @@ def resource_groups(items: dict[str, dict[str, Any]], first: int = 1) -> dict[tu
     return groups
 
 
+def define_instances(
+    root: wc.LinkerInstance,
+    interfaces: frozenset[str],
+    items: dict[str, dict[str, Any]],
+    groups: dict[tuple[str, str], int],
+    impl_for: Callable[[str, str], Impl],
+) -> None:
+    """Define each of ``interfaces`` in ``root``: its resources as the host resource types ``groups`` names,
+    its functions as ``impl_for(interface, function)``."""
+    for iface in sorted(interfaces):
+        with root.add_instance(iface) as inst:
+            for item, ext in items[iface].items():
+                if isinstance(ext.ty, ResourceType):
+                    inst.add_resource(item, ResourceType.host(groups[(iface, item)]), dtor)
+                elif isinstance(ext.ty, wc.FuncType):
+                    add_func(inst, item, impl_for(iface, item), ext.ty)
+
+
 class Hosts:
     """The WASI hosts of one component (wasi:http's, wasi:keyvalue's) as one
     :class:`agent.runtime.engine.WasiHost`: each defines its interfaces, and an instance's resources of all of

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 
+from aetcd.utils import prefix_range_end
+
 from controlplane.state.etcd import EtcdCalls
 from controlplane.state.keys import KV, KV_SIZE, dump, etcd_key
-from neon.bucket_spec import MAX_KEY, BucketSpec, counter_bytes, counter_value
+from neon.bucket_spec import BucketSpec, counter_bytes, counter_value, key_problem, size_problem, value_problem
 from neon.errors import Conflict, InvalidArgument, ResourceExhausted
 
 PAGE = 1000
@@ -25,16 +27,16 @@ def _check(spec: BucketSpec, keys: list[str], values: list[bytes] | None = None)
     if len(keys) > MAX_BATCH:
         raise InvalidArgument(f"one call may name at most {MAX_BATCH} keys, got {len(keys)}", field="keys")
     for key in keys:
-        size = len(key.encode())
-        if not key or size > MAX_KEY:
-            raise InvalidArgument(f"a key must be 1 to {MAX_KEY} bytes, got {size}", field="keys")
+        if problem := key_problem(key):
+            raise InvalidArgument(problem, field="keys")
     for key, value in zip(keys, values or [], strict=False):
-        if len(value) > spec.max_value_bytes:
-            raise ResourceExhausted(
-                f"the value of {key[:80]!r} is {len(value)} bytes; bucket {spec.name} takes at most "
-                f"{spec.max_value_bytes}",
-                bucket=spec.name,
-            )
+        if problem := value_problem(spec, key, value):
+            raise ResourceExhausted(problem, bucket=spec.name)
+
+
+def _check_size(spec: BucketSpec, used: int) -> None:
+    if problem := size_problem(spec, used):
+        raise ResourceExhausted(problem, bucket=spec.name)
 
 
 class KvStore:
@@ -48,11 +50,11 @@ class KvStore:
 
     async def get(self, app: str, spec: BucketSpec, keys: list[str]) -> list[bytes | None]:
         _check(spec, keys)
-        out: list[bytes | None] = []
-        for key in keys:
-            got = await self.client.get(self._key(app, spec.name, key))
-            out.append(bytes(got.value) if got else None)
-        return out
+        tx = self.client.transactions
+        _, ranges = await self.client.transaction(
+            compare=[], success=[tx.get(self._key(app, spec.name, key)) for key in keys], failure=[]
+        )
+        return [bytes(found[0][0]) if found else None for found in ranges]
 
     async def read(self, app: str, spec: BucketSpec, key: str) -> tuple[bytes | None, int]:
         _check(spec, [key])
@@ -63,15 +65,15 @@ class KvStore:
         prefix = self._key(app, spec.name)
         start = prefix + cursor.encode() + b"\0" if cursor else prefix
         # A bucket is at most maxSize (1 MiB by default, 64 MiB at most): read from the cursor on, in key order.
-        got = await self.client.get_range(start, _prefix_end(prefix))
+        got = await self.client.get_range(start, prefix_range_end(prefix))
         keys = [bytes(kv.key)[len(prefix) :].decode() for kv in got][: PAGE + 1]
         return keys[:PAGE], (keys[PAGE - 1] if len(keys) > PAGE else "")
 
     async def write(
         self, app: str, spec: BucketSpec, pairs: list[tuple[str, bytes | None]], guard: tuple[str, int] | None = None
     ) -> bool:
-        """Set (None: delete) every pair in one transaction within the bucket's size; with ``guard`` (key,
-        version) only while that key is at that version (False when it is not)."""
+        """Set (None: delete) every pair in one transaction within the bucket's size; with ``guard`` (a key of
+        ``pairs``, and a version) only while that key is at that version (False when it is not)."""
         keys = [k for k, _ in pairs]
         _check(spec, keys, [v for _, v in pairs if v is not None])
         tx = self.client.transactions
@@ -81,9 +83,11 @@ class KvStore:
             used = int(json.loads(size.value)["bytes"]) if size else 0
             compare = [tx.mod(size_key) == size.mod_revision] if size else [tx.version(size_key) == 0]
             ops = []
+            versions: dict[str, int] = {}
             for key, value in pairs:
                 full = self._key(app, spec.name, key)
                 old = await self.client.get(full)
+                versions[key] = int(old.mod_revision) if old else 0
                 if old:
                     used -= len(key.encode()) + len(old.value)
                     compare.append(tx.mod(full) == old.mod_revision)
@@ -94,14 +98,9 @@ class KvStore:
                 else:
                     used += len(key.encode()) + len(value)
                     ops.append(tx.put(full, value))
-            if guard is not None:
-                current = await self.client.get(self._key(app, spec.name, guard[0]))
-                if (int(current.mod_revision) if current else 0) != guard[1]:
-                    return False
-            if used > spec.max_bytes:
-                raise ResourceExhausted(
-                    f"bucket {spec.name} would hold {used} bytes; its maxSize is {spec.max_bytes}", bucket=spec.name
-                )
+            if guard is not None and versions[guard[0]] != guard[1]:
+                return False
+            _check_size(spec, used)
             ops.append(tx.put(size_key, dump({"bytes": used})))
             ok, _ = await self.client.transaction(compare=compare, success=ops, failure=[])
             if ok:
@@ -121,10 +120,7 @@ class KvStore:
             if data is None:
                 raise InvalidArgument(f"{key!r} would leave the range of a signed 64-bit integer", field="delta")
             used = (int(json.loads(size.value)["bytes"]) if size else 0) + (0 if old else len(key.encode()) + 8)
-            if used > spec.max_bytes:
-                raise ResourceExhausted(
-                    f"bucket {spec.name} would hold {used} bytes; its maxSize is {spec.max_bytes}", bucket=spec.name
-                )
+            _check_size(spec, used)
             # An existing counter keeps its size: only a new one moves the bucket's (and is guarded by it).
             compare = [tx.mod(full) == old.mod_revision] if old else [tx.version(full) == 0]
             ops = [tx.put(full, data)]
@@ -147,7 +143,3 @@ def _counter(value: bytes | None, key: str) -> int:
     if number is None:
         raise InvalidArgument(f"{key[:80]!r} holds {len(value or b'')} bytes, not a counter (8 bytes, little-endian)")
     return number
-
-
-def _prefix_end(prefix: bytes) -> bytes:
-    return prefix[:-1] + bytes([prefix[-1] + 1])

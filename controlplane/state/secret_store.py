@@ -49,6 +49,11 @@ def _info(name: str, doc: dict[str, Any], revision: int) -> SecretInfo:
     )
 
 
+def _context(name: str, version: int) -> str:
+    """What a secret's sealed values are bound to: its name and version."""
+    return f"secret:{name}:{version}"
+
+
 def check_secret(name: str, data: dict[str, str]) -> None:
     """InvalidArgument naming what is wrong with a secret a user sends."""
     if not NAME.match(name):
@@ -113,9 +118,15 @@ class SecretStore:
         if not got:
             raise NotFound(f"secret {name!r} does not exist; create it with `neon secret create {name}`", kind="secret")
         doc = json.loads(got.value)
+        return await self._open(name, doc), int(doc["version"])
+
+    async def _open(self, name: str, doc: dict[str, Any]) -> dict[str, str]:
+        """The keys and values a stored secret's document seals."""
         dek = await self._data_key(doc["key_id"])
-        plain = sealing.unseal(dek, base64.b64decode(doc["sealed"]), f"secret:{name}:{doc['version']}")
-        return json.loads(plain), int(doc["version"])
+        plain: dict[str, str] = json.loads(
+            sealing.unseal(dek, base64.b64decode(doc["sealed"]), _context(name, doc["version"]))
+        )
+        return plain
 
     # ----------------------------------------------------------- writes --
 
@@ -188,8 +199,8 @@ class SecretStore:
                 doc = json.loads(got.value)
                 if doc["key_id"] == key_id:
                     break
-                data, version = await self.values(name)
-                resealed = self._sealed(name, version, data, key_id, dek) | (
+                data = await self._open(name, doc)
+                resealed = self._sealed(name, int(doc["version"]), data, key_id, dek) | (
                     {"deleting": True} if doc.get("deleting") else {}
                 )
                 resealed["updated_at"] = doc["updated_at"]
@@ -217,7 +228,7 @@ class SecretStore:
             "keys": sorted(data),
             "updated_at": time.time(),
             "key_id": key_id,
-            "sealed": base64.b64encode(sealing.seal(dek, plain, f"secret:{name}:{version}")).decode(),
+            "sealed": base64.b64encode(sealing.seal(dek, plain, _context(name, version))).decode(),
         }
 
     async def _data_key(self, key_id: str) -> bytes:
