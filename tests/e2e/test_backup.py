@@ -63,6 +63,7 @@ def test_a_backup_restores_into_a_fresh_etcd_and_the_agents_reattach(
     before = _state(cluster)
     assert before["pair"] == (2, {"parser": ["edge-1"], "processor": ["edge-1"]}), before
     assert client.invoke("log-analyzer", "ingestor", "ingest", [SAMPLE])[0] == 5
+    assert client.put_secret("archive-creds", {"token": "backed-up-s3cr3t"}).version == 1
 
     backup = tmp_path / "cluster.backup"
     made = neon_cli(cluster, "backup", "create", str(backup))
@@ -71,6 +72,7 @@ def test_a_backup_restores_into_a_fresh_etcd_and_the_agents_reattach(
         manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
     assert manifest["applications"] == {name: gen for name, (gen, _) in before.items()}
     assert sorted(manifest["nodes"]) == ["cloud-1", "edge-1"]
+    assert manifest["secrets"] == {"archive-creds": 1}  # names and versions; the values stay sealed
     assert "BackedUp" in [e.kind for e in client.events(history=20)]
 
     # Hostile files and targets are refused before anything is written.
@@ -120,6 +122,9 @@ def test_a_backup_restores_into_a_fresh_etcd_and_the_agents_reattach(
             raise AssertionError(f"the archiver cannot read its bucket yet: {err.message}") from None
 
     assert_eventually(counts_readable, timeout=60)
+    # The restored secrets open with the same PKI (the key that seals them is derived from the CA's).
+    restored_secret = cluster.store(lambda s: s.secrets.values("archive-creds"))
+    assert restored_secret == ({"token": "backed-up-s3cr3t"}, 1)
     assert client.invoke("log-analyzer", "ingestor", "ingest", [SAMPLE])[0] == 5
     counts, _ = client.invoke("log-analyzer", "archiver", "counts", [])
     assert counts["info"] == "4", counts  # the archiver's volume kept the first ingest

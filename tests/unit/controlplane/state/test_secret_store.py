@@ -144,3 +144,28 @@ def test_bad_secrets_are_refused_naming_what(etcd: EtcdServer) -> None:
         assert await store.secrets.list() == []
 
     _run(etcd, body)
+
+
+def test_an_apply_guarded_by_a_secret_that_changed_is_refused(etcd: EtcdServer) -> None:
+    from neon import manifest
+
+    spec = manifest.parse(
+        {
+            "apiVersion": manifest.API_VERSION,
+            "kind": "Application",
+            "metadata": {"name": "demo"},
+            "spec": {"components": [{"name": "c", "artifact": "sha256:" + "11" * 32}]},
+        }
+    )
+
+    async def body(store: Store) -> None:
+        await store.secrets.put("db", {"password": VALUE}, replace=False)
+        info = await store.secrets.get("db")
+        assert info is not None
+        guard = {SECRETS + b"db": info.revision}
+        await store.secrets.mark_deleting("db")  # a delete began after the apply read the secret
+        with pytest.raises(Conflict, match="secrets/db changed while demo was applied"):
+            await store.put_app(spec, guards=guard)
+        assert await store.get_app("demo") is None, "the application was written"
+
+    _run(etcd, body)

@@ -58,6 +58,10 @@ def test_the_example_describes_itself(summaries: dict[str, dict]) -> None:  # ty
     ]
     assert "wasi:filesystem/preopens@0.2.9" in summaries["parser"]["wasi"]
     assert capabilities(summaries["parser"]) == ("wasi-filesystem", "wasi-sockets")
+    # The archiver reads its config and keeps its counts through the agent's own WASI hosts: a node must
+    # offer both (agents of this version do).
+    archiver = capabilities(summaries["archiver"])
+    assert "wasi-config" in archiver and "wasi-keyvalue" in archiver, archiver
 
 
 def test_links_are_checked_against_the_binaries(summaries: dict[str, dict]) -> None:  # type: ignore[type-arg]
