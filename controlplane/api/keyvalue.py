@@ -4,6 +4,7 @@ is granted the bucket (the call guard has checked that the certificate is the no
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 from controlplane.state.store import Store
 from neon._proto import control_pb2
@@ -25,24 +26,29 @@ async def assigned_component(store: Store, node: str, app: str, component: str, 
     raise PermissionDenied(f"node {node} runs no component {app}/{component}: it is given no {what} of it")
 
 
+Lookup = Callable[[Store, str, str, str, str], Awaitable[ComponentAssignment]]
+
+
 class Grants:
     """What ``assigned_component`` answered for the last second, per (node, app, component): a guest's loop of
     bucket calls does not read the node's assignments from etcd on every call. A grant taken away applies to
     calls a second later at most."""
 
     TTL = 1.0
+    MAX = 10_000  # entries held; past it, the cache starts again
 
-    def __init__(self) -> None:
+    def __init__(self, lookup: Lookup = assigned_component, clock: Callable[[], float] = time.monotonic) -> None:
         self._held: dict[tuple[str, str, str], tuple[float, ComponentAssignment]] = {}
+        self._lookup, self._clock = lookup, clock
 
     async def component(self, store: Store, node: str, app: str, component: str) -> ComponentAssignment:
         key = (node, app, component)
         held = self._held.get(key)
-        now = time.monotonic()
+        now = self._clock()
         if held is not None and held[0] > now:
             return held[1]
-        comp = await assigned_component(store, node, app, component, "key-value bucket")
-        if len(self._held) > 10_000:
+        comp = await self._lookup(store, node, app, component, "key-value bucket")
+        if len(self._held) >= self.MAX:
             self._held.clear()
         self._held[key] = (now + self.TTL, comp)
         return comp
