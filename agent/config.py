@@ -60,6 +60,9 @@ class AgentConfig:
         registry_config: A docker-style ``config.json`` with registry credentials, for a node labelled
             ``neon-grid.dev/pull=registry`` (it pulls ``oci://`` artifacts from their registry itself).
         registry_ca: A CA bundle for registries with a private CA.
+        fetch_rate: At most this many bytes a second when fetching artifacts from the control plane (0: as fast
+            as the link goes), for an edge node on a metered or shared link; a rollout waits for the fetch
+            (``spec.rollout.prefetch``), so the old version serves meanwhile.
     """
 
     name: str
@@ -100,4 +103,5 @@ class AgentConfig:
     join: str = ""
     registry_config: Path | None = None
     registry_ca: Path | None = None
+    fetch_rate: int = 0
     insecure: bool = False

@@ -51,6 +51,9 @@ from agent.state import (
     InstanceStopped,
     Instruction,
     Key,
+    Prepare,
+    Prepared,
+    PrepareFailed,
     Report,
     Route,
     Start,
@@ -96,7 +99,12 @@ class Agent:
         self.session = ControlSession(config, self._desired_changed, self._use_identity, self._status)
         self.buckets = Buckets(config.data_dir / "kv", self.session.key_value)
         self.starter = Starter(
-            self.artifacts, self.linker, self.telemetry, volumes, self._check_provenance, self.buckets
+            self.artifacts,
+            self.linker,
+            self.telemetry,
+            volumes,
+            lambda label, spec: check_provenance(label, spec, self.artifacts, self.identity.controlplane_key),
+            self.buckets,
         )
         identity_dir = config.data_dir / "identity"
         self.secrets = SecretKeeper(config.data_dir / "secrets", identity_dir / "seal.key", self.session.fetch_secrets)
@@ -104,6 +112,8 @@ class Agent:
         self.prober = RttProber()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._report: tuple[InstanceReport, ...] = ()
+        self._prefetched: tuple[tuple[str, ...], tuple[tuple[str, str], ...]] = ((), ())
+        self.session.prefetch = lambda: self._prefetched
         self.server: SyncServer | None = None
         self.dataplane = DataPlaneServicer(self.node, helpers=DATAPLANE_THREADS)
         self.http: HttpServer | None = None
@@ -149,7 +159,8 @@ class Agent:
             self.http = HttpServer(identity.creds)
             self.http.route("/metrics", self._serve_metrics, HTTP_READERS)
             metrics_port = await self.http.start(self.config.metrics_listen or f"{host}:0")
-            self.session.metrics_address = f"{self._advertised_host(self.config.metrics_listen, host)}:{metrics_port}"
+            metrics_host = advertised_host(self.config.metrics_listen, host, self.config.advertise)
+            self.session.metrics_address = f"{metrics_host}:{metrics_port}"
         if self.config.http_listen:
             await self._open_front_door(host)
         self.session.connect()
@@ -182,14 +193,8 @@ class Agent:
             tls = https_context(self.config.http_cert, self.config.http_key)
         port = await self.front_door.start(self.config.http_listen, tls)
         scheme = "https" if tls else "http"
-        self.session.http_url = f"{scheme}://{self._advertised_host(self.config.http_listen, default_host)}:{port}"
-
-    def _advertised_host(self, listen: str, default: str) -> str:
-        """The host others reach a port bound at ``listen`` on: its own host, unless it is a wildcard."""
-        host = listen.rpartition(":")[0].strip("[]")
-        if host in ("", "0.0.0.0", "::"):
-            return (self.config.advertise.rpartition(":")[0] if self.config.advertise else "") or default
-        return host
+        host = advertised_host(self.config.http_listen, default_host, self.config.advertise)
+        self.session.http_url = f"{scheme}://{host}:{port}"
 
     async def wait_registered(self, timeout: float) -> None:
         await asyncio.wait_for(self.session.registered.wait(), timeout)
@@ -282,20 +287,18 @@ class Agent:
             self._feed_soon(InstanceStopped(ins.key))
         elif isinstance(ins, Route):
             self.router.set_routes(ins.app, ins.component, ins.endpoints)
+        elif isinstance(ins, Prepare):
+            self._spawn(self._prepare(ins.spec), f"prepare {ins.spec.artifact[:19]}")
         elif isinstance(ins, Report):
-            if ins.instances != self._report:
-                self._report = ins.instances
+            if (ins.instances, (ins.prefetched, ins.prefetch_failed)) != (self._report, self._prefetched):
+                self._report, self._prefetched = ins.instances, (ins.prefetched, ins.prefetch_failed)
                 self.session.report_dirty.set()
 
     async def _fetch(self, digest: str, source: str) -> None:
-        try:
-            await self.artifacts.obtain(digest, source, self.session.fetch)
-        except grpc.aio.AioRpcError as err:
-            self._feed(ArtifactFailed(digest, f"fetch failed: {err.details()}"))
-        except NeonGridError as err:
-            self._feed(ArtifactFailed(digest, err.message))
-        else:
-            self._feed(ArtifactFetched(digest))
+        self._feed(await fetched(self.artifacts, digest, source, self.session.fetch))
+
+    async def _prepare(self, spec: ComponentAssignment) -> None:
+        self._feed(await prepared(self.starter, self.tiers.start_on(spec.artifact), spec))
 
     async def _start(self, key: Key, spec: ComponentAssignment) -> None:
         app, name = key
@@ -369,6 +372,30 @@ class Agent:
         hooks.sink("agent", f"now running {better.tier}'s code for {spec.artifact[:19]}")
         _log.info("moved to optimized code", app=key[0], component=key[1], compiler=better.tier)
 
-    def _check_provenance(self, label: str, spec: ComponentAssignment) -> None:
-        """Before anything is compiled: :func:`agent.control.provenance.check_provenance`."""
-        check_provenance(label, spec, self.artifacts, self.identity.controlplane_key)
+
+async def fetched(artifacts: ArtifactCache, digest: str, source: str, fetch: Any) -> Event:
+    """Obtain an artifact: what the state machine is told of it."""
+    try:
+        await artifacts.obtain(digest, source, fetch)
+    except grpc.aio.AioRpcError as err:
+        return ArtifactFailed(digest, f"fetch failed: {err.details()}")
+    except NeonGridError as err:
+        return ArtifactFailed(digest, err.message)
+    return ArtifactFetched(digest)
+
+
+async def prepared(starter: Starter, runtime: Runtime, spec: ComponentAssignment) -> Event:
+    """Compile a prefetched artifact ahead of its start: what the state machine is told of it."""
+    try:
+        await in_daemon_thread(starter.prepare, runtime, spec)
+    except Exception as err:  # noqa: BLE001 - reported; the rollout does not wait for this node
+        return PrepareFailed(spec.artifact, getattr(err, "message", None) or f"{type(err).__name__}: {err}")
+    return Prepared(spec.artifact)
+
+
+def advertised_host(listen: str, default: str, advertise: str) -> str:
+    """The host others reach a port bound at ``listen`` on: its own host, unless it is a wildcard."""
+    host = listen.rpartition(":")[0].strip("[]")
+    if host in ("", "0.0.0.0", "::"):
+        return (advertise.rpartition(":")[0] if advertise else "") or default
+    return host

@@ -71,7 +71,31 @@ class InstanceStopped:
     id: int = field(default_factory=lambda: next(_ids))
 
 
-Event = DesiredChanged | ArtifactFetched | ArtifactFailed | InstanceStarted | InstanceFailed | InstanceStopped
+@dataclass(frozen=True)
+class Prepared:
+    """A prefetched artifact is compiled (ready to start)."""
+
+    digest: str
+    id: int = field(default_factory=lambda: next(_ids))
+
+
+@dataclass(frozen=True)
+class PrepareFailed:
+    digest: str
+    reason: str
+    id: int = field(default_factory=lambda: next(_ids))
+
+
+Event = (
+    DesiredChanged
+    | ArtifactFetched
+    | ArtifactFailed
+    | InstanceStarted
+    | InstanceFailed
+    | InstanceStopped
+    | Prepared
+    | PrepareFailed
+)
 
 
 # ------------------------------------------------------------ instructions --
@@ -86,6 +110,13 @@ class Fetch:
 @dataclass(frozen=True)
 class Start:
     key: Key
+    spec: ComponentAssignment
+
+
+@dataclass(frozen=True)
+class Prepare:
+    """Compile a prefetched artifact as ``spec`` would start (checked first, as a start checks it)."""
+
     spec: ComponentAssignment
 
 
@@ -106,9 +137,11 @@ class Route:
 @dataclass(frozen=True)
 class Report:
     instances: tuple[InstanceReport, ...]
+    prefetched: tuple[str, ...] = ()  # artifacts of the prefetch lists fetched and compiled
+    prefetch_failed: tuple[tuple[str, str], ...] = ()  # (artifact, why) of those that could not be
 
 
-Instruction = Fetch | Start | Stop | Route | Report
+Instruction = Fetch | Prepare | Start | Stop | Route | Report
 
 
 # ------------------------------------------------------------------- state --
@@ -135,6 +168,9 @@ class AgentState:
         self.artifacts: dict[str, str] = {}  # digest -> fetching | ready | failed
         self.artifact_errors: dict[str, str] = {}
         self.routes: dict[tuple[str, str], tuple[str, ...]] = {}
+        self.ahead: dict[str, ComponentAssignment] = {}  # artifact -> how a rollout held for it will start it
+        self.prepared: dict[str, str] = {}  # artifact -> preparing | ready | failed
+        self.prepare_errors: dict[str, str] = {}
         self.log: deque[tuple[int, str, list[str]]] = deque(maxlen=log_size)
 
     def handle(self, event: Event) -> list[Instruction]:
@@ -175,8 +211,15 @@ class AgentState:
             inst = self.instances.get(event.key)
             if inst is not None and inst.phase == "Stopping":
                 del self.instances[event.key]
+        elif isinstance(event, Prepared):
+            self.prepared[event.digest] = "ready"
+        elif isinstance(event, PrepareFailed):
+            self.prepared[event.digest] = "failed"
+            self.prepare_errors[event.digest] = event.reason
         self._converge(out)
-        out.append(Report(self.report()))
+        self._prefetch(out)
+        ready, failed = self.prefetch_report()
+        out.append(Report(self.report(), ready, failed))
         self.log.append((event.id, type(event).__name__, [type(i).__name__ for i in out]))
         return out
 
@@ -185,10 +228,16 @@ class AgentState:
             del self.artifacts[digest]  # a new desired state retries failed fetches
         self.desired = {}
         self.generations = {}
+        self.ahead = {}
         for assignment in event.assignments:
             self.generations[assignment.app] = assignment.generation
             for comp in assignment.components:
                 self.desired[(assignment.app, comp.name)] = comp
+            for comp in assignment.prefetch:
+                self.ahead.setdefault(comp.artifact, comp)
+        for digest in [d for d, status in self.prepared.items() if status == "failed" or d not in self.ahead]:
+            del self.prepared[digest]  # a new desired state retries, and forgets what is no longer ahead
+            self.prepare_errors.pop(digest, None)
         wanted_routes: dict[tuple[str, str], tuple[str, ...]] = {}
         for (app, _), comp in sorted(self.desired.items()):
             for binding in comp.imports:
@@ -273,6 +322,33 @@ class AgentState:
             return
         inst.next_phase = "Starting"
         out.append(Start(key, want))
+
+    def _prefetch(self, out: list[Instruction]) -> None:
+        """Fetch and compile what a held rollout will run here, without starting it."""
+        running = {inst.spec.artifact for inst in self.instances.values() if inst.phase == "Running"}
+        for digest, spec in sorted(self.ahead.items()):
+            if digest in running or digest in self.prepared:
+                continue
+            status = self.artifacts.get(digest)
+            if status is None:
+                self.artifacts[digest] = "fetching"
+                out.append(Fetch(digest, spec.source))
+            elif status == "ready":
+                self.prepared[digest] = "preparing"
+                out.append(Prepare(spec))
+
+    def prefetch_report(self) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+        """The artifacts ahead that are ready here (running already counts), and those that failed, with why."""
+        running = {inst.spec.artifact for inst in self.instances.values() if inst.phase == "Running"}
+        ready, failed = [], []
+        for digest in sorted(self.ahead):
+            if digest in running or self.prepared.get(digest) == "ready":
+                ready.append(digest)
+            elif self.artifacts.get(digest) == "failed":
+                failed.append((digest, self.artifact_errors.get(digest, "fetch failed")))
+            elif self.prepared.get(digest) == "failed":
+                failed.append((digest, self.prepare_errors.get(digest, "compile failed")))
+        return tuple(ready), tuple(failed)
 
     def _running(self, key: Key) -> bool:
         inst = self.instances.get(key)

@@ -6,6 +6,9 @@ import argparse
 import os
 from pathlib import Path
 
+from neon._validate import parse_size
+from neon.errors import InvalidManifest
+
 DEFAULT_CONTROL = "127.0.0.1:7400"
 DEFAULT_PKI = ".neon/pki"
 
@@ -136,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=1000,
         help="component instances this node may hold at once, reserved up front in wasmtime's pooling allocator "
         "(0: allocate each on demand)",
+    )
+    p.add_argument(
+        "--fetch-rate",
+        type=_byte_rate,
+        default=0,
+        metavar="SIZE",
+        help="fetch artifacts from the control plane at most this fast, per second (e.g. 512Ki, 2Mi; default: "
+        "unlimited), for a node on a metered or shared link",
     )
     p.add_argument(
         "--compiler",
@@ -350,6 +361,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="the component's name (lowercase words joined by '-')")
     p.add_argument("--lang", choices=["python", "js", "c"], required=True, help="the language of its source")
     p.add_argument("--dir", type=Path, default=None, help="where to write it (default ./NAME)")
+    p.add_argument(
+        "--wit",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="your own WIT (a directory, its dependencies in deps/): every function the world exports is written "
+        "out, answering its zero value (python, js)",
+    )
+    p.add_argument("--world", default=None, help="the world to implement (default: the only one in --wit's package)")
 
     p = sub.add_parser("build", help="build a component project (its neon.yaml) into build/NAME.wasm")
     p.add_argument("dir", nargs="?", type=Path, default=Path("."), help="the project (default .)")
@@ -365,6 +385,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", type=Path, default=Path(".neon-dev"), help="state directory")
     p.add_argument("--once", action="store_true", help="stop after the demo instead of waiting for Ctrl-C")
     return parser
+
+
+def _byte_rate(text: str) -> int:
+    """``--fetch-rate``: a size per second (``512Ki``, ``2Mi``, a byte count)."""
+    try:
+        return parse_size(text, "--fetch-rate")
+    except InvalidManifest as err:
+        raise argparse.ArgumentTypeError(err.message) from None
 
 
 def _registry_flags(p: argparse.ArgumentParser, whose: str) -> None:

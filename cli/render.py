@@ -58,11 +58,38 @@ def size_rate(value: float) -> str:
 
 def apps_table(apps: Sequence[Any], wide: bool = False) -> str:
     header = ["NAME", "GEN", "PHASE", "READY", "SINCE", "REASON"]
+    if wide:
+        header.insert(5, "PREFETCH")
     rows = []
     for a in apps:
         ready = " ".join(f"{c.name}:{c.ready_replicas}/{c.desired_replicas}" for c in a.components)
-        rows.append([a.name, a.generation, a.phase, ready, since(a.since), a.reason if wide else _short(a.reason)])
+        row = [a.name, a.generation, a.phase, ready, since(a.since)]
+        if wide:
+            row.append(prefetch_progress(a) or "-")
+        rows.append([*row, a.reason if wide else _short(a.reason)])
     return table(header, rows)
+
+
+def prefetch_progress(app: Any) -> str:
+    """A held rollout's progress in one line: ``gen 3: edge-1 1/2, cloud-1 2/2`` (empty when none waits)."""
+    if not app.HasField("rollout"):
+        return ""
+    rollout = app.rollout
+    nodes = ", ".join(f"{n.node} {n.ready}/{n.total}" + (" failed" if n.failed else "") for n in rollout.nodes)
+    return f"gen {rollout.generation}: {nodes}"
+
+
+def _rollout_section(app: Any) -> list[str]:
+    """What a held rollout waits for, node by node (nothing when no rollout waits)."""
+    if not app.HasField("rollout"):
+        return []
+    rollout = app.rollout
+    left = max(0.0, rollout.deadline - time.time())
+    lines = [f"Rollout:     generation {rollout.generation} prefetching (goes ahead within {left:.0f}s)"]
+    for n in rollout.nodes:
+        state = "ready" if n.ready == n.total else f"failed: {n.failed}" if n.failed else "fetching and compiling"
+        lines.append(f"  {n.node}: {n.ready}/{n.total} artifacts ready  ({state})")
+    return lines
 
 
 def components_table(apps: Sequence[Any], wide: bool = False) -> str:
@@ -115,6 +142,7 @@ def describe_app(app: Any, wide: bool = False, events: Sequence[Any] = (), nodes
     lines = [
         f"Application: {app.name}  (generation {app.generation})",
         f"Phase:       {app.phase}" + (f" — {app.reason}" if app.reason else "") + f"  (since {since(app.since)})",
+        *_rollout_section(app),
         "Components:",
     ]
     for comp in app.components:

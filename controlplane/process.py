@@ -29,7 +29,7 @@ from controlplane.security.identity import Security
 from controlplane.state.assignments import AssignmentHub
 from controlplane.state.blobs import BlobStore
 from controlplane.state.compaction import Compactor
-from controlplane.state.keys import APPS, MEMBERS, NODES, SECRETS
+from controlplane.state.keys import APPS, MEMBERS, NODES, PREFETCH, SECRETS
 from controlplane.state.leader import Election
 from controlplane.state.mirror import Mirror
 from controlplane.state.replication import BlobReplicator
@@ -187,6 +187,7 @@ class ControlPlane:
             asyncio.create_task(self.reconciler.watch(NODES), name="watch-nodes"),
             asyncio.create_task(self.reconciler.watch(MEMBERS), name="watch-members"),
             asyncio.create_task(self.reconciler.watch(SECRETS), name="watch-secrets"),  # a new version rolls out
+            asyncio.create_task(self.reconciler.watch(PREFETCH), name="watch-prefetch"),  # a held rollout goes
             asyncio.create_task(Compactor(self.store, self.config.compaction_interval).run(), name="compact-etcd"),
         ]
         self.reconciler.mark_dirty()

@@ -57,6 +57,7 @@ from neon.grants import GrantSpec, grants_to_dict, parse_grants
 from neon.http_spec import HttpSpec, http_to_dict, parse_http
 from neon.oci import reference as oci
 from neon.policy import COLOCATE, PlacementSpec, parse_placement
+from neon.rollout_spec import RolloutSpec, parse_rollout
 from neon.routes import Route, ambiguous, parse_route, url_prefix
 from neon.runtime_spec import RuntimeSpec, parse_runtime, runtime_to_dict
 from neon.security.signing import parse_public
@@ -117,6 +118,7 @@ class AppSpec:
     links: tuple[LinkSpec, ...] = ()
     trusted_keys: tuple[str, ...] = ()  # ed25519 publisher keys; empty: the cluster's trust policy
     buckets: tuple[BucketSpec, ...] = ()  # key-value buckets its components may be granted
+    rollout: RolloutSpec = RolloutSpec()  # how new generations reach the nodes
 
     def bucket(self, name: str) -> BucketSpec:
         for bucket in self.buckets:
@@ -172,7 +174,8 @@ class AppSpec:
                 "links": [_link_doc(ln) for ln in self.links],
             }
             | ({"trustedKeys": list(self.trusted_keys)} if self.trusted_keys else {})
-            | ({"buckets": buckets_to_list(self.buckets)} if self.buckets else {}),
+            | ({"buckets": buckets_to_list(self.buckets)} if self.buckets else {})
+            | ({} if self.rollout.is_default else {"rollout": self.rollout.to_dict()}),
         }
 
     def to_yaml(self) -> str:
@@ -232,8 +235,11 @@ def parse(doc: Any, *, require_digests: bool = True) -> AppSpec:
         raise InvalidManifest(f"kind must be {KIND!r}, got {top['kind']!r}", field="kind")
     meta = mapping(top["metadata"], "metadata", required={"name"}, optional={"labels"})
     name = dns_name(meta["name"], "metadata.name")
-    spec = mapping(top["spec"], "spec", required={"components"}, optional={"links", "trustedKeys", "buckets"})
+    spec = mapping(
+        top["spec"], "spec", required={"components"}, optional={"links", "trustedKeys", "buckets", "rollout"}
+    )
     buckets = parse_buckets(spec.get("buckets"), "spec.buckets")
+    rollout = parse_rollout(spec.get("rollout"), "spec.rollout")
     trusted = list_field(spec, "trustedKeys", "spec")
     for i, key in enumerate(trusted):
         try:
@@ -331,6 +337,7 @@ def parse(doc: Any, *, require_digests: bool = True) -> AppSpec:
         links=tuple(links),
         trusted_keys=tuple(dict.fromkeys(trusted)),
         buckets=buckets,
+        rollout=rollout,
     )
     _refuse_impossible_links(app)
     return app

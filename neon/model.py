@@ -113,86 +113,106 @@ class Assignment:
     app: str
     generation: int
     components: tuple[ComponentAssignment, ...] = field(default_factory=tuple)
+    # What the node will run at ``prefetch_generation``, to fetch and compile before the rollout swaps anything
+    # (the control plane holds the new slices back until every node has it ready); since: when that began.
+    prefetch: tuple[ComponentAssignment, ...] = ()
+    prefetch_generation: int = 0
+    prefetch_since: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "app": self.app,
             "generation": self.generation,
-            "components": [
-                {
-                    "name": c.name,
-                    "artifact": c.artifact,
-                    "imports": [
-                        {
-                            "import": b.import_name,
-                            "component": b.component,
-                            "local": b.local,
-                            "endpoints": list(b.endpoints),
-                        }
-                        | ({"idempotent": list(b.idempotent)} if b.idempotent else {})
-                        | ({"importer": b.importer} if b.importer else {})
-                        for b in c.imports
-                    ],
-                    "runtime": asdict(c.runtime),
-                    "grants": {"env": dict(c.grants.env), "volumes": [asdict(v) for v in c.grants.volumes]}
-                    | ({"interfaces": list(c.grants.interfaces)} if c.grants.interfaces is not None else {})
-                    | ({"outbound_hosts": list(c.grants.outbound_hosts)} if c.grants.outbound_hosts else {}),
-                    "fused_members": list(c.fused_members),
-                    "signatures": list(c.signatures),
-                    "trusted_keys": list(c.trusted_keys),
-                    "inputs": list(c.inputs),
-                }
-                | ({"callers": list(c.callers)} if c.callers else {})
-                | ({"http": asdict(c.http)} if c.http.enabled else {})
-                | ({"source": c.source} if c.source else {})
-                | config_to_dict(c.config)
-                | ({"secret_versions": dict(c.secret_versions)} if c.secret_versions else {})
-                | ({"buckets": [asdict(b) for b in c.buckets]} if c.buckets else {})
-                for c in self.components
-            ],
+            "components": [_component_doc(c) for c in self.components],
         }
+        if self.prefetch:
+            doc["prefetch"] = {
+                "generation": self.prefetch_generation,
+                "since": self.prefetch_since,
+                "components": [_component_doc(c) for c in self.prefetch],
+            }
+        return doc
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Assignment:
+        ahead = doc.get("prefetch") or {}
         return cls(
             app=doc["app"],
             generation=int(doc["generation"]),
-            components=tuple(
-                ComponentAssignment(
-                    name=c["name"],
-                    artifact=c["artifact"],
-                    imports=tuple(
-                        ImportBinding(
-                            import_name=b["import"],
-                            component=b["component"],
-                            local=bool(b["local"]),
-                            endpoints=tuple(b.get("endpoints", ())),
-                            idempotent=tuple(b.get("idempotent", ())),
-                            importer=b.get("importer", ""),
-                        )
-                        for b in c.get("imports", ())
-                    ),
-                    runtime=RuntimeSpec(**c["runtime"]) if "runtime" in c else RuntimeSpec(),
-                    grants=GrantSpec(
-                        env=dict(c.get("grants", {}).get("env", {})),
-                        volumes=tuple(VolumeGrant(**v) for v in c.get("grants", {}).get("volumes", ())),
-                        interfaces=(tuple(c["grants"]["interfaces"]) if "interfaces" in c.get("grants", {}) else None),
-                        outbound_hosts=tuple(c.get("grants", {}).get("outbound_hosts", ())),
-                    ),
-                    fused_members=tuple(c.get("fused_members", ())),
-                    signatures=tuple(c.get("signatures", ())),
-                    trusted_keys=tuple(c.get("trusted_keys", ())),
-                    inputs=tuple(c.get("inputs", ())),
-                    callers=tuple(c.get("callers", ())),
-                    http=_http(c["http"]) if "http" in c else HttpSpec(),
-                    source=c.get("source", ""),
-                    config=config_from_dict(c),
-                    secret_versions=tuple(sorted((k, int(v)) for k, v in c.get("secret_versions", {}).items())),
-                    buckets=tuple(BucketSpec(**b) for b in c.get("buckets", ())),
-                )
-                for c in doc.get("components", ())
-            ),
+            components=tuple(_component(c) for c in doc.get("components", ())),
+            prefetch=tuple(_component(c) for c in ahead.get("components", ())),
+            prefetch_generation=int(ahead.get("generation", 0)),
+            prefetch_since=float(ahead.get("since", 0.0)),
         )
+
+
+def _component_doc(c: ComponentAssignment) -> dict[str, Any]:
+    return (
+        {
+            "name": c.name,
+            "artifact": c.artifact,
+            "imports": [
+                {
+                    "import": b.import_name,
+                    "component": b.component,
+                    "local": b.local,
+                    "endpoints": list(b.endpoints),
+                }
+                | ({"idempotent": list(b.idempotent)} if b.idempotent else {})
+                | ({"importer": b.importer} if b.importer else {})
+                for b in c.imports
+            ],
+            "runtime": asdict(c.runtime),
+            "grants": {"env": dict(c.grants.env), "volumes": [asdict(v) for v in c.grants.volumes]}
+            | ({"interfaces": list(c.grants.interfaces)} if c.grants.interfaces is not None else {})
+            | ({"outbound_hosts": list(c.grants.outbound_hosts)} if c.grants.outbound_hosts else {}),
+            "fused_members": list(c.fused_members),
+            "signatures": list(c.signatures),
+            "trusted_keys": list(c.trusted_keys),
+            "inputs": list(c.inputs),
+        }
+        | ({"callers": list(c.callers)} if c.callers else {})
+        | ({"http": asdict(c.http)} if c.http.enabled else {})
+        | ({"source": c.source} if c.source else {})
+        | config_to_dict(c.config)
+        | ({"secret_versions": dict(c.secret_versions)} if c.secret_versions else {})
+        | ({"buckets": [asdict(b) for b in c.buckets]} if c.buckets else {})
+    )
+
+
+def _component(c: dict[str, Any]) -> ComponentAssignment:
+    return ComponentAssignment(
+        name=c["name"],
+        artifact=c["artifact"],
+        imports=tuple(
+            ImportBinding(
+                import_name=b["import"],
+                component=b["component"],
+                local=bool(b["local"]),
+                endpoints=tuple(b.get("endpoints", ())),
+                idempotent=tuple(b.get("idempotent", ())),
+                importer=b.get("importer", ""),
+            )
+            for b in c.get("imports", ())
+        ),
+        runtime=RuntimeSpec(**c["runtime"]) if "runtime" in c else RuntimeSpec(),
+        grants=GrantSpec(
+            env=dict(c.get("grants", {}).get("env", {})),
+            volumes=tuple(VolumeGrant(**v) for v in c.get("grants", {}).get("volumes", ())),
+            interfaces=(tuple(c["grants"]["interfaces"]) if "interfaces" in c.get("grants", {}) else None),
+            outbound_hosts=tuple(c.get("grants", {}).get("outbound_hosts", ())),
+        ),
+        fused_members=tuple(c.get("fused_members", ())),
+        signatures=tuple(c.get("signatures", ())),
+        trusted_keys=tuple(c.get("trusted_keys", ())),
+        inputs=tuple(c.get("inputs", ())),
+        callers=tuple(c.get("callers", ())),
+        http=_http(c["http"]) if "http" in c else HttpSpec(),
+        source=c.get("source", ""),
+        config=config_from_dict(c),
+        secret_versions=tuple(sorted((k, int(v)) for k, v in c.get("secret_versions", {}).items())),
+        buckets=tuple(BucketSpec(**b) for b in c.get("buckets", ())),
+    )
 
 
 @dataclass(frozen=True)

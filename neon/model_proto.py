@@ -20,54 +20,55 @@ def assignment_to_proto(a: Assignment) -> control_pb2.Assignment:
     return control_pb2.Assignment(
         app=a.app,
         generation=a.generation,
-        components=[
-            control_pb2.ComponentAssignment(
-                name=c.name,
-                artifact=c.artifact,
-                imports=[
-                    control_pb2.ImportBinding(
-                        **{"import": b.import_name},
-                        component=b.component,
-                        local=b.local,
-                        endpoints=list(b.endpoints),
-                        idempotent=list(b.idempotent),
-                        importer=b.importer,
-                    )
-                    for b in c.imports
-                ],
-                runtime=control_pb2.RuntimeSettings(
-                    mode=c.runtime.mode,
-                    instances=c.runtime.instances,
-                    max_queue=c.runtime.max_queue,
-                    memory_bytes=c.runtime.memory_bytes,
-                    timeout_seconds=c.runtime.timeout_seconds,
-                ),
-                grants=control_pb2.Grants(
-                    env=c.grants.env,
-                    volumes=[
-                        control_pb2.VolumeGrant(name=v.name, path=v.path, read_only=v.read_only)
-                        for v in c.grants.volumes
-                    ],
-                    limit_interfaces=c.grants.interfaces is not None,
-                    interfaces=list(c.grants.interfaces or ()),
-                    allowed_outbound_hosts=list(c.grants.outbound_hosts),
-                ),
-                fused_members=list(c.fused_members),
-                signatures=list(c.signatures),
-                trusted_keys=list(c.trusted_keys),
-                inputs=list(c.inputs),
-                callers=list(c.callers),
-                http=_http_to_proto(c.http) if c.http.enabled else None,
-                source=c.source,
-                config=_config_to_proto(c.config, c.secret_versions) if not c.config.empty else None,
-                buckets=[
-                    control_pb2.Bucket(
-                        name=b.name, backend=b.backend, max_value_bytes=b.max_value_bytes, max_bytes=b.max_bytes
-                    )
-                    for b in c.buckets
-                ],
+        components=[component_to_proto(c) for c in a.components],
+        prefetch=[component_to_proto(c) for c in a.prefetch],
+        prefetch_generation=a.prefetch_generation,
+        prefetch_since=a.prefetch_since,
+    )
+
+
+def component_to_proto(c: ComponentAssignment) -> control_pb2.ComponentAssignment:
+    return control_pb2.ComponentAssignment(
+        name=c.name,
+        artifact=c.artifact,
+        imports=[
+            control_pb2.ImportBinding(
+                **{"import": b.import_name},
+                component=b.component,
+                local=b.local,
+                endpoints=list(b.endpoints),
+                idempotent=list(b.idempotent),
+                importer=b.importer,
             )
-            for c in a.components
+            for b in c.imports
+        ],
+        runtime=control_pb2.RuntimeSettings(
+            mode=c.runtime.mode,
+            instances=c.runtime.instances,
+            max_queue=c.runtime.max_queue,
+            memory_bytes=c.runtime.memory_bytes,
+            timeout_seconds=c.runtime.timeout_seconds,
+        ),
+        grants=control_pb2.Grants(
+            env=c.grants.env,
+            volumes=[
+                control_pb2.VolumeGrant(name=v.name, path=v.path, read_only=v.read_only) for v in c.grants.volumes
+            ],
+            limit_interfaces=c.grants.interfaces is not None,
+            interfaces=list(c.grants.interfaces or ()),
+            allowed_outbound_hosts=list(c.grants.outbound_hosts),
+        ),
+        fused_members=list(c.fused_members),
+        signatures=list(c.signatures),
+        trusted_keys=list(c.trusted_keys),
+        inputs=list(c.inputs),
+        callers=list(c.callers),
+        http=_http_to_proto(c.http) if c.http.enabled else None,
+        source=c.source,
+        config=_config_to_proto(c.config, c.secret_versions) if not c.config.empty else None,
+        buckets=[
+            control_pb2.Bucket(name=b.name, backend=b.backend, max_value_bytes=b.max_value_bytes, max_bytes=b.max_bytes)
+            for b in c.buckets
         ],
     )
 
@@ -117,49 +118,51 @@ def assignment_from_proto(msg: control_pb2.Assignment) -> Assignment:
     return Assignment(
         app=msg.app,
         generation=msg.generation,
-        components=tuple(
-            ComponentAssignment(
-                name=c.name,
-                artifact=c.artifact,
-                imports=tuple(
-                    ImportBinding(
-                        import_name=getattr(b, "import"),
-                        component=b.component,
-                        local=b.local,
-                        endpoints=tuple(b.endpoints),
-                        idempotent=tuple(b.idempotent),
-                        importer=b.importer,
-                    )
-                    for b in c.imports
-                ),
-                runtime=RuntimeSpec(
-                    mode=c.runtime.mode,
-                    instances=c.runtime.instances,
-                    max_queue=c.runtime.max_queue,
-                    memory_bytes=c.runtime.memory_bytes,
-                    timeout_seconds=c.runtime.timeout_seconds,
-                ),
-                grants=GrantSpec(
-                    env=dict(c.grants.env),
-                    volumes=tuple(
-                        VolumeGrant(name=v.name, path=v.path, read_only=v.read_only) for v in c.grants.volumes
-                    ),
-                    interfaces=tuple(c.grants.interfaces) if c.grants.limit_interfaces else None,
-                    outbound_hosts=tuple(c.grants.allowed_outbound_hosts),
-                ),
-                fused_members=tuple(c.fused_members),
-                signatures=tuple(c.signatures),
-                trusted_keys=tuple(c.trusted_keys),
-                inputs=tuple(c.inputs),
-                callers=tuple(c.callers),
-                http=_http_from_proto(c.http) if c.HasField("http") else HttpSpec(),
-                source=c.source,
-                config=_config_from_proto(c.config) if c.HasField("config") else ConfigSpec(),
-                secret_versions=tuple(sorted(c.config.secret_versions.items())),
-                buckets=tuple(BucketSpec(b.name, b.backend, b.max_value_bytes, b.max_bytes) for b in c.buckets),
+        components=tuple(component_from_proto(c) for c in msg.components),
+        prefetch=tuple(component_from_proto(c) for c in msg.prefetch),
+        prefetch_generation=msg.prefetch_generation,
+        prefetch_since=msg.prefetch_since,
+    )
+
+
+def component_from_proto(c: control_pb2.ComponentAssignment) -> ComponentAssignment:
+    return ComponentAssignment(
+        name=c.name,
+        artifact=c.artifact,
+        imports=tuple(
+            ImportBinding(
+                import_name=getattr(b, "import"),
+                component=b.component,
+                local=b.local,
+                endpoints=tuple(b.endpoints),
+                idempotent=tuple(b.idempotent),
+                importer=b.importer,
             )
-            for c in msg.components
+            for b in c.imports
         ),
+        runtime=RuntimeSpec(
+            mode=c.runtime.mode,
+            instances=c.runtime.instances,
+            max_queue=c.runtime.max_queue,
+            memory_bytes=c.runtime.memory_bytes,
+            timeout_seconds=c.runtime.timeout_seconds,
+        ),
+        grants=GrantSpec(
+            env=dict(c.grants.env),
+            volumes=tuple(VolumeGrant(name=v.name, path=v.path, read_only=v.read_only) for v in c.grants.volumes),
+            interfaces=tuple(c.grants.interfaces) if c.grants.limit_interfaces else None,
+            outbound_hosts=tuple(c.grants.allowed_outbound_hosts),
+        ),
+        fused_members=tuple(c.fused_members),
+        signatures=tuple(c.signatures),
+        trusted_keys=tuple(c.trusted_keys),
+        inputs=tuple(c.inputs),
+        callers=tuple(c.callers),
+        http=_http_from_proto(c.http) if c.HasField("http") else HttpSpec(),
+        source=c.source,
+        config=_config_from_proto(c.config) if c.HasField("config") else ConfigSpec(),
+        secret_versions=tuple(sorted(c.config.secret_versions.items())),
+        buckets=tuple(BucketSpec(b.name, b.backend, b.max_value_bytes, b.max_bytes) for b in c.buckets),
     )
 
 

@@ -42,6 +42,8 @@ class ControlSession:
         self.on_desired = on_desired  # a new desired state (its revision, the assignments)
         self.on_identity = on_identity  # a new node certificate, to present from now on
         self.status = status  # what to report now
+        # what to report of the prefetch lists: (artifacts ready, (artifact, why) of those that failed)
+        self.prefetch: Callable[[], tuple[tuple[str, ...], tuple[tuple[str, str], ...]]] = lambda: ((), ())
         self.identity = Identity(Credentials.insecure())
         self.address = ""  # this node's data-plane address, as registered
         self.metrics_address = ""
@@ -225,8 +227,12 @@ class ControlSession:
         while True:
             await self.report_dirty.wait()
             self.report_dirty.clear()
+            ready, failed = self.prefetch()
             report = control_pb2.StatusReport(
-                node=self.config.name, instances=[report_to_proto(r) for r in self.status()]
+                node=self.config.name,
+                instances=[report_to_proto(r) for r in self.status()],
+                prefetched=ready,
+                prefetch_failed=dict(failed),
             )
             try:
                 await self.control.ReportStatus(report, timeout=10)
@@ -260,7 +266,13 @@ class ControlSession:
         return await self.control.KeyValue(request, timeout=10, wait_for_ready=True)
 
     async def fetch(self, digest: str) -> AsyncIterator[bytes]:
-        """An artifact's bytes from the control plane's blob store, chunk by chunk."""
-        stream = self.control.FetchArtifact(control_pb2.FetchArtifactRequest(digest=digest), timeout=300)
+        """An artifact's bytes from the control plane's blob store, chunk by chunk (no faster than
+        ``--fetch-rate``: the stream is read no sooner than the bytes so far allow, so the link is not filled)."""
+        rate, started, got = self.config.fetch_rate, time.monotonic(), 0
+        request = control_pb2.FetchArtifactRequest(digest=digest)
+        stream = self.control.FetchArtifact(request, timeout=None if rate else 300)  # a slow link takes its time
         async for chunk in stream:
             yield chunk.data
+            got += len(chunk.data)
+            if rate > 0 and (ahead := got / rate - (time.monotonic() - started)) > 0:
+                await asyncio.sleep(ahead)

@@ -107,6 +107,7 @@ def agent(args: argparse.Namespace) -> int:
             http_key=args.http_key,
             max_instances=args.max_instances,
             compiler=args.compiler,
+            fetch_rate=args.fetch_rate,
         ),
         args.ready_file,
     )

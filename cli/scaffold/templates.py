@@ -18,6 +18,7 @@ TOOLCHAINS = {
     "js": "componentize-js (npm; needs node and npm)",
     "c": "Zig's clang (the ziglang wheel) and wasm-tools",
 }
+GREETING = 'greet \'"world"\'           # "hello, world!"'
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z][a-z0-9]*)*$")
 
 
@@ -33,8 +34,9 @@ def check_name(name: str) -> str:
     return name
 
 
-def files(name: str, lang: str) -> dict[str, str]:
-    """Relative path -> text of a new project."""
+def files(name: str, lang: str, world: str | None = None, invoke: str = "") -> dict[str, str]:
+    """Relative path -> text of a new project (``world``: the world its build targets, default the template's;
+    ``invoke``: what to try once it is applied, default the greeting)."""
     check_name(name)
     if lang not in LANGS:
         raise InvalidArgument(f"--lang {lang!r}: choose one of {', '.join(LANGS)}", field="lang")
@@ -42,9 +44,15 @@ def files(name: str, lang: str) -> dict[str, str]:
     return {
         "wit/world.wit": _WIT.format(name=name),
         source: {"python": _PYTHON, "js": _JS, "c": _C}[lang].format(name=name),
-        "neon.yaml": _BUILD.format(name=name, lang=lang, source=source),
+        "neon.yaml": _BUILD.format(name=name, lang=lang, source=source, world=world or name),
         "app.yaml": _MANIFEST.format(name=name),
-        "README.md": _README.format(name=name, lang=lang, source=source, toolchain=TOOLCHAINS[lang]),
+        "README.md": _README.format(
+            name=name,
+            lang=lang,
+            source=source,
+            toolchain=TOOLCHAINS[lang],
+            invoke=invoke or GREETING,
+        ),
         ".gitignore": "build/\n",
     }
 
@@ -64,7 +72,7 @@ _BUILD = """# How `neon build` builds this component.
 name: {name}
 lang: {lang}
 wit: wit          # the WIT directory
-world: {name}     # the world the component targets
+world: {world}    # the world the component targets
 source: {source}
 """
 
@@ -160,12 +168,12 @@ void greet_post_return(uint32_t *ret) {{
 
 _README = """# {name}
 
-A WebAssembly component ({lang}) for Neon Grid: `wit/world.wit` says what it exports, `{source}` implements it.
+A WebAssembly component ({lang}) for Neon Grid: `wit/` says what it exports, `{source}` implements it.
 
 ```bash
 neon build {name}                                   # with {toolchain}; writes build/{name}.wasm
 neon apply -f {name}/app.yaml --sign-with KEY --wait   # KEY: a publisher key the cluster trusts
-neon invoke {name} {name} greet '"world"'           # "hello, world!"
+neon invoke {name} {name} {invoke}
 
 # or through an OCI registry (./run dev runs one on 127.0.0.1:5000):
 neon push {name}/build/{name}.wasm oci://127.0.0.1:5000/{name}:0.1.0 --sign-with KEY

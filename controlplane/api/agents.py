@@ -35,6 +35,8 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
         # the lease refresh (which fails for a lease revoked by a newer registration, wherever that was).
         self._leases: dict[str, NodeInfo] = {}
         self._grants = Grants()  # the components' bucket grants, read at most once a second
+        # node -> what it last said of its prefetch lists (written to etcd only when that changes)
+        self._prefetch: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...]]] = {}
 
     @edge
     async def Register(self, request: control_pb2.RegisterRequest, context: Context) -> control_pb2.RegisterResponse:
@@ -73,6 +75,7 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
         ttl = self.cp.config.node_ttl
         lease_id = await self.cp.store.register_node(info, ttl)
         self._leases[info.name] = replace(info, lease_id=lease_id)
+        self._prefetch.pop(info.name, None)  # its report is written again, on the new lease
         if old is not None and old.lease_id:
             # The node key moved to the new lease; revoking the old one drops the old status report.
             await self.cp.store.revoke_lease(old.lease_id)
@@ -145,6 +148,10 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
         if node is None:
             raise NotFound(f"node {request.node!r} is not registered; register again", kind="node", name=request.node)
         await self.cp.intake.note(node, [report_from_proto(r) for r in request.instances])
+        prefetch = (tuple(sorted(request.prefetched)), tuple(sorted(request.prefetch_failed.items())))
+        if self._prefetch.get(node.name, ((), ())) != prefetch:
+            await self.cp.store.reports.put_prefetch(node, list(prefetch[0]), dict(prefetch[1]))
+            self._prefetch[node.name] = prefetch
         return control_pb2.StatusAck()
 
     @edge
@@ -244,5 +251,11 @@ async def _snapshot(cp: Plane, revision: int, docs: list[dict[str, Any]]) -> con
         record = await cp.store.get_app(doc["app"])
         spec = record.spec if record is not None else None
         comps = [await for_assignment(c, spec, cp.store, cp.security) for c in doc.get("components", [])]
-        out.append(assignment_to_proto(Assignment.from_dict({**doc, "components": comps})))
+        ahead = doc.get("prefetch") or {}
+        if ahead:  # what is prefetched is checked as what is started
+            ahead = {
+                **ahead,
+                "components": [await for_assignment(c, spec, cp.store, cp.security) for c in ahead["components"]],
+            }
+        out.append(assignment_to_proto(Assignment.from_dict({**doc, "components": comps, "prefetch": ahead})))
     return control_pb2.NodeAssignments(revision=revision, assignments=out)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, TypeVar
 
-from controlplane.reconcile.status import app_status
+from controlplane.reconcile.status import app_status, with_rollout
 from controlplane.state.mirror import Mirror, View
 from controlplane.state.store import Store
 from controlplane.state.world import AppRecord
@@ -105,6 +105,10 @@ def status_docs(view: View, name: str | None = None) -> list[dict[str, Any]]:
     gone = {n: since or now for n, (_, since) in view.unreachable().items()}
     leader = view.leader is not None
     return [
-        app_status(record, view.placements.get(record.spec.name), view.status, view.nodes, gone, leader)
+        with_rollout(
+            app_status(record, view.placements.get(record.spec.name), view.status, view.nodes, gone, leader),
+            view.rollouts.get(record.spec.name),
+            view.prefetch,
+        )
         for record in records
     ]

@@ -13,6 +13,7 @@ from typing import Callable
 from controlplane.placement import Placer
 from controlplane.reconcile.events import new_event
 from controlplane.reconcile.plan import NOT_COMPOSED, next_grace_expiry, plan
+from controlplane.reconcile.prefetch import Rollout, gate
 from controlplane.reconcile.route_table import RouteEntry, route_table
 from controlplane.state.store import Store
 from controlplane.state.world import Composition, World
@@ -88,7 +89,7 @@ class ReconcileLoop:
     async def reconcile_once(self) -> None:
         """Reflect etcd into the model, plan, and write each changed application back."""
         world = await self._mark_unreachable(await self.store.read_world())
-        self._wake_for_grace(next_grace_expiry(world))
+        wake = [next_grace_expiry(world)]
         if world.nodes != self._nodes:
             self._nodes = dict(world.nodes)
             self._sorted_nodes = [n for _, n in sorted(self._nodes.items())]
@@ -111,13 +112,20 @@ class ReconcileLoop:
                 g.key: await self.composer.compose(spec, g) for g in draft.groups if g.reason == NOT_COMPOSED
             }
         plans, orphans = plan(world, self.placer, compositions)
-        for app_plan in plans:
+        for computed in plans:
+            record = world.apps[computed.app]
+            app_plan, rollout = gate(computed, world, record.spec.rollout)
+            if rollout is not None and rollout.held:
+                wake.append(rollout.deadline - world.now)  # go ahead at the deadline, whatever is ready
             if not app_plan.changed:
                 continue
-            record = world.apps[app_plan.app]
             if not await self.store.write_plan(app_plan, record, world):
                 self.mark_dirty()  # the app changed under us; the next pass sees it
                 continue
+            if rollout is not None:
+                await self._rollout_event(app_plan.app, rollout, world.now)
+            if app_plan.holding is not None:
+                continue  # placement and fusion are written (and told) when the rollout goes ahead
             was_fused = {(f["node"], tuple(f["members"])) for f in world.fusion.get(app_plan.app, []) if f["artifact"]}
             for group in app_plan.groups:
                 if not group.reason and group.key not in was_fused:
@@ -146,6 +154,28 @@ class ReconcileLoop:
                     await self.store.events.record(new_event(kind, msg, app=app_plan.app, component=name))
         for app, nodes in orphans:
             await self.store.remove_orphan(app, nodes)
+        self._wake_for_grace(min((w for w in wake if w is not None), default=None))
+
+    async def _rollout_event(self, app: str, rollout: Rollout, now: float) -> None:
+        """Tell a prefetch beginning (the first held write) and ending (the release after a hold)."""
+        progress = ", ".join(f"{n.node} {n.ready}/{n.total}" for n in rollout.nodes)
+        if rollout.held and rollout.since == now:
+            msg = f"generation {rollout.generation}: nodes fetch and compile it before any swap ({progress})"
+            await self.store.events.record(new_event("Prefetching", msg, app=app))
+        elif not rollout.held and rollout.since < now:
+            took = f"{now - rollout.since:.1f}s"
+            if not rollout.late:
+                msg = f"generation {rollout.generation} ready on every node after {took}; swapping"
+                await self.store.events.record(new_event("Prefetched", msg, app=app))
+                return
+            late = "; ".join(
+                f"{n.node} {n.ready}/{n.total}"
+                + (f" ({n.failed})" if n.failed else " (unreachable)" if n.unreachable else "")
+                for n in rollout.late
+            )
+            kind = "PrefetchTimedOut" if now >= rollout.deadline else "Prefetched"
+            msg = f"generation {rollout.generation} goes ahead after {took} without {late}"
+            await self.store.events.record(new_event(kind, msg, app=app))
 
     async def _mark_unreachable(self, world: World) -> World:
         """Record when each node that lost its lease was found so (durably, so a new leader keeps the clock)."""
@@ -159,7 +189,8 @@ class ReconcileLoop:
         return replace(world, unreachable_since=marked)
 
     def _wake_for_grace(self, seconds: float | None) -> None:
-        """Reconcile again when the first component kept on an unreachable node outstays its toleration."""
+        """Reconcile again when the first component kept on an unreachable node outstays its toleration, or a
+        held rollout's prefetch deadline passes."""
         if self._grace_timer is not None:
             self._grace_timer.cancel()
         self._grace_timer = (

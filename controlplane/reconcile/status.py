@@ -221,3 +221,27 @@ def _fused(serving: Mapping[tuple[str, str], tuple[str, str]], node: str, import
     """Both ends run inside one fused component on the node."""
     a, b = serving.get((node, importer)), serving.get((node, exporter))
     return a is not None and b is not None and a == b
+
+
+def with_rollout(
+    doc: dict[str, Any], held: Mapping[str, Any] | None, prefetch: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """``doc`` (an :func:`app_status`) with what a held rollout waits for, node by node, from what each node
+    reports ready. The old generation serves meanwhile: unless something is wrong (Degraded, Failed...), the phase
+    is Deploying, and the reason says what the rollout waits for."""
+    if not held:
+        return doc
+    nodes = []
+    for node, artifacts in sorted(held.get("nodes", {}).items()):
+        report = prefetch.get(node, {})
+        ready, failed = set(report.get("ready", ())), report.get("failed", {})
+        why = "; ".join(f"{a[:19]}: {failed[a]}" for a in artifacts if a in failed)
+        nodes.append({"node": node, "ready": sum(1 for a in artifacts if a in ready), "total": len(artifacts)})
+        nodes[-1] |= {"failed": why} if why else {}
+    generation = int(held["generation"])
+    rollout = {"generation": generation, "since": float(held["since"]), "deadline": float(held["deadline"])}
+    out = doc | {"rollout": rollout | {"nodes": nodes}}
+    if doc.get("phase") in ("Placing", "Deploying", "Running"):
+        progress = ", ".join(f"{n['node']} {n['ready']}/{n['total']}" for n in nodes)
+        out |= {"phase": "Deploying", "reason": f"generation {generation} prefetching ({progress})"}
+    return out

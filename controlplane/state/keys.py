@@ -8,6 +8,8 @@ Key layout (all values JSON):
     /neon/placements/<app>           {"generation", "components": {c: {"nodes": [...], "reason": ""}}}
     /neon/assign/<node>/<app>        Assignment: the node's slice of the app's graph
     /neon/status/<node>              [InstanceReport, ...], attached to the node's lease
+    /neon/prefetch/<node>            {"ready": [digest], "failed": {digest: why}}: its prefetch lists, on its lease
+    /neon/rollouts/<app>             {"generation", "since", "deadline", "nodes": {node: [digest]}}: a held rollout
     /neon/artifacts/<digest>         {"name", "size", "uploaded_at"}
     /neon/events/<seq>               Event
     /neon/history/<app>/<generation>  the manifest of each generation (the last HISTORY kept)
@@ -34,6 +36,8 @@ MEMBERS = PREFIX + b"members/"
 PLACEMENTS = PREFIX + b"placements/"
 ASSIGN = PREFIX + b"assign/"
 STATUS = PREFIX + b"status/"
+PREFETCH = PREFIX + b"prefetch/"
+ROLLOUTS = PREFIX + b"rollouts/"
 ARTIFACTS = PREFIX + b"artifacts/"
 EVENTS = PREFIX + b"events/"
 METRICS = PREFIX + b"metrics/"

@@ -22,12 +22,12 @@ import asyncio
 import contextlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import aetcd
 
-from controlplane.state.keys import APPS, LEADER, MEMBERS, NODES, PLACEMENTS, STATUS
+from controlplane.state.keys import APPS, LEADER, MEMBERS, NODES, PLACEMENTS, PREFETCH, ROLLOUTS, STATUS
 from controlplane.state.store import Store, app_record, member_record
 from controlplane.state.world import AppRecord
 from neon.model import InstanceReport, NodeInfo
@@ -46,6 +46,8 @@ class View:
     placements: dict[str, dict[str, Any]]
     status: dict[str, list[InstanceReport]]
     leader: dict[str, Any] | None
+    rollouts: dict[str, dict[str, Any]] = field(default_factory=dict)  # app -> its held rollout (reconcile.prefetch)
+    prefetch: dict[str, dict[str, Any]] = field(default_factory=dict)  # node -> what it has ready of its prefetch
     # The mirror's change count it was copied at: two views of one stamp hold the same (-1: read from etcd).
     stamp: int = -1
 
@@ -66,6 +68,8 @@ _TABLES: dict[bytes, Callable[[bytes, int], Any]] = {
     PLACEMENTS: lambda value, revision: json.loads(value),
     STATUS: _status,
     LEADER: lambda value, revision: json.loads(value),  # one key: its name is ""
+    ROLLOUTS: lambda value, revision: json.loads(value),
+    PREFETCH: lambda value, revision: json.loads(value),
 }
 
 
@@ -88,6 +92,8 @@ def _view(tables: dict[bytes, dict[str, Any]], stamp: int = -1) -> View:
         placements=dict(tables[PLACEMENTS]),
         status=dict(tables[STATUS]),
         leader=tables[LEADER].get(""),
+        rollouts=dict(tables[ROLLOUTS]),
+        prefetch=dict(tables[PREFETCH]),
         stamp=stamp,
     )
 

@@ -26,6 +26,7 @@ from controlplane.state.keys import (
     MEMBERS,
     NODES,
     PLACEMENTS,
+    ROLLOUTS,
     dump,
     etcd_key,
 )
@@ -268,9 +269,11 @@ class Store:
                 per_app = rates.setdefault(link["app"], {})
                 key = (link["importer"], link["exporter"])
                 per_app[key] = per_app.get(key, 0.0) + float(link["rate"])
-        secret_versions = await self.secrets.versions()
+        prefetched, prefetch_failed = await self.reports.all_prefetch()  # on the nodes' leases
         return World(
-            secret_versions=secret_versions,
+            prefetched=prefetched,
+            prefetch_failed=prefetch_failed,
+            secret_versions=await self.secrets.versions(),
             apps=apps,
             nodes=nodes,
             placements=placements,
@@ -288,24 +291,11 @@ class Store:
 
         Each component's ``since`` is when its nodes last changed (kept from ``world`` otherwise)."""
         tx = self.client.transactions
-        now = time.time()
-        before = world.placements.get(plan.app, {}) if world is not None else {}
-        since = world.placed_at.get(plan.app, {}) if world is not None else {}
-        placement_doc = {
-            "generation": record.generation,
-            "components": {
-                name: {
-                    "nodes": list(d.nodes),
-                    "reason": d.reason,
-                    "desired": d.desired,
-                    "filtered": dict(d.filtered),
-                    "since": (since.get(name) or now) if tuple(before.get(name, ())) == tuple(d.nodes) else now,
-                }
-                for name, d in plan.placement.components.items()
-            },
-            "fusion": list(plan.fusion),
-        }
-        ops = [tx.put(etcd_key(PLACEMENTS, plan.app), dump(placement_doc))]
+        placement_doc = placement_document(plan, record, world, time.time())
+        if plan.holding is not None:  # the placement waits; the status shows what the rollout waits for
+            ops = [tx.put(etcd_key(ROLLOUTS, plan.app), dump(dict(plan.holding)))]
+        else:
+            ops = [tx.put(etcd_key(PLACEMENTS, plan.app), dump(placement_doc)), tx.delete(etcd_key(ROLLOUTS, plan.app))]
         ops += [tx.put(etcd_key(ASSIGN, node, plan.app), dump(a.to_dict())) for node, a in plan.writes.items()]
         ops += [tx.delete(etcd_key(ASSIGN, node, plan.app)) for node in plan.remove_from]
         ok, _ = await self.client.transaction(
@@ -317,7 +307,7 @@ class Store:
         """Delete what is left of a deleted application, if it was not re-created meanwhile."""
         tx = self.client.transactions
         ops = [tx.delete(etcd_key(ASSIGN, node, app)) for node in sorted(nodes)]
-        ops.append(tx.delete(etcd_key(PLACEMENTS, app)))
+        ops += [tx.delete(etcd_key(PLACEMENTS, app)), tx.delete(etcd_key(ROLLOUTS, app))]
         ok, _ = await self.client.transaction(compare=[tx.version(etcd_key(APPS, app)) == 0], success=ops, failure=[])
         return bool(ok)
 
@@ -339,6 +329,26 @@ class Store:
 
     async def watch_prefix(self, prefix: bytes, start_revision: int | None = None) -> Any:
         return await self.client.watch_prefix(prefix, start_revision=start_revision)
+
+
+def placement_document(plan: AppPlan, record: AppRecord, world: World | None, now: float) -> dict[str, Any]:
+    """The placement as stored: each component's nodes, why, and since when they are its nodes."""
+    before = world.placements.get(plan.app, {}) if world is not None else {}
+    since = world.placed_at.get(plan.app, {}) if world is not None else {}
+    return {
+        "generation": record.generation,
+        "components": {
+            name: {
+                "nodes": list(d.nodes),
+                "reason": d.reason,
+                "desired": d.desired,
+                "filtered": dict(d.filtered),
+                "since": (since.get(name) or now) if tuple(before.get(name, ())) == tuple(d.nodes) else now,
+            }
+            for name, d in plan.placement.components.items()
+        },
+        "fusion": list(plan.fusion),
+    }
 
 
 def member_record(value: bytes) -> tuple[NodeInfo, float]:

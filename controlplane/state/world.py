@@ -69,6 +69,9 @@ class World:
     # app -> component -> when its nodes last changed (as recorded with the placement)
     placed_at: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     secret_versions: Mapping[str, int] = field(default_factory=dict)  # secret -> its version
+    # node -> the artifacts of its prefetch lists it has fetched and compiled; and those it could not, with why
+    prefetched: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    prefetch_failed: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def unreachable_for(self, node: str) -> float | None:
         """Seconds the node has been unreachable, or None while it holds its lease."""
@@ -91,6 +94,9 @@ class AppPlan:
     groups: tuple[Group, ...] = ()  # co-located linked components, fused or not (and why)
     fusion: tuple[dict[str, Any], ...] = ()  # the groups as recorded in the placement document
     fusion_changed: bool = False
+    # A rollout held while nodes prefetch (the slices carry prefetch lists; no placement is written): its
+    # generation, since, deadline and each node's artifacts, kept at /neon/rollouts/<app> for the status.
+    holding: Mapping[str, Any] | None = None
 
     @property
     def changed(self) -> bool:

@@ -928,6 +928,7 @@ class Application(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     FUSION_FIELD_NUMBER: _builtins.int
     SINCE_FIELD_NUMBER: _builtins.int
+    ROLLOUT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     generation: _builtins.int
     phase: _builtins.str
@@ -946,6 +947,12 @@ class Application(_message.Message):
     def fusion(self) -> _containers.RepeatedCompositeFieldContainer[Global___FusionGroup]:
         """Per node, the groups of co-located linked components and whether they were fused."""
 
+    @_builtins.property
+    def rollout(self) -> Global___RolloutProgress:
+        """A new generation held until the nodes that will run it have fetched and compiled it (spec.rollout); unset
+        when no rollout waits.
+        """
+
     def __init__(
         self,
         *,
@@ -960,14 +967,75 @@ class Application(_message.Message):
         updated_at: _builtins.float = ...,
         fusion: _abc.Iterable[Global___FusionGroup] | None = ...,
         since: _builtins.float = ...,
+        rollout: Global___RolloutProgress | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rollout", b"rollout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["components", b"components", "created_at", b"created_at", "fusion", b"fusion", "generation", b"generation", "links", b"links", "manifest_yaml", b"manifest_yaml", "name", b"name", "phase", b"phase", "reason", b"reason", "since", b"since", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["components", b"components", "created_at", b"created_at", "fusion", b"fusion", "generation", b"generation", "links", b"links", "manifest_yaml", b"manifest_yaml", "name", b"name", "phase", b"phase", "reason", b"reason", "rollout", b"rollout", "since", b"since", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Application: _TypeAlias = Application  # noqa: Y015
+
+@_typing.final
+class RolloutProgress(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GENERATION_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    NODES_FIELD_NUMBER: _builtins.int
+    generation: _builtins.int
+    since: _builtins.float
+    """When prefetching began, and when the rollout goes ahead whatever is ready (unix seconds)."""
+    deadline: _builtins.float
+    @_builtins.property
+    def nodes(self) -> _containers.RepeatedCompositeFieldContainer[Global___NodePrefetch]: ...
+    def __init__(
+        self,
+        *,
+        generation: _builtins.int = ...,
+        since: _builtins.float = ...,
+        deadline: _builtins.float = ...,
+        nodes: _abc.Iterable[Global___NodePrefetch] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "generation", b"generation", "nodes", b"nodes", "since", b"since"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RolloutProgress: _TypeAlias = RolloutProgress  # noqa: Y015
+
+@_typing.final
+class NodePrefetch(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_FIELD_NUMBER: _builtins.int
+    READY_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    node: _builtins.str
+    ready: _builtins.int
+    """Artifacts fetched and compiled, of those the node will run at the new generation and does not run now."""
+    total: _builtins.int
+    failed: _builtins.str
+    """Why the node cannot get one ready (the rollout does not wait for it)."""
+    def __init__(
+        self,
+        *,
+        node: _builtins.str = ...,
+        ready: _builtins.int = ...,
+        total: _builtins.int = ...,
+        failed: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failed", b"failed", "node", b"node", "ready", b"ready", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodePrefetch: _TypeAlias = NodePrefetch  # noqa: Y015
 
 @_typing.final
 class FusionGroup(_message.Message):
@@ -2038,20 +2106,35 @@ class Assignment(_message.Message):
     APP_FIELD_NUMBER: _builtins.int
     GENERATION_FIELD_NUMBER: _builtins.int
     COMPONENTS_FIELD_NUMBER: _builtins.int
+    PREFETCH_FIELD_NUMBER: _builtins.int
+    PREFETCH_GENERATION_FIELD_NUMBER: _builtins.int
+    PREFETCH_SINCE_FIELD_NUMBER: _builtins.int
     app: _builtins.str
     generation: _builtins.int
+    prefetch_generation: _builtins.int
+    prefetch_since: _builtins.float
     @_builtins.property
     def components(self) -> _containers.RepeatedCompositeFieldContainer[Global___ComponentAssignment]: ...
+    @_builtins.property
+    def prefetch(self) -> _containers.RepeatedCompositeFieldContainer[Global___ComponentAssignment]:
+        """What the node will run at prefetch_generation: fetch and compile it now, start nothing. The control plane
+        holds a rollout until every node that will run it has it ready (spec.rollout); prefetch_since: when that
+        began (unix seconds).
+        """
+
     def __init__(
         self,
         *,
         app: _builtins.str = ...,
         generation: _builtins.int = ...,
         components: _abc.Iterable[Global___ComponentAssignment] | None = ...,
+        prefetch: _abc.Iterable[Global___ComponentAssignment] | None = ...,
+        prefetch_generation: _builtins.int = ...,
+        prefetch_since: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app", b"app", "components", b"components", "generation", b"generation"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app", b"app", "components", b"components", "generation", b"generation", "prefetch", b"prefetch", "prefetch_generation", b"prefetch_generation", "prefetch_since", b"prefetch_since"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2494,20 +2577,53 @@ Global___ImportBinding: _TypeAlias = ImportBinding  # noqa: Y015
 class StatusReport(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class PrefetchFailedEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     NODE_FIELD_NUMBER: _builtins.int
     INSTANCES_FIELD_NUMBER: _builtins.int
+    PREFETCHED_FIELD_NUMBER: _builtins.int
+    PREFETCH_FAILED_FIELD_NUMBER: _builtins.int
     node: _builtins.str
     @_builtins.property
     def instances(self) -> _containers.RepeatedCompositeFieldContainer[Global___InstanceStatus]: ...
+    @_builtins.property
+    def prefetched(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Artifacts of the node's prefetch lists (a rollout's next generation) that it has fetched and compiled,
+        and those it could not get ready, with why. The control plane holds a rollout until every node that will
+        run its artifacts has them ready.
+        """
+
+    @_builtins.property
+    def prefetch_failed(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     def __init__(
         self,
         *,
         node: _builtins.str = ...,
         instances: _abc.Iterable[Global___InstanceStatus] | None = ...,
+        prefetched: _abc.Iterable[_builtins.str] | None = ...,
+        prefetch_failed: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["instances", b"instances", "node", b"node"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instances", b"instances", "node", b"node", "prefetch_failed", b"prefetch_failed", "prefetched", b"prefetched"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -13,6 +13,22 @@ from tests.support.helpers import Cluster, neon_cli
 
 pytestmark = pytest.mark.e2e
 
+SHOP_WIT = """package acme:shop@0.1.0;
+
+interface cart {
+  record item { sku: string, count: u32 }
+  variant problem { unknown-sku(string), empty }
+  add: func(cart-id: string, it: item) -> result<item, problem>;
+  total: func(cart-id: string) -> option<u64>;
+  count: func() -> u32;
+}
+
+world shop {
+  export cart;
+  export ping: func() -> string;
+}
+"""
+
 
 def test_each_template_builds_applies_and_answers(cluster: Cluster, tmp_path: Path, fault_report: list[str]) -> None:
     built = {}
@@ -45,6 +61,37 @@ def test_each_template_builds_applies_and_answers(cluster: Cluster, tmp_path: Pa
         assert answer.returncode == 0, answer.stderr
         assert json.loads(answer.stdout.splitlines()[0]) == f"hello, from {lang}!", answer.stdout
 
+    # A project from your own WIT: every exported function written out, answering its zero value.
+    wit = tmp_path / "shop-wit"
+    wit.mkdir()
+    (wit / "world.wit").write_text(SHOP_WIT)
+    for lang in ("python", "js"):
+        name = f"shop-{lang}"
+        root = tmp_path / name
+        made = neon_cli(cluster, "new", name, "--lang", lang, "--wit", str(wit), "--world", "shop", "--dir", str(root))
+        assert made.returncode == 0, made.stderr
+        assert f"neon invoke {name} {name} ping" in made.stdout, made.stdout
+        assert (root / "wit" / "world.wit").read_text() == SHOP_WIT
+        done = neon_cli(cluster, "build", str(root), timeout=600)
+        assert done.returncode == 0, done.stderr
+        key = str(cluster.pki / "publisher.key")
+        applied = neon_cli(cluster, "apply", "-f", str(root / "app.yaml"), "--sign-with", key, "--wait", timeout=330)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        for function, args, expected in (("ping", (), ""), ("cart.total", ('"c-1"',), None), ("cart.count", (), 0)):
+            answer = neon_cli(cluster, "invoke", name, name, function, *args)
+            assert answer.returncode == 0, (function, answer.stderr)
+            assert json.loads(answer.stdout.splitlines()[0]) == expected, (function, answer.stdout)
+        refused = neon_cli(cluster, "invoke", name, name, "cart.add", '"c-1"', '{"sku": "a", "count": 1}')
+        assert refused.returncode != 0, "a function without a zero value answered"
+    for bad, why in (
+        (["--lang", "c", "--wit", str(wit)], "--wit takes --lang python or js"),
+        (["--lang", "python", "--wit", str(wit), "--world", "mall"], "no such world (its worlds: shop)"),
+        (["--lang", "python", "--world", "shop"], "--world shop needs --wit DIR"),
+        (["--lang", "python", "--wit", str(tmp_path / "hello-c" / "src")], "wasm-tools cannot read it"),
+    ):
+        out = neon_cli(cluster, "new", "other", *bad, "--dir", str(tmp_path / "other"))
+        assert out.returncode != 0 and why in out.stderr, (bad, out.stderr)
+
     again = neon_cli(cluster, "new", "hello-c", "--lang", "c", "--dir", str(tmp_path / "hello-c"))
     assert again.returncode != 0 and "is not empty" in again.stderr
     bad = neon_cli(cluster, "new", "Hello_World", "--lang", "python", "--dir", str(tmp_path / "x"))
@@ -52,7 +99,7 @@ def test_each_template_builds_applies_and_answers(cluster: Cluster, tmp_path: Pa
     nothing = neon_cli(cluster, "build", str(tmp_path))
     assert nothing.returncode != 0 and "no neon.yaml" in nothing.stderr
     fault_report.append(
-        "templates: "
+        "scaffolds: "
         + ", ".join(f"{lang} {size / 1e3:,.0f} kB" for lang, size in built.items())
         + "; each built, applied and invoked through the CLI"
     )

@@ -11,6 +11,9 @@ from agent.state import (
     InstanceFailed,
     InstanceStarted,
     InstanceStopped,
+    Prepare,
+    Prepared,
+    PrepareFailed,
     Report,
     Route,
     Start,
@@ -173,3 +176,60 @@ def test_event_log_is_bounded() -> None:
         s.handle(DesiredChanged(()))
     assert len(s.log) == 3
     assert s.log[-1][1:] == ("DesiredChanged", ["Report"])
+
+
+# --------------------------------------------------------------------------------------------- prefetch --
+
+R = "sha256:" + "33" * 32
+parser_v2 = ComponentAssignment("parser", R)
+
+
+def _held(running: tuple[ComponentAssignment, ...], ahead: tuple[ComponentAssignment, ...]) -> DesiredChanged:
+    """Generation 1 still running, generation 2's components to fetch and compile first."""
+    return DesiredChanged((Assignment("app", 1, running, prefetch=ahead, prefetch_generation=2, prefetch_since=5.0),))
+
+
+def _running(s: AgentState, *comps: ComponentAssignment) -> None:
+    s.handle(_desired(*comps))
+    for comp in comps:
+        s.handle(ArtifactFetched(comp.artifact))
+        s.handle(InstanceStarted(("app", comp.name), comp))
+
+
+def test_a_held_rollout_is_fetched_and_compiled_without_starting_or_stopping_anything() -> None:
+    s = AgentState()
+    _running(s, parser)
+    out = s.handle(_held((parser,), (parser_v2,)))
+    assert _strip(out) == [Fetch(R)], "the next version is fetched, nothing is started or stopped"
+    assert out[-1].prefetched == () and out[-1].prefetch_failed == ()
+    out = s.handle(ArtifactFetched(R))
+    assert _strip(out) == [Prepare(parser_v2)], "a fetched artifact is compiled, not started"
+    out = s.handle(Prepared(R))
+    assert _strip(out) == []
+    assert out[-1].prefetched == (R,), "the compiled artifact is reported ready"
+    assert _report(s) == [("parser", "Running")] and s.instances[("app", "parser")].spec == parser
+    # The rollout goes ahead: the new version starts beside the old one, from what is already here.
+    out = s.handle(_desired(parser_v2, generation=2))
+    assert _strip(out) == [Start(("app", "parser"), parser_v2)]
+    assert out[-1].prefetched == (), "nothing is ahead any more"
+
+
+def test_what_runs_here_already_is_ready_and_a_failure_is_reported_with_why() -> None:
+    s = AgentState()
+    _running(s, parser)
+    out = s.handle(_held((parser,), (parser, parser_v2)))
+    assert _strip(out) == [Fetch(R)], "the running artifact is neither fetched nor compiled again"
+    assert out[-1].prefetched == (P,)
+    s.handle(ArtifactFetched(R))
+    out = s.handle(PrepareFailed(R, "not signed by a trusted key"))
+    assert out[-1].prefetched == (P,) and out[-1].prefetch_failed == ((R, "not signed by a trusted key"),)
+    # A new desired state tries again.
+    assert _strip(s.handle(_held((parser,), (parser, parser_v2)))) == [Prepare(parser_v2)]
+
+
+def test_a_failed_fetch_of_a_prefetched_artifact_is_reported() -> None:
+    s = AgentState()
+    _running(s, parser)
+    s.handle(_held((parser,), (parser_v2,)))
+    out = s.handle(ArtifactFailed(R, "fetch failed: blob gone"))
+    assert _strip(out) == [] and out[-1].prefetch_failed == ((R, "fetch failed: blob gone"),)

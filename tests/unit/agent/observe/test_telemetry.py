@@ -190,16 +190,12 @@ def test_dashboard_proxy_listens_on_loopback_only(cluster_pki: Path) -> None:
 
 
 def test_a_wildcard_metrics_address_is_advertised_with_the_agents_host() -> None:
-    from types import SimpleNamespace
+    from agent.shell import advertised_host
 
-    from agent.shell import Agent
-
-    agent = SimpleNamespace(config=SimpleNamespace(advertise="192.0.2.10:7500"))
-    advertised = Agent._advertised_host
-    assert advertised(agent, "0.0.0.0:7480", "10.0.0.1") == "192.0.2.10"  # type: ignore[arg-type]
-    assert advertised(agent, "[::]:7480", "10.0.0.1") == "192.0.2.10"  # type: ignore[arg-type]
-    assert advertised(agent, "127.0.0.5:7480", "10.0.0.1") == "127.0.0.5"  # type: ignore[arg-type]
-    assert advertised(SimpleNamespace(config=SimpleNamespace(advertise="")), "", "10.0.0.1") == "10.0.0.1"  # type: ignore[arg-type]
+    assert advertised_host("0.0.0.0:7480", "10.0.0.1", "192.0.2.10:7500") == "192.0.2.10"
+    assert advertised_host("[::]:7480", "10.0.0.1", "192.0.2.10:7500") == "192.0.2.10"
+    assert advertised_host("127.0.0.5:7480", "10.0.0.1", "192.0.2.10:7500") == "127.0.0.5"
+    assert advertised_host("", "10.0.0.1", "") == "10.0.0.1"
 
 
 def test_followed_log_streams_are_capped_per_node_so_they_cannot_take_every_handler_thread(tmp_path: Path) -> None:

@@ -154,3 +154,26 @@ def test_a_hot_swap_in_progress_is_deploying_and_names_both_artifacts() -> None:
     parser = status["components"][0]
     assert parser["phase"] == "Deploying"
     assert parser["replicas"][0]["reason"] == f"node edge-1 is replacing sha256:{'3' * 12} with {P[:19]}"
+
+
+def test_a_held_rollout_shows_each_nodes_progress_and_the_app_deploying() -> None:
+    from controlplane.reconcile.status import with_rollout
+
+    a, b = "sha256:" + "aa" * 32, "sha256:" + "bb" * 32
+    held = {"generation": 4, "since": 10.0, "deadline": 310.0, "nodes": {"edge-1": [a, b], "edge-2": [a]}}
+    prefetch = {"edge-1": {"ready": [a]}, "edge-2": {"ready": [], "failed": {a: "disk full"}}}
+    doc = with_rollout({"phase": "Placing", "reason": "generation 4 is being placed"}, held, prefetch)
+    assert doc["phase"] == "Deploying" and doc["reason"] == "generation 4 prefetching (edge-1 1/2, edge-2 0/1)"
+    assert doc["rollout"] == {
+        "generation": 4,
+        "since": 10.0,
+        "deadline": 310.0,
+        "nodes": [
+            {"node": "edge-1", "ready": 1, "total": 2},
+            {"node": "edge-2", "ready": 0, "total": 1, "failed": f"{a[:19]}: disk full"},
+        ],
+    }
+    assert with_rollout({"phase": "Running"}, None, prefetch) == {"phase": "Running"}
+    replacing = with_rollout({"phase": "Deploying", "reason": "parser: edge-1 is replacing"}, held, prefetch)
+    assert replacing["reason"].startswith("generation 4 prefetching")
+    assert with_rollout({"phase": "Degraded"}, held, prefetch)["phase"] == "Degraded"

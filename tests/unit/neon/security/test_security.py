@@ -187,13 +187,13 @@ def test_the_agent_checks_digest_and_signature_before_compiling(tmp_path: Path) 
     signed = ComponentAssignment(
         "parser", digest, signatures=(signing.sign(key, digest).to_json(),), trusted_keys=trusted
     )
-    agent._check_provenance("app/parser", signed)
+    agent.starter.check_provenance("app/parser", signed)
     with pytest.raises(Untrusted, match=r"app/parser \(sha256:[0-9a-f]+\) is refused: it is not signed"):
-        agent._check_provenance("app/parser", ComponentAssignment("parser", digest, trusted_keys=trusted))
-    agent._check_provenance("app/parser", ComponentAssignment("parser", digest, trusted_keys=("*",)))
+        agent.starter.check_provenance("app/parser", ComponentAssignment("parser", digest, trusted_keys=trusted))
+    agent.starter.check_provenance("app/parser", ComponentAssignment("parser", digest, trusted_keys=("*",)))
     agent.artifacts.path(digest).write_bytes(data + b"\0")  # tampered on the node's disk
     with pytest.raises(IntegrityError, match="missing or does not match its digest"):
-        agent._check_provenance("app/parser", signed)
+        agent.starter.check_provenance("app/parser", signed)
 
 
 def test_a_fused_artifact_needs_the_control_planes_signature_and_signed_inputs(tmp_path: Path) -> None:
@@ -209,13 +209,13 @@ def test_a_fused_artifact_needs_the_control_planes_signature_and_signed_inputs(t
     fused = ComponentAssignment(
         "root", digest, signatures=(own, *signed_inputs), trusted_keys=trusted, inputs=inputs, grants=GrantSpec()
     )
-    agent._check_provenance("app/root", fused)
+    agent.starter.check_provenance("app/root", fused)
     with pytest.raises(Untrusted, match=r"\(fused input\) \(sha256:2+\) is refused: it is not signed"):
-        agent._check_provenance(
+        agent.starter.check_provenance(
             "app/root", ComponentAssignment(**{**fused.__dict__, "signatures": (own, signed_inputs[0])})
         )
     forged = signing.sign_fused(publisher, digest, list(inputs)).to_json()  # not the control plane's key
     with pytest.raises(Untrusted, match="fused by a key this agent does not trust"):
-        agent._check_provenance(
+        agent.starter.check_provenance(
             "app/root", ComponentAssignment(**{**fused.__dict__, "signatures": (forged, *signed_inputs)})
         )
