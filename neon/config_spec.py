@@ -21,6 +21,8 @@ from neon._validate import dns_name, join, mapping
 from neon.errors import InvalidManifest
 
 KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$")  # a config key, and a secret's key (Kubernetes' rule)
+# A secret's key, as Kubernetes allows it: also starting with '.' or '-' (``.dockerconfigjson``), but not . or ..
+SECRET_KEY = re.compile(r"^(?!\.\.?$)[A-Za-z0-9_.-]{1,253}$")
 MAX_KEYS = 256
 MAX_VALUE = 64 * 1024  # bytes of one value (a secret's too)
 
@@ -54,10 +56,11 @@ class ConfigSpec:
 
 
 def check_key(key: Any, path: str, what: str = "a config key") -> str:
-    if not isinstance(key, str) or not KEY.match(key):
+    secret = what == "a secret's key"
+    if not isinstance(key, str) or not (SECRET_KEY if secret else KEY).match(key):
+        rule = "not . or .." if secret else "not starting with '.' or '-'"
         raise InvalidManifest(
-            f"{path}: {key!r} is not {what} (letters, digits, '_', '.', '-', at most 253 characters, "
-            "not starting with '.' or '-')",
+            f"{path}: {key!r} is not {what} (letters, digits, '_', '.', '-', at most 253 characters, {rule})",
             field=path,
         )
     return key

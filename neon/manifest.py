@@ -119,6 +119,7 @@ class AppSpec:
     trusted_keys: tuple[str, ...] = ()  # ed25519 publisher keys; empty: the cluster's trust policy
     buckets: tuple[BucketSpec, ...] = ()  # key-value buckets its components may be granted
     rollout: RolloutSpec = RolloutSpec()  # how new generations reach the nodes
+    pull_secrets: tuple[str, ...] = ()  # secrets holding registry credentials for its oci:// artifacts
 
     def bucket(self, name: str) -> BucketSpec:
         for bucket in self.buckets:
@@ -175,7 +176,8 @@ class AppSpec:
             }
             | ({"trustedKeys": list(self.trusted_keys)} if self.trusted_keys else {})
             | ({"buckets": buckets_to_list(self.buckets)} if self.buckets else {})
-            | ({} if self.rollout.is_default else {"rollout": self.rollout.to_dict()}),
+            | ({} if self.rollout.is_default else {"rollout": self.rollout.to_dict()})
+            | ({"pullSecrets": list(self.pull_secrets)} if self.pull_secrets else {}),
         }
 
     def to_yaml(self) -> str:
@@ -236,10 +238,16 @@ def parse(doc: Any, *, require_digests: bool = True) -> AppSpec:
     meta = mapping(top["metadata"], "metadata", required={"name"}, optional={"labels"})
     name = dns_name(meta["name"], "metadata.name")
     spec = mapping(
-        top["spec"], "spec", required={"components"}, optional={"links", "trustedKeys", "buckets", "rollout"}
+        top["spec"],
+        "spec",
+        required={"components"},
+        optional={"links", "trustedKeys", "buckets", "rollout", "pullSecrets"},
     )
     buckets = parse_buckets(spec.get("buckets"), "spec.buckets")
     rollout = parse_rollout(spec.get("rollout"), "spec.rollout")
+    pull_secrets = [
+        dns_name(s, f"spec.pullSecrets[{i}]") for i, s in enumerate(list_field(spec, "pullSecrets", "spec"))
+    ]
     trusted = list_field(spec, "trustedKeys", "spec")
     for i, key in enumerate(trusted):
         try:
@@ -338,6 +346,7 @@ def parse(doc: Any, *, require_digests: bool = True) -> AppSpec:
         trusted_keys=tuple(dict.fromkeys(trusted)),
         buckets=buckets,
         rollout=rollout,
+        pull_secrets=tuple(dict.fromkeys(pull_secrets)),
     )
     _refuse_impossible_links(app)
     return app

@@ -10,7 +10,7 @@ from typing import AsyncIterator
 
 from controlplane.api.plane import Plane
 from controlplane.api.queries import find_component, status_docs
-from controlplane.api.secrets import referenced_secrets
+from controlplane.api.secrets import pull_credentials, referenced_secrets
 from controlplane.reconcile.events import new_event
 from controlplane.reconcile.plan import explain
 from controlplane.security.trust import check_app, checked_signatures, merged
@@ -38,7 +38,9 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     async def ApplyApplication(
         self, request: control_pb2.ApplyApplicationRequest, context: Context
     ) -> control_pb2.Application:
-        spec, pulled = await self.cp.puller.resolve(manifest.load(request.manifest_yaml), request.allow_latest)
+        spec = manifest.load(request.manifest_yaml)
+        auths = await pull_credentials(spec, self.cp.store.secrets) if spec.pull_secrets else None
+        spec, pulled = await self.cp.puller.resolve(spec, request.allow_latest, auths)
         return await self._apply(spec, [p.note() for p in pulled])
 
     @edge

@@ -3,6 +3,9 @@ what nothing uses, rotate the data key; and what apply checks of the secrets a m
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from controlplane.api.plane import Plane
 from controlplane.reconcile.events import new_event
 from controlplane.state.keys import SECRETS, etcd_key
@@ -15,6 +18,8 @@ from neon.observe import log
 from neon.rpc.servers import Context, edge
 
 _log = log.get("neon.controlplane.secrets")
+
+PULL_KEY = ".dockerconfigjson"  # the key of a pull secret, as Kubernetes names it: a docker config.json
 
 
 async def referenced_secrets(spec: AppSpec, secrets: SecretStore) -> dict[bytes, int]:
@@ -38,7 +43,51 @@ async def referenced_secrets(spec: AppSpec, secrets: SecretStore) -> dict[bytes,
                     field=f"{field}.key",
                 )
             guards[etcd_key(SECRETS, ref.secret)] = info.revision
+    return guards | await _pull_secrets(spec, secrets)
+
+
+async def _pull_secrets(spec: AppSpec, secrets: SecretStore) -> dict[bytes, int]:
+    """``spec.pullSecrets``, checked to exist with a docker config.json; their keys' mod revisions."""
+    guards: dict[bytes, int] = {}
+    for i, name in enumerate(spec.pull_secrets):
+        info = await secrets.get(name)
+        field = f"spec.pullSecrets[{i}]"
+        if info is None or info.deleting:
+            raise InvalidManifest(
+                f"{field}: secret {name!r} does not exist; create it with "
+                f"`neon secret create {name} --from-file {PULL_KEY}=$HOME/.docker/config.json`",
+                field=field,
+            )
+        if PULL_KEY not in info.keys:
+            raise InvalidManifest(
+                f"{field}: secret {name} has no key {PULL_KEY} (a docker config.json with the registries' "
+                f"credentials); its keys: {', '.join(info.keys)}",
+                field=field,
+            )
+        guards[etcd_key(SECRETS, name)] = info.revision
     return guards
+
+
+async def pull_credentials(spec: AppSpec, secrets: SecretStore) -> dict[str, Any]:
+    """The registries' credentials of ``spec.pullSecrets``, merged (the first secret naming a registry wins):
+    the ``auths`` of a docker config.json."""
+    await _pull_secrets(spec, secrets)
+    auths: dict[str, Any] = {}
+    for i, name in enumerate(spec.pull_secrets):
+        values, _ = await secrets.values(name)
+        field = f"spec.pullSecrets[{i}]"
+        try:
+            found = json.loads(values.get(PULL_KEY, ""))["auths"]
+            if not isinstance(found, dict):
+                raise TypeError("auths is not a mapping")
+        except (ValueError, KeyError, TypeError) as err:
+            raise InvalidManifest(
+                f"{field}: secret {name}'s {PULL_KEY} is not a docker config.json with an auths mapping ({err})",
+                field=field,
+            ) from None
+        for registry, entry in found.items():
+            auths.setdefault(registry, entry)
+    return auths
 
 
 async def users_of(store: Store) -> dict[str, list[str]]:
@@ -48,6 +97,8 @@ async def users_of(store: Store) -> dict[str, list[str]]:
         for comp in record.spec.components:
             for name in comp.config.secret_names():
                 out.setdefault(name, []).append(f"{record.spec.name}/{comp.name}")
+        for name in record.spec.pull_secrets:
+            out.setdefault(name, []).append(f"{record.spec.name} (pullSecrets)")
     return out
 
 

@@ -7,8 +7,12 @@ The trust check that follows is the one every artifact gets."""
 from __future__ import annotations
 
 import asyncio
+import json
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from controlplane.security.trust import checked_signatures, merged
 from controlplane.state.blobs import BlobStore
@@ -40,11 +44,27 @@ class Puller:
     def __init__(self, store: Store, blobs: BlobStore, config: Path | None = None, ca: Path | None = None) -> None:
         self.store, self.blobs, self.config, self.ca = store, blobs, config, ca
 
-    async def resolve(self, spec: AppSpec, allow_latest: bool) -> tuple[AppSpec, list[Pulled]]:
-        """``spec`` with each ``oci://`` artifact replaced by its layer's digest, and what was pulled."""
+    async def resolve(
+        self, spec: AppSpec, allow_latest: bool, auths: Mapping[str, Any] | None = None
+    ) -> tuple[AppSpec, list[Pulled]]:
+        """``spec`` with each ``oci://`` artifact replaced by its layer's digest, and what was pulled; ``auths``:
+        credentials from the application's pull secrets (a docker config.json's), before this control plane's."""
         if not any(is_oci(c.artifact) for c in spec.components):
             return spec, []
-        client = RegistryClient(self.config, self.ca)
+        with tempfile.TemporaryDirectory(prefix="neon-pull-") as tmp:
+            config = self.config
+            if auths:
+                config = Path(tmp) / "config.json"
+                own = (
+                    json.loads(self.config.read_text()).get("auths", {})
+                    if self.config and self.config.is_file()
+                    else {}
+                )
+                config.touch(mode=0o600)
+                config.write_text(json.dumps({"auths": {**own, **auths}}))
+            return await self._resolve(spec, allow_latest, RegistryClient(config, self.ca))
+
+    async def _resolve(self, spec: AppSpec, allow_latest: bool, client: RegistryClient) -> tuple[AppSpec, list[Pulled]]:
         done: dict[str, Pulled] = {}
         for i, comp in enumerate(spec.components):
             if not is_oci(comp.artifact) or comp.artifact in done:

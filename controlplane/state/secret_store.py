@@ -23,7 +23,7 @@ from typing import Any
 from controlplane.state.etcd import EtcdCalls
 from controlplane.state.keys import SECRET_KEYS, SECRETS, dump, etcd_key
 from neon._validate import NAME
-from neon.config_spec import KEY, MAX_KEYS, MAX_VALUE
+from neon.config_spec import MAX_KEYS, MAX_VALUE, SECRET_KEY
 from neon.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound
 from neon.security import sealing
 
@@ -67,9 +67,10 @@ def check_secret(name: str, data: dict[str, str]) -> None:
         raise InvalidArgument(f"secret {name} has {len(data)} keys; the limit is {MAX_KEYS}", field="data")
     total = 0
     for key, value in data.items():
-        if not KEY.match(key):
+        if not SECRET_KEY.match(key):
             raise InvalidArgument(
-                f"secret {name}: {key!r} is not a valid key (letters, digits, '_', '.', '-', at most 253 characters)",
+                f"secret {name}: {key!r} is not a valid key (letters, digits, '_', '.', '-', at most 253 characters, "
+                "not . or ..)",
                 field=f"data.{key}",
             )
         size = len(value.encode())

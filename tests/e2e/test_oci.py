@@ -158,3 +158,57 @@ def _artifact(client: ControlClient, component: str, app: str = "pair") -> str:
 def _custom_section(name: bytes, payload: bytes) -> bytes:
     body = bytes([len(name)]) + name + payload
     return b"\x00" + bytes([len(body)]) + body
+
+
+def test_registry_credentials_from_a_pull_secret(
+    tmp_path: Path, compiled_cache: Path, registry: RegistryServer, log_analyzer: dict[str, Path]
+) -> None:
+    """A control plane with no registry credentials of its own (only the registry's CA) pulls with the ones an
+    application names in spec.pullSecrets: a secret holding a docker config.json, never the manifest."""
+    cluster = Cluster(tmp_path / "cluster", compiled_cache, registry_ca=registry.ca)
+    try:
+        cluster.start()
+        client, key = cluster.client, str(cluster.pki / "publisher.key")
+        assert client is not None
+        base = f"oci://{registry.host}/secret-pull"
+        for name in ("parser", "processor"):
+            _push(cluster, registry, tmp_path, log_analyzer[name], f"{base}/{name}:0.1.0", "--sign-with", key)
+        replace = [
+            ("name: log-analyzer", "name: pulled"),
+            ("build/parser.wasm", f"{base}/parser:0.1.0"),
+            ("build/processor.wasm", f"{base}/processor:0.1.0"),
+        ]
+        plain = pair_manifest(tmp_path, *replace, name="plain.yaml")
+        refused = neon_cli(cluster, "apply", "-f", str(plain))
+        assert refused.returncode != 0 and "we have no credentials for it" in refused.stderr, refused.stderr
+
+        with_secret = pair_manifest(
+            tmp_path, *replace, ("spec:\n", "spec:\n  pullSecrets: [registry]\n"), name="s.yaml"
+        )
+        missing = neon_cli(cluster, "apply", "-f", str(with_secret))
+        assert missing.returncode != 0 and "spec.pullSecrets[0]: secret 'registry' does not exist" in missing.stderr
+        wrong = registry.docker_config(tmp_path / "wrong" / "config.json", password="not-the-password")
+        made = neon_cli(cluster, "secret", "create", "registry", "--from-file", f".dockerconfigjson={wrong}")
+        assert made.returncode == 0, made.stderr
+        denied = neon_cli(cluster, "apply", "-f", str(with_secret))
+        assert denied.returncode != 0 and "spec.components[0]" in denied.stderr and "401" in denied.stderr, (
+            denied.stderr
+        )
+
+        right = registry.docker_config(tmp_path / "right" / "config.json")
+        made = neon_cli(
+            cluster, "secret", "create", "registry", "--replace", "--from-file", f".dockerconfigjson={right}"
+        )
+        assert made.returncode == 0, made.stderr
+        applied = neon_cli(cluster, "apply", "-f", str(with_secret), "--wait")
+        assert applied.returncode == 0, applied.stderr
+        assert client.invoke("pulled", "processor", "process-batch", [[INFO, FATAL]])[0] == 1
+        in_use = neon_cli(cluster, "secret", "delete", "registry")
+        assert in_use.returncode != 0 and "pulled (pullSecrets)" in in_use.stderr, in_use.stderr
+        stored = client.get_app("pulled").manifest_yaml
+        assert "pullSecrets" in stored and registry.password not in stored and "auths" not in stored
+    except BaseException:
+        print(cluster.logs())
+        raise
+    finally:
+        cluster.stop()

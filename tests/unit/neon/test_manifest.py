@@ -31,6 +31,12 @@ def test_example_parses_and_round_trips() -> None:
     assert manifest.load(spec.to_yaml()) == spec
 
 
+def test_pull_secrets_and_rollout_settings_round_trip() -> None:
+    spec = manifest.parse(_doc(pullSecrets=["registry", "mirror", "registry"], rollout={"prefetchTimeout": "90s"}))
+    assert spec.pull_secrets == ("registry", "mirror") and spec.rollout.prefetch_timeout == 90.0
+    assert manifest.load(spec.to_yaml()) == spec
+
+
 def test_paths_are_allowed_only_client_side() -> None:
     text = (EXAMPLES / "log-analyzer" / "app.yaml").read_text()
     assert manifest.load(text, require_digests=False).component("parser").artifact == "build/parser.wasm"
@@ -68,6 +74,10 @@ def test_paths_are_allowed_only_client_side() -> None:
             "must be a list",
         ),
         (lambda d: d["spec"]["links"][0].update(idempotent=["Parse!"]), "spec.links[0].idempotent", "function"),
+        (lambda d: d["spec"].update(pullSecrets=["Registry"]), "spec.pullSecrets[0]", "DNS label"),
+        (lambda d: d["spec"].update(pullSecrets="registry"), "spec.pullSecrets", "list"),
+        (lambda d: d["spec"].update(rollout={"prefetch": 1}), "spec.rollout.prefetch", "true or false"),
+        (lambda d: d["spec"].update(rollout={"prefetchTimeout": "2d"}), "spec.rollout.prefetchTimeout", "duration"),
     ],
 )
 def test_errors_name_the_field(mutate, field: str, words: str) -> None:  # type: ignore[no-untyped-def]

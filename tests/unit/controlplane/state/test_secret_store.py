@@ -135,6 +135,7 @@ def test_bad_secrets_are_refused_naming_what(etcd: EtcdServer) -> None:
             ("Bad_Name", {"k": "v"}, "lowercase DNS label"),
             ("db", {}, "no keys"),
             ("db", {"bad key": "v"}, "'bad key' is not a valid key"),
+            ("db", {"..": "v"}, "'..' is not a valid key"),
             ("db", {"k": "x" * (64 * 1024 + 1)}, "the value of k is 65537 bytes"),
             ("db", {f"k{i}": "v" for i in range(257)}, "257 keys"),
         ]
@@ -142,6 +143,10 @@ def test_bad_secrets_are_refused_naming_what(etcd: EtcdServer) -> None:
             with pytest.raises(InvalidArgument, match=message):
                 await store.secrets.put(name, data, replace=False)
         assert await store.secrets.list() == []
+        # Kubernetes' keys are taken as they are, a pull secret's .dockerconfigjson among them
+        assert (await store.secrets.put("pull", {".dockerconfigjson": "{}"}, replace=False)).keys == (
+            ".dockerconfigjson",
+        )
 
     _run(etcd, body)
 
