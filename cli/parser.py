@@ -367,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="DIR",
         help="your own WIT (a directory, its dependencies in deps/): every function the world exports is written "
-        "out, answering its zero value (python, js)",
+        "out, answering its zero value (python, js; c for functions of scalars and strings)",
     )
     p.add_argument("--world", default=None, help="the world to implement (default: the only one in --wit's package)")
 

@@ -25,7 +25,7 @@ from cli.client import ControlClient
 from cli.contexts import Config
 from cli.devcluster.etcd_launcher import EtcdServer
 from cli.devcluster.guests import EXAMPLES, build_log_analyzer
-from cli.devcluster.processes import Child, join_tokens, spawn_agent, spawn_controlplane
+from cli.devcluster.processes import Child, join_tokens, spawn_agent, spawn_controlplane, stop_together
 from cli.devcluster.registry_launcher import RegistryServer, registry_binary
 from cli.render import describe_app
 from neon import manifest
@@ -154,8 +154,8 @@ def run_dev(state_dir: Path, once: bool = False) -> int:
                 print(f"--- {child.name} ({child.log_path})\n{child.tail(10)}", file=sys.stderr)
         return 1
     finally:
-        for child in reversed(children):
-            child.stop()
+        stop_together([c for c in children if c.name != "controlplane"])  # the agents, at once
+        stop_together([c for c in children if c.name == "controlplane"])  # then what they report to
         etcd.stop()
         if registry is not None:
             registry.stop()

@@ -84,6 +84,21 @@ class Child:
             self.process.wait()
 
 
+def stop_together(children: Sequence[Child], timeout: float = 10.0) -> dict[str, int]:
+    """SIGTERM every child at once, then SIGKILL whichever is still running ``timeout`` seconds later: stopping
+    takes one grace period, not one per child. Returns each one's exit code."""
+    for child in children:
+        if child.alive():
+            child.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for child in children:
+        try:
+            child.process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return {child.name: child.process.returncode for child in children}
+
+
 def terminate(process: subprocess.Popen[bytes] | None, grace: float = 10.0) -> None:
     """SIGTERM a server we started, then SIGKILL after ``grace`` seconds; nothing when it is gone already."""
     if process is not None and process.poll() is None:

@@ -5,8 +5,8 @@ I/O): an implementation of every function the world exports, each answering its 
 raises, saying so. Each carries its WIT signature as a comment.
 
 The WIT comes resolved, as ``wasm-tools component wit DIR --json`` prints it. Worlds that export resources
-are refused (their classes are the component's design, not boilerplate); C is refused (its canonical ABI is
-written by hand, see the C template).
+are refused (their classes are the component's design, not boilerplate). C takes scalars and strings only
+(:mod:`cli.scaffold.c_stubs`: its canonical ABI is written out by hand).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import keyword
 from dataclasses import dataclass
 from typing import Any
 
+from cli.scaffold.c_stubs import c_source
 from neon.errors import InvalidArgument
 
 INTEGERS = {"u8", "u16", "u32", "u64", "s8", "s16", "s32", "s64"}
@@ -33,6 +34,7 @@ class Function:
     params: tuple[tuple[str, Any], ...]
     result: Any  # a type reference (a primitive's name, a type id) or None
     interface: str = ""  # the exported interface it is in ("": the world's own)
+    export: str = ""  # the core export's name (``ns:pkg/iface@version#func``, or the function's own)
 
 
 @dataclass(frozen=True)
@@ -45,18 +47,17 @@ class Scaffold:
 
 def scaffold(resolved: dict[str, Any], world: str | None, lang: str, project: str) -> Scaffold:
     """The implementation of ``world`` (None: the only world of the WIT's own package) in ``lang``."""
-    if lang not in ("python", "js"):
-        raise InvalidArgument(
-            f"--wit takes --lang python or js: a C component writes the canonical ABI by hand, so start from "
-            f"`neon new {project} --lang c` and change its WIT",
-            field="lang",
-        )
+    if lang not in ("python", "js", "c"):
+        raise InvalidArgument(f"--lang {lang!r}: choose one of python, js, c", field="lang")
     picked = _world(resolved, world)
     functions = _exports(resolved, picked)
     if not functions:
         raise InvalidArgument(f"world {picked['name']} exports no function: nothing to implement", field="world")
     types = _Types(resolved["types"])
-    source = (_python if lang == "python" else _javascript)(project, picked["name"], functions, types)
+    if lang == "c":
+        source = c_source(project, picked["name"], functions, types.kind_name)
+    else:
+        source = (_python if lang == "python" else _javascript)(project, picked["name"], functions, types)
     first = functions[0]
     invoked = f"{first.interface}.{first.name}" if first.interface else first.name
     args = tuple(json.dumps(types.zero_json(t)) for _, t in first.params)
@@ -98,18 +99,21 @@ def _exports(resolved: dict[str, Any], world: dict[str, Any]) -> list[Function]:
                         "functions; write a resource's class by hand",
                         field="world",
                     )
-            out += [_function(f, name) for f in iface.get("functions", {}).values()]
+            package = resolved["packages"][iface["package"]]["name"] if "package" in iface else ""
+            space, _, version = package.partition("@")
+            qualified = f"{space}/{name}" + (f"@{version}" if version else "") if space else name
+            out += [_function(f, name, qualified) for f in iface.get("functions", {}).values()]
     return out
 
 
-def _function(doc: dict[str, Any], interface: str) -> Function:
+def _function(doc: dict[str, Any], interface: str, qualified: str = "") -> Function:
     if doc.get("kind") != "freestanding":
         raise InvalidArgument(
             f"{doc['name']}: only plain functions are scaffolded, not resources' methods", field="world"
         )
-    return Function(
-        doc["name"], tuple((p["name"], p["type"]) for p in doc.get("params", [])), doc.get("result"), interface
-    )
+    params = tuple((p["name"], p["type"]) for p in doc.get("params", []))
+    export = f"{qualified}#{doc['name']}" if qualified else doc["name"]
+    return Function(doc["name"], params, doc.get("result"), interface, export)
 
 
 class _Types:
@@ -129,6 +133,10 @@ class _Types:
                 return name, body
             return str(kind), None
         return str(ref), None
+
+    def kind_name(self, ref: Any) -> str:
+        """What ``ref`` is once aliases are followed: a primitive's name, or list, option, record..."""
+        return self._kind(ref)[0]
 
     def wit(self, ref: Any) -> str:
         if ref is None:

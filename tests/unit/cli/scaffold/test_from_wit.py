@@ -73,7 +73,38 @@ def test_what_is_refused_names_the_reason(tmp_path: Path) -> None:
         scaffold(doc, None, "python", "tools")
     with pytest.raises(InvalidArgument, match="exports resource counter"):
         scaffold(doc, "with-resource", "python", "tools")
-    with pytest.raises(InvalidArgument, match="--lang python or js"):
+    with pytest.raises(InvalidArgument, match="scalars and strings only; from's result is a tuple"):
         scaffold(doc, "tool", "c", "tools")
     with pytest.raises(InvalidArgument, match="no such world \\(its worlds: tool, with-resource\\)"):
         scaffold(doc, "mall", "js", "tools")
+
+
+CALC = """package acme:calc@0.1.0;
+
+interface ops {
+  add: func(a: u32, int: s64) -> s64;
+  greet: func(name: string) -> string;
+  shout: func(text: string, loud: bool);
+  pi: func() -> f32;
+}
+
+world calc {
+  export ops;
+  export main: func() -> char;
+}
+"""
+
+
+def test_c_writes_the_canonical_abi_of_scalars_and_strings(tmp_path: Path) -> None:
+    made = scaffold(resolved(tmp_path, CALC), None, "c", "calc")
+    c = made.source
+    assert 'EXPORT("acme:calc/ops@0.1.0#add")\nint64_t ops_add(uint32_t a, int64_t int_) {' in c, c
+    assert "EXPORT(\"main\")\nuint32_t wit_main(void) {\n    return 32 /* ' ' */;" in c, (
+        "the world's own, never a C name"
+    )
+    assert "uint32_t *ops_greet(const char *name, size_t name_len) {" in c
+    assert 'EXPORT("cabi_post_acme:calc/ops@0.1.0#greet")\nvoid ops_greet_post_return(uint32_t *ret) {' in c
+    assert "void ops_shout(const char *text, size_t text_len, uint32_t loud) {" in c
+    assert 'EXPORT("cabi_post_acme:calc/ops@0.1.0#shout")\nvoid ops_shout_post_return(void) {' in c
+    assert "float ops_pi(void) {\n    return 0.0f;" in c and "cabi_post_acme:calc/ops@0.1.0#pi" not in c
+    assert (made.first, made.args) == ("main", ())
