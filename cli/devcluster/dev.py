@@ -57,6 +57,9 @@ def run_dev(state_dir: Path, once: bool = False) -> int:
     pki_dir = state_dir / "pki"
     etcd = EtcdServer(state_dir / "etcd", pki_dir=pki_dir)  # mutual TLS: only the control plane's certificate
     registry: RegistryServer | None = None
+    # Ctrl-C stops it, however it was started: a process started in the background by a script (`cmd &`)
+    # inherits SIGINT ignored, and Python then leaves it so (seen: the dev test run from a background job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         _say("• building the log analyzer's components (componentize-py; cached after the first run)")
         built = build_log_analyzer()
