@@ -325,7 +325,7 @@ class AgentState:
 
     def _prefetch(self, out: list[Instruction]) -> None:
         """Fetch and compile what a held rollout will run here, without starting it."""
-        running = {inst.spec.artifact for inst in self.instances.values() if inst.phase == "Running"}
+        running = self._running_artifacts()
         for digest, spec in sorted(self.ahead.items()):
             if digest in running or digest in self.prepared:
                 continue
@@ -339,7 +339,7 @@ class AgentState:
 
     def prefetch_report(self) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
         """The artifacts ahead that are ready here (running already counts), and those that failed, with why."""
-        running = {inst.spec.artifact for inst in self.instances.values() if inst.phase == "Running"}
+        running = self._running_artifacts()
         ready, failed = [], []
         for digest in sorted(self.ahead):
             if digest in running or self.prepared.get(digest) == "ready":
@@ -349,6 +349,9 @@ class AgentState:
             elif self.prepared.get(digest) == "failed":
                 failed.append((digest, self.prepare_errors.get(digest, "compile failed")))
         return tuple(ready), tuple(failed)
+
+    def _running_artifacts(self) -> set[str]:
+        return {inst.spec.artifact for inst in self.instances.values() if inst.phase == "Running"}
 
     def _running(self, key: Key) -> bool:
         inst = self.instances.get(key)

@@ -32,7 +32,18 @@ from wasmtime import component as wc
 from wasmtime.component import Variant
 
 from agent.runtime.handles import HostTrap, Owned, current
-from agent.values.clayout import ENTRY, ENTRY_VAL, KIND, MEMORY, OF, RESULT_VAL, VAL, VARIANT_VAL
+from agent.values.clayout import (
+    ENTRY,
+    ENTRY_VAL,
+    MEMORY,
+    OF,
+    POINTER_LAYOUT,
+    RESULT_VAL,
+    VAL,
+    VARIANT_VAL,
+    VEC_LAYOUT,
+    text,
+)
 
 Read = Callable[[int, int], Any]  # (store context, value's address) -> the value
 Write = Callable[[int, Any, int], None]  # (store context, value, where it goes)
@@ -44,12 +55,7 @@ _K = {name: getattr(ffi, f"WASMTIME_COMPONENT_{name}").value for name in (
     "BOOL", "S8", "U8", "S16", "U16", "S32", "U32", "S64", "U64", "F32", "F64", "CHAR", "STRING", "LIST",
     "RECORD", "TUPLE", "VARIANT", "ENUM", "OPTION", "RESULT", "RESOURCE",
 )}  # fmt: skip
-_POINTER = struct.Struct("@P")
-_VEC = struct.Struct("@NP")
 _OK = struct.Struct("@?")
-
-if ffi.wasmtime_component_val_t.kind.size != 1 or KIND != 0:
-    raise ImportError("wasmtime-py's wasmtime_component_val_t does not start with a one-byte kind")
 
 
 def _c(name: str, restype: Any, *argtypes: Any) -> Any:
@@ -153,8 +159,7 @@ def _text(kind: int) -> tuple[Read, Write]:
     """A string, or an enum's case name: a byte vector in the value."""
 
     def read(_ctx: int, address: int) -> str:
-        size, data = _VEC.unpack_from(MEMORY, address + OF)
-        found = MEMORY[data : data + size].tobytes().decode()
+        found = text(address + OF).decode()
         _bytes_delete(address + OF)
         return found
 
@@ -169,7 +174,7 @@ def _text(kind: int) -> tuple[Read, Write]:
 
 
 def _read_bytes(_ctx: int, address: int) -> bytes:
-    count, data = _VEC.unpack_from(MEMORY, address + OF)
+    count, data = VEC_LAYOUT.unpack_from(MEMORY, address + OF)
     found = MEMORY[data + OF : data + count * VAL : VAL].tobytes() if count else b""
     _list_delete(address + OF)
     return found
@@ -184,7 +189,7 @@ def _write_bytes(_ctx: int, value: Any, address: int) -> None:
     count = len(value)
     _list_new(address + OF, count)
     if count:
-        data = _POINTER.unpack_from(MEMORY, address + OF + _VEC.size - _POINTER.size)[0]
+        data = POINTER_LAYOUT.unpack_from(MEMORY, address + OF + VEC_LAYOUT.size - POINTER_LAYOUT.size)[0]
         _W[data : data + count * VAL : VAL] = bytes((_U8,)) * count
         _W[data + OF : data + count * VAL : VAL] = value
     _W[address] = _K["LIST"]
@@ -195,8 +200,8 @@ def _write_bytes(_ctx: int, value: Any, address: int) -> None:
 
 def _rep(ctx: int, address: int) -> int:
     """The rep of the host resource the value at ``address`` names; its handle is taken out of the value."""
-    handle = _POINTER.unpack_from(MEMORY, address + OF)[0]
-    _POINTER.pack_into(_W, address + OF, 0)
+    handle = POINTER_LAYOUT.unpack_from(MEMORY, address + OF)[0]
+    POINTER_LAYOUT.pack_into(_W, address + OF, 0)
     _W[address] = 0
     host = c_void_p()
     error = _any_to_host(ctx, handle, ctypes.byref(host))
@@ -227,7 +232,7 @@ def _own_writer(ty: Any) -> Write:
         error = _host_to_any(ctx, host, ctypes.byref(handle))
         _host_delete(host)
         _raise(error)
-        _POINTER.pack_into(_W, address + OF, handle.value)
+        POINTER_LAYOUT.pack_into(_W, address + OF, handle.value)
         _W[address] = kind
 
     return write
@@ -243,7 +248,7 @@ def _option(ty: Any) -> tuple[Read, Write]:
     kind, tagged = _K["OPTION"], isinstance(ty.payload, wc.OptionType)
 
     def read(ctx: int, address: int) -> Any:
-        boxed = _POINTER.unpack_from(MEMORY, address + OF)[0]
+        boxed = POINTER_LAYOUT.unpack_from(MEMORY, address + OF)[0]
         if not boxed:
             return Variant("none") if tagged else None
         found = payload_read(ctx, boxed)
@@ -260,7 +265,7 @@ def _option(ty: Any) -> tuple[Read, Write]:
         if present:
             boxed = _box()
             payload_write(ctx, value, boxed)
-        _POINTER.pack_into(_W, address + OF, boxed)
+        POINTER_LAYOUT.pack_into(_W, address + OF, boxed)
         _W[address] = kind
 
     return read, write
@@ -297,7 +302,7 @@ def _result(ty: Any) -> tuple[Read, Write]:
 
     def read(ctx: int, address: int) -> Variant:
         is_ok = _OK.unpack_from(MEMORY, address + OF)[0]
-        boxed = _POINTER.unpack_from(MEMORY, address + at_val)[0]
+        boxed = POINTER_LAYOUT.unpack_from(MEMORY, address + at_val)[0]
         return Variant("ok" if is_ok else "err", _take_payload(ctx, boxed, ok if is_ok else err))
 
     def write(ctx: int, value: Any, address: int) -> None:
@@ -306,7 +311,7 @@ def _result(ty: Any) -> tuple[Read, Write]:
         is_ok = value.tag == "ok"
         boxed = _payload(ctx, value, ok if is_ok else err)
         _OK.pack_into(_W, address + OF, is_ok)
-        _POINTER.pack_into(_W, address + at_val, boxed)
+        POINTER_LAYOUT.pack_into(_W, address + at_val, boxed)
         _W[address] = kind
 
     return read, write
@@ -318,10 +323,9 @@ def _variant(ty: Any) -> tuple[Read, Write]:
     kind, at_val = _K["VARIANT"], OF + VARIANT_VAL
 
     def read(ctx: int, address: int) -> Variant:
-        size, data = _VEC.unpack_from(MEMORY, address + OF)
-        tag = MEMORY[data : data + size].tobytes().decode()
+        tag = text(address + OF).decode()
         _bytes_delete(address + OF)
-        boxed = _POINTER.unpack_from(MEMORY, address + at_val)[0]
+        boxed = POINTER_LAYOUT.unpack_from(MEMORY, address + at_val)[0]
         return Variant(tag, _take_payload(ctx, boxed, cases.get(tag)))
 
     def write(ctx: int, value: Any, address: int) -> None:
@@ -330,7 +334,7 @@ def _variant(ty: Any) -> tuple[Read, Write]:
         boxed = _payload(ctx, value, cases[value.tag])
         name = names[value.tag]
         _bytes_new(address + OF, len(name), name)
-        _POINTER.pack_into(_W, address + at_val, boxed)
+        POINTER_LAYOUT.pack_into(_W, address + at_val, boxed)
         _W[address] = kind
 
     return read, write
@@ -356,7 +360,7 @@ def _sequence(
     kind = _K[kind_name]
 
     def read(ctx: int, address: int, count: int) -> list[Any]:
-        _, data = _VEC.unpack_from(MEMORY, address + OF)
+        _, data = VEC_LAYOUT.unpack_from(MEMORY, address + OF)
         items = []
         for i in range(count):
             at = data + i * stride + offset
@@ -367,7 +371,7 @@ def _sequence(
 
     def write(ctx: int, values: Any, address: int, count: int) -> None:
         new(address + OF, count)
-        _, data = _VEC.unpack_from(MEMORY, address + OF)
+        _, data = VEC_LAYOUT.unpack_from(MEMORY, address + OF)
         for i, value in enumerate(values):
             writes(i)(ctx, value, data + i * stride + offset)
         _W[address] = kind
@@ -382,7 +386,7 @@ def _list(ty: Any) -> tuple[Read, Write]:
     )
 
     def read(ctx: int, address: int) -> list[Any]:
-        return read_items(ctx, address, _VEC.unpack_from(MEMORY, address + OF)[0])
+        return read_items(ctx, address, VEC_LAYOUT.unpack_from(MEMORY, address + OF)[0])
 
     def write(ctx: int, value: Any, address: int) -> None:
         items = list(value)
@@ -425,7 +429,7 @@ def _record(ty: Any) -> tuple[Read, Write]:
 
     def write(ctx: int, value: Any, address: int) -> None:
         write_items(ctx, [getattr(value, name) for name, _, _ in fields], address, count)
-        _, data = _VEC.unpack_from(MEMORY, address + OF)
+        _, data = VEC_LAYOUT.unpack_from(MEMORY, address + OF)
         for i, (_, raw, _) in enumerate(fields):
             _bytes_new(data + i * ENTRY, len(raw), raw)
 

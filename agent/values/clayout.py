@@ -43,8 +43,8 @@ OPTION = ffi.WASMTIME_COMPONENT_OPTION.value
 RESULT = ffi.WASMTIME_COMPONENT_RESULT.value
 
 # A byte vector (a string, a name) and a list, record, tuple or flags value: a count, then a pointer.
-_VEC = struct.Struct("@NP")
-_POINTER = struct.Struct("@P")
+VEC_LAYOUT = struct.Struct("@NP")
+POINTER_LAYOUT = struct.Struct("@P")
 
 for _vec in (
     ffi.wasm_byte_vec_t,
@@ -53,24 +53,30 @@ for _vec in (
     ffi.wasmtime_component_valtuple_t,
     ffi.wasmtime_component_valflags_t,
 ):
-    if (_offset(_vec, "size"), _offset(_vec, "data"), sizeof(_vec)) != (0, _VEC.size - _POINTER.size, _VEC.size):
+    if (_offset(_vec, "size"), _offset(_vec, "data"), sizeof(_vec)) != (
+        0,
+        VEC_LAYOUT.size - POINTER_LAYOUT.size,
+        VEC_LAYOUT.size,
+    ):
         raise ImportError(f"wasmtime-py's {_vec.__name__} is not laid out as (size_t size, pointer data)")
+if ffi.wasmtime_component_val_t.kind.size != 1 or KIND != 0:
+    raise ImportError("wasmtime-py's wasmtime_component_val_t does not start with a one-byte kind")
 if _offset(ffi.wasmtime_component_valvariant_t, "discriminant") != 0 or VARIANT_VAL != NAME:
     raise ImportError("wasmtime-py's wasmtime_component_valvariant_t is not laid out as (name, pointer)")
 
 
 def vec(address: int) -> tuple[int, int]:
     """The vector at ``address`` (a string's bytes, a list's items...): how many, and where they start."""
-    count, data = _VEC.unpack_from(MEMORY, address)
+    count, data = VEC_LAYOUT.unpack_from(MEMORY, address)
     return count, data
 
 
 def pointer(address: int) -> int:
-    found: int = _POINTER.unpack_from(MEMORY, address)[0]
+    found: int = POINTER_LAYOUT.unpack_from(MEMORY, address)[0]
     return found
 
 
 def text(address: int) -> bytes:
     """The bytes of the byte vector at ``address`` (a string, an enum case or a flag name)."""
-    size, data = _VEC.unpack_from(MEMORY, address)
+    size, data = VEC_LAYOUT.unpack_from(MEMORY, address)
     return MEMORY[data : data + size].tobytes()

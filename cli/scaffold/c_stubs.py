@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from cli.scaffold.templates import C_ARENA
 from neon.errors import InvalidArgument
 
 # WIT type -> (C type of a parameter or result, its zero value)
@@ -40,7 +41,7 @@ MAX_FLAT_PARAMS = 16  # more are passed through memory by the canonical ABI: not
 
 def c_source(project: str, world: str, functions: Sequence[Any], kind_of: Callable[[Any], str]) -> str:
     """The C source implementing ``functions`` (:class:`cli.scaffold.from_wit.Function`)."""
-    body = [_HEAD.format(project=project, world=world)]
+    body = [_HEAD.format(project=project, world=world, arena=C_ARENA)]
     for fn in functions:
         body.append(_function(fn, kind_of))
     return "\n".join(body)
@@ -123,31 +124,6 @@ _HEAD = """/* The {project} component in freestanding C (no libc, no WASI): impl
  * cabi_realloc; a string result is returned as a pointer to (pointer, length), and the function's
  * post-return export empties the arena (every allocation came from it) once the host has copied it out.
  */
-#include <stddef.h>
-#include <stdint.h>
-
-#define EXPORT(name) __attribute__((export_name(name)))
-
-extern unsigned char __heap_base;
-static uintptr_t top;
+{arena}
 static const char EMPTY[1] __attribute__((unused)) = "";
-
-static void *arena_alloc(size_t size, size_t align) {{
-    if (!top) top = (uintptr_t)&__heap_base;
-    uintptr_t start = (top + align - 1) & ~(uintptr_t)(align - 1);
-    uintptr_t end = start + size;
-    uintptr_t have = (uintptr_t)__builtin_wasm_memory_size(0) * 65536u;
-    if (end > have && __builtin_wasm_memory_grow(0, (end - have + 65535u) / 65536u) == (size_t)-1)
-        __builtin_trap();
-    top = end;
-    return (void *)start;
-}}
-
-EXPORT("cabi_realloc")
-void *cabi_realloc(void *old, size_t old_size, size_t align, size_t new_size) {{
-    if (old && new_size <= old_size) return old;
-    unsigned char *fresh = arena_alloc(new_size, align);
-    for (size_t i = 0; old && i < old_size; i++) fresh[i] = ((unsigned char *)old)[i];
-    return fresh;
-}}
 """

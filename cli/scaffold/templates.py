@@ -43,7 +43,7 @@ def files(name: str, lang: str, world: str | None = None, invoke: str = "") -> d
     source = SOURCES[lang]
     return {
         "wit/world.wit": _WIT.format(name=name),
-        source: {"python": _PYTHON, "js": _JS, "c": _C}[lang].format(name=name),
+        source: {"python": _PYTHON, "js": _JS, "c": _C}[lang].format(name=name, arena=C_ARENA),
         "neon.yaml": _BUILD.format(name=name, lang=lang, source=source, world=world or name),
         "app.yaml": _MANIFEST.format(name=name),
         "README.md": _README.format(
@@ -105,23 +105,17 @@ export const greeter = {{
 }};
 """
 
-_C = """/* The {name} component in freestanding C (no libc, no WASI): implements the greeter interface of
- * wit/world.wit, writing the component model's canonical ABI by hand.
- *
- * A string crosses as (pointer, length) in this module's memory. The host allocates the argument through
- * cabi_realloc; the export returns a pointer to (pointer, length) of its answer; the post-return function
- * runs once the host has copied the answer out, and empties the arena every allocation came from.
- */
-#include <stddef.h>
+# The C templates' start: an arena every allocation comes from (emptied by the post-return functions), and the
+# cabi_realloc through which the host allocates arguments in it. Text, not a format string.
+C_ARENA = """#include <stddef.h>
 #include <stdint.h>
 
 #define EXPORT(name) __attribute__((export_name(name)))
-#define GREET "local:{name}/greeter@0.1.0#greet"
 
 extern unsigned char __heap_base;
 static uintptr_t top;
 
-static void *arena_alloc(size_t size, size_t align) {{
+static void *arena_alloc(size_t size, size_t align) {
     if (!top) top = (uintptr_t)&__heap_base;
     uintptr_t start = (top + align - 1) & ~(uintptr_t)(align - 1);
     uintptr_t end = start + size;
@@ -130,19 +124,30 @@ static void *arena_alloc(size_t size, size_t align) {{
         __builtin_trap();
     top = end;
     return (void *)start;
-}}
+}
 
-static void copy(char *dst, const char *src, size_t n) {{
+static void copy(char *dst, const char *src, size_t n) {
     while (n--) *dst++ = *src++;
-}}
+}
 
 EXPORT("cabi_realloc")
-void *cabi_realloc(void *old, size_t old_size, size_t align, size_t new_size) {{
+void *cabi_realloc(void *old, size_t old_size, size_t align, size_t new_size) {
     if (old && new_size <= old_size) return old;
     void *fresh = arena_alloc(new_size, align);
     if (old) copy(fresh, old, old_size);
     return fresh;
-}}
+}
+"""
+
+_C = """/* The {name} component in freestanding C (no libc, no WASI): implements the greeter interface of
+ * wit/world.wit, writing the component model's canonical ABI by hand.
+ *
+ * A string crosses as (pointer, length) in this module's memory. The host allocates the argument through
+ * cabi_realloc; the export returns a pointer to (pointer, length) of its answer; the post-return function
+ * runs once the host has copied the answer out, and empties the arena every allocation came from.
+ */
+{arena}
+#define GREET "local:{name}/greeter@0.1.0#greet"
 
 static uint32_t answer[2]; /* the returned string: pointer, length */
 
