@@ -69,6 +69,7 @@ from neon.rpc.http import HttpServer, Request, Response
 from neon.rpc.servers import GuardedServer, SyncServer, create_sync_server, mark_serving
 from neon.security.authz import HTTP_READERS
 from neon.security.tls import ServerIdentity
+from neon.threads import default_workers, fill, started_pool
 
 _log = log.get("neon.agent")
 
@@ -137,7 +138,11 @@ class Agent:
         def register(server: GuardedServer) -> None:
             self.dataplane.add_to_server(server)
 
-        self.buckets.bind(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        self.buckets.bind(loop)
+        # Every pool started whole (neon.threads): the agent's thread count is fixed from here on.
+        loop.set_default_executor(started_pool(default_workers(), "asyncio"))
+        fill(self.front_door.executor)
         identity = await self.session.join()
         self.router.creds = self.prober.creds = identity.creds
         self.server_identity = ServerIdentity(identity.creds)

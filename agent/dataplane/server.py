@@ -22,7 +22,6 @@ import contextvars
 import json
 import time
 from collections.abc import Sequence
-from concurrent import futures
 from typing import Any, Callable, Iterator, NamedTuple
 
 import grpc
@@ -40,6 +39,7 @@ from neon.errors import CallFailed, DeadlineExceeded, InvalidArgument, NeonGridE
 from neon.observe import log
 from neon.rpc.servers import GuardedServer, SyncContext, edge
 from neon.security.tls import peer_of
+from neon.threads import started_pool
 
 _log = log.get("neon.agent.dataplane")
 
@@ -58,7 +58,7 @@ class DataPlaneServicer:
         self._routes: dict[tuple[str, str, str, str], _Route] = {}
         self._routes_serving = -1
         # Threads that run a batch's calls beside its handler thread, for components with several instances.
-        self._helpers = futures.ThreadPoolExecutor(helpers, thread_name_prefix="batch")
+        self._helpers = started_pool(helpers, "batch")
         # Serves an HTTP request handed over by another node's front door (set by the agent's front door).
         self.serve_http: Callable[[dataplane_pb2.HttpRequest], dataplane_pb2.HttpResponse] | None = None
 

@@ -7,7 +7,6 @@ import functools
 import inspect
 import re
 import threading
-from concurrent import futures
 from typing import Any, Awaitable, Callable, TypeVar
 
 import grpc
@@ -18,6 +17,7 @@ from neon.observe import log
 from neon.rpc import inline
 from neon.security import authz
 from neon.security.tls import Credentials, Peer, ServerIdentity, peer_of, sync_peer
+from neon.threads import started_pool
 
 _log = log.get("neon.rpc.servers")
 
@@ -389,7 +389,7 @@ def create_sync_server(
     grpc threads, with no hop to an event loop and back, or in the thread that received it
     (methods registered with ``add_inline_method_handlers``, :mod:`neon.rpc.inline`). For servers
     whose handlers block (the agent's data plane runs guest code); call ``server.start()``."""
-    pool = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc-handler")
+    pool = started_pool(threads, "grpc-handler")  # started whole: see neon.threads
     server = grpc.server(pool, options=CHANNEL_OPTIONS)
     served = SyncServer(server, inline.attach(server, pool))
     guarded = GuardedServer(server, served.inline)

@@ -116,7 +116,7 @@ def test_a_quick_call_runs_in_the_poller_a_slow_one_in_a_worker(served: Any) -> 
     echo, server, channel = served
     call = channel.unary_unary(METHOD)
     assert call(b"hello", timeout=5) == b"hello inline-poller"
-    assert call(b"slow", timeout=5) == b"slow grpc-handler_0"
+    assert call(b"slow", timeout=5).startswith(b"slow grpc-handler_")  # one of the pool's threads, all started
     assert server.inline.served() == {(METHOD, "poller"): 1, (METHOD, "worker"): 1}
     assert 4 < echo.remaining[0] < 5.5  # the caller's 5 s, as grpc's core converted it (its clock, not time.time())
 
@@ -253,6 +253,6 @@ def test_without_the_grpcio_parts_the_server_serves_every_method_itself(monkeypa
     try:
         assert server.inline is None
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            assert channel.unary_unary(METHOD)(b"hi", timeout=5) == b"hi grpc-handler_0"
+            assert channel.unary_unary(METHOD)(b"hi", timeout=5).startswith(b"hi grpc-handler_")
     finally:
         server.stop(None).wait(10)
