@@ -143,7 +143,8 @@ class Starter:
         kv = None
         if uses_keyvalue(names):
             openers = {b.name: self.buckets.opener(app, name, b) for b in spec.buckets}
-            kv = KeyValueHost(runtime.engine, component, label, openers)
+            native = self.buckets.native() if any(b.backend == "node" for b in spec.buckets) else None
+            kv = KeyValueHost(runtime.engine, component, label, openers, native)
         host = combined(http, kv)
         template = ComponentTemplate(
             runtime,

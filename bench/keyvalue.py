@@ -5,7 +5,8 @@
    the same number of times. Two guests: ``kv-loop`` in freestanding C, whose loop costs next to nothing, so
    its time is the platform's (the agent's wasi:keyvalue, the canonical ABI, wasmtime); and the kv-probe
    guest (componentize-py), which adds its own interpreter's time to each call. Target: a node-local get
-   from the C guest within 3x the direct call.
+   from the C guest within 3x the direct call. Each guest runs twice: with the get in native code, as the
+   agent runs it (agent/platform/kv_native.py), and with the get in Python, for comparison.
 2. cluster backend (etcd through the control plane): a real cluster (etcd, a control plane, an agent process);
    the guest's loop runs in the agent, each get a KeyValue call to the control plane; the baseline is the
    control plane's ``KvStore`` reading the same etcd in-process (no agent, no gRPC hop).
@@ -90,14 +91,21 @@ def node_backend(guests: dict[str, Path], times: int) -> dict[str, float]:
                 direct.set("key", data)
 
         out = {"direct_get_us": per_op_us(direct_get, times), "direct_set_us": per_op_us(direct_set, times)}
+        library = buckets.native()
+        assert library is not None, "the native get could not be built (a C compiler is needed): see the log"
         for kind, wasm in guests.items():
             component = runtime.load("sha256:" + hashlib.sha256(wasm.read_bytes()).hexdigest(), wasm)
-            host = KeyValueHost(runtime.engine, component, "bench/kv", {"bench": buckets.opener("bench", "kv", spec)})
-            label = f"bench/kv-{kind}"
-            pool = InstancePool(ComponentTemplate(runtime, component, label, {}, host=host, denials=DenialLog("b")))
-            pool.warm()
-            out[f"{kind}_get_us"], out[f"{kind}_set_us"] = guest_loops(pool, kind, times)
-            pool.close()
+            for host_kind, native in (("", library), ("_python_host", None)):  # the agent's path, and without
+                openers = {"bench": buckets.opener("bench", "kv", spec)}
+                host = KeyValueHost(runtime.engine, component, "bench/kv", openers, native)
+                label = f"bench/kv-{kind}"
+                pool = InstancePool(ComponentTemplate(runtime, component, label, {}, host=host, denials=DenialLog("b")))
+                pool.warm()
+                before = library.counts()[0]
+                out[f"{kind}{host_kind}_get_us"], out[f"{kind}{host_kind}_set_us"] = guest_loops(pool, kind, times)
+                answered = library.counts()[0] - before
+                assert (answered > 0) == (native is not None), f"{answered} gets answered natively ({host_kind})"
+                pool.close()
         buckets.close()
         runtime.close()
     return out
@@ -167,6 +175,13 @@ def main() -> int:
                 f"node     {op} from the {kind:6s} guest {node[f'{kind}_{op}_us']:8.1f} us   "
                 f"direct {node[f'direct_{op}_us']:8.1f} us   {node[f'{kind}_{op}_ratio']:5.2f}x"
             )
+    for kind in ("c", "python"):
+        node[f"{kind}_python_host_get_ratio"] = node[f"{kind}_python_host_get_us"] / node["direct_get_us"]
+        print(
+            f"node     get from the {kind:6s} guest {node[f'{kind}_python_host_get_us']:8.1f} us   "
+            f"direct {node['direct_get_us']:8.1f} us   {node[f'{kind}_python_host_get_ratio']:5.2f}x"
+            "   (the get in Python, without the native library)"
+        )
     for op in ("get", "set"):
         cluster[f"{op}_ratio"] = cluster[f"guest_{op}_us"] / cluster[f"direct_{op}_us"]
         print(

@@ -17,9 +17,11 @@ from typing import Any, Protocol
 
 import grpc
 
+from agent.platform.kv_native import Library, library
 from neon.bucket_spec import BucketSpec, counter_bytes, counter_value, key_problem, size_problem, value_problem
 
 PAGE = 1000  # keys per list-keys page
+NATIVE_DIR = ".native"  # under the buckets' directory: no application is named so
 
 
 class KvRefused(Exception):
@@ -69,7 +71,7 @@ def packed(number: int) -> bytes:
 class NodeBucket:
     """A bucket in one SQLite file on this node (WAL; one writer at a time, readers alongside)."""
 
-    def __init__(self, path: Path, spec: BucketSpec) -> None:
+    def __init__(self, path: Path, spec: BucketSpec, native: Library | None = None) -> None:
         self.spec = spec
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -85,8 +87,15 @@ class NodeBucket:
         if self._one("SELECT COUNT(*) FROM size") == 0:
             self._db.execute("INSERT INTO size (bytes, revision) VALUES (0, 0)")
         self._lock = threading.Lock()
+        # Read by the native get too (agent.platform.kv_native), through its own connection, when it can:
+        # then every handle to the bucket has the rep that names its slot there.
+        self._native = native
+        self.rep = native.open(path) if native is not None else None
 
     def close(self) -> None:
+        if self._native is not None and self.rep is not None:
+            self._native.close(self.rep)
+            self.rep = None
         with self._lock:
             self._db.close()
 
@@ -258,6 +267,10 @@ class Buckets:
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
 
+    def native(self) -> Library | None:
+        """The native get's library (built in this directory the first time), or None where it cannot be."""
+        return library(self.directory / NATIVE_DIR)
+
     def opener(self, app: str, component: str, spec: BucketSpec) -> Callable[[], Bucket]:
         if spec.backend == "cluster":
             return lambda: ClusterBucket(spec, functools.partial(self._call, app, component, spec.name))
@@ -288,7 +301,7 @@ class Buckets:
             bucket = self._node.get((app, spec.name))
             if bucket is None:
                 try:
-                    bucket = NodeBucket(self.directory / app / f"{spec.name}.sqlite", spec)
+                    bucket = NodeBucket(self.directory / app / f"{spec.name}.sqlite", spec, self.native())
                 except (OSError, sqlite3.Error) as err:
                     raise KvRefused(f"bucket {spec.name} cannot be opened on this node: {err}") from None
                 self._node[(app, spec.name)] = bucket

@@ -14,10 +14,12 @@ from wasmtime import component as wc
 from wasmtime.component import Variant
 
 from agent.platform.kv_buckets import Bucket, KvRefused
+from agent.platform.kv_native import Library, takes_get
 from agent.runtime.denials import DenialLog
 from agent.runtime.glue import (
     HostTrap,
     Impl,
+    Native,
     Table,
     current,
     define_instances,
@@ -63,9 +65,11 @@ class KeyValueHost:
         component: wc.Component,
         label: str,
         buckets: Mapping[str, Callable[[], Bucket]],
+        native: Library | None = None,
     ) -> None:
         self.label = label
         self.buckets = buckets
+        self.native = native
         self._items = {k: v for k, v in imported_instances(engine, component).items() if k.startswith(PREFIX)}
         self.interfaces = frozenset(self._items)
         self._groups = resource_groups(self._items, TYPE_IDS)
@@ -77,7 +81,16 @@ class KeyValueHost:
         def impl_for(iface: str, item: str) -> Impl:
             return impls.get((iface.split("@", 1)[0], item)) or _absent(f"{iface}#{item}")
 
-        define_instances(root, self.interfaces, self._items, self._groups, impl_for)
+        define_instances(root, self.interfaces, self._items, self._groups, impl_for, self._natives())
+
+    def _natives(self) -> dict[tuple[str, str], Native]:
+        """The get in native code (agent.platform.kv_native) for node buckets, where the library is loaded."""
+        get = "[method]bucket.get"
+        return {
+            (iface, get): self.native.get
+            for iface, items in self._items.items()
+            if self.native is not None and iface.startswith(STORE) and get in items and takes_get(items[get].ty)
+        }
 
     def scope(self) -> using:
         return using(Table())
@@ -102,7 +115,7 @@ class KeyValueHost:
                 bucket = opener()
             except KvRefused as err:
                 return _other(str(err))
-            return _ok(current().keep(self._type_ids["bucket"], bucket))
+            return _ok(current().keep(self._type_ids["bucket"], bucket, getattr(bucket, "rep", None)))
 
         def list_keys(bucket: Bucket, cursor: str | None) -> Any:
             keys, after = bucket.list_keys(cursor)

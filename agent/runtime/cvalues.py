@@ -10,10 +10,8 @@ working on ``wasmtime_component_val_t`` at its address with :mod:`struct` and a 
 Ownership follows wasmtime-py's own conversions exactly: a reader frees what it read (a string's bytes,
 a list's array, a boxed payload) and leaves a freed value as ``bool false``; a writer allocates through
 wasmtime's own functions, so wasmtime frees what it is handed. A writer sets a value's kind after its
-payload, so a value a failed writer leaves behind is still a ``bool`` and safe to free.
-
-Types this module does not read or write itself (flags, error contexts) go through wasmtime-py's
-conversions, as before.
+payload, so a value a failed writer leaves behind is still a ``bool`` and safe to free. Flags and error
+contexts go through wasmtime-py's conversions, as before.
 """
 
 from __future__ import annotations
@@ -199,7 +197,10 @@ def _write_bytes(_ctx: int, value: Any, address: int) -> None:
 
 
 def _rep(ctx: int, address: int) -> int:
-    """The rep of the host resource the value at ``address`` names; its handle is taken out of the value."""
+    """The rep of the host resource the value at ``address`` names, its handle taken out (a ``u32``: a rep, left
+    by a native host function that took the handle and handed the call on: kv_get.c)."""
+    if MEMORY[address] == _K["U32"]:
+        return int.from_bytes(MEMORY[address + OF : address + OF + 4], sys.byteorder)
     handle = POINTER_LAYOUT.unpack_from(MEMORY, address + OF)[0]
     POINTER_LAYOUT.pack_into(_W, address + OF, 0)
     _W[address] = 0

@@ -17,8 +17,8 @@ is taken out of the store's table, exactly once.
 from __future__ import annotations
 
 import ctypes
-from ctypes import c_size_t, c_void_p
-from typing import Any, Callable
+from ctypes import c_char_p, c_size_t, c_void_p
+from typing import Any, Callable, NamedTuple
 
 import wasmtime
 from wasmtime import _ffi as ffi
@@ -55,12 +55,29 @@ def _raw_trampoline(idx: int | None, ctx: int, _ty: int, args: int, _n: int, res
     return 0
 
 
-_TRAMPOLINE = ctypes.cast(_raw_trampoline, ffi.wasmtime_component_func_callback_t)
 _HANDLES = _linker.FUNCTIONS.handles  # the slab's own dict: one lookup a call, not a method call
 
 
-def add_func(inst: wc.LinkerInstance, name: str, impl: Impl, fty: Any) -> None:
-    """Define ``name`` in ``inst`` as ``impl`` with the uniform values; ``fty`` is its FuncType."""
+class Native(NamedTuple):
+    """A host function in native code, registered over a Python one it hands what it does not answer to:
+    ``callback`` (wasmtime's callback type), ``env(trampoline, index, finalize)`` making its environment from
+    the Python function's, and ``finalize`` freeing that environment (and, through it, the Python one)."""
+
+    callback: int
+    env: Callable[[int, int, int], int]
+    finalize: int
+
+
+_add_func = ctypes.CFUNCTYPE(c_void_p, c_void_p, c_char_p, c_size_t, c_void_p, c_void_p, c_void_p)(
+    ("wasmtime_component_linker_instance_add_func", ffi.dll)
+)
+_TRAMPOLINE_ADDRESS = ctypes.cast(_raw_trampoline, c_void_p).value or 0
+_FINALIZE_ADDRESS = ctypes.cast(_linker.func_finalize, c_void_p).value or 0
+
+
+def add_func(inst: wc.LinkerInstance, name: str, impl: Impl, fty: Any, native: Native | None = None) -> None:
+    """Define ``name`` in ``inst`` as ``impl`` with the uniform values; ``fty`` is its FuncType. With
+    ``native``, the native function answers the calls and hands ``impl`` those it does not."""
     reads = [(i * VAL, cvalues.pair(fix(t))[0]) for i, (_, t) in enumerate(fty.params)]
     write = cvalues.pair(fix(fty.result))[1] if fty.result is not None else None
     arguments = _arguments(reads)
@@ -76,11 +93,16 @@ def add_func(inst: wc.LinkerInstance, name: str, impl: Impl, fty: Any) -> None:
 
     raw = name.encode()
     idx = _linker.FUNCTIONS.allocate(call)
-    error = ffi.wasmtime_component_linker_instance_add_func(
-        inst.ptr(), ctypes.create_string_buffer(raw), len(raw), _TRAMPOLINE, idx, _linker.func_finalize
-    )
+    callback, env, finalize = _TRAMPOLINE_ADDRESS, idx, _FINALIZE_ADDRESS
+    if native is not None:
+        callback, env, finalize = native.callback, native.env(callback, idx, finalize), native.finalize
+        if not env:
+            _linker.FUNCTIONS.deallocate(idx)
+            raise MemoryError(f"no memory for the native {name}")
+    address = ctypes.cast(inst.ptr(), c_void_p).value
+    error = _add_func(address, raw, len(raw), callback, env, finalize)
     if error:
-        raise wasmtime.WasmtimeError._from_ptr(error)
+        raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)))
 
 
 def _arguments(reads: list[tuple[int, cvalues.Read]]) -> Callable[[int, int], tuple[Any, ...]]:
@@ -131,16 +153,17 @@ def define_instances(
     items: dict[str, dict[str, Any]],
     groups: dict[tuple[str, str], int],
     impl_for: Callable[[str, str], Impl],
+    natives: dict[tuple[str, str], Native] | None = None,
 ) -> None:
     """Define each of ``interfaces`` in ``root``: its resources as the host resource types ``groups`` names,
-    its functions as ``impl_for(interface, function)``."""
+    its functions as ``impl_for(interface, function)`` (under ``natives[(interface, function)]`` if given)."""
     for iface in sorted(interfaces):
         with root.add_instance(iface) as inst:
             for item, ext in items[iface].items():
                 if isinstance(ext.ty, ResourceType):
                     inst.add_resource(item, ResourceType.host(groups[(iface, item)]), dtor)
                 elif isinstance(ext.ty, wc.FuncType):
-                    add_func(inst, item, impl_for(iface, item), ext.ty)
+                    add_func(inst, item, impl_for(iface, item), ext.ty, (natives or {}).get((iface, item)))
 
 
 class Hosts:

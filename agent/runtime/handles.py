@@ -34,6 +34,7 @@ class Table:
 
     def __init__(self) -> None:
         self.items: dict[int, Any] = {}
+        self._shared: dict[int, int] = {}  # a rep given by its object (see keep) -> its handles beyond the first
         self._next = 1
 
     def own(self, type_id: int, obj: Any) -> ResourceHost:
@@ -41,10 +42,16 @@ class Table:
         owned = self.keep(type_id, obj)
         return ResourceHost.own(owned.rep, type_id)
 
-    def keep(self, type_id: int, obj: Any) -> Owned:
-        """``obj`` kept under a new handle, as a host function returns it."""
-        rep = self._next
-        self._next += 1
+    def keep(self, type_id: int, obj: Any, rep: int | None = None) -> Owned:
+        """``obj`` kept under a new handle, as a host function returns it. With ``rep``, every handle to
+        ``obj`` has that rep (a native host function knows the object by it: see agent.platform.kv_native),
+        and ``obj`` stays until the last of them is dropped; reps of the table's own are below 2**31."""
+        if rep is None:
+            rep = self._next
+            self._next += 1
+        elif rep in self.items:
+            self._shared[rep] = self._shared.get(rep, 0) + 1
+            return Owned(rep, type_id)
         self.items[rep] = obj
         return Owned(rep, type_id)
 
@@ -56,6 +63,10 @@ class Table:
 
     def release(self, rep: int) -> Any:
         obj = self.get(rep)
+        if (more := self._shared.pop(rep, 0)) > 0:
+            if more > 1:
+                self._shared[rep] = more - 1
+            return obj
         del self.items[rep]
         dropped = getattr(obj, "dropped", None)
         if dropped is not None:

@@ -33,9 +33,10 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
     rt.close()
 
 
-def _pool(runtime: Runtime, wasm: Path, buckets: Buckets, denials: DenialLog) -> InstancePool:
+def _pool(runtime: Runtime, wasm: Path, buckets: Buckets, denials: DenialLog, native: bool = True) -> InstancePool:
     component = runtime.load("sha256:" + hashlib.sha256(wasm.read_bytes()).hexdigest(), wasm)
-    host = KeyValueHost(runtime.engine, component, "test/kv", {"data": buckets.opener("test", "kv", SPEC)})
+    library = buckets.native() if native else None
+    host = KeyValueHost(runtime.engine, component, "test/kv", {"data": buckets.opener("test", "kv", SPEC)}, library)
     assert host.interfaces and all(
         i.startswith("wasi:keyvalue/") and i.endswith("@0.2.0-draft2") for i in host.interfaces
     )
@@ -61,10 +62,16 @@ def _err(value: Any) -> str:
     return value
 
 
-def test_store_atomics_and_batch_on_a_node_bucket(runtime: Runtime, kv_guest: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("native", [True, False], ids=["native-get", "python-get"])
+def test_store_atomics_and_batch_on_a_node_bucket(
+    runtime: Runtime, kv_guest: Path, tmp_path: Path, native: bool
+) -> None:
     denials = DenialLog("test/kv")
     buckets = Buckets(tmp_path / "kv", _no_cluster)
-    pool = _pool(runtime, kv_guest, buckets, denials)
+    library = buckets.native()
+    assert library is not None, "the native get could not be built here (see the log): cc is part of the image"
+    before = library.counts()
+    pool = _pool(runtime, kv_guest, buckets, denials, native)
     assert sorted(pool.template.host.interfaces) == [  # type: ignore[union-attr]
         f"wasi:keyvalue/{i}@0.2.0-draft2" for i in ("atomics", "batch", "store")
     ]
@@ -102,6 +109,10 @@ def test_store_atomics_and_batch_on_a_node_bucket(runtime: Runtime, kv_guest: Pa
         assert _err(call("get", "other", "a")) == "access-denied"
         assert denials.count == 1 and "opened key-value bucket 'other'" in denials.last
         assert pool.discarded == 0
+        answered, handed = (now - then for now, then in zip(library.counts(), before, strict=True))
+        # The four gets of a key present or absent answered natively; the empty key handed to Python, which
+        # refuses it with its message (get-many is batch's own call). Without the library: none of them.
+        assert (answered, handed) == ((4, 1) if native else (0, 0)), (answered, handed)
     finally:
         pool.close()
         buckets.close()
@@ -141,3 +152,60 @@ def test_a_javascript_guest_shares_the_node_bucket(
         python.close()
         js.close()
         buckets.close()
+
+
+def test_the_native_get_hands_a_cluster_bucket_to_python_and_keeps_each_bucket_apart(
+    runtime: Runtime, kv_guest: Path, tmp_path: Path
+) -> None:
+    """One component granted a node bucket and a cluster one: the node bucket's gets are answered natively, the
+    cluster bucket's handed to the Python get (the borrow already taken: its rep passed on), each with its
+    own data; a node bucket closed and opened again gets a new slot."""
+    import asyncio
+    import threading
+    from types import SimpleNamespace
+
+    from agent.platform.kv_host import KeyValueHost
+
+    held: dict[str, bytes] = {}
+
+    async def cluster(_app: str, _component: str, _bucket: str, op: str, **fields: Any) -> Any:
+        keys, values = fields.get("keys", []), fields.get("values", [])
+        if op == "set":
+            held.update(zip(keys, values, strict=True))
+            return SimpleNamespace()
+        assert op == "get", op
+        return SimpleNamespace(values=[held.get(k, b"") for k in keys], present=[k in held for k in keys])
+
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    buckets = Buckets(tmp_path / "kv", cluster)
+    buckets.bind(loop)
+    library = buckets.native()
+    assert library is not None
+    shared = BucketSpec("shared", "cluster", max_value_bytes=64, max_bytes=400)
+    wasm = kv_guest
+    component = runtime.load("sha256:" + hashlib.sha256(wasm.read_bytes()).hexdigest(), wasm)
+    openers = {"data": buckets.opener("test", "kv", SPEC), "shared": buckets.opener("test", "kv", shared)}
+    host = KeyValueHost(runtime.engine, component, "test/kv", openers, library)
+    pool = InstancePool(ComponentTemplate(runtime, component, "test/kv", {}, host=host, denials=DenialLog("t")))
+    pool.warm()
+
+    def call(name: str, *args: Any) -> Any:
+        return pool.call(FunctionRef("", name), list(args))
+
+    try:
+        _ok(call("set", "data", "k", "on the node"))
+        _ok(call("set", "shared", "k", "in the cluster"))
+        before = library.counts()
+        assert _ok(call("get", "data", "k")) == "on the node"
+        assert _ok(call("get", "shared", "k")) == "in the cluster"
+        assert _ok(call("get", "shared", "absent")) is None
+        answered, handed = (now - then for now, then in zip(library.counts(), before, strict=True))
+        assert (answered, handed) == (1, 2), (answered, handed)
+        buckets.close()  # the buckets closed (an application removed): opened again at the next call, a new slot
+        assert _ok(call("get", "data", "k")) == "on the node"
+        assert library.counts()[0] - before[0] == 2
+    finally:
+        pool.close()
+        buckets.close()
+        loop.call_soon_threadsafe(loop.stop)
