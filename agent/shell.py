@@ -59,7 +59,7 @@ from agent.state import (
     Start,
     Stop,
 )
-from neon import __version__
+from neon import __version__, memory
 from neon.errors import NeonGridError
 from neon.model import Assignment, ComponentAssignment, InstanceReport
 from neon.observe import log
@@ -140,9 +140,7 @@ class Agent:
 
         loop = asyncio.get_running_loop()
         self.buckets.bind(loop)
-        # Every pool started whole (neon.threads): the agent's thread count is fixed from here on.
-        loop.set_default_executor(started_pool(default_workers(), "asyncio"))
-        fill(self.front_door.executor)
+        _start_pools(loop, self.front_door)
         identity = await self.session.join()
         self.router.creds = self.prober.creds = identity.creds
         self.server_identity = ServerIdentity(identity.creds)
@@ -352,6 +350,8 @@ class Agent:
         replaced = self.front_door.install(served) if served is not None else self.front_door.remove(*key)
         if replaced is not None:
             replaced.close()
+        if old is not None or replaced is not None:  # what the replaced code held, back to the system
+            asyncio.get_running_loop().run_in_executor(None, memory.give_back)
 
     async def _optimize(
         self, key: Key, spec: ComponentAssignment, hooks: Hooks, config: dict[str, str], better: Runtime
@@ -404,3 +404,9 @@ def advertised_host(listen: str, default: str, advertise: str) -> str:
     if host in ("", "0.0.0.0", "::"):
         return (advertise.rpartition(":")[0] if advertise else "") or default
     return host
+
+
+def _start_pools(loop: asyncio.AbstractEventLoop, front_door: FrontDoor) -> None:
+    """Every pool started whole (neon.threads): the agent's thread count is fixed from here on."""
+    loop.set_default_executor(started_pool(default_workers(), "asyncio"))
+    fill(front_door.executor)

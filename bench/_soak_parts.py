@@ -93,6 +93,8 @@ class Usage:
     rss_mib: float
     fds: int
     threads: int
+    anon_mib: float = 0.0  # of the RSS: the heap and stacks (what a leak grows)
+    file_mib: float = 0.0  # of the RSS: mapped files (compiled code, etcd's database), which the kernel can drop
 
 
 def usage(pid: int) -> Usage | None:
@@ -104,7 +106,14 @@ def usage(pid: int) -> Usage | None:
         fds = len(list(Path(f"/proc/{pid}/fd").iterdir()))
     except (OSError, ValueError):
         return None
-    return Usage(int(status["VmRSS"].split()[0]) / 1024, fds, int(status["Threads"]))
+    kib = {key: int(status.get(key, "0 kB").split()[0]) for key in ("VmRSS", "RssAnon", "RssFile", "RssShmem")}
+    return Usage(
+        kib["VmRSS"] / 1024,
+        fds,
+        int(status["Threads"]),
+        kib["RssAnon"] / 1024,
+        (kib["RssFile"] + kib["RssShmem"]) / 1024,
+    )
 
 
 def growth(series: list[float]) -> float:

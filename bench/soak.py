@@ -379,6 +379,10 @@ def report(
             }
             worst = max(worst, *grown.values())
         said = ", ".join(f"{k} {v:+.1f}%" for k, v in grown.items()) if grown else "restarted (a fault)"
+        if grown:  # where the RSS went: the heap (anon) or mapped files, shown beside, not judged apart
+            anon = growth([u.anon_mib for u in after])
+            settled_anon, end_anon, files = row[1].anon_mib, row[2].anon_mib, row[2].file_mib  # type: ignore[union-attr]
+            said += f" (anon {settled_anon:.0f} -> {end_anon:.0f} MiB, {anon:+.1f}%; files {files:.0f})"
         print(
             f"{name:10} {restarts.get(name, 0):>8}  {' / '.join(shown):>30}  {' / '.join(fds):>14}  "
             f"{' / '.join(threads):>14}  {said}"
@@ -412,9 +416,11 @@ def report(
         {
             "minutes": args.minutes,
             "processes": table,
-            "series": {  # every sample of every process: (seconds, RSS MiB, fds, threads), None while it was down
+            "series": {  # every sample of every process: (seconds, RSS MiB, fds, threads, anon MiB, file MiB)
                 name: [
-                    (round(t), u.rss_mib, u.fds, u.threads) if (u := used.get(name)) else (round(t), None)
+                    (round(t), u.rss_mib, u.fds, u.threads, u.anon_mib, u.file_mib)
+                    if (u := used.get(name))
+                    else (round(t), None)
                     for t, used, _ in samples
                 ]
                 for name in last[1]

@@ -41,6 +41,7 @@ from neon.observe import log
 from neon.rpc.http import HttpServer
 from neon.rpc.reflection import add_reflection
 from neon.rpc.servers import add_join_port, create_server, mark_serving
+from neon.threads import default_workers, started_pool
 
 _log = log.get("neon.controlplane")
 SERVICES = ("neon.v1.Control", "neon.v1.AgentControl", "neon.v1.Join", "neon.v1.Secrets")
@@ -120,7 +121,8 @@ class ControlPlane:
         return self.config.identity or f"{socket.gethostname()}-{self.port}"
 
     async def start(self) -> None:
-
+        # asyncio's executor started whole (neon.threads): the threads of a long-running replica stay fixed.
+        asyncio.get_running_loop().set_default_executor(started_pool(default_workers(), "asyncio"))
         await self.store.connect()
 
         def register(server: grpc.aio.Server) -> None:
