@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "control_reads": ("control_reads.py", [], ["--calls", "100"]),
     "control_invoke": ("control_invoke.py", [], ["--calls", "300"]),
     "keyvalue": ("keyvalue.py", [], ["--times", "300", "--cluster-times", "50"]),
+    "codec": ("codec.py", [], ["--rounds", "3000"]),
 }
 
 
@@ -242,7 +243,20 @@ def _keyvalue(r: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _codec(r: dict[str, Any]) -> list[list[str]]:
+    return [
+        [
+            f"(12) WIT codec encode + decode, {name}",
+            f"{r[name]['wit_codec_us']:.2f} us",
+            f"protobuf serialize + parse {r[name]['protobuf_us']:.2f} us",
+            f"{r[name]['ratio']:.1f}x; target 5x",
+        ]
+        for name in ("log-entry", "kitchen-sink")
+    ]
+
+
 SUMMARIES: dict[str, Callable[[dict[str, Any]], list[list[str]]]] = {
+    "codec": _codec,
     "keyvalue": _keyvalue,
     "control_reads": _control_reads,
     "control_invoke": _control_invoke,

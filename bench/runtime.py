@@ -5,8 +5,7 @@
    the same function with wasmtime-py directly (which reads the type each call);
 2. instantiation: a per-call instance (fresh store) vs taking a warm pooled one,
    and loading from the compiled cache vs compiling;
-3. codec: encoding + decoding a parser result (record in a result) with the
-   WIT-typed codec vs protobuf serializing + parsing the same Value message;
+3. (the codec has its own: bench/codec.py)
 4. cold start, per instance mode: from nothing to the first call's result
    (load, link, instantiate, call), from the artifact (compiling it) vs from
    the compiled cache;
@@ -36,9 +35,7 @@ sys.path.insert(0, str(ROOT))
 from agent.runtime.allocator import DEFAULT_POOL  # noqa: E402
 from agent.runtime.engine import ComponentTemplate, FunctionRef, Runtime  # noqa: E402
 from agent.runtime.pool import InstancePool  # noqa: E402
-from agent.values.signature import Signature  # noqa: E402
 from cli.devcluster.guests import build_log_analyzer, build_log_analyzer_native  # noqa: E402
-from neon._proto import values_pb2  # noqa: E402
 from neon.runtime_spec import RuntimeSpec  # noqa: E402
 
 PARSE = FunctionRef("cyber-systems:logs/parser@0.1.0", "parse")
@@ -117,28 +114,6 @@ def main() -> int:
             "ratio_per_call_vs_pooled": per_call_us_ / pool_us,
         }
 
-        # 3. codec
-        sig = Signature.of(template.exports[PARSE], str(PARSE))
-        assert sig.result is not None
-        value = call_direct()
-        codec = sig.result
-        encoded = codec.to_proto(value)
-        wire = encoded.SerializeToString()
-
-        def codec_roundtrip() -> Any:
-            return codec.from_proto(values_pb2.Value.FromString(codec.to_proto(value).SerializeToString()))
-
-        def protobuf_roundtrip() -> Any:
-            return values_pb2.Value.FromString(encoded.SerializeToString())
-
-        codec_us = per_call_us(codec_roundtrip, 5000)
-        proto_us = per_call_us(protobuf_roundtrip, 5000)
-        results["codec_us"] = {
-            "wit_codec_encode_decode": codec_us,
-            "protobuf_serialize_parse": proto_us,
-            "ratio": codec_us / proto_us,
-            "wire_bytes": len(wire),
-        }
         runtime.close()
 
     # 4. cold start per instance mode, from the artifact (an empty cache) and from the compiled cache
@@ -179,12 +154,6 @@ def main() -> int:
     print(
         f"instance modes            pooled call {i['pooled_call']:.1f} us   per-call call {i['per_call_call']:.0f} us"
         f"   (instantiate {i['instantiate_only']:.0f} us)   = {i['ratio_per_call_vs_pooled']:.1f}x"
-    )
-    c = results["codec_us"]
-    print(
-        f"codec, result<log-entry>  WIT codec encode+decode {c['wit_codec_encode_decode']:.1f} us   "
-        f"protobuf serialize+parse {c['protobuf_serialize_parse']:.1f} us   = {c['ratio']:.1f}x "
-        f"({c['wire_bytes']} B)"
     )
     print(
         f"cold start to first call  pooled: artifact {cs['artifact/pooled']:.0f} ms, compiled cache "

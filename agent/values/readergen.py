@@ -8,8 +8,8 @@ for the serving side): keys checked and lengths read inline, records built in
 place. It takes what :mod:`agent.values.readers` takes, the canonical encoding,
 and raises :class:`agent.values.readers.NotCanonical` (or IndexError, for bytes
 that end too soon) for anything else, which the caller then decodes through
-the generated classes. Types it does not inline (lists of records, flags,
-floats and the like) are read by :mod:`agent.values.readers`'s closure for them.
+the generated classes. Types it does not inline (flags, floats and the like)
+are read by :mod:`agent.values.readers`'s closure for them.
 
 As in :mod:`agent.values.encodergen`, the source is written from the codec's shape only:
 names, keys and tables are constants passed in, never spelled into the text.
@@ -23,7 +23,7 @@ from wasmtime import component as wc
 
 from agent.values import readers
 from agent.values.codec import Codec
-from agent.values.compound import CasesCodec, EnumCodec, RecordCodec, TupleCodec
+from agent.values.compound import CasesCodec, EnumCodec, ListCodec, RecordCodec, TupleCodec
 from agent.values.framing import LEN, VARINT, key_of, read_varint
 from agent.values.scalars import IntCodec, StringCodec
 from agent.values.signature import Signature
@@ -114,6 +114,21 @@ class _Source(Source):
             return value, end
         if isinstance(codec, (CasesCodec, EnumCodec)):
             return self._cases(codec, at, indent, value)
+        if isinstance(codec, ListCodec):
+            start, end = self.framed(indent, at, _LIST)
+            cursor = self.name("c")
+            self.add(indent, f"{value} = []")
+            self.add(indent, f"{cursor} = {start}")
+            self.add(indent, f"while {cursor} < {end}:")
+            item_start, item_end = self.framed(indent + 1, cursor, _ITEM)
+            item, after = self.emit(codec.element, item_start, indent + 1)
+            self.add(indent + 1, f"if {after} != {item_end}:")
+            self.add(indent + 2, "raise NC('item')")
+            self.add(indent + 1, f"{value}.append({item})")
+            self.add(indent + 1, f"{cursor} = {item_end}")
+            self.add(indent, f"if {cursor} != {end}:")
+            self.add(indent + 1, "raise NC('items')")
+            return value, end
         end = self.name("e")  # any other type: valueread's own reader of it
         self.add(indent, f"{value}, {end} = {self.const(readers.reader(codec))}(buf, {at})")
         return value, end

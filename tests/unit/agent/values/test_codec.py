@@ -155,6 +155,17 @@ def test_bad_values_name_the_place(funcs: dict[str, Any]) -> None:
         parse.result.from_json({"ok": {"ts": "x", "level": 1, "extra": 2}})
     with pytest.raises(CodecError, match="expected string on the wire"):
         parse.args_from_proto([values_pb2.Value(u64=1)])
+    # Written straight to the wire (to_wire, no message built), a misfit deep inside still names its place.
+    entry = wc.Record()
+    entry.ts, entry.level = "x", 300
+    with pytest.raises(CodecError, match=r"^ok.level: 300 is out of range for u8") as deep:
+        parse.result.to_wire(entry)
+    assert deep.value.path == "ok.level"
+    entry.level = 3
+    assert parse.result.to_wire(entry) == parse.result.to_proto(entry).SerializeToString()
+    del entry.ts
+    with pytest.raises(CodecError, match="record has no field 'ts'"):
+        parse.result.to_wire(entry)
 
 
 def test_function_without_result(funcs: dict[str, Any]) -> None:
