@@ -1,10 +1,10 @@
 """The WIT codec against protobuf, in one run: a value encoded for the wire and decoded back, as the agents do
 it, beside protobuf's serialize and parse of the same ``Value`` message (upb, in C).
 
-The agents' path: the caller encodes a forwarded call's arguments with ``Codec.to_wire`` (Python value to the
-wire's bytes, no message built) and reads the answer with the reader compiled for the type
-(``agent.values.readergen``); the generic path (``to_proto``, serialize, parse, ``from_proto``) is printed
-beside for comparison. Two types:
+The agents' path: the caller encodes a forwarded call's arguments with the writer compiled for their type
+(``agent.values.writergen``: Python value to the wire's bytes, no message built) and reads the answer with the
+reader compiled for it (``agent.values.readergen``); the generic path (``to_proto``, serialize, parse,
+``from_proto``) is printed beside for comparison. Two types:
 
 - the log analyzer's ``result<log-entry, string>``, the parser's answer, from the example's WIT (the C parser's
   component, which compiles in milliseconds);
@@ -37,6 +37,7 @@ from _results import save  # noqa: E402
 from agent.runtime.engine import ComponentTemplate, FunctionRef, Runtime  # noqa: E402
 from agent.values.readergen import compile_reader  # noqa: E402
 from agent.values.signature import Signature, compile_type  # noqa: E402
+from agent.values.writergen import compile_writer  # noqa: E402
 from cli.devcluster.guests import build_log_analyzer_native  # noqa: E402
 from neon._proto import values_pb2  # noqa: E402
 
@@ -122,15 +123,15 @@ def kitchen_sink() -> tuple[Any, Any]:
 
 
 def measure(codec: Any, value: Any, rounds: int) -> dict[str, float]:
-    read = compile_reader(codec)
+    read, write = compile_reader(codec), compile_writer(codec)
     message = codec.to_proto(value)
     wire = message.SerializeToString()
-    assert codec.to_wire(value) == wire, "to_wire and to_proto disagree"
+    assert write(value) == codec.to_wire(value) == wire, "the writers and to_proto disagree"
     decoded, end = read(wire, 0)
     assert end == len(wire) and codec.to_json(decoded) == codec.to_json(value), "the reader did not give it back"
 
     def agents() -> Any:
-        return read(codec.to_wire(value), 0)
+        return read(write(value), 0)
 
     def generic() -> Any:
         return codec.from_proto(values_pb2.Value.FromString(codec.to_proto(value).SerializeToString()))

@@ -22,6 +22,8 @@ class BoolCodec(Codec):
         return type(value) is bool
 
     def to_proto(self, value: Any, path: str = "") -> Value:
+        if type(value) is not bool:  # protobuf would take 0 and 1 (and any int) as a bool
+            raise _fail(path, f"expected true or false, got {type(value).__name__} {value!r}")
         return Value(bool=value)
 
     _TRUE = key_of(Value, "bool", VARINT) + b"\x01"

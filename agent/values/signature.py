@@ -12,6 +12,7 @@ from agent.values.codec import Codec, CodecError, Unsupported, Value
 from agent.values.compound import CasesCodec, EnumCodec, FlagsCodec, ListCodec, OptionCodec, RecordCodec, TupleCodec
 from agent.values.encodergen import encoder
 from agent.values.scalars import BoolCodec, BytesCodec, CharCodec, FloatCodec, IntCodec, StringCodec
+from agent.values.writergen import Write, compile_writer
 
 _PRIMITIVES: dict[type, Codec] = {
     wc.Bool: BoolCodec(),
@@ -73,6 +74,7 @@ class Signature:
         self.params = list(params)
         self.result = result
         self.name = name
+        self._writers: list[Write] | None = None  # compiled at the first args_to_wire
 
     @classmethod
     def of(cls, func_type: Any, name: str = "") -> Signature:
@@ -94,7 +96,12 @@ class Signature:
         """:meth:`args_to_proto`, each serialized (a forwarder frames them into its request)."""
         if len(args) != len(self.params):
             self._arity(len(args))
-        return [c.to_wire(v, p) for (p, c), v in zip(self.params, args, strict=False)]
+        if self._writers is None:
+            self._writers = [compile_writer(c) for _, c in self.params]
+        try:
+            return [write(v) for write, v in zip(self._writers, args, strict=True)]
+        except Exception:  # noqa: BLE001 - a value that does not fit: the codecs write it, or say where it misfits
+            return [c.to_wire(v, p) for (p, c), v in zip(self.params, args, strict=False)]
 
     def args_from_proto(self, msgs: Sequence[Value]) -> list[Any]:
         self._arity(len(msgs))

@@ -15,6 +15,7 @@ from wasmtime import component as wc
 
 from agent.values.codec import CodecError, Unsupported
 from agent.values.signature import Signature, compile_type
+from agent.values.writergen import compile_writer
 from neon._proto import values_pb2
 
 ENGINE = wasmtime.Engine()
@@ -166,6 +167,33 @@ def test_bad_values_name_the_place(funcs: dict[str, Any]) -> None:
     del entry.ts
     with pytest.raises(CodecError, match="record has no field 'ts'"):
         parse.result.to_wire(entry)
+
+
+def test_the_compiled_writer_refuses_what_does_not_fit_and_the_signature_says_where(funcs: dict[str, Any]) -> None:
+    """agent/values/writergen.py: a value that does not fit is never written; args_to_wire then asks the codecs,
+    which name the place."""
+    tup = Signature.of(funcs["tuple"], "tuple")
+    good = ("a", 1.0, 1.0, -3, 7, True)
+    assert tup.args_to_wire([good]) == [tup.params[0][1].to_proto(good).SerializeToString()]
+    write = compile_writer(tup.params[0][1])
+    for bad, where in [
+        (("a", 1.0, 1.0, 128, 0, True), r"t\[3\]: 128 is out of range for s8"),
+        (("a", 1.0, 1.0, 0, 0, 1), r"t\[5\]"),  # an int is not a bool
+        (("a", 1.0, 1.0, 0, 0), "expected 6 tuple elements"),
+        (("a", 1.0, 1.0, 0, -1, True), r"t\[4\]: -1 is out of range for u64"),
+    ]:
+        with pytest.raises(Exception):  # noqa: B017 - Misfit or the value's own error: never bytes
+            write(bad)
+        with pytest.raises(CodecError, match=where):
+            tup.args_to_wire([bad])
+    variants = Signature.of(funcs["variants"], "variants")
+    with pytest.raises(CodecError, match="matches no case"):
+        variants.args_to_wire([3.5, wc.Variant("x", "s")])
+    with pytest.raises(CodecError, match="expected one of the cases"):
+        variants.args_to_wire(["t", wc.Variant("z", "s")])
+    parse = Signature.of(funcs["same-result"], "same-result")
+    with pytest.raises(CodecError, match="not valid Unicode"):
+        parse.args_to_wire([wc.Variant("ok", "\ud800")])
 
 
 def test_function_without_result(funcs: dict[str, Any]) -> None:

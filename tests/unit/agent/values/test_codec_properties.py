@@ -33,6 +33,7 @@ from agent.values.readergen import compile_reader
 from agent.values.readers import reader
 from agent.values.scalars import BoolCodec, BytesCodec, CharCodec, FloatCodec, IntCodec, StringCodec
 from agent.values.signature import compile_type
+from agent.values.writergen import compile_writer
 from neon._proto import values_pb2
 
 ENGINE = wasmtime.Engine()
@@ -203,7 +204,8 @@ def test_random_types_round_trip(data: st.DataObject, tree: Any) -> None:
         return
     value = data.draw(values(codec))
     serialized = codec.to_proto(value).SerializeToString()
-    assert codec.to_wire(value) == serialized  # what a forwarder frames into its request
+    assert codec.to_wire(value) == serialized
+    assert compile_writer(codec)(value) == serialized  # what a forwarder frames into its request
     wire = values_pb2.Value.FromString(serialized)
     assert same(codec.from_proto(wire), value)
     read, end = reader(codec)(serialized, 0)  # straight from the bytes (agent/values/readers.py)
