@@ -9,12 +9,10 @@ import sys
 
 from agent.config import AgentConfig
 from agent.shell import Agent
-from neon import memory
 from neon.rpc.serve import serve_until_signal
 
 
 def run(config: AgentConfig, ready_file: str = "") -> None:
-    memory.limit_arenas()  # before the agent's threads start (neon.memory)
     asyncio.run(serve_until_signal(Agent(config), "neon.agent", ready_file))
     # The agent has stopped in order: instances closed, state on disk, logs written. What remains are
     # wasmtime's own tokio worker threads, which call back into Python (guests' stdout and stderr).

@@ -59,7 +59,7 @@ from agent.state import (
     Start,
     Stop,
 )
-from neon import __version__, memory
+from neon import __version__
 from neon.errors import NeonGridError
 from neon.model import Assignment, ComponentAssignment, InstanceReport
 from neon.observe import log
@@ -350,8 +350,6 @@ class Agent:
         replaced = self.front_door.install(served) if served is not None else self.front_door.remove(*key)
         if replaced is not None:
             replaced.close()
-        if old is not None or replaced is not None:  # what the replaced code held, back to the system
-            asyncio.get_running_loop().run_in_executor(None, memory.give_back)
 
     async def _optimize(
         self, key: Key, spec: ComponentAssignment, hooks: Hooks, config: dict[str, str], better: Runtime

@@ -48,5 +48,5 @@ def test_the_local_etcd_runs_with_the_memory_tuning(tmp_path: Path) -> None:
     with EtcdServer(tmp_path / "etcd") as etcd:
         assert etcd.process is not None
         argv = Path(f"/proc/{etcd.process.pid}/cmdline").read_bytes().decode().split("\0")
-    assert "--snapshot-count=2000" in TUNING
+    assert "--snapshot-count=10000" in TUNING
     assert [flag for flag in TUNING if flag not in argv] == [], f"etcd runs without its tuning: {argv}"
