@@ -95,6 +95,28 @@ class Usage:
     threads: int
     anon_mib: float = 0.0  # of the RSS: the heap and stacks (what a leak grows)
     file_mib: float = 0.0  # of the RSS: mapped files (compiled code, etcd's database), which the kernel can drop
+    wasm_mib: float = 0.0  # of the anonymous RSS: in wasmtime's reservations (guests' memories, the instance pool)
+
+
+WASM_RESERVATION = 4 << 30  # a linear memory's reservation is at least 4 GiB; nothing else maps that much
+
+
+def wasm_resident_kib(pid: int) -> int:
+    """Resident KiB of ``pid``'s anonymous mappings of 4 GiB or more: wasmtime's reservations (each memory's
+    own, or the pooling allocator's one for all its slots), so the heap is the anonymous rest."""
+    total, big = 0, False
+    try:
+        with open(f"/proc/{pid}/smaps") as smaps:
+            for line in smaps:
+                head = line.split(maxsplit=6)
+                if "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
+                    start, _, end = head[0].partition("-")
+                    big = int(end, 16) - int(start, 16) >= WASM_RESERVATION and len(head) < 6  # no file behind it
+                elif big and head[0] == "Rss:":
+                    total += int(head[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return total
 
 
 def usage(pid: int) -> Usage | None:
@@ -113,6 +135,7 @@ def usage(pid: int) -> Usage | None:
         int(status["Threads"]),
         kib["RssAnon"] / 1024,
         (kib["RssFile"] + kib["RssShmem"]) / 1024,
+        wasm_resident_kib(pid) / 1024,
     )
 
 

@@ -18,6 +18,7 @@ it (target: none unexplained), and checks that no application, generation or eve
 
     python bench/soak.py [--minutes 30] [--rate 10]
     python bench/soak.py --minutes 3 --swap-every 30 --kill-agent-every 60 --kill-cp-every 90 --sample-every 15
+    python bench/soak.py --agent-args '--max-instances 0'     # agents without wasmtime's instance pool
 """
 
 from __future__ import annotations
@@ -67,8 +68,9 @@ RECOVERY = 180.0  # seconds a killed process has to serve again before the soak 
 class Soak:
     """The cluster's processes, restartable one by one, and what the soak needs of them."""
 
-    def __init__(self, work: Path, etcd: EtcdServer) -> None:
+    def __init__(self, work: Path, etcd: EtcdServer, agent_args: list[str] | None = None) -> None:
         self.work, self.etcd = work, etcd
+        self.agent_args = agent_args or []
         self.pki = work / "pki"
         self.ports = {name: stable_port() for name in REPLICAS}
         self.control = ",".join(f"127.0.0.1:{p}" for p in self.ports.values())
@@ -96,7 +98,7 @@ class Soak:
             AGENTS[name],
             self.work / "agents",
             cache_dir=self.work / "compiled",
-            extra=["--http-listen", "127.0.0.1:0", "--metrics-interval", "1"],
+            extra=["--http-listen", "127.0.0.1:0", "--metrics-interval", "1", *self.agent_args],
             ca=self.pki / "ca.pem",
             join_token=token,
             join=self.join,
@@ -153,10 +155,10 @@ def wait_for(what: str, check: Any, timeout: float = RECOVERY) -> float:
 
 
 @contextlib.contextmanager
-def cluster(work: Path) -> Iterator[Soak]:
+def cluster(work: Path, agent_args: list[str]) -> Iterator[Soak]:
     pki.init(work / "pki")
     with EtcdServer(work / "etcd", pki_dir=work / "pki") as etcd:
-        soak = Soak(work, etcd)
+        soak = Soak(work, etcd, agent_args)
         try:
             for name in REPLICAS:
                 soak.start_cp(name)
@@ -244,6 +246,9 @@ def main() -> int:
     parser.add_argument("--sample-every", type=float, default=60, help="seconds")
     parser.add_argument("--settle", type=float, default=300, help="seconds after which growth is measured")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "soak.json")
+    parser.add_argument(
+        "--agent-args", default="", help="more arguments for every agent, e.g. '--max-instances 0' (no pool)"
+    )
     args = parser.parse_args()
     built = build_log_analyzer()
     parser_v2 = build_python_guest(
@@ -252,7 +257,7 @@ def main() -> int:
         ROOT / "tests" / "support" / "guests" / "parser-v2",
         extra_paths=(BASE / "shared",),
     )
-    with tempfile.TemporaryDirectory(prefix="neon-soak-") as tmp, cluster(Path(tmp)) as soak:
+    with tempfile.TemporaryDirectory(prefix="neon-soak-") as tmp, cluster(Path(tmp), args.agent_args.split()) as soak:
         paths = manifests(Path(tmp), built, parser_v2)
         with soak.client() as client:
             # Each artifact uploaded once; a swap applies a spec that names digests.
@@ -381,8 +386,12 @@ def report(
         said = ", ".join(f"{k} {v:+.1f}%" for k, v in grown.items()) if grown else "restarted (a fault)"
         if grown:  # where the RSS went: the heap (anon) or mapped files, shown beside, not judged apart
             anon = growth([u.anon_mib for u in after])
-            settled_anon, end_anon, files = row[1].anon_mib, row[2].anon_mib, row[2].file_mib  # type: ignore[union-attr]
-            said += f" (anon {settled_anon:.0f} -> {end_anon:.0f} MiB, {anon:+.1f}%; files {files:.0f})"
+            settled, end = row[1], row[2]
+            assert settled is not None and end is not None
+            said += (
+                f" (anon {settled.anon_mib:.0f} -> {end.anon_mib:.0f} MiB, {anon:+.1f}%, of which in wasm's "
+                f"reservations {settled.wasm_mib:.0f} -> {end.wasm_mib:.0f}; files {end.file_mib:.0f})"
+            )
         print(
             f"{name:10} {restarts.get(name, 0):>8}  {' / '.join(shown):>30}  {' / '.join(fds):>14}  "
             f"{' / '.join(threads):>14}  {said}"
@@ -416,9 +425,9 @@ def report(
         {
             "minutes": args.minutes,
             "processes": table,
-            "series": {  # every sample of every process: (seconds, RSS MiB, fds, threads, anon MiB, file MiB)
+            "series": {  # every sample: (seconds, RSS MiB, fds, threads, anon MiB, file MiB, wasm MiB)
                 name: [
-                    (round(t), u.rss_mib, u.fds, u.threads, u.anon_mib, u.file_mib)
+                    (round(t), u.rss_mib, u.fds, u.threads, u.anon_mib, u.file_mib, u.wasm_mib)
                     if (u := used.get(name))
                     else (round(t), None)
                     for t, used, _ in samples
