@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import wasmtime
 from wasmtime import component as wc
@@ -32,7 +30,7 @@ from wasmtime import component as wc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _results import save  # noqa: E402
+from _results import per_call_us, save  # noqa: E402
 
 from agent.runtime.engine import ComponentTemplate, FunctionRef, Runtime  # noqa: E402
 from agent.values.readergen import compile_reader  # noqa: E402
@@ -63,19 +61,6 @@ SINK = """
   ))
 )
 """
-
-
-def per_op_us(fn: Callable[[], Any], rounds: int, repeat: int = 7) -> float:
-    """Median over ``repeat`` runs of the mean time per call, in microseconds."""
-    for _ in range(min(rounds, 500)):
-        fn()
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(rounds):
-            fn()
-        samples.append((time.perf_counter() - start) / rounds * 1e6)
-    return statistics.median(samples)
 
 
 def _record(**fields: Any) -> wc.Record:
@@ -140,9 +125,9 @@ def measure(codec: Any, value: Any, rounds: int) -> dict[str, float]:
         return values_pb2.Value.FromString(message.SerializeToString())
 
     out = {
-        "wit_codec_us": per_op_us(agents, rounds),
-        "generic_path_us": per_op_us(generic, rounds // 4),
-        "protobuf_us": per_op_us(protobuf, rounds),
+        "wit_codec_us": per_call_us(agents, rounds),
+        "generic_path_us": per_call_us(generic, rounds // 4),
+        "protobuf_us": per_call_us(protobuf, rounds),
         "wire_bytes": float(len(wire)),
     }
     out["ratio"] = out["wit_codec_us"] / out["protobuf_us"]

@@ -22,15 +22,16 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _results import per_call_us  # noqa: E402
 
 from agent.runtime.allocator import DEFAULT_POOL  # noqa: E402
 from agent.runtime.engine import ComponentTemplate, FunctionRef, Runtime  # noqa: E402
@@ -40,19 +41,6 @@ from neon.runtime_spec import RuntimeSpec  # noqa: E402
 
 PARSE = FunctionRef("cyber-systems:logs/parser@0.1.0", "parse")
 LINE = "2026-11-24T08:00:02Z ERROR auth: login failed for user bob"
-
-
-def per_call_us(fn: Callable[[], Any], rounds: int, repeat: int = 7) -> float:
-    """Median over `repeat` runs of the mean time per call, in microseconds."""
-    for _ in range(min(rounds, 200)):
-        fn()
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(rounds):
-            fn()
-        samples.append((time.perf_counter() - start) / rounds * 1e6)
-    return statistics.median(samples)
 
 
 def main() -> int:

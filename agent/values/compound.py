@@ -12,13 +12,13 @@ from agent.values.framing import LEN, VARINT, delimited, key_of, varint
 from neon._proto import values_pb2
 
 # The keys of what to_wire writes: a list (record, tuple), its items, a case, its index and payload.
-_LIST = key_of(Value, "list", LEN)
-_ITEM = key_of(values_pb2.ValueList, "values", LEN)
-_CASE = key_of(Value, "case", LEN)
-_CASE_INDEX = key_of(values_pb2.Case, "index", VARINT)
-_CASE_PAYLOAD = key_of(values_pb2.Case, "payload", LEN)
-_FLAGS = key_of(Value, "flags", LEN)
-_FLAGS_SET = key_of(values_pb2.Flags, "set", LEN)  # packed, as proto3 writes repeated numbers
+LIST_KEY = key_of(Value, "list", LEN)
+ITEM_KEY = key_of(values_pb2.ValueList, "values", LEN)
+CASE_KEY = key_of(Value, "case", LEN)
+CASE_INDEX_KEY = key_of(values_pb2.Case, "index", VARINT)
+CASE_PAYLOAD_KEY = key_of(values_pb2.Case, "payload", LEN)
+FLAGS_KEY = key_of(Value, "flags", LEN)
+FLAGS_SET_KEY = key_of(values_pb2.Flags, "set", LEN)  # packed, as proto3 writes repeated numbers
 
 # Each compound type's to_wire writes the bytes its to_proto would serialize to, from its parts' to_wire, with
 # no message built and no path made: a value that does not fit is encoded again through to_proto, which
@@ -27,7 +27,7 @@ _MISFIT = (CodecError, AttributeError, TypeError)
 
 
 def _items(parts: list[bytes]) -> bytes:
-    return delimited(_LIST, b"".join([delimited(_ITEM, part) for part in parts]))
+    return delimited(LIST_KEY, b"".join([delimited(ITEM_KEY, part) for part in parts]))
 
 
 class ListCodec(Codec):
@@ -243,10 +243,10 @@ class CasesCodec(Codec):
         try:
             index, payload = self.case_of(value)
             codec = self.cases[index][1]
-            body = _CASE_INDEX + varint(index) if index else b""  # proto3 leaves a zero index out
+            body = CASE_INDEX_KEY + varint(index) if index else b""  # proto3 leaves a zero index out
             if codec is not None:
-                body += delimited(_CASE_PAYLOAD, codec.to_wire(payload))
-            return delimited(_CASE, body)
+                body += delimited(CASE_PAYLOAD_KEY, codec.to_wire(payload))
+            return delimited(CASE_KEY, body)
         except _MISFIT:
             return super().to_wire(value, path)
 
@@ -338,7 +338,7 @@ class EnumCodec(Codec):
 
     def to_wire(self, value: Any, path: str = "") -> bytes:
         index = self.index[self._check(value, path)]
-        return delimited(_CASE, _CASE_INDEX + varint(index) if index else b"")
+        return delimited(CASE_KEY, CASE_INDEX_KEY + varint(index) if index else b"")
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         if msg.WhichOneof("kind") != "case":
@@ -383,7 +383,7 @@ class FlagsCodec(Codec):
 
     def to_wire(self, value: Any, path: str = "") -> bytes:
         indexes = sorted(self.index[n] for n in self._check(value, path))
-        return delimited(_FLAGS, delimited(_FLAGS_SET, b"".join(map(varint, indexes))) if indexes else b"")
+        return delimited(FLAGS_KEY, delimited(FLAGS_SET_KEY, b"".join(map(varint, indexes))) if indexes else b"")
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "flags", path)

@@ -18,23 +18,29 @@ from typing import Any, Callable
 from wasmtime import component as wc
 
 from agent.values.codec import Codec, Value
-from agent.values.compound import CasesCodec, EnumCodec, FlagsCodec, ListCodec, RecordCodec, TupleCodec
+from agent.values.compound import (
+    CASE_INDEX_KEY,
+    CASE_KEY,
+    CASE_PAYLOAD_KEY,
+    FLAGS_KEY,
+    FLAGS_SET_KEY,
+    ITEM_KEY,
+    LIST_KEY,
+    CasesCodec,
+    EnumCodec,
+    FlagsCodec,
+    ListCodec,
+    RecordCodec,
+    TupleCodec,
+)
 from agent.values.framing import LEN, VARINT, key_of, varint, zigzag
 from agent.values.scalars import BoolCodec, IntCodec, StringCodec
 from agent.values.sourcegen import Source
-from neon._proto import values_pb2
 
 Write = Callable[[Any], bytes]
 
-_LIST = key_of(Value, "list", LEN)
-_ITEM = key_of(values_pb2.ValueList, "values", LEN)
-_CASE = key_of(Value, "case", LEN)
-_CASE_INDEX = key_of(values_pb2.Case, "index", VARINT)
-_CASE_PAYLOAD = key_of(values_pb2.Case, "payload", LEN)
 _STRING = key_of(Value, "string", LEN)
 _BOOL = key_of(Value, "bool", VARINT)
-_FLAGS = key_of(Value, "flags", LEN)
-_FLAGS_SET = key_of(values_pb2.Flags, "set", LEN)
 
 
 class Misfit(Exception):
@@ -116,17 +122,17 @@ class _Source(Source):
             self.add(indent, f"{parts} = []")
             self.add(indent, f"for {item} in {value}:")
             inner = self.emit(codec.element, item, indent + 1)
-            self.add(indent + 1, f"{parts}.append({self.framed(indent + 1, _ITEM, inner)})")
+            self.add(indent + 1, f"{parts}.append({self.framed(indent + 1, ITEM_KEY, inner)})")
             body = self.name("b")
             self.add(indent, f"{body} = b''.join({parts})")
-            return self.framed(indent, _LIST, body)
+            return self.framed(indent, LIST_KEY, body)
         if isinstance(codec, EnumCodec):
             index, body = self.name("x"), self.name("b")
             self.add(indent, f"{index} = {self.const(codec.index)}.get({value}) if type({value}) is str else None")
             self.add(indent, f"if {index} is None:")
             self.add(indent + 1, "raise M()")
-            self.add(indent, f"{body} = {self.const(_CASE_INDEX)} + varint({index}) if {index} else b''")
-            return self.framed(indent, _CASE, body)
+            self.add(indent, f"{body} = {self.const(CASE_INDEX_KEY)} + varint({index}) if {index} else b''")
+            return self.framed(indent, CASE_KEY, body)
         if isinstance(codec, CasesCodec):
             return self._cases(codec, value, indent)
         if isinstance(codec, FlagsCodec) and len(codec.names) <= 128:  # each index a varint of one byte
@@ -138,8 +144,8 @@ class _Source(Source):
             self.add(indent, f"if {indexes}:")
             packed = self.name("b")
             self.add(indent + 1, f"{packed} = b''.join([S[{flag}] for {flag} in {indexes}])")
-            self.add(indent + 1, f"{body} = {self.framed(indent + 1, _FLAGS_SET, packed)}")
-            return self.framed(indent, _FLAGS, body)
+            self.add(indent + 1, f"{body} = {self.framed(indent + 1, FLAGS_SET_KEY, packed)}")
+            return self.framed(indent, FLAGS_KEY, body)
         out = self.name("o")  # any other type: its codec's own writer
         self.add(indent, f"{out} = {self.const(codec.to_wire)}({value})")
         return out
@@ -156,10 +162,10 @@ class _Source(Source):
             self.add(indent + 1, "raise M()")
             for i, (var, _, _) in enumerate(members):
                 self.add(indent, f"{var} = {value}[{i}]")
-        items = [self.framed(indent, _ITEM, self.emit(c, var, indent)) for var, c, _ in members]
+        items = [self.framed(indent, ITEM_KEY, self.emit(c, var, indent)) for var, c, _ in members]
         body = self.name("b")
         self.add(indent, f"{body} = {' + '.join(items) if items else repr(b'')}")
-        return self.framed(indent, _LIST, body)
+        return self.framed(indent, LIST_KEY, body)
 
     def _cases(self, codec: CasesCodec, value: str, indent: int) -> str:
         """variant, option and result: the case's index (left out when 0, as proto3 does) and payload."""
@@ -179,7 +185,7 @@ class _Source(Source):
                 branches.append((test, i))
         for n, (test, i) in enumerate(branches):
             self.add(indent, f"{'if' if n == 0 else 'elif'} {test}:")
-            head = self.const(_CASE_INDEX + varint(i)) if i else "b''"
+            head = self.const(CASE_INDEX_KEY + varint(i)) if i else "b''"
             case = codec.cases[i][1]
             if case is None:
                 if codec.tagged:
@@ -188,7 +194,7 @@ class _Source(Source):
                 self.add(indent + 1, f"{body} = {head}")
                 continue
             inner = self.emit(case, payload, indent + 1)
-            self.add(indent + 1, f"{body} = {head} + {self.framed(indent + 1, _CASE_PAYLOAD, inner)}")
+            self.add(indent + 1, f"{body} = {head} + {self.framed(indent + 1, CASE_PAYLOAD_KEY, inner)}")
         self.add(indent, "else:")
         self.add(indent + 1, "raise M()")
-        return self.framed(indent, _CASE, body)
+        return self.framed(indent, CASE_KEY, body)
