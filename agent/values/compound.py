@@ -7,27 +7,8 @@ from typing import Any, Sequence
 
 from wasmtime import component as wc
 
-from agent.values.codec import Codec, CodecError, Unsupported, Value, _fail, _sub
-from agent.values.framing import LEN, VARINT, delimited, key_of, varint
+from agent.values.codec import Codec, Unsupported, Value, _fail, _sub
 from neon._proto import values_pb2
-
-# The keys of what to_wire writes: a list (record, tuple), its items, a case, its index and payload.
-LIST_KEY = key_of(Value, "list", LEN)
-ITEM_KEY = key_of(values_pb2.ValueList, "values", LEN)
-CASE_KEY = key_of(Value, "case", LEN)
-CASE_INDEX_KEY = key_of(values_pb2.Case, "index", VARINT)
-CASE_PAYLOAD_KEY = key_of(values_pb2.Case, "payload", LEN)
-FLAGS_KEY = key_of(Value, "flags", LEN)
-FLAGS_SET_KEY = key_of(values_pb2.Flags, "set", LEN)  # packed, as proto3 writes repeated numbers
-
-# Each compound type's to_wire writes the bytes its to_proto would serialize to, from its parts' to_wire, with
-# no message built and no path made: a value that does not fit is encoded again through to_proto, which
-# raises naming where (the codec's property tests hold the two to the same bytes).
-_MISFIT = (CodecError, AttributeError, TypeError)
-
-
-def _items(parts: list[bytes]) -> bytes:
-    return delimited(LIST_KEY, b"".join([delimited(ITEM_KEY, part) for part in parts]))
 
 
 class ListCodec(Codec):
@@ -46,15 +27,6 @@ class ListCodec(Codec):
             raise _fail(path, f"expected a list, got {type(value).__name__}")
         enc = self.element.to_proto
         return Value(list=values_pb2.ValueList(values=[enc(v, f"{path}[{i}]") for i, v in enumerate(value)]))
-
-    def to_wire(self, value: Any, path: str = "") -> bytes:
-        if type(value) is list:
-            enc = self.element.to_wire
-            try:
-                return _items([enc(v) for v in value])
-            except _MISFIT:
-                pass
-        return super().to_wire(value, path)
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "list", path)
@@ -90,12 +62,6 @@ class RecordCodec(Codec):
                 raise _fail(path, f"record has no field {name!r}")
             out.append(codec.to_proto(getattr(value, name), _sub(path, name)))
         return Value(list=values_pb2.ValueList(values=out))
-
-    def to_wire(self, value: Any, path: str = "") -> bytes:
-        try:
-            return _items([codec.to_wire(getattr(value, name)) for name, codec in self.fields])
-        except _MISFIT:
-            return super().to_wire(value, path)
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         if msg.WhichOneof("kind") != "list":
@@ -152,14 +118,6 @@ class TupleCodec(Codec):
                 ]
             )
         )
-
-    def to_wire(self, value: Any, path: str = "") -> bytes:
-        if isinstance(value, (tuple, list)) and len(value) == len(self.elements):
-            try:
-                return _items([c.to_wire(v) for c, v in zip(self.elements, value, strict=True)])
-            except _MISFIT:
-                pass
-        return super().to_wire(value, path)
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "list", path)
@@ -238,17 +196,6 @@ class CasesCodec(Codec):
         if codec is not None:
             case.payload.CopyFrom(codec.to_proto(payload, _sub(path, self.cases[index][0])))
         return Value(case=case)
-
-    def to_wire(self, value: Any, path: str = "") -> bytes:
-        try:
-            index, payload = self.case_of(value)
-            codec = self.cases[index][1]
-            body = CASE_INDEX_KEY + varint(index) if index else b""  # proto3 leaves a zero index out
-            if codec is not None:
-                body += delimited(CASE_PAYLOAD_KEY, codec.to_wire(payload))
-            return delimited(CASE_KEY, body)
-        except _MISFIT:
-            return super().to_wire(value, path)
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         if msg.WhichOneof("kind") != "case":
@@ -336,10 +283,6 @@ class EnumCodec(Codec):
     def to_proto(self, value: Any, path: str = "") -> Value:
         return Value(case=values_pb2.Case(index=self.index[self._check(value, path)]))
 
-    def to_wire(self, value: Any, path: str = "") -> bytes:
-        index = self.index[self._check(value, path)]
-        return delimited(CASE_KEY, CASE_INDEX_KEY + varint(index) if index else b"")
-
     def from_proto(self, msg: Value, path: str = "") -> Any:
         if msg.WhichOneof("kind") != "case":
             self._kind(msg, "case", path)
@@ -380,10 +323,6 @@ class FlagsCodec(Codec):
 
     def to_proto(self, value: Any, path: str = "") -> Value:
         return Value(flags=values_pb2.Flags(set=sorted(self.index[n] for n in self._check(value, path))))
-
-    def to_wire(self, value: Any, path: str = "") -> bytes:
-        indexes = sorted(self.index[n] for n in self._check(value, path))
-        return delimited(FLAGS_KEY, delimited(FLAGS_SET_KEY, b"".join(map(varint, indexes))) if indexes else b"")
 
     def from_proto(self, msg: Value, path: str = "") -> Any:
         self._kind(msg, "flags", path)

@@ -27,29 +27,30 @@ from agent.values import clayout
 from agent.values.clayout import ENTRY, ENTRY_VAL, KIND, MEMORY, NAME, OF, OPTION, RESULT, RESULT_VAL, VAL, VARIANT_VAL
 from agent.values.codec import Codec
 from agent.values.compound import CasesCodec, EnumCodec, FlagsCodec, ListCodec, RecordCodec, TupleCodec
-from agent.values.framing import LEN, VARINT, delimited, key_of, varint, zigzag
+from agent.values.framing import (
+    BYTES_KEY,
+    CASE_INDEX_KEY,
+    CASE_KEY,
+    CASE_PAYLOAD_KEY,
+    FLAGS_KEY,
+    FLAGS_SET_KEY,
+    ITEM_KEY,
+    LIST_KEY,
+    SMALL_VARINTS,
+    STRING_KEY,
+    delimited,
+    varint,
+    zigzag,
+)
 from agent.values.scalars import BoolCodec, BytesCodec, CharCodec, FloatCodec, IntCodec, StringCodec
 from agent.values.sourcegen import Source
-from neon._proto import values_pb2
-
-Value = values_pb2.Value
-_CASE = key_of(Value, "case", LEN)
-_CASE_INDEX = key_of(values_pb2.Case, "index", VARINT)
-_CASE_PAYLOAD = key_of(values_pb2.Case, "payload", LEN)
-_ITEM = key_of(values_pb2.ValueList, "values", LEN)
-_LIST = key_of(Value, "list", LEN)
-_STRING = key_of(Value, "string", LEN)
-_BYTES = key_of(Value, "bytes", LEN)
-_FLAGS = key_of(Value, "flags", LEN)
-_FLAGS_SET = key_of(values_pb2.Flags, "set", LEN)
-_SMALL = tuple(bytes((n,)) for n in range(0x80))
 
 # What every compiled reader may use, by these names.
 _GLOBALS: dict[str, Any] = {
     "M": MEMORY,
-    "VEC": struct.Struct("@NP"),  # a vector: count, then data pointer (agent.values.clayout checks the layout)
-    "PTR": struct.Struct("@P"),
-    "S": _SMALL,
+    "VEC": clayout.VEC_LAYOUT,  # a vector: count, then data pointer
+    "PTR": clayout.POINTER_LAYOUT,
+    "S": SMALL_VARINTS,
     "varint": varint,
     "zigzag": zigzag,
     "__builtins__": {"len": len, "range": range, "sorted": sorted},
@@ -104,12 +105,12 @@ class _Source(Source):
         elif isinstance(codec, StringCodec):
             size, data = self.name("n"), self.name("d")
             self.add(indent, f"{size}, {data} = VEC.unpack_from(M, {at} + {OF})")
-            key, text = self.const(_STRING), f"M[{data}:{data} + {size}].tobytes()"
+            key, text = self.const(STRING_KEY), f"M[{data}:{data} + {size}].tobytes()"
             self.add(indent, f"{out} = {key} + (S[{size}] if {size} < 128 else varint({size})) + {text}")
         elif isinstance(codec, BytesCodec):
             size, data = self.name("n"), self.name("d")
             self.add(indent, f"{size}, {data} = VEC.unpack_from(M, {at} + {OF})")
-            key = self.const(_BYTES)
+            key = self.const(BYTES_KEY)
             # Each element is a u8 value: its byte lies at OF in it, one every VAL bytes.
             view = f"M[{data} + {OF}:{data} + {size} * {VAL}:{VAL}].tobytes()"
             self.add(indent, f"{out} = {key} + (S[{size}] if {size} < 128 else varint({size})) + {view}")
@@ -119,7 +120,7 @@ class _Source(Source):
             self.add(indent, f"{parts} = []")
             self.add(indent, f"for {i} in range({size}):")
             item = self.emit(codec.element, f"{data} + {i} * {VAL}", indent + 1)
-            self.add(indent + 1, f"{parts}.append({self.framed(indent + 1, _ITEM, item)})")
+            self.add(indent + 1, f"{parts}.append({self.framed(indent + 1, ITEM_KEY, item)})")
             return self._value_list(indent, f'b"".join({parts})', out)
         elif isinstance(codec, (RecordCodec, TupleCodec)):
             data = self.name("d")
@@ -130,7 +131,9 @@ class _Source(Source):
             else:
                 places = [f"{data} + {i * VAL}" for i in range(len(codec.elements))]
                 members = list(codec.elements)
-            items = [self.framed(indent, _ITEM, self.emit(m, p, indent)) for m, p in zip(members, places, strict=True)]
+            items = [
+                self.framed(indent, ITEM_KEY, self.emit(m, p, indent)) for m, p in zip(members, places, strict=True)
+            ]
             return self._value_list(indent, " + ".join(items) or 'b""', out)
         elif isinstance(codec, EnumCodec):
             size, data = self.name("n"), self.name("d")
@@ -150,7 +153,7 @@ class _Source(Source):
         """The serialized Value of a list, record or tuple whose framed items are ``body``."""
         items = self.name("b")
         self.add(indent, f"{items} = {body}")
-        framed = self.framed(indent, _LIST, items)
+        framed = self.framed(indent, LIST_KEY, items)
         self.add(indent, f"{out} = {framed}")
         return out
 
@@ -175,21 +178,21 @@ class _Source(Source):
                 self.add(indent + 1, f"{out} = {self.const(_case_value(i, None))}")
                 continue
             inner = self.emit(case, payload, indent + 1)
-            head = self.const(_CASE_INDEX + varint(i) if i else b"")  # proto3 leaves an index of 0 out
-            framed = self.framed(indent + 1, _CASE_PAYLOAD, inner)
+            head = self.const(CASE_INDEX_KEY + varint(i) if i else b"")  # proto3 leaves an index of 0 out
+            framed = self.framed(indent + 1, CASE_PAYLOAD_KEY, inner)
             body = self.name("c")
             self.add(indent + 1, f"{body} = {head} + {framed}")
-            self.add(indent + 1, f"{out} = {self.framed(indent + 1, _CASE, body)}")
+            self.add(indent + 1, f"{out} = {self.framed(indent + 1, CASE_KEY, body)}")
         self.add(indent, "else:")
         self.add(indent + 1, f"raise ValueError('case ' + str({index}) + ' is out of range')")
 
 
 def _case_value(index: int, payload: bytes | None) -> bytes:
     """The serialized Value of case ``index`` with a serialized ``payload`` (or none)."""
-    case = _CASE_INDEX + varint(index) if index else b""
+    case = CASE_INDEX_KEY + varint(index) if index else b""
     if payload is not None:
-        case += delimited(_CASE_PAYLOAD, payload)
-    return delimited(_CASE, case)
+        case += delimited(CASE_PAYLOAD_KEY, payload)
+    return delimited(CASE_KEY, case)
 
 
 def _flags(address: int, by_name: dict[bytes, int]) -> bytes:
@@ -197,4 +200,4 @@ def _flags(address: int, by_name: dict[bytes, int]) -> bytes:
     count, names = clayout.vec(address + OF)
     indexes = sorted(by_name[clayout.text(names + i * NAME)] for i in range(count))
     packed = b"".join([varint(i) for i in indexes])
-    return delimited(_FLAGS, delimited(_FLAGS_SET, packed) if packed else b"")
+    return delimited(FLAGS_KEY, delimited(FLAGS_SET_KEY, packed) if packed else b"")

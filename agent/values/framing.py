@@ -13,15 +13,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from neon._proto import values_pb2
+
 VARINT, I64, LEN, I32 = 0, 1, 2, 5  # wire types
 
-_SMALL = tuple(bytes((n,)) for n in range(0x80))  # the varints of one byte, made once
+SMALL_VARINTS = tuple(bytes((n,)) for n in range(0x80))  # the varints of one byte, made once
 
 
 def varint(n: int) -> bytes:
     """An unsigned varint (``n`` >= 0)."""
     if n < 0x80:
-        return _SMALL[n]
+        return SMALL_VARINTS[n]
     out = bytearray()
     while n > 0x7F:
         out.append(n & 0x7F | 0x80)
@@ -66,4 +68,16 @@ def key_of(message: Any, field: str, wire_type: int) -> bytes:
 def delimited(field_key: bytes, payload: bytes) -> bytes:
     """A length-delimited field: a string, bytes or a nested message."""
     size = len(payload)
-    return field_key + (_SMALL[size] if size < 0x80 else varint(size)) + payload  # varint, inline: it is short
+    return field_key + (SMALL_VARINTS[size] if size < 0x80 else varint(size)) + payload  # varint, inline: it is short
+
+
+# The keys of neon.v1.Value's fields (and of the messages inside it) that the codecs write and read.
+LIST_KEY = key_of(values_pb2.Value, "list", LEN)
+ITEM_KEY = key_of(values_pb2.ValueList, "values", LEN)
+CASE_KEY = key_of(values_pb2.Value, "case", LEN)
+CASE_INDEX_KEY = key_of(values_pb2.Case, "index", VARINT)
+CASE_PAYLOAD_KEY = key_of(values_pb2.Case, "payload", LEN)
+STRING_KEY = key_of(values_pb2.Value, "string", LEN)
+BYTES_KEY = key_of(values_pb2.Value, "bytes", LEN)
+FLAGS_KEY = key_of(values_pb2.Value, "flags", LEN)
+FLAGS_SET_KEY = key_of(values_pb2.Flags, "set", LEN)  # packed, as proto3 writes repeated numbers

@@ -24,19 +24,24 @@ from wasmtime import component as wc
 from agent.values import readers
 from agent.values.codec import Codec
 from agent.values.compound import CasesCodec, EnumCodec, ListCodec, RecordCodec, TupleCodec
-from agent.values.framing import LEN, VARINT, key_of, read_varint
+from agent.values.framing import (
+    CASE_INDEX_KEY,
+    CASE_KEY,
+    CASE_PAYLOAD_KEY,
+    ITEM_KEY,
+    LIST_KEY,
+    STRING_KEY,
+    VARINT,
+    read_varint,
+)
 from agent.values.scalars import IntCodec, StringCodec
 from agent.values.signature import Signature
 from agent.values.sourcegen import Source
 from neon._proto import values_pb2
 
 Value = values_pb2.Value
-_ITEM = key_of(values_pb2.ValueList, "values", LEN)[0]
-_CASE_INDEX = key_of(values_pb2.Case, "index", VARINT)[0]
-_CASE_PAYLOAD = key_of(values_pb2.Case, "payload", LEN)[0]
-_LIST = key_of(Value, "list", LEN)[0]
-_CASE = key_of(Value, "case", LEN)[0]
-_STRING = key_of(Value, "string", LEN)[0]
+_ITEM, _CASE_INDEX, _CASE_PAYLOAD = ITEM_KEY[0], CASE_INDEX_KEY[0], CASE_PAYLOAD_KEY[0]
+_LIST, _CASE, _STRING = LIST_KEY[0], CASE_KEY[0], STRING_KEY[0]
 
 _GLOBALS: dict[str, Any] = {
     "NC": readers.NotCanonical,

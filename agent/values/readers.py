@@ -21,7 +21,18 @@ from wasmtime import component as wc
 
 from agent.values.codec import Codec
 from agent.values.compound import CasesCodec, EnumCodec, FlagsCodec, ListCodec, RecordCodec, TupleCodec
-from agent.values.framing import I32, I64, LEN, VARINT, key_of, read_varint
+from agent.values.framing import (
+    CASE_INDEX_KEY,
+    CASE_PAYLOAD_KEY,
+    FLAGS_SET_KEY,
+    I32,
+    I64,
+    ITEM_KEY,
+    LEN,
+    VARINT,
+    key_of,
+    read_varint,
+)
 from agent.values.scalars import BoolCodec, BytesCodec, CharCodec, FloatCodec, IntCodec, StringCodec
 from neon._proto import values_pb2
 
@@ -40,10 +51,8 @@ def _single(field_key: bytes) -> int:
     return field_key[0]
 
 
-_ITEM = _single(key_of(values_pb2.ValueList, "values", LEN))
-_CASE_INDEX = _single(key_of(values_pb2.Case, "index", VARINT))
-_CASE_PAYLOAD = _single(key_of(values_pb2.Case, "payload", LEN))
-_FLAGS_SET = _single(key_of(values_pb2.Flags, "set", LEN))
+_ITEM, _CASE_INDEX = _single(ITEM_KEY), _single(CASE_INDEX_KEY)
+_CASE_PAYLOAD, _FLAGS_SET = _single(CASE_PAYLOAD_KEY), _single(FLAGS_SET_KEY)
 _F32, _F64 = struct.Struct("<f"), struct.Struct("<d")
 
 

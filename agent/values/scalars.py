@@ -9,7 +9,7 @@ import struct
 from typing import Any
 
 from agent.values.codec import Codec, Value, _fail
-from agent.values.framing import I32, I64, LEN, VARINT, delimited, key_of, varint, zigzag
+from agent.values.framing import I32, I64, STRING_KEY, VARINT, delimited, key_of, varint, zigzag
 
 
 class BoolCodec(Codec):
@@ -186,7 +186,7 @@ class StringCodec(Codec):
     def to_proto(self, value: Any, path: str = "") -> Value:
         return Value(string=self._check(value, path))
 
-    _KEY = key_of(Value, "string", LEN)
+    _KEY = STRING_KEY
 
     def to_wire(self, value: Any, path: str = "") -> bytes:
         return delimited(self._KEY, self._check(value, path).encode())

@@ -17,8 +17,9 @@ from typing import Any, Callable
 
 from wasmtime import component as wc
 
-from agent.values.codec import Codec, Value
-from agent.values.compound import (
+from agent.values.codec import Codec
+from agent.values.compound import CasesCodec, EnumCodec, FlagsCodec, ListCodec, RecordCodec, TupleCodec
+from agent.values.framing import (
     CASE_INDEX_KEY,
     CASE_KEY,
     CASE_PAYLOAD_KEY,
@@ -26,32 +27,24 @@ from agent.values.compound import (
     FLAGS_SET_KEY,
     ITEM_KEY,
     LIST_KEY,
-    CasesCodec,
-    EnumCodec,
-    FlagsCodec,
-    ListCodec,
-    RecordCodec,
-    TupleCodec,
+    SMALL_VARINTS,
+    STRING_KEY,
+    varint,
+    zigzag,
 )
-from agent.values.framing import LEN, VARINT, key_of, varint, zigzag
 from agent.values.scalars import BoolCodec, IntCodec, StringCodec
 from agent.values.sourcegen import Source
 
 Write = Callable[[Any], bytes]
-
-_STRING = key_of(Value, "string", LEN)
-_BOOL = key_of(Value, "bool", VARINT)
 
 
 class Misfit(Exception):
     """The value does not fit the type (the caller asks ``to_wire`` to say where)."""
 
 
-_SMALL = tuple(bytes((n,)) for n in range(0x80))
-
 _GLOBALS: dict[str, Any] = {
     "M": Misfit,
-    "S": _SMALL,
+    "S": SMALL_VARINTS,
     "varint": varint,
     "zigzag": zigzag,
     "Variant": wc.Variant,
@@ -96,7 +89,7 @@ class _Source(Source):
             self.add(indent, f"if type({value}) is not str:")
             self.add(indent + 1, "raise M()")
             self.add(indent, f"{raw} = {value}.encode()")  # a lone surrogate raises: to_wire then says so
-            return self.framed(indent, _STRING, raw)
+            return self.framed(indent, STRING_KEY, raw)
         if isinstance(codec, IntCodec):
             out, number = self.name("o"), self.name("x")
             self.add(indent, f"if type({value}) is not int or not {codec.lo} <= {value} <= {codec.hi}:")
@@ -110,7 +103,7 @@ class _Source(Source):
             out = self.name("o")
             self.add(indent, f"if type({value}) is not bool:")
             self.add(indent + 1, "raise M()")
-            true, false = self.const(_BOOL + b"\x01"), self.const(_BOOL + b"\x00")
+            true, false = self.const(BoolCodec._TRUE), self.const(BoolCodec._FALSE)
             self.add(indent, f"{out} = {true} if {value} else {false}")
             return out
         if isinstance(codec, (RecordCodec, TupleCodec)):

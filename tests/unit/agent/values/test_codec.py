@@ -156,7 +156,7 @@ def test_bad_values_name_the_place(funcs: dict[str, Any]) -> None:
         parse.result.from_json({"ok": {"ts": "x", "level": 1, "extra": 2}})
     with pytest.raises(CodecError, match="expected string on the wire"):
         parse.args_from_proto([values_pb2.Value(u64=1)])
-    # Written straight to the wire (to_wire, no message built), a misfit deep inside still names its place.
+    # to_wire (what the arguments fall back to when the compiled writer refuses them) names a deep misfit too.
     entry = wc.Record()
     entry.ts, entry.level = "x", 300
     with pytest.raises(CodecError, match=r"^ok.level: 300 is out of range for u8") as deep:
