@@ -221,7 +221,7 @@ void *neon_kv_get(void *env, void *ctx, const void *ty, uint8_t *args, size_t na
     uint32_t index = rep & (SLOTS - 1), generation = (rep & ~NATIVE_REP) >> SLOT_BITS;
     size_t key_size = *(size_t *)PAYLOAD(args + VAL_SIZE);
     const char *key = *(const char **)(PAYLOAD(args + VAL_SIZE) + sizeof(size_t));
-    if (!(rep & NATIVE_REP) || index >= SLOTS || key_size == 0 || key_size > MAX_KEY)
+    if (!(rep & NATIVE_REP) || key_size == 0 || key_size > MAX_KEY)
         return hand_over(f, ctx, ty, args, nargs, results, nresults);
 
     struct slot *s = &slots[index];

@@ -216,11 +216,6 @@ def library(directory: Path) -> Library | None:
         return _state["library"]
 
 
-def loaded() -> Library | None:
-    """The library if it was loaded (without building it)."""
-    return _state.get("library")
-
-
 if __name__ == "__main__":  # python -m agent.platform.kv_native DIR: build it beforehand (deploy/Dockerfile)
     import sys
 

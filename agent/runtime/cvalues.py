@@ -56,30 +56,30 @@ _K = {name: getattr(ffi, f"WASMTIME_COMPONENT_{name}").value for name in (
 _OK = struct.Struct("@?")
 
 
-def _c(name: str, restype: Any, *argtypes: Any) -> Any:
+def c_function(name: str, restype: Any, *argtypes: Any) -> Any:
     """A C function of wasmtime's library with plain integer arguments (not wasmtime-py's declaration of it)."""
     return ctypes.CFUNCTYPE(restype, *argtypes)((name, ffi.dll))
 
 
-_val_new = _c("wasmtime_component_val_new", c_void_p, c_void_p)
-_val_delete = _c("wasmtime_component_val_delete", None, c_void_p)
-_bytes_new = _c("wasm_byte_vec_new", None, c_void_p, c_size_t, c_char_p)
-_bytes_delete = _c("wasm_byte_vec_delete", None, c_void_p)
-_list_new = _c("wasmtime_component_vallist_new_uninit", None, c_void_p, c_size_t)
-_list_delete = _c("wasmtime_component_vallist_delete", None, c_void_p)
-_record_new = _c("wasmtime_component_valrecord_new_uninit", None, c_void_p, c_size_t)
-_record_delete = _c("wasmtime_component_valrecord_delete", None, c_void_p)
-_tuple_new = _c("wasmtime_component_valtuple_new_uninit", None, c_void_p, c_size_t)
-_tuple_delete = _c("wasmtime_component_valtuple_delete", None, c_void_p)
-_any_to_host = _c("wasmtime_component_resource_any_to_host", c_void_p, c_void_p, c_void_p, c_void_p)
-_any_delete = _c("wasmtime_component_resource_any_delete", None, c_void_p)
-_host_new = _c("wasmtime_component_resource_host_new", c_void_p, c_bool, c_uint32, c_uint32)
-_host_rep = _c("wasmtime_component_resource_host_rep", c_uint32, c_void_p)
-_host_delete = _c("wasmtime_component_resource_host_delete", None, c_void_p)
-_host_to_any = _c("wasmtime_component_resource_host_to_any", c_void_p, c_void_p, c_void_p, c_void_p)
+_val_new = c_function("wasmtime_component_val_new", c_void_p, c_void_p)
+_val_delete = c_function("wasmtime_component_val_delete", None, c_void_p)
+_bytes_new = c_function("wasm_byte_vec_new", None, c_void_p, c_size_t, c_char_p)
+_bytes_delete = c_function("wasm_byte_vec_delete", None, c_void_p)
+_list_new = c_function("wasmtime_component_vallist_new_uninit", None, c_void_p, c_size_t)
+_list_delete = c_function("wasmtime_component_vallist_delete", None, c_void_p)
+_record_new = c_function("wasmtime_component_valrecord_new_uninit", None, c_void_p, c_size_t)
+_record_delete = c_function("wasmtime_component_valrecord_delete", None, c_void_p)
+_tuple_new = c_function("wasmtime_component_valtuple_new_uninit", None, c_void_p, c_size_t)
+_tuple_delete = c_function("wasmtime_component_valtuple_delete", None, c_void_p)
+_any_to_host = c_function("wasmtime_component_resource_any_to_host", c_void_p, c_void_p, c_void_p, c_void_p)
+_any_delete = c_function("wasmtime_component_resource_any_delete", None, c_void_p)
+_host_new = c_function("wasmtime_component_resource_host_new", c_void_p, c_bool, c_uint32, c_uint32)
+_host_rep = c_function("wasmtime_component_resource_host_rep", c_uint32, c_void_p)
+_host_delete = c_function("wasmtime_component_resource_host_delete", None, c_void_p)
+_host_to_any = c_function("wasmtime_component_resource_host_to_any", c_void_p, c_void_p, c_void_p, c_void_p)
 
 
-def _raise(error: int | None) -> None:
+def raise_error(error: int | None) -> None:
     if error:
         raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)))
 
@@ -207,7 +207,7 @@ def _rep(ctx: int, address: int) -> int:
     host = c_void_p()
     error = _any_to_host(ctx, handle, ctypes.byref(host))
     _any_delete(handle)
-    _raise(error)
+    raise_error(error)
     rep: int = _host_rep(host)
     _host_delete(host)
     return rep
@@ -232,7 +232,7 @@ def _own_writer(ty: Any) -> Write:
         handle = c_void_p()
         error = _host_to_any(ctx, host, ctypes.byref(handle))
         _host_delete(host)
-        _raise(error)
+        raise_error(error)
         POINTER_LAYOUT.pack_into(_W, address + OF, handle.value)
         _W[address] = kind
 

@@ -21,7 +21,6 @@ from ctypes import c_char_p, c_size_t, c_void_p
 from typing import Any, Callable, NamedTuple
 
 import wasmtime
-from wasmtime import _ffi as ffi
 from wasmtime import component as wc
 from wasmtime.component import ResourceType, _linker
 
@@ -68,8 +67,8 @@ class Native(NamedTuple):
     finalize: int
 
 
-_add_func = ctypes.CFUNCTYPE(c_void_p, c_void_p, c_char_p, c_size_t, c_void_p, c_void_p, c_void_p)(
-    ("wasmtime_component_linker_instance_add_func", ffi.dll)
+_add_func = cvalues.c_function(
+    "wasmtime_component_linker_instance_add_func", c_void_p, c_void_p, c_char_p, c_size_t, c_void_p, c_void_p, c_void_p
 )
 _TRAMPOLINE_ADDRESS = ctypes.cast(_raw_trampoline, c_void_p).value or 0
 _FINALIZE_ADDRESS = ctypes.cast(_linker.func_finalize, c_void_p).value or 0
@@ -100,9 +99,7 @@ def add_func(inst: wc.LinkerInstance, name: str, impl: Impl, fty: Any, native: N
             _linker.FUNCTIONS.deallocate(idx)
             raise MemoryError(f"no memory for the native {name}")
     address = ctypes.cast(inst.ptr(), c_void_p).value
-    error = _add_func(address, raw, len(raw), callback, env, finalize)
-    if error:
-        raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)))
+    cvalues.raise_error(_add_func(address, raw, len(raw), callback, env, finalize))
 
 
 def _arguments(reads: list[tuple[int, cvalues.Read]]) -> Callable[[int, int], tuple[Any, ...]]:
