@@ -63,6 +63,9 @@ class AgentConfig:
         fetch_rate: At most this many bytes a second when fetching artifacts from the control plane (0: as fast
             as the link goes), for an edge node on a metered or shared link; a rollout waits for the fetch
             (``spec.rollout.prefetch``), so the old version serves meanwhile.
+        failback_after: With several control-plane replicas, each agent has a home one (by its name, so agents
+            spread over them); after this many seconds on another (its home failed), it goes back once home
+            answers its health check, so a restarted replica gets its agents back.
     """
 
     name: str
@@ -104,4 +107,5 @@ class AgentConfig:
     registry_config: Path | None = None
     registry_ca: Path | None = None
     fetch_rate: int = 0
+    failback_after: float = 30.0
     insecure: bool = False

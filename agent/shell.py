@@ -16,6 +16,7 @@ import grpc
 
 from agent.config import AgentConfig
 from agent.control.artifact_cache import ArtifactCache
+from agent.control.code_source import ControlCodeSource
 from agent.control.desired import DesiredStateFile
 from agent.control.identity import Identity
 from agent.control.provenance import check_provenance
@@ -142,6 +143,7 @@ class Agent:
         self.buckets.bind(loop)
         _start_pools(loop, self.front_door)
         identity = await self.session.join()
+        self.tiers.use(ControlCodeSource(self.session, loop, lambda: self.identity.controlplane_key))
         self.router.creds = self.prober.creds = identity.creds
         self.server_identity = ServerIdentity(identity.creds)
         self.server, port = create_sync_server(

@@ -102,21 +102,30 @@ WASM_RESERVATION = 4 << 30  # a linear memory's reservation is at least 4 GiB; n
 
 
 def wasm_resident_kib(pid: int) -> int:
-    """Resident KiB of ``pid``'s anonymous mappings of 4 GiB or more: wasmtime's reservations (each memory's
-    own, or the pooling allocator's one for all its slots), so the heap is the anonymous rest."""
-    total, big = 0, False
+    """Resident KiB of ``pid``'s anonymous regions of 4 GiB or more: wasmtime's reservations (each memory's own,
+    or the pooling allocator's one for all its slots), so the heap is the anonymous rest. A reservation is split
+    into many mappings by the permissions of its slots and guards, so adjacent anonymous mappings are joined into
+    regions first."""
+    regions: list[list[int]] = []  # [start, end, resident KiB]
+    anonymous = False
     try:
         with open(f"/proc/{pid}/smaps") as smaps:
             for line in smaps:
                 head = line.split(maxsplit=6)
                 if "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
-                    start, _, end = head[0].partition("-")
-                    big = int(end, 16) - int(start, 16) >= WASM_RESERVATION and len(head) < 6  # no file behind it
-                elif big and head[0] == "Rss:":
-                    total += int(head[1])
+                    low, _, high = head[0].partition("-")
+                    start, end = int(low, 16), int(high, 16)
+                    anonymous = len(head) < 6  # no file behind it
+                    if anonymous:
+                        if regions and regions[-1][1] == start:
+                            regions[-1][1] = end
+                        else:
+                            regions.append([start, end, 0])
+                elif anonymous and head[0] == "Rss:":
+                    regions[-1][2] += int(head[1])
     except (OSError, ValueError, IndexError):
         return 0
-    return total
+    return sum(kib for start, end, kib in regions if end - start >= WASM_RESERVATION)
 
 
 def usage(pid: int) -> Usage | None:

@@ -31,7 +31,6 @@ from agent.http.messages import IncomingRequest  # noqa: E402
 from agent.http.outbound import Outbound  # noqa: E402
 from agent.http.streams import Buffered  # noqa: E402
 from agent.runtime.engine import ComponentTemplate, FunctionRef, Runtime  # noqa: E402
-from agent.runtime.tiers import TIERS  # noqa: E402
 from bench._results import save  # noqa: E402
 from cli.devcluster.guests import (  # noqa: E402
     EXAMPLES,
@@ -41,6 +40,7 @@ from cli.devcluster.guests import (  # noqa: E402
     build_python_guest,
 )
 from neon.http_spec import HttpSpec  # noqa: E402
+from neon.native.tiers import TIERS  # noqa: E402
 
 BATCH = FunctionRef("", "process-batch")
 SPIN = FunctionRef("", "spin")

@@ -111,7 +111,7 @@ def main() -> int:
             for mode in ("pooled", "per-call"):
                 fresh = Runtime(Path(tmp))
                 if source == "artifact":
-                    for old in fresh.cache_dir.glob("*.cwasm"):
+                    for old in fresh.code.directory.glob("*.cwasm*"):
                         old.unlink()
                 start = time.perf_counter()
                 loaded = fresh.load(digest, parser_wasm)

@@ -81,7 +81,8 @@ class Soak:
 
     def client(self, timeout: float = 15.0) -> ControlClient:
         key = signing.load_key(self.pki / "publisher.key")
-        return ControlClient(self.control, Credentials.from_dir(self.pki, "admin"), timeout=timeout, sign_with=key)
+        creds = Credentials.from_dir(self.pki, "admin")
+        return ControlClient(self.control, creds, timeout=timeout, sign_with=key, spread=True)
 
     def start_cp(self, name: str) -> None:
         extra = ["--identity", name, "--leader-ttl", "2", "--trust-key", str(self.pki / "publisher.pub")]
@@ -98,7 +99,7 @@ class Soak:
             AGENTS[name],
             self.work / "agents",
             cache_dir=self.work / "compiled",
-            extra=["--http-listen", "127.0.0.1:0", "--metrics-interval", "1", *self.agent_args],
+            extra=["--http-listen", "127.0.0.1:0", *self.agent_args],  # metrics every 5 s, the default
             ca=self.pki / "ca.pem",
             join_token=token,
             join=self.join,
@@ -386,11 +387,11 @@ def report(
         said = ", ".join(f"{k} {v:+.1f}%" for k, v in grown.items()) if grown else "restarted (a fault)"
         if grown:  # where the RSS went: the heap (anon) or mapped files, shown beside, not judged apart
             anon = growth([u.anon_mib for u in after])
-            settled, end = row[1], row[2]
-            assert settled is not None and end is not None
+            at_settle, end = row[1], row[2]
+            assert at_settle is not None and end is not None
             said += (
-                f" (anon {settled.anon_mib:.0f} -> {end.anon_mib:.0f} MiB, {anon:+.1f}%, of which in wasm's "
-                f"reservations {settled.wasm_mib:.0f} -> {end.wasm_mib:.0f}; files {end.file_mib:.0f})"
+                f" (anon {at_settle.anon_mib:.0f} -> {end.anon_mib:.0f} MiB, {anon:+.1f}%, of which in wasm's "
+                f"reservations {at_settle.wasm_mib:.0f} -> {end.wasm_mib:.0f}; files {end.file_mib:.0f})"
             )
         print(
             f"{name:10} {restarts.get(name, 0):>8}  {' / '.join(shown):>30}  {' / '.join(fds):>14}  "

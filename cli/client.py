@@ -80,10 +80,18 @@ class ControlClient:
         timeout: Default deadline of unary calls, in seconds.
         sign_with: An ed25519 key that signs every artifact as it is uploaded (``neon apply
             --sign-with``); otherwise only the signatures in ``ARTIFACT.sig`` go along.
+        spread: For a long-lived client of several replicas: keep a connection to each and spread calls over
+            them (gRPC's round_robin), so that a replica that restarts takes its share again; otherwise calls go
+            to the first replica that answers (pick_first: one connection, what a one-shot command wants).
     """
 
     def __init__(
-        self, address: str, creds: Credentials, timeout: float = 30.0, sign_with: Ed25519PrivateKey | None = None
+        self,
+        address: str,
+        creds: Credentials,
+        timeout: float = 30.0,
+        sign_with: Ed25519PrivateKey | None = None,
+        spread: bool = False,
     ) -> None:
         self.address = address
         self.creds = creds
@@ -93,7 +101,11 @@ class ControlClient:
             channel_target(address),
             creds,
             CONTROLPLANE_NAME,
-            [*CHANNEL_OPTIONS, ("grpc.service_config", _READ_RETRIES)],
+            [
+                *CHANNEL_OPTIONS,
+                ("grpc.service_config", _READ_RETRIES),
+                *([("grpc.lb_policy_name", "round_robin")] if spread else []),
+            ],
         )
         self.stub = control_pb2_grpc.ControlStub(self.channel)
         self._secrets = control_pb2_grpc.SecretsStub(self.channel)

@@ -149,6 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
         "unlimited), for a node on a metered or shared link",
     )
     p.add_argument(
+        "--failback-after",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="with several --control replicas: after this long on another replica, go back to this node's home "
+        "replica once it serves again (default 30)",
+    )
+    p.add_argument(
         "--compiler",
         choices=("cranelift", "cranelift-O0", "winch", "tiered"),
         default=os.environ.get("NEON_COMPILER", "cranelift"),

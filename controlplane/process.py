@@ -18,6 +18,7 @@ from controlplane.api.queries import Queries
 from controlplane.api.relay import Relay
 from controlplane.api.secrets import SecretsServicer
 from controlplane.api.web import Web
+from controlplane.compile.code_maker import CodeMaker
 from controlplane.config import ControlPlaneConfig
 from controlplane.placement import Placer
 from controlplane.reconcile.events import new_event
@@ -66,6 +67,8 @@ class ControlPlane:
         self.placer = Placer(weights=config.placement_weights)
         self.replicator = BlobReplicator(self.store, self.blobs, config.identity, self.security.creds)
         self.composer = Composer(self.store, self.blobs, fetch=self.replicator.ensure, signer=self.security.signing_key)
+        signer = self.security.signing_key
+        self.code = CodeMaker(self.store, self.blobs, self.replicator.ensure, signer, config.identity)
         self.election: Election | None = None
         self._leader_tasks: list[asyncio.Task[Any]] = []
         self.server: grpc.aio.Server | None = None

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Callable
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from agent.config import AgentConfig
 from agent.control.identity import Identity, load_or_join
@@ -26,6 +28,8 @@ from neon.security.tls import Credentials, aio_channel
 
 _log = log.get("neon.agent")
 RouteRow = tuple[str, str, str, tuple[str, ...], tuple[str, ...]]  # route, app, component, nodes, endpoints
+COMPILE_WAIT = 900.0  # seconds the control plane may take to compile code asked for (it compiles once per cluster)
+ASK_TIMEOUT = 20.0  # seconds one ask for code may take (the control plane answers "pending" within a few)
 
 
 class ControlSession:
@@ -57,7 +61,12 @@ class ControlSession:
         self.channel: grpc.aio.Channel | None = None
         self._channel_creds: Credentials | None = None
         self._controls = [a.strip() for a in config.control.split(",") if a.strip()] or [config.control]
-        self._control_index = 0
+        # Agents spread over the replicas: each starts on its home one (by its name) and, when a fault moved it
+        # elsewhere, goes back once home serves again, so a replica that restarts gets its agents back.
+        self._home = zlib.crc32(config.name.encode()) % len(self._controls)
+        self._control_index = self._home
+        self._left_home = 0.0  # when this agent last moved away from its home replica (monotonic)
+        self._going_home = False
 
     async def join(self) -> Identity:
         """The node's identity: its saved certificate, or one got by joining with the token."""
@@ -84,8 +93,27 @@ class ControlSession:
         """Move to the next replica after the current one failed; any replica serves agents."""
         if len(self._controls) < 2:
             return
+        if self._at_home():
+            self._left_home = time.monotonic()
         self._control_index += 1
         _log.info("switching control plane", control=await self._reconnect())
+
+    def _at_home(self) -> bool:
+        return self._control_index % len(self._controls) == self._home
+
+    async def _home_serves(self) -> bool:
+        """Whether this agent should go back to its home replica now: away for ``--failback-after`` seconds,
+        and home answers its health check."""
+        if self._at_home() or time.monotonic() - self._left_home < self.config.failback_after:
+            return False
+        home = self._controls[self._home]
+        async with aio_channel(home, self.identity.creds, pki.CONTROLPLANE_NAME, CHANNEL_OPTIONS) as channel:
+            try:
+                answer = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+            except grpc.aio.AioRpcError:
+                self._left_home = time.monotonic()  # still away: look again later
+                return False
+        return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
 
     async def _reconnect(self) -> str:
         """Replace the control-plane channel (closing the old one); the new one's address."""
@@ -131,10 +159,14 @@ class ControlSession:
                 _log.warning("assignment stream ended; reconnecting")
                 await self._next_control()  # the replica is going away
             except asyncio.CancelledError:
-                if heartbeat is not None and heartbeat.done() and not heartbeat.cancelled():
-                    _log.warning("lease lost; registering again")
-                else:
+                if heartbeat is None or not heartbeat.done() or heartbeat.cancelled():
                     raise
+                if self._going_home:
+                    self._going_home = False
+                    self._control_index = self._home
+                    _log.info("moving back to the home control plane", control=await self._reconnect())
+                else:
+                    _log.warning("lease lost; registering again")
             except grpc.aio.AioRpcError as err:
                 if err.code() == grpc.StatusCode.PERMISSION_DENIED:
                     _log.error("the control plane refuses this node", error=err.details())
@@ -211,6 +243,10 @@ class ControlSession:
                     timeout=interval,
                 )
                 self.peers = [(p.name, p.dataplane_address) for p in reply.peers]
+                if await self._home_serves():
+                    self._going_home = True
+                    watch.cancel()  # ends the session loop's stream; it registers again at home
+                    return
                 if reply.routes_changed:
                     self.routes_version = reply.routes_version
                     if self.on_routes is not None:
@@ -264,6 +300,23 @@ class ControlSession:
             node=self.config.name, app=app, component=component, bucket=bucket, op=op, **fields
         )
         return await self.control.KeyValue(request, timeout=10, wait_for_ready=True)
+
+    async def compiled_code(
+        self, artifact: str, engine: str, refused: tuple[str, str] = ("", "")
+    ) -> control_pb2.CompiledCode:
+        """The control plane's native code for ``artifact`` on ``engine``, asked again while it is compiled (a
+        large fused group takes a minute on a busy machine), up to :data:`COMPILE_WAIT`; with ``refused`` (code
+        digest, why), report code refused."""
+        request = control_pb2.CompiledCodeRequest(
+            node=self.config.name, artifact=artifact, engine=engine, refused_code=refused[0], refused_reason=refused[1]
+        )
+        deadline = time.monotonic() + COMPILE_WAIT
+        while True:
+            answer = await self.control.GetCompiledCode(request, timeout=ASK_TIMEOUT)
+            if not answer.pending:
+                return answer
+            if time.monotonic() > deadline:
+                return control_pb2.CompiledCode(reason=f"not compiled within {COMPILE_WAIT:.0f}s")
 
     async def fetch(self, digest: str) -> AsyncIterator[bytes]:
         """An artifact's bytes from the control plane's blob store, chunk by chunk (no faster than

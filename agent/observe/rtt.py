@@ -25,8 +25,12 @@ class RttProber:
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     async def measure(self, peers: Iterable[tuple[str, str]]) -> dict[str, float]:
-        """Peer name -> median round trip in ms; unreachable peers are left out."""
+        """Peer name -> median round trip in ms; unreachable peers are left out. Channels to addresses no longer
+        among ``peers`` (a peer restarted on another port, or gone) are closed."""
         pairs = list(peers)
+        live = {address for _, address in pairs}
+        for gone in [a for a in self._channels if a not in live]:
+            await self._channels.pop(gone).close(None)
         results = await asyncio.gather(*(self._one(address) for _, address in pairs))
         return {name: ms for (name, _), ms in zip(pairs, results, strict=True) if ms is not None}
 

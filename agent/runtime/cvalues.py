@@ -453,17 +453,12 @@ def _stock(ty: Any) -> tuple[Read, Write]:
     return read, write
 
 
-_PAIRS: dict[int, tuple[Any, tuple[Read, Write]]] = {}
-
-
 def pair(ty: Any) -> tuple[Read, Write]:
-    """The reader and the writer of ``ty`` (a type read once by :func:`agent.runtime.functypes.fix`)."""
-    known = _PAIRS.get(id(ty))
-    if known is not None and known[0] is ty:
-        return known[1]
-    made = _make(ty)
-    _PAIRS[id(ty)] = (ty, made)
-    return made
+    """The reader and the writer of ``ty`` (a type read once by :func:`agent.runtime.functypes.fix`), made for
+    each host function as it is linked. Nothing keeps them beyond the function: a cache here, keyed by the type,
+    held every linked component's types and functions for good (1.8 MB for each template of an HTTP component,
+    so a node growing by that with every hot swap)."""
+    return _make(ty)
 
 
 def _make(ty: Any) -> tuple[Read, Write]:

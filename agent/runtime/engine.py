@@ -1,10 +1,13 @@
 """wasmtime at the agent: the engine, the compiled-artifact cache, and instances.
 
-Compiling an 18 MB componentize-py artifact takes seconds, so each artifact
-is compiled once per wasmtime version and kept on disk (``Component.serialize``);
-a restarted agent deserializes it in about 0.1 s. Cache files are written
-atomically and named by artifact digest, and one that fails to deserialize is
-rebuilt.
+Compiling an 18 MB componentize-py artifact takes seconds, so each artifact is
+compiled once per cluster and engine key: the control plane makes it and signs
+it, and the agent checks that signature before it loads a byte (a
+:class:`CodeSource`); an agent of another kind of machine compiles for itself.
+Either way the code is kept on disk, sealed by the node
+(:mod:`agent.runtime.code_cache`); a restarted agent deserializes it in about
+0.1 s. One whose seal does not hold, or that fails to deserialize, is made
+again.
 
 A :class:`ComponentTemplate` is a compiled component with its linker (WASI
 and the host functions of its imports) built once; it stamps out
@@ -26,10 +29,7 @@ Stdout and stderr go to the agent's log, line by line, with the component's id.
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import math
-import os
-import tempfile
 import threading
 import time
 from contextlib import AbstractContextManager
@@ -40,22 +40,23 @@ import wasmtime
 from wasmtime import component as wc
 
 from agent.runtime.allocator import DEFAULT_POOL, PoolLimits, full_pool_hint, pooled_engine
+from agent.runtime.code_cache import CodeCache, code_key
 from agent.runtime.denials import DenialLog, wasi_gates
 from agent.runtime.functypes import fix_type, pin_type
 from agent.runtime.guest_output import GuestOutput
 from agent.runtime.rawcall import Plan, set_epoch_deadline
-from agent.runtime.tiers import CRANELIFT, apply_tier, cache_name, check_tier
 from agent.runtime.traps import HostFunc, first_line, host_func, take_pending, trap_message
 from agent.values.signature import Signature
 from neon.errors import CallFailed, ComponentError, DeadlineExceeded, NeonGridError, NotFound
 from neon.grants import GrantSpec
+from neon.native.engine_key import WASMTIME_VERSION, local_key, make_config
+from neon.native.tiers import CRANELIFT, cache_name, check_tier
 from neon.observe import log
 from neon.runtime_spec import RuntimeSpec
 from neon.toolchain_exports import TOOLCHAIN_EXPORTS as TOOLCHAIN_REFS
 
 _log = log.get("neon.agent.runtime")
 
-WASMTIME_VERSION = importlib.metadata.version("wasmtime")
 EPOCH_TICK = 0.01  # seconds per epoch tick
 # Interfaces the agent's WASI implementation provides; everything else must be linked.
 WASI_PREFIXES = ("wasi:",)
@@ -93,26 +94,42 @@ class WasiHost(Protocol):
     def scope(self) -> AbstractContextManager[Any]: ...
 
 
+class CodeSource(Protocol):
+    """Where native code made elsewhere comes from: the control plane, which compiles once per cluster."""
+
+    def fetch(self, artifact: str, engine: str) -> bytes | None:
+        """The code for ``artifact`` on engine key ``engine``, its signature checked; None: compile here. Raises
+        NeonGridError when it was refused (and reported) or could not be got."""
+
+    def refused(self, artifact: str, engine: str, reason: str) -> None:
+        """Report code that passed its checks but that wasmtime would not load."""
+
+
 class Runtime:
     """The agent's wasmtime engine and compiled-artifact cache."""
 
-    def __init__(self, cache_dir: Path, pool: PoolLimits | None = DEFAULT_POOL, tier: str = CRANELIFT) -> None:
+    def __init__(
+        self,
+        cache_dir: Path,
+        pool: PoolLimits | None = DEFAULT_POOL,
+        tier: str = CRANELIFT,
+        key_file: Path | None = None,
+    ) -> None:
+        """``key_file``: the key that seals the compiled cache (default ``<cache_dir>.key``, beside it)."""
         self.pool = pool
         self.tier = check_tier(tier)
+        self.engine_key = str(local_key(tier))
 
-        def config() -> wasmtime.Config:
-            made = wasmtime.Config()
-            made.epoch_interruption = True
-            apply_tier(made, tier)
-            return made
-
-        self.engine, self.allocator = pooled_engine(config, pool)
-        self.cache_dir = Path(cache_dir) / cache_name(WASMTIME_VERSION, tier)
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.engine, self.allocator = pooled_engine(lambda: make_config(tier), pool)
+        cache_dir = Path(cache_dir)
+        key = code_key(key_file or cache_dir.with_name(cache_dir.name + ".key"))
+        self.code = CodeCache(cache_dir / cache_name(WASMTIME_VERSION, tier), self.engine_key, key)
+        self.source: CodeSource | None = None  # where code made elsewhere comes from (the control plane)
         self._lock = threading.Lock()
         self._loaded: dict[str, wc.Component] = {}
         self._loading: dict[str, threading.Lock] = {}
         self.compiled = 0  # how many artifacts this process compiled (not loaded from the cache)
+        self.fetched = 0  # how many it was given compiled (and signed) by the control plane
         self._stop = threading.Event()
         self.longest_ticks = 0  # the longest deadline given to a call, in ticks
         self._ticker = threading.Thread(target=self._tick, name="epoch-ticker", daemon=True)
@@ -152,32 +169,50 @@ class Runtime:
             return component
 
     def _load_uncached(self, digest: str, wasm_path: Path) -> wc.Component:
-        cached = self._cached(digest)
-        if cached.exists():
+        code = self.code.read(digest)
+        if code is not None:
             try:
-                return wc.Component.deserialize(self.engine, cached.read_bytes())
+                return wc.Component.deserialize(self.engine, code)
             except wasmtime.WasmtimeError as err:
-                _log.warning("compiled cache entry is corrupt; recompiling", artifact=digest, error=str(err))
-                cached.unlink(missing_ok=True)
+                _log.warning("compiled cache entry does not load; recompiling", artifact=digest, error=str(err))
+                self.code.remove(digest)
+        given = self._given(digest) if self.source is not None else None
+        if given is not None:
+            return given
         try:
             component = wc.Component(self.engine, wasm_path.read_bytes())
         except wasmtime.WasmtimeError as err:
             reason = full_pool_hint(first_line(err), self.pool)
             raise ComponentError(f"artifact {digest} could not be compiled: {reason}", artifact=digest) from None
-        fd, tmp = tempfile.mkstemp(dir=self.cache_dir, prefix=".cwasm-")
-        with os.fdopen(fd, "wb") as out:
-            out.write(component.serialize())
-        os.replace(tmp, cached)
+        self.code.write(digest, component.serialize())
         self.compiled += 1
-        _log.info("compiled artifact", artifact=digest, cache=str(cached))
+        _log.info("compiled artifact", artifact=digest, cache=str(self.code.path(digest)))
+        return component
+
+    def _given(self, digest: str) -> wc.Component | None:
+        """The artifact's code as the control plane made and signed it, kept sealed; None: compile here (the
+        control plane cannot make code for this engine, is away, or its code was refused and reported)."""
+        assert self.source is not None
+        try:
+            code = self.source.fetch(digest, self.engine_key)
+        except NeonGridError as err:
+            _log.warning("no compiled code from the control plane; compiling here", artifact=digest, error=err.message)
+            return None
+        if code is None:
+            return None
+        try:
+            component = wc.Component.deserialize(self.engine, code)
+        except wasmtime.WasmtimeError as err:
+            self.source.refused(digest, self.engine_key, f"wasmtime would not load it: {first_line(err)}")
+            return None
+        self.code.write(digest, code)
+        self.fetched += 1
+        _log.info("compiled code fetched", artifact=digest, engine=self.engine_key)
         return component
 
     def has_code(self, digest: str) -> bool:
         """Whether this runtime has the artifact's code (loaded, or in its compiled cache)."""
-        return digest in self._loaded or self._cached(digest).exists()
-
-    def _cached(self, digest: str) -> Path:
-        return self.cache_dir / f"{digest.replace(':', '-')}.cwasm"
+        return digest in self._loaded or self.code.has(digest)
 
     def forget(self, digest: str) -> None:
         with self._lock:

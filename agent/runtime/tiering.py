@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from agent.runtime.allocator import PoolLimits
-from agent.runtime.engine import Runtime
-from agent.runtime.tiers import CRANELIFT, TIERED, WINCH, check_compiler
+from agent.runtime.engine import CodeSource, Runtime
+from neon.native.tiers import CRANELIFT, TIERED, WINCH, check_compiler
 
 
 class Tiers:
@@ -23,6 +23,12 @@ class Tiers:
         tiered = check_compiler(compiler) == TIERED
         self.first = Runtime(cache_dir, pool, WINCH if tiered else compiler)
         self.optimized = Runtime(cache_dir, pool, CRANELIFT) if tiered else None
+
+    def use(self, source: CodeSource) -> None:
+        """Ask ``source`` for code before compiling any (each runtime for its own engine key)."""
+        for runtime in (self.first, self.optimized):
+            if runtime is not None:
+                runtime.source = source
 
     def start_on(self, digest: str) -> Runtime:
         """The runtime to start an artifact on: the optimized one once its code is there."""

@@ -108,6 +108,7 @@ def agent(args: argparse.Namespace) -> int:
             max_instances=args.max_instances,
             compiler=args.compiler,
             fetch_rate=args.fetch_rate,
+            failback_after=args.failback_after,
         ),
         args.ready_file,
     )

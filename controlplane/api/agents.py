@@ -236,6 +236,22 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
         return await key_value(self.cp.store, request, self._grants)
 
     @edge
+    async def GetCompiledCode(
+        self, request: control_pb2.CompiledCodeRequest, context: Context
+    ) -> control_pb2.CompiledCode:
+        if await self.cp.store.artifacts.get_artifact(request.artifact) is None:
+            raise NotFound(f"artifact {request.artifact!r} is not one this cluster holds", artifact=request.artifact)
+        if request.refused_code:
+            await self.cp.code.refused(
+                request.node, request.artifact, request.engine, request.refused_code, request.refused_reason[:500]
+            )
+            return control_pb2.CompiledCode(reason="refused code forgotten; compile it yourself")
+        made = await self.cp.code.code_for(request.artifact, request.engine)
+        return control_pb2.CompiledCode(
+            code=made.code, signature=made.signature, size=made.size, reason=made.reason, pending=made.pending
+        )
+
+    @edge
     async def FetchArtifact(
         self, request: control_pb2.FetchArtifactRequest, context: Context
     ) -> AsyncIterator[control_pb2.ArtifactChunk]:

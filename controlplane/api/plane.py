@@ -8,6 +8,7 @@ from typing import Protocol
 from controlplane.api.beats import Beats
 from controlplane.api.queries import Queries
 from controlplane.api.relay import Relay
+from controlplane.compile.code_maker import CodeMaker
 from controlplane.config import ControlPlaneConfig
 from controlplane.placement import Placer
 from controlplane.reconcile.intake import ReportIntake
@@ -38,6 +39,7 @@ class Plane(Protocol):
     beats: Beats
     relay: Relay
     puller: Puller
+    code: CodeMaker
 
     @property
     def identity(self) -> str: ...

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Mapping
 from typing import Any, AsyncIterator
 
 import grpc
@@ -33,6 +34,7 @@ class Relay:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, dataplane_pb2_grpc.DataPlaneAsyncStub] = {}  # by address, on those channels
         self._rr = itertools.count()
+        self._closing: set[asyncio.Task[None]] = set()  # channels closing after their node went
 
     async def close(self) -> None:
         for channel in self._channels.values():
@@ -55,7 +57,7 @@ class Relay:
         calls = [
             (
                 node,
-                self._stub(nodes[node].dataplane_address).Logs(
+                self._stub(nodes[node].dataplane_address, nodes).Logs(
                     calls_pb2.LogsRequest(app=request.app, component=inst, tail=request.tail, follow=request.follow),
                     timeout=None if request.follow else 10.0,
                 ),
@@ -96,12 +98,15 @@ class Relay:
     async def invoke(self, request: calls_pb2.InvokeRequest, timeout: float | None) -> calls_pb2.InvokeResponse:
         """Relay a user's call to an agent running the component: routed on the read mirror as it is (the
         watch is milliseconds behind), and on a fresh read before answering that nothing runs it."""
+        view = await self.mirror.view(fresh=False)
         try:
-            node = await self._pick(request, await self.mirror.view(fresh=False))
+            node = await self._pick(request, view)
         except (NotFound, NotRunning, FailedPrecondition):
-            node = await self._pick(request, await self.mirror.view())
+            view = await self.mirror.view()
+            node = await self._pick(request, view)
         try:
-            return await self._stub(node.dataplane_address).Invoke(request, timeout=timeout or self.invoke_timeout)
+            stub = self._stub(node.dataplane_address, view.nodes)
+            return await stub.Invoke(request, timeout=timeout or self.invoke_timeout)
         except grpc.aio.AioRpcError as err:
             raise from_rpc_error(err) from None
 
@@ -164,10 +169,18 @@ class Relay:
                 found.append(node)
         return found
 
-    def _stub(self, address: str) -> dataplane_pb2_grpc.DataPlaneAsyncStub:
-        """The agent's data plane, on a channel kept open."""
+    def _stub(self, address: str, nodes: Mapping[str, NodeInfo]) -> dataplane_pb2_grpc.DataPlaneAsyncStub:
+        """The agent's data plane, on a channel kept open. Opening one closes those to addresses no live node has
+        any more (an agent restarted on another port, a node gone): each would otherwise be kept for good."""
         stub = self._stubs.get(address)
         if stub is None:
+            live = {n.dataplane_address for n in nodes.values()}
+            for gone in [a for a in self._channels if a not in live]:
+                self._stubs.pop(gone, None)
+                # Calls still running on it get the relay's whole timeout to finish.
+                closing = self._channels.pop(gone).close(self.invoke_timeout)
+                self._closing.add(task := asyncio.get_running_loop().create_task(closing))
+                task.add_done_callback(self._closing.discard)
             channel = tls.aio_channel(address, self.creds, pki.AGENT_NAME, CHANNEL_OPTIONS)
             self._channels[address] = channel
             stub = self._stubs[address] = dataplane_pb2_grpc.DataPlaneStub(channel)

@@ -14,6 +14,8 @@ Key layout (all values JSON):
     /neon/events/<seq>               Event
     /neon/history/<app>/<generation>  the manifest of each generation (the last HISTORY kept)
     /neon/compositions/<key>         {"digest": fused artifact} or {"error": why it cannot be fused}
+    /neon/code/<artifact>/<engine>   {"engine", "code", "size", "signature", "made_by", "made_at"}: native code
+                                     made once per cluster (<engine>: 16 hex of the engine key's sha256)
     /neon/metrics/<node>             {"rtt_ms": {peer: ms}, "links": [...]}, attached to the node's lease
     /neon/telemetry/<node>           the agent's last neon.v1.MetricsReport (protobuf bytes), on the node's lease
     /neon/leader                     {"identity", "address", "since"}: the replica that reconciles, on its lease
@@ -44,6 +46,7 @@ METRICS = PREFIX + b"metrics/"
 TELEMETRY = PREFIX + b"telemetry/"
 HISTORY = PREFIX + b"history/"
 COMPOSITIONS = PREFIX + b"compositions/"
+CODE = PREFIX + b"code/"
 LEADER = PREFIX + b"leader"
 REPLICAS = PREFIX + b"controlplanes/"
 TOKENS = PREFIX + b"tokens/"

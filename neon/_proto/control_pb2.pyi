@@ -1511,6 +1511,76 @@ class ArtifactRef(_message.Message):
 Global___ArtifactRef: _TypeAlias = ArtifactRef  # noqa: Y015
 
 @_typing.final
+class CompiledCodeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_FIELD_NUMBER: _builtins.int
+    ARTIFACT_FIELD_NUMBER: _builtins.int
+    ENGINE_FIELD_NUMBER: _builtins.int
+    REFUSED_CODE_FIELD_NUMBER: _builtins.int
+    REFUSED_REASON_FIELD_NUMBER: _builtins.int
+    node: _builtins.str
+    artifact: _builtins.str
+    """sha256:<hex> of the artifact"""
+    engine: _builtins.str
+    """the agent's engine key (neon.native.engine_key): wasmtime-VERSION/ARCH-OS/COMPILER+SETTINGS/FEATURES"""
+    refused_code: _builtins.str
+    """set to report: the code digest refused"""
+    refused_reason: _builtins.str
+    """and why"""
+    def __init__(
+        self,
+        *,
+        node: _builtins.str = ...,
+        artifact: _builtins.str = ...,
+        engine: _builtins.str = ...,
+        refused_code: _builtins.str = ...,
+        refused_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "engine", b"engine", "node", b"node", "refused_code", b"refused_code", "refused_reason", b"refused_reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompiledCodeRequest: _TypeAlias = CompiledCodeRequest  # noqa: Y015
+
+@_typing.final
+class CompiledCode(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    PENDING_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """sha256:<hex> of the code, fetched with FetchArtifact; empty: compile it yourself"""
+    signature: _builtins.str
+    """the control plane's signature document (neon.security.signing.sign_code)"""
+    size: _builtins.int
+    reason: _builtins.str
+    """with an empty code: why there is none"""
+    pending: _builtins.bool
+    """being compiled: ask again"""
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        signature: _builtins.str = ...,
+        size: _builtins.int = ...,
+        reason: _builtins.str = ...,
+        pending: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "pending", b"pending", "reason", b"reason", "signature", b"signature", "size", b"size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompiledCode: _TypeAlias = CompiledCode  # noqa: Y015
+
+@_typing.final
 class KeyValueRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

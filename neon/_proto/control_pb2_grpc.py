@@ -1166,6 +1166,11 @@ class AgentControlStub:
                 request_serializer=neon_dot_v1_dot_control__pb2.KeyValueRequest.SerializeToString,
                 response_deserializer=neon_dot_v1_dot_control__pb2.KeyValueResponse.FromString,
                 _registered_method=True)
+        self.GetCompiledCode = channel.unary_unary(
+                '/neon.v1.AgentControl/GetCompiledCode',
+                request_serializer=neon_dot_v1_dot_control__pb2.CompiledCodeRequest.SerializeToString,
+                response_deserializer=neon_dot_v1_dot_control__pb2.CompiledCode.FromString,
+                _registered_method=True)
 
 
 class AgentControlServicer:
@@ -1235,6 +1240,17 @@ class AgentControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCompiledCode(self, request, context):
+        """Native code for an artifact on an engine key, made once per cluster and signed by the control plane over
+        (artifact, engine key, code digest); compiled when none is kept and this control plane's machine is of the
+        engine key's kind. The call waits a few seconds for a compile; one still running answers pending (ask
+        again). An empty code (with the reason) means: compile it yourself. With refused_code set, the agent
+        reports code it was given and refused; the control plane forgets it and records an event.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1282,6 +1298,11 @@ def add_AgentControlServicer_to_server(servicer, server):
                     servicer.KeyValue,
                     request_deserializer=neon_dot_v1_dot_control__pb2.KeyValueRequest.FromString,
                     response_serializer=neon_dot_v1_dot_control__pb2.KeyValueResponse.SerializeToString,
+            ),
+            'GetCompiledCode': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCompiledCode,
+                    request_deserializer=neon_dot_v1_dot_control__pb2.CompiledCodeRequest.FromString,
+                    response_serializer=neon_dot_v1_dot_control__pb2.CompiledCode.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1529,6 +1550,33 @@ class AgentControl:
             '/neon.v1.AgentControl/KeyValue',
             neon_dot_v1_dot_control__pb2.KeyValueRequest.SerializeToString,
             neon_dot_v1_dot_control__pb2.KeyValueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCompiledCode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neon.v1.AgentControl/GetCompiledCode',
+            neon_dot_v1_dot_control__pb2.CompiledCodeRequest.SerializeToString,
+            neon_dot_v1_dot_control__pb2.CompiledCode.FromString,
             options,
             channel_credentials,
             insecure,

@@ -434,6 +434,13 @@ class AgentControlStub:
     """One operation on a cluster key-value bucket a component assigned to this node is granted (what its
     wasi:keyvalue calls do); the bucket's limits are checked and every write is one etcd transaction.
     """
+    GetCompiledCode: _grpc.UnaryUnaryMultiCallable[_control_pb2.CompiledCodeRequest, _control_pb2.CompiledCode]
+    """Native code for an artifact on an engine key, made once per cluster and signed by the control plane over
+    (artifact, engine key, code digest); compiled when none is kept and this control plane's machine is of the
+    engine key's kind. The call waits a few seconds for a compile; one still running answers pending (ask
+    again). An empty code (with the reason) means: compile it yourself. With refused_code set, the agent
+    reports code it was given and refused; the control plane forgets it and records an event.
+    """
 
 @_typing.type_check_only
 class AgentControlAsyncStub(AgentControlStub):
@@ -458,6 +465,13 @@ class AgentControlAsyncStub(AgentControlStub):
     KeyValue: _aio.UnaryUnaryMultiCallable[_control_pb2.KeyValueRequest, _control_pb2.KeyValueResponse]  # type: ignore[assignment]
     """One operation on a cluster key-value bucket a component assigned to this node is granted (what its
     wasi:keyvalue calls do); the bucket's limits are checked and every write is one etcd transaction.
+    """
+    GetCompiledCode: _aio.UnaryUnaryMultiCallable[_control_pb2.CompiledCodeRequest, _control_pb2.CompiledCode]  # type: ignore[assignment]
+    """Native code for an artifact on an engine key, made once per cluster and signed by the control plane over
+    (artifact, engine key, code digest); compiled when none is kept and this control plane's machine is of the
+    engine key's kind. The call waits a few seconds for a compile; one still running answers pending (ask
+    again). An empty code (with the reason) means: compile it yourself. With refused_code set, the agent
+    reports code it was given and refused; the control plane forgets it and records an event.
     """
 
 class AgentControlServicer(metaclass=_abc_1.ABCMeta):
@@ -534,6 +548,19 @@ class AgentControlServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_control_pb2.KeyValueResponse, _abc.Awaitable[_control_pb2.KeyValueResponse]]:
         """One operation on a cluster key-value bucket a component assigned to this node is granted (what its
         wasi:keyvalue calls do); the bucket's limits are checked and every write is one etcd transaction.
+        """
+
+    @_abc_1.abstractmethod
+    def GetCompiledCode(
+        self,
+        request: _control_pb2.CompiledCodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.CompiledCode, _abc.Awaitable[_control_pb2.CompiledCode]]:
+        """Native code for an artifact on an engine key, made once per cluster and signed by the control plane over
+        (artifact, engine key, code digest); compiled when none is kept and this control plane's machine is of the
+        engine key's kind. The call waits a few seconds for a compile; one still running answers pending (ask
+        again). An empty code (with the reason) means: compile it yourself. With refused_code set, the agent
+        reports code it was given and refused; the control plane forgets it and records an event.
         """
 
 def add_AgentControlServicer_to_server(servicer: AgentControlServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -44,6 +44,7 @@ _AGENT_CALLS = (
     "RenewCertificate",
     "FetchSecrets",  # only what a component assigned to the node references (checked by the handler)
     "KeyValue",  # only the cluster buckets a component assigned to the node is granted (checked by the handler)
+    "GetCompiledCode",  # only of an artifact the cluster holds (checked by the handler)
 )
 
 POLICY: dict[str, frozenset[str]] = {

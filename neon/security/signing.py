@@ -34,6 +34,7 @@ UNSIGNED_ALLOWED = "*"  # as the only trusted key: the control plane runs with -
 MAX_SIGNATURES = 16
 _ARTIFACT = b"neon-grid/artifact/v1\n"
 _FUSED = b"neon-grid/fused/v1\n"
+_CODE = b"neon-grid/native-code/v1\n"
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,29 @@ def _fused_message(digest: str, inputs: list[str]) -> bytes:
 def sign_fused(key: Ed25519PrivateKey, digest: str, inputs: list[str]) -> Signature:
     raw = key.sign(_fused_message(digest, inputs))
     return Signature(digest, public_text(key.public_key()), base64.b64encode(raw).decode())
+
+
+def _code_message(artifact: str, engine: str, code: str) -> bytes:
+    return _CODE + f"{artifact}\n{engine}\n{code}".encode()
+
+
+def sign_code(key: Ed25519PrivateKey, artifact: str, engine: str, code: str) -> Signature:
+    """The control plane's signature over native code: the artifact it was compiled from, the engine key it was
+    compiled for and the code's own digest (the signature's ``artifact`` is the code's digest)."""
+    raw = key.sign(_code_message(artifact, engine, code))
+    return Signature(code, public_text(key.public_key()), base64.b64encode(raw).decode())
+
+
+def verify_code(artifact: str, engine: str, code: str, signature: Signature, trusted: list[str]) -> None:
+    """Check native code's signature before anything loads it; raises Untrusted saying what is wrong."""
+    label = f"native code {code[:19]}… of {artifact[:19]}… for {engine}"
+    if signature.key not in trusted:
+        raise Untrusted(f"{label} is refused: signed by a key this agent does not trust ({signature.key[:20]}…)")
+    if signature.artifact != code or not _valid(signature, _code_message(artifact, engine, code)):
+        raise Untrusted(
+            f"{label} is refused: the control plane's signature does not match it (tampered, or made for another "
+            "artifact or engine)"
+        )
 
 
 def _valid(sig: Signature, message: bytes) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -260,3 +261,59 @@ def _assert_count(value: int, expected: int, at_least: bool = False) -> None:
 
 def _assert_equal(value: object, expected: object) -> None:
     assert value == expected, value
+
+
+def test_an_agent_moves_off_its_failed_home_replica_and_back_once_it_serves_again(
+    tmp_path: Path, compiled_cache: Path
+) -> None:
+    """Agents spread over the replicas by name; one whose home replica died serves through another and goes back
+    home when it is up again, so a restarted replica gets its agents back (and the other its load off)."""
+    names = ("edge-1", "edge-2", "edge-3", "edge-4")
+    with EtcdServer(tmp_path / "etcd", pki_dir=_pki(tmp_path)) as etcd:
+        cps = {name: _replica(etcd.url, tmp_path, name) for name in REPLICAS}
+        agents: list[Child] = []
+        try:
+            control = ",".join(cp.wait_ready() for cp in cps.values())
+            tokens = join_tokens(control, _pki(tmp_path), list(names))
+            agents = [
+                spawn_agent(
+                    control,
+                    name,
+                    {"tier": "edge"},
+                    tmp_path / "agents",
+                    cache_dir=compiled_cache,
+                    extra=["--failback-after", "1"],
+                    ca=_pki(tmp_path) / "ca.pem",
+                    join_token=tokens[name],
+                    join=",".join(cp.join_address for cp in cps.values()),
+                )
+                for name in names
+            ]
+            for agent in agents:
+                agent.wait_ready()
+            homes = {a.name: REPLICAS[zlib.crc32(a.name.encode()) % len(REPLICAS)] for a in agents}
+            assert set(homes.values()) == set(REPLICAS), f"these names all have one home: {homes}"
+            victim = REPLICAS[0]
+            moved = [a for a in agents if homes[a.name] == victim]
+            cps[victim].kill()
+
+            def switched() -> None:
+                for agent in moved:
+                    assert '"switching control plane"' in agent.log_path.read_text(), f"{agent.name} has not moved"
+
+            assert_eventually(switched, timeout=30)
+            cps[victim] = _replica(etcd.url, tmp_path, victim)
+            cps[victim].wait_ready()
+
+            def back_home() -> None:
+                for agent in agents:
+                    log = agent.log_path.read_text()
+                    went = '"moving back to the home control plane"' in log
+                    assert went == (agent in moved), f"{agent.name} ({homes[agent.name]} home): went back {went}"
+
+            assert_eventually(back_home, timeout=30)
+            with _client(control, tmp_path) as client:
+                assert_eventually(lambda: _assert_count(len(client.list_nodes()), len(names)), timeout=30)
+        finally:
+            for child in [*agents, *cps.values()]:
+                child.stop()

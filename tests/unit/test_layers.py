@@ -33,6 +33,7 @@ LAYERS = {
     "controlplane.security": 3,
     "controlplane.wit": 3,
     "controlplane.reconcile": 4,
+    "controlplane.compile": 4,
     "controlplane.registry": 4,
     "controlplane.api": 5,
     "controlplane.process": 6,

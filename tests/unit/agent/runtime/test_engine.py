@@ -14,6 +14,7 @@ import pytest
 import wasmtime
 from structlog.testing import capture_logs
 
+from agent.runtime.code_cache import code_digest
 from agent.runtime.engine import ComponentTemplate, FunctionRef, Runtime
 from agent.runtime.pool import InstancePool
 from neon._proto import values_pb2
@@ -195,13 +196,16 @@ def test_compiled_cache_survives_restarts_and_heals(tmp_path: Path, probe_wasm: 
     restarted.close()
 
     (cached,) = tmp_path.rglob("*.cwasm")
-    cached.write_bytes(cached.read_bytes()[:1000])
+    whole = cached.read_bytes()
+    cached.write_bytes(whole[:1000])
     healed = Runtime(tmp_path)
     with capture_logs() as logs:
         comp = healed.load(digest, probe_wasm)
     assert healed.compiled == 1
-    assert any(e["event"] == "compiled cache entry is corrupt; recompiling" for e in logs)
-    assert comp is not None and cached.stat().st_size > 1000
+    assert [e["reason"] for e in logs if e["event"] == "compiled cache entry refused; it is made again"] == [
+        f"the code is {code_digest(cached.read_bytes()[:1000])}, the seal names {code_digest(whole)} (changed on disk)"
+    ]
+    assert comp is not None and cached.stat().st_size > 1000 and healed.code.refused == 1
     healed.close()
 
 

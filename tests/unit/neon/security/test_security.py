@@ -219,3 +219,27 @@ def test_a_fused_artifact_needs_the_control_planes_signature_and_signed_inputs(t
         agent.starter.check_provenance(
             "app/root", ComponentAssignment(**{**fused.__dict__, "signatures": (forged, *signed_inputs)})
         )
+
+
+def test_native_code_is_accepted_only_with_the_control_planes_signature_over_artifact_engine_and_code(
+    tmp_path: Path,
+) -> None:
+    controlplane = signing.load_key(_key(tmp_path, "signing"))
+    other = signing.load_key(_key(tmp_path, "other"))
+    trusted = [signing.public_text(controlplane.public_key())]
+    artifact, code = "sha256:" + "a" * 64, "sha256:" + "c" * 64
+    engine = "wasmtime-50.0.0/x86_64-linux/cranelift+epoch/0123456789ab"
+    sig = signing.sign_code(controlplane, artifact, engine, code)
+    signing.verify_code(artifact, engine, code, sig, trusted)
+    for changed in (
+        ("sha256:" + "b" * 64, engine, code),  # made of another artifact
+        (artifact, engine.replace("cranelift", "winch"), code),  # for another engine
+        (artifact, engine, "sha256:" + "d" * 64),  # other code
+    ):
+        with pytest.raises(Untrusted, match="does not match it"):
+            signing.verify_code(*changed, sig, trusted)
+    with pytest.raises(Untrusted, match="a key this agent does not trust"):
+        signing.verify_code(artifact, engine, code, signing.sign_code(other, artifact, engine, code), trusted)
+    # an artifact's publisher signature over the code digest is no code signature
+    with pytest.raises(Untrusted, match="does not match it"):
+        signing.verify_code(artifact, engine, code, signing.sign(controlplane, code), trusted)

@@ -1,0 +1,1 @@
+"""Native code for agents, made once per cluster and engine key (controlplane.compile.code_maker)."""
