@@ -71,7 +71,8 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         summaries, records = {}, {}
         for i, comp in enumerate(spec.components):
             meta = await self.cp.store.artifacts.get_artifact(comp.artifact)
-            if meta is None or not self.cp.blobs.exists(comp.artifact):
+            # Uploaded through another replica, its copy may not be here yet: fetched from the replica that has it.
+            if meta is None or not await self.cp.replicator.ensure(comp.artifact):
                 raise InvalidManifest(
                     f"spec.components[{i}].artifact {comp.artifact} ({comp.name}) has not been uploaded; "
                     "`neon apply` uploads files named by path",
@@ -220,10 +221,10 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         self, request: control_pb2.DescribeComponentRequest, context: Context
     ) -> control_pb2.ComponentDescription:
         _, comp = find_component(await self.cp.reads.view(), request.app, request.component)
-        if not self.cp.blobs.exists(comp.artifact):
+        if not await self.cp.replicator.ensure(comp.artifact):
             raise Unavailable(
-                f"artifact {comp.artifact} of {request.app}/{comp.name} is not on this control-plane replica yet "
-                "(replicas copy blobs from each other); retry",
+                f"artifact {comp.artifact} of {request.app}/{comp.name} is on no control-plane replica that answers "
+                "now (replicas copy blobs from each other); retry",
                 app=request.app,
                 component=comp.name,
             )
