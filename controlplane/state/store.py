@@ -57,6 +57,7 @@ class Store:
         self, url: str, timeout: float = 3.0, tls: Credentials | None = None, kek: bytes | None = None, no_kek: str = ""
     ) -> None:
         self.url = url
+        self.tls = tls  # kept for clients of one member each (controlplane.state.compaction's defragmentation)
         self.client = EtcdCalls(etcd_client(url, timeout, tls), url)
         self.events = EventLog(self.client)
         self.reports = Reports(self.client)

@@ -37,16 +37,20 @@ def _retention() -> int | None:
     return int(value)
 
 
-def _trim(keep: int) -> int:
-    """Keep the newest ``keep`` entries (written to a new file, then renamed over the archive)."""
+def _trim(keep: int, count: int) -> int:
+    """Keep the newest ``keep`` of the archive's ``count`` entries (streamed line by line into a new file, then
+    renamed over the archive: the guest's memory does not grow with the archive, as a wasm memory never
+    shrinks once grown)."""
     global _counted
-    with open(ARCHIVE, "rb") as archive:
-        lines = archive.readlines()[-keep:]
-    with open(ARCHIVE + ".new", "wb") as out:
-        out.writelines(lines)
+    kept = 0
+    with open(ARCHIVE, "rb") as archive, open(ARCHIVE + ".new", "wb") as out:
+        for i, line in enumerate(archive):
+            if i >= count - keep:
+                out.write(line)
+                kept += 1
     os.replace(ARCHIVE + ".new", ARCHIVE)
-    _counted = (os.path.getsize(ARCHIVE), len(lines))
-    return len(lines)
+    _counted = (os.path.getsize(ARCHIVE), kept)
+    return kept
 
 
 def _check_volume() -> None:
@@ -116,7 +120,7 @@ class Archiver(exports.Archiver):
         count = _entries()
         limit = _retention()
         if limit is not None and count > limit + max(1, limit // 10):
-            count = _trim(limit)
+            count = _trim(limit, count)
         return count
 
     def counts(self) -> LevelCounts:

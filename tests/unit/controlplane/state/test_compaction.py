@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aetcd
 import pytest
+from aetcd import rpc as aetcd_rpc
 
 from cli.devcluster.etcd_launcher import TUNING, EtcdServer
 from controlplane.state.compaction import Compactor
@@ -50,3 +51,25 @@ def test_the_local_etcd_runs_with_the_memory_tuning(tmp_path: Path) -> None:
         argv = Path(f"/proc/{etcd.process.pid}/cmdline").read_bytes().decode().split("\0")
     assert "--snapshot-count=10000" in TUNING
     assert [flag for flag in TUNING if flag not in argv] == [], f"etcd runs without its tuning: {argv}"
+
+
+def test_after_a_compaction_a_grown_database_is_defragmented_and_shrinks(tmp_path: Path) -> None:
+    async def run() -> None:
+        store = Store(etcd.url)
+        await store.connect()
+        compactor = Compactor(store)
+        try:
+            assert not await compactor.defragment(etcd.url)  # small: left alone
+            for i in range(40):  # 40 MB of history of one key, all but the last compacted away
+                await store.client.put(b"/neon/big", bytes([i % 251]) * (1 << 20))
+            status = await store.client.maintenancestub.Status(aetcd_rpc.StatusRequest(), timeout=10)
+            await compactor.compact(await store.revision())  # defragments the member after compacting
+            after = await store.client.maintenancestub.Status(aetcd_rpc.StatusRequest(), timeout=10)
+            assert after.dbSize < status.dbSize / 4, (status.dbSize, after.dbSize)
+            assert (await store.client.get(b"/neon/big")).value == bytes([39]) * (1 << 20)
+            assert not await compactor.defragment(etcd.url)  # not grown since: left alone
+        finally:
+            await store.close()
+
+    with EtcdServer(tmp_path / "etcd") as etcd:
+        asyncio.run(run())
