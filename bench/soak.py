@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import http.client
 import json
+import signal
 import sys
 import tempfile
 import threading
@@ -251,6 +252,8 @@ def main() -> int:
         "--agent-args", default="", help="more arguments for every agent, e.g. '--max-instances 0' (no pool)"
     )
     args = parser.parse_args()
+    # Killed with SIGTERM, it still stops its cluster (the processes run in sessions of their own and would stay).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     built = build_log_analyzer()
     parser_v2 = build_python_guest(
         log_analyzer_wit(),
