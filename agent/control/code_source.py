@@ -10,13 +10,13 @@ and the runtime compiles for itself. Over plaintext nothing is signed, so agents
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import grpc
 
 from agent.control.session import COMPILE_WAIT, ControlSession
+from agent.runtime.code_cache import code_digest
 from neon.errors import IntegrityError, NeonGridError, Unavailable, Untrusted
 from neon.observe import log
 from neon.security.signing import Signature, verify_code
@@ -30,7 +30,6 @@ class ControlCodeSource:
         """``key``: the control plane's signing key as the agent knows it now ("" over plaintext)."""
         self.session, self.loop, self.key = session, loop, key
         self._served: dict[tuple[str, str], str] = {}  # (artifact, engine) -> the code digest last given
-        self.refusals = 0
 
     def fetch(self, artifact: str, engine: str) -> bytes | None:
         key = self.key()
@@ -59,7 +58,7 @@ class ControlCodeSource:
         except grpc.aio.AioRpcError as err:
             raise Unavailable(f"native code could not be got from the control plane: {err.details()}") from None
         try:
-            actual = f"sha256:{hashlib.sha256(code).hexdigest()}"
+            actual = code_digest(code)
             if actual != given.code:
                 raise IntegrityError(
                     f"native code {given.code} arrived as {actual}", expected=given.code, actual=actual
@@ -72,7 +71,6 @@ class ControlCodeSource:
         return bytes(code)
 
     async def _report(self, artifact: str, engine: str, code: str, reason: str) -> None:
-        self.refusals += 1
         _log.warning("native code from the control plane refused", artifact=artifact, code=code, reason=reason)
         try:
             await self.session.compiled_code(artifact, engine, refused=(code, reason))
