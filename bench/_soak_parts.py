@@ -96,6 +96,20 @@ class Usage:
     anon_mib: float = 0.0  # of the RSS: the heap and stacks (what a leak grows)
     file_mib: float = 0.0  # of the RSS: mapped files (compiled code, etcd's database), which the kernel can drop
     wasm_mib: float = 0.0  # of the anonymous RSS: in wasmtime's reservations (guests' memories, the instance pool)
+    thread_names: dict[str, int] = field(default_factory=dict)  # the kernel's name of each thread -> how many
+
+
+def thread_names(pid: int) -> dict[str, int]:
+    """``pid``'s threads counted by the name the kernel knows them by (gRPC's core and Go name theirs; a Python
+    thread is its process's name), so a thread count that moves says whose threads moved."""
+    names: dict[str, int] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+        except OSError:
+            continue  # ended while listed
+        names[name] = names.get(name, 0) + 1
+    return names
 
 
 WASM_RESERVATION = 4 << 30  # a linear memory's reservation is at least 4 GiB; nothing else maps that much
@@ -135,6 +149,7 @@ def usage(pid: int) -> Usage | None:
             line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
         )
         fds = len(list(Path(f"/proc/{pid}/fd").iterdir()))
+        names = thread_names(pid)
     except (OSError, ValueError):
         return None
     kib = {key: int(status.get(key, "0 kB").split()[0]) for key in ("VmRSS", "RssAnon", "RssFile", "RssShmem")}
@@ -145,6 +160,7 @@ def usage(pid: int) -> Usage | None:
         kib["RssAnon"] / 1024,
         (kib["RssFile"] + kib["RssShmem"]) / 1024,
         wasm_resident_kib(pid) / 1024,
+        names,
     )
 
 

@@ -324,6 +324,12 @@ def run(
     return report(args, ledger, samples, soak.restarts, lost)
 
 
+def moved(before: dict[str, int], after: dict[str, int]) -> str:
+    """The thread names whose count changed, as ``name before->after``."""
+    names = sorted(n for n in before.keys() | after.keys() if before.get(n, 0) != after.get(n, 0))
+    return ", ".join(f"{n!r} {before.get(n, 0)}->{after.get(n, 0)}" for n in names)
+
+
 def schedule(args: argparse.Namespace) -> list[tuple[float, str]]:
     """Each step at its time: samples from the start, faults from their first interval, in time order."""
     end = args.minutes * 60
@@ -396,6 +402,8 @@ def report(
                 f" (anon {at_settle.anon_mib:.0f} -> {end.anon_mib:.0f} MiB, {anon:+.1f}%, of which in wasm's "
                 f"reservations {at_settle.wasm_mib:.0f} -> {end.wasm_mib:.0f}; files {end.file_mib:.0f})"
             )
+        if grown and row[1].thread_names != row[2].thread_names:  # type: ignore[union-attr]
+            said += f"; threads moved: {moved(row[1].thread_names, row[2].thread_names)}"  # type: ignore[union-attr]
         print(
             f"{name:10} {restarts.get(name, 0):>8}  {' / '.join(shown):>30}  {' / '.join(fds):>14}  "
             f"{' / '.join(threads):>14}  {said}"

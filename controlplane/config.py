@@ -37,8 +37,8 @@ class ControlPlaneConfig:
         http_listen: Metrics (Prometheus), the dashboard and its JSON, read-only: https asking for a
             viewer or admin certificate unless insecure; default the listen host with the listen port + 2
             (any free port when that is 0); ``off``: not served.
-        compaction_interval: Seconds between compactions of etcd's history by the leader (each drops the
-            revisions older than the one seen an interval before).
+        compaction_interval: Seconds of etcd's history kept: the leader compacts a fifth of this apart, each
+            time dropping the revisions older than the one seen an interval before.
         registry_config: A docker-style ``config.json`` with the credentials of the OCI registries
             ``oci://`` artifacts are pulled from (default ``~/.docker/config.json`` when it exists).
         registry_ca: A CA bundle for registries with a private CA.

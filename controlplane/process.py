@@ -29,7 +29,7 @@ from controlplane.security.admission import Admission
 from controlplane.security.identity import Security
 from controlplane.state.assignments import AssignmentHub
 from controlplane.state.blobs import BlobStore
-from controlplane.state.compaction import Compactor
+from controlplane.state.compaction import Compactor, RevisionClock, sample_revisions
 from controlplane.state.keys import APPS, MEMBERS, NODES, PREFETCH, SECRETS
 from controlplane.state.leader import Election
 from controlplane.state.mirror import Mirror
@@ -75,6 +75,7 @@ class ControlPlane:
         self.port = 0
         self.join_port = 0
         self._tasks: list[asyncio.Task[Any]] = []
+        self.revisions = RevisionClock(self.config.compaction_interval)  # sampled here, compacted to by the leader
         self.web = Web(self)
         self.reconciler = ReconcileLoop(
             self.store, self.placer, self.composer, config.resync_interval, self.web.reconciles.observe
@@ -164,6 +165,7 @@ class ControlPlane:
             asyncio.create_task(self.assignments.run(), name="assignment-watch"),
             asyncio.create_task(self.replicator.run(), name="blob-sync"),
             asyncio.create_task(self.mirror.run(), name="read-mirror"),
+            asyncio.create_task(sample_revisions(self.store, self.revisions), name="sample-revisions"),
         ]
         _log.info(
             "control plane serving",
@@ -193,7 +195,7 @@ class ControlPlane:
             asyncio.create_task(self.reconciler.watch(MEMBERS), name="watch-members"),
             asyncio.create_task(self.reconciler.watch(SECRETS), name="watch-secrets"),  # a new version rolls out
             asyncio.create_task(self.reconciler.watch(PREFETCH), name="watch-prefetch"),  # a held rollout goes
-            asyncio.create_task(Compactor(self.store, self.config.compaction_interval).run(), name="compact-etcd"),
+            asyncio.create_task(Compactor(self.store, self.revisions).run(), name="compact-etcd"),
         ]
         self.reconciler.mark_dirty()
         await self.store.events.record(
