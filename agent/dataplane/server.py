@@ -60,7 +60,7 @@ class DataPlaneServicer:
         # Threads that run a batch's calls beside its handler thread, for components with several instances.
         self._helpers = started_pool(helpers, "batch")
         # Serves an HTTP request handed over by another node's front door (set by the agent's front door).
-        self.serve_http: Callable[[dataplane_pb2.HttpRequest], dataplane_pb2.HttpResponse] | None = None
+        self.serve_http: Callable[[Iterator[dataplane_pb2.HttpFrame]], Iterator[dataplane_pb2.HttpFrame]] | None = None
 
     def close(self) -> None:
         self._helpers.shutdown(wait=False, cancel_futures=True)
@@ -84,8 +84,8 @@ class DataPlaneServicer:
             "Logs": grpc.unary_stream_rpc_method_handler(
                 self.Logs, calls_pb2.LogsRequest.FromString, calls_pb2.LogLine.SerializeToString
             ),
-            "ServeHttp": grpc.unary_unary_rpc_method_handler(
-                self.ServeHttp, pb.HttpRequest.FromString, pb.HttpResponse.SerializeToString
+            "ServeHttp": grpc.stream_stream_rpc_method_handler(
+                self.ServeHttp, pb.HttpFrame.FromString, pb.HttpFrame.SerializeToString
             ),
         }
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(frames.SERVICE, forwarded | others),))
@@ -233,13 +233,14 @@ class DataPlaneServicer:
         return route
 
     @edge
-    def ServeHttp(self, request: dataplane_pb2.HttpRequest, context: SyncContext) -> dataplane_pb2.HttpResponse:
-        """An HTTP request another node's front door handed over: served by this node's front door."""
+    def ServeHttp(
+        self, frames: Iterator[dataplane_pb2.HttpFrame], context: SyncContext
+    ) -> Iterator[dataplane_pb2.HttpFrame]:
+        """An HTTP request another node's front door handed over, in frames: served by this node's front door,
+        the response in frames."""
         if self.serve_http is None:
-            raise NotRunning(
-                f"node {self.node.name} serves no HTTP components", app=request.app, component=request.component
-            )
-        return self.serve_http(request)
+            raise NotRunning(f"node {self.node.name} serves no HTTP components", node=self.node.name)
+        yield from self.serve_http(frames)
 
     def _invoke_serialized(self, request: calls_pb2.InvokeRequest, context: SyncContext) -> bytes:
         return self.Invoke(request, context).SerializeToString()

@@ -88,29 +88,30 @@ class StreamedBody:
         self.pending = b""
 
 
-class ResponseBridge:
-    """A :class:`agent.http.messages.Responder` whose events the event loop takes with :meth:`next`.
+class Responses:
+    """A :class:`agent.http.messages.Responder` turning what a guest answers into events for whoever sends them
+    on: ``("start", status, headers)``, ``("data", chunk)``, ``("end", trailers)``, ``("fail", reason)`` and,
+    when the guest's call returned, ``("done", outcome)``. Writes go out in chunks of :data:`CHUNK`, at most
+    :data:`IN_FLIGHT` of them not yet taken (:meth:`taken`), so a slow receiver slows the guest."""
 
-    ``inline``: the guest runs on the event loop's own thread, which takes the events only after it returns;
-    so a write never waits for room, and a response longer than :data:`INLINE_LIMIT` is cut off."""
+    receiver = "the client"  # who takes the response, in the reasons a guest's write is refused
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, deadline: float, inline: bool = False) -> None:
-        self.loop = loop
+    def __init__(self, deadline: float) -> None:
         self.deadline = deadline
-        self.inline = inline
-        self.written = 0
-        self.events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self.buffer = bytearray()
         self.credits = threading.Semaphore(IN_FLIGHT)
-        self.closed = False  # the front door answered already, or the client went away
-
-    # ------------------------------------------------------------------ the guest's thread --
+        self.closed = False  # answered already, or the receiver went away
 
     def _put(self, *event: Any) -> None:
-        if self.inline:
-            self.events.put_nowait(event)  # this is the loop's thread
-        else:
-            self.loop.call_soon_threadsafe(self.events.put_nowait, event)
+        raise NotImplementedError
+
+    def _room(self) -> None:
+        """Wait until a chunk may go (or refuse it)."""
+        if not self.credits.acquire(timeout=max(0.0, self.deadline - time.monotonic())):
+            self.closed = True
+            raise ResponseClosed(f"{self.receiver} did not take the response in time")
+
+    # ------------------------------------------------------------------ the guest's thread --
 
     def start(self, status: int, headers: list[tuple[str, bytes]]) -> None:
         if self.closed:
@@ -119,7 +120,7 @@ class ResponseBridge:
 
     def write(self, data: bytes) -> None:
         if self.closed:
-            raise ResponseClosed("the client is gone or the response was already answered")
+            raise ResponseClosed(f"{self.receiver} is gone or the response was already answered")
         self.buffer += data
         if len(self.buffer) >= CHUNK:
             self.flush()
@@ -127,18 +128,9 @@ class ResponseBridge:
     def flush(self) -> None:
         if not self.buffer:
             return
-        if self.inline:
-            self.written += len(self.buffer)
-            if self.written > INLINE_LIMIT:
-                self.closed = True
-                raise ResponseClosed(
-                    f"the response is longer than {INLINE_LIMIT} bytes, which a quick request may send"
-                )
-        elif not self.credits.acquire(timeout=max(0.0, self.deadline - time.monotonic())):
-            self.closed = True
-            raise ResponseClosed("the client did not take the response in time")
+        self._room()
         if self.closed:
-            raise ResponseClosed("the client is gone")
+            raise ResponseClosed(f"{self.receiver} is gone")
         chunk, self.buffer = bytes(self.buffer), bytearray()
         self._put("data", chunk)
 
@@ -155,7 +147,44 @@ class ResponseBridge:
         """The guest's call returned (or trapped): the last event."""
         self._put("done", outcome)
 
-    # ----------------------------------------------------------------------- the event loop --
+    # ------------------------------------------------------------------------- the sender --
+
+    def taken(self) -> None:
+        """A chunk went out: the guest may write another."""
+        self.credits.release()
+
+    def close(self) -> None:
+        self.closed = True
+        self.credits.release()  # a guest blocked on a full pipe wakes up and sees the close
+
+
+class ResponseBridge(Responses):
+    """:class:`Responses` whose events the front door's event loop takes with :meth:`next`.
+
+    ``inline``: the guest runs on the event loop's own thread, which takes the events only after it returns;
+    so a write never waits for room, and a response longer than :data:`INLINE_LIMIT` is cut off."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, deadline: float, inline: bool = False) -> None:
+        super().__init__(deadline)
+        self.loop = loop
+        self.inline = inline
+        self.written = 0
+        self.events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+
+    def _put(self, *event: Any) -> None:
+        if self.inline:
+            self.events.put_nowait(event)  # this is the loop's thread
+        else:
+            self.loop.call_soon_threadsafe(self.events.put_nowait, event)
+
+    def _room(self) -> None:
+        if not self.inline:
+            super()._room()
+            return
+        self.written += len(self.buffer)
+        if self.written > INLINE_LIMIT:
+            self.closed = True
+            raise ResponseClosed(f"the response is longer than {INLINE_LIMIT} bytes, which a quick request may send")
 
     async def next(self, timeout: float) -> tuple[Any, ...]:
         return await asyncio.wait_for(self.events.get(), max(0.0, timeout))
@@ -165,11 +194,3 @@ class ResponseBridge:
             return self.events.get_nowait()
         except asyncio.QueueEmpty:
             return None
-
-    def taken(self) -> None:
-        """A chunk went out: the guest may write another."""
-        self.credits.release()
-
-    def close(self) -> None:
-        self.closed = True
-        self.credits.release()  # a guest blocked on a full pipe wakes up and sees the close

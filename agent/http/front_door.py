@@ -20,20 +20,22 @@ import logging
 import ssl
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from agent.http.answers import copy_headers, text
+from agent.http.answers import abort, copy_headers, end_body, text
 from agent.http.bridge import ResponseBridge, StreamedBody
 from agent.http.component import HttpComponent, Outcome, status_for
-from agent.http.handover import Handover, serve_handed_over
+from agent.http.handed import serve_handed_over
+from agent.http.handover import Handover
 from agent.http.messages import IncomingRequest
 from agent.http.streams import Buffered
 from neon._proto import dataplane_pb2
-from neon.errors import ComponentError
+from neon.errors import ComponentError, InvalidArgument
 from neon.observe import log
 from neon.observe.metrics import Registry
 from neon.routes import Route, best, parse_route
@@ -165,12 +167,20 @@ class FrontDoor:
         self.requests.inc(app, component, route, str(status))
         self.duration.observe(time.monotonic() - started, app, component, route)
 
-    def serve_handed_over(self, request: dataplane_pb2.HttpRequest) -> dataplane_pb2.HttpResponse:
-        """A request another node's front door handed here (in a data-plane thread)."""
+    def serve_handed_over(self, frames: Iterator[dataplane_pb2.HttpFrame]) -> Iterator[dataplane_pb2.HttpFrame]:
+        """A request another node's front door handed here (in a data-plane thread): its response's frames."""
         started = time.monotonic()
-        answer = serve_handed_over(self.node, self.components, request)
-        self._count(request.app, request.component, f"(handed over by {request.via})", answer.status, started)
-        return answer
+        first = next(frames, None)
+        if first is None or first.WhichOneof("frame") != "request":
+            raise InvalidArgument("a handed-over request starts with its head (an HttpRequest frame)", field="frame")
+        head, status = first.request, 0
+        try:
+            for frame in serve_handed_over(self.node, self.components, head, frames, self.executor):
+                if frame.WhichOneof("frame") == "response":
+                    status = frame.response.status
+                yield frame
+        finally:
+            self._count(head.app, head.component, f"(handed over by {head.via})", status, started)
 
     async def _serve(self, comp: HttpComponent, request: web.BaseRequest, started: float) -> web.StreamResponse:
         spec = comp.spec
@@ -256,46 +266,52 @@ async def _respond(
     _, status, headers = event
     chunks: list[bytes] = []
     ended = returned = False
+    trailers: list[tuple[str, bytes]] = []
     while not ended and (more := bridge.ready()) is not None:  # small responses go out whole
         if more[0] == "data":
             chunks.append(more[1])
             bridge.taken()
         elif more[0] == "end":
-            ended = True
+            ended, trailers = True, more[1] or []
         elif more[0] == "done":
             returned = True
             break
-    if ended and _cut_short(source) is None:
+    if ended and not trailers and _cut_short(source) is None:
         response = web.Response(status=status, body=b"".join(chunks))
         copy_headers(response, headers)
         bridge.close()
         return response
     streamed = web.StreamResponse(status=status)
     copy_headers(streamed, headers)
-    await streamed.prepare(request)
+    writer = await streamed.prepare(request)
+    assert writer is not None
     for chunk in chunks:
         await streamed.write(chunk)
-    if returned:  # the guest returned without finishing its body: the response is cut off
+    if ended and _cut_short(source) is None:  # whole, with trailers
+        await end_body(streamed, writer, trailers)
         bridge.close()
-        _abort(request)
+        return streamed
+    if returned or ended:  # the guest returned without finishing its body, or broke a limit: cut off
+        bridge.close()
+        abort(request)
         return streamed
     while True:
         try:
             event = await bridge.next(deadline - time.monotonic())
         except TimeoutError:
             bridge.close()
-            _abort(request)
+            abort(request)
             return streamed
         if event[0] == "data":
             await streamed.write(event[1])
             bridge.taken()
         elif event[0] == "end" and _cut_short(source) is None:
-            await streamed.write_eof()
+            await end_body(streamed, writer, event[1] or [])
             bridge.close()
             return streamed
         else:  # the guest trapped or returned before finishing its body: the response is cut off
             bridge.close()
-            _abort(request)
+            abort(request)
             return streamed
 
 
@@ -327,9 +343,3 @@ def _cut_short(source: Any) -> web.Response | None:
     if getattr(source, "timed_out", False):
         return text(408, "the request body did not arrive in time\n")
     return None
-
-
-def _abort(request: web.BaseRequest) -> None:
-    transport = request.transport
-    if transport is not None:
-        transport.abort()

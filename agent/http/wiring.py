@@ -5,6 +5,7 @@ place at the front door."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any, Callable
 
 from agent.control.session import ControlSession
@@ -82,13 +83,15 @@ def connect_front_door(
     """Hand requests this node does not serve to the nodes that do (over the data plane, nearest first, with the
     route table the heartbeats bring), and serve the requests other nodes hand here."""
 
-    def send(endpoint: str, message: dataplane_pb2.HttpRequest, timeout: float) -> dataplane_pb2.HttpResponse:
-        return dataplane_pb2_grpc.DataPlaneStub(router.channel(endpoint)).ServeHttp(message, timeout=timeout)
+    def open(
+        endpoint: str, frames: Iterator[dataplane_pb2.HttpFrame], timeout: float
+    ) -> Iterator[dataplane_pb2.HttpFrame]:
+        return dataplane_pb2_grpc.DataPlaneStub(router.channel(endpoint)).ServeHttp(frames, timeout=timeout)
 
     def rtt(node: str) -> float | None:
         return telemetry.peer_rtt.value(node) or None
 
-    door.handover.send = send
+    door.handover.open = open
     door.handover.rtt = rtt
     dataplane.serve_http = door.serve_handed_over
     session.on_routes = lambda routes: door.handover.set_routes([RouteTarget(*r) for r in routes])

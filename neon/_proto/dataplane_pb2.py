@@ -27,7 +27,7 @@ from . import calls_pb2 as neon_dot_v1_dot_calls__pb2
 from . import values_pb2 as neon_dot_v1_dot_values__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17neon/v1/dataplane.proto\x12\x07neon.v1\x1a\x13neon/v1/calls.proto\x1a\x14neon/v1/values.proto\")\n\nHttpHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"\xba\x01\n\x0bHttpRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x11\n\tcomponent\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x17\n\x0fpath_with_query\x18\x04 \x01(\t\x12$\n\x07headers\x18\x05 \x03(\x0b\x32\x13.neon.v1.HttpHeader\x12\x0c\n\x04\x62ody\x18\x06 \x01(\x0c\x12\x11\n\tauthority\x18\x07 \x01(\t\x12\x0e\n\x06scheme\x18\x08 \x01(\t\x12\x0b\n\x03via\x18\t \x01(\t\"e\n\x0cHttpResponse\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12$\n\x07headers\x18\x02 \x03(\x0b\x32\x13.neon.v1.HttpHeader\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x12\x11\n\tserved_by\x18\x04 \x01(\t\"\x80\x01\n\x0b\x43\x61llRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x11\n\tcomponent\x18\x02 \x01(\t\x12\x11\n\tinterface\x18\x03 \x01(\t\x12\x10\n\x08\x66unction\x18\x04 \x01(\t\x12\x1c\n\x04\x61rgs\x18\x05 \x03(\x0b\x32\x0e.neon.v1.Value\x12\x0e\n\x06\x63\x61ller\x18\x06 \x01(\t\">\n\x0c\x43\x61llResponse\x12#\n\x06result\x18\x01 \x01(\x0b\x32\x0e.neon.v1.ValueH\x00\x88\x01\x01\x42\t\n\x07_result\"G\n\x10\x43\x61llBatchRequest\x12\x0e\n\x06\x63\x61ller\x18\x01 \x01(\t\x12#\n\x05\x63\x61lls\x18\x02 \x03(\x0b\x32\x14.neon.v1.BatchedCall\"B\n\x0b\x42\x61tchedCall\x12\"\n\x04\x63\x61ll\x18\x01 \x01(\x0b\x32\x14.neon.v1.CallRequest\x12\x0f\n\x07timeout\x18\x02 \x01(\x01\";\n\x11\x43\x61llBatchResponse\x12&\n\x08outcomes\x18\x01 \x03(\x0b\x32\x14.neon.v1.CallOutcome\"k\n\x0b\x43\x61llOutcome\x12#\n\x06result\x18\x01 \x01(\x0b\x32\x0e.neon.v1.ValueH\x00\x88\x01\x01\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\x0c\x42\t\n\x07_result2\xab\x02\n\tDataPlane\x12\x33\n\x04\x43\x61ll\x12\x14.neon.v1.CallRequest\x1a\x15.neon.v1.CallResponse\x12\x42\n\tCallBatch\x12\x19.neon.v1.CallBatchRequest\x1a\x1a.neon.v1.CallBatchResponse\x12\x39\n\x06Invoke\x12\x16.neon.v1.InvokeRequest\x1a\x17.neon.v1.InvokeResponse\x12\x30\n\x04Logs\x12\x14.neon.v1.LogsRequest\x1a\x10.neon.v1.LogLine0\x01\x12\x38\n\tServeHttp\x12\x14.neon.v1.HttpRequest\x1a\x15.neon.v1.HttpResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17neon/v1/dataplane.proto\x12\x07neon.v1\x1a\x13neon/v1/calls.proto\x1a\x14neon/v1/values.proto\")\n\nHttpHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"\xf9\x01\n\x0bHttpRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x11\n\tcomponent\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x17\n\x0fpath_with_query\x18\x04 \x01(\t\x12$\n\x07headers\x18\x05 \x03(\x0b\x32\x13.neon.v1.HttpHeader\x12\x0c\n\x04\x62ody\x18\x06 \x01(\x0c\x12\x11\n\tauthority\x18\x07 \x01(\t\x12\x0e\n\x06scheme\x18\x08 \x01(\t\x12\x0b\n\x03via\x18\t \x01(\t\x12\r\n\x05whole\x18\n \x01(\x08\x12\x1b\n\x0e\x63ontent_length\x18\x0b \x01(\x03H\x00\x88\x01\x01\x42\x11\n\x0f_content_length\"e\n\x0cHttpResponse\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12$\n\x07headers\x18\x02 \x03(\x0b\x32\x13.neon.v1.HttpHeader\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x12\x11\n\tserved_by\x18\x04 \x01(\t\"0\n\x07HttpEnd\x12%\n\x08trailers\x18\x01 \x03(\x0b\x32\x13.neon.v1.HttpHeader\"\x99\x01\n\tHttpFrame\x12\'\n\x07request\x18\x01 \x01(\x0b\x32\x14.neon.v1.HttpRequestH\x00\x12)\n\x08response\x18\x02 \x01(\x0b\x32\x15.neon.v1.HttpResponseH\x00\x12\x0e\n\x04\x64\x61ta\x18\x03 \x01(\x0cH\x00\x12\x1f\n\x03\x65nd\x18\x04 \x01(\x0b\x32\x10.neon.v1.HttpEndH\x00\x42\x07\n\x05\x66rame\"\x80\x01\n\x0b\x43\x61llRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x11\n\tcomponent\x18\x02 \x01(\t\x12\x11\n\tinterface\x18\x03 \x01(\t\x12\x10\n\x08\x66unction\x18\x04 \x01(\t\x12\x1c\n\x04\x61rgs\x18\x05 \x03(\x0b\x32\x0e.neon.v1.Value\x12\x0e\n\x06\x63\x61ller\x18\x06 \x01(\t\">\n\x0c\x43\x61llResponse\x12#\n\x06result\x18\x01 \x01(\x0b\x32\x0e.neon.v1.ValueH\x00\x88\x01\x01\x42\t\n\x07_result\"G\n\x10\x43\x61llBatchRequest\x12\x0e\n\x06\x63\x61ller\x18\x01 \x01(\t\x12#\n\x05\x63\x61lls\x18\x02 \x03(\x0b\x32\x14.neon.v1.BatchedCall\"B\n\x0b\x42\x61tchedCall\x12\"\n\x04\x63\x61ll\x18\x01 \x01(\x0b\x32\x14.neon.v1.CallRequest\x12\x0f\n\x07timeout\x18\x02 \x01(\x01\";\n\x11\x43\x61llBatchResponse\x12&\n\x08outcomes\x18\x01 \x03(\x0b\x32\x14.neon.v1.CallOutcome\"k\n\x0b\x43\x61llOutcome\x12#\n\x06result\x18\x01 \x01(\x0b\x32\x0e.neon.v1.ValueH\x00\x88\x01\x01\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\x0c\x42\t\n\x07_result2\xaa\x02\n\tDataPlane\x12\x33\n\x04\x43\x61ll\x12\x14.neon.v1.CallRequest\x1a\x15.neon.v1.CallResponse\x12\x42\n\tCallBatch\x12\x19.neon.v1.CallBatchRequest\x1a\x1a.neon.v1.CallBatchResponse\x12\x39\n\x06Invoke\x12\x16.neon.v1.InvokeRequest\x1a\x17.neon.v1.InvokeResponse\x12\x30\n\x04Logs\x12\x14.neon.v1.LogsRequest\x1a\x10.neon.v1.LogLine0\x01\x12\x37\n\tServeHttp\x12\x12.neon.v1.HttpFrame\x1a\x12.neon.v1.HttpFrame(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,21 +37,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HTTPHEADER']._serialized_start=79
   _globals['_HTTPHEADER']._serialized_end=120
   _globals['_HTTPREQUEST']._serialized_start=123
-  _globals['_HTTPREQUEST']._serialized_end=309
-  _globals['_HTTPRESPONSE']._serialized_start=311
-  _globals['_HTTPRESPONSE']._serialized_end=412
-  _globals['_CALLREQUEST']._serialized_start=415
-  _globals['_CALLREQUEST']._serialized_end=543
-  _globals['_CALLRESPONSE']._serialized_start=545
-  _globals['_CALLRESPONSE']._serialized_end=607
-  _globals['_CALLBATCHREQUEST']._serialized_start=609
-  _globals['_CALLBATCHREQUEST']._serialized_end=680
-  _globals['_BATCHEDCALL']._serialized_start=682
-  _globals['_BATCHEDCALL']._serialized_end=748
-  _globals['_CALLBATCHRESPONSE']._serialized_start=750
-  _globals['_CALLBATCHRESPONSE']._serialized_end=809
-  _globals['_CALLOUTCOME']._serialized_start=811
-  _globals['_CALLOUTCOME']._serialized_end=918
-  _globals['_DATAPLANE']._serialized_start=921
-  _globals['_DATAPLANE']._serialized_end=1220
+  _globals['_HTTPREQUEST']._serialized_end=372
+  _globals['_HTTPRESPONSE']._serialized_start=374
+  _globals['_HTTPRESPONSE']._serialized_end=475
+  _globals['_HTTPEND']._serialized_start=477
+  _globals['_HTTPEND']._serialized_end=525
+  _globals['_HTTPFRAME']._serialized_start=528
+  _globals['_HTTPFRAME']._serialized_end=681
+  _globals['_CALLREQUEST']._serialized_start=684
+  _globals['_CALLREQUEST']._serialized_end=812
+  _globals['_CALLRESPONSE']._serialized_start=814
+  _globals['_CALLRESPONSE']._serialized_end=876
+  _globals['_CALLBATCHREQUEST']._serialized_start=878
+  _globals['_CALLBATCHREQUEST']._serialized_end=949
+  _globals['_BATCHEDCALL']._serialized_start=951
+  _globals['_BATCHEDCALL']._serialized_end=1017
+  _globals['_CALLBATCHRESPONSE']._serialized_start=1019
+  _globals['_CALLBATCHRESPONSE']._serialized_end=1078
+  _globals['_CALLOUTCOME']._serialized_start=1080
+  _globals['_CALLOUTCOME']._serialized_end=1187
+  _globals['_DATAPLANE']._serialized_start=1190
+  _globals['_DATAPLANE']._serialized_end=1488
 # @@protoc_insertion_point(module_scope)

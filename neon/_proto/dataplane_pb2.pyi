@@ -55,15 +55,22 @@ class HttpRequest(_message.Message):
     AUTHORITY_FIELD_NUMBER: _builtins.int
     SCHEME_FIELD_NUMBER: _builtins.int
     VIA_FIELD_NUMBER: _builtins.int
+    WHOLE_FIELD_NUMBER: _builtins.int
+    CONTENT_LENGTH_FIELD_NUMBER: _builtins.int
     app: _builtins.str
     component: _builtins.str
     method: _builtins.str
     path_with_query: _builtins.str
     body: _builtins.bytes
+    """The body, or its first bytes when more frames follow."""
     authority: _builtins.str
     scheme: _builtins.str
     via: _builtins.str
     """The node whose front door received it."""
+    whole: _builtins.bool
+    """The body is all in `body`: no frame follows."""
+    content_length: _builtins.int
+    """The body's length as the client announced it, if it did."""
     @_builtins.property
     def headers(self) -> _containers.RepeatedCompositeFieldContainer[Global___HttpHeader]: ...
     def __init__(
@@ -78,12 +85,16 @@ class HttpRequest(_message.Message):
         authority: _builtins.str = ...,
         scheme: _builtins.str = ...,
         via: _builtins.str = ...,
+        whole: _builtins.bool = ...,
+        content_length: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_content_length", b"_content_length", "content_length", b"content_length"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app", b"app", "authority", b"authority", "body", b"body", "component", b"component", "headers", b"headers", "method", b"method", "path_with_query", b"path_with_query", "scheme", b"scheme", "via", b"via"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_content_length", b"_content_length", "app", b"app", "authority", b"authority", "body", b"body", "component", b"component", "content_length", b"content_length", "headers", b"headers", "method", b"method", "path_with_query", b"path_with_query", "scheme", b"scheme", "via", b"via", "whole", b"whole"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__content_length: _TypeAlias = _typing.Literal["content_length"]  # noqa: Y015
+    _WhichOneofArgType__content_length: _TypeAlias = _typing.Literal["_content_length", b"_content_length"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__content_length) -> _WhichOneofReturnType__content_length | None: ...
 
 Global___HttpRequest: _TypeAlias = HttpRequest  # noqa: Y015
 
@@ -97,6 +108,7 @@ class HttpResponse(_message.Message):
     SERVED_BY_FIELD_NUMBER: _builtins.int
     status: _builtins.int
     body: _builtins.bytes
+    """The body, or its first bytes when more frames follow."""
     served_by: _builtins.str
     """The node that served it."""
     @_builtins.property
@@ -116,6 +128,70 @@ class HttpResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HttpResponse: _TypeAlias = HttpResponse  # noqa: Y015
+
+@_typing.final
+class HttpEnd(_message.Message):
+    """The end of a body, with its trailers."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRAILERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def trailers(self) -> _containers.RepeatedCompositeFieldContainer[Global___HttpHeader]: ...
+    def __init__(
+        self,
+        *,
+        trailers: _abc.Iterable[Global___HttpHeader] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["trailers", b"trailers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HttpEnd: _TypeAlias = HttpEnd  # noqa: Y015
+
+@_typing.final
+class HttpFrame(_message.Message):
+    """One frame of a handed-over request (request, data..., end) or of its response (response, data..., end)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    """The next bytes of the body."""
+    @_builtins.property
+    def request(self) -> Global___HttpRequest:
+        """The request's head: the first frame the caller sends."""
+
+    @_builtins.property
+    def response(self) -> Global___HttpResponse:
+        """The response's head: the first frame the serving node sends."""
+
+    @_builtins.property
+    def end(self) -> Global___HttpEnd:
+        """The body is complete, with its trailers (a request whose head is `whole` has none: it ends there)."""
+
+    def __init__(
+        self,
+        *,
+        request: Global___HttpRequest | None = ...,
+        response: Global___HttpResponse | None = ...,
+        data: _builtins.bytes = ...,
+        end: Global___HttpEnd | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "end", b"end", "frame", b"frame", "request", b"request", "response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "end", b"end", "frame", b"frame", "request", b"request", "response", b"response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_frame: _TypeAlias = _typing.Literal["request", "response", "data", "end"]  # noqa: Y015
+    _WhichOneofArgType_frame: _TypeAlias = _typing.Literal["frame", b"frame"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_frame) -> _WhichOneofReturnType_frame | None: ...
+
+Global___HttpFrame: _TypeAlias = HttpFrame  # noqa: Y015
 
 @_typing.final
 class CallRequest(_message.Message):

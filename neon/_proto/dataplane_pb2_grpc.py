@@ -56,10 +56,10 @@ class DataPlaneStub:
                 request_serializer=neon_dot_v1_dot_calls__pb2.LogsRequest.SerializeToString,
                 response_deserializer=neon_dot_v1_dot_calls__pb2.LogLine.FromString,
                 _registered_method=True)
-        self.ServeHttp = channel.unary_unary(
+        self.ServeHttp = channel.stream_stream(
                 '/neon.v1.DataPlane/ServeHttp',
-                request_serializer=neon_dot_v1_dot_dataplane__pb2.HttpRequest.SerializeToString,
-                response_deserializer=neon_dot_v1_dot_dataplane__pb2.HttpResponse.FromString,
+                request_serializer=neon_dot_v1_dot_dataplane__pb2.HttpFrame.SerializeToString,
+                response_deserializer=neon_dot_v1_dot_dataplane__pb2.HttpFrame.FromString,
                 _registered_method=True)
 
 
@@ -96,9 +96,12 @@ class DataPlaneServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ServeHttp(self, request, context):
+    def ServeHttp(self, request_iterator, context):
         """An HTTP request another agent's front door received for a route whose component runs here
-        (not there): served by this node's instance of it, the whole response returned.
+        (not there), served by this node's instance of it. Both bodies stream: the caller sends the request's
+        head (HttpRequest, with the whole body when it had it), then body chunks and an end; the answer is the
+        response's head (HttpResponse, with the start of its body), body chunks and an end with any trailers.
+        A response cut off after its head ends the call with an error, and the caller cuts its client off.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -127,10 +130,10 @@ def add_DataPlaneServicer_to_server(servicer, server):
                     request_deserializer=neon_dot_v1_dot_calls__pb2.LogsRequest.FromString,
                     response_serializer=neon_dot_v1_dot_calls__pb2.LogLine.SerializeToString,
             ),
-            'ServeHttp': grpc.unary_unary_rpc_method_handler(
+            'ServeHttp': grpc.stream_stream_rpc_method_handler(
                     servicer.ServeHttp,
-                    request_deserializer=neon_dot_v1_dot_dataplane__pb2.HttpRequest.FromString,
-                    response_serializer=neon_dot_v1_dot_dataplane__pb2.HttpResponse.SerializeToString,
+                    request_deserializer=neon_dot_v1_dot_dataplane__pb2.HttpFrame.FromString,
+                    response_serializer=neon_dot_v1_dot_dataplane__pb2.HttpFrame.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -252,7 +255,7 @@ class DataPlane:
             _registered_method=True)
 
     @staticmethod
-    def ServeHttp(request,
+    def ServeHttp(request_iterator,
             target,
             options=(),
             channel_credentials=None,
@@ -262,12 +265,12 @@ class DataPlane:
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
+        return grpc.experimental.stream_stream(
+            request_iterator,
             target,
             '/neon.v1.DataPlane/ServeHttp',
-            neon_dot_v1_dot_dataplane__pb2.HttpRequest.SerializeToString,
-            neon_dot_v1_dot_dataplane__pb2.HttpResponse.FromString,
+            neon_dot_v1_dot_dataplane__pb2.HttpFrame.SerializeToString,
+            neon_dot_v1_dot_dataplane__pb2.HttpFrame.FromString,
             options,
             channel_credentials,
             insecure,

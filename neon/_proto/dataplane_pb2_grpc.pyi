@@ -45,9 +45,12 @@ class DataPlaneStub:
     """A component's output on this node (guest stdout and stderr, and what the agent says about it):
     the last lines, then new ones while following.
     """
-    ServeHttp: _grpc.UnaryUnaryMultiCallable[_dataplane_pb2.HttpRequest, _dataplane_pb2.HttpResponse]
+    ServeHttp: _grpc.StreamStreamMultiCallable[_dataplane_pb2.HttpFrame, _dataplane_pb2.HttpFrame]
     """An HTTP request another agent's front door received for a route whose component runs here
-    (not there): served by this node's instance of it, the whole response returned.
+    (not there), served by this node's instance of it. Both bodies stream: the caller sends the request's
+    head (HttpRequest, with the whole body when it had it), then body chunks and an end; the answer is the
+    response's head (HttpResponse, with the start of its body), body chunks and an end with any trailers.
+    A response cut off after its head ends the call with an error, and the caller cuts its client off.
     """
 
 @_typing.type_check_only
@@ -65,9 +68,12 @@ class DataPlaneAsyncStub(DataPlaneStub):
     """A component's output on this node (guest stdout and stderr, and what the agent says about it):
     the last lines, then new ones while following.
     """
-    ServeHttp: _aio.UnaryUnaryMultiCallable[_dataplane_pb2.HttpRequest, _dataplane_pb2.HttpResponse]  # type: ignore[assignment]
+    ServeHttp: _aio.StreamStreamMultiCallable[_dataplane_pb2.HttpFrame, _dataplane_pb2.HttpFrame]  # type: ignore[assignment]
     """An HTTP request another agent's front door received for a route whose component runs here
-    (not there): served by this node's instance of it, the whole response returned.
+    (not there), served by this node's instance of it. Both bodies stream: the caller sends the request's
+    head (HttpRequest, with the whole body when it had it), then body chunks and an end; the answer is the
+    response's head (HttpResponse, with the start of its body), body chunks and an end with any trailers.
+    A response cut off after its head ends the call with an error, and the caller cuts its client off.
     """
 
 class DataPlaneServicer(metaclass=_abc_1.ABCMeta):
@@ -110,11 +116,14 @@ class DataPlaneServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def ServeHttp(
         self,
-        request: _dataplane_pb2.HttpRequest,
+        request_iterator: _MaybeAsyncIterator[_dataplane_pb2.HttpFrame],
         context: _ServicerContext,
-    ) -> _typing.Union[_dataplane_pb2.HttpResponse, _abc.Awaitable[_dataplane_pb2.HttpResponse]]:
+    ) -> _typing.Union[_abc.Iterator[_dataplane_pb2.HttpFrame], _abc.AsyncIterator[_dataplane_pb2.HttpFrame]]:
         """An HTTP request another agent's front door received for a route whose component runs here
-        (not there): served by this node's instance of it, the whole response returned.
+        (not there), served by this node's instance of it. Both bodies stream: the caller sends the request's
+        head (HttpRequest, with the whole body when it had it), then body chunks and an end; the answer is the
+        response's head (HttpResponse, with the start of its body), body chunks and an end with any trailers.
+        A response cut off after its head ends the call with an error, and the caller cuts its client off.
         """
 
 def add_DataPlaneServicer_to_server(servicer: DataPlaneServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

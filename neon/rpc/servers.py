@@ -241,8 +241,8 @@ class _Guard(grpc.aio.ServerInterceptor):
 class GuardedServer:
     """What a synchronous server's servicers register on (the agent's data plane): each method's
     handler is wrapped with the call guard once, as it is added, so no interceptor runs on every
-    call. The checks are :class:`_Guard`'s, run in the handler's own thread. Its services are unary
-    and server-streaming; unary methods may be served inline (:mod:`neon.rpc.inline`)."""
+    call. The checks are :class:`_Guard`'s, run in the handler's own thread. Its services are unary,
+    server-streaming and streaming both ways; unary methods may be served inline (:mod:`neon.rpc.inline`)."""
 
     def __init__(self, server: grpc.Server, inline_methods: inline.InlineMethods | None) -> None:
         self._server = server
@@ -348,7 +348,23 @@ def _guard_sync(method: str, handler: Any) -> Any:
             yield from inner_us(request, context)
 
         return grpc.unary_stream_rpc_method_handler(unary_stream, **options)
-    raise TypeError(f"{method}: the synchronous call guard serves unary requests only")
+    if handler.stream_stream:
+        inner_ss = handler.stream_stream
+
+        def stream_stream(requests: Any, context: SyncContext) -> Any:
+            _admit_sync(method, None, context)
+            yield from inner_ss(_checked_sync(requests), context)
+
+        return grpc.stream_stream_rpc_method_handler(stream_stream, **options)
+    raise TypeError(f"{method}: the synchronous call guard serves unary requests and streams both ways only")
+
+
+def _checked_sync(requests: Any) -> Any:
+    """A request stream whose undecodable message ends it with the reason (the handler reads it as broken)."""
+    for request in requests:
+        if isinstance(request, _Undecodable):
+            raise InvalidArgument(request.why, field="request")
+        yield request
 
 
 def create_server(

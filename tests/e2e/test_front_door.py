@@ -4,11 +4,13 @@ one (a CapabilityDenied event); and routes another application claims refused at
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import http.server
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -19,6 +21,7 @@ from neon.errors import InvalidManifest
 from neon.security import pki
 from neon.security.tls import Credentials
 from tests.support.helpers import Cluster, assert_eventually, http_request, wait_running
+from tests.support.raw_http import exchange
 
 pytestmark = pytest.mark.e2e
 
@@ -34,6 +37,7 @@ spec:
       http:
         routes: [{routes}]
         instances: {instances}
+        maxBodySize: 24Mi
       grants:
         allowedOutboundHosts: ["http://127.0.0.1:{port}"]
 """
@@ -90,6 +94,15 @@ def test_an_http_component_answers_at_the_edge_front_door(cluster: Cluster, tmp_
             assert answer[2].get("Via") == "1.1 edge-1", answer[2]
 
         assert_eventually(handed_over, timeout=30)
+        # A body longer than a handed-over request could carry whole before (16 MiB) streams through the
+        # data plane both ways, and the guest's trailers come back at the end of the chunked response.
+        big = hashlib.sha256(b"seed").digest() * ((20 << 20) // 32)
+        cloud_port = urlsplit(cloud).port
+        assert cloud_port is not None
+        answer = exchange(cloud_port, "POST", "/hello/big", big, {"TE": "trailers"}, timeout=120)
+        assert answer.status == 200 and answer.headers.get("via") == "1.1 edge-1", (answer.status, answer.headers)
+        assert len(answer.body) == len(big) and answer.body == big, f"{len(answer.body)} of {len(big)} bytes back"
+        assert answer.trailers == {"x-echoed-bytes": str(len(big))}, answer.trailers
         assert get(cloud, "/nothing/here")[0] == 404
         _routes_go_out_only_to_an_agent_whose_table_is_old(cluster)
 

@@ -663,11 +663,26 @@ def test_the_front_door_refuses_hostile_http_and_keeps_serving(
     assert _code(_exchange(address, b"GET /trap HTTP/1.1\r\nHost: x\r\n\r\n")) == 500
     counts["misbehaving guests"] += 3
 
+    # Through cloud-1, which hands each request over to edge-1 (once a heartbeat brought it the route table).
+    far = urlsplit(next(n.http_url for n in client.list_nodes() if n.name == "cloud-1"))
+    handing = (far.hostname or "127.0.0.1", far.port or 80)
+    assert_eventually(lambda: _code(_exchange(handing, ok)) == 200, timeout=30)
+    announced = b"POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + body
+    assert _code(_exchange(handing, announced)) == 413  # in the handover's first frame, refused where it runs
+    assert _code(_exchange(handing, chunked)) == 413  # streamed over, found too large as it came
+    counts["oversized bodies handed over"] += 2
+    for _ in range(3):  # gone mid-body while the body streams to edge-1: the call is cancelled, not taken as whole
+        with socket.create_connection(handing, timeout=10) as sock:
+            sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n" + b"d" * 100_000)
+        counts["disconnects mid-body handed over"] += 1
+    assert_eventually(lambda: _code(_exchange(handing, ok)) == 200, timeout=20)
+
     assert_eventually(lambda: _code(_exchange(address, ok)) == 200, timeout=20)  # still serving
-    agent = cluster.agents["edge-1"]
-    assert agent.alive(), agent.tail()
+    for name in ("edge-1", "cloud-1"):
+        agent = cluster.agents[name]
+        assert agent.alive(), agent.tail()
     fault_report.append(
         "hostile HTTP at the front door: "
         + ", ".join(f"{n} {what}" for what, n in sorted(counts.items()))
-        + "; each answered 400/408/413/431/500/503/504 or cut off, and the agent kept serving"
+        + "; each answered 400/408/413/431/500/503/504 or cut off, and the agents kept serving"
     )

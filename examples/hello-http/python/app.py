@@ -1,7 +1,8 @@
 """hello-http: a wasi:http/proxy component in Python (componentize-py).
 
 GET  /hello/NAME   -> "hello, NAME" with the path it was asked for
-POST /hello/...    -> echoes the request body back, with its length in x-body-length
+POST /hello/...    -> echoes the request body back, with its length in x-body-length (and, when the request
+                      says it takes trailers, `TE: trailers`, in a trailer x-echoed-bytes too)
 GET  /hello/fetch?url=URL -> fetches URL through wasi:http/outgoing-handler and returns its status and body
 """
 
@@ -40,7 +41,13 @@ def read_all(body: IncomingBody) -> bytes:
     return b"".join(chunks)
 
 
-def respond(out: ResponseOutparam, status: int, body: bytes, headers: list[tuple[str, bytes]]) -> None:
+def respond(
+    out: ResponseOutparam,
+    status: int,
+    body: bytes,
+    headers: list[tuple[str, bytes]],
+    trailers: list[tuple[str, bytes]] | None = None,
+) -> None:
     response = OutgoingResponse(Fields.from_list([("content-type", b"text/plain; charset=utf-8"), *headers]))
     response.set_status_code(status)
     outgoing = response.body()
@@ -49,7 +56,7 @@ def respond(out: ResponseOutparam, status: int, body: bytes, headers: list[tuple
     for i in range(0, len(body), 4096):  # blocking-write-and-flush takes at most 4096 bytes a call
         stream.blocking_write_and_flush(body[i : i + 4096])
     stream.__exit__(None, None, None)
-    OutgoingBody.finish(outgoing, None)
+    OutgoingBody.finish(outgoing, Fields.from_list(trailers) if trailers else None)
 
 
 def fetch(url: str) -> tuple[int, bytes]:
@@ -87,7 +94,12 @@ class IncomingHandler(exports.IncomingHandler):
                 return
             respond(response_out, 200, f"{status}\n".encode() + fetched, [])
         elif isinstance(method, Method_Post):
-            respond(response_out, 200, body, [("x-body-length", str(len(body)).encode())])
+            length = str(len(body)).encode()
+            fields = request.headers()  # a child of the request: dropped before it
+            wants_trailers = any(b"trailers" in value.lower() for value in fields.get("te"))
+            fields.__exit__(None, None, None)
+            trailers = [("x-echoed-bytes", length)] if wants_trailers else None
+            respond(response_out, 200, body, [("x-body-length", length)], trailers)
         else:
             name = parts.path.rsplit("/", 1)[-1] or "world"
             respond(response_out, 200, f"hello, {name} (you asked for {path})\n".encode(), [])

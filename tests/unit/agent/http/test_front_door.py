@@ -37,6 +37,7 @@ from neon.http_spec import HttpSpec
 from neon.observe.metrics import Registry
 from neon.outbound_hosts import parse_host_pattern
 from tests.support.helpers import GUESTS, LoopThread, assert_eventually
+from tests.support.raw_http import exchange
 
 
 @pytest.fixture(scope="module")
@@ -341,30 +342,35 @@ def test_handles_do_not_pile_up(runtime: Runtime, hello: Any, mode: str, request
 
 
 def test_routes_served_elsewhere_are_handed_over_or_refused_with_the_reason(door: Any, hello: Any) -> None:
-    from agent.http.handover import RouteTarget
+    from agent.http.handover import WHOLE, RouteTarget
+    from neon._proto import dataplane_pb2 as pb
 
     d = door(hello, HttpSpec(routes=("/hello/...",)))
     handover = d.door.handover
-    sent: list[tuple[str, Any]] = []
+    sent: list[tuple[str, list[Any]]] = []
 
-    def send(endpoint: str, message: Any, timeout: float) -> Any:
-        from neon._proto import dataplane_pb2
+    def open_call(endpoint: str, frames: Iterator[Any], timeout: float) -> Iterator[Any]:
+        taken = list(frames)  # the whole request, as the other node's reader would take it
+        sent.append((endpoint, taken))
+        body = b"".join(f.request.body if f.HasField("request") else f.data for f in taken if not f.HasField("end"))
+        yield pb.HttpFrame(response=pb.HttpResponse(status=201, body=b"from " + endpoint.encode(), served_by="far"))
+        yield pb.HttpFrame(data=b" got %d" % len(body))
+        yield pb.HttpFrame(end=pb.HttpEnd(trailers=[pb.HttpHeader(name="x-got", value=b"%d" % len(body))]))
 
-        sent.append((endpoint, message))
-        return dataplane_pb2.HttpResponse(status=201, body=b"from " + endpoint.encode(), served_by="far")
-
-    handover.send = send
+    handover.open = open_call
     handover.rtt = {"near": 0.001, "far": 0.050}.get
     handover.set_routes(
         [
-            RouteTarget("/shop/...", "shop", "web", ("far", "near", "node-1"), ("10.0.0.2:1", "10.0.0.3:1", "me:1")),
+            RouteTarget("/shop/...", "shop", "web", ("far", "near", "node-1"), ("10.0.0.3:1", "10.0.0.2:1", "me:1")),
             RouteTarget("/gone", "old", "web", (), ()),
         ],
     )
-    assert handover.order(handover.target("h", "/shop/x")) == [("near", "10.0.0.3:1"), ("far", "10.0.0.2:1")]
-    assert d.request("POST", "/shop/cart", b"items") == (201, b"from 10.0.0.3:1")  # the nearest first, not itself
-    endpoint, message = sent[0]
-    assert (message.app, message.component, message.method, message.path_with_query, message.body, message.via) == (
+    assert handover.order(handover.target("h", "/shop/x")) == [("near", "10.0.0.2:1"), ("far", "10.0.0.3:1")]
+    assert d.request("POST", "/shop/cart", b"items") == (201, b"from 10.0.0.2:1 got 5")  # the nearest, not itself
+    endpoint, frames = sent[0]
+    head = frames[0].request
+    assert len(frames) == 1 and head.whole and head.content_length == 5  # a short body travels in the head
+    assert (head.app, head.component, head.method, head.path_with_query, head.body, head.via) == (
         "shop",
         "web",
         "POST",
@@ -372,6 +378,18 @@ def test_routes_served_elsewhere_are_handed_over_or_refused_with_the_reason(door
         b"items",
         "node-1",
     )
+    # A long body streams after the head, and the trailers come back at the end of a chunked response.
+    big = bytes(range(256)) * (3 * WHOLE // 256)
+    answer = exchange(d.port, "POST", "/shop/big", big, {"TE": "trailers"})
+    assert (answer.status, answer.body) == (201, b"from 10.0.0.2:1 got %d" % len(big)), answer
+    assert answer.chunked and answer.trailers == {"x-got": str(len(big))}, answer
+    assert answer.headers["via"] == "1.1 far"
+    frames = sent[1][1]
+    assert not frames[0].request.whole and frames[-1].HasField("end") and len(frames) > 2, [
+        f.WhichOneof("frame") for f in frames
+    ]
+    assert frames[0].request.body + b"".join(f.data for f in frames[1:-1]) == big
+
     status, text = d.request("GET", "/gone")
     assert status == 503 and b"/gone is served by old/web, which runs on no node now" in text
     assert d.request("GET", "/hello/here")[0] == 200  # what runs here is served here
@@ -383,35 +401,94 @@ def test_routes_served_elsewhere_are_handed_over_or_refused_with_the_reason(door
         def details(self) -> str:
             return "connection refused"
 
-    def unreachable(endpoint: str, message: Any, timeout: float) -> Any:
+    def unreachable(endpoint: str, frames: Iterator[Any], timeout: float) -> Iterator[Any]:
         raise Down()
 
-    handover.send = unreachable  # every node running it fails: one answer says which and why
+    handover.open = unreachable  # every node running it fails: one answer says which and why
     status, text = d.request("GET", "/shop/x")
     assert status == 502 and b"no node serving shop/web answered: near: connection refused; far:" in text, text
+    status, text = d.request("POST", "/shop/x", big)  # a streamed body goes to the nearest only
+    assert status == 502 and b"near: connection refused" in text and b"far:" not in text, text
 
 
-def test_a_handed_over_request_is_served_whole(runtime: Runtime, hello: Any) -> None:
-    from agent.http.handover import serve_handed_over
-    from neon._proto import dataplane_pb2
+def _handed(head: Any, chunks: list[bytes] = [], end: bool = True) -> Iterator[Any]:  # noqa: B006 - read only
+    from neon._proto import dataplane_pb2 as pb
+
+    for chunk in chunks:
+        yield pb.HttpFrame(data=chunk)
+    if end:
+        yield pb.HttpFrame(end=pb.HttpEnd())
+
+
+def test_a_handed_over_request_is_served_with_both_bodies_streamed(runtime: Runtime, hello: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from agent.http.handed import serve_handed_over
+    from neon._proto import dataplane_pb2 as pb
     from neon.errors import NotRunning
 
     host = HttpHost(runtime.engine, hello, "app/web", Outbound((), lambda _m: None))
     template = ComponentTemplate(runtime, hello, "app/web", {}, host=host)
-    served = HttpComponent("app", "web", template, host, HttpSpec(routes=("/hello/...",), max_body_bytes=10), str)
+    spec = HttpSpec(routes=("/hello/...",), max_body_bytes=20 << 20)
+    served = HttpComponent("app", "web", template, host, spec, str)
     components = {("app", "web"): served}
-    ask = dataplane_pb2.HttpRequest(app="app", component="web", method="POST", path_with_query="/hello/x", body=b"hi")
-    answer = serve_handed_over("edge-9", components, ask)
-    assert (answer.status, answer.body, answer.served_by) == (200, b"hi", "edge-9")
-    too_big = dataplane_pb2.HttpRequest(app="app", component="web", method="POST", path_with_query="/", body=b"x" * 11)
-    assert serve_handed_over("edge-9", components, too_big).status == 413
-    slots = [served.admit() for _ in range(served.spec.max_concurrent)]
-    busy = serve_handed_over("edge-9", components, ask)
-    assert all(slots) and busy.status == 503 and b"app/web is serving 64 requests on edge-9; retry" in busy.body
-    for _ in slots:
-        served.release()
-    with pytest.raises(NotRunning, match="app/other serves no HTTP on node edge-9"):
-        serve_handed_over("edge-9", components, dataplane_pb2.HttpRequest(app="app", component="other"))
+    pool = ThreadPoolExecutor(4)
+
+    def serve(head: Any, chunks: list[bytes] = [], end: bool = True) -> tuple[Any, bytes, list[Any]]:  # noqa: B006
+        frames = list(serve_handed_over("edge-9", components, head, _handed(head, chunks, end), pool))
+        first = frames[0].response
+        body = first.body + b"".join(f.data for f in frames[1:] if f.HasField("data"))
+        assert frames[-1].HasField("end"), [f.WhichOneof("frame") for f in frames]
+        return first, body, list(frames[-1].end.trailers)
+
+    def ask(body: bytes, whole: bool = True, **more: Any) -> Any:
+        return pb.HttpRequest(
+            app="app", component="web", method="POST", path_with_query="/hello/x", body=body, whole=whole, **more
+        )
+
+    try:
+        head, body, _ = serve(ask(b"hi"))
+        assert (head.status, body, head.served_by) == (200, b"hi", "edge-9")
+        # More than the 16 MiB a handed-over request could carry whole before, in 1 MiB frames, with trailers.
+        big = [bytes([i]) * (1 << 20) for i in range(17)]
+        te = [pb.HttpHeader(name="te", value=b"trailers")]
+        head, body, trailers = serve(ask(b"", whole=False, headers=te), big)
+        assert head.status == 200 and body == b"".join(big), (head.status, len(body))
+        assert [(t.name, t.value) for t in trailers] == [("x-echoed-bytes", b"%d" % (17 << 20))]
+        # A body that breaks off (the other node went away) is not taken for a whole one.
+        head, body, _ = serve(ask(b"", whole=False), [b"part"], end=False)
+        assert head.status == 400 and b"broke off" in body, body
+        too_big = ask(b"", whole=False, content_length=(20 << 20) + 1)
+        assert serve(too_big)[0].status == 413
+        grown = serve(ask(b"", whole=False), [b"x" * (1 << 20)] * 21)  # unannounced, found too large as it came
+        assert grown[0].status == 413, grown[1]
+
+        def every_slot() -> list[bool]:  # once the guests answered early (413, 400) above have returned
+            slots = [served.admit() for _ in range(served.spec.max_concurrent)]
+            if not all(slots):
+                for _ in range(sum(slots)):
+                    served.release()
+                raise AssertionError(f"{slots.count(False)} requests still hold a slot")
+            return slots
+
+        slots = assert_eventually(every_slot, timeout=60)
+        busy, text, _ = serve(ask(b"hi"))
+        assert busy.status == 503 and b"app/web is serving 64 requests on edge-9; retry" in text
+        for _ in slots:
+            served.release()
+        with pytest.raises(NotRunning, match="app/other serves no HTTP on node edge-9"):
+            list(serve_handed_over("edge-9", components, pb.HttpRequest(app="app", component="other"), iter(()), pool))
+    finally:
+        pool.shutdown()
+
+
+def test_a_guests_trailers_end_its_chunked_response(door: Any, hello: Any) -> None:
+    d = door(hello, HttpSpec(routes=("/hello/...",)))
+    asked = exchange(d.port, "POST", "/hello/t", b"with trailers", {"TE": "trailers"})
+    assert (asked.status, asked.body, asked.chunked) == (200, b"with trailers", True), asked
+    assert asked.trailers == {"x-echoed-bytes": "13"} and asked.headers["x-body-length"] == "13", asked
+    plain = exchange(d.port, "POST", "/hello/t", b"no trailers")
+    assert (plain.status, plain.body, plain.trailers) == (200, b"no trailers", {}), plain  # chunked or not: in time
 
 
 def test_the_front_door_serves_https_with_a_given_certificate(runtime: Runtime, hello: Any, tmp_path: Path) -> None:
@@ -538,3 +615,18 @@ def test_linking_an_http_component_again_and_again_keeps_nothing_of_the_template
     finally:
         tracemalloc.stop()
     assert kept < 200_000, f"5 templates linked and dropped left {kept:,} bytes behind"
+
+
+def test_a_handover_that_does_not_start_with_its_head_is_refused_and_counted(door: Any, hello: Any) -> None:
+    from neon._proto import dataplane_pb2 as pb
+    from neon.errors import InvalidArgument
+
+    d = door(hello, HttpSpec(routes=("/hello/...",)))
+    for frames in ([pb.HttpFrame(data=b"no head")], [pb.HttpFrame(end=pb.HttpEnd())], []):
+        with pytest.raises(InvalidArgument, match="starts with its head"):
+            list(d.door.serve_handed_over(iter(frames)))
+    head = pb.HttpRequest(app="app", component="web", method="GET", path_with_query="/hello/h", whole=True, via="n2")
+    answered = list(d.door.serve_handed_over(iter([pb.HttpFrame(request=head)])))
+    assert answered[0].response.status == 200 and answered[-1].HasField("end")
+    counted = {labels: v for labels, v in d.door.requests.items() if labels[-1] == "200"}
+    assert counted == {("app", "web", "(handed over by n2)", "200"): 1.0}, counted
