@@ -74,7 +74,7 @@ class CodeCache:
         return self.directory / f"{artifact.replace(':', '-')}.cwasm"
 
     def _seal_path(self, artifact: str) -> Path:
-        return self.directory / f"{artifact.replace(':', '-')}.cwasm.seal"
+        return self.path(artifact).with_suffix(".cwasm.seal")
 
     def has(self, artifact: str) -> bool:
         return self.path(artifact).exists() and self._seal_path(artifact).exists()

@@ -24,7 +24,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from controlplane.reconcile.events import new_event
-from controlplane.state.blobs import BlobStore
+from controlplane.state.blobs import BlobStore, parse_digest
 from controlplane.state.store import Store
 from neon.errors import InvalidArgument
 from neon.native.engine_key import EngineKey, local_key
@@ -118,8 +118,10 @@ class CodeMaker:
 
     async def refused(self, node: str, artifact: str, engine: str, code: str, reason: str) -> None:
         """An agent refused the code it was given: forget it (the next ask makes it again) and say so."""
-        if not code.startswith("sha256:"):
-            raise InvalidArgument(f"refused_code must be a sha256 digest, got {code!r}", field="refused_code")
+        try:
+            parse_digest(code)
+        except InvalidArgument:
+            raise InvalidArgument(f"refused_code must be a sha256 digest, got {code!r}", field="refused_code") from None
         forgot = await self.store.artifacts.forget_code(artifact, engine, code)
         if forgot:
             self.blobs.remove(code)
