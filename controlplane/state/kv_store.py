@@ -5,6 +5,9 @@
 
 Every write is one transaction that also moves the bucket's size, guarded by the mod revisions it read, so the
 limits hold under concurrent writers and a component cannot fill etcd (a write over ``maxSize`` is refused). A
+write that leaves the size as it was (a value replaced by one as long, the common case of a count or a status)
+writes only its keys: half the key versions etcd keeps in its history, and no conflict with writers of other
+keys. A
 key's version (for compare-and-swap) is its etcd mod revision. An application's buckets go with it.
 """
 
@@ -80,7 +83,7 @@ class KvStore:
         size_key = etcd_key(KV_SIZE, app, spec.name)
         for _ in range(20):
             size = await self.client.get(size_key)
-            used = int(json.loads(size.value)["bytes"]) if size else 0
+            used = before = int(json.loads(size.value)["bytes"]) if size else 0
             compare = [tx.mod(size_key) == size.mod_revision] if size else [tx.version(size_key) == 0]
             ops = []
             versions: dict[str, int] = {}
@@ -101,7 +104,10 @@ class KvStore:
             if guard is not None and versions[guard[0]] != guard[1]:
                 return False
             _check_size(spec, used)
-            ops.append(tx.put(size_key, dump({"bytes": used})))
+            if used == before:  # values replaced by ones as long: the size stays, neither written nor guarded
+                del compare[0]
+            else:
+                ops.append(tx.put(size_key, dump({"bytes": used})))
             ok, _ = await self.client.transaction(compare=compare, success=ops, failure=[])
             if ok:
                 return True
