@@ -476,6 +476,19 @@ def test_a_handed_over_request_is_served_with_both_bodies_streamed(runtime: Runt
         assert busy.status == 503 and b"app/web is serving 64 requests on edge-9; retry" in text
         for _ in slots:
             served.release()
+        # A body that stops coming: the component's request timeout answers 408 (the frames' own wait has none).
+        stalled, release = threading.Event(), threading.Event()
+
+        def stalling(head: Any) -> Iterator[Any]:
+            yield pb.HttpFrame(data=b"first part")
+            stalled.set()
+            release.wait(30)
+
+        slow_spec = HttpSpec(routes=("/hello/...",), request_timeout=1.0)
+        slow = HttpComponent("app", "web", template, host, slow_spec, str)
+        frames = list(serve_handed_over("edge-9", {("app", "web"): slow}, ask(b"", whole=False), stalling(None), pool))
+        release.set()  # (had the wait not been cut, the frames would end here unfinished: 400, not 408)
+        assert stalled.is_set() and frames[0].response.status == 408, frames[0]
         with pytest.raises(NotRunning, match="app/other serves no HTTP on node edge-9"):
             list(serve_handed_over("edge-9", components, pb.HttpRequest(app="app", component="other"), iter(()), pool))
     finally:
