@@ -19,23 +19,23 @@ IN_FLIGHT = 4  # response chunks written by the guest and not yet taken by the c
 INLINE_LIMIT = 16 << 20  # bytes a guest running on the event loop's own thread may write (nothing drains it)
 
 
-class StreamedBody:
-    """A request body read from the connection on demand (a :class:`agent.http.streams.Source`)."""
+class PulledBody:
+    """A request body pulled chunk by chunk as the guest reads it (an :class:`agent.http.streams.Source`): what
+    came and was not read yet, and why it stopped early (``too_large``: 413; ``timed_out``: 408). A subclass says
+    how the next chunk comes (:meth:`_fetch`, feeding :meth:`_took`)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, content: Any, limit: int, deadline: float) -> None:
-        self.loop = loop
-        self.content = content  # aiohttp's StreamReader
+    def __init__(self, limit: int, deadline: float, first: bytes = b"") -> None:
         self.limit = limit
         self.deadline = deadline  # time.monotonic() by which the whole request must be in
-        self.pending = b""
+        self.pending = first
+        self.received = len(first)
         self.eof = False
-        self.received = 0
-        self.too_large = False
+        self.too_large = self.received > limit
         self.timed_out = False
 
     def read(self, n: int, wait: bool) -> bytes | None:
-        if not self.pending and not self.eof and wait:
-            self._fetch()
+        if not self.pending and not self.eof:
+            self._fetch(wait)
         if self.pending:
             chunk, self.pending = self.pending[:n], self.pending[n:]
             return chunk
@@ -45,10 +45,41 @@ class StreamedBody:
         return bool(self.pending) or self.eof
 
     def wait(self) -> None:
-        if not self.ready():
-            self._fetch()
+        if not self.pending and not self.eof:
+            self._fetch(True)
 
-    def _fetch(self) -> None:
+    def _fetch(self, wait: bool) -> None:
+        """Take the next chunk into :meth:`_took` (when ``wait``, until it comes or the deadline passes)."""
+        raise NotImplementedError
+
+    def _took(self, chunk: bytes) -> None:
+        if not chunk:
+            self.eof = True
+            return
+        self.received += len(chunk)
+        if self.received > self.limit:
+            self._stop("too_large")
+            return
+        self.pending += chunk
+
+    def _stop(self, why: str = "") -> None:
+        if why:
+            setattr(self, why, True)  # too_large or timed_out: the answer is 413 or 408
+        self.eof = True
+        self.pending = b""
+
+
+class StreamedBody(PulledBody):
+    """A request body read from the client's connection on demand."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, content: Any, limit: int, deadline: float) -> None:
+        super().__init__(limit, deadline)
+        self.loop = loop
+        self.content = content  # aiohttp's StreamReader
+
+    def _fetch(self, wait: bool) -> None:
+        if not wait:
+            return  # nothing can be read without waiting for the event loop
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             self._stop("timed_out")
@@ -72,20 +103,7 @@ class StreamedBody:
         except Exception:  # noqa: BLE001 - the client went away mid-body: the guest sees the body end
             self._stop()
             return
-        if not data:
-            self.eof = True
-            return
-        self.received += len(data)
-        if self.received > self.limit:
-            self._stop("too_large")
-            return
-        self.pending += data
-
-    def _stop(self, why: str = "") -> None:
-        if why:
-            setattr(self, why, True)  # too_large or timed_out: the front door answers 413 or 408
-        self.eof = True
-        self.pending = b""
+        self._took(data)
 
 
 class Responses:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from concurrent.futures import Executor
 from typing import Any
 
-from agent.http.bridge import CHUNK, IN_FLIGHT, Responses
+from agent.http.bridge import CHUNK, IN_FLIGHT, PulledBody, Responses
 from agent.http.component import HttpComponent, Outcome, status_for
 from agent.http.messages import IncomingRequest
 from agent.http.streams import Buffered
@@ -32,22 +32,16 @@ def headers_of(pairs: Any) -> list[pb.HttpHeader]:
     return [pb.HttpHeader(name=name, value=value) for name, value in pairs]
 
 
-class FrameSource:
-    """A request body arriving in the call's frames (an :class:`agent.http.streams.Source`). A thread of its own
-    takes the frames, at most :data:`IN_FLIGHT` chunks ahead of the guest, so that a guest's read can wait with
-    the request's deadline (a gRPC iterator's own wait has none)."""
+class FrameSource(PulledBody):
+    """A request body arriving in the call's frames. A thread of its own takes the frames, at most
+    :data:`IN_FLIGHT` chunks ahead of the guest, so that a guest's read can wait with the request's deadline (a
+    gRPC iterator's own wait has none)."""
 
     def __init__(self, first: bytes, frames: Iterator[Frame], limit: int, deadline: float) -> None:
-        self.pending = first
-        self.received = len(first)
-        self.limit = limit
-        self.deadline = deadline
-        self.eof = False
-        self.too_large = self.received > limit
-        self.timed_out = False
+        super().__init__(limit, deadline, first)
         self.broken = False  # the frames stopped without an end (the other node went away, or sent garbage)
         self.trailers: list[tuple[str, bytes]] = []
-        self._chunks: queue.Queue[bytes | None] = queue.Queue(IN_FLIGHT)
+        self._chunks: queue.Queue[bytes] = queue.Queue(IN_FLIGHT)
         self._stopped = threading.Event()
         self._reader = threading.Thread(target=self._take, args=(frames,), name="handover-body", daemon=True)
         self._reader.start()
@@ -58,7 +52,7 @@ class FrameSource:
             for frame in frames:
                 kind = frame.WhichOneof("frame")
                 if kind == "data":
-                    if not self._put(frame.data):
+                    if frame.data and not self._put(frame.data):
                         return
                 elif kind == "end":
                     self.trailers = [(h.name, h.value) for h in frame.end.trailers]
@@ -67,9 +61,9 @@ class FrameSource:
         except Exception:  # noqa: BLE001 - the call ended (the other side went away) or a frame was garbage
             pass
         self.broken = not ended  # a body cut off is not taken for a whole one: the answer is 400
-        self._put(None)
+        self._put(b"")  # the end
 
-    def _put(self, chunk: bytes | None) -> bool:
+    def _put(self, chunk: bytes) -> bool:
         while not self._stopped.is_set():
             try:
                 self._chunks.put(chunk, timeout=0.5)
@@ -78,20 +72,8 @@ class FrameSource:
                 continue  # the guest is slow to read: wait (the call's deadline ends the frames otherwise)
         return False
 
-    def read(self, n: int, wait: bool) -> bytes | None:
-        if not self.pending and not self.eof:
-            self._fetch(wait)
-        if self.pending:
-            chunk, self.pending = self.pending[:n], self.pending[n:]
-            return chunk
-        return None if self.eof else b""
-
     def ready(self) -> bool:
-        return bool(self.pending) or self.eof or not self._chunks.empty()
-
-    def wait(self) -> None:
-        if not self.pending and not self.eof:
-            self._fetch(True)
+        return super().ready() or not self._chunks.empty()
 
     def _fetch(self, wait: bool) -> None:
         try:
@@ -103,23 +85,15 @@ class FrameSource:
             if wait:
                 self._stop("timed_out")
             return
-        if chunk is None:
-            self.eof = True
-            return
-        self.received += len(chunk)
-        if self.received > self.limit:
-            self._stop("too_large")
-            return
-        self.pending += chunk
+        self._took(chunk)
 
-    def _stop(self, why: str) -> None:
-        setattr(self, why, True)  # too_large or timed_out: answered 413 or 408
-        self.close()
+    def _stop(self, why: str = "") -> None:
+        super()._stop(why)
+        self._stopped.set()  # the reader thread ends
 
     def close(self) -> None:
-        """Read no more (the guest is done, or the body broke a limit); the reader thread ends."""
-        self.eof, self.pending = True, b""
-        self._stopped.set()
+        """Read no more (the guest is done); the reader thread ends."""
+        self._stop()
 
 
 class FrameResponder(Responses):
