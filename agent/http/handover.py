@@ -110,8 +110,8 @@ class Handover:
 class RequestFrames:
     """A request's frames as gRPC's sending thread takes them: the head, then (unless the head holds the whole
     body) the body read from the client's connection on the front door's loop, chunk by chunk as the call takes
-    them, and an end. A client too slow for the deadline, or gone, fails the iteration: the call is cancelled,
-    so the other node never takes a cut body for a whole one."""
+    them, and an end. A client too slow for the deadline, or gone, or a handover over, ends the frames without
+    their end: the other node takes that for a body broken off (400), never for a whole one."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, head: pb.HttpRequest, content: Any, deadline: float) -> None:
         self.loop, self.head, self.content, self.deadline = loop, head, content, deadline
@@ -122,11 +122,12 @@ class RequestFrames:
         yield pb.HttpFrame(request=self.head)
         if self.head.whole:
             return
-        while True:
-            if self.closed:
-                raise ConnectionAbortedError("the handover ended")
-            self.reading = asyncio.run_coroutine_threadsafe(self.content.readany(), self.loop)
-            data = self.reading.result(max(0.0, self.deadline - time.monotonic()))
+        while not self.closed:
+            try:
+                self.reading = asyncio.run_coroutine_threadsafe(self.content.readany(), self.loop)
+                data = self.reading.result(max(0.0, self.deadline - time.monotonic()))
+            except Exception:  # noqa: BLE001 - gone, too slow, cancelled by close(): ends without the end frame
+                return
             if not data:
                 yield pb.HttpFrame(end=pb.HttpEnd())
                 return
