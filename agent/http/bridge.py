@@ -69,6 +69,24 @@ class PulledBody:
         self.pending = b""
 
 
+def body_cut(source: Any) -> tuple[int, str] | None:
+    """The answer owed instead of the guest's when the request body broke a limit (what the guest answered to a
+    partial body is not sent): 413 or 408; None when it broke none."""
+    if getattr(source, "too_large", False):
+        return 413, "the request body is larger than the component takes"
+    if getattr(source, "timed_out", False):
+        return 408, "the request body did not arrive in time"
+    return None
+
+
+def no_start(source: Any, label: str, first_byte: float) -> tuple[int, str]:
+    """The answer when the guest started no response in time: 408 when the client is slow (its body still
+    coming), else 504."""
+    if getattr(source, "timed_out", False) or not getattr(source, "eof", True):
+        return 408, "the request body did not arrive in time"
+    return 504, f"{label} did not start its response within {first_byte:g}s"
+
+
 class StreamedBody(PulledBody):
     """A request body read from the client's connection on demand."""
 

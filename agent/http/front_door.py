@@ -28,7 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from agent.http.answers import abort, copy_headers, end_body, text
-from agent.http.bridge import ResponseBridge, StreamedBody
+from agent.http.bridge import ResponseBridge, StreamedBody, body_cut, no_start
 from agent.http.component import HttpComponent, Outcome, status_for
 from agent.http.handed import serve_handed_over
 from agent.http.handover import Handover
@@ -251,9 +251,8 @@ async def _respond(
         event = bridge.ready() or await bridge.next(min(first_byte, deadline - time.monotonic()))
     except TimeoutError:
         bridge.close()
-        if getattr(source, "timed_out", False) or not getattr(source, "eof", True):
-            return text(408, "the request body did not arrive in time\n")  # the client is slow, not the guest
-        return text(504, f"{label} did not start its response within {first_byte:g}s\n")
+        code, reason = no_start(source, label, first_byte)
+        return text(code, f"{reason}\n")
     cut = _cut_short(source)  # the body broke a limit: what the guest answered to a partial body is not sent
     if event[0] != "start" or cut is not None:
         bridge.close()
@@ -338,8 +337,5 @@ def https_context(cert: Path, key: Path) -> ssl.SSLContext:
 
 
 def _cut_short(source: Any) -> web.Response | None:
-    if getattr(source, "too_large", False):
-        return text(413, "the request body is larger than the component takes\n")
-    if getattr(source, "timed_out", False):
-        return text(408, "the request body did not arrive in time\n")
-    return None
+    cut = body_cut(source)
+    return None if cut is None else text(cut[0], f"{cut[1]}\n")

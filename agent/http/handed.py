@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from concurrent.futures import Executor
 from typing import Any
 
-from agent.http.bridge import CHUNK, IN_FLIGHT, PulledBody, Responses
+from agent.http.bridge import CHUNK, IN_FLIGHT, PulledBody, Responses, body_cut, no_start
 from agent.http.component import HttpComponent, Outcome, status_for
 from agent.http.messages import IncomingRequest
 from agent.http.streams import Buffered
@@ -125,7 +125,7 @@ def answer(node: str, status: int, text: str) -> Iterator[Frame]:
     """The node's own short answer, in frames."""
     head = pb.HttpResponse(
         status=status,
-        headers=[pb.HttpHeader(name="content-type", value=b"text/plain; charset=utf-8")],
+        headers=headers_of([("content-type", b"text/plain; charset=utf-8")]),
         body=(text + "\n").encode(),
         served_by=node,
     )
@@ -182,8 +182,6 @@ def serve_handed_over(
             outcome = Outcome(answered=False, error=ComponentError(str(err), component=comp.label))
         finally:
             comp.release()
-            if isinstance(source, FrameSource):
-                source.close()
         responder.done(outcome)
 
     try:
@@ -204,16 +202,10 @@ def _frames(node: str, comp: HttpComponent, responder: FrameResponder, source: A
     spec = comp.spec
     event = responder.next(min(spec.first_byte_timeout, responder.deadline - time.monotonic()))
     if event is None:
-        if getattr(source, "timed_out", False) or not getattr(source, "eof", True):
-            yield from answer(node, 408, "the request body did not arrive in time")
-        else:
-            yield from answer(node, 504, f"{comp.label} did not start its response within {spec.first_byte_timeout:g}s")
+        yield from answer(node, *no_start(source, comp.label, spec.first_byte_timeout))
         return
-    if getattr(source, "too_large", False):  # what the guest answered to a partial body is not sent
-        yield from answer(node, 413, "the request body is larger than the component takes")
-        return
-    if getattr(source, "timed_out", False):
-        yield from answer(node, 408, "the request body did not arrive in time")
+    if (cut := body_cut(source)) is not None:
+        yield from answer(node, *cut)
         return
     if getattr(source, "broken", False):
         yield from answer(node, 400, f"the request body handed over to {node} broke off")
