@@ -13,7 +13,6 @@ touches nothing). Target: each read's p50 within 2 ms.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -28,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _results import save  # noqa: E402
-from _simulated_agents import spawn as simulated_agents  # noqa: E402
+from _simulated_agents import Fleet  # noqa: E402
 
 from cli.client import ControlClient  # noqa: E402
 from cli.devcluster.etcd_launcher import EtcdServer  # noqa: E402
@@ -90,9 +89,8 @@ def main() -> int:
         sim = None
         try:
             control = cp.wait_ready()
-            sim = simulated_agents(control, args.agents, 3600)
-            assert sim.stdout is not None
-            json.loads(sim.stdout.readline())  # all registered
+            sim = Fleet(control, args.agents, 3600)
+            sim.registered()
             with ControlClient(control, Credentials.insecure()) as client:
                 digest = client.upload(parser_wasm).digest
                 names = [f"app-{i:02d}" for i in range(args.apps)]

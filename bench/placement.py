@@ -140,10 +140,14 @@ def run_scalar(apps: list[manifest.AppSpec], nodes: list[NodeView]) -> tuple[flo
     return time.perf_counter() - start, placed
 
 
+KUBE_SCHEDULER_PODS_PER_SECOND = 810.0  # its published throughput on 5,000 nodes (scheduling-framework KEP)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--components", type=int, default=1000)
     parser.add_argument("--nodes", type=int, default=10000)
+    parser.add_argument("--scale", type=int, default=10000, help="then this many components on as many nodes")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "placement.json")
     args = parser.parse_args()
     results: dict[str, Any] = {"growth": []}
@@ -181,11 +185,37 @@ def main() -> int:
         f"vectorized {vector_s:.3f}s = {scalar_s / vector_s:.0f}x faster"
     )
     full = next((g for g in results["growth"] if g["nodes"] == args.nodes), None)
+    missed = []
     if full:
         verdict = "meets" if full["seconds"] < 1.0 else "MISSES"
         print(f"{args.components} components on {args.nodes} nodes: {full['seconds']:.3f}s ({verdict} the 1 s target)")
+        if full["seconds"] >= 1.0:
+            missed.append("1,000 components in 1 s")
+    if args.scale:
+        nodes, apps = fleet(args.scale), workload(args.scale)
+        runs = [run_vectorized(apps, nodes) for _ in range(2)]
+        seconds, placed = statistics.median(t for t, _ in runs), runs[0][1]
+        per_second = placed / seconds
+        results["scale"] = {
+            "components": args.scale,
+            "nodes": args.scale,
+            "seconds": seconds,
+            "replicas_placed": placed,
+            "replicas_per_second": per_second,
+            "vs_kube_scheduler_810_per_second": per_second / KUBE_SCHEDULER_PODS_PER_SECOND,
+        }
+        verdict = "meets" if seconds < 3.0 else "MISSES"
+        print(
+            f"{args.scale} components ({placed} replicas) on {args.scale} nodes: {seconds:.3f}s ({verdict} the 3 s "
+            f"target), {per_second:,.0f} replicas/s = {per_second / KUBE_SCHEDULER_PODS_PER_SECOND:.1f}x "
+            "kube-scheduler's published 810 pods/s on 5,000 nodes"
+        )
+        if seconds >= 3.0:
+            missed.append(f"{args.scale} components in 3 s")
     save(args.json, results)
-    return 0
+    for what in missed:
+        print(f"FAILED: placement of {what}", file=sys.stderr)
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":

@@ -26,6 +26,12 @@ _log = log.get("neon.controlplane.agents")
 
 
 MAX_SERIES = 10_000
+# Registrations served at once by one replica; more wait their turn (cheaply, as coroutines). A registration
+# is a dozen etcd requests, a heartbeat one keep-alive: ten thousand agents registering at once (a fleet's
+# first start, or all of a restarted replica's agents coming back) otherwise fill the event loop and starve
+# the heartbeats of the agents already registered, whose leases then expire (as Kubernetes' API priority and
+# fairness keeps node leases from waiting behind other requests).
+JOINING_AT_ONCE = 16
 
 
 class AgentServicer(control_pb2_grpc.AgentControlServicer):
@@ -37,9 +43,16 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
         self._grants = Grants()  # the components' bucket grants, read at most once a second
         # node -> what it last said of its prefetch lists (written to etcd only when that changes)
         self._prefetch: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...]]] = {}
+        self._joining: asyncio.Semaphore | None = None  # made in the serving loop
 
     @edge
     async def Register(self, request: control_pb2.RegisterRequest, context: Context) -> control_pb2.RegisterResponse:
+        if self._joining is None:
+            self._joining = asyncio.Semaphore(JOINING_AT_ONCE)
+        async with self._joining:
+            return await self._register(request, context)
+
+    async def _register(self, request: control_pb2.RegisterRequest, context: Context) -> control_pb2.RegisterResponse:
         if not NAME_PATTERN.match(request.name):
             raise InvalidArgument(f"node name must be a lowercase DNS label, got {request.name!r}", field="name")
         if not request.dataplane_address:
@@ -86,7 +99,8 @@ class AgentServicer(control_pb2_grpc.AgentControlServicer):
         else:
             msg = f"node {info.name} joined ({labels or 'no labels'})"
             await self.cp.store.events.record(new_event("NodeJoined", msg, node=info.name))
-        _log.info("node registered", node=info.name, labels=info.labels, dataplane=info.dataplane_address)
+        # The event above is logged already (at info); this adds only the addresses, for whoever debugs.
+        _log.debug("node registered", node=info.name, labels=info.labels, dataplane=info.dataplane_address)
         return control_pb2.RegisterResponse(lease_id=lease_id, lease_ttl_seconds=ttl)
 
     @edge

@@ -9,9 +9,9 @@ broadcast, which is what makes 10,000 nodes cheap.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -84,10 +84,22 @@ class NodeTable:
             for peer, ms in node.rtt_ms.items():
                 self._measured_by.setdefault(peer, []).append((j, ms))
         self._domains: dict[str, tuple[npt.NDArray[np.int64], list[str]]] = {}
+        self._per_class: dict[Hashable, npt.NDArray[Any]] = {}
 
     def by_class(self, values: Sequence[bool] | Sequence[float]) -> npt.NDArray[np.generic]:
         """Broadcast one value per node class to every node."""
         return np.asarray(values)[self.class_of]
+
+    def per_class(self, key: Hashable, value: Callable[[NodeClass], bool | float], dtype: type) -> npt.NDArray[Any]:
+        """``value`` of each node class broadcast to every node, made once per ``key`` for this table (what
+        a class-based plugin answers depends only on the classes and on the part of the component named by
+        ``key``; 10,000 components of a few hundred kinds ask the same few hundred questions). Read-only."""
+        made = self._per_class.get(key)
+        if made is None:
+            made = self.by_class([value(c) for c in self.classes]).astype(dtype)
+            made.flags.writeable = False
+            self._per_class[key] = made
+        return made
 
     def rtt_from(self, i: int) -> Vector:
         """Round-trip times in ms from node ``i`` to every node (0 to itself)."""

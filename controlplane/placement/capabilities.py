@@ -23,8 +23,7 @@ class CapabilityFilter:
 
     def mask(self, comp: ComponentSpec, ctx: PlacementContext) -> Mask:
         want = needed(comp)
-        ok = [want <= c.capabilities for c in ctx.table.classes]
-        return ctx.table.by_class(ok).astype(bool)
+        return ctx.table.per_class((self.name, want), lambda c: want <= c.capabilities, bool)
 
     def why(self, comp: ComponentSpec, ctx: PlacementContext, i: int) -> str | None:
         missing = sorted(needed(comp) - ctx.table.classes[int(ctx.table.class_of[i])].capabilities)

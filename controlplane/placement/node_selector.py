@@ -12,10 +12,7 @@ class NodeSelectorFilter:
 
     def mask(self, comp: ComponentSpec, ctx: PlacementContext) -> Mask:
         exprs = comp.placement.expressions()
-        if not exprs:
-            return ctx.table.by_class([True] * len(ctx.table.classes)).astype(bool)
-        ok = [all(e.why_not(c.labels) is None for e in exprs) for c in ctx.table.classes]
-        return ctx.table.by_class(ok).astype(bool)
+        return ctx.table.per_class((self.name, exprs), lambda c: all(e.why_not(c.labels) is None for e in exprs), bool)
 
     def why(self, comp: ComponentSpec, ctx: PlacementContext, i: int) -> str | None:
         labels = ctx.table.classes[int(ctx.table.class_of[i])].labels

@@ -19,7 +19,8 @@ class PreferredLabelsScorer:
         if not terms:
             return np.zeros(ctx.table.size)
         total = sum(t.weight for t in terms)
-        per_class = [
-            sum(t.weight for t in terms if t.expr.why_not(c.labels) is None) / total for c in ctx.table.classes
-        ]
-        return ctx.table.by_class(per_class).astype(np.float64)
+        return ctx.table.per_class(
+            (self.name, terms),
+            lambda c: sum(t.weight for t in terms if t.expr.why_not(c.labels) is None) / total,
+            np.float64,
+        )

@@ -16,5 +16,7 @@ class TaintPreferenceScorer:
         self.weight = weight
 
     def scores(self, comp: ComponentSpec, ctx: PlacementContext) -> Vector:
-        per_class = [0.0 if untolerated(comp, c.taints, "PreferNoSchedule") else 1.0 for c in ctx.table.classes]
-        return ctx.table.by_class(per_class).astype(np.float64)
+        key = (self.name, comp.placement.tolerations)
+        return ctx.table.per_class(
+            key, lambda c: 0.0 if untolerated(comp, c.taints, "PreferNoSchedule") else 1.0, np.float64
+        )

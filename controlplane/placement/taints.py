@@ -16,8 +16,8 @@ class TaintFilter:
     class_based = True
 
     def mask(self, comp: ComponentSpec, ctx: PlacementContext) -> Mask:
-        ok = [not untolerated(comp, c.taints, "NoSchedule") for c in ctx.table.classes]
-        return ctx.table.by_class(ok).astype(bool)
+        key = (self.name, comp.placement.tolerations)
+        return ctx.table.per_class(key, lambda c: not untolerated(comp, c.taints, "NoSchedule"), bool)
 
     def why(self, comp: ComponentSpec, ctx: PlacementContext, i: int) -> str | None:
         bad = untolerated(comp, ctx.table.classes[int(ctx.table.class_of[i])].taints, "NoSchedule")

@@ -42,6 +42,8 @@ class ReconcileLoop:
         self.resync_interval = resync_interval
         self.on_pass = on_pass
         self._dirty = asyncio.Event()
+        self.last_pass = 0.0  # seconds the last pass took
+        self.last_pass_cpu = 0.0  # of which the event loop's thread was busy (its own work and others' between)
         self._grace_timer: asyncio.TimerHandle | None = None
         self._nodes: dict[str, NodeInfo] = {}
         self._sorted_nodes: list[NodeInfo] = []
@@ -74,11 +76,18 @@ class ReconcileLoop:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._dirty.wait(), timeout=self.resync_interval)
             self._dirty.clear()
-            await asyncio.sleep(0.02)  # coalesce bursts of changes
-            started = time.perf_counter()
+            # Coalesce bursts of changes, and wait twice the event loop's time the last pass took: while
+            # thousands of agents register, each pass reads and plans every node, and back-to-back passes
+            # would leave the loop no time for their heartbeats (passes take at most about a third of it; two
+            # seconds at most, so that a change is still acted on soon). The loop's time, not the wall clock's:
+            # a pass that waited on etcd or on a composition left the loop to others meanwhile.
+            await asyncio.sleep(min(max(0.02, 2 * self.last_pass_cpu), 2.0))
+            started, started_cpu = time.perf_counter(), time.thread_time()
             try:
                 await self.reconcile_once()
-                self.on_pass(time.perf_counter() - started)
+                self.last_pass = time.perf_counter() - started
+                self.last_pass_cpu = time.thread_time() - started_cpu
+                self.on_pass(self.last_pass)
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # noqa: BLE001 - keep reconciling; the next pass retries

@@ -31,6 +31,7 @@ from controlplane.state.keys import (
     etcd_key,
 )
 from controlplane.state.kv_store import KvStore
+from controlplane.state.lease_keeper import LeaseKeeper
 from controlplane.state.replicas import Replicas
 from controlplane.state.reports import Reports
 from controlplane.state.secret_store import SecretStore
@@ -58,7 +59,9 @@ class Store:
     ) -> None:
         self.url = url
         self.tls = tls  # kept for clients of one member each (controlplane.state.compaction's defragmentation)
-        self.client = EtcdCalls(etcd_client(url, timeout, tls), url)
+        raw = etcd_client(url, timeout, tls)
+        self.client = EtcdCalls(raw, url)
+        self.leases = LeaseKeeper(raw, url, timeout)  # the nodes' and the replicas' leases, on one stream
         self.events = EventLog(self.client)
         self.reports = Reports(self.client)
         self.artifacts = ArtifactRecords(self.client)
@@ -79,6 +82,7 @@ class Store:
                 await asyncio.sleep(0.1)
 
     async def close(self) -> None:
+        await self.leases.close()
         await self.client.close()
 
     # -------------------------------------------------------------- apps --
@@ -218,10 +222,10 @@ class Store:
 
     async def refresh_lease(self, lease_id: int) -> int:
         """Keep a node's lease alive; returns the TTL left, or raises NotFound if it expired."""
-        reply = await self.client.refresh_lease(lease_id)
-        if reply is None or reply.TTL <= 0:
+        ttl = await self.leases.refresh(lease_id)
+        if ttl <= 0:
             raise NotFound(f"lease {lease_id:x} has expired; register again", kind="lease", name=str(lease_id))
-        return int(reply.TTL)
+        return ttl
 
     async def revoke_lease(self, lease_id: int) -> None:
         """Revoke a lease, deleting what is still attached to it; an expired lease is fine."""

@@ -29,6 +29,12 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_timeout_ms", 10_000),
 ]
 
+# gRPC's core holds calls the asyncio server has not yet taken up to 1,000 of them, and past that cancels the
+# new ones (the client sees CANCELLED, with no reason): thousands of agents heartbeating into a control plane
+# whose event loop is busy for a moment (a reconcile pass over every node) lost hundreds of heartbeats so.
+# A call waits instead, within its own deadline, which the caller chose.
+_PENDING = [("grpc.server.max_pending_requests", 100_000), ("grpc.server.max_pending_requests_hard_limit", 100_000)]
+
 _IPV4_PORT = re.compile(r"^\d{1,3}(\.\d{1,3}){3}:\d{1,5}$")
 
 
@@ -387,7 +393,7 @@ def create_server(
     Returns:
         ``(server, bound_port)``; call ``await server.start()``.
     """
-    server = grpc.aio.server(options=CHANNEL_OPTIONS, interceptors=[_Guard()])
+    server = grpc.aio.server(options=CHANNEL_OPTIONS + _PENDING, interceptors=[_Guard()])
     register(server)
     checker = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
     return server, _finish(server, checker, address, service_names, creds, identity)

@@ -16,7 +16,7 @@ P = "sha256:" + "33" * 32
 
 
 class _Mirror:
-    """The mirror's surface Beats reads: open, changes, view()."""
+    """The mirror's surface Beats reads: open, changes, now() (the copy itself, read without awaiting)."""
 
     def __init__(self, view: View) -> None:
         self.open = True
@@ -24,7 +24,7 @@ class _Mirror:
         self.current = view
         self.views = 0
 
-    async def view(self, fresh: bool = True) -> View:
+    def now(self) -> View:
         self.views += 1
         return self.current
 
@@ -93,6 +93,27 @@ def test_a_large_cluster_measures_only_where_its_links_go() -> None:
     beats = Beats(_Mirror(_view(PEERS_LIMIT + 10)), _Loop())  # type: ignore[arg-type]
     assert [p.name for p in _answers(beats, "n000")[0]] == ["n002"], "front on n000 forwards to back on n002"
     assert _answers(beats, "n050")[0] == [], "a node running nothing linked measures no one"
+
+
+def test_a_change_in_a_large_cluster_is_answered_without_walking_its_nodes() -> None:
+    """Each registration changes the copy; with thousands of nodes, a walk of them per change was the control
+    plane's largest cost under many agents. The nodes table handed over is never iterated."""
+
+    class _Unwalkable(dict[str, NodeInfo]):
+        def __iter__(self) -> Any:
+            raise AssertionError("the nodes were walked")
+
+        def items(self) -> Any:
+            raise AssertionError("the nodes were walked")
+
+        def values(self) -> Any:
+            raise AssertionError("the nodes were walked")
+
+    view = _view(PEERS_LIMIT + 10)
+    mirror = _Mirror(View(**{**view.__dict__, "nodes": _Unwalkable(view.nodes)}))
+    beats = Beats(mirror, _Loop())  # type: ignore[arg-type]
+    peers, _, routes = _answers(beats, "n000")
+    assert [p.name for p in peers] == ["n002"] and routes[0].nodes == ("n000", "n001")
 
 
 def test_the_leaders_pass_answers_while_the_mirror_is_not_open() -> None:

@@ -61,3 +61,27 @@ def test_deterministic_and_inputs_untouched() -> None:
     assert first == place(app, nodes)
     assert all(n.instances == 0 for n in nodes)
     assert sorted(first.nodes_of(f"c{i}")[0] for i in range(5)) == [f"n{i}" for i in range(5)]
+
+
+def test_a_class_based_answer_is_made_once_per_table_and_kept_read_only() -> None:
+    """10,000 components of a few hundred kinds ask the same class-based questions: each is answered once
+    per placement run, and no plugin can change an answer another reads."""
+    import numpy as np
+    import pytest
+
+    from controlplane.placement._types import NodeTable, PlacementContext
+    from controlplane.placement.node_selector import NodeSelectorFilter
+
+    table = NodeTable(NODES)
+    asked: list[str] = []
+    first = table.per_class("k", lambda c: asked.append(c.labels.get("tier", "")) or True, bool)
+    again = table.per_class("k", lambda c: asked.append("again") or True, bool)
+    assert again is first and "again" not in asked and len(asked) == len(table.classes)
+    with pytest.raises(ValueError):
+        first[0] = False
+    app = _app(_comp("a", tier="edge"), _comp("b", tier="edge"), _comp("c", tier="cloud"))
+    ctx = PlacementContext(app=app, table=table, current={}, call_rates={})
+    masks = [NodeSelectorFilter().mask(comp, ctx) for comp in app.components]
+    assert masks[0] is masks[1] and masks[0] is not masks[2]
+    assert [table.names[i] for i in np.flatnonzero(masks[0])] == ["edge-1", "edge-2"]
+    assert [table.names[i] for i in np.flatnonzero(masks[2])] == ["cloud-1"]

@@ -169,8 +169,9 @@ def test_store_survives_the_loss_of_the_member_it_talks_to(tmp_path: Path) -> No
                 lease = await store.register_node(
                     NodeInfo(name="edge-1", labels={}, dataplane_address="127.0.0.1:1"), ttl=30
                 )
+                assert await store.refresh_lease(lease) > 0  # its keep-alive stream is open, to the first member
                 cluster.members[0].kill()  # pick_first talks to the first member
-                # Reads and keep-alives ride out the new etcd election; the data is all there.
+                # Reads and keep-alives (on a new stream) ride out the new etcd election; the data is all there.
                 assert (await store.get_app("demo")).generation == 1  # type: ignore[union-attr]
                 assert await store.refresh_lease(lease) > 0
                 assert [n.name for n in await store.list_nodes()] == ["edge-1"]

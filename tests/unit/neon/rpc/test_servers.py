@@ -116,3 +116,83 @@ def test_a_sync_handlers_error_becomes_its_status_with_details() -> None:
     with pytest.raises(_Aborted):
         next(stream)
     assert context.status == (grpc.StatusCode.NOT_FOUND, "gone mid-stream")
+
+
+_BURST_CLIENT = """
+import json, sys
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+with grpc.insecure_channel(sys.argv[1]) as channel:
+    grpc.channel_ready_future(channel).result(timeout=30)
+    block = channel.unary_unary("/test.Blocker/Block")(b"", timeout=60)  # holds the server's event loop
+    stub = health_pb2_grpc.HealthStub(channel)
+    calls = [stub.Check.future(health_pb2.HealthCheckRequest(), timeout=120) for _ in range(int(sys.argv[2]))]
+    codes = {}
+    for call in calls:
+        code = call.code().name
+        codes[code] = codes.get(code, 0) + 1
+print(json.dumps(codes))
+"""
+
+
+def test_calls_arriving_while_the_event_loop_is_busy_wait_instead_of_being_cancelled() -> None:
+    """gRPC's core cancels the calls an asyncio server has not taken up past 1,000 of them (the caller sees a
+    bare CANCELLED): thousands of agents heartbeating into a control plane whose loop was busy for a moment
+    lost hundreds of heartbeats so. The server raises that limit: the calls wait within their deadlines."""
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from neon.rpc.servers import create_server
+    from neon.security.tls import Credentials
+
+    burst = 2500
+    blocked = threading.Event()
+
+    def block(request: bytes, context: Any) -> bytes:
+        blocked.set()
+        time.sleep(2.0)  # holds the loop (a stand-in for a long synchronous reconcile step)
+        return b""
+
+    async def blocker(request: bytes, context: Any) -> bytes:
+        return block(request, context)
+
+    handler = grpc.method_handlers_generic_handler(
+        "test.Blocker", {"Block": grpc.unary_unary_rpc_method_handler(blocker)}
+    )
+    ready: dict[str, Any] = {}
+    stop = threading.Event()
+
+    def serve() -> None:
+        async def main() -> None:
+            server, port = create_server(
+                "127.0.0.1:0", lambda s: s.add_generic_rpc_handlers((handler,)), [], Credentials.insecure()
+            )
+            await server.start()
+            ready["port"] = port
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+            await server.stop(None)
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while "port" not in ready and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", _BURST_CLIENT, f"127.0.0.1:{ready['port']}", str(burst)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert out.returncode == 0, out.stderr
+        codes = json.loads(out.stdout)
+        assert blocked.is_set(), "the loop was never held"
+        assert codes == {"OK": burst}, f"calls that arrived while the loop was held: {codes}"
+    finally:
+        stop.set()
+        thread.join(30)
