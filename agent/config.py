@@ -49,7 +49,9 @@ class AgentConfig:
         http_key: The private key (PEM) of ``http_cert``.
         max_instances: Component instances this node may hold at once: the size of wasmtime's pooling
             allocator, reserved when the agent starts (0: allocate on demand, without a pool).
-        compiler: What makes native code from artifacts: ``cranelift`` (optimizing, the default),
+        compiler: What makes native code from artifacts: ``tiered`` (the default: a component starts on
+            Winch's code and moves to Cranelift's when that is made in the background; a first start of the
+            log analyzer 2.2 times sooner, bench/apply_to_invoke.py), ``cranelift`` (optimizing),
             ``cranelift-O0`` or ``winch`` (wasmtime's baseline compiler: 3 to 5 times faster to compile,
             CPU-bound guest code about 1.45 times slower; bench/compile_tiers.py).
         join_token: A one-time token (``neon token create``) to join with when the agent holds
@@ -100,7 +102,7 @@ class AgentConfig:
     http_cert: Path | None = None
     http_key: Path | None = None
     max_instances: int = 1000
-    compiler: str = "cranelift"
+    compiler: str = "tiered"
     join_token: str = ""
     ca_file: Path | None = None
     join: str = ""

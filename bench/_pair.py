@@ -49,6 +49,7 @@ def edge_and_cloud(
     built: dict[str, Path],
     apps: Callable[[dict[str, str]], list[manifest.AppSpec]],
     pids: dict[str, int] | None = None,
+    compiler: str | None = "cranelift",
 ) -> Iterator[tuple[dict[str, str], str]]:
     """etcd, a control plane, an edge and a cloud agent (processes), running ``apps(digests)``.
 
@@ -57,7 +58,8 @@ def edge_and_cloud(
     applies the applications, waits until they run and yields each agent's
     data-plane address by node name, and the control plane's address; open
     channels to the agents with :func:`agent_channel`. ``pids``, when given, is filled
-    with each agent's process id by node name.
+    with each agent's process id by node name; ``compiler``: the agents' (None: their
+    default).
     """
     pki_dir = work / "pki"
     pki.init(pki_dir)
@@ -69,7 +71,16 @@ def edge_and_cloud(
             tokens = join_tokens(control, pki_dir, ["edge-1", "cloud-1"])
             ca = pki_dir / "ca.pem"
             agents = [
-                spawn_agent(control, name, {"tier": tier}, work, ca=ca, join_token=tokens[name], join=cp.join_address)
+                spawn_agent(
+                    control,
+                    name,
+                    {"tier": tier},
+                    work,
+                    ca=ca,
+                    join_token=tokens[name],
+                    join=cp.join_address,
+                    compiler=compiler,
+                )
                 for name, tier in (("edge-1", "edge"), ("cloud-1", "cloud"))
             ]
             address = {a.name: a.wait_ready() for a in agents}

@@ -81,10 +81,14 @@ def raw_work(built: dict[str, Path]) -> tuple[float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--compiler", default="", help="the agents' --compiler (default: theirs, tiered)")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "apply_to_invoke.json")
     args = parser.parse_args()
     built = build_log_analyzer()
-    with tempfile.TemporaryDirectory() as tmp, edge_and_cloud(Path(tmp), built, lambda _: []) as (_, control):
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        edge_and_cloud(Path(tmp), built, lambda _: [], compiler=args.compiler or None) as (_, control),
+    ):
         with ControlClient(control, Credentials.from_dir(Path(tmp) / "pki", "admin")) as client:
             cold = apply_until_served(client)
             deleted(client)
@@ -95,6 +99,7 @@ def main() -> int:
     names = ["ingestor", "processor", "parser", "archiver"]
     compile_s, load_s = raw_work({n: built[n] for n in names})
     result = {
+        "compiler": args.compiler or "the agents' default",
         "cold_apply_to_invoke_s": cold,
         "warm_apply_to_invoke_s": warm,
         "steady_invoke_ms": steady * 1e3,

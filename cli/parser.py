@@ -159,10 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--compiler",
         choices=("cranelift", "cranelift-O0", "winch", "tiered"),
-        default=os.environ.get("NEON_COMPILER", "cranelift"),
-        help="what compiles artifacts to native code: cranelift (optimizing, default), winch (3-5x faster to "
-        "compile, CPU-bound guest code about 1.45x slower), or tiered (start on winch's code, move to "
-        "cranelift's when it is made in the background); env NEON_COMPILER",
+        default=os.environ.get("NEON_COMPILER", "tiered"),
+        help="what compiles artifacts to native code: tiered (default: start on winch's code, move to "
+        "cranelift's when it is made in the background), cranelift (optimizing), winch (3-5x faster to "
+        "compile, CPU-bound guest code about 1.45x slower); env NEON_COMPILER",
     )
     p.add_argument("--data-dir", default="", help="artifacts and compiled cache (default .neon/agent-NAME)")
     p.add_argument(

@@ -155,9 +155,13 @@ def spawn_agent(
     join_token: str = "",
     ca: Path | None = None,
     join: str = "",
+    compiler: str | None = "cranelift",
 ) -> Child:
     """With ``ca`` the agent runs over mutual TLS (joining with ``join_token`` at ``join`` unless
-    its data directory already holds a certificate); without, plaintext."""
+    its data directory already holds a certificate); without, plaintext. ``compiler``: the agents the tests
+    and benchmarks start run Cranelift's code from the start (their figures are of optimized code, and no
+    background compile shares the cores), unless told otherwise (``extra`` may say ``--compiler`` again;
+    None: the agent's own default, ``tiered``)."""
     security = ["--insecure"] if ca is None else []
     argv = [*security, "--control", control, "agent", "--name", name, "--data-dir", str(workdir / name)]
     if ca is not None:
@@ -168,6 +172,8 @@ def spawn_agent(
         argv += ["--cache-dir", str(cache_dir)]
     for key, value in sorted(labels.items()):
         argv += ["--label", f"{key}={value}"]
+    if compiler is not None:
+        argv += ["--compiler", compiler]
     argv += list(extra)
     # The token goes in the environment, not argv, where ps would show it.
     env = {"NEON_JOIN_TOKEN": join_token} if join_token else None
