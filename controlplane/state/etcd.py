@@ -120,16 +120,15 @@ class EtcdCalls:
     While an etcd member is lost or a new etcd leader is elected, requests fail
     with UNAVAILABLE for a second or two, and one caught in the old leader's
     death hangs until etcd's own request timeout (7 s) unless the client's
-    shorter deadline cuts it. Calls that are safe to repeat (reads, lease
-    keep-alives, plain puts and deletes: the same write twice is the same write)
+    shorter deadline cuts it. Calls that are safe to repeat (reads, plain puts
+    and deletes: the same write twice is the same write; lease keep-alives go
+    through :mod:`controlplane.state.lease_keeper`, which resends them itself)
     are retried for up to ``retry_for`` seconds; transactions and new leases are
     not, since a lost reply may hide an applied one (a campaign that won): they
     raise at once, and their callers retry with fresh reads.
     """
 
-    SAFE = frozenset(
-        {"get", "get_prefix", "get_range", "status", "refresh_lease", "put", "delete", "delete_prefix", "delete_range"}
-    )
+    SAFE = frozenset({"get", "get_prefix", "get_range", "status", "put", "delete", "delete_prefix", "delete_range"})
 
     def __init__(self, client: Any, url: str, retry_for: float = 8.0) -> None:
         self._client = client

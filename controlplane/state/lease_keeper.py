@@ -5,11 +5,10 @@ for each refresh and leaves it open for the garbage collector to cancel; with a 
 hundreds of such streams stood open on the control plane's one connection to etcd, refreshes waited seconds
 behind them and leases of live nodes expired. etcd's own Go client keeps one stream for all its leases; this
 keeps ``STREAMS`` and writes a lease's refreshes always on the same one (by a hash of its id: etcd's ids
-are not spread over their low bits), then waits for etcd's
-reply for that id (etcd answers a stream's requests in order, so a lease's replies come in the order its
-refreshes were sent). One stream is not enough for thousands of agents: etcd serves a stream's requests one
-at a time, each waiting for its applied index to catch up with what is committed, so under the writes of
-many registrations one stream renewed fewer leases a second than were due.
+are not spread over their low bits), then waits for etcd's reply for that id (etcd answers a stream's
+requests in order, so a lease's replies come in the order its refreshes were sent). Several streams because
+etcd serves each stream's requests one at a time: from one process, 8 streams renewed 12,200 leases a
+second against 7,700 on one (10,000 agents beating every 10 s need 1,000).
 
 A stream that breaks (etcd lost, a leader elected) fails the refreshes waiting on it with
 :class:`~neon.errors.Unavailable`; the next refresh opens a new one.
